@@ -1,0 +1,84 @@
+// lilith.json: what Cedar cannot hold. Shared by the pipeline (validates it,
+// puts it in the capsule) and the enforcer (classifiers, registrations, kernel).
+// The JSON Schema in capsule/lilith.schema.json is the authority; these types mirror it.
+
+/** A SPIRE-style selector: "unix:uid:1000", "unix:gid:100", "unix:user:alice",
+ * "unix:group:dev", "unix:path:/usr/bin/node", "unix:sha256:<hex>", "cgroup:/lilith/agents/x". */
+export type Selector = string;
+
+export type SeccompProfileName = 'strict' | 'standard' | 'jit';
+
+export interface FilesystemRules {
+  read_only?: string[];
+  read_write?: string[];
+}
+
+export interface Registration {
+  spiffe_id: string;
+  /** All selectors must match (AND). The most specific registration wins. */
+  selectors: Selector[];
+  /** AgentGroup entity ids the agent is a member of. */
+  groups?: string[];
+  profile?: SeccompProfileName;
+  /** Allows anonymous executable memory (JIT runtimes) past the W^X hooks. */
+  jit?: boolean;
+  filesystem?: FilesystemRules;
+}
+
+/** A classifier sets taint bits from what flowed into the session. Exactly one trigger in `when`. */
+export interface ClassifierRule {
+  id: string;
+  when: {
+    tool?: string;
+    /** With `tool`: a tool argument name and a glob (`*` any run, `?` one char) its value must match. */
+    argument?: string;
+    glob?: string;
+    /** Any destination not in this Zone (per entities.json) sets the bits. */
+    upstream_not_in_zone?: string;
+    /** A content detector run on responses: private_key, aws_access_key, card_number, email. */
+    response_detector?: 'private_key' | 'aws_access_key' | 'card_number' | 'email';
+  };
+  /** Taint label names (keys of taint_labels). */
+  set: string[];
+}
+
+export interface Upstream {
+  /** "host:port" or "[v6]:port": the original destination that names this upstream. */
+  address: string;
+  kind: 'mcp' | 'http' | 'tcp';
+}
+
+export interface ProxyConfig {
+  listen: string;
+  listen6?: string;
+  dns_listen: string;
+  admin_listen: string;
+  max_header_bytes: number;
+  max_body_bytes: number;
+  idle_timeout_ms: number;
+}
+
+export interface KernelConfig {
+  /** Agent cgroup subtree, relative to the cgroup2 mount. */
+  cgroup_root: string;
+  heartbeat_interval_ms: number;
+  heartbeat_ttl_ms: number;
+  deny_socket_families?: string[];
+  exec_allowlist?: string[];
+}
+
+export interface LilithConfig {
+  $schema?: string;
+  version: 1;
+  trust_domain: string;
+  /** Label name → bit number (0..63). */
+  taint_labels: Record<string, number>;
+  registrations: Registration[];
+  classifiers: ClassifierRule[];
+  /** Alias → address. An alias names the MCPServer entity for that destination. */
+  upstreams: Record<string, Upstream>;
+  proxy: ProxyConfig;
+  kernel: KernelConfig;
+  /** What the enforcer does when the active capsule expires. */
+  on_expiry: 'fail_closed' | 'keep';
+}
