@@ -1,0 +1,86 @@
+// Reads what /proc attests about a process: ids, executable and its hash,
+// cgroup. The kernel path (bpf) supplies uid/gid/cgroup at connect time; this
+// fills in the executable facts and names.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
+import type { ProcessFacts } from './selectors.js';
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function parseStatusIds(status: string, field: 'Uid' | 'Gid'): number | undefined {
+  const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function namesFromDb(file: string): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  try {
+    for (const line of (await readFile(file, 'utf8')).split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && id !== undefined && /^\d+$/.test(id)) out.set(Number(id), name);
+    }
+  } catch {
+    // No passwd/group database: names stay unknown and user/group selectors do not match.
+  }
+  return out;
+}
+
+// Cache executable hashes by (path, dev, ino, mtime): hashing node on every connection would dominate.
+const hashCache = new Map<string, string>();
+
+async function exeSha256(pid: number, exePath: string): Promise<string | undefined> {
+  try {
+    const { stat } = await import('node:fs/promises');
+    // /proc/<pid>/exe opens the very inode the process runs, even if the path was replaced.
+    const st = await stat(`/proc/${pid}/exe`);
+    const key = `${exePath}:${st.dev}:${st.ino}:${st.mtimeMs}`;
+    let digest = hashCache.get(key);
+    if (!digest) {
+      digest = await sha256File(`/proc/${pid}/exe`);
+      if (hashCache.size > 1024) hashCache.clear();
+      hashCache.set(key, digest);
+    }
+    return digest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Facts about `pid`; throws if the process does not exist. */
+export async function readProcessFacts(pid: number): Promise<ProcessFacts> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const uid = parseStatusIds(status, 'Uid');
+  const gid = parseStatusIds(status, 'Gid');
+  const groupsLine = /^Groups:\s*(.*)$/m.exec(status)?.[1] ?? '';
+  const gids = [...new Set([gid, ...groupsLine.split(/\s+/).filter(Boolean).map(Number)].filter((g): g is number => g !== undefined))];
+  let exePath: string | undefined;
+  try {
+    exePath = await readlink(`/proc/${pid}/exe`);
+  } catch {
+    exePath = undefined;
+  }
+  let cgroupPath: string | undefined;
+  try {
+    const cg = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    cgroupPath = /^0::(.*)$/m.exec(cg)?.[1]?.trim();
+  } catch {
+    cgroupPath = undefined;
+  }
+  const [users, groups] = await Promise.all([namesFromDb('/etc/passwd'), namesFromDb('/etc/group')]);
+  return {
+    pid,
+    uid,
+    gid,
+    gids,
+    user: uid !== undefined ? users.get(uid) : undefined,
+    groups: gids.map((g) => groups.get(g)).filter((n): n is string => n !== undefined),
+    exePath,
+    exeSha256: exePath ? await exeSha256(pid, exePath) : undefined,
+    cgroupPath,
+  };
+}
