@@ -1,0 +1,42 @@
+// Every reason a capsule, trust file or state file is refused has its own code, so
+// callers (CLI exit messages, enforcer status, audit) can tell refusals apart
+// without parsing messages.
+
+export type CapsuleErrorCode =
+  /** Not an envelope / payload of the expected shape, bad base64, bad JSON. */
+  | 'malformed'
+  /** Larger than the size cap; refused before parsing. */
+  | 'too_large'
+  /** A signature by a listed key does not verify (tampered payload or signature). */
+  | 'bad_signature'
+  /** Signed only by keys the trust file does not list. */
+  | 'unknown_key'
+  /** Fewer distinct valid listed keys than the threshold. */
+  | 'below_threshold'
+  /** Watermark lower than the last accepted one. */
+  | 'rollback'
+  /** Same watermark as the last accepted capsule but a different payload digest. */
+  | 'watermark_reuse'
+  /** expires_at is not after `now` (or the trust file itself has expired). */
+  | 'expired'
+  /** created_at lies further in the future than the allowed clock skew. */
+  | 'not_yet_valid'
+  /** The stored anti-rollback state cannot be read or parsed; never silently reset. */
+  | 'state_corrupt'
+  /** A trust file (plain or rotation envelope) is unusable. */
+  | 'bad_trust';
+
+export class CapsuleError extends Error {
+  override readonly name = 'CapsuleError';
+  constructor(
+    readonly code: CapsuleErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isCapsuleError(err: unknown, code?: CapsuleErrorCode): err is CapsuleError {
+  return err instanceof CapsuleError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,48 @@
+// The capsule API shared by the pipeline (sign, publish) and the enforcer (verify, activate).
+export { CapsuleError, isCapsuleError, type CapsuleErrorCode } from './errors.js';
+export {
+  CAPSULE_PAYLOAD_TYPE,
+  TRUST_PAYLOAD_TYPE,
+  pae,
+  signEnvelope,
+  decodeEnvelope,
+  type Envelope,
+  type EnvelopeSignature,
+} from './envelope.js';
+export {
+  keyIdOf,
+  generateSigningKey,
+  signingKeyFromSeed,
+  readSigningKey,
+  parseSecretKeyFile,
+  writeKeyFiles,
+  toPublicKeyFile,
+  toSecretKeyFile,
+  type SigningKey,
+  type SecretKeyFile,
+  type PublicKeyFile,
+} from './keys.js';
+export {
+  parseTrust,
+  parseTrustValue,
+  trustFromKeys,
+  signTrustUpdate,
+  verifyTrustUpdate,
+  checkTrustCurrent,
+  MAX_TRUST_BYTES,
+  type Trust,
+  type TrustFile,
+} from './trust.js';
+export { CAPSULE_FORMAT, parsePayload, encodePayload, bundleOf, type CapsulePayload } from './payload.js';
+export { readState, writeStateAtomic, statePath, STATE_FILE, type CapsuleState } from './state.js';
+export {
+  verifyCapsule,
+  stateFor,
+  sha256Hex,
+  MAX_CAPSULE_BYTES,
+  DEFAULT_CLOCK_SKEW_MS,
+  type VerifiedCapsule,
+  type VerifyOptions,
+} from './verify.js';
+export { signCapsule } from './sign.js';
+export { acceptCapsule } from './accept.js';

@@ -1,0 +1,84 @@
+// The capsule payload: everything an enforcer activates, in one signed JSON document.
+import type { Entity, PolicyBundle } from '../enforcer/engine/types.js';
+import type { LilithConfig } from './config.js';
+import { CapsuleError } from './errors.js';
+
+export const CAPSULE_FORMAT = 'lilith.capsule/v1';
+
+export interface CapsulePayload {
+  format: typeof CAPSULE_FORMAT;
+  /** Monotonically increasing across published capsules; enforcers refuse lower ones. */
+  watermark: number;
+  /** ISO 8601. */
+  created_at: string;
+  /** ISO 8601; enforcers refuse the capsule at or after this time. */
+  expires_at: string;
+  /** Git commit of the policy repository the capsule was built from, when known. */
+  source_commit: string | null;
+  /** sha256 hex of the proof report file, when the proof gate ran. */
+  proof_digest?: string;
+  /** File name → Cedar policy text (the enforced set). */
+  policies: Record<string, string>;
+  /** "invariants/<file>" → Cedar text (proved, not enforced). */
+  invariants: Record<string, string>;
+  /** Cedar schema text. */
+  schema: string;
+  entities: Entity[];
+  config: LilithConfig;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return isRecord(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+// RFC 3339 date-time as produced by Date.prototype.toISOString (and with offsets).
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function isoTime(v: unknown, field: string): Date {
+  const d = typeof v === 'string' && ISO.test(v) ? new Date(v) : null;
+  if (!d || Number.isNaN(d.getTime())) throw new CapsuleError('malformed', `payload.${field} must be an ISO 8601 time`);
+  return d;
+}
+
+/** Parses verified payload bytes and checks the payload's shape (not the policies' meaning). */
+export function parsePayload(bytes: Uint8Array): CapsulePayload {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new CapsuleError('malformed', `payload is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!isRecord(v)) throw new CapsuleError('malformed', 'payload is not a JSON object');
+  if (v.format !== CAPSULE_FORMAT) throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}", got ${JSON.stringify(v.format)}`);
+  if (typeof v.watermark !== 'number' || !Number.isSafeInteger(v.watermark) || v.watermark < 0) {
+    throw new CapsuleError('malformed', 'payload.watermark must be a non-negative integer');
+  }
+  const created = isoTime(v.created_at, 'created_at');
+  const expires = isoTime(v.expires_at, 'expires_at');
+  if (expires.getTime() <= created.getTime()) throw new CapsuleError('malformed', 'payload.expires_at must be after created_at');
+  if (v.source_commit !== null && typeof v.source_commit !== 'string') throw new CapsuleError('malformed', 'payload.source_commit must be a string or null');
+  if (v.proof_digest !== undefined && (typeof v.proof_digest !== 'string' || !HEX64.test(v.proof_digest))) {
+    throw new CapsuleError('malformed', 'payload.proof_digest must be a lowercase sha256 hex digest');
+  }
+  if (!isStringMap(v.policies) || Object.keys(v.policies).length === 0) throw new CapsuleError('malformed', 'payload.policies must be a non-empty map of file name to Cedar text');
+  if (!isStringMap(v.invariants)) throw new CapsuleError('malformed', 'payload.invariants must be a map of file name to Cedar text');
+  if (typeof v.schema !== 'string' || v.schema.length === 0) throw new CapsuleError('malformed', 'payload.schema must be the Cedar schema text');
+  if (!Array.isArray(v.entities)) throw new CapsuleError('malformed', 'payload.entities must be an array');
+  if (!isRecord(v.config) || v.config.version !== 1) throw new CapsuleError('malformed', 'payload.config must be a lilith.json object with version 1');
+  return v as unknown as CapsulePayload;
+}
+
+/** Serialises a payload to the exact bytes that get signed. */
+export function encodePayload(payload: CapsulePayload): Uint8Array {
+  return Buffer.from(JSON.stringify(payload), 'utf8');
+}
+
+/** The engine input for a capsule's enforced policy set. */
+export function bundleOf(payload: CapsulePayload): PolicyBundle {
+  return { policies: payload.policies, schema: payload.schema, entities: payload.entities };
+}

@@ -1,0 +1,73 @@
+// Capsule verification, in the order that keeps untrusted bytes away from the
+// parsers: size cap → envelope structure → signatures over the exact bytes →
+// payload parse → time window → anti-rollback.
+import { createHash } from 'node:crypto';
+import { CapsuleError } from './errors.js';
+import { CAPSULE_PAYLOAD_TYPE, checkSignatures, decodeEnvelope, requireThreshold } from './envelope.js';
+import { parsePayload, type CapsulePayload } from './payload.js';
+import type { CapsuleState } from './state.js';
+import { checkTrustCurrent, type Trust } from './trust.js';
+
+/** Capsules larger than this are refused before any parsing. */
+export const MAX_CAPSULE_BYTES = 16 * 1024 * 1024;
+/** How far created_at may lie in the future (signer/enforcer clock skew). */
+export const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+export interface VerifiedCapsule {
+  payload: CapsulePayload;
+  /** sha256 hex of the exact payload bytes. */
+  digest: string;
+  /** Distinct trusted keyids whose signatures verified. */
+  keyids: string[];
+  /** True when the state already records this exact capsule (same watermark and digest). */
+  alreadyAccepted: boolean;
+}
+
+export interface VerifyOptions {
+  maxBytes?: number;
+  clockSkewMs?: number;
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function verifyCapsule(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, options: VerifyOptions = {}): VerifiedCapsule {
+  const maxBytes = options.maxBytes ?? MAX_CAPSULE_BYTES;
+  if (bytes.length > maxBytes) throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
+  checkTrustCurrent(trust, now);
+  const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
+  const check = checkSignatures(env, trust.keys);
+  requireThreshold(check, trust.threshold, 'capsule');
+
+  const payload = parsePayload(env.payloadBytes);
+  const digest = sha256Hex(env.payloadBytes);
+  const created = new Date(payload.created_at);
+  const expires = new Date(payload.expires_at);
+  const skew = options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
+  if (created.getTime() - skew > now.getTime()) {
+    throw new CapsuleError('not_yet_valid', `capsule created_at ${payload.created_at} is in the future (now ${now.toISOString()})`);
+  }
+  if (expires.getTime() <= now.getTime()) {
+    throw new CapsuleError('expired', `capsule watermark ${payload.watermark} expired at ${payload.expires_at} (now ${now.toISOString()})`);
+  }
+
+  let alreadyAccepted = false;
+  if (state) {
+    if (payload.watermark < state.watermark) {
+      throw new CapsuleError('rollback', `capsule watermark ${payload.watermark} is lower than the accepted watermark ${state.watermark}`);
+    }
+    if (payload.watermark === state.watermark) {
+      if (digest !== state.digest) {
+        throw new CapsuleError('watermark_reuse', `capsule reuses watermark ${payload.watermark} with a different payload (digest ${digest.slice(0, 16)}…, accepted ${state.digest.slice(0, 16)}…)`);
+      }
+      alreadyAccepted = true;
+    }
+  }
+  return { payload, digest, keyids: check.valid.sort(), alreadyAccepted };
+}
+
+/** The state to store after activating a verified capsule. */
+export function stateFor(verified: VerifiedCapsule, now: Date): CapsuleState {
+  return { watermark: verified.payload.watermark, digest: verified.digest, accepted_at: now.toISOString() };
+}
