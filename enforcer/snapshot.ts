@@ -13,6 +13,8 @@ export interface PolicySnapshot {
   readonly config: LilithConfig;
   readonly entities: Entity[];
   readonly authorizer: Authorizer;
+  /** The capsule's Cedar schema text: the dataplane reads which actions are MCP tools and which tool arguments are declared. */
+  readonly schema?: string;
 }
 
 /** Holds the active snapshot. get() is what the dataplane calls per decision. */
