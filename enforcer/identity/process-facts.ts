@@ -56,7 +56,7 @@ export async function readProcessFacts(pid: number): Promise<ProcessFacts> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const uid = parseStatusIds(status, 'Uid');
   const gid = parseStatusIds(status, 'Gid');
-  const groupsLine = /^Groups:\s*(.*)$/m.exec(status)?.[1] ?? '';
+  const groupsLine = /^Groups:[ \t]*(.*)$/m.exec(status)?.[1] ?? '';
   const gids = [...new Set([gid, ...groupsLine.split(/\s+/).filter(Boolean).map(Number)].filter((g): g is number => g !== undefined))];
   let exePath: string | undefined;
   try {

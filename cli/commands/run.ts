@@ -1,0 +1,113 @@
+// lilith run: start a command as a managed agent under Lilith.
+import { request } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { parseCommandArgs, runCommand, UsageError } from '../args.js';
+import type { LilithConfig, SeccompProfileName } from '../../capsule/config.js';
+import { AgentRefused, launchAgent, type Attestation, type Attestor } from '../../confine/launch.js';
+import { landlockSupport } from '../../confine/native.js';
+import { attestAgent } from '../../enforcer/agents.js';
+
+export const summary = 'run a command as a managed agent (cgroup, identity, Landlock, seccomp)';
+export const usage = `usage: lilith run [--agent NAME] [--profile strict|standard|jit] [options] -- COMMAND [ARGS...]
+
+Starts COMMAND in the agent cgroup for NAME, has the running enforcer attest it
+(its SPIFFE ID comes from the capsule's registrations; unknown agents are
+refused), then applies no_new_privs, Landlock and seccomp before exec.
+Signals and the exit code pass through; stdio is untouched.
+
+options:
+  --agent NAME        agent name: cgroup <kernel.cgroup_root>/NAME (default: default)
+  --profile P         seccomp profile, overriding the registration's
+  --socket PATH       enforcer admin socket (default: /run/lilith/admin.sock)
+  --standalone        no enforcer: attest against --policies DIR/lilith.json locally
+  --policies DIR      policy directory for --standalone (default: ./policies)
+  --audit             log denied syscalls to the kernel audit log
+  --verbose           print identity, Landlock ABI and the rules applied to stderr
+`;
+
+const DEFAULT_SOCKET = '/run/lilith/admin.sock';
+
+function adminRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: 10_000 }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (data += c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : null });
+        } catch {
+          reject(new Error(`enforcer answered ${res.statusCode} with non-JSON: ${data.slice(0, 200)}`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('enforcer admin socket timed out')));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? new Error(`no running enforcer at ${socketPath} (start \`lilith enforcer\`, or use --standalone)`) : err));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+export function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const sep = argv.indexOf('--');
+    if (sep < 0 || sep === argv.length - 1) throw new UsageError(`missing -- COMMAND\n\n${usage}`);
+    const { values } = parseCommandArgs(argv.slice(0, sep), {
+      agent: { type: 'string', default: 'default' },
+      profile: { type: 'string' },
+      socket: { type: 'string', default: DEFAULT_SOCKET },
+      standalone: { type: 'boolean', default: false },
+      policies: { type: 'string', default: 'policies' },
+      audit: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    }, usage);
+    const profile = values.profile as SeccompProfileName | undefined;
+    if (profile && !['strict', 'standard', 'jit'].includes(profile)) throw new UsageError(`--profile must be strict, standard or jit\n\n${usage}`);
+
+    let config: LilithConfig;
+    let attest: Attestor;
+    if (values.standalone) {
+      config = JSON.parse(await readFile(`${values.policies}/lilith.json`, 'utf8')) as LilithConfig;
+      attest = async (req) => {
+        const r = await attestAgent(req, config.registrations);
+        if (!r.ok) throw new Error(r.error);
+        return { spiffeId: r.spiffe_id, registration: r.registration };
+      };
+    } else {
+      const cfg = await adminRequest(values.socket!, 'GET', '/v1/config');
+      if (cfg.status !== 200) throw new Error(`enforcer has no active policy (${cfg.status}: ${JSON.stringify(cfg.json)})`);
+      config = cfg.json as LilithConfig;
+      attest = async (req) => {
+        const r = await adminRequest(values.socket!, 'POST', '/v1/agents', { pid: req.pid, exe_path: req.exePath, exe_sha256: req.exeSha256 });
+        const body = r.json as { spiffe_id?: string; registration?: Attestation['registration']; error?: string };
+        if (r.status !== 200 || !body.spiffe_id || !body.registration) throw new Error(body.error ?? `enforcer answered ${r.status}`);
+        return { spiffeId: body.spiffe_id, registration: body.registration };
+      };
+    }
+
+    try {
+      return await launchAgent({
+        agent: values.agent!,
+        command: argv.slice(sep + 1),
+        config,
+        attest,
+        profile,
+        audit: values.audit,
+        onPlan: (plan, identity) => {
+          if (!values.verbose) return;
+          const ll = landlockSupport();
+          process.stderr.write(`lilith: agent ${identity.spiffeId} profile=${plan.profile} landlock-abi=${ll.abi}\n`);
+          if (ll.notEnforced.length) process.stderr.write(`lilith: not enforced on this kernel: ${ll.notEnforced.join(', ')}\n`);
+          process.stderr.write(`lilith: read-only ${plan.readOnly.join(':')}\nlilith: read-write ${plan.readWrite.join(':')}\nlilith: tcp connect ports ${plan.connectPorts.join(',')}\n`);
+          if (plan.carved.length) process.stderr.write(`lilith: credential paths kept out: ${plan.carved.join(', ')}\n`);
+        },
+      });
+    } catch (err) {
+      if (err instanceof AgentRefused) {
+        process.stderr.write(`lilith: ${err.message}\n`);
+        return 126;
+      }
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,118 @@
+// `lilith run`: start a command as a managed, confined agent.
+// Sequence: create the agent cgroup → spawn lilith-confine, which joins it and
+// reports "ready <pid>" → the enforcer (or, standalone, the local config)
+// attests that process and resolves its SPIFFE ID and registration → we send
+// "go" with that registration's rules → the helper sets no_new_privs, Landlock,
+// seccomp and execs. Refused agents never start.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import type { LilithConfig, Registration, SeccompProfileName } from '../capsule/config.js';
+import { agentCgroup } from './cgroup.js';
+import { confineArgs, planConfinement, type ConfinePlan } from './plan.js';
+import { requireHelper } from './native.js';
+
+export interface Attestation {
+  spiffeId: string;
+  registration: Registration;
+}
+
+/** Who decides the agent's identity: the running enforcer, or the local config (standalone). */
+export type Attestor = (req: { pid: number; exePath: string; exeSha256: string }) => Promise<Attestation>;
+
+export interface LaunchOptions {
+  agent: string;
+  command: string[];
+  config: LilithConfig;
+  attest: Attestor;
+  /** Overrides the registration's profile. */
+  profile?: SeccompProfileName;
+  audit?: boolean;
+  /** Called with the rules about to be applied, before the agent starts. */
+  onPlan?: (plan: ConfinePlan, identity: Attestation) => void;
+}
+
+export class AgentRefused extends Error {}
+
+function resolveCommand(cmd: string): string {
+  if (cmd.includes('/')) return realpathSync(cmd);
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+    const candidate = join(dir, cmd);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return realpathSync(candidate);
+    } catch {
+      // keep looking
+    }
+  }
+  throw new Error(`command not found: ${cmd}`);
+}
+
+function proxyPort(config: LilithConfig): number {
+  const m = /:(\d+)$/.exec(config.proxy.listen);
+  if (!m) throw new Error(`proxy.listen "${config.proxy.listen}" has no port`);
+  return Number(m[1]);
+}
+
+// Not `for await`: leaving that loop would destroy the socket the "go" must go through.
+function readReady(stream: Socket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += String(chunk);
+      const m = /^ready (\d+)\n/.exec(buf);
+      if (m || buf.length > 64) {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        if (m) resolve(Number(m[1]));
+        else reject(new Error(`unexpected message from lilith-confine: ${JSON.stringify(buf)}`));
+      }
+    };
+    const onEnd = () => reject(new Error('lilith-confine exited before it was ready'));
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+  });
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/** Runs the agent to completion; resolves with its exit code (128+signal when killed by one). */
+export async function launchAgent(opts: LaunchOptions): Promise<number> {
+  const exePath = resolveCommand(opts.command[0]);
+  const exeSha256 = createHash('sha256').update(readFileSync(exePath)).digest('hex');
+  const cgroup = agentCgroup(opts.config.kernel.cgroup_root, opts.agent);
+  const child = spawn(requireHelper(), ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    argv0: opts.command[0],
+  });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const sync = child.stdio[3] as Socket;
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  for (const sig of FORWARDED) process.on(sig, forward);
+  try {
+    const pid = await Promise.race([readReady(sync), exited.then(() => Promise.reject(new Error('lilith-confine exited before it was ready')))]);
+    let identity: Attestation;
+    try {
+      identity = await opts.attest({ pid, exePath, exeSha256 });
+    } catch (err) {
+      sync.end('no');
+      await exited;
+      throw new AgentRefused(`agent "${opts.agent}" refused: ${(err as Error).message}`);
+    }
+    const plan = planConfinement({
+      filesystem: identity.registration.filesystem,
+      profile: opts.profile ?? identity.registration.profile,
+      proxyPort: proxyPort(opts.config),
+    });
+    opts.onPlan?.(plan, identity);
+    sync.end(Buffer.from(['go', ...confineArgs(plan, { audit: opts.audit })].join('\0') + '\0'));
+    const [code, signal] = await exited;
+    return code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
+  } finally {
+    for (const sig of FORWARDED) process.off(sig, forward);
+  }
+}
