@@ -1,0 +1,120 @@
+// The admin API: status, health, readiness and metrics. Served on a unix socket
+// (root-only, what `lilith status` talks to) and optionally on a loopback TCP address
+// (proxy.admin_listen) for probes and Prometheus. Read-only: nothing here can change
+// policy, so exposing it on loopback cannot loosen enforcement.
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import client from 'prom-client';
+
+export interface AdminHandlers {
+  status(): unknown;
+  /** Null when ready; otherwise why not. */
+  notReady(): string | null;
+}
+
+export interface AdminServer {
+  /** Address actually bound, e.g. "127.0.0.1:7891" (TCP only). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+function handler(h: AdminHandlers): http.RequestListener {
+  return (req, res) => {
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      switch (path) {
+        case '/status':
+          return send(200, 'application/json', JSON.stringify(h.status(), null, 2) + '\n');
+        case '/healthz':
+          // Alive means the event loop answers; a failed fetch is not a reason to restart.
+          return send(200, 'text/plain', 'ok\n');
+        case '/readyz': {
+          const why = h.notReady();
+          return why === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${why}\n`);
+        }
+        case '/metrics':
+          client.register.metrics().then(
+            (text) => send(200, client.register.contentType, text),
+            (err: Error) => send(500, 'text/plain', `metrics: ${err.message}\n`),
+          );
+          return;
+        default:
+          return send(404, 'text/plain', 'not found (try /status, /healthz, /readyz, /metrics)\n');
+      }
+    } catch (err) {
+      return send(500, 'text/plain', `${(err as Error).message}\n`);
+    }
+  };
+}
+
+/** Listens on a unix socket; a stale socket file (no one answering) is replaced. */
+export async function listenAdminSocket(path: string, h: AdminHandlers): Promise<AdminServer> {
+  await mkdir(dirname(path), { recursive: true });
+  if (await socketAnswers(path)) throw new Error(`admin socket ${path} is in use by another running enforcer`);
+  await unlink(path).catch(() => undefined);
+  const server = http.createServer(handler(h));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  return {
+    address: path,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+      unlink(path).catch(() => undefined);
+    }),
+  };
+}
+
+/** Listens on "host:port" (loopback expected). */
+export async function listenAdminTcp(addr: string, h: AdminHandlers): Promise<AdminServer> {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
+  if (!m) throw new Error(`admin address '${addr}' must be host:port`);
+  const server = http.createServer(handler(h));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(m[2]), m[1], () => resolve());
+  });
+  const a = server.address() as net.AddressInfo;
+  return {
+    address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** GETs a path from the admin socket (used by `lilith status` and tests). */
+export function adminGet(socketPath: string, path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath, path, timeout: timeoutMs }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,209 @@
+// The enforcer daemon: composes capsule sources, activation, the admin API and (when
+// enabled) the kernel programs and the dataplane. Startup order matters: the persisted
+// last-good capsule is loaded and enforced before any network step, so a restart with
+// the git server down still enforces the latest accepted policy.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseTrust, type Trust } from '../capsule/index.js';
+import { Activator, type KernelApplier, type OfferResult } from './activation.js';
+import { listenAdminSocket, listenAdminTcp, type AdminServer } from './admin.js';
+import type { AuditSink } from './audit/event.js';
+import { controlMetrics } from './control-metrics.js';
+import { openJsonlAudit } from './daemon-audit.js';
+import { DaemonConfigError, type DaemonConfig } from './daemon-config.js';
+import { DirSource } from './sync/dir-source.js';
+import { GitSource } from './sync/git-source.js';
+import type { CapsuleCandidate, CapsuleSource } from './sync/types.js';
+
+export interface Daemon {
+  readonly activator: Activator;
+  readonly sources: CapsuleSource[];
+  status(): DaemonStatus;
+  /** Resolves when stopped (signal or stop()). */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The kernel side as the daemon sees it; filled by bpf/index.ts when enabled. */
+export interface KernelStatus {
+  mode: 'bpf-lsm' | 'cgroup-only' | 'off';
+  hooks: string[];
+  heartbeat_age_ms: number | null;
+  error?: string;
+}
+
+export type DaemonStatus = ReturnType<Activator['status']> & {
+  version: 1;
+  pid: number;
+  started_at: string;
+  ready: boolean;
+  not_ready_reason: string | null;
+  sync: { sources: ReturnType<CapsuleSource['status']>[] };
+  kernel: KernelStatus;
+  dataplane: { enabled: boolean; error?: string };
+  admin: { socket: string; listen: string | null };
+  audit: { path: string; dropped: number };
+};
+
+/** Optional parts the daemon composes when enabled (kernel, dataplane). */
+export interface DaemonPlugins {
+  kernel?: (ctx: { activator: Activator; audit: AuditSink; log: (l: string) => void }) => Promise<{ applier: KernelApplier; status(): KernelStatus; stop(): Promise<void> }>;
+  dataplane?: (ctx: { activator: Activator; audit: AuditSink; log: (l: string) => void }) => Promise<{ stop(): Promise<void> }>;
+}
+
+function loadTrust(path: string): Trust {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new DaemonConfigError(`cannot read trust file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return parseTrust(bytes, `trust file ${path}`);
+  } catch (err) {
+    throw new DaemonConfigError((err as Error).message);
+  }
+}
+
+/** LILITH_TEST_PAUSE_AT="after-persist-capsule:5000": a test seam to kill the daemon mid-activation. */
+function pauseFromEnv(log: (l: string) => void) {
+  const spec = process.env.LILITH_TEST_PAUSE_AT;
+  if (!spec) return undefined;
+  const [step, ms] = spec.split(':');
+  return async (at: string) => {
+    if (at !== step) return;
+    log(`test pause at ${at} for ${ms} ms`);
+    await new Promise((r) => setTimeout(r, Number(ms)));
+  };
+}
+
+export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}): Promise<Daemon> {
+  const log = (l: string) => process.stderr.write(`lilith enforcer: ${l}\n`);
+  const trust = loadTrust(cfg.trust);
+  const startedAt = new Date();
+  const audit = openJsonlAudit(cfg.audit);
+
+  let kernel: Awaited<ReturnType<NonNullable<DaemonPlugins['kernel']>>> | null = null;
+  let kernelError: string | undefined;
+  const kernelApplier: KernelApplier = { apply: (next, prev) => kernel?.applier.apply(next, prev) ?? Promise.resolve() };
+  const activator = new Activator({
+    trust,
+    stateDir: cfg.stateDir,
+    engine: cfg.engine,
+    audit,
+    kernel: kernelApplier,
+    maxCapsuleBytes: cfg.maxCapsuleBytes,
+    pauseAt: pauseFromEnv(log),
+    log,
+  });
+
+  // 1. Last-good capsule from disk, before any network step.
+  const loaded = await activator.loadPersisted(cfg.resetState);
+  if (loaded?.result === 'refused') log(`persisted capsule not enforced: ${loaded.refusal.code}: ${loaded.refusal.reason}`);
+
+  // 2. Kernel: attach and bring maps in line with the capsule already active.
+  if (cfg.kernel) {
+    if (!plugins.kernel) throw new DaemonConfigError('kernel enforcement is enabled but this build has no kernel module; run with --no-kernel');
+    kernel = await plugins.kernel({ activator, audit, log });
+    const active = activator.active();
+    if (active) await kernel.applier.apply(active, null).catch((e: Error) => { kernelError = e.message; log(`kernel apply: ${e.message}`); });
+  }
+
+  // 3. Dataplane reads the activator as its SnapshotSource.
+  let dataplane: { stop(): Promise<void> } | null = null;
+  let dataplaneError: string | undefined;
+  if (cfg.dataplane) {
+    if (!plugins.dataplane) throw new DaemonConfigError('the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
+    dataplane = await plugins.dataplane({ activator, audit, log });
+  }
+
+  // 4. Admin API.
+  let tcp: AdminServer | null = null;
+  let tcpAddr: string | null = null;
+  const notReady = (): string | null => {
+    if (!activator.get()) return activator.active() ? 'the active capsule has expired (on_expiry=fail_closed)' : 'no capsule activated yet';
+    return null;
+  };
+  const status = (): DaemonStatus => ({
+    version: 1,
+    pid: process.pid,
+    started_at: startedAt.toISOString(),
+    ready: notReady() === null,
+    not_ready_reason: notReady(),
+    ...activator.status(),
+    sync: { sources: sources.map((s) => s.status()) },
+    kernel: kernel ? { ...kernel.status(), ...(kernelError ? { error: kernelError } : {}) } : { mode: 'off', hooks: [], heartbeat_age_ms: null },
+    dataplane: { enabled: dataplane !== null, ...(dataplaneError ? { error: dataplaneError } : {}) },
+    admin: { socket: cfg.adminSocket, listen: tcp?.address ?? null },
+    audit: { path: cfg.audit, dropped: audit.dropped() },
+  });
+  const handlers = { status, notReady };
+  const unix = await listenAdminSocket(cfg.adminSocket, handlers);
+  const bindTcp = async (addr: string) => {
+    if (addr === 'off' || addr === tcpAddr) return;
+    tcpAddr = addr;
+    await tcp?.close();
+    tcp = null;
+    try {
+      tcp = await listenAdminTcp(addr, handlers);
+      log(`admin (healthz, readyz, metrics) on http://${tcp.address}`);
+    } catch (err) {
+      log(`cannot listen on admin address ${addr}: ${(err as Error).message} (status stays available on ${cfg.adminSocket})`);
+    }
+  };
+  if (cfg.adminListen) await bindTcp(cfg.adminListen);
+
+  // 5. Sources.
+  const sources: CapsuleSource[] = [];
+  if (cfg.git) {
+    sources.push(new GitSource({
+      url: cfg.git.url,
+      branch: cfg.git.branch,
+      file: cfg.git.file,
+      cloneDir: join(cfg.stateDir, 'git'),
+      pollMinMs: cfg.pollMinMs,
+      pollMaxMs: cfg.pollMaxMs,
+      backoffMaxMs: cfg.backoffMaxMs,
+      timeoutMs: cfg.timeoutMs,
+      maxCapsuleBytes: cfg.maxCapsuleBytes,
+      onRequest: () => controlMetrics.gitRequests.inc(),
+      onOutcome: (o) => {
+        controlMetrics.syncAttempts.inc({ kind: 'git', result: o.result });
+        if (o.result === 'error') log(`git sync: ${o.error}`);
+      },
+    }));
+  }
+  if (cfg.capsuleDir) sources.push(new DirSource({ dir: cfg.capsuleDir, maxCapsuleBytes: cfg.maxCapsuleBytes }));
+
+  const onCandidate = async (c: CapsuleCandidate): Promise<void> => {
+    const r: OfferResult = await activator.offer(c);
+    if (r.result === 'activated' && !cfg.adminListen) {
+      const addr = activator.active()?.config.proxy?.admin_listen;
+      if (addr) await bindTcp(addr);
+    }
+  };
+  if (!cfg.adminListen) {
+    const addr = activator.active()?.config.proxy?.admin_listen;
+    if (addr) await bindTcp(addr);
+  }
+  for (const s of sources) await s.start(onCandidate);
+  log(`started (pid ${process.pid}); sources: ${sources.map((s) => s.name).join(', ')}; admin socket ${cfg.adminSocket}`);
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      for (const s of sources) await s.stop().catch(() => undefined);
+      activator.stop();
+      await dataplane?.stop().catch(() => undefined);
+      await kernel?.stop().catch(() => undefined);
+      await tcp?.close();
+      await unix.close();
+      await audit.close();
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { activator, sources, status, stopped, stop };
+}
