@@ -1,17 +1,41 @@
 // Engine selection: the dataplane asks for an Authorizer and never knows which engine it got.
+import { Counter } from 'prom-client';
+import { FastAuthorizer } from './fast/authorizer.js';
+import { Unsupported } from './fast/schema.js';
 import { WasmAuthorizer } from './wasm.js';
 import type { Authorizer, PolicyBundle } from './types.js';
 
 export type EngineName = 'fast' | 'wasm';
 
-export function createAuthorizer(bundle: PolicyBundle, engine: EngineName = 'wasm'): Authorizer {
+/** Policy sets the compiled engine could not take, answered by cedar-wasm instead. */
+export const engineFallbacks = new Counter({
+  name: 'lilith_engine_fallback_total',
+  help: 'Policy set activations where the compiled engine fell back to cedar-wasm',
+  labelNames: ['reason'],
+});
+
+export interface CreateOptions {
+  /** Where the fallback line goes; stderr by default. */
+  log?: (line: string) => void;
+}
+
+export function createAuthorizer(bundle: PolicyBundle, engine: EngineName = 'fast', options: CreateOptions = {}): Authorizer {
   switch (engine) {
     case 'wasm':
       return new WasmAuthorizer(bundle);
     case 'fast':
-      // Filled by the compiled engine (issue 8); until then the reference engine answers.
-      return new WasmAuthorizer(bundle);
+      try {
+        return new FastAuthorizer(bundle);
+      } catch (err) {
+        if (!(err instanceof Unsupported)) throw err;
+        // Never silently different: the set is answered by the reference engine, and we say so.
+        engineFallbacks.inc({ reason: err.message.slice(0, 80) });
+        (options.log ?? ((l) => process.stderr.write(`${l}\n`)))(`lilith engine: compiled engine cannot take this policy set (${err.message}); using cedar-wasm`);
+        return new WasmAuthorizer(bundle);
+      }
   }
 }
 
+export { FastAuthorizer } from './fast/authorizer.js';
+export { Unsupported } from './fast/schema.js';
 export type { Authorizer, AuthzRequest, Decision, PolicyBundle, Entity, EntityUid, CedarValue } from './types.js';

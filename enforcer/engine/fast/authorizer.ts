@@ -1,0 +1,207 @@
+// The compiled engine: policies compiled once per activation, indexed by
+// action × principal type × resource type, decided with Cedar's semantics.
+import { splitPolicies } from '../policy-set.js';
+import type { Authorizer, AuthzRequest, Decision, PolicyBundle } from '../types.js';
+import { compilePolicy, type CompiledPolicy, type ScopeConstraint } from './compile.js';
+import { Store, type EntData } from './runtime.js';
+import { buildSchema, type ActionInfo, type SchemaModel } from './schema.js';
+import { RequestError, conform, parseEntity, parseUid } from './validate.js';
+import { EUid, EvalError, eqUid, type Value } from './values.js';
+
+/** Policies that can apply to one (action, principal type, resource type). */
+interface Bucket {
+  policies: CompiledPolicy[];
+}
+
+interface ActionEntry {
+  info: ActionInfo;
+  /** principal type → resource type → bucket. */
+  byType: Map<string, Map<string, Bucket>>;
+}
+
+function scopeAdmits(s: ScopeConstraint, type: string, schema: SchemaModel): boolean {
+  // An entity of `type` can only be `in` entities of itself or of its allowed
+  // ancestor types: entities are checked against the schema's memberOf.
+  const canBeIn = (target: EUid) => target.type === type || (schema.entityTypes.get(type)?.allowedParents.has(target.type) ?? true);
+  switch (s.op) {
+    case 'All':
+      return true;
+    case '==':
+      return s.entity.type === type;
+    case 'in':
+      return canBeIn(s.entity);
+    case 'is':
+      return s.type === type && (!s.in || canBeIn(s.in));
+  }
+}
+
+function actionAdmits(p: CompiledPolicy, a: ActionInfo): boolean {
+  if (p.actions === null) return true;
+  for (const target of p.actions) {
+    if (eqUid(target, a.uid)) return true;
+    if (p.actionIn && a.ancestors.some((x) => eqUid(x, target))) return true;
+  }
+  return false;
+}
+
+export class FastAuthorizer implements Authorizer {
+  readonly engine = 'fast' as const;
+  readonly policies: CompiledPolicy[];
+  private readonly schema: SchemaModel;
+  private readonly actions = new Map<string, ActionEntry>();
+  private readonly store: Store;
+  /** Static entities that fail the schema make every request fail, as in cedar-wasm. */
+  private readonly staticError: string | null = null;
+  /** Uids static entities name as ancestors without defining them. */
+  private readonly dangling = new Map<string, Set<string>>();
+
+  /** Throws Unsupported when the policy set or schema uses something this engine does not compile. */
+  constructor(bundle: PolicyBundle) {
+    this.schema = buildSchema(bundle.schema);
+    this.policies = splitPolicies(bundle.policies).map(compilePolicy);
+    const statics = new Map<string, Map<string, EntData>>();
+    const put = (e: EntData) => {
+      let m = statics.get(e.uid.type);
+      if (!m) statics.set(e.uid.type, (m = new Map()));
+      m.set(e.uid.id, e);
+    };
+    for (const a of this.schema.actions.values()) put({ uid: a.uid, attrs: {}, parents: a.parents, anc: null });
+    try {
+      for (const raw of bundle.entities) {
+        const e = parseEntity(this.schema, raw);
+        if (!e) continue;
+        const existing = statics.get(e.uid.type)?.get(e.uid.id);
+        if (existing && JSON.stringify(existing) !== JSON.stringify({ ...e, anc: null })) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
+        put({ ...e, anc: null });
+      }
+    } catch (err) {
+      if (!(err instanceof RequestError)) throw err;
+      this.staticError = err.message;
+    }
+    // Transitive ancestors of every static entity (dangling parents included: Cedar's `in` holds for them too).
+    for (const byId of statics.values()) {
+      for (const e of byId.values()) {
+        const anc = new Map<string, Set<string>>();
+        const stack = [...e.parents];
+        while (stack.length) {
+          const p = stack.pop()!;
+          let ids = anc.get(p.type);
+          if (!ids) anc.set(p.type, (ids = new Set()));
+          if (ids.has(p.id)) continue;
+          ids.add(p.id);
+          const pe = statics.get(p.type)?.get(p.id);
+          if (pe) stack.push(...pe.parents);
+          else if (p.type !== 'Action') {
+            let d = this.dangling.get(p.type);
+            if (!d) this.dangling.set(p.type, (d = new Set()));
+            d.add(p.id);
+          }
+        }
+        e.anc = anc;
+      }
+    }
+    this.store = new Store(statics);
+    for (const [id, info] of this.schema.actions) {
+      const applicable = this.policies.filter((p) => actionAdmits(p, info));
+      const byType = new Map<string, Map<string, Bucket>>();
+      for (const pt of info.principalTypes) {
+        const byR = new Map<string, Bucket>();
+        for (const rtype of info.resourceTypes) {
+          byR.set(rtype, { policies: applicable.filter((p) => scopeAdmits(p.principal, pt, this.schema) && scopeAdmits(p.resource, rtype, this.schema)) });
+        }
+        byType.set(pt, byR);
+      }
+      this.actions.set(id, { info, byType });
+    }
+  }
+
+  /** How many compiled policies a request for this action/principal type/resource type evaluates. */
+  applicableCount(action: string, principalType: string, resourceType: string): number {
+    return this.actions.get(action)?.byType.get(principalType)?.get(resourceType)?.policies.length ?? 0;
+  }
+
+  isAuthorized(req: AuthzRequest): Decision {
+    let bucket: Bucket;
+    let P: EUid, A: EUid, R: EUid;
+    let C: Record<string, Value>;
+    const S = this.store;
+    S.n = 0;
+    S.override = false;
+    try {
+      const action = parseUid(req.action, 'action');
+      const entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
+      if (!entry) throw new RequestError(`action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`);
+      A = entry.info.uid;
+      P = parseUid(req.principal, 'principal');
+      R = parseUid(req.resource, 'resource');
+      const byR = entry.byType.get(P.type);
+      if (!byR) throw new RequestError(`principal type \`${P.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`);
+      const b = byR.get(R.type);
+      if (!b) throw new RequestError(`resource type \`${R.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`);
+      bucket = b;
+      C = conform(entry.info.context, req.context, 'context') as Record<string, Value>;
+      if (req.entities !== undefined && req.entities.length) this.loadRequestEntities(req.entities);
+      if (this.staticError !== null) throw new RequestError(this.staticError);
+    } catch (err) {
+      S.n = 0;
+      // A malformed request is denied with the reason, never thrown at the dataplane.
+      const message = err instanceof RequestError ? err.message : `malformed request: ${String(err)}`;
+      return { decision: 'deny', reasons: [], errors: [`request: ${message}`] };
+    }
+    let permits: string[] | null = null;
+    let forbids: string[] | null = null;
+    let errors: string[] | null = null;
+    const list = bucket.policies;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i];
+      let sat: boolean;
+      try {
+        sat = p.fn(P, A, R, C, S);
+      } catch (err) {
+        (errors ??= []).push(`${p.id}: ${err instanceof EvalError ? err.message : `internal error: ${String(err)}`}`);
+        continue;
+      }
+      if (sat) {
+        if (p.forbid) (forbids ??= []).push(p.id);
+        else (permits ??= []).push(p.id);
+      }
+    }
+    S.n = 0;
+    if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? [] };
+    if (permits !== null) return { decision: 'allow', reasons: permits, errors: errors ?? [] };
+    return { decision: 'deny', reasons: [], errors: errors ?? [] };
+  }
+
+  private loadRequestEntities(list: readonly unknown[]): void {
+    const S = this.store;
+    for (const raw of list) {
+      // Like WasmAuthorizer: request entities that name a static entity are dropped unchecked.
+      const uidRaw = (raw as { uid?: unknown } | null)?.uid;
+      if (uidRaw && typeof uidRaw === 'object') {
+        const u = uidRaw as { type?: unknown; id?: unknown };
+        if (typeof u.type === 'string' && typeof u.id === 'string' && u.type !== 'Action' && this.store.statics.get(u.type)?.has(u.id)) continue;
+      }
+      const e = parseEntity(this.schema, raw);
+      if (!e) continue;
+      let dup = false;
+      for (let i = 0; i < S.n; i++) {
+        const o = S.req[i];
+        if (o.uid.id === e.uid.id && o.uid.type === e.uid.type) {
+          if (JSON.stringify([o.attrs, o.parents]) !== JSON.stringify([e.attrs, e.parents])) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
+          dup = true;
+        }
+      }
+      if (dup) continue;
+      const slot = S.req[S.n];
+      if (slot) {
+        slot.uid = e.uid;
+        slot.attrs = e.attrs;
+        slot.parents = e.parents;
+      } else S.req.push({ uid: e.uid, attrs: e.attrs, parents: e.parents, anc: null });
+      S.n++;
+      if (this.dangling.get(e.uid.type)?.has(e.uid.id)) S.override = true;
+    }
+  }
+
+  dispose(): void {}
+}

@@ -1,0 +1,137 @@
+// Request-side conformance to the schema, as cedar-wasm checks it with
+// validateRequest: context and entity attributes are parsed by their declared
+// types (Longs made canonical, entity references made EUid), and anything that
+// does not conform is a request error, hence a deny.
+import type { SchemaModel, SType } from './schema.js';
+import { EUid, type Value } from './values.js';
+
+export class RequestError {
+  constructor(readonly message: string) {}
+}
+
+function bad(message: string): never {
+  throw new RequestError(message);
+}
+
+const TWO63 = 9223372036854775808;
+
+/** Own data property even for "__proto__". */
+export function setProp(o: Record<string, Value>, k: string, v: Value): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Parses an entity uid in either JSON form ({type,id} or {__entity:{type,id}}). */
+export function parseUid(v: unknown, what: string): EUid {
+  if (isPlainObject(v)) {
+    const inner = (v.__entity !== undefined ? v.__entity : v) as Record<string, unknown>;
+    if (isPlainObject(inner) && typeof inner.type === 'string' && typeof inner.id === 'string') return new EUid(inner.type, inner.id);
+  }
+  return bad(`${what}: expected an entity uid {type, id}`);
+}
+
+/** Converts a request JSON value to its runtime form for declared type `t`; returns `v` itself when no conversion is needed. */
+export function conform(t: SType, v: unknown, where: string): Value {
+  switch (t.kind) {
+    case 'String':
+      if (typeof v !== 'string') bad(`${where}: expected a string`);
+      return v;
+    case 'Bool':
+      if (typeof v !== 'boolean') bad(`${where}: expected a boolean`);
+      return v;
+    case 'Long':
+      if (typeof v === 'number') {
+        if (Number.isSafeInteger(v)) return v + 0; // -0 → 0
+        // cedar-wasm takes integral numbers inside the 64-bit range at their exact double value.
+        if (Number.isInteger(v) && v >= -TWO63 && v < TWO63) return BigInt(v);
+      }
+      return bad(`${where}: expected a Long (an integer JSON number in the 64-bit range)`);
+    case 'Set': {
+      if (!Array.isArray(v)) bad(`${where}: expected a set (array)`);
+      let out: Value[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const c = conform(t.element, v[i], where);
+        if (c !== v[i] && !out) out = v.slice(0, i);
+        if (out) out.push(c);
+      }
+      return out ?? (v as Value[]);
+    }
+    case 'Record': {
+      if (!isPlainObject(v)) bad(`${where}: expected a record (object)`);
+      let out: Record<string, Value> | undefined;
+      let present = 0;
+      for (const [k, a] of t.attrs) {
+        const x = Object.hasOwn(v, k) ? v[k] : undefined;
+        if (x === undefined) {
+          if (a.required) bad(`${where}: missing required attribute \`${k}\``);
+          continue;
+        }
+        present++;
+        const c = conform(a.type, x, `${where}.${k}`);
+        if (c !== x && !out) out = {};
+        if (out) setProp(out, k, c);
+      }
+      let own = 0;
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        if (v[k] === undefined) {
+          own = -1; // an undefined attribute is absent: copy without it
+          continue;
+        }
+        if (!t.attrs.has(k)) bad(`${where}: attribute \`${k}\` is not declared in the schema`);
+        if (own >= 0) own++;
+      }
+      if (!out && own === present) return v as Record<string, Value>;
+      const copy: Record<string, Value> = {};
+      for (const k of t.attrs.keys()) {
+        if (!Object.hasOwn(v, k) || v[k] === undefined) continue;
+        setProp(copy, k, out && Object.hasOwn(out, k) ? out[k] : (v[k] as Value));
+      }
+      return copy;
+    }
+    case 'Entity': {
+      const uid = parseUid(v, where);
+      if (uid.type !== t.name) bad(`${where}: expected an entity of type ${t.name}, got ${uid.type}`);
+      return uid;
+    }
+  }
+}
+
+export interface ParsedEntity {
+  uid: EUid;
+  attrs: Record<string, Value>;
+  parents: EUid[];
+}
+
+/** Checks one entity (request or static) against the schema; actions are taken from the schema, not from here. */
+export function parseEntity(schema: SchemaModel, raw: unknown): ParsedEntity | null {
+  if (!isPlainObject(raw)) bad('entity: expected an object');
+  const uid = parseUid(raw.uid, 'entity uid');
+  const name = `${uid.type}::${JSON.stringify(uid.id)}`;
+  if (raw.attrs === undefined) bad(`entity ${name}: missing field \`attrs\``);
+  if (raw.parents === undefined) bad(`entity ${name}: missing field \`parents\``);
+  if (!Array.isArray(raw.parents)) bad(`entity ${name}: parents must be an array`);
+  if (raw.tags !== undefined && raw.tags !== null) {
+    if (!isPlainObject(raw.tags)) bad(`entity ${name}: tags must be an object`);
+    for (const k in raw.tags) if (Object.hasOwn(raw.tags, k)) bad(`entity ${name}: tag \`${k}\` is not allowed by the schema`);
+  }
+  if (uid.type === 'Action') return null;
+  const type = schema.entityTypes.get(uid.type);
+  if (!type) bad(`entity ${name}: type \`${uid.type}\` is not declared in the schema`);
+  const attrs = conform(type.shape, raw.attrs, `entity ${name} attrs`) as Record<string, Value>;
+  const parents: EUid[] = [];
+  for (const p of raw.parents) {
+    const puid = parseUid(p, `entity ${name} parent`);
+    if (puid.type === 'Action') {
+      if (!schema.actions.has(puid.id)) bad(`entity ${name}: parent action ${puid.id} is not declared`);
+    } else if (!schema.entityTypes.has(puid.type)) bad(`entity ${name}: parent type \`${puid.type}\` is not declared in the schema`);
+    if (!type.allowedParents.has(puid.type)) bad(`entity ${name}: is not allowed to have an ancestor of type \`${puid.type}\``);
+    parents.push(puid);
+  }
+  return { uid, attrs, parents };
+}
