@@ -32,6 +32,8 @@ export interface LaunchOptions {
   /** Overrides the registration's profile. */
   profile?: SeccompProfileName;
   audit?: boolean;
+  /** The kernel redirects this agent's connects to the proxy (the enforcer runs its cgroup programs). */
+  kernelRedirect?: boolean;
   /** Called with the rules about to be applied, before the agent starts. */
   onPlan?: (plan: ConfinePlan, identity: Attestation) => void;
 }
@@ -107,6 +109,7 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
       filesystem: identity.registration.filesystem,
       profile: opts.profile ?? identity.registration.profile,
       proxyPort: proxyPort(opts.config),
+      kernelRedirect: opts.kernelRedirect,
     });
     opts.onPlan?.(plan, identity);
     sync.end(Buffer.from(['go', ...confineArgs(plan, { audit: opts.audit })].join('\0') + '\0'));

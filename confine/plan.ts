@@ -38,6 +38,8 @@ export interface ConfinePlan {
   bindPorts: number[];
   /** Credential paths kept out although a root contains them. */
   carved: string[];
+  /** False when the kernel redirects connects: Landlock would see (and refuse) the pre-redirect port. */
+  restrictConnect: boolean;
 }
 
 function within(path: string, root: string): boolean {
@@ -67,6 +69,8 @@ export interface PlanInput {
   connectPorts?: number[];
   bindPorts?: number[];
   home?: string;
+  /** The enforcer's cgroup programs redirect every TCP connect to the proxy. */
+  kernelRedirect?: boolean;
 }
 
 export function planConfinement(input: PlanInput): ConfinePlan {
@@ -85,6 +89,7 @@ export function planConfinement(input: PlanInput): ConfinePlan {
     connectPorts: [...new Set([input.proxyPort, ...(input.connectPorts ?? [])])],
     bindPorts: [...new Set(input.bindPorts ?? [])],
     carved,
+    restrictConnect: !input.kernelRedirect,
   };
 }
 
@@ -95,6 +100,7 @@ export function confineArgs(plan: ConfinePlan, opts: { audit?: boolean; cgroupPr
   for (const p of plan.readWrite) args.push('--rw', p);
   for (const p of plan.connectPorts) args.push('--connect-port', String(p));
   for (const p of plan.bindPorts) args.push('--bind-port', String(p));
+  if (!plan.restrictConnect) args.push('--no-landlock-connect');
   if (opts.audit) args.push('--audit');
   if (opts.cgroupProcs) args.push('--cgroup-procs', opts.cgroupProcs);
   if (opts.syncFd !== undefined) args.push('--sync-fd', String(opts.syncFd));

@@ -8,6 +8,10 @@
  *     --connect-port N      Landlock (ABI >= 4): TCP connect allowed to port N
  *     --bind-port N         Landlock (ABI >= 4): TCP bind allowed on port N
  *     --no-landlock-fs / --no-landlock-net / --no-seccomp
+ *     --no-landlock-connect keep Landlock's TCP bind rules but not connect: used
+ *                           when the kernel's cgroup connect hook redirects every
+ *                           connect to the proxy (Landlock, an LSM, sees the
+ *                           destination before that rewrite and would refuse it)
  *     --scope               Landlock (ABI >= 6): no abstract unix sockets or
  *                           signals outside the sandbox
  *     --audit               log denied syscalls to the kernel audit log
@@ -215,7 +219,7 @@ struct opts {
 	const char *ro[MAX_RULES], *rw[MAX_RULES];
 	long connect_ports[MAX_RULES], bind_ports[MAX_RULES];
 	int nro, nrw, nconnect, nbind, sync_fd;
-	int landlock_fs, landlock_net, use_seccomp, audit, scope;
+	int landlock_fs, landlock_net, landlock_connect, use_seccomp, audit, scope;
 };
 
 /* Parses one option at argv[i]; returns how many arguments it used, 0 at "--", -1 on error. */
@@ -231,6 +235,7 @@ static int parse_opt(struct opts *o, char **argv, int i, int argc) {
 	if (!strcmp(a, "--scope")) { o->scope = 1; return 1; }
 	if (!strcmp(a, "--no-landlock-fs")) { o->landlock_fs = 0; return 1; }
 	if (!strcmp(a, "--no-landlock-net")) { o->landlock_net = 0; return 1; }
+	if (!strcmp(a, "--no-landlock-connect")) { o->landlock_connect = 0; return 1; }
 	if (!strcmp(a, "--no-seccomp")) { o->use_seccomp = 0; return 1; }
 	if (!next) { fprintf(stderr, "lilith-confine: %s needs a value\n", a); return -1; }
 	if (o->nro >= MAX_RULES || o->nrw >= MAX_RULES || o->nconnect >= MAX_RULES || o->nbind >= MAX_RULES) fail("too many rules");
@@ -276,7 +281,7 @@ static void read_sync(struct opts *o) {
 }
 
 int main(int argc, char **argv) {
-	struct opts o = { .profile = "standard", .sync_fd = -1, .landlock_fs = 1, .landlock_net = 1, .use_seccomp = 1 };
+	struct opts o = { .profile = "standard", .sync_fd = -1, .landlock_fs = 1, .landlock_net = 1, .landlock_connect = 1, .use_seccomp = 1 };
 	int i = 1;
 	while (i < argc) {
 		int used = parse_opt(&o, argv, i, argc);
@@ -305,14 +310,16 @@ int main(int argc, char **argv) {
 		struct ll_ruleset_attr attr = { 0 };
 		size_t attr_size = abi >= 6 ? sizeof attr : abi >= 4 ? 16 : 8;
 		if (o.landlock_fs) attr.handled_access_fs = fs_access_for_abi(abi);
-		if (o.landlock_net && abi >= 4) attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		if (o.landlock_net && abi >= 4)
+			attr.handled_access_net = LL_NET_BIND_TCP | (o.landlock_connect ? LL_NET_CONNECT_TCP : 0);
 		if (o.scope && abi >= 6) attr.scoped = LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL;
 		int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, attr_size, 0);
 		if (ruleset < 0) die("landlock_create_ruleset");
 		for (int r = 0; r < o.nro; r++) add_path_rule(ruleset, o.ro[r], FS_READ, attr.handled_access_fs);
 		for (int r = 0; r < o.nrw; r++) add_path_rule(ruleset, o.rw[r], attr.handled_access_fs, attr.handled_access_fs);
 		if (attr.handled_access_net) {
-			for (int r = 0; r < o.nconnect; r++) add_port_rule(ruleset, LL_NET_CONNECT_TCP, o.connect_ports[r]);
+			if (attr.handled_access_net & LL_NET_CONNECT_TCP)
+				for (int r = 0; r < o.nconnect; r++) add_port_rule(ruleset, LL_NET_CONNECT_TCP, o.connect_ports[r]);
 			for (int r = 0; r < o.nbind; r++) add_port_rule(ruleset, LL_NET_BIND_TCP, o.bind_ports[r]);
 		}
 		if (syscall(__NR_landlock_restrict_self, ruleset, 0)) die("landlock_restrict_self");
