@@ -12,6 +12,7 @@ if [ -f bpf/addon/binding.gyp ]; then
     (cd bpf/addon && npx --no-install node-gyp rebuild --silent >/dev/null)
   fi
 fi
+if [ -f vm-tests/loader/Makefile ]; then log "vm-tests loader"; make -s -C vm-tests/loader; fi
 if [ -f confine/native/Makefile ]; then log "confinement helper"; make -s -C confine/native; fi
 log "typescript"
 npx --no-install tsc -p tsconfig.json
