@@ -1,0 +1,56 @@
+// Escalations a human approved on purpose: files `approvals/*.json` in the
+// head policy tree, or `--approve` on the command line. An approved escalation
+// is reported, not failed. Invariant violations can never be approved.
+export interface Approval {
+  /** Action id, or "*" for every action. */
+  action: string;
+  principal_type?: string;
+  resource_type?: string;
+  reason: string;
+  /** Where the approval came from (file path or "--approve"). */
+  source: string;
+}
+
+export class ApprovalError extends Error {}
+
+export const APPROVALS_DIR = 'approvals';
+
+/** Parses one approval file: an object or an array of {action, reason, principal_type?, resource_type?}. */
+export function parseApprovalFile(path: string, text: string): Approval[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ApprovalError(`${path}: ${(err as Error).message}`);
+  }
+  const items = Array.isArray(value) ? value : [value];
+  return items.map((item, i) => {
+    const where = Array.isArray(value) ? `${path}[${i}]` : path;
+    if (!item || typeof item !== 'object') throw new ApprovalError(`${where}: expected an object`);
+    const o = item as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!['action', 'principal_type', 'resource_type', 'reason'].includes(k)) throw new ApprovalError(`${where}: unknown field "${k}"`);
+    if (typeof o.action !== 'string' || !o.action) throw new ApprovalError(`${where}: "action" must name an action (or "*")`);
+    if (typeof o.reason !== 'string' || !o.reason.trim()) throw new ApprovalError(`${where}: "reason" is required`);
+    for (const k of ['principal_type', 'resource_type']) if (o[k] !== undefined && typeof o[k] !== 'string') throw new ApprovalError(`${where}: "${k}" must be a string`);
+    return { action: o.action, principal_type: o.principal_type as string | undefined, resource_type: o.resource_type as string | undefined, reason: o.reason, source: path };
+  });
+}
+
+/** `--approve ACTION[,ACTION…]` (optionally `ACTION:reason`). */
+export function parseApproveFlag(values: string[]): Approval[] {
+  return values.flatMap((v) =>
+    v.split(',').filter(Boolean).map((item) => {
+      const [action, ...rest] = item.split(':');
+      return { action: action.trim(), reason: rest.join(':').trim() || 'approved with --approve', source: '--approve' };
+    }),
+  );
+}
+
+export function findApproval(approvals: Approval[], env: { principalType: string; action: string; resourceType: string }): Approval | undefined {
+  return approvals.find(
+    (a) =>
+      (a.action === '*' || a.action === env.action) &&
+      (a.principal_type === undefined || a.principal_type === env.principalType) &&
+      (a.resource_type === undefined || a.resource_type === env.resourceType),
+  );
+}

@@ -1,0 +1,592 @@
+// Stage 2 (compiler): a Cedar expression (policy JSON, `policyToJson`) → a typed
+// term for one request environment. Every term carries `err`, a Bool formula
+// that holds exactly when Cedar evaluation would raise an error (SymCC's
+// `Option T` with `none` = error, split into an error flag and a value), so a
+// policy is satisfied only when its condition is "some true".
+//
+// Records have no SMT sort: they are flattened into per-field terms with a
+// presence flag (optional attributes), which is all Cedar can observe of them.
+import type { PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { tyEq, tyName, type ProverSchema, type RequestEnv, type Ty } from './env.js';
+import {
+  and, ancsFn, BV_ZERO, bvLit, emptySet, entityLit, entitySort, eq, FALSE, ite, not, or, sortOf, strLit, sym, TRUE, UnsupportedError,
+} from './smt.js';
+
+type Inner = string | RecInner;
+export interface RecInner {
+  rec: Record<string, { present: string; ty: Ty; v: Inner }>;
+}
+
+export interface Term {
+  ty: Ty;
+  /** Bool formula: evaluation raises an error. */
+  err: string;
+  v: Inner;
+  /** Always an error whatever the inputs; its type is meaningless. */
+  dead?: boolean;
+  /** A concrete entity (literal or the action variable). */
+  lit?: { type: string; id: string };
+  /** Elements of a set literal, for concrete action hierarchy checks. */
+  elems?: Term[];
+}
+
+/** What one query needs declared: entity sorts, constants, ancestor functions, and the footprint. */
+export class Decls {
+  readonly sorts = new Set<string>();
+  readonly consts = new Map<string, string>();
+  readonly ancs = new Set<string>();
+  /** Entity-valued terms the query mentions → type and the condition under which they are defined. */
+  readonly footprint = new Map<string, { type: string; guard: string }>();
+
+  useSort(type: string): string {
+    this.sorts.add(type);
+    return entitySort(type);
+  }
+  useAncs(from: string, to: string): string {
+    this.useSort(from);
+    this.useSort(to);
+    this.ancs.add(`${from}\u0000${to}`);
+    return ancsFn(from, to);
+  }
+  addConst(name: string, sort: string): string {
+    this.consts.set(name, sort);
+    return name;
+  }
+  mention(term: string, type: string, guard: string): void {
+    if (type === 'Action') return;
+    const prev = this.footprint.get(term);
+    this.footprint.set(term, { type, guard: prev ? or(prev.guard, guard) : guard });
+  }
+}
+
+export interface CompileEnv {
+  /** Entity types (attributes, ancestor types): the head schema's, shared by both sides. */
+  schema: ProverSchema;
+  /** Action hierarchy of the side being compiled (base and head may differ). */
+  actionAncestors: Map<string, Set<string>>;
+  env: RequestEnv;
+  decls: Decls;
+}
+
+export const PRINCIPAL = sym('principal');
+export const RESOURCE = sym('resource');
+
+function encodePath(path: string[]): string {
+  return path.map((p) => encodeURIComponent(p).replace(/\./g, '%2E')).join('.');
+}
+/** Constant name of a context leaf (value) and of its presence flag. */
+export function ctxConst(path: string[]): string {
+  return sym(`ctx.${encodePath(path)}`);
+}
+export function ctxPresent(path: string[]): string {
+  return sym(`ctx.${encodePath(path)}?`);
+}
+
+/** The context variable: a record whose leaves are free constants. */
+export function symbolicRecord(path: string[], ty: Ty & { k: 'record' }, decls: Decls): RecInner {
+  const rec: RecInner['rec'] = {};
+  for (const [name, f] of Object.entries(ty.fields)) {
+    const p = [...path, name];
+    const present = f.required ? TRUE : decls.addConst(ctxPresent(p), 'Bool');
+    let v: Inner;
+    if (f.ty.k === 'record') v = symbolicRecord(p, f.ty, decls);
+    else if (f.ty.k === 'ext') v = FALSE; // unusable: any use is reported unsupported
+    else {
+      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
+      v = decls.addConst(ctxConst(p), sortOf(f.ty));
+    }
+    rec[name] = { present, ty: f.ty, v };
+  }
+  return { rec };
+}
+
+export interface CompiledPolicy {
+  id: string;
+  effect: 'permit' | 'forbid';
+  /** Scope and every condition hold without error. */
+  sat: string;
+  /** Evaluation raises an error (conditions short-circuit in order). */
+  err: string;
+}
+
+const ERR: Term = { ty: { k: 'bool' }, err: TRUE, v: FALSE, dead: true };
+const bool = (v: string, err: string): Term => ({ ty: { k: 'bool' }, err, v });
+
+export class Compiler {
+  private readonly vars: Record<string, Term>;
+  private policyId = '';
+
+  constructor(private readonly c: CompileEnv) {
+    const { env, decls } = c;
+    decls.useSort(env.principalType);
+    decls.useSort(env.resourceType);
+    decls.addConst(PRINCIPAL, entitySort(env.principalType));
+    decls.addConst(RESOURCE, entitySort(env.resourceType));
+    decls.mention(PRINCIPAL, env.principalType, TRUE);
+    decls.mention(RESOURCE, env.resourceType, TRUE);
+    this.vars = {
+      principal: { ty: { k: 'entity', name: env.principalType }, err: FALSE, v: PRINCIPAL },
+      resource: { ty: { k: 'entity', name: env.resourceType }, err: FALSE, v: RESOURCE },
+      action: { ty: { k: 'entity', name: 'Action' }, err: FALSE, v: '', lit: { type: 'Action', id: env.action } },
+      context: { ty: env.context, err: FALSE, v: symbolicRecord([], env.context, decls) },
+    };
+  }
+
+  private unsupported(what: string): never {
+    throw new UnsupportedError(`unsupported: ${what} in policy ${this.policyId}`);
+  }
+
+  compilePolicy(id: string, json: PolicyJson): CompiledPolicy {
+    this.policyId = id;
+    const p = json as unknown as {
+      effect: 'permit' | 'forbid';
+      principal: ScopeJson;
+      action: ScopeJson;
+      resource: ScopeJson;
+      conditions: { kind: 'when' | 'unless'; body: unknown }[];
+    };
+    const scope = and(this.entityScope(p.principal, this.vars.principal), this.actionScope(p.action), this.entityScope(p.resource, this.vars.resource));
+    const passes: string[] = [scope];
+    const errs: string[] = [];
+    for (const cond of p.conditions ?? []) {
+      const t = this.compile(cond.body);
+      if (t.dead || t.ty.k !== 'bool') {
+        errs.push(and(...passes));
+        passes.push(FALSE);
+        break;
+      }
+      const v = t.v as string;
+      errs.push(and(...passes, t.err));
+      passes.push(not(t.err), cond.kind === 'when' ? v : not(v));
+    }
+    return { id, effect: p.effect, sat: and(...passes), err: or(...errs) };
+  }
+
+  private entityLiteral(e: { type: string; id: string }): Term {
+    if (e.type === 'Action') return { ty: { k: 'entity', name: 'Action' }, err: FALSE, v: '', lit: { type: 'Action', id: e.id } };
+    this.c.decls.useSort(e.type);
+    const v = entityLit(e.type, e.id);
+    this.c.decls.mention(v, e.type, TRUE);
+    return { ty: { k: 'entity', name: e.type }, err: FALSE, v, lit: e };
+  }
+
+  private entityScope(s: ScopeJson, x: Term): string {
+    switch (s.op) {
+      case 'All':
+        return TRUE;
+      case '==':
+        return this.eqVal(x, this.entityLiteral(this.noSlot(s.entity)));
+      case 'in':
+        return this.inEntity(x, this.entityLiteral(this.noSlot(s.entity)));
+      case 'is': {
+        const isT = (x.ty as { name: string }).name === s.entity_type ? TRUE : FALSE;
+        return s.in ? and(isT, this.inEntity(x, this.entityLiteral(this.noSlot(s.in.entity)))) : isT;
+      }
+      default:
+        return this.unsupported(`scope operator ${JSON.stringify((s as { op: string }).op)}`);
+    }
+  }
+
+  private noSlot(e: { type: string; id: string } | undefined): { type: string; id: string } {
+    if (!e || typeof e.type !== 'string') this.unsupported('template slots');
+    return e;
+  }
+
+  private actionScope(s: ScopeJson): string {
+    const a = this.vars.action;
+    switch (s.op) {
+      case 'All':
+        return TRUE;
+      case '==':
+        return this.eqVal(a, this.entityLiteral(this.noSlot(s.entity)));
+      case 'in':
+        if (s.entities) return or(...s.entities.map((e) => this.inEntity(a, this.entityLiteral(e))));
+        return this.inEntity(a, this.entityLiteral(this.noSlot(s.entity)));
+      default:
+        return this.unsupported(`action scope operator ${JSON.stringify(s.op)}`);
+    }
+  }
+
+  // ---- value-level helpers ------------------------------------------------
+
+  /** Cedar `==` on two evaluated values (no error part). */
+  private eqVal(a: Term, b: Term): string {
+    if (a.ty.k === 'ext' || b.ty.k === 'ext') this.unsupported('extension values');
+    if (a.lit && b.lit && (a.ty.k === 'entity') && (b.ty.k === 'entity')) return a.lit.type === b.lit.type && a.lit.id === b.lit.id ? TRUE : FALSE;
+    if (a.ty.k === 'entity' && a.ty.name === 'Action' || b.ty.k === 'entity' && b.ty.name === 'Action') {
+      if (a.ty.k === 'entity' && b.ty.k === 'entity' && a.ty.name === b.ty.name) this.unsupported('comparison of non-literal actions');
+      return FALSE;
+    }
+    if (a.ty.k === 'record' && b.ty.k === 'record') {
+      const ra = (a.v as RecInner).rec;
+      const rb = (b.v as RecInner).rec;
+      const keys = new Set([...Object.keys(ra), ...Object.keys(rb)]);
+      const parts: string[] = [];
+      for (const k of keys) {
+        const fa = ra[k];
+        const fb = rb[k];
+        if (!fa || !fb) {
+          parts.push(not((fa ?? fb).present));
+          continue;
+        }
+        const same = this.eqVal({ ty: fa.ty, err: FALSE, v: fa.v }, { ty: fb.ty, err: FALSE, v: fb.v });
+        parts.push(eq(fa.present, fb.present), or(not(fa.present), same));
+      }
+      return and(...parts);
+    }
+    if (a.ty.k === 'set' && b.ty.k === 'set') {
+      if (tyEq(a.ty.elem, b.ty.elem)) return eq(a.v as string, b.v as string);
+      // Sets of different element types are equal only when both are empty.
+      return and(`(= ${a.v} ${emptySet(a.ty.elem)})`, `(= ${b.v} ${emptySet(b.ty.elem)})`);
+    }
+    if (tyEq(a.ty, b.ty)) return eq(a.v as string, b.v as string);
+    return FALSE;
+  }
+
+  /** `a in b` for an entity a and an entity b (values, no error part). */
+  private inEntity(a: Term, b: Term): string {
+    if (a.ty.k !== 'entity' || b.ty.k !== 'entity') throw new Error('inEntity on non-entities');
+    if (a.ty.name === 'Action' || b.ty.name === 'Action') {
+      if (a.ty.name !== b.ty.name) return FALSE;
+      if (!a.lit || !b.lit) this.unsupported('`in` on non-literal actions');
+      return a.lit.id === b.lit.id || (this.c.actionAncestors.get(a.lit.id)?.has(b.lit.id) ?? false) ? TRUE : FALSE;
+    }
+    const self = a.ty.name === b.ty.name ? eq(a.v as string, b.v as string) : FALSE;
+    if (!this.canHaveAncestor(a.ty.name, b.ty.name)) return self;
+    return or(self, `(set.member ${b.v} (${this.c.decls.useAncs(a.ty.name, b.ty.name)} ${a.v}))`);
+  }
+
+  private canHaveAncestor(from: string, to: string): boolean {
+    return this.c.schema.ancestorTypes.get(from)?.has(to) ?? false;
+  }
+
+  private inSet(a: Term, s: Term): string {
+    if (a.ty.k !== 'entity' || s.ty.k !== 'set' || s.ty.elem.k !== 'entity') throw new Error('inSet on wrong types');
+    const elemType = s.ty.elem.name;
+    if (s.elems) return or(...s.elems.map((e) => this.inEntity(a, e)));
+    if (a.ty.name === 'Action' || elemType === 'Action') {
+      if (a.ty.name !== elemType) return FALSE;
+      this.unsupported('`in` on non-literal action sets');
+    }
+    const self = a.ty.name === elemType ? `(set.member ${a.v} ${s.v})` : FALSE;
+    if (!this.canHaveAncestor(a.ty.name, elemType)) return self;
+    const anc = `(${this.c.decls.useAncs(a.ty.name, elemType)} ${a.v})`;
+    return or(self, not(`(= (set.inter ${anc} ${s.v}) ${emptySet(s.ty.elem)})`));
+  }
+
+  private valueOf(t: Term): string {
+    if (t.ty.k === 'entity' && t.ty.name === 'Action') {
+      this.c.decls.useSort('Action');
+      return entityLit('Action', t.lit!.id);
+    }
+    if (typeof t.v !== 'string') this.unsupported('record used as a set element');
+    return t.v;
+  }
+
+  // ---- expressions ----------------------------------------------------------
+
+  compile(x: unknown): Term {
+    if (x === null || typeof x !== 'object') this.unsupported(`expression ${JSON.stringify(x)}`);
+    const keys = Object.keys(x);
+    if (keys.length !== 1) this.unsupported(`expression with keys ${keys.join(',')}`);
+    const op = keys[0];
+    const arg = (x as Record<string, any>)[op];
+    switch (op) {
+      case 'Value':
+        return this.value(arg);
+      case 'Var':
+        if (!(arg in this.vars)) this.unsupported(`variable ${arg}`);
+        return this.vars[arg];
+      case 'Slot':
+        return this.unsupported('template slots');
+      case 'Unknown':
+        return this.unsupported('unknowns');
+      case '!': {
+        const t = this.compile(arg.arg);
+        if (t.dead || t.ty.k !== 'bool') return ERR;
+        return bool(not(t.v as string), t.err);
+      }
+      case 'neg': {
+        const t = this.compile(arg.arg);
+        if (t.dead || t.ty.k !== 'long') return this.typeErr(t);
+        const v = t.v as string;
+        return { ty: { k: 'long' }, err: or(t.err, `(= ${v} ${bvLit(-(1n << 63n))})`), v: `(bvneg ${v})` };
+      }
+      case '&&':
+      case '||':
+        return this.shortCircuit(op, this.compile(arg.left), () => this.compile(arg.right));
+      case 'if-then-else':
+        return this.ifThenElse(arg);
+      case '==':
+      case '!=': {
+        const [a, b] = [this.compile(arg.left), this.compile(arg.right)];
+        if (a.dead || b.dead) return ERR;
+        const v = this.eqVal(a, b);
+        return bool(op === '==' ? v : not(v), or(a.err, b.err));
+      }
+      case '<':
+      case '<=':
+      case '>':
+      case '>=':
+        return this.compare(op, this.compile(arg.left), this.compile(arg.right));
+      case '+':
+      case '-':
+      case '*':
+        return this.arith(op, this.compile(arg.left), this.compile(arg.right));
+      case 'in':
+        return this.inExpr(this.compile(arg.left), this.compile(arg.right));
+      case 'contains':
+      case 'containsAll':
+      case 'containsAny':
+        return this.setOp(op, this.compile(arg.left), this.compile(arg.right));
+      case 'isEmpty': {
+        const t = this.compile(arg.arg);
+        if (t.dead || t.ty.k !== 'set') return this.typeErr(t);
+        return bool(`(= ${t.v} ${emptySet(t.ty.elem)})`, t.err);
+      }
+      case '.':
+        return this.getAttr(this.compile(arg.left), arg.attr);
+      case 'has': {
+        const path: string[] = Array.isArray(arg.attr) ? arg.attr : [arg.attr];
+        return this.hasPath(this.compile(arg.left), path);
+      }
+      case 'like': {
+        const t = this.compile(arg.left);
+        if (t.dead || t.ty.k !== 'string') return this.typeErr(t);
+        return bool(`(str.in_re ${t.v} ${likeRegex(arg.pattern)})`, t.err);
+      }
+      case 'is': {
+        const t = this.compile(arg.left);
+        if (t.dead || t.ty.k !== 'entity') return this.typeErr(t);
+        const isT = bool(t.ty.name === arg.entity_type ? TRUE : FALSE, t.err);
+        if (arg.in === undefined) return isT;
+        return this.shortCircuit('&&', isT, () => this.inExpr({ ...t, err: FALSE }, this.compile(arg.in)));
+      }
+      case 'Set':
+        return this.setLiteral(arg as unknown[]);
+      case 'Record': {
+        const rec: RecInner['rec'] = {};
+        const errs: string[] = [];
+        for (const [k, e] of Object.entries(arg as Record<string, unknown>)) {
+          const t = this.compile(e);
+          if (t.dead) return ERR;
+          errs.push(t.err);
+          rec[k] = { present: TRUE, ty: t.ty, v: t.v };
+        }
+        return { ty: { k: 'record', fields: Object.fromEntries(Object.entries(rec).map(([k, f]) => [k, { ty: f.ty, required: true }])) }, err: or(...errs), v: { rec } };
+      }
+      case 'getTag':
+      case 'hasTag':
+        return this.unsupported(`entity tags (${op})`);
+      default:
+        return this.unsupported(`function or extension ${op}()`);
+    }
+  }
+
+  /** A well-typed-but-wrong operand: Cedar evaluates it, then raises a type error. */
+  private typeErr(t: Term): Term {
+    if (t.ty.k === 'ext' && !t.dead) this.unsupported(`extension type ${t.ty.name}`);
+    return ERR;
+  }
+
+  private value(v: unknown): Term {
+    if (typeof v === 'boolean') return bool(v ? TRUE : FALSE, FALSE);
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) this.unsupported(`Long literal ${v} (beyond 2^53, not exact in policy JSON)`);
+      return { ty: { k: 'long' }, err: FALSE, v: bvLit(BigInt(v)) };
+    }
+    if (typeof v === 'string') return { ty: { k: 'string' }, err: FALSE, v: this.str(v) };
+    if (Array.isArray(v)) return this.setLiteral(v.map((e) => ({ Value: e })));
+    if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if ('__entity' in o) return this.entityLiteral(o.__entity as { type: string; id: string });
+      if ('__extn' in o) return this.unsupported('extension values (ip/decimal/datetime)');
+      return this.compile({ Record: Object.fromEntries(Object.entries(o).map(([k, e]) => [k, { Value: e }])) });
+    }
+    return this.unsupported(`literal ${JSON.stringify(v)}`);
+  }
+
+  private str(s: string): string {
+    try {
+      return strLit(s);
+    } catch (err) {
+      return this.unsupported((err as Error).message);
+    }
+  }
+
+  private shortCircuit(op: '&&' | '||', a: Term, right: () => Term): Term {
+    if (a.dead || a.ty.k !== 'bool') return this.typeErr(a);
+    const av = a.v as string;
+    // The right operand is evaluated only when the left does not decide.
+    const goesOn = and(not(a.err), op === '&&' ? av : not(av));
+    if (goesOn === FALSE) return a;
+    const b = right();
+    const bBad = b.dead || b.ty.k !== 'bool';
+    if (bBad && b.ty.k === 'ext' && !b.dead) this.unsupported(`extension type ${b.ty.name}`);
+    const bErr = bBad ? TRUE : b.err;
+    const bv = bBad ? FALSE : (b.v as string);
+    return bool(op === '&&' ? and(av, bv) : or(av, bv), or(a.err, and(goesOn, bErr)));
+  }
+
+  private ifThenElse(arg: { if: unknown; then: unknown; else: unknown }): Term {
+    const c = this.compile(arg.if);
+    if (c.dead || c.ty.k !== 'bool') return this.typeErr(c);
+    const cv = c.v as string;
+    if (and(not(c.err), cv) === FALSE) {
+      const e = this.compile(arg.else);
+      return { ...e, err: or(c.err, e.err), lit: undefined, elems: undefined };
+    }
+    const t = this.compile(arg.then);
+    const e = this.compile(arg.else);
+    if (t.dead && e.dead) return ERR;
+    const ty = t.dead ? e.ty : t.ty;
+    if (!t.dead && !e.dead && !tyEq(t.ty, e.ty)) this.unsupported(`if-then-else with branches of different types (${tyName(t.ty)}, ${tyName(e.ty)})`);
+    if (ty.k === 'record' || (ty.k === 'entity' && ty.name === 'Action')) this.unsupported(`if-then-else yielding ${ty.k === 'record' ? 'records' : 'actions'}`);
+    if (ty.k === 'ext') this.unsupported(`extension type ${ty.name}`);
+    const tv = t.dead ? (e.v as string) : (t.v as string);
+    const ev = e.dead ? (t.v as string) : (e.v as string);
+    return { ty, err: or(c.err, and(cv, t.err), and(not(cv), e.err)), v: ite(cv, tv, ev) };
+  }
+
+  private compare(op: string, a: Term, b: Term): Term {
+    if (a.dead || b.dead) return ERR;
+    if (a.ty.k !== 'long' || b.ty.k !== 'long') {
+      if (a.ty.k === 'ext' || b.ty.k === 'ext') this.unsupported('comparison of extension values');
+      return ERR;
+    }
+    const f = { '<': 'bvslt', '<=': 'bvsle', '>': 'bvsgt', '>=': 'bvsge' }[op]!;
+    return bool(`(${f} ${a.v} ${b.v})`, or(a.err, b.err));
+  }
+
+  private arith(op: '+' | '-' | '*', a: Term, b: Term): Term {
+    if (a.dead || b.dead) return ERR;
+    if (a.ty.k !== 'long' || b.ty.k !== 'long') return this.typeErr(a.ty.k !== 'long' ? a : b);
+    const [x, y] = [a.v as string, b.v as string];
+    // Overflow checks written by hand: cvc5 1.0.3 lacks bvsaddo/bvssubo/bvsmulo.
+    const neg = (t: string) => `(bvslt ${t} ${BV_ZERO})`;
+    let v: string;
+    let ovf: string;
+    if (op === '+') {
+      v = `(bvadd ${x} ${y})`;
+      ovf = and(eq(neg(x), neg(y)), `(distinct ${neg(v)} ${neg(x)})`);
+    } else if (op === '-') {
+      v = `(bvsub ${x} ${y})`;
+      ovf = and(`(distinct ${neg(x)} ${neg(y)})`, `(distinct ${neg(v)} ${neg(x)})`);
+    } else {
+      v = `(bvmul ${x} ${y})`;
+      ovf = `(distinct (bvmul ((_ sign_extend 64) ${x}) ((_ sign_extend 64) ${y})) ((_ sign_extend 64) ${v}))`;
+    }
+    return { ty: { k: 'long' }, err: or(a.err, b.err, ovf), v };
+  }
+
+  private inExpr(a: Term, b: Term): Term {
+    if (a.dead || b.dead) return ERR;
+    if (a.ty.k !== 'entity') return this.typeErr(a);
+    const err = or(a.err, b.err);
+    if (b.ty.k === 'entity') return bool(this.inEntity(a, b), err);
+    if (b.ty.k === 'set' && b.ty.elem.k === 'entity') return bool(this.inSet(a, b), err);
+    return this.typeErr(b);
+  }
+
+  private setOp(op: 'contains' | 'containsAll' | 'containsAny', a: Term, b: Term): Term {
+    if (a.dead || b.dead) return ERR;
+    if (a.ty.k !== 'set') return this.typeErr(a);
+    const err = or(a.err, b.err);
+    if (op === 'contains') {
+      if (b.ty.k === 'record') return bool(FALSE, err); // sets never hold records here (unsupported to build)
+      if (b.ty.k === 'ext') this.unsupported('extension values');
+      if (!tyEq(a.ty.elem, b.ty)) return bool(FALSE, err);
+      if (a.elems && b.lit?.type === 'Action') return bool(a.elems.some((e) => e.lit?.id === b.lit!.id) ? TRUE : FALSE, err);
+      return bool(`(set.member ${this.valueOf(b)} ${a.v})`, err);
+    }
+    if (b.ty.k !== 'set') return this.typeErr(b);
+    const same = tyEq(a.ty.elem, b.ty.elem);
+    if (op === 'containsAll') return bool(same ? `(set.subset ${b.v} ${a.v})` : `(= ${b.v} ${emptySet(b.ty.elem)})`, err);
+    return bool(same ? not(`(= (set.inter ${a.v} ${b.v}) ${emptySet(a.ty.elem)})`) : FALSE, err);
+  }
+
+  private setLiteral(xs: unknown[]): Term {
+    if (xs.length === 0) this.unsupported('empty set literal []');
+    const ts = xs.map((e) => this.compile(e));
+    if (ts.some((t) => t.dead)) return ERR;
+    const elem = ts[0].ty;
+    if (!ts.every((t) => tyEq(t.ty, elem))) this.unsupported('set literal with elements of different types');
+    sortOf({ k: 'set', elem }); // rejects sets of records/sets/extensions
+    if (elem.k === 'entity') this.c.decls.useSort(elem.name);
+    const vals = ts.map((t) => this.valueOf(t));
+    const v = vals.length === 1 ? `(set.singleton ${vals[0]})` : `(set.insert ${vals.slice(0, -1).join(' ')} (set.singleton ${vals[vals.length - 1]}))`;
+    return { ty: { k: 'set', elem }, err: or(...ts.map((t) => t.err)), v, elems: ts };
+  }
+
+  private getAttr(t: Term, attr: string): Term {
+    if (t.dead) return ERR;
+    if (t.ty.k === 'record') {
+      const f = (t.v as RecInner).rec[attr];
+      if (!f) return ERR;
+      const out: Term = { ty: f.ty, err: or(t.err, not(f.present)), v: f.v };
+      if (f.ty.k === 'ext') this.unsupported(`extension type ${f.ty.name}`);
+      if (f.ty.k === 'entity' && typeof f.v === 'string') this.c.decls.mention(f.v, f.ty.name, not(out.err));
+      return out;
+    }
+    if (t.ty.k === 'entity') {
+      if (t.ty.name === 'Action' || !this.c.schema.entityTypes.get(t.ty.name)?.shape) return ERR;
+      return this.unsupported(`entity attributes (${t.ty.name}.${attr})`);
+    }
+    return this.typeErr(t);
+  }
+
+  private hasPath(t: Term, path: string[]): Term {
+    // `e has a.b` is `e has a && e.a has b`.
+    let cur = this.hasAttr(t, path[0]);
+    for (let i = 1; i < path.length; i++) {
+      const prefix = path.slice(0, i);
+      cur = this.shortCircuit('&&', cur, () => {
+        let base = t;
+        for (const p of prefix) base = this.getAttr(base, p);
+        return this.hasAttr(base, path[i]);
+      });
+    }
+    return cur;
+  }
+
+  private hasAttr(t: Term, attr: string): Term {
+    if (t.dead) return ERR;
+    if (t.ty.k === 'record') {
+      const f = (t.v as RecInner).rec[attr];
+      return bool(f ? f.present : FALSE, t.err);
+    }
+    if (t.ty.k === 'entity') {
+      if (t.ty.name === 'Action' || !this.c.schema.entityTypes.get(t.ty.name)?.shape) return bool(FALSE, t.err);
+      return this.unsupported(`entity attributes (${t.ty.name} has ${attr})`);
+    }
+    return this.typeErr(t);
+  }
+}
+
+type ScopeJson = {
+  op: string;
+  entity?: { type: string; id: string };
+  entities?: { type: string; id: string }[];
+  entity_type?: string;
+  in?: { entity: { type: string; id: string } };
+};
+
+/** `like` pattern (JSON: literal runs and "Wildcard") → SMT regular expression. */
+export function likeRegex(pattern: unknown[]): string {
+  const parts: string[] = [];
+  let lit = '';
+  const flush = () => {
+    if (lit) parts.push(`(str.to_re ${strLit(lit)})`);
+    lit = '';
+  };
+  for (const p of pattern) {
+    if (p === 'Wildcard') {
+      flush();
+      parts.push('(re.* re.allchar)');
+    } else if (p && typeof p === 'object' && 'Literal' in p) lit += (p as { Literal: string }).Literal;
+    else throw new UnsupportedError(`unsupported: like pattern element ${JSON.stringify(p)}`);
+  }
+  flush();
+  if (parts.length === 0) return '(str.to_re "")';
+  return parts.length === 1 ? parts[0] : `(re.++ ${parts.join(' ')})`;
+}

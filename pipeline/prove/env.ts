@@ -1,0 +1,177 @@
+// Stage 1 (env): the schema as the prover sees it — Cedar types, the entity
+// ancestor-type relation, the concrete action hierarchy and the request
+// environments (principal type, action, resource type, context type).
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+
+export type Ty =
+  | { k: 'bool' }
+  | { k: 'long' }
+  | { k: 'string' }
+  | { k: 'entity'; name: string }
+  | { k: 'set'; elem: Ty }
+  | { k: 'record'; fields: Record<string, { ty: Ty; required: boolean }> }
+  | { k: 'ext'; name: string };
+
+export class SchemaError extends Error {}
+
+export interface RequestEnv {
+  principalType: string;
+  action: string;
+  resourceType: string;
+  context: Ty & { k: 'record' };
+}
+
+export interface ProverSchema {
+  /** Entity type → declared attribute shape (undefined: no attributes). */
+  entityTypes: Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>;
+  /** Entity type → every type its ancestors may have (transitive closure of memberOf). */
+  ancestorTypes: Map<string, Set<string>>;
+  /** Action id → ids of all its ancestor action groups (transitive, not reflexive). */
+  actionAncestors: Map<string, Set<string>>;
+  envs: RequestEnv[];
+}
+
+type JsonType = {
+  type: string;
+  name?: string;
+  element?: JsonType;
+  attributes?: Record<string, JsonType & { required?: boolean }>;
+  required?: boolean;
+};
+
+interface JsonSchemaNs {
+  commonTypes?: Record<string, JsonType>;
+  entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: unknown; enum?: unknown }>;
+  actions?: Record<string, { memberOf?: { id: string; type?: string }[]; appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType } }>;
+}
+
+export function tyEq(a: Ty, b: Ty): boolean {
+  if (a.k !== b.k) return false;
+  switch (a.k) {
+    case 'entity':
+      return a.name === (b as typeof a).name;
+    case 'ext':
+      return a.name === (b as typeof a).name;
+    case 'set':
+      return tyEq(a.elem, (b as typeof a).elem);
+    case 'record': {
+      const bf = (b as typeof a).fields;
+      const ak = Object.keys(a.fields).sort();
+      const bk = Object.keys(bf).sort();
+      return ak.length === bk.length && ak.every((k, i) => k === bk[i] && a.fields[k].required === bf[k].required && tyEq(a.fields[k].ty, bf[k].ty));
+    }
+    default:
+      return true;
+  }
+}
+
+export function tyName(t: Ty): string {
+  switch (t.k) {
+    case 'entity':
+      return t.name;
+    case 'ext':
+      return t.name;
+    case 'set':
+      return `Set<${tyName(t.elem)}>`;
+    case 'record':
+      return `{${Object.entries(t.fields).map(([k, f]) => `${k}${f.required ? '' : '?'}: ${tyName(f.ty)}`).join(', ')}}`;
+    default:
+      return t.k;
+  }
+}
+
+/** Parses Cedar schema text (human form) into the prover's view. Only the empty namespace is supported. */
+export function loadSchema(text: string): ProverSchema {
+  const answer = cedar.schemaToJson(text);
+  if (answer.type === 'failure') throw new SchemaError(`schema: ${answer.errors.map((e) => e.message).join('; ')}`);
+  const json = answer.json as unknown as Record<string, JsonSchemaNs>;
+  const names = Object.keys(json);
+  if (names.some((n) => n !== '')) throw new SchemaError(`unsupported: schema namespaces (${names.filter((n) => n).join(', ')})`);
+  const ns = json[''] ?? {};
+  const common = ns.commonTypes ?? {};
+
+  const resolve = (t: JsonType, seen: string[] = []): Ty => {
+    switch (t.type) {
+      case 'Boolean':
+        return { k: 'bool' };
+      case 'Long':
+        return { k: 'long' };
+      case 'String':
+        return { k: 'string' };
+      case 'Set':
+        if (!t.element) throw new SchemaError('schema: Set without element type');
+        return { k: 'set', elem: resolve(t.element, seen) };
+      case 'Record': {
+        const fields: Record<string, { ty: Ty; required: boolean }> = {};
+        for (const [k, v] of Object.entries(t.attributes ?? {})) fields[k] = { ty: resolve(v, seen), required: v.required !== false };
+        return { k: 'record', fields };
+      }
+      case 'Entity':
+        return { k: 'entity', name: t.name! };
+      case 'Extension':
+        return { k: 'ext', name: t.name! };
+      case 'EntityOrCommon': {
+        const n = t.name!;
+        if (n === 'String' || n === 'Long' || n === 'Bool' || n === 'Boolean') return resolve({ type: n === 'Bool' ? 'Boolean' : n });
+        if (n === 'ipaddr' || n === 'decimal' || n === 'datetime' || n === 'duration') return { k: 'ext', name: n };
+        if (common[n]) {
+          if (seen.includes(n)) throw new SchemaError(`schema: recursive common type ${n}`);
+          return resolve(common[n], [...seen, n]);
+        }
+        if (ns.entityTypes?.[n]) return { k: 'entity', name: n };
+        throw new SchemaError(`schema: unknown type ${n}`);
+      }
+      default:
+        if (common[t.type]) return resolve(common[t.type], seen);
+        throw new SchemaError(`schema: unsupported type ${t.type}`);
+    }
+  };
+
+  const entityTypes = new Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>();
+  for (const [name, et] of Object.entries(ns.entityTypes ?? {})) {
+    if (et.tags) throw new SchemaError(`unsupported: entity tags on ${name}`);
+    if (et.enum) throw new SchemaError(`unsupported: enumerated entity type ${name}`);
+    const shape = et.shape ? (resolve(et.shape) as Ty & { k: 'record' }) : undefined;
+    entityTypes.set(name, { memberOf: et.memberOfTypes ?? [], shape: shape && Object.keys(shape.fields).length ? shape : undefined });
+  }
+  const ancestorTypes = new Map<string, Set<string>>();
+  for (const name of entityTypes.keys()) {
+    const out = new Set<string>();
+    const stack = [...entityTypes.get(name)!.memberOf];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (out.has(t)) continue;
+      out.add(t);
+      stack.push(...(entityTypes.get(t)?.memberOf ?? []));
+    }
+    ancestorTypes.set(name, out);
+  }
+
+  const actions = ns.actions ?? {};
+  const actionAncestors = new Map<string, Set<string>>();
+  for (const id of Object.keys(actions)) {
+    const out = new Set<string>();
+    const stack = (actions[id].memberOf ?? []).map((m) => m.id);
+    while (stack.length) {
+      const a = stack.pop()!;
+      if (out.has(a)) continue;
+      out.add(a);
+      stack.push(...(actions[a]?.memberOf ?? []).map((m) => m.id));
+    }
+    actionAncestors.set(id, out);
+  }
+
+  const envs: RequestEnv[] = [];
+  for (const [id, a] of Object.entries(actions)) {
+    const at = a.appliesTo;
+    if (!at) continue;
+    const ctx = at.context ? resolve(at.context) : ({ k: 'record', fields: {} } as Ty);
+    if (ctx.k !== 'record') throw new SchemaError(`schema: context of action ${id} is not a record`);
+    for (const p of at.principalTypes ?? []) for (const r of at.resourceTypes ?? []) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
+  }
+  return { entityTypes, ancestorTypes, actionAncestors, envs };
+}
+
+export function envKey(e: { principalType: string; action: string; resourceType: string }): string {
+  return `${e.principalType}, Action::"${e.action}", ${e.resourceType}`;
+}

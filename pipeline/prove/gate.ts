@@ -1,0 +1,274 @@
+// The proof gate: for every request environment of the head schema, prove
+// non-escalation (head ⇒ base) and the invariants, and collect hygiene
+// warnings. Compiles everything first (so entity sorts are declared once),
+// then runs all queries in one incremental cvc5 process, one push/pop scope
+// per environment.
+import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../enforcer/engine/policy-set.js';
+import type { PolicySource } from '../policy-source.js';
+import { findApproval, type Approval } from './approvals.js';
+import { compileSet, nameTerms, type CompiledSet } from './authorizer.js';
+import { Compiler, Decls, type CompiledPolicy } from './compiler.js';
+import { decide, describeCounterexample, extract, safeLongBounds, type Counterexample } from './counterexample.js';
+import { LongOutOfRange } from './decoder.js';
+import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
+import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './enforcer.js';
+import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
+import {
+  digestFiles, reportDigest, verdictOf, REPORT_FORMAT,
+  type EscalationFinding, type InvariantResult, type ProofReport, type Warning,
+} from './report.js';
+import { UnsupportedError, FALSE } from './smt.js';
+import { Cvc5, cvc5Version, SolverError } from './solver.js';
+import * as verifier from './verifier.js';
+
+export interface GateSide {
+  label: string;
+  commit?: string;
+  source: PolicySource;
+}
+
+export interface GateOptions {
+  approvals?: Approval[];
+  timeoutMs?: number;
+  hygiene?: boolean;
+  transcript?: (text: string) => void;
+}
+
+/** A finding that is not a proof outcome: bad input, unsupported Cedar, solver unknown, encoder bug. Exit 2. */
+export class GateError extends Error {}
+
+interface EnvProblem {
+  env: RequestEnv;
+  decls: Decls;
+  defs: Definitions;
+  assumptions: string[];
+  head: CompiledSet;
+  base: CompiledSet | undefined;
+  invariants: CompiledPolicy[];
+}
+
+function taintOf(configText: string): TaintAssumption | undefined {
+  try {
+    const cfg = JSON.parse(configText) as { taint_labels?: Record<string, number> };
+    if (!cfg.taint_labels) return undefined;
+    for (const [l, b] of Object.entries(cfg.taint_labels)) {
+      if (!Number.isInteger(b) || b < 0 || b > 63) throw new GateError(`lilith.json: taint label ${l} has bit ${b} (must be 0..63)`);
+    }
+    return { labels: cfg.taint_labels };
+  } catch (err) {
+    if (err instanceof GateError) throw err;
+    throw new GateError(`lilith.json: ${(err as Error).message}`);
+  }
+}
+
+function baseHasEnv(base: ProverSchema, env: RequestEnv): boolean {
+  // The base capsule would reject a request its schema does not describe.
+  return base.envs.some((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType && tyEq(e.context, env.context));
+}
+
+function side<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof UnsupportedError) throw new GateError(`${err.message} (${what})`);
+    throw err;
+  }
+}
+
+export interface GateResult {
+  report: ProofReport;
+  digest: string;
+  timings: { compileMs: number; solveMs: number };
+}
+
+export async function runGate(base: GateSide, head: GateSide, opts: GateOptions = {}): Promise<GateResult> {
+  const t0 = performance.now();
+  const version = await cvc5Version();
+  const headSchema = side('head schema', () => loadSchema(head.source.schema));
+  const baseSchema = side('base schema', () => loadSchema(base.source.schema));
+  const headPolicies = splitPolicies(head.source.policies);
+  const basePolicies = splitPolicies(base.source.policies);
+  const invariants = splitPolicies(head.source.invariants);
+  const taint = taintOf(head.source.configText);
+  const fileOf = new Map<string, string>([...headPolicies, ...invariants].map((p) => [p.id, p.file]));
+
+  const problems: EnvProblem[] = [];
+  const sorts = new Set<string>();
+  for (const env of headSchema.envs) {
+    const decls = new Decls();
+    const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
+    const bc = new Compiler({ schema: headSchema, actionAncestors: baseSchema.actionAncestors, env, decls });
+    const defs = new Definitions();
+    const headSet = nameTerms(side('head', () => compileSet(hc, headPolicies)), 'head', defs.define);
+    const baseSet = baseHasEnv(baseSchema, env) ? nameTerms(side('base', () => compileSet(bc, basePolicies)), 'base', defs.define) : undefined;
+    const invs = side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
+      ...p,
+      sat: defs.define(`inv.sat.${i}`, p.sat),
+      err: p.err,
+    }));
+    const assumptions = [...hierarchyAssumptions(decls, headSchema), ...contextAssumptions(env, taint)];
+    for (const s of decls.sorts) sorts.add(s);
+    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, invariants: invs });
+  }
+  const compileMs = performance.now() - t0;
+
+  const escalations: EscalationFinding[] = [];
+  const invResults = new Map<string, InvariantResult>(
+    invariants.map((p) => [p.id, { id: p.id, file: p.file, effect: p.json.effect as 'permit' | 'forbid', result: 'holds' as const }]),
+  );
+  const hygiene = new Map<string, { matched: boolean; effective: boolean; errorEnv?: string; permit: boolean }>(
+    headPolicies.map((p) => [p.id, { matched: false, effective: false, permit: p.json.effect === 'permit' }]),
+  );
+  let queries = 0;
+  const t1 = performance.now();
+  const solver = new Cvc5({ timeoutMs: opts.timeoutMs, transcript: opts.transcript });
+  try {
+    solver.send(declareSorts(sorts));
+    for (const pr of problems) {
+      const key = envKey(pr.env);
+      solver.send('(push 1)\n' + declareScope(pr.decls) + pr.defs.text() + assertAll(pr.assumptions));
+      const query = async (formula: string): Promise<boolean> => {
+        if (formula === FALSE) return false;
+        queries++;
+        solver.send(`(push 1)\n(assert ${formula})\n`);
+        const r = await solver.checkSat();
+        if (r === 'unsat') solver.send('(pop 1)\n');
+        return r === 'sat';
+      };
+      const model = async (): Promise<Counterexample> => {
+        // Prefer Long values JSON carries exactly; fall back to any model.
+        solver.send(`(push 1)\n${assertAll(safeLongBounds(pr.env))}`);
+        const bounded = (await solver.checkSat()) === 'sat';
+        if (!bounded) solver.send('(pop 1)\n');
+        try {
+          return await extract(solver, pr.env, pr.decls, headSchema);
+        } catch (err) {
+          if (err instanceof LongOutOfRange) throw new GateError(`counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
+          throw err;
+        } finally {
+          if (bounded) solver.send('(pop 1)\n');
+        }
+      };
+      const done = () => solver.send('(pop 1)\n');
+
+      // Non-escalation.
+      if (await query(verifier.escalation(pr.head, pr.base))) {
+        const cx = await model();
+        done();
+        const h = decide(cx, toStaticPolicies(headPolicies), head.source.schema);
+        const b = decide(cx, toStaticPolicies(basePolicies), base.source.schema);
+        if (h.decision !== 'allow' || b.decision !== 'deny') {
+          throw new GateError(
+            `encoder bug: counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, base ${b.decision}; ` +
+              `head errors: ${h.errors.join('; ') || 'none'})\n${describeCounterexample(cx)}`,
+          );
+        }
+        const approval = findApproval(opts.approvals ?? [], pr.env);
+        escalations.push({
+          env: key,
+          ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
+          counterexample: cx,
+          recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
+        });
+      }
+
+      // Invariants.
+      for (const inv of pr.invariants) {
+        const res = invResults.get(inv.id)!;
+        if (res.result === 'violated') continue;
+        if (!(await query(verifier.invariantBreach(pr.head, inv)))) continue;
+        const cx = await model();
+        done();
+        const original = invariants.find((p) => p.id === inv.id)!;
+        recheckInvariant(cx, original, headPolicies, head.source.schema, key);
+        invResults.set(inv.id, { ...res, result: 'violated', env: key, counterexample: cx });
+      }
+
+      // Hygiene (head only).
+      if (opts.hygiene !== false) {
+        for (const p of pr.head.policies) {
+          const h = hygiene.get(p.id)!;
+          if (!h.matched && (await query(verifier.matches(p)))) {
+            h.matched = true;
+            done();
+          }
+          if (h.permit && !h.effective && (await query(verifier.effective(p, pr.head)))) {
+            h.effective = true;
+            done();
+          }
+          if (!h.errorEnv && (await query(verifier.mayError(p)))) {
+            h.errorEnv = key;
+            done();
+          }
+        }
+      }
+      solver.send('(pop 1)\n');
+    }
+  } catch (err) {
+    if (err instanceof SolverError) throw new GateError(err.message);
+    throw err;
+  } finally {
+    await solver.close();
+  }
+  const solveMs = performance.now() - t1;
+
+  const warnings: Warning[] = [];
+  if (opts.hygiene !== false) {
+    for (const p of headPolicies) {
+      const h = hygiene.get(p.id)!;
+      if (!h.matched) warnings.push({ kind: 'dead', policy: p.id, file: p.file, detail: 'matches no request in any environment' });
+      else if (h.permit && !h.effective) warnings.push({ kind: 'shadowed', policy: p.id, file: p.file, detail: 'every request it permits is forbidden by a forbid policy' });
+      if (h.errorEnv) warnings.push({ kind: 'may-error', policy: p.id, file: p.file, detail: `evaluation can raise an error (e.g. in ${h.errorEnv}); an erroring policy is skipped` });
+    }
+  }
+  const assumptions = [
+    'entity hierarchy: any store whose ancestor relation is acyclic and transitive (proved for all entity stores, not only entities.json)',
+    'requests: every (principal, action, resource) environment of the head schema, with a context of the declared type; the base set denies requests its schema does not describe',
+  ];
+  if (taint) assumptions.push(describeTaintAssumption(taint));
+  const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const report: ProofReport = {
+    format: REPORT_FORMAT,
+    verdict: verdictOf(escalations, invList),
+    base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
+    head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
+    solver: { name: 'cvc5', version },
+    assumptions,
+    environments: problems.map((p) => envKey(p.env)),
+    queries,
+    escalations,
+    invariants: invList,
+    warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
+  };
+  void fileOf;
+  return { report, digest: reportDigest(report), timings: { compileMs, solveMs } };
+}
+
+function sourceFiles(src: PolicySource): Record<string, string> {
+  return {
+    ...src.policies,
+    ...src.invariants,
+    'schema.cedarschema': src.schema,
+    'entities.json': src.entitiesText,
+    'lilith.json': src.configText,
+  };
+}
+
+const PERMIT_ALL = 'permit (principal, action, resource);';
+
+function recheckInvariant(cx: Counterexample, inv: NamedPolicy, head: NamedPolicy[], schema: string, key: string): void {
+  const h = decide(cx, toStaticPolicies(head), schema);
+  let matched: boolean;
+  if (inv.json.effect === 'forbid') {
+    const d = decide(cx, { [inv.id]: inv.text, '__lilith_permit_all': PERMIT_ALL }, schema);
+    matched = d.decision === 'deny' && d.reasons.includes(inv.id);
+    if (h.decision === 'allow' && matched) return;
+  } else {
+    const d = decide(cx, { [inv.id]: inv.text }, schema);
+    matched = d.decision === 'allow';
+    if (h.decision === 'deny' && matched) return;
+  }
+  throw new GateError(
+    `encoder bug: invariant ${inv.id} counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, invariant ${matched ? 'matches' : 'does not match'})\n${describeCounterexample(cx)}`,
+  );
+}

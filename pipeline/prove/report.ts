@@ -1,0 +1,79 @@
+// The gate's result: a stable JSON document (no timings, sorted lists) whose
+// sha256 `lilith sign --proof` records as the capsule's proof_digest.
+import { createHash } from 'node:crypto';
+import type { Counterexample } from './counterexample.js';
+
+export const REPORT_FORMAT = 'lilith-proof/1';
+
+export type Verdict = 'proven' | 'approved' | 'escalation' | 'violation';
+
+export interface SideInfo {
+  label: string;
+  commit?: string;
+  /** sha256 over the policy files that were proved (path NUL text NUL, sorted). */
+  digest: string;
+}
+
+export interface EscalationFinding {
+  env: string;
+  approved?: { reason: string; source: string };
+  counterexample: Counterexample;
+  /** The cedar-wasm re-check: head allows (by these permits), base denies. */
+  recheck: { head: 'allow'; base: 'deny'; headReasons: string[]; baseErrors: string[] };
+}
+
+export interface InvariantResult {
+  id: string;
+  file: string;
+  effect: 'permit' | 'forbid';
+  result: 'holds' | 'violated';
+  env?: string;
+  counterexample?: Counterexample;
+}
+
+export interface Warning {
+  kind: 'dead' | 'shadowed' | 'may-error';
+  policy: string;
+  file: string;
+  detail: string;
+}
+
+export interface ProofReport {
+  format: typeof REPORT_FORMAT;
+  verdict: Verdict;
+  base: SideInfo;
+  head: SideInfo;
+  solver: { name: 'cvc5'; version: string };
+  assumptions: string[];
+  environments: string[];
+  queries: number;
+  escalations: EscalationFinding[];
+  invariants: InvariantResult[];
+  warnings: Warning[];
+}
+
+export function digestFiles(files: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const k of Object.keys(files).sort()) h.update(k).update('\0').update(files[k]).update('\0');
+  return h.digest('hex');
+}
+
+/** Canonical JSON text of the report (what gets written and hashed). */
+export function reportJson(r: ProofReport): string {
+  return JSON.stringify(r, null, 2) + '\n';
+}
+
+export function reportDigest(r: ProofReport): string {
+  return createHash('sha256').update(reportJson(r)).digest('hex');
+}
+
+export function verdictOf(escalations: EscalationFinding[], invariants: InvariantResult[]): Verdict {
+  if (invariants.some((i) => i.result === 'violated')) return 'violation';
+  if (escalations.some((e) => !e.approved)) return 'escalation';
+  if (escalations.length) return 'approved';
+  return 'proven';
+}
+
+export function exitCodeOf(v: Verdict): number {
+  return v === 'proven' || v === 'approved' ? 0 : 1;
+}
