@@ -7,7 +7,7 @@ import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../enforce
 import type { PolicySource } from '../policy-source.js';
 import { findApproval, type Approval } from './approvals.js';
 import { compileSet, nameTerms, type CompiledSet } from './authorizer.js';
-import { Compiler, Decls, type CompiledPolicy } from './compiler.js';
+import { Compiler, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, safeLongBounds, type Counterexample } from './counterexample.js';
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
@@ -17,7 +17,7 @@ import {
   digestFiles, reportDigest, verdictOf, REPORT_FORMAT,
   type EscalationFinding, type InvariantResult, type ProofReport, type Warning,
 } from './report.js';
-import { UnsupportedError, FALSE } from './smt.js';
+import { UnsupportedError, FALSE, sym } from './smt.js';
 import { Cvc5, cvc5Version, SolverError } from './solver.js';
 import * as verifier from './verifier.js';
 
@@ -136,17 +136,24 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
         return r === 'sat';
       };
       const model = async (): Promise<Counterexample> => {
-        // Prefer Long values JSON carries exactly; fall back to any model.
-        solver.send(`(push 1)\n${assertAll(safeLongBounds(pr.env))}`);
-        const bounded = (await solver.checkSat()) === 'sat';
-        if (!bounded) solver.send('(pop 1)\n');
+        // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
+        let scopes = 0;
+        for (const extra of [[...safeLongBounds(pr.env), ...readableIds(pr.env)], safeLongBounds(pr.env)]) {
+          solver.send(`(push 1)\n${assertAll(extra)}`);
+          if ((await solver.checkSat()) === 'sat') {
+            scopes = 1;
+            break;
+          }
+          solver.send('(pop 1)\n');
+        }
+        if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError(`solver lost the model for ${key}`);
         try {
           return await extract(solver, pr.env, pr.decls, headSchema);
         } catch (err) {
           if (err instanceof LongOutOfRange) throw new GateError(`counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
           throw err;
         } finally {
-          if (bounded) solver.send('(pop 1)\n');
+          if (scopes) solver.send('(pop 1)\n');
         }
       };
       const done = () => solver.send('(pop 1)\n');
@@ -252,6 +259,14 @@ function sourceFiles(src: PolicySource): Record<string, string> {
     'entities.json': src.entitiesText,
     'lilith.json': src.configText,
   };
+}
+
+/** Non-empty principal and resource ids make counterexamples easier to read. */
+function readableIds(env: RequestEnv): string[] {
+  return [
+    `(distinct (${sym(`E.${env.principalType}.eid`)} ${PRINCIPAL}) "")`,
+    `(distinct (${sym(`E.${env.resourceType}.eid`)} ${RESOURCE}) "")`,
+  ];
 }
 
 const PERMIT_ALL = 'permit (principal, action, resource);';

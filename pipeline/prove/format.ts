@@ -1,0 +1,78 @@
+// Human renderings of a proof report: terminal text and a PR-comment markdown.
+import { describeCounterexample } from './counterexample.js';
+import type { ProofReport } from './report.js';
+
+const HEADLINE: Record<ProofReport['verdict'], string> = {
+  proven: 'PROVEN: the head policies permit nothing the base denied, and every invariant holds',
+  approved: 'APPROVED ESCALATION: the head policies widen access, and every widening is approved',
+  escalation: 'ESCALATION: the head policies permit requests the base denied',
+  violation: 'INVARIANT VIOLATED: the head policies permit what an invariant forbids',
+};
+
+function side(s: ProofReport['base']): string {
+  return `${s.label}${s.commit ? ` (${s.commit.slice(0, 12)})` : ''}`;
+}
+
+export function formatText(r: ProofReport, extra?: { digest: string; seconds?: number }): string {
+  const out: string[] = [];
+  out.push(`lilith prove: ${side(r.base)} → ${side(r.head)}`);
+  out.push(HEADLINE[r.verdict]);
+  out.push(`  ${r.environments.length} request environments, ${r.queries} solver queries (cvc5 ${r.solver.version})${extra?.seconds !== undefined ? `, ${extra.seconds.toFixed(2)} s` : ''}`);
+  for (const e of r.escalations) {
+    out.push('', `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`);
+    out.push(indent(describeCounterexample(e.counterexample)));
+    out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
+  }
+  for (const i of r.invariants) {
+    if (i.result === 'holds') out.push(`invariant ${i.id}: holds`);
+    else {
+      out.push('', `invariant ${i.id} (${i.file}) VIOLATED in ${i.env}`);
+      out.push(indent(describeCounterexample(i.counterexample!)));
+      out.push('  re-checked with cedar-wasm');
+    }
+  }
+  if (r.warnings.length) {
+    out.push('', 'warnings:');
+    for (const w of r.warnings) out.push(`  ${w.kind}: ${w.policy} (${w.file}) — ${w.detail}`);
+  }
+  out.push('', 'assumptions:');
+  for (const a of r.assumptions) out.push(`  - ${a}`);
+  if (extra) out.push('', `report sha256: ${extra.digest}`);
+  return out.join('\n') + '\n';
+}
+
+function indent(s: string): string {
+  return s.split('\n').map((l) => `    ${l}`).join('\n');
+}
+
+function mdCx(cx: NonNullable<ProofReport['invariants'][number]['counterexample']>): string {
+  return ['```', describeCounterexample(cx), '```'].join('\n');
+}
+
+export function formatMarkdown(r: ProofReport, extra?: { digest: string }): string {
+  const icon = r.verdict === 'proven' ? '✅' : r.verdict === 'approved' ? '⚠️' : '❌';
+  const out: string[] = [`<!-- lilith-prove -->`, `### ${icon} Lilith policy proof: ${r.verdict}`, '', HEADLINE[r.verdict] + '.', ''];
+  out.push(`Base \`${side(r.base)}\` → head \`${side(r.head)}\` · ${r.environments.length} request environments · ${r.queries} cvc5 ${r.solver.version} queries`, '');
+  if (r.escalations.length) {
+    out.push('#### Escalations', '');
+    for (const e of r.escalations) {
+      out.push(`**${e.env}**${e.approved ? ` — approved: ${e.approved.reason} (\`${e.approved.source}\`)` : ''}`, '');
+      out.push(mdCx(e.counterexample), '');
+      out.push(`Re-checked with cedar-wasm: head allows (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies.`, '');
+    }
+  }
+  out.push('#### Invariants', '', '| invariant | file | result |', '|---|---|---|');
+  for (const i of r.invariants) out.push(`| \`${i.id}\` | \`${i.file}\` | ${i.result === 'holds' ? '✅ holds' : `❌ violated in ${i.env}`} |`);
+  out.push('');
+  for (const i of r.invariants.filter((x) => x.counterexample)) out.push(`Counterexample for \`${i.id}\`:`, '', mdCx(i.counterexample!), '');
+  if (r.warnings.length) {
+    out.push('#### Warnings', '');
+    for (const w of r.warnings) out.push(`- **${w.kind}** \`${w.policy}\` (\`${w.file}\`): ${w.detail}`);
+    out.push('');
+  }
+  out.push('<details><summary>Assumptions</summary>', '');
+  for (const a of r.assumptions) out.push(`- ${a}`);
+  out.push('', '</details>');
+  if (extra) out.push('', `Report sha256: \`${extra.digest}\``);
+  return out.join('\n') + '\n';
+}
