@@ -1,7 +1,7 @@
 // Typed wrapper over the libbpf addon: objects, programs, links, maps, ring
 // buffers, pins. Every failure is a BpfError {operation, errno, code, log?}.
 // The native layer only returns -errno; all meaning lives here.
-import { unlinkSync as unlinkPin } from 'node:fs';
+import { readlinkSync, unlinkSync as unlinkPin } from 'node:fs';
 import { join } from 'node:path';
 import { native, repoRoot, type NativeRingBuf } from './addon.js';
 import { BpfError, check, errnoValue } from './errors.js';
@@ -30,6 +30,16 @@ const UPDATE_FLAGS = { any: 0, noexist: 1, exist: 2 } as const;
 export type UpdateFlag = keyof typeof UPDATE_FLAGS;
 
 const lastLog = (): string => native().lastLog();
+
+/** What an fd is, from its /proc link: `bpf-map`, `bpf-prog`, `bpf-link`, or the raw target. */
+function fdKind(fd: number): string {
+  try {
+    const target = readlinkSync(`/proc/self/fd/${fd}`);
+    return target.startsWith('anon_inode:') ? target.slice('anon_inode:'.length) : target;
+  } catch {
+    return 'closed';
+  }
+}
 
 /** Path of a compiled BPF object: `<repo>/bpf/build/<name>.bpf.o`. */
 export function objectPath(name: string): string {
@@ -284,24 +294,28 @@ export class BpfMap {
   static openPinned(path: string): BpfMap {
     const n = native();
     const fd = check<number>('map.openPinned', n.objGet(path), path);
-    const info = n.mapInfo(fd);
+    // A pinned program or link opens too, and info-by-fd would describe it as
+    // something else: check the fd's kind first.
+    const kind = fdKind(fd);
+    const info = kind === 'bpf-map' ? n.mapInfo(fd) : -errnoValue('EINVAL');
     if (typeof info === 'number') {
       n.closeFd(fd);
-      throw new BpfError('map.openPinned', -info, { target: path, detail: 'not a BPF map' });
+      throw new BpfError('map.openPinned', -info, { target: path, detail: `not a BPF map (${kind})` });
     }
     return new BpfMap(info, fd);
   }
 
   /** Wraps a map fd this process already owns (e.g. from another loader); closes it on close(). */
   static fromFd(fd: number): BpfMap {
+    const kind = fdKind(fd);
+    if (kind !== 'bpf-map') throw new BpfError('map.fromFd', errnoValue('EINVAL'), { target: `fd ${fd}`, detail: `not a BPF map (${kind})` });
     return new BpfMap(check('map.fromFd', native().mapInfo(fd)), fd);
   }
 
   get fd(): number {
     if (this.#object) {
-      const fd = check<number>('map.fd', native().mapFdByName(this.#object.handle, this.name), this.name);
-      if (fd < 0 || !this.#object.loaded) throw new BpfError('map.fd', errnoValue('EBADF'), { target: this.name, detail: 'object not loaded' });
-      return fd;
+      if (!this.#object.loaded) throw new BpfError('map.fd', errnoValue('EBADF'), { target: this.name, detail: 'object not loaded' });
+      return check<number>('map.fd', native().mapFdByName(this.#object.handle, this.name), this.name);
     }
     if (this.#fd < 0) throw new BpfError('map.fd', errnoValue('EBADF'), { target: this.name, detail: 'map is closed' });
     return this.#fd;

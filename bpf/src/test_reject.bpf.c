@@ -1,12 +1,13 @@
 // Test program for the loader: compiles, but the verifier must reject it (a map
 // value dereferenced without the NULL check), so the test sees the verifier log.
+// A hash map: recent kernels know a constant in-range array lookup is non-NULL.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);

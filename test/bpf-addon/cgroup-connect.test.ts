@@ -4,12 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject, RingBuffer, monotonicNs, type BpfLink } from '../../bpf/loader.js';
-import { connectFrom, listen, makeCgroup, removeCgroup, testObjects, u32, u64, type Listener } from './helpers.js';
+import { connectFrom, listen, makeCgroup, makePinDir, removeCgroup, removePinDir, testObjects, u32, u64, type Listener } from './helpers.js';
 
 let objPath: string;
 let obj: BpfObject;
 let link: BpfLink;
 let cgroup: string;
+let pins: string; // test_counts is LIBBPF_PIN_BY_NAME: keep it out of /sys/fs/bpf
 let proxy: Listener; // where the program sends managed connects
 let other: Listener; // a destination unmanaged processes should reach directly
 
@@ -18,7 +19,8 @@ before(async () => {
   proxy = await listen();
   other = await listen();
   cgroup = makeCgroup();
-  obj = BpfObject.open(objPath);
+  pins = makePinDir();
+  obj = BpfObject.open(objPath, { pinRoot: pins });
   obj.setGlobal('count_step', u64(1n));
   obj.load();
   obj.map('test_cfg').update(u32(0), u32(proxy.port));
@@ -29,6 +31,7 @@ after(async () => {
   link?.destroy();
   obj?.close();
   if (cgroup) removeCgroup(cgroup);
+  if (pins) removePinDir(pins);
   await proxy?.close();
   await other?.close();
 });
@@ -96,7 +99,9 @@ test('a value written from user space is seen by the kernel program', async () =
 });
 
 test('setGlobal before load sets a const volatile the program uses', async () => {
-  const o = BpfObject.open(objPath);
+  // A private pin root: the pinned test_counts of the shared object must not be reused.
+  const pinRoot = makePinDir();
+  const o = BpfObject.open(objPath, { pinRoot });
   const cg = makeCgroup();
   let l: BpfLink | undefined;
   try {
@@ -114,6 +119,7 @@ test('setGlobal before load sets a const volatile the program uses', async () =>
     l?.destroy();
     o.close();
     removeCgroup(cg);
+    removePinDir(pinRoot);
   }
 });
 
@@ -162,7 +168,7 @@ test('ring buffer delivers nothing after close()', async () => {
 });
 
 test('destroying an unpinned link detaches the program', async () => {
-  const o = BpfObject.open(objPath);
+  const o = BpfObject.open(objPath, { pinRoot: pins });
   const cg = makeCgroup();
   try {
     o.load();
