@@ -1,0 +1,58 @@
+// Which program implements which hook, in which object. One object per attach
+// family (bpf/src/<object>.bpf.c); all share the maps pinned by name.
+
+export type ProgramKind = 'lsm' | 'cgroup';
+
+export interface ProgramSpec {
+  readonly object: string;
+  /** C function name (≤ 15 characters: the kernel truncates program names). */
+  readonly program: string;
+  /** Hook name reported in Kernel.hooks. */
+  readonly hook: string;
+  readonly kind: ProgramKind;
+  /** Part of the interception path (connect/sendmsg redirection + original destination). */
+  readonly intercept: boolean;
+}
+
+const lsm = (object: string, program: string, hook: string): ProgramSpec => ({ object, program, hook, kind: 'lsm', intercept: false });
+const cg = (object: string, program: string, hook: string, intercept = true): ProgramSpec => ({ object, program, hook, kind: 'cgroup', intercept });
+
+export const PROGRAMS: readonly ProgramSpec[] = [
+  lsm('lsm_task', 'lil_bprm_check', 'bprm_check_security'),
+  lsm('lsm_task', 'lil_bprm_done', 'bprm_committed_creds'),
+  lsm('lsm_task', 'lil_task_alloc', 'task_alloc'),
+  lsm('lsm_task', 'lil_task_free', 'task_free'),
+  lsm('lsm_net', 'lil_sock_create', 'socket_create'),
+  lsm('lsm_net', 'lil_sock_post', 'socket_post_create'),
+  lsm('lsm_net', 'lil_sock_connect', 'socket_connect'),
+  lsm('lsm_net', 'lil_sock_sendmsg', 'socket_sendmsg'),
+  lsm('lsm_mem', 'lil_mmap_file', 'mmap_file'),
+  lsm('lsm_mem', 'lil_mprotect', 'file_mprotect'),
+  lsm('lsm_mem', 'lil_mmap_addr', 'mmap_addr'),
+  cg('cgroup_connect', 'lil_connect4', 'cgroup/connect4'),
+  cg('cgroup_connect', 'lil_connect6', 'cgroup/connect6'),
+  cg('cgroup_connect', 'lil_sendmsg4', 'cgroup/sendmsg4'),
+  cg('cgroup_connect', 'lil_sendmsg6', 'cgroup/sendmsg6'),
+  cg('cgroup_connect', 'lil_getpeer4', 'cgroup/getpeername4'),
+  cg('cgroup_connect', 'lil_getpeer6', 'cgroup/getpeername6'),
+  cg('cgroup_connect', 'lil_recvmsg4', 'cgroup/recvmsg4'),
+  cg('cgroup_connect', 'lil_recvmsg6', 'cgroup/recvmsg6'),
+  cg('cgroup_sock', 'lil_cg_sock', 'cgroup/sock_create', false),
+  cg('sockops', 'lil_sockops', 'sockops'),
+];
+
+/** Maps every object declares (bpf/src/maps.h), pinned as <pinRoot>/<name>. */
+export const MAP_NAMES = [
+  'lil_config',
+  'lil_heartbeat',
+  'lil_task',
+  'lil_cgroups',
+  'lil_classify',
+  'lil_exec_reg',
+  'lil_exec_ok',
+  'lil_sk_tag',
+  'lil_orig_ck',
+  'lil_orig_tp',
+  'lil_events',
+] as const;
+export type MapName = (typeof MAP_NAMES)[number];
