@@ -1,5 +1,5 @@
 // Guest-side entry, run by the initramfs init inside the VM (chrooted into the host root):
-//   node dist/vm-tests/guest.js --results DIR --boot-lsm bpf|no-bpf [--timeout SECONDS] NAME...
+//   node dist/vm-tests/guest.js --results DIR --boot-lsm bpf|no-bpf [--timeout SECONDS] [--scenarios-dir DIR] NAME...
 // Runs the named scenarios one after another, writes DIR/<name>.json (ScenarioReport) and
 // DIR/<name>.log, prints a TAP stream on the console, exits 0 only if every check passed.
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ function parse() {
       results: { type: 'string' },
       'boot-lsm': { type: 'string', default: 'bpf' },
       timeout: { type: 'string', default: '180' },
+      'scenarios-dir': { type: 'string', multiple: true, default: [] },
     },
     allowPositionals: true,
     strict: true,
@@ -28,7 +29,7 @@ function parse() {
   const timeoutS = Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error('--timeout must be a positive number of seconds');
   if (!positionals.length) throw new Error('no scenario named');
-  return { resultsDir: values.results, bootLsm: bootLsm as BootLsm, timeoutMs: timeoutS * 1000, names: positionals };
+  return { resultsDir: values.results, bootLsm: bootLsm as BootLsm, timeoutMs: timeoutS * 1000, names: positionals, extraDirs: values['scenarios-dir'] };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -39,7 +40,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeoutMs: number, kernelRelease: string): Promise<ScenarioReport> {
+async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeoutMs: number, kernelRelease: string, extraDirs: string[]): Promise<ScenarioReport> {
   const logFile = join(resultsDir, `${name}.log`);
   writeFileSync(logFile, '');
   const workDir = mkdtempSync(`/tmp/lilith-${name}-`);
@@ -51,7 +52,7 @@ async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeou
   let checks: Check[] = [];
   let error: string | undefined;
   try {
-    const scenario = await loadScenario(name);
+    const scenario = await loadScenario(name, extraDirs);
     const result = await withTimeout(
       scenario.run({ projectRoot, kernelRelease, bootLsm, workDir, resultsDir, log }),
       timeoutMs,
@@ -69,14 +70,14 @@ async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeou
 }
 
 async function main(): Promise<number> {
-  const { resultsDir, bootLsm, timeoutMs, names } = parse();
+  const { resultsDir, bootLsm, timeoutMs, names, extraDirs } = parse();
   const kernelRelease = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   let allOk = true;
   let n = 0;
   console.log('TAP version 13');
   for (const name of names) {
     console.log(`LILITH-SCENARIO-START ${name}`);
-    const report = await runOne(name, resultsDir, bootLsm, timeoutMs, kernelRelease);
+    const report = await runOne(name, resultsDir, bootLsm, timeoutMs, kernelRelease, extraDirs);
     writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
     for (const c of report.checks) {
       console.log(`${c.ok ? 'ok' : 'not ok'} ${++n} - ${name}: ${c.name}${c.detail ? ` # ${c.detail.replace(/\n/g, ' ')}` : ''}`);

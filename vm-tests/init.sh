@@ -19,7 +19,7 @@ fail() {
 }
 
 param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^lilith\.$1=//p" | tail -n1; }
-ROOT=$(param root); SCEN=$(param scenarios); BOOTLSM=$(param bootlsm); TIMEOUT=$(param timeout); NODEDIR=$(param nodedir)
+ROOT=$(param root); SCEN=$(param scenarios); BOOTLSM=$(param bootlsm); TIMEOUT=$(param timeout); SCENTIMEOUT=$(param scenariotimeout); NODEDIR=$(param nodedir); SDIRS=$(param scenariosdirs)
 echo "LILITH-INIT kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 for m in $(cat /modules.load 2>/dev/null); do
@@ -49,12 +49,15 @@ mkdir -p /host/tmp/lilith-results
 mount --bind /results /host/tmp/lilith-results || fail "cannot bind the results share into the chroot"
 ip link set lo up
 
+EXTRA=""
+for d in $(echo "$SDIRS" | tr ',' ' '); do EXTRA="$EXTRA --scenarios-dir $d"; done
+
 echo "LILITH-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) lsm=$(cat /host/sys/kernel/security/lsm 2>/dev/null)"
 # busybox timeout is the backstop; guest.js enforces the per-scenario timeout itself.
 timeout -s KILL "$TIMEOUT" chroot /host /usr/bin/env -i HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
   PATH="$NODEDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   /bin/sh -c 'cd "$1" && shift && exec node dist/vm-tests/guest.js "$@"' guest "$ROOT" \
-  --results /tmp/lilith-results --boot-lsm "$BOOTLSM" --timeout "$TIMEOUT" $(echo "$SCEN" | tr ',' ' ')
+  --results /tmp/lilith-results --boot-lsm "$BOOTLSM" --timeout "$SCENTIMEOUT" $EXTRA $(echo "$SCEN" | tr ',' ' ')
 rc=$?
 echo "$rc" > /results/status
 echo "LILITH-DONE status=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -14,6 +14,8 @@ export interface BootOptions {
   readonly bootTimeoutMs: number;
   readonly totalTimeoutMs: number;
   readonly memoryMb?: number;
+  /** Default tcg: KVM does not boot guests on every host (see docs/vm-tests.md). */
+  readonly accel?: 'tcg' | 'kvm';
   /** Called with each console line (for live progress). */
   readonly onLine?: (line: string) => void;
 }
@@ -33,7 +35,7 @@ export interface BootOutcome {
 
 export function qemuArgs(o: BootOptions): string[] {
   return [
-    '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memoryMb ?? 2048), '-smp', '2',
+    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']), '-m', String(o.memoryMb ?? 2048), '-smp', '2',
     '-nographic', '-no-reboot', '-nic', 'none',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append,
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',

@@ -1,29 +1,40 @@
 // Scenario registry: every compiled module in dist/vm-tests/scenarios/ is a scenario named
 // after its file. Adding a scenario = adding vm-tests/scenarios/<name>.ts; no list to edit.
-import { readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// Extra directories (--scenarios-dir, used by the harness's own tests) are searched after it.
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BootLsm, Scenario } from './scenario.js';
 
-const scenariosDir = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
+export const builtinScenariosDir = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-export function scenarioNames(): string[] {
-  return readdirSync(scenariosDir)
-    .filter((f) => f.endsWith('.js'))
-    .map((f) => f.slice(0, -3))
-    .filter((n) => NAME.test(n))
-    .sort();
+/** name → compiled module path, across the built-in directory and `extraDirs` (first wins). */
+export function scenarioFiles(extraDirs: string[] = []): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const dir of [builtinScenariosDir, ...extraDirs.map((d) => resolve(d))]) {
+    if (!existsSync(dir)) throw new Error(`scenario directory ${dir} does not exist`);
+    for (const f of readdirSync(dir).sort()) {
+      const name = f.slice(0, -3);
+      if (f.endsWith('.js') && NAME.test(name) && !out.has(name)) out.set(name, join(dir, f));
+    }
+  }
+  return out;
 }
 
-export async function loadScenario(name: string): Promise<Scenario> {
+export function scenarioNames(extraDirs: string[] = []): string[] {
+  return [...scenarioFiles(extraDirs).keys()].sort();
+}
+
+export async function loadScenario(name: string, extraDirs: string[] = []): Promise<Scenario> {
   if (!NAME.test(name)) throw new Error(`invalid scenario name ${JSON.stringify(name)}`);
-  const known = scenarioNames();
-  if (!known.includes(name)) throw new Error(`unknown scenario ${JSON.stringify(name)} (known: ${known.join(', ')})`);
-  const mod = (await import(pathToFileURL(join(scenariosDir, `${name}.js`)).href)) as Partial<Scenario> & { default?: Partial<Scenario> };
+  const files = scenarioFiles(extraDirs);
+  const file = files.get(name);
+  if (!file) throw new Error(`unknown scenario ${JSON.stringify(name)} (known: ${[...files.keys()].join(', ')})`);
+  const mod = (await import(pathToFileURL(file).href)) as Partial<Scenario> & { default?: Partial<Scenario> };
   const s = typeof mod.run === 'function' ? mod : mod.default;
   if (!s || typeof s.run !== 'function' || typeof s.description !== 'string') {
-    throw new Error(`scenario ${name} must export description: string and run(ctx)`);
+    throw new Error(`scenario ${name} (${file}) must export description: string and run(ctx)`);
   }
   const bootLsm = s.bootLsm ?? 'bpf';
   if (bootLsm !== 'bpf' && bootLsm !== 'no-bpf') throw new Error(`scenario ${name}: bootLsm must be 'bpf' or 'no-bpf'`);

@@ -25,9 +25,11 @@ With no options: every scenario on every Debian kernel (${Object.keys(DEBIAN_SER
   --kernel-image PATH    boot this bzImage instead (e.g. an lvh kernel image); repeatable
   --modules-dir PATH     lib/modules/<release> tree for --kernel-image (omit if 9p is built in)
   --scenario NAME        run only this scenario; repeatable
+  --scenarios-dir DIR    also load compiled scenarios from DIR (visible in the guest: not under /tmp)
   --no-bpf-lsm           boot every scenario with lsm=landlock (bpf absent from the LSM list)
   --timeout SECONDS      per-scenario timeout in the guest (default 180)
   --boot-timeout SECONDS time allowed from qemu start to the scenario runner (default 120)
+  --accel tcg|kvm        qemu accelerator (default tcg; kvm needs a working /dev/kvm)
   --keep                 keep the work directory (console logs, reports) and print its path
   --verbose              stream the guest console while it runs
   --list                 list scenarios and exit
@@ -39,6 +41,8 @@ interface Options {
   images: string[];
   modulesDir?: string;
   scenarios: string[];
+  scenarioDirs: string[];
+  accel: 'tcg' | 'kvm';
   noBpfLsm: boolean;
   timeoutS: number;
   bootTimeoutS: number;
@@ -55,6 +59,8 @@ function parse(argv: string[]): Options | null {
       'kernel-image': { type: 'string', multiple: true, default: [] },
       'modules-dir': { type: 'string' },
       scenario: { type: 'string', multiple: true, default: [] },
+      'scenarios-dir': { type: 'string', multiple: true, default: [] },
+      accel: { type: 'string', default: 'tcg' },
       'no-bpf-lsm': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '180' },
       'boot-timeout': { type: 'string', default: '120' },
@@ -75,11 +81,21 @@ function parse(argv: string[]): Options | null {
   };
   for (const k of values.kernel) if (!DEBIAN_SERIES[k]) throw new Error(`--kernel ${k}: unknown series (use ${Object.keys(DEBIAN_SERIES).join(' or ')}, or --kernel-image PATH)`);
   if (values['modules-dir'] && !values['kernel-image'].length) throw new Error('--modules-dir only applies to --kernel-image');
+  if (values.accel !== 'tcg' && values.accel !== 'kvm') throw new Error(`--accel must be tcg or kvm, got ${JSON.stringify(values.accel)}`);
+  const scenarioDirs = values['scenarios-dir'].map((d) => {
+    const abs = realpathSync(resolve(d));
+    // The guest mounts fresh tmpfs/proc/sys/dev/run over these, hiding the host's content.
+    if (/^\/(tmp|run|proc|sys|dev)(\/|$)/.test(abs)) throw new Error(`--scenarios-dir ${abs}: not visible in the guest (its /tmp, /run, /proc, /sys, /dev are its own)`);
+    if (/[\s,]/.test(abs)) throw new Error(`--scenarios-dir ${abs}: path must not contain whitespace or commas`);
+    return abs;
+  });
   return {
     kernels: values.kernel,
     images: values['kernel-image'],
     modulesDir: values['modules-dir'],
     scenarios: values.scenario,
+    scenarioDirs,
+    accel: values.accel,
     noBpfLsm: values['no-bpf-lsm'],
     timeoutS: seconds('timeout', values.timeout),
     bootTimeoutS: seconds('boot-timeout', values['boot-timeout']),
@@ -116,7 +132,8 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
   const append = [
     'console=ttyS0', `lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}`, 'panic=-1', 'loglevel=4', 'rdinit=/init',
     `lilith.root=${projectRoot}`, `lilith.scenarios=${names.join(',')}`, `lilith.bootlsm=${bootLsm}`,
-    `lilith.timeout=${guestTimeout}`, `lilith.nodedir=${dirname(process.execPath)}`,
+    `lilith.timeout=${guestTimeout}`, `lilith.scenariotimeout=${opts.timeoutS}`, `lilith.nodedir=${dirname(process.execPath)}`,
+    ...(opts.scenarioDirs.length ? [`lilith.scenariosdirs=${opts.scenarioDirs.join(',')}`] : []),
   ].join(' ');
   const consoleLog = join(dir, `console-${bootLsm}.log`);
   log(`${kernel.label}: booting lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'} for ${names.join(', ')}`);
@@ -128,6 +145,7 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
     consoleLog,
     bootTimeoutMs: opts.bootTimeoutS * 1000,
     totalTimeoutMs: (opts.bootTimeoutS + guestTimeout + 30) * 1000,
+    accel: opts.accel,
     onLine: opts.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
   });
   const reports: ScenarioReport[] = [];
@@ -154,6 +172,7 @@ function printGroup(g: GroupResult): void {
   }
   for (const m of g.missing) process.stdout.write(`   FAIL ${m}: no report from the guest\n`);
   if (o.killed) process.stdout.write(`   FAIL ${o.killed}\n`);
+  else if (!o.booted && !o.fatal) process.stdout.write(`   FAIL qemu exited (code ${o.exitCode}) before the scenario runner started: the kernel did not boot\n`);
   if (o.fatal) process.stdout.write(`   FAIL guest init: ${o.fatal}\n`);
   if (!g.ok) {
     process.stdout.write(`\n---- guest console (${g.kernel}, lsm=${g.bootLsm}) ----\n${o.console.replace(/\r/g, '')}\n---- end of guest console ----\n`);
@@ -176,10 +195,10 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const all = scenarioNames();
+  const all = scenarioNames(opts.scenarioDirs);
   if (opts.list) {
     for (const n of all) {
-      const s = await loadScenario(n);
+      const s = await loadScenario(n, opts.scenarioDirs);
       process.stdout.write(`${n.padEnd(24)} [${bootLsmOf(s)}] ${s.description}\n`);
     }
     return 0;
@@ -187,7 +206,7 @@ async function main(): Promise<number> {
   const names = opts.scenarios.length ? opts.scenarios : all;
   const groups = new Map<BootLsm, string[]>();
   for (const n of names) {
-    const lsm: BootLsm = opts.noBpfLsm ? 'no-bpf' : bootLsmOf(await loadScenario(n));
+    const lsm: BootLsm = opts.noBpfLsm ? 'no-bpf' : bootLsmOf(await loadScenario(n, opts.scenarioDirs));
     groups.set(lsm, [...(groups.get(lsm) ?? []), n]);
   }
   if (/\s/.test(projectRoot)) throw new Error(`project path ${projectRoot} contains whitespace; the kernel command line cannot carry it`);
