@@ -413,6 +413,11 @@ export class BpfMap {
 export interface RingBufferOptions {
   /** false: do not keep the event loop alive while open (default true). */
   readonly ref?: boolean;
+  /**
+   * Called when onSample throws. Default: process.emitWarning. A throwing
+   * handler must not take a daemon down with an uncaught exception.
+   */
+  readonly onError?: (err: unknown, sample: Buffer) => void;
 }
 
 /**
@@ -428,8 +433,16 @@ export class RingBuffer {
       throw new BpfError('ringbuf.open', errnoValue('EINVAL'), { target: map.name, detail: `map type ${map.type} is not a ring buffer` });
     }
     const n = native();
+    const onError = opts.onError ?? ((err: unknown) => process.emitWarning(`ring buffer ${map.name}: sample handler threw: ${String(err)}`, 'LilithBpfWarning'));
+    const deliver = (data: Buffer): void => {
+      try {
+        onSample(data);
+      } catch (err) {
+        onError(err, data);
+      }
+    };
     try {
-      this.#rb = new n.RingBuf(map.fd, onSample);
+      this.#rb = new n.RingBuf(map.fd, deliver);
     } catch (e) {
       const errno = (e as { errno?: number }).errno;
       if (typeof errno === 'number') throw new BpfError('ringbuf.open', errno, { target: map.name, log: lastLog() });

@@ -167,6 +167,29 @@ test('ring buffer delivers nothing after close()', async () => {
   }
 });
 
+test('a throwing sample handler is reported to onError and delivery continues', async () => {
+  const errors: unknown[] = [];
+  const seen: number[] = [];
+  const rb = new RingBuffer(
+    obj.map('test_events'),
+    (d) => {
+      seen.push(d.readUInt32LE(0));
+      throw new Error('handler bug');
+    },
+    { onError: (e) => errors.push(e) },
+  );
+  try {
+    const a = await connectFrom(cgroup, '10.9.8.5', 80);
+    const b = await connectFrom(cgroup, '10.9.8.4', 80);
+    for (let i = 0; i < 200 && !(seen.includes(a.pid) && seen.includes(b.pid)); i++) await new Promise((res) => setTimeout(res, 10));
+    assert.ok(seen.includes(a.pid) && seen.includes(b.pid));
+    assert.equal(errors.length, seen.length);
+    assert.match(String(errors[0]), /handler bug/);
+  } finally {
+    rb.close();
+  }
+});
+
 test('destroying an unpinned link detaches the program', async () => {
   const o = BpfObject.open(objPath, { pinRoot: pins });
   const cg = makeCgroup();

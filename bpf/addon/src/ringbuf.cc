@@ -31,8 +31,8 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "RingBuf",
-                       {InstanceMethod("close", &RingBuf::Close), InstanceMethod("ref", &RingBuf::Ref),
-                        InstanceMethod("unref", &RingBuf::Unref)});
+                       {InstanceMethod("close", &RingBuf::Close), InstanceMethod("ref", &RingBuf::RefLoop),
+                        InstanceMethod("unref", &RingBuf::UnrefLoop)});
   }
 
   // new RingBuf(mapFd, onSample). Throws an Error with .errno on failure.
@@ -67,11 +67,16 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
     epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &ev);
     tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "lilith_bpf.ringbuf", kQueueMax, 1, this);
     has_tsfn_ = true;
+    // Held strongly while open: a consumer nobody references must not be
+    // collected (and silently stop) while the thread runs; close() releases it.
+    Ref();
+    pinned_ = true;
     thread_ = std::thread([this] { Run(); });
   }
 
   ~RingBuf() override {
-    // Garbage-collected without close(): stop the thread; the tsfn is gone with the env.
+    // Only reached without close() at environment teardown: unblock and stop the thread.
+    if (has_tsfn_) tsfn_.Abort();
     Stop();
     Cleanup();
   }
@@ -137,15 +142,19 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
     }
     Stop();
     Cleanup();
+    if (pinned_) {
+      pinned_ = false;
+      Unref();
+    }
     return info.Env().Undefined();
   }
 
-  Napi::Value Ref(const Napi::CallbackInfo& info) {
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
     if (has_tsfn_) tsfn_.Ref(info.Env());
     return info.Env().Undefined();
   }
 
-  Napi::Value Unref(const Napi::CallbackInfo& info) {
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
     if (has_tsfn_) tsfn_.Unref(info.Env());
     return info.Env().Undefined();
   }
@@ -157,6 +166,7 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
   std::thread thread_;
   Tsfn tsfn_;
   bool has_tsfn_ = false;
+  bool pinned_ = false;
 };
 
 static void CallJs(Napi::Env env, Napi::Function cb, RingBuf* ctx, Sample* data) {
