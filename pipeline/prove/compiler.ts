@@ -109,6 +109,10 @@ export interface CompiledPolicy {
   err: string;
 }
 
+/** Element type of a set literal holding entities of several types. */
+const MIXED: Ty = { k: 'entity', name: '\u0000mixed' };
+const isMixed = (t: Term) => t.ty.k === 'set' && t.ty.elem === MIXED;
+
 const ERR: Term = { ty: { k: 'bool' }, err: TRUE, v: FALSE, dead: true };
 const bool = (v: string, err: string): Term => ({ ty: { k: 'bool' }, err, v });
 
@@ -234,6 +238,7 @@ export class Compiler {
       }
       return and(...parts);
     }
+    if (isMixed(a) || isMixed(b)) this.unsupported('== on a set literal mixing entity types');
     if (a.ty.k === 'set' && b.ty.k === 'set') {
       if (tyEq(a.ty.elem, b.ty.elem)) return eq(a.v as string, b.v as string);
       // Sets of different element types are equal only when both are empty.
@@ -342,6 +347,7 @@ export class Compiler {
       case 'isEmpty': {
         const t = this.compile(arg.arg);
         if (t.dead || t.ty.k !== 'set') return this.typeErr(t);
+        if (isMixed(t)) return bool(FALSE, t.err);
         return bool(`(= ${t.v} ${emptySet(t.ty.elem)})`, t.err);
       }
       case '.':
@@ -370,6 +376,7 @@ export class Compiler {
         for (const [k, e] of Object.entries(arg as Record<string, unknown>)) {
           const t = this.compile(e);
           if (t.dead) return ERR;
+          if (isMixed(t)) this.unsupported('record holding a set literal mixing entity types');
           errs.push(t.err);
           rec[k] = { present: TRUE, ty: t.ty, v: t.v };
         }
@@ -439,6 +446,7 @@ export class Compiler {
     const t = this.compile(arg.then);
     const e = this.compile(arg.else);
     if (t.dead && e.dead) return ERR;
+    if (isMixed(t) || isMixed(e)) this.unsupported('if-then-else yielding a set literal mixing entity types');
     const ty = t.dead ? e.ty : t.ty;
     if (!t.dead && !e.dead && !tyEq(t.ty, e.ty)) this.unsupported(`if-then-else with branches of different types (${tyName(t.ty)}, ${tyName(e.ty)})`);
     if (ty.k === 'record' || (ty.k === 'entity' && ty.name === 'Action')) this.unsupported(`if-then-else yielding ${ty.k === 'record' ? 'records' : 'actions'}`);
@@ -492,6 +500,10 @@ export class Compiler {
     if (a.dead || b.dead) return ERR;
     if (a.ty.k !== 'set') return this.typeErr(a);
     const err = or(a.err, b.err);
+    if (isMixed(a) || isMixed(b)) {
+      if (op !== 'contains' || isMixed(b)) this.unsupported(`${op} on a set literal mixing entity types`);
+      return bool(or(...a.elems!.map((e) => this.eqVal(e, b))), err);
+    }
     if (op === 'contains') {
       if (b.ty.k === 'record') return bool(FALSE, err); // sets never hold records here (unsupported to build)
       if (b.ty.k === 'ext') this.unsupported('extension values');
@@ -510,7 +522,11 @@ export class Compiler {
     const ts = xs.map((e) => this.compile(e));
     if (ts.some((t) => t.dead)) return ERR;
     const elem = ts[0].ty;
-    if (!ts.every((t) => tyEq(t.ty, elem))) this.unsupported('set literal with elements of different types');
+    if (!ts.every((t) => tyEq(t.ty, elem))) {
+      // `in [Group::"a", Folder::"b"]`: kept as its elements; only `in`, `contains` and `isEmpty` use it.
+      if (ts.every((t) => t.ty.k === 'entity')) return { ty: { k: 'set', elem: MIXED }, err: or(...ts.map((t) => t.err)), v: '', elems: ts };
+      this.unsupported('set literal with elements of different types');
+    }
     sortOf({ k: 'set', elem }); // rejects sets of records/sets/extensions
     if (elem.k === 'entity') this.c.decls.useSort(elem.name);
     const vals = ts.map((t) => this.valueOf(t));

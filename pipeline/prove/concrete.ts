@@ -1,0 +1,94 @@
+// Pins the symbolic request of one environment to a concrete request and
+// entity store. Used by the differential soundness tests (the encoding of a
+// fixed request must give exactly cedar-wasm's decision) and by `explain`-style
+// checks. Every entity the query can observe is pinned: principal, resource,
+// context leaves, and the ancestor sets of every entity in `universe`.
+import type { Ty, RequestEnv, ProverSchema } from './env.js';
+import { ctxConst, ctxPresent, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
+import { ancsFn, bvLit, emptySet, entityLit, strLit, UnsupportedError } from './smt.js';
+
+export type Uid = { type: string; id: string };
+export interface ConcreteEntity {
+  uid: Uid;
+  parents: Uid[];
+}
+export interface ConcreteRequest {
+  principal: Uid;
+  resource: Uid;
+  context: Record<string, unknown>;
+  entities: ConcreteEntity[];
+}
+
+export function encodeValue(v: unknown, ty: Ty): string {
+  switch (ty.k) {
+    case 'bool':
+      return v ? 'true' : 'false';
+    case 'long':
+      return bvLit(BigInt(v as number));
+    case 'string':
+      return strLit(v as string);
+    case 'entity': {
+      const e = (v as { __entity?: Uid }).__entity ?? (v as Uid);
+      return entityLit(e.type, e.id);
+    }
+    case 'set': {
+      const xs = (v as unknown[]).map((x) => encodeValue(x, ty.elem));
+      if (xs.length === 0) return emptySet(ty.elem);
+      return xs.length === 1 ? `(set.singleton ${xs[0]})` : `(set.insert ${xs.slice(0, -1).join(' ')} (set.singleton ${xs[xs.length - 1]}))`;
+    }
+    default:
+      throw new UnsupportedError(`cannot pin a value of type ${ty.k}`);
+  }
+}
+
+function contextAsserts(rec: Record<string, unknown> | undefined, ty: Ty & { k: 'record' }, path: string[], out: string[]): void {
+  for (const [name, f] of Object.entries(ty.fields)) {
+    const p = [...path, name];
+    const v = rec?.[name];
+    if (!f.required) out.push(v === undefined ? `(not ${ctxPresent(p)})` : ctxPresent(p));
+    else if (v === undefined) throw new Error(`concrete context lacks required ${p.join('.')}`);
+    if (v === undefined) continue;
+    if (f.ty.k === 'record') contextAsserts(v as Record<string, unknown>, f.ty, p, out);
+    else if (f.ty.k !== 'ext') out.push(`(= ${ctxConst(p)} ${encodeValue(v, f.ty)})`);
+  }
+}
+
+/** Transitive ancestors of each entity in the store (what Cedar computes). */
+export function ancestorsOf(entities: ConcreteEntity[]): Map<string, Uid[]> {
+  const byKey = new Map(entities.map((e) => [key(e.uid), e]));
+  const out = new Map<string, Uid[]>();
+  for (const e of entities) {
+    const seen = new Map<string, Uid>();
+    const stack = [...e.parents];
+    while (stack.length) {
+      const p = stack.pop()!;
+      const k = key(p);
+      if (seen.has(k)) continue;
+      seen.set(k, p);
+      stack.push(...(byKey.get(k)?.parents ?? []));
+    }
+    out.set(key(e.uid), [...seen.values()]);
+  }
+  return out;
+}
+
+export function key(u: Uid): string {
+  return `${u.type}::${JSON.stringify(u.id)}`;
+}
+
+/** Assertions fixing the request; `universe` must include every entity a footprint term can denote. */
+export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, req: ConcreteRequest, universe: Uid[]): string[] {
+  const out = [`(= ${PRINCIPAL} ${entityLit(req.principal.type, req.principal.id)})`, `(= ${RESOURCE} ${entityLit(req.resource.type, req.resource.id)})`];
+  contextAsserts(req.context, env.context, [], out);
+  const ancs = ancestorsOf(req.entities);
+  const all = new Map<string, Uid>();
+  for (const u of [...universe, req.principal, req.resource, ...req.entities.map((e) => e.uid)]) all.set(key(u), u);
+  for (const u of all.values()) {
+    for (const b of schema.ancestorTypes.get(u.type) ?? []) {
+      if (!decls.ancs.has(`${u.type}\u0000${b}`)) continue;
+      const of = (ancs.get(key(u)) ?? []).filter((a) => a.type === b);
+      out.push(`(= (${ancsFn(u.type, b)} ${entityLit(u.type, u.id)}) ${encodeValue(of, { k: 'set', elem: { k: 'entity', name: b } })})`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,267 @@
+// Random Cedar policies and concrete requests over a test schema that uses
+// every construct the prover encodes (Long arithmetic with overflow, optional
+// and nested record attributes, sets, `like` with wildcards and escapes,
+// entity hierarchy with self-nesting types, entity-valued context, `is`, `in`,
+// short-circuit and if-then-else), plus deliberately ill-typed subexpressions
+// (runtime type errors) and attribute accesses that fail.
+
+export const DIFF_SCHEMA = `
+entity Group in [Group];
+entity User in [Group];
+entity Folder in [Folder];
+entity Doc in [Folder];
+type Meta = { label: String, level?: Long, tags?: Set<String> };
+type Ctx = {
+  n: Long, m?: Long, s: String, t?: String, b: Bool,
+  ls: Set<Long>, ss: Set<String>, meta: Meta, opt?: Meta,
+  owner?: User, groups: Set<Group>,
+};
+action "group";
+action "read" in ["group"] appliesTo { principal: [User], resource: [Doc, Folder], context: Ctx };
+action "write" in ["group"] appliesTo { principal: [User, Group], resource: [Doc], context: Ctx };
+action "admin" appliesTo { principal: [User], resource: [Folder], context: Ctx };
+`;
+
+export type Uid = { type: string; id: string };
+
+export const POOL: Record<string, string[]> = {
+  User: ['a', 'b'],
+  Group: ['g1', 'g2', 'g3'],
+  Folder: ['f1', 'f2', 'f3'],
+  Doc: ['d1', 'd2'],
+};
+
+export function universe(): Uid[] {
+  return Object.entries(POOL).flatMap(([type, ids]) => ids.map((id) => ({ type, id })));
+}
+
+const ENVS = [
+  { action: 'read', principals: ['User'], resources: ['Doc', 'Folder'] },
+  { action: 'write', principals: ['User', 'Group'], resources: ['Doc'] },
+  { action: 'admin', principals: ['User'], resources: ['Folder'] },
+];
+
+const LONGS = [0, 1, -1, 2, 7, 1024, 3037000500, 4294967296, 9007199254740991, -9007199254740991];
+const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', 'b', '\\', 'é', 'x"y', 'ba'];
+// Cedar source text of like patterns: `\*` is a literal star, `\\` a literal backslash.
+const PATTERNS = ['a*', '*b', 'a\\*b', '*', '', '*\\**', 'ab', '*é*', '\\\\*', 'a*b*c', '**'];
+
+export class Rng {
+  constructor(private s: number) {}
+  next(): number {
+    // mulberry32
+    let t = (this.s += 0x6d2b79f5);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)];
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+}
+
+const lit = (s: string) => JSON.stringify(s);
+const ent = (t: string, id: string) => `${t}::${lit(id)}`;
+
+export class PolicyGen {
+  constructor(private readonly r: Rng) {}
+
+  long(d: number): string {
+    const r = this.r;
+    if (d <= 0 || r.chance(0.3)) {
+      return r.pick([
+        () => String(r.pick(LONGS)),
+        () => 'context.n',
+        () => 'context.m',
+        () => 'context.opt.level',
+        () => 'context.meta.level',
+      ])();
+    }
+    return r.pick([
+      () => `(${this.long(d - 1)} + ${this.long(d - 1)})`,
+      () => `(${this.long(d - 1)} - ${this.long(d - 1)})`,
+      () => `(${this.long(d - 1)} * ${this.long(d - 1)})`,
+      () => `(-${this.long(d - 1)})`,
+      () => `(if ${this.bool(d - 1)} then ${this.long(d - 1)} else ${this.long(d - 1)})`,
+      () => `{x: ${this.long(d - 1)}, y: ${this.str(0)}}.x`,
+    ])();
+  }
+
+  str(d: number): string {
+    const r = this.r;
+    if (d <= 0 || r.chance(0.5)) {
+      return r.pick([() => lit(r.pick(STRINGS)), () => 'context.s', () => 'context.t', () => 'context.meta.label', () => 'context.opt.label'])();
+    }
+    return `(if ${this.bool(d - 1)} then ${this.str(d - 1)} else ${this.str(d - 1)})`;
+  }
+
+  setLong(d: number): string {
+    const r = this.r;
+    return r.pick([() => 'context.ls', () => `[${this.long(d - 1)}]`, () => `[${this.long(d - 1)}, ${this.long(d - 1)}, ${r.pick(LONGS)}]`])();
+  }
+
+  setStr(d: number): string {
+    const r = this.r;
+    return r.pick([() => 'context.ss', () => 'context.meta.tags', () => 'context.opt.tags', () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`])();
+  }
+
+  entity(): string {
+    const r = this.r;
+    return r.pick([
+      () => 'principal',
+      () => 'resource',
+      () => 'context.owner',
+      () => {
+        const t = r.pick(Object.keys(POOL));
+        return ent(t, r.pick(POOL[t]));
+      },
+    ])();
+  }
+
+  entityTarget(): string {
+    const r = this.r;
+    return r.pick([
+      () => ent('Group', r.pick(POOL.Group)),
+      () => ent('Folder', r.pick(POOL.Folder)),
+      () => `[${ent('Group', r.pick(POOL.Group))}, ${ent('Folder', r.pick(POOL.Folder))}]`,
+      () => 'context.groups',
+      () => this.entity(),
+      () => `[${ent('User', r.pick(POOL.User))}]`,
+    ])();
+  }
+
+  /** Deliberately ill-typed or failing subexpressions (runtime errors in Cedar). */
+  bad(): string {
+    const r = this.r;
+    return r.pick([
+      () => `(context.s < 1)`,
+      () => `(context.b + 1 == 2)`,
+      () => `(!context.n)`,
+      () => `context.s.contains("a")`,
+      () => `(context.zzz == 1)`,
+      () => `(principal.foo == 1)`,
+      () => `(principal has foo)`,
+      () => `(context.n in ${ent('Group', 'g1')})`,
+      () => `(context.n like "a*")`,
+      () => `(if context.n then true else false)`,
+      () => `(context.ls.containsAll(context.ss))`,
+      () => `(context.ls.containsAny(context.ss))`,
+      () => `(context.ls == context.ss)`,
+      () => `(context.n == "1")`,
+      () => `(context.n * 9007199254740991 * 1024 > 0)`,
+      () => `(${this.long(1)} * 4294967296 * 4294967296 == 0)`,
+      () => `(context.meta.level > 0)`,
+    ])();
+  }
+
+  bool(d: number): string {
+    const r = this.r;
+    if (r.chance(0.07)) return this.bad();
+    if (d <= 0 || r.chance(0.15)) {
+      return r.pick([
+        () => r.pick(['true', 'false']),
+        () => 'context.b',
+        () => `(context has ${r.pick(['m', 't', 'opt', 'owner', 'n', 'zz'])})`,
+        () => `(context.meta has ${r.pick(['level', 'tags', 'label', 'nope'])})`,
+        () => `(context has opt.level)`,
+        () => `(principal in ${ent('Group', r.pick(POOL.Group))})`,
+        () => `(resource in ${ent('Folder', r.pick(POOL.Folder))})`,
+        () => `(principal is ${r.pick(['User', 'Group'])})`,
+        () => `(resource is Doc in ${ent('Folder', r.pick(POOL.Folder))})`,
+        () => `(action in Action::"group")`,
+        () => `(action == Action::${lit(r.pick(['read', 'write', 'admin']))})`,
+      ])();
+    }
+    return r.pick([
+      () => `(${this.long(d - 1)} ${r.pick(['<', '<=', '>', '>=', '==', '!='])} ${this.long(d - 1)})`,
+      () => `(${this.str(d - 1)} ${r.pick(['==', '!='])} ${this.str(d - 1)})`,
+      () => `(${this.str(d - 1)} like "${r.pick(PATTERNS)}")`,
+      () => `${this.setLong(d)}.contains(${this.long(d - 1)})`,
+      () => `${this.setStr(d)}.contains(${this.str(d - 1)})`,
+      () => `${this.setStr(d)}.${r.pick(['containsAll', 'containsAny'])}(${this.setStr(d)})`,
+      () => `${this.setLong(d)}.${r.pick(['containsAll', 'containsAny'])}(${this.setLong(d)})`,
+      () => `${r.pick([this.setStr(d), this.setLong(d)])}.isEmpty()`,
+      () => `(!${this.bool(d - 1)})`,
+      () => `(${this.bool(d - 1)} && ${this.bool(d - 1)})`,
+      () => `(${this.bool(d - 1)} || ${this.bool(d - 1)})`,
+      () => `(if ${this.bool(d - 1)} then ${this.bool(d - 1)} else ${this.bool(d - 1)})`,
+      () => `(${this.entity()} in ${this.entityTarget()})`,
+      () => `(${this.entity()} == ${this.entity()})`,
+      () => `(${this.entity()} is ${r.pick(['User', 'Group', 'Doc', 'Folder'])})`,
+      () => `context.groups.contains(${ent('Group', r.pick(POOL.Group))})`,
+      () => `({a: ${this.long(d - 1)}, b: ${this.str(d - 1)}} == {a: ${this.long(d - 1)}, b: ${this.str(d - 1)}})`,
+      () => `(context.meta == ${r.pick(['{label: "a"}', '{label: "a", level: 1}', 'context.opt', '{label: context.s}'])})`,
+      () => `(${this.setStr(d)} == ${this.setStr(d)})`,
+      () => `(${this.setLong(d)} == ${this.setLong(d)})`,
+    ])();
+  }
+
+  policy(id: string): string {
+    const r = this.r;
+    const effect = r.chance(0.75) ? 'permit' : 'forbid';
+    const principal = r.pick(['principal', 'principal', 'principal', `principal == ${ent('User', r.pick(POOL.User))}`, `principal in ${ent('Group', r.pick(POOL.Group))}`, 'principal is User', `principal is User in ${ent('Group', r.pick(POOL.Group))}`, 'principal is Group']);
+    const action = r.pick(['action', 'action', 'action', 'action == Action::"read"', 'action in Action::"group"', 'action in [Action::"read", Action::"admin"]', 'action == Action::"write"']);
+    const resource = r.pick(['resource', 'resource', 'resource', `resource in ${ent('Folder', r.pick(POOL.Folder))}`, 'resource is Doc', `resource == ${ent('Doc', r.pick(POOL.Doc))}`, `resource is Folder in ${ent('Folder', r.pick(POOL.Folder))}`]);
+    const conds: string[] = [];
+    const n = r.int(3);
+    for (let i = 0; i < n; i++) conds.push(`${r.chance(0.7) ? 'when' : 'unless'} { ${this.bool(1 + r.int(3))} }`);
+    return `@id(${lit(id)})\n${effect} (${principal}, ${action}, ${resource})\n${conds.join('\n')};`;
+  }
+}
+
+export interface GenRequest {
+  principal: Uid;
+  action: string;
+  resource: Uid;
+  context: Record<string, unknown>;
+  entities: { uid: Uid; attrs: Record<string, never>; parents: Uid[] }[];
+}
+
+export function genRequest(r: Rng): GenRequest {
+  const env = r.pick(ENVS);
+  const pt = r.pick(env.principals);
+  const rt = r.pick(env.resources);
+  const principal = { type: pt, id: r.pick(POOL[pt]) };
+  const resource = { type: rt, id: r.pick(POOL[rt]) };
+  const meta = () => {
+    const m: Record<string, unknown> = { label: r.pick(STRINGS) };
+    if (r.chance(0.5)) m.level = r.pick(LONGS);
+    if (r.chance(0.5)) m.tags = [...new Set([r.pick(STRINGS), r.pick(STRINGS)])].slice(0, r.int(3));
+    return m;
+  };
+  const ctx: Record<string, unknown> = {
+    n: r.pick(LONGS),
+    s: r.pick(STRINGS),
+    b: r.chance(0.5),
+    ls: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(LONGS)))],
+    ss: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(STRINGS)))],
+    meta: meta(),
+    groups: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(POOL.Group)))].map((id) => ({ __entity: { type: 'Group', id } })),
+  };
+  if (r.chance(0.5)) ctx.m = r.pick(LONGS);
+  if (r.chance(0.5)) ctx.t = r.pick(STRINGS);
+  if (r.chance(0.4)) ctx.opt = meta();
+  if (r.chance(0.5)) ctx.owner = { __entity: { type: 'User', id: r.pick(POOL.User) } };
+
+  // A random acyclic hierarchy respecting the schema's memberOf; some entities absent.
+  const entities: GenRequest['entities'] = [];
+  const some = <T>(xs: T[]) => xs.filter(() => r.chance(0.4));
+  for (const [type, ids] of Object.entries(POOL)) {
+    ids.forEach((id, i) => {
+      if (r.chance(0.15)) return;
+      let parents: Uid[] = [];
+      if (type === 'User') parents = some(POOL.Group).map((g) => ({ type: 'Group', id: g }));
+      if (type === 'Group') parents = some(POOL.Group.slice(i + 1)).map((g) => ({ type: 'Group', id: g }));
+      if (type === 'Folder') parents = some(POOL.Folder.slice(i + 1)).map((g) => ({ type: 'Folder', id: g }));
+      if (type === 'Doc') parents = some(POOL.Folder).map((g) => ({ type: 'Folder', id: g }));
+      entities.push({ uid: { type, id }, attrs: {}, parents });
+    });
+  }
+  return { principal, action: env.action, resource, context: ctx, entities };
+}
