@@ -1,19 +1,11 @@
 // The agent's cgroup: where kernel enforcement recognises it as managed.
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureCgroup2 } from '../bpf/mounts.js';
 
-/** The cgroup2 mount point, mounting one at /sys/fs/cgroup/unified when none is mounted (root only). */
+/** The cgroup2 mount point (mounted at /sys/fs/cgroup/unified when the host has none). */
 export function cgroup2Root(): string {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    if (dash > 0 && fields[dash + 1] === 'cgroup2') return fields[4];
-  }
-  const target = '/sys/fs/cgroup/unified';
-  mkdirSync(target, { recursive: true });
-  execFileSync('mount', ['-t', 'cgroup2', 'none', target]);
-  return target;
+  return ensureCgroup2();
 }
 
 /** Creates (if needed) and returns the agent's cgroup directory and its path relative to the cgroup2 root. */
