@@ -18,14 +18,19 @@ namespace lilith {
 
 class RingBuf;
 using Sample = std::vector<uint8_t>;
+// Samples consumed in one wake-up travel to JS together: one cross-thread call
+// per batch instead of per sample.
+using Batch = std::vector<Sample>;
 
-static void CallJs(Napi::Env env, Napi::Function cb, RingBuf* ctx, Sample* data);
-using Tsfn = Napi::TypedThreadSafeFunction<RingBuf, Sample, CallJs>;
+static void CallJs(Napi::Env env, Napi::Function cb, RingBuf* ctx, Batch* data);
+using Tsfn = Napi::TypedThreadSafeFunction<RingBuf, Batch, CallJs>;
 
-// Queue bound between the poll thread and JS: when JS falls behind, the poll
-// thread blocks, the kernel ring fills and the BPF side sees drops (its
-// bpf_ringbuf_reserve fails) instead of this process growing without bound.
-static constexpr size_t kQueueMax = 4096;
+// Queue bound between the poll thread and JS (in batches of at most kBatchMax):
+// when JS falls behind, the poll thread blocks, the kernel ring fills and the
+// BPF side sees drops (its bpf_ringbuf_reserve fails) instead of this process
+// growing without bound.
+static constexpr size_t kQueueMax = 64;
+static constexpr size_t kBatchMax = 256;
 
 class RingBuf : public Napi::ObjectWrap<RingBuf> {
  public:
@@ -93,13 +98,21 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
   static int OnSample(void* ctx, void* data, size_t size) {
     RingBuf* self = static_cast<RingBuf*>(ctx);
     if (self->stop_.load()) return -1;  // stop consuming; the ring keeps the rest
-    Sample* s = new Sample(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
-    napi_status st = self->tsfn_.BlockingCall(s);
-    if (st != napi_ok) {
-      delete s;
-      return -1;
-    }
+    self->batch_.emplace_back(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+    if (self->batch_.size() >= kBatchMax && !self->Flush()) return -1;
     return 0;
+  }
+
+  // Hands the current batch to JS; false when the function is closing.
+  bool Flush() {
+    if (batch_.empty()) return true;
+    Batch* b = new Batch(std::move(batch_));
+    batch_.clear();
+    if (tsfn_.BlockingCall(b) != napi_ok) {
+      delete b;
+      return false;
+    }
+    return true;
   }
 
   void Run() {
@@ -112,7 +125,9 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
       }
       if (stop_.load()) break;
       ring_buffer__consume(rb_);
+      if (!Flush()) break;
     }
+    batch_.clear();
   }
 
   void Stop() {
@@ -167,13 +182,18 @@ class RingBuf : public Napi::ObjectWrap<RingBuf> {
   Tsfn tsfn_;
   bool has_tsfn_ = false;
   bool pinned_ = false;
+  Batch batch_;  // poll thread only
 };
 
-static void CallJs(Napi::Env env, Napi::Function cb, RingBuf* ctx, Sample* data) {
-  // env is null when the function is being torn down: only free the sample.
-  if (env != nullptr && cb != nullptr && !ctx->closed()) {
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, data->data(), data->size());
-    cb.Call({buf});
+static void CallJs(Napi::Env env, Napi::Function cb, RingBuf* ctx, Batch* data) {
+  // env is null when the function is being torn down: only free the batch.
+  if (env != nullptr && cb != nullptr) {
+    for (const Sample& s : *data) {
+      if (ctx->closed()) break;  // close() from a handler drops the rest
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, s.data(), s.size());
+      cb.Call({buf});
+      if (env.IsExceptionPending()) break;  // loader.ts catches handler errors; keep the invariant anyway
+    }
   }
   delete data;
 }
