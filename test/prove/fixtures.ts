@@ -1,0 +1,71 @@
+// Policy directories for the known-answer tests: copies of the bundled
+// policies with one edit each.
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Counterexample } from '../../pipeline/prove/counterexample.js';
+
+export const BUNDLED = resolve(dirname(fileURLToPath(import.meta.url)), '../../../policies');
+
+export class PolicyDirs {
+  readonly root = mkdtempSync(join(tmpdir(), 'lilith-prove-'));
+  private n = 0;
+
+  /** A copy of the bundled policies, then `edit(dir)`. */
+  make(edit: (dir: string) => void = () => {}): string {
+    const dir = join(this.root, `p${this.n++}`);
+    cpSync(BUNDLED, dir, { recursive: true });
+    edit(dir);
+    return dir;
+  }
+
+  cleanup(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** Replaces `from` by `to` in a file, failing loudly when `from` is absent (a stale fixture). */
+export function replaceIn(dir: string, file: string, from: string | RegExp, to: string): void {
+  const path = join(dir, file);
+  const text = readFileSync(path, 'utf8');
+  const next = text.replace(from, to);
+  if (next === text) throw new Error(`fixture edit did not apply to ${file}: ${from}`);
+  writeFileSync(path, next);
+}
+
+export function write(dir: string, file: string, text: string): void {
+  mkdirSync(dirname(join(dir, file)), { recursive: true });
+  writeFileSync(join(dir, file), text);
+}
+
+export function remove(dir: string, file: string): void {
+  unlinkSync(join(dir, file));
+}
+
+export function read(dir: string, file: string): string {
+  return readFileSync(join(dir, file), 'utf8');
+}
+
+/** Independent re-check of a counterexample with cedar-wasm against a policy directory. */
+export function decideIn(dir: string, cx: Counterexample, files: string[]): 'allow' | 'deny' {
+  const policies: Record<string, string> = {};
+  for (const f of files) {
+    const parts = cedar.policySetTextToParts(read(dir, f));
+    if (parts.type === 'failure') throw new Error(`${f}: parse error`);
+    parts.policies.forEach((p, i) => (policies[`${f}#${i}`] = p));
+  }
+  const answer = cedar.isAuthorized({
+    principal: cx.principal,
+    action: cx.action,
+    resource: cx.resource,
+    context: cx.context as cedar.Context,
+    policies: { staticPolicies: policies },
+    entities: cx.entities as unknown as cedar.EntityJson[],
+    schema: read(dir, 'schema.cedarschema'),
+    validateRequest: true,
+  });
+  if (answer.type === 'failure') return 'deny';
+  return answer.response.decision;
+}

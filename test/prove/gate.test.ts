@@ -1,0 +1,201 @@
+// Known answers for the proof gate (real cvc5, real cedar-wasm): the bundled
+// policies are proven and satisfy every invariant; each kind of escalation is
+// found with a counterexample that independently re-checks; a harmless
+// refactor is proven equivalent (both directions).
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { readPolicyDir } from '../../pipeline/policy-source.js';
+import { GateError, runGate } from '../../pipeline/prove/gate.js';
+import { readApprovalsDir } from '../../pipeline/prove/git-source.js';
+import { Cvc5, SolverError } from '../../pipeline/prove/solver.js';
+import { decideIn, PolicyDirs, read, remove, replaceIn, write, BUNDLED } from './fixtures.js';
+
+const dirs = new PolicyDirs();
+after(() => dirs.cleanup());
+
+const POLICY_FILES = ['egress.cedar', 'mcp.cedar'];
+
+async function gate(baseDir: string, headDir: string, opts: { hygiene?: boolean } = {}) {
+  const approvals = await readApprovalsDir(headDir);
+  return runGate({ label: 'base', source: await readPolicyDir(baseDir) }, { label: 'head', source: await readPolicyDir(headDir) }, { approvals, ...opts });
+}
+
+function assertRechecks(baseDir: string, headDir: string, cx: Parameters<typeof decideIn>[1], headFiles = POLICY_FILES, baseFiles = POLICY_FILES) {
+  assert.equal(decideIn(headDir, cx, headFiles), 'allow', 'head must allow the counterexample');
+  assert.equal(decideIn(baseDir, cx, baseFiles), 'deny', 'base must deny the counterexample');
+}
+
+test('bundled policies: proven against themselves, every invariant holds, no warnings', async () => {
+  const { report, digest } = await gate(BUNDLED, BUNDLED);
+  assert.equal(report.verdict, 'proven');
+  assert.equal(report.escalations.length, 0);
+  assert.deepEqual(report.invariants.map((i) => [i.id, i.result]), [
+    ['inv-no-credential-egress', 'holds'],
+    ['inv-no-host-mismatch', 'holds'],
+    ['inv-no-pii-egress', 'holds'],
+    ['inv-readers-read-only', 'holds'],
+  ]);
+  assert.deepEqual(report.warnings, []);
+  assert.equal(report.environments.length, 22);
+  assert.ok(report.assumptions.some((a) => a.includes('context.taint') && a.includes('data_touched')), 'the taint assumption is stated');
+  // Stable report: the same inputs give the same digest.
+  const again = await gate(BUNDLED, BUNDLED);
+  assert.equal(again.digest, digest);
+});
+
+test('the taint/data_touched assumption is what proves "no credential egress"', async () => {
+  // Without lilith.json taint_labels the prover may not relate the two, and the invariant fails.
+  const head = dirs.make((d) => replaceIn(d, 'lilith.json', /"taint_labels": \{[^}]*\},/, ''));
+  const { report } = await gate(head, head, { hygiene: false });
+  const inv = report.invariants.find((i) => i.id === 'inv-no-credential-egress')!;
+  assert.equal(inv.result, 'violated');
+  assert.ok((inv.counterexample!.context.taint as string[]).includes('CREDENTIALS'));
+  assert.equal(inv.counterexample!.context.data_touched, 0, 'the counterexample is exactly the unrelated taint/mask');
+});
+
+test('widened permit (TLS on any port) → escalation with a re-checked counterexample', async () => {
+  const head = dirs.make((d) => replaceIn(d, 'egress.cedar', 'context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"'));
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env).sort(), ['Agent, Action::"connect", Endpoint', 'Agent, Action::"connect", Host']);
+  for (const e of report.escalations) {
+    assert.notEqual(e.counterexample.context.port, 443);
+    assert.equal(e.counterexample.context.protocol, 'tls');
+    assert.deepEqual(e.recheck.headReasons, ['tls-allowlisted']);
+    assertRechecks(BUNDLED, head, e.counterexample);
+  }
+  assert.ok(report.invariants.every((i) => i.result === 'holds'));
+});
+
+test('deleted forbid → escalations and an invariant violation, all re-checked', async () => {
+  const head = dirs.make((d) =>
+    replaceIn(d, 'egress.cedar', /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/, ''),
+  );
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'violation');
+  assert.ok(report.escalations.length > 0);
+  for (const e of report.escalations) {
+    assert.notEqual(e.counterexample.context.data_touched, 0);
+    assertRechecks(BUNDLED, head, e.counterexample);
+  }
+  const broken = report.invariants.filter((i) => i.result === 'violated').map((i) => i.id).sort();
+  assert.deepEqual(broken, ['inv-no-credential-egress', 'inv-no-pii-egress']);
+  for (const i of report.invariants.filter((x) => x.counterexample)) {
+    assert.equal(decideIn(head, i.counterexample!, POLICY_FILES), 'allow');
+    assert.equal(decideIn(head, i.counterexample!, [i.file]), 'deny', 'the invariant forbid matches the counterexample');
+  }
+});
+
+test('weakened `when` (.git/hooks exclusion dropped) → escalation on write_file with such a path', async () => {
+  const head = dirs.make((d) => replaceIn(d, 'mcp.cedar', ' &&\n  !(context.arguments.path like "*/.git/hooks/*")', ''));
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"write_file", MCPServer']);
+  const cx = report.escalations[0].counterexample;
+  const path = (cx.context.arguments as { path: string }).path;
+  assert.ok(path.startsWith('/workspace/') && path.includes('/.git/hooks/'), path);
+  assertRechecks(BUNDLED, head, cx);
+});
+
+test('an action added to a group a permit names → escalation (each side uses its own action hierarchy)', async () => {
+  const groupPermit = '\n@id("read-group")\npermit (principal, action in Action::"read", resource is MCPServer in Zone::"approved-mcp")\nwhen { context.data_touched == 0 };\n';
+  const base = dirs.make((d) => write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit));
+  const head = dirs.make((d) => {
+    write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit);
+    replaceIn(d, 'schema.cedarschema', 'action "run_command" in ["tools/call"]', 'action "run_command" in ["tools/call", "read"]');
+  });
+  const { report } = await gate(base, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"run_command", MCPServer']);
+  assert.deepEqual(report.escalations[0].recheck.headReasons, ['read-group']);
+  assertRechecks(base, head, report.escalations[0].counterexample);
+});
+
+test('a new action in an existing group → escalation (the base never saw the action)', async () => {
+  const head = dirs.make((d) => {
+    write(d, 'schema.cedarschema', read(d, 'schema.cedarschema') + '\naction "upload" in ["egress"] appliesTo { principal: Agent, resource: MCPServer, context: ToolContext };\n');
+    write(d, 'mcp.cedar', read(d, 'mcp.cedar') + '\n@id("uploads")\npermit (principal, action == Action::"upload", resource in Zone::"approved-mcp");\n');
+  });
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"upload", MCPServer']);
+  assert.equal(report.escalations[0].counterexample.context.data_touched, 0, 'the egress forbid still applies to the new action');
+  assert.equal(decideIn(head, report.escalations[0].counterexample, POLICY_FILES), 'allow');
+});
+
+test('harmless refactor (reordered, reformatted, split, moved between files) is proven equivalent', async () => {
+  const head = dirs.make((d) => {
+    const mcp = read(d, 'mcp.cedar');
+    const egress = read(d, 'egress.cedar');
+    remove(d, 'mcp.cedar');
+    remove(d, 'egress.cedar');
+    // Split read-tools into one permit per action, and mcp-read-resources into two.
+    const split = mcp
+      .replace(
+        /@id\("read-tools"\)\npermit \(\n  principal,\n  action in \[Action::"list_directory", Action::"search_docs", Action::"fetch_report"\],\n  resource in Zone::"approved-mcp"\n\);/,
+        ['list_directory', 'search_docs', 'fetch_report'].map((a) => `@id("read-tools-${a}")\npermit(principal,action==Action::"${a}",resource in Zone::"approved-mcp");`).join('\n'),
+      )
+      .replace(
+        /@id\("mcp-read-resources"\)\npermit \(principal, action in \[Action::"resources\/read", Action::"prompts\/get"\], resource in Zone::"approved-mcp"\);/,
+        '@id("mcp-resources")\npermit (principal, action == Action::"resources/read", resource in Zone::"approved-mcp");\n@id("mcp-prompts")\npermit (principal, action in [Action::"prompts/get"], resource in Zone::"approved-mcp") when { true };',
+      );
+    assert.notEqual(split, mcp);
+    // Reordered: policies reversed across files; reformatted: `unless` for a negated `when`.
+    const reordered = (split + '\n' + egress).split(/\n(?=@id)/).reverse().join('\n');
+    const reformatted = reordered.replace('when { context.taint.contains("UNTRUSTED") };', 'unless { !context.taint.contains("UNTRUSTED") };');
+    assert.notEqual(reformatted, reordered);
+    write(d, 'all.cedar', reformatted);
+  });
+  const forward = await gate(BUNDLED, head, { hygiene: false });
+  assert.equal(forward.report.verdict, 'proven');
+  const backward = await gate(head, BUNDLED, { hygiene: false });
+  assert.equal(backward.report.verdict, 'proven');
+});
+
+test('an approval file turns an escalation into a reported, passing change', async () => {
+  const head = dirs.make((d) => {
+    replaceIn(d, 'egress.cedar', 'context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"');
+    write(d, 'approvals/tls-any-port.json', JSON.stringify({ action: 'connect', reason: 'TLS to allowlisted hosts on any port (SEC-42)' }));
+  });
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'approved');
+  assert.equal(report.escalations.length, 2);
+  assert.ok(report.escalations.every((e) => e.approved?.reason.includes('SEC-42')));
+});
+
+test('hygiene: dead, shadowed and may-error policies are reported', async () => {
+  const head = dirs.make((d) =>
+    write(
+      d,
+      'extra.cedar',
+      `@id("dead-one")
+permit (principal, action == Action::"GET", resource) when { context.port > 10 && context.port < 5 };
+@id("shadowed-one")
+permit (principal in AgentGroup::"readers", action == Action::"write_file", resource);
+@id("may-error-one")
+permit (principal, action == Action::"read_file", resource) when { context.arguments.path like "/tmp/*" };
+`,
+    ),
+  );
+  const { report } = await gate(head, head);
+  const w = report.warnings.map((x) => `${x.kind}:${x.policy}`);
+  assert.ok(w.includes('dead:dead-one'), w.join());
+  assert.ok(w.includes('shadowed:shadowed-one'), w.join());
+  assert.ok(w.includes('may-error:may-error-one'), w.join());
+  assert.ok(!w.some((x) => x.endsWith(':read-file-clean')), 'a healthy policy is not flagged');
+});
+
+test('unsupported Cedar is an error naming the construct and the policy, never an answer', async () => {
+  const head = dirs.make((d) => write(d, 'extra.cedar', '@id("uses-ip")\npermit (principal, action == Action::"connect", resource) when { ip(context.ip).isLoopback() };\n'));
+  await assert.rejects(gate(BUNDLED, head), (err: Error) => err instanceof GateError && /unsupported: .* in policy uses-ip/.test(err.message));
+});
+
+test('solver unknown/timeout is a failure, never a pass', async () => {
+  const s = new Cvc5({ timeoutMs: 1 });
+  try {
+    s.send('(declare-const x Int)\n(declare-const y Int)\n(assert (= (+ (* x x x) (* y y y)) 2305843009213693951))\n');
+    await assert.rejects(s.checkSat(), (err: Error) => err instanceof SolverError && /unknown|timeout|not proven/.test(err.message));
+  } finally {
+    await s.close();
+  }
+});
