@@ -81,7 +81,9 @@ export function debianKernel(series: string, cacheRoot: string, log: Log): Kerne
     if (!deb) throw new Error(`apt-get download linux-image-${release} produced no .deb`);
     const root = join(tmp, 'root');
     run('dpkg-deb', ['-x', join(tmp, deb), root], { timeoutMs: 300_000 });
-    const staging = `${dir}.partial`;
+    // Staged under a per-process name and renamed into place: two runners fetching the same
+    // kernel at once both succeed, and a half-written cache entry is never visible.
+    const staging = `${dir}.partial-${process.pid}`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(join(staging, 'modules'), { recursive: true });
     copyFileSync(join(root, 'boot', `vmlinuz-${release}`), join(staging, 'vmlinuz'));
@@ -89,8 +91,13 @@ export function debianKernel(series: string, cacheRoot: string, log: Log): Kerne
     const modules = resolveModules(join(root, 'lib', 'modules', release), ROOT_MODULES);
     for (const m of modules) writeFileSync(join(staging, 'modules', `${m.name}.ko`), m.data);
     writeFileSync(join(staging, 'meta.json'), `${JSON.stringify({ label: release, package: deb, modules: modules.map((m) => `${m.name}.ko`) }, null, 2)}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
+    try {
+      renameSync(staging, dir);
+    } catch (err) {
+      rmSync(staging, { recursive: true, force: true });
+      if (!existsSync(join(dir, 'meta.json'))) throw err;
+      return loadCached(dir); // another runner cached it first
+    }
     log(`cached ${release}: vmlinuz + ${modules.length} modules (${modules.map((m) => m.name).join(', ')})`);
     return loadCached(dir);
   } finally {
