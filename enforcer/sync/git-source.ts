@@ -120,7 +120,8 @@ export class GitSource implements CapsuleSource {
   async #attempt(): Promise<SyncOutcome> {
     const { url, branch, cloneDir, file } = this.#opts;
     const ref = `refs/heads/${branch}`;
-    const refs = await git.listServerRefs({ http: this.#http, url, prefix: ref, protocolVersion: 2 });
+    // Protocol v1: the ref advertisement is one GET (v2 needs a second round trip for ls-refs).
+    const refs = await git.listServerRefs({ http: this.#http, url, prefix: ref, protocolVersion: 1 });
     const tip = refs.find((r) => r.ref === ref)?.oid;
     if (!tip) return { result: 'error', error: `branch '${branch}' not found on ${url}` };
     this.#status.last_commit = tip;

@@ -40,6 +40,9 @@ export interface CapsuleOptions {
   sourceCommit?: string | null;
   onExpiry?: LilithConfig['on_expiry'];
   adminListen?: string;
+  /** Replaces the kernel cgroup subtree and registrations (kernel tests use their own). */
+  kernel?: Partial<LilithConfig['kernel']>;
+  registrations?: LilithConfig['registrations'];
 }
 
 export async function makePayload(watermark: number, o: CapsuleOptions = {}): Promise<CapsulePayload> {
@@ -57,7 +60,13 @@ export async function makePayload(watermark: number, o: CapsuleOptions = {}): Pr
     invariants: b.invariants,
     schema: b.schema,
     entities: b.entities,
-    config: { ...b.config, on_expiry: o.onExpiry ?? 'fail_closed', proxy: { ...b.config.proxy, admin_listen: o.adminListen ?? 'off' } },
+    config: {
+      ...b.config,
+      on_expiry: o.onExpiry ?? 'fail_closed',
+      proxy: { ...b.config.proxy, admin_listen: o.adminListen ?? 'off' },
+      kernel: { ...b.config.kernel, ...(o.kernel ?? {}) },
+      registrations: o.registrations ?? b.config.registrations,
+    },
   };
 }
 

@@ -1,0 +1,68 @@
+// The daemon with kernel enforcement on (cgroup-only on this host): the capsule's
+// kernel section drives attach, registrations and the heartbeat; status reports the
+// mode, the active hooks and the heartbeat age; refusing to serve (expiry under
+// fail_closed) stops the heartbeat.
+import assert from 'node:assert/strict';
+import { existsSync, rmSync, readdirSync, rmdirSync } from 'node:fs';
+import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import { EnforcerProcess, generateSigningKey, makeCapsule, REPO_ROOT, sleep, tempDir, writeTrust, readAudit } from './fixtures.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root' : !existsSync(join(REPO_ROOT, 'bpf/build')) || !existsSync(join(REPO_ROOT, 'bpf/addon/build')) ? 'BPF objects or addon not built' : false;
+
+let dir: string | undefined;
+let enf: EnforcerProcess | null = null;
+const tag = `lilith-cp-test-${process.pid}`;
+const pinRoot = `/sys/fs/bpf/${tag}`;
+let cgroupMount: string | null = null;
+
+after(async () => {
+  await enf?.kill('SIGKILL');
+  if (!skip) {
+    const { detachPinned } = await import('../../bpf/index.js');
+    try { detachPinned(pinRoot); } catch { /* nothing pinned */ }
+    rmSync(pinRoot, { recursive: true, force: true });
+    if (cgroupMount) {
+      const root = join(cgroupMount, tag);
+      // cgroup directories go with rmdir, deepest first.
+      const walk = (d: string) => {
+        if (!existsSync(d)) return;
+        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+        rmdirSync(d);
+      };
+      walk(root);
+    }
+  }
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it('kernel on: attaches from the capsule, reports mode, hooks and a fresh heartbeat; expiry under fail_closed stops the heartbeat', { skip }, async () => {
+  const { ensureCgroup2 } = await import('../../bpf/mounts.js');
+  cgroupMount = ensureCgroup2();
+  dir = await tempDir('cp-kernel');
+  const key = generateSigningKey();
+  const trust = await writeTrust(dir, [key]);
+  const drops = join(dir, 'drops');
+  await mkdir(drops);
+  await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, {
+    expiresAt: new Date(Date.now() + 6000),
+    kernel: { cgroup_root: `${tag}/agents`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 1000 },
+    registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'] }],
+  }));
+  enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), '--no-dataplane'], join(dir, 'admin.sock'), { LILITH_PIN_ROOT: pinRoot });
+  const st = await enf.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
+  assert.equal(st.kernel.mode, 'cgroup-only'); // host lockdown blocks BPF-LSM
+  assert.ok(st.kernel.hooks.length > 0, JSON.stringify(st.kernel));
+  assert.ok(st.kernel.heartbeat_age_ms! < 1000, `heartbeat age ${st.kernel.heartbeat_age_ms}`);
+  assert.ok(existsSync(join(cgroupMount, tag, 'agents', 'coder')), 'registration cgroup created');
+  // Once the capsule expires (fail_closed), the heartbeat stops and ages past the TTL.
+  const expired = await enf.waitFor((s) => s.active?.expired === true, 'expired', 30_000);
+  await sleep(1500);
+  const later = (await enf.status())!;
+  assert.equal(expired.ready, false);
+  assert.ok(later.kernel.heartbeat_age_ms! > 1000, `heartbeat still fresh: ${later.kernel.heartbeat_age_ms} ms`);
+  await sleep(100);
+  assert.ok((await readAudit(join(dir, 'state', 'audit.jsonl'))).some((e) => e.kind === 'kernel' && e.event === 'mode'));
+  assert.equal(await enf.kill('SIGTERM'), 0);
+});
