@@ -19,6 +19,7 @@ export interface DecisionAuditEvent {
   watermark: number | null;
   latency_us: number;
   findings?: string[]; // e.g. "host_mismatch"
+  mcp_session?: string; // Mcp-Session-Id, for MCP decisions inside a session
 }
 
 export interface CapsuleAuditEvent {

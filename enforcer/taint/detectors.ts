@@ -1,0 +1,48 @@
+// Content detectors run on what MCP servers return. Each answers "does this
+// text contain X"; a hit sets the bits of the classifier naming the detector.
+
+export type DetectorName = 'private_key' | 'aws_access_key' | 'card_number' | 'email';
+
+const PRIVATE_KEY = /-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----/;
+// Access key ids (AKIA long-term, ASIA temporary) and the 40-char secret when labelled.
+const AWS_KEY = /\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b|aws_secret_access_key\s*[=:]\s*["']?[A-Za-z0-9/+=]{40}/;
+const EMAIL = /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}/;
+// 13–19 digits, optionally grouped by single spaces or dashes.
+const CARD_CANDIDATE = /(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])/g;
+
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+function hasCardNumber(text: string): boolean {
+  for (const m of text.matchAll(CARD_CANDIDATE)) {
+    const digits = m[0].replace(/[ -]/g, '');
+    // Same-digit runs (0000…) pass Luhn but are never card numbers.
+    if (digits.length >= 13 && digits.length <= 19 && !/^(\d)\1+$/.test(digits) && luhnValid(digits)) return true;
+  }
+  return false;
+}
+
+export function detect(name: DetectorName, text: string): boolean {
+  switch (name) {
+    case 'private_key':
+      return PRIVATE_KEY.test(text);
+    case 'aws_access_key':
+      return AWS_KEY.test(text);
+    case 'card_number':
+      return hasCardNumber(text);
+    case 'email':
+      return EMAIL.test(text);
+  }
+}

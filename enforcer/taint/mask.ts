@@ -1,0 +1,45 @@
+// Taint masks: 64-bit sets of label bits, held as BigInt so bit 63 is an
+// ordinary bit. Cedar sees them twice: as label names (`context.taint`) and as
+// the signed 64-bit Long `context.data_touched`.
+
+/** Label name → bit, from lilith.json `taint_labels`. */
+export type LabelTable = Readonly<Record<string, number>>;
+
+const MASK64 = (1n << 64n) - 1n;
+
+export function labelsToMask(labels: Iterable<string>, table: LabelTable): bigint {
+  let mask = 0n;
+  for (const label of labels) {
+    const bit = table[label];
+    if (bit === undefined) throw new Error(`unknown taint label '${label}'`);
+    mask |= 1n << BigInt(bit);
+  }
+  return mask;
+}
+
+/** Label names whose bits are set, in table order. Bits without a label are not named. */
+export function maskToLabels(mask: bigint, table: LabelTable): string[] {
+  const out: string[] = [];
+  for (const [label, bit] of Object.entries(table)) if ((mask >> BigInt(bit)) & 1n) out.push(label);
+  return out;
+}
+
+/** "0x" + 16 hex digits: the audit form. */
+export function maskHex(mask: bigint): string {
+  return '0x' + (mask & MASK64).toString(16).padStart(16, '0');
+}
+
+export function parseMaskHex(text: string): bigint {
+  if (!/^0x[0-9a-fA-F]{1,16}$/.test(text)) throw new Error(`not a 64-bit hex mask: '${text}'`);
+  return BigInt(text);
+}
+
+/**
+ * The mask as Cedar's signed 64-bit Long (bit 63 set → negative). cedar-wasm
+ * takes JSON numbers, so a mask beyond 2^53 loses low-bit precision here; it
+ * can never become 0 when the mask is non-zero, and policies test labels, not
+ * exact values, so decisions are unaffected.
+ */
+export function maskToLong(mask: bigint): number {
+  return Number(BigInt.asIntN(64, mask & MASK64));
+}
