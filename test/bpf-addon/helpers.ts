@@ -45,15 +45,19 @@ export interface Listener {
   readonly port: number;
   /** What clients sent, one entry per connection (the child sends its pid). */
   readonly received: string[];
+  /** Client (remote) ports, one per accepted connection, in accept order. */
+  readonly peers: number[];
   close(): Promise<void>;
 }
 
 /** A TCP listener on 127.0.0.1:0 that records the first line each client sends and answers "ok <port>". */
 export async function listen(): Promise<Listener> {
   const received: string[] = [];
+  const peers: number[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((s) => {
     sockets.add(s);
+    peers.push(s.remotePort ?? 0);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     s.once('data', (d) => {
@@ -66,6 +70,7 @@ export async function listen(): Promise<Listener> {
   return {
     port,
     received,
+    peers,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
