@@ -8,9 +8,29 @@ for (const [name, value] of Object.entries(constants.errno)) {
   if (!codeByErrno.has(value)) codeByErrno.set(value, name);
 }
 
-/** Symbolic name of an errno value (`1` → `EPERM`), `E<n>` when unknown. */
+// libbpf's own error numbers (enum libbpf_errno, 4000…), returned like errnos.
+const LIBBPF_ERRNO: Array<[string, string]> = [
+  ['LIBBPF_LIBELF', 'libelf error (not an ELF file?)'],
+  ['LIBBPF_FORMAT', 'BPF object format invalid'],
+  ['LIBBPF_KVERSION', "incorrect or missing 'version' section"],
+  ['LIBBPF_ENDIAN', 'endianness mismatch'],
+  ['LIBBPF_INTERNAL', 'internal libbpf error'],
+  ['LIBBPF_RELOC', 'relocation failed'],
+  ['LIBBPF_LOAD', 'program load failed'],
+  ['LIBBPF_VERIFY', 'rejected by the verifier'],
+  ['LIBBPF_PROG2BIG', 'program too big'],
+  ['LIBBPF_KVER', 'incorrect kernel version'],
+  ['LIBBPF_PROGTYPE', 'program type not supported by this kernel'],
+  ['LIBBPF_WRNGPID', 'wrong pid in netlink message'],
+  ['LIBBPF_INVSEQ', 'invalid netlink sequence'],
+  ['LIBBPF_NLPARSE', 'netlink parsing error'],
+];
+const LIBBPF_ERRNO_START = 4000;
+
+/** Symbolic name of an errno value (`1` → `EPERM`, `4001` → `LIBBPF_FORMAT`), `E<n>` when unknown. */
 export function errnoCode(errno: number): string {
-  return codeByErrno.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+  const e = Math.abs(errno);
+  return codeByErrno.get(e) ?? LIBBPF_ERRNO[e - LIBBPF_ERRNO_START]?.[0] ?? `E${e}`;
 }
 
 /** Numeric value of a symbolic errno (`EPERM` → 1). */
@@ -60,7 +80,7 @@ export class BpfError extends Error {
     const e = Math.abs(errno);
     const code = errnoCode(e);
     const what = opts.target ? ` ${opts.target}` : '';
-    const text = opts.detail ?? describe[code] ?? `errno ${e}`;
+    const text = opts.detail ?? describe[code] ?? LIBBPF_ERRNO[e - LIBBPF_ERRNO_START]?.[1] ?? `errno ${e}`;
     super(`${operation}${what}: ${code} (${text})`);
     this.operation = operation;
     this.errno = e;

@@ -2,11 +2,10 @@
 // and sockops (record established connections), observed from real processes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { BpfObject, type BpfLink } from '../../bpf/loader.js';
-import { repoRoot } from '../../bpf/addon.js';
-import { connectFrom, listen, makeCgroup, removeCgroup, u32, type Listener } from './helpers.js';
+import { BpfObject, objectPath, type BpfLink } from '../../bpf/loader.js';
+import { buildObjects, connectFrom, listen, makeCgroup, removeCgroup, u32, type Listener } from './helpers.js';
 
 let obj: BpfObject;
 let links: BpfLink[] = [];
@@ -24,10 +23,10 @@ function rawSocketFrom(cg: string | null): string {
 }
 
 before(async () => {
-  execFileSync('make', ['-s', '-C', join(repoRoot(), 'bpf'), 'build/test_sock.bpf.o'], { stdio: 'inherit' });
+  buildObjects(['test_sock']);
   server = await listen();
   cgroup = makeCgroup();
-  obj = BpfObject.open(join(repoRoot(), 'bpf/build/test_sock.bpf.o'), { pinRoot: '/nonexistent-no-pinned-maps' });
+  obj = BpfObject.open(objectPath('test_sock'), { pinRoot: '/nonexistent-no-pinned-maps' });
   obj.load();
   links = obj.programs().map((p) => p.attachCgroup(cgroup));
 });

@@ -20,6 +20,16 @@ test('opening a missing object file is ENOENT', () => {
   });
 });
 
+test('a file that is not a BPF object is a libbpf format error', () => {
+  assert.throws(() => BpfObject.open(import.meta.filename ?? new URL(import.meta.url).pathname), {
+    name: 'BpfError',
+    operation: 'object.open',
+    errno: 4001,
+    code: 'LIBBPF_FORMAT',
+    message: /BPF object format invalid/,
+  });
+});
+
 test('a program the verifier rejects fails load with the verifier log', () => {
   const obj = BpfObject.open(objs.reject, { pinRoot: '/nonexistent' });
   try {
@@ -63,6 +73,7 @@ test('errno codes map to their symbolic names', () => {
   assert.equal(errnoCode(1), 'EPERM');
   assert.equal(errnoCode(-13), 'EACCES');
   assert.equal(errnoCode(99999), 'E99999');
+  assert.equal(errnoCode(-4007), 'LIBBPF_VERIFY');
 });
 
 test('BPF-LSM probe reports what this kernel allows', () => {

@@ -2,6 +2,7 @@
 // run each case in a separate process and require that it exits by itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ensureBpffs } from '../../bpf/mounts.js';
 import { distModule, runNode, testObjects } from './helpers.js';
 
 const objPath = testObjects().connect;
@@ -10,7 +11,7 @@ test('a closed ring buffer lets the process exit', async () => {
   const r = await runNode(`
     import { BpfObject, RingBuffer } from ${JSON.stringify(distModule('bpf/loader.js'))};
     import { mkdirSync, rmSync } from 'node:fs';
-    const pins = '/sys/fs/bpf/lilith-rb-' + process.pid; mkdirSync(pins);
+    const pins = ${JSON.stringify(ensureBpffs())} + '/lilith-rb-' + process.pid; mkdirSync(pins);
     const obj = BpfObject.open(${JSON.stringify(objPath)}, { pinRoot: pins });
     obj.load();
     const rb = new RingBuffer(obj.map('test_events'), () => {});
@@ -25,7 +26,7 @@ test('an unref()ed open ring buffer does not keep the process alive', async () =
   const r = await runNode(`
     import { BpfObject, RingBuffer } from ${JSON.stringify(distModule('bpf/loader.js'))};
     import { mkdirSync, rmSync } from 'node:fs';
-    const pins = '/sys/fs/bpf/lilith-rb-' + process.pid; mkdirSync(pins);
+    const pins = ${JSON.stringify(ensureBpffs())} + '/lilith-rb-' + process.pid; mkdirSync(pins);
     const obj = BpfObject.open(${JSON.stringify(objPath)}, { pinRoot: pins });
     obj.load();
     rmSync(pins, { recursive: true });
