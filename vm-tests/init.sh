@@ -33,6 +33,12 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroo
   || fail "cannot mount the host root over 9p: $(cat /modules.note)"
 [ -d "/host$ROOT" ] || fail "project root $ROOT not visible in the host share"
 
+# A checkout under /tmp or /run would be hidden by the guest's own tmpfs there: keep a handle on
+# it now and bind it back afterwards.
+case "$ROOT" in
+  /tmp/*|/run/*) mkdir -p /project && mount --bind "/host$ROOT" /project || fail "cannot bind $ROOT"; REBIND=1 ;;
+esac
+
 # Fresh kernel filesystems inside the chroot: the host's /proc, /sys, /dev are not the guest's.
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
@@ -45,6 +51,9 @@ mount -t tmpfs tmpfs /host/run
 mount -t securityfs securityfs /host/sys/kernel/security || echo "LILITH-WARN no securityfs"
 mount -t bpf bpf /host/sys/fs/bpf || echo "LILITH-WARN no bpffs"
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup || echo "LILITH-WARN no cgroup2"
+if [ -n "$REBIND" ]; then
+  mkdir -p "/host$ROOT" && mount --bind /project "/host$ROOT" || fail "cannot bind $ROOT back into the chroot"
+fi
 mkdir -p /host/tmp/lilith-results
 mount --bind /results /host/tmp/lilith-results || fail "cannot bind the results share into the chroot"
 ip link set lo up

@@ -173,6 +173,9 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
   return { kernel: kernel.label, bootLsm, outcome, reports, missing, ok, consoleLog, resultsDir };
 }
 
+/** Console text without carriage returns and the firmware's terminal escapes (cursor, clear screen). */
+const printable = (text: string) => text.replace(/\r/g, '').replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+
 const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
 function printGroup(g: GroupResult): void {
@@ -188,7 +191,7 @@ function printGroup(g: GroupResult): void {
   else if (!o.booted && !o.fatal) process.stdout.write(`   FAIL qemu exited (code ${o.exitCode}) before the scenario runner started: the kernel did not boot\n`);
   if (o.fatal) process.stdout.write(`   FAIL guest init: ${o.fatal}\n`);
   if (!g.ok) {
-    process.stdout.write(`\n---- guest console (${g.kernel}, lsm=${g.bootLsm}) ----\n${o.console.replace(/\r/g, '')}\n---- end of guest console ----\n`);
+    process.stdout.write(`\n---- guest console (${g.kernel}, lsm=${g.bootLsm}) ----\n${printable(o.console)}\n---- end of guest console ----\n`);
     for (const r of g.reports.filter((x) => !x.ok)) {
       const f = join(g.resultsDir, `${r.scenario}.log`);
       if (existsSync(f)) process.stdout.write(`---- ${r.scenario}.log ----\n${readFileSync(f, 'utf8')}---- end ----\n`);
