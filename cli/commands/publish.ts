@@ -1,0 +1,47 @@
+// `lilith publish FILE --repo URL|DIR`: commit a signed capsule to the capsule
+// branch and push it, where enforcers pick it up.
+import { readFile } from 'node:fs/promises';
+import { parseCommandArgs, runCommand, UsageError } from '../args.js';
+import { CapsuleError, parseTrust, verifyCapsule } from '../../capsule/index.js';
+import { DEFAULT_BRANCH, PublishError, PublishRefusedError, publishCapsule } from '../../pipeline/publish.js';
+
+export const summary = 'commit a signed capsule to the capsule branch and push it';
+
+export const usage = `usage: lilith publish FILE --repo URL|DIR [--branch ${DEFAULT_BRANCH}] [--trust FILE]
+
+Commits FILE as capsule.json (plus an unsigned CAPSULE.md summary) on --branch
+of the repository and pushes it: --repo is an http(s) URL (smart HTTP; put
+credentials in the URL if the server needs them) or a local repository path.
+Refuses a capsule whose watermark is not above the published one; publishing
+the same capsule again changes nothing. With --trust, the capsule is verified
+before it is published.
+Exit status: 0 published, 1 refused, 2 usage, I/O or network error.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values, positionals } = parseCommandArgs(argv, { repo: { type: 'string' }, branch: { type: 'string', default: DEFAULT_BRANCH }, trust: { type: 'string' } }, usage);
+    if (positionals.length !== 1 || !values.repo) throw new UsageError(usage.trimEnd());
+    const bytes = await readFile(positionals[0]);
+    try {
+      if (values.trust) verifyCapsule(bytes, parseTrust(await readFile(values.trust), values.trust), null, new Date());
+      const res = await publishCapsule(bytes, { repo: values.repo, branch: values.branch });
+      process.stdout.write(
+        res.unchanged
+          ? `already published: watermark ${res.watermark} is the tip of ${values.branch} (${res.commit})\n`
+          : `published watermark ${res.watermark} to ${values.repo} ${values.branch}: commit ${res.commit}\n`,
+      );
+      return 0;
+    } catch (err) {
+      if (err instanceof CapsuleError) {
+        process.stderr.write(`lilith publish: refused (${err.code}): ${err.message}\n`);
+        return 1;
+      }
+      if (err instanceof PublishError) {
+        process.stderr.write(`lilith publish: ${err.message}\n`);
+        return err instanceof PublishRefusedError ? 1 : 2;
+      }
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,70 @@
+// `lilith verify FILE --trust FILE [--state DIR]`: the same checks an enforcer
+// runs before activating a capsule; with --state, records the acceptance.
+import { readFile } from 'node:fs/promises';
+import { parseCommandArgs, runCommand, UsageError } from '../args.js';
+import { CapsuleError, MAX_CAPSULE_BYTES, parseTrust, readState, stateFor, verifyCapsule, writeStateAtomic } from '../../capsule/index.js';
+import { open } from 'node:fs/promises';
+
+export const summary = 'verify a capsule (signatures, threshold, expiry, anti-rollback state)';
+
+export const usage = `usage: lilith verify FILE --trust FILE [--state DIR] [--at TIME]
+
+Checks, in order: size cap, envelope, signatures by distinct trusted keys
+(threshold), payload, validity window, and with --state the anti-rollback
+state in DIR/state.json. A capsule that passes with --state is recorded as
+accepted (the file is replaced atomically).
+  --at TIME   check as of this ISO 8601 time instead of now (state is not written)
+Exit status: 0 valid, 1 refused (the reason and its code are printed), 2 usage,
+I/O, unusable trust file or corrupt state.
+`;
+
+/** Reads at most cap+1 bytes, so an oversized file is refused without reading it all. */
+async function readCapped(path: string, cap: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(cap + 1);
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, total, buf.length - total, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total === buf.length) break;
+    }
+    return buf.subarray(0, total);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values, positionals } = parseCommandArgs(argv, { trust: { type: 'string' }, state: { type: 'string' }, at: { type: 'string' } }, usage);
+    if (positionals.length !== 1 || !values.trust) throw new UsageError(usage.trimEnd());
+    const now = values.at ? new Date(values.at) : new Date();
+    if (Number.isNaN(now.getTime())) throw new UsageError(`--at: "${values.at}" is not an ISO 8601 time`);
+    const file = positionals[0];
+    try {
+      const trust = parseTrust(await readFile(values.trust), values.trust);
+      const state = values.state ? await readState(values.state) : null;
+      const bytes = await readCapped(file, MAX_CAPSULE_BYTES);
+      const verified = verifyCapsule(bytes, trust, state, now);
+      const p = verified.payload;
+      if (values.state && !values.at && !verified.alreadyAccepted) await writeStateAtomic(values.state, stateFor(verified, now));
+      const stateNote = !values.state ? '' : verified.alreadyAccepted ? '\nstate: already accepted (same watermark and digest)' : values.at ? '\nstate: not written (--at)' : `\nstate: recorded in ${values.state}`;
+      process.stdout.write(
+        `valid: ${file}: watermark ${p.watermark}, ${Object.keys(p.policies).length} policy file(s), expires ${p.expires_at}\n` +
+          `payload sha256 ${verified.digest}\n` +
+          `signed by ${verified.keyids.length} of threshold ${trust.threshold}: ${verified.keyids.map((k) => k.slice(0, 16)).join(', ')}` +
+          `${p.source_commit ? `\nsource commit ${p.source_commit}` : ''}${p.proof_digest ? `\nproof report sha256 ${p.proof_digest}` : ''}${stateNote}\n`,
+      );
+      return 0;
+    } catch (err) {
+      if (err instanceof CapsuleError) {
+        const fatal = err.code === 'bad_trust' || err.code === 'state_corrupt';
+        process.stderr.write(`lilith verify: ${fatal ? 'cannot verify' : 'refused'} (${err.code}): ${err.message}\n`);
+        return fatal ? 2 : 1;
+      }
+      throw err;
+    }
+  });
+}
