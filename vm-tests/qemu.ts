@@ -81,10 +81,15 @@ export function boot(o: BootOptions): Promise<BootOutcome> {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
+    let settled = false;
     child.on('error', (err) => {
       consoleText += `\n[host] failed to start qemu: ${err.message}\n`;
+      // A spawn failure may not be followed by 'close'.
+      setTimeout(() => finish(null), 100);
     });
-    child.on('close', (code) => {
+    const finish = (code: number | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(bootTimer);
       clearTimeout(totalTimer);
       log.end();
@@ -99,6 +104,7 @@ export function boot(o: BootOptions): Promise<BootOutcome> {
         ...(killed ? { killed } : {}),
         ...(fatal ? { fatal } : {}),
       });
-    });
+    };
+    child.on('close', (code) => finish(code));
   });
 }
