@@ -236,7 +236,7 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
       } catch (err) {
         obj.close();
         const isLsm = PROGRAMS.some((s) => s.object === name && s.kind === 'lsm');
-        if (!isLsm || r.mode === 'bpf-lsm') throw err;
+        if (!isLsm || r.mode === 'bpf-lsm') throw withLogTail(err);
         lsmWhy = `loading ${name} failed: ${(err as Error).message}`;
         mode = 'cgroup-only';
       }
@@ -286,6 +286,13 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
   } finally {
     for (const obj of objects.values()) obj.close();
   }
+}
+
+/** A load failure whose message carries the end of the verifier log (the line that matters). */
+function withLogTail(err: unknown): unknown {
+  if (!(err instanceof BpfError) || !err.log) return err;
+  const tail = err.log.split('\n').filter((l) => l.trim()).slice(-12).join('\n');
+  return new BpfError(err.operation, err.errno, { log: err.log, detail: `${err.message}\nverifier log (end):\n${tail}` });
 }
 
 type Listener = (e: KernelEvent) => void;
@@ -548,12 +555,16 @@ export function detachPinned(pinRoot: string): void {
   if (existsSync(linksDir)) {
     for (const f of readdirSync(linksDir)) {
       const p = join(linksDir, f);
+      let l: BpfLink | undefined;
       try {
-        const l = BpfLink.openPinned(p);
+        l = BpfLink.openPinned(p);
+        // Cgroup links detach at once; LSM (tracing) links may not support
+        // BPF_LINK_DETACH and go when their last reference (pin, fds) does.
         l.detach();
-        l.destroy();
       } catch {
-        // Not a link (or already gone): removing the pin is all that is left.
+        // Not a link, already gone, or no detach: removing the pin and our fd is what is left.
+      } finally {
+        l?.destroy();
       }
       rmSync(p, { force: true });
     }

@@ -10,23 +10,20 @@ char LICENSE[] SEC("license") = "GPL";
 static __always_inline bool inode_allowed(struct file *f)
 {
 	struct lilith_inode_key k = {};
-	struct inode *ino = f->f_inode;
 
-	k.ino = ino->i_ino;
-	k.dev = ino->i_sb->s_dev;
+	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 	return bpf_map_lookup_elem(&lil_exec_ok, &k) || bpf_map_lookup_elem(&lil_exec_reg, &k);
 }
 
 static __always_inline int deny_file(__u32 hook, __u32 reason, const struct lilith_ident *id, struct file *f)
 {
 	struct lilith_event *e = event_reserve(EV_DENY, hook, reason, id);
-	struct inode *ino;
 
 	if (e) {
 		if (f) {
-			ino = f->f_inode;
-			e->ino = ino->i_ino;
-			e->dev = ino->i_sb->s_dev;
+			e->ino = BPF_CORE_READ(f, f_inode, i_ino);
+			e->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 		}
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -63,9 +60,17 @@ SEC("lsm/mmap_file")
 int BPF_PROG(lil_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags,
 	     int ret)
 {
+	__u64 fp = 0;
+
 	if (ret)
 		return ret;
-	return exec_mapping(HOOK_MMAP_FILE, file, prot, flags & MAP_SHARED);
+	/* file is NULL for anonymous mappings, but kernels before the
+	 * __nullable annotation (6.12 among them) type it as a trusted non-NULL
+	 * pointer: the verifier then deletes `if (!file)` as dead code and a
+	 * direct load oopses. Read the argument as a plain number instead, and
+	 * every field through BPF_CORE_READ (fault-safe). */
+	bpf_probe_read_kernel(&fp, sizeof(fp), &ctx[0]);
+	return exec_mapping(HOOK_MMAP_FILE, (struct file *)fp, prot, flags & MAP_SHARED);
 }
 
 SEC("lsm/file_mprotect")
@@ -74,7 +79,7 @@ int BPF_PROG(lil_mprotect, struct vm_area_struct *vma, unsigned long reqprot, un
 	/* VM_SHARED is 0x8 in every kernel we support (include/linux/mm.h). */
 	if (ret)
 		return ret;
-	return exec_mapping(HOOK_FILE_MPROTECT, vma->vm_file, prot, vma->vm_flags & 0x8);
+	return exec_mapping(HOOK_FILE_MPROTECT, BPF_CORE_READ(vma, vm_file), prot, BPF_CORE_READ(vma, vm_flags) & 0x8);
 }
 
 /* Low-address mappings (null-page tricks) are denied to managed tasks even

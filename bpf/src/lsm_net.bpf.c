@@ -9,17 +9,18 @@ char LICENSE[] SEC("license") = "GPL";
 /* Copy the task's identity onto the socket for the cgroup programs, which run
  * after these hooks in the same syscall. Unmanaged tasks only clear a tag a
  * managed task left (a socket handed over by SCM_RIGHTS, say). */
-static __always_inline void tag_sock(struct sock *sk, const struct lilith_ident *id)
+static __always_inline void tag_sock(struct sock *sk, bool managed, const struct lilith_ident *id)
 {
 	struct lilith_ident *tag;
+	__u32 identity = id->identity, flags = id->flags;
 
 	if (!sk)
 		return;
-	tag = bpf_sk_storage_get(&lil_sk_tag, sk, 0, id ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	tag = bpf_sk_storage_get(&lil_sk_tag, sk, 0, managed ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 	if (!tag)
 		return;
-	tag->identity = id ? id->identity : 0;
-	tag->flags = id ? id->flags : 0;
+	tag->identity = managed ? identity : 0;
+	tag->flags = managed ? flags : 0;
 }
 
 static __always_inline bool inet(int family)
@@ -32,11 +33,9 @@ static __always_inline int gate(const struct lilith_config *cfg, const struct li
 				const struct dest *d)
 {
 	if (heartbeat_stale(cfg))
-		return deny_addr(hook, R_HEARTBEAT_STALE, id, d ? d->family : 0, d ? d->addr : NULL,
-				 d ? d->port : 0);
+		return deny_addr(hook, R_HEARTBEAT_STALE, id, d->family, d->addr, d->port);
 	if (!(id->flags & ID_CLASSIFIED))
-		return deny_addr(hook, R_UNCLASSIFIED, id, d ? d->family : 0, d ? d->addr : NULL,
-				 d ? d->port : 0);
+		return deny_addr(hook, R_UNCLASSIFIED, id, d->family, d->addr, d->port);
 	return 0;
 }
 
@@ -51,15 +50,15 @@ int BPF_PROG(lil_sock_create, int family, int type, int protocol, int kern, int 
 	if (kern || !task_ident(&id))
 		return 0;
 	type &= 0xf;
-	if (type == SOCK_RAW)
-		return deny_addr(HOOK_SOCK_CREATE, R_RAW, &id, family, NULL, 0);
 	if (family == AF_PACKET)
 		return deny_addr(HOOK_SOCK_CREATE, R_PACKET, &id, family, NULL, 0);
-	if ((family == AF_INET && protocol == IPPROTO_ICMP) || (family == AF_INET6 && protocol == IPPROTO_ICMPV6))
-		return deny_addr(HOOK_SOCK_CREATE, R_ICMP, &id, family, NULL, 0);
 	cfg = lil_cfg();
 	if (cfg && family >= 0 && family < 64 && ((cfg->denied_families >> family) & 1))
 		return deny_addr(HOOK_SOCK_CREATE, R_FAMILY, &id, family, NULL, 0);
+	if (type == SOCK_RAW)
+		return deny_addr(HOOK_SOCK_CREATE, R_RAW, &id, family, NULL, 0);
+	if ((family == AF_INET && protocol == IPPROTO_ICMP) || (family == AF_INET6 && protocol == IPPROTO_ICMPV6))
+		return deny_addr(HOOK_SOCK_CREATE, R_ICMP, &id, family, NULL, 0);
 	return 0;
 }
 
@@ -71,7 +70,7 @@ int BPF_PROG(lil_sock_post, struct socket *sock, int family, int type, int proto
 	if (ret)
 		return ret;
 	if (!kern && inet(family) && task_ident(&id))
-		tag_sock(sock->sk, &id);
+		tag_sock(sock->sk, true, &id);
 	return 0;
 }
 
@@ -79,7 +78,7 @@ SEC("lsm/socket_connect")
 int BPF_PROG(lil_sock_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
 	struct lilith_config *cfg;
-	struct lilith_ident id;
+	struct lilith_ident id = {};
 	struct sock *sk;
 	struct dest d = {};
 	bool managed;
@@ -91,7 +90,7 @@ int BPF_PROG(lil_sock_connect, struct socket *sock, struct sockaddr *address, in
 	if (!sk || !inet(sk->__sk_common.skc_family))
 		return 0;
 	managed = task_ident(&id);
-	tag_sock(sk, managed ? &id : NULL);
+	tag_sock(sk, managed, &id);
 	if (!managed || !read_dest(address, addrlen, &d))
 		return 0; /* AF_UNSPEC (disconnect) and malformed addresses: the kernel decides */
 	cfg = lil_cfg();
@@ -118,7 +117,7 @@ SEC("lsm/socket_sendmsg")
 int BPF_PROG(lil_sock_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
 {
 	struct lilith_config *cfg;
-	struct lilith_ident id;
+	struct lilith_ident id = {};
 	struct dest d = {};
 	struct sock *sk;
 	void *name;
@@ -131,7 +130,7 @@ int BPF_PROG(lil_sock_sendmsg, struct socket *sock, struct msghdr *msg, int size
 	if (!sk || !inet(sk->__sk_common.skc_family))
 		return 0;
 	managed = task_ident(&id);
-	tag_sock(sk, managed ? &id : NULL);
+	tag_sock(sk, managed, &id);
 	if (!managed)
 		return 0;
 	cfg = lil_cfg();

@@ -83,7 +83,9 @@ export interface ProbeLine {
 /** Runs lilith-probe with `args`; resolves with the JSON lines it printed. */
 export function runProbe(args: string[], opts: { timeoutMs?: number; stdin?: string } = {}): Promise<ProbeLine[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(probeBinary(false), args, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
+    // A leading absolute path names another copy of the probe (a different inode).
+    const [bin, argv] = args[0]?.startsWith('/') ? [args[0], args.slice(1)] : [probeBinary(false), args];
+    const child = spawn(bin, argv, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15000);
@@ -103,12 +105,10 @@ export function runProbe(args: string[], opts: { timeoutMs?: number; stdin?: str
   });
 }
 
-/** The last line of a probe run (the leaf operation's outcome). */
+/** The last line of a probe run (the leaf operation's outcome); a run that printed nothing is a failed line with errno -1. */
 export async function probe(args: string[]): Promise<ProbeLine> {
   const lines = await runProbe(args);
-  const last = lines.at(-1);
-  if (!last) throw new Error(`probe ${args.join(' ')} printed nothing`);
-  return last;
+  return lines.at(-1) ?? { op: 'none', ok: false, errno: -1, err: `probe ${args.join(' ')} printed nothing`, pid: 0 };
 }
 
 export interface Accepted {

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,6 +178,45 @@ static int cmd_mmap(const char *op, void *addr, int prot, int flags, int fd)
 
 static int run(char **a);
 
+static long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* until <denied|allowed> <max_ms> <host> <port>: connect every 2 ms until the
+ * outcome flips; report the CLOCK_MONOTONIC time it was first observed. */
+static int cmd_until(char **a)
+{
+	int want_denied = !strcmp(a[0], "denied"), max_ms = atoi(a[1]), attempts = 0, fd, r, e;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fam = parse_addr(a[2], atoi(a[3]), &ss, &len);
+	long long start = mono_ns(), now;
+	char extra[160];
+
+	do {
+		fd = socket(fam, SOCK_STREAM, 0);
+		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		attempts++;
+		now = mono_ns();
+		if (want_denied ? (r < 0 && e == EPERM) : (r == 0)) {
+			snprintf(extra, sizeof(extra), "\"mono_ns\":%lld,\"attempts\":%d", now, attempts);
+			result("until", 1, 0, extra);
+			return 0;
+		}
+		usleep(2000);
+	} while (now - start < max_ms * 1000000LL);
+	snprintf(extra, sizeof(extra), "\"attempts\":%d", attempts);
+	result("until", 0, r < 0 ? e : 0, extra);
+	return 0;
+}
+
 /* Runs `a` in a child and waits; the child's JSON goes to the same stdout. */
 static int cmd_fork(char **a)
 {
@@ -268,6 +308,8 @@ static int run(char **a)
 		if (read(0, buf, sizeof(buf)) < 0) {}
 		return run(a + 1);
 	}
+	if (!strcmp(c, "until"))
+		return cmd_until(a + 1);
 	if (!strcmp(c, "connect"))
 		return cmd_connect(a + 1, 0);
 	if (!strcmp(c, "tfo"))
