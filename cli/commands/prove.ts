@@ -32,7 +32,8 @@ options:
   --approve ACTION[:REASON]        approve escalations for an action ("*" for all); repeatable
   --timeout MS             per-query solver limit (default: 10000); a timeout fails the gate
   --no-hygiene             skip dead/shadowed/may-error warnings
-  --dump-smt FILE          write the SMT-LIB sent to cvc5
+  --jobs N                 cvc5 processes in parallel (default: 2; the report does not depend on it)
+  --dump-smt FILE          write the SMT-LIB sent to cvc5 (implies --jobs 1)
 
 Approvals can also be committed as <policies>/approvals/*.json in the head:
   {"action": "connect", "resource_type": "Host", "reason": "allow TLS on any port (SEC-123)"}
@@ -59,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         timeout: { type: 'string', default: '10000' },
         'no-hygiene': { type: 'boolean', default: false },
         'dump-smt': { type: 'string' },
+        jobs: { type: 'string', default: '2' },
         help: { type: 'boolean', default: false },
       },
       usage,
@@ -72,6 +74,8 @@ export async function run(argv: string[]): Promise<number> {
     const timeoutMs = Number(values.timeout);
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds\n\n${usage}`);
 
+    const jobs = Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError(`--jobs must be between 1 and 64\n\n${usage}`);
     const useGit = values.base !== undefined || values.head !== undefined;
     const useDirs = values['base-dir'] !== undefined || values['head-dir'] !== undefined;
     if (useGit === useDirs) throw new UsageError(`give either --base and --head (git refs) or --base-dir and --head-dir\n\n${usage}`);
@@ -99,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
       approvals,
       timeoutMs,
       hygiene: !values['no-hygiene'],
+      workers: values['dump-smt'] ? 1 : jobs,
       transcript: values['dump-smt'] ? (t) => void (smt += t) : undefined,
     });
     const seconds = (performance.now() - started) / 1000;

@@ -32,6 +32,8 @@ export interface GateOptions {
   timeoutMs?: number;
   hygiene?: boolean;
   transcript?: (text: string) => void;
+  /** cvc5 processes run in parallel (default 2); the report does not depend on it. */
+  workers?: number;
 }
 
 /** A finding that is not a proof outcome: bad input, unsupported Cedar, solver unknown, encoder bug. Exit 2. */
@@ -90,7 +92,6 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const basePolicies = splitPolicies(base.source.policies);
   const invariants = splitPolicies(head.source.invariants);
   const taint = taintOf(head.source.configText);
-  const fileOf = new Map<string, string>([...headPolicies, ...invariants].map((p) => [p.id, p.file]));
 
   const problems: EnvProblem[] = [];
   const sorts = new Set<string>();
@@ -112,24 +113,103 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   }
   const compileMs = performance.now() - t0;
 
-  const escalations: EscalationFinding[] = [];
+  // Environments are split round-robin over a few cvc5 processes. Each worker
+  // keeps its own skip state, so what it asks (and every model) depends only on
+  // its own environments: the report is the same on every run.
+  const workers = Math.max(1, Math.min(opts.workers ?? 2, problems.length));
+  const t1 = performance.now();
+  const ctx: SolveContext = { sorts, headSchema, headPolicies, basePolicies, invariants, head, base, opts };
+  const parts = await Promise.all(
+    Array.from({ length: workers }, (_, w) => solveEnvs(problems.map((p, i) => ({ p, i })).filter(({ i }) => i % workers === w), ctx, w === 0 ? opts.transcript : undefined)),
+  );
+  const escalations = parts.flatMap((x) => x.escalations).sort((a, b) => a.index - b.index).map((x) => x.finding);
   const invResults = new Map<string, InvariantResult>(
     invariants.map((p) => [p.id, { id: p.id, file: p.file, effect: p.json.effect as 'permit' | 'forbid', result: 'holds' as const }]),
   );
+  for (const v of parts.flatMap((x) => x.violations).sort((a, b) => a.index - b.index)) {
+    if (invResults.get(v.result.id)!.result === 'holds') invResults.set(v.result.id, v.result);
+  }
   const hygiene = new Map<string, { matched: boolean; effective: boolean; errorEnv?: string; permit: boolean }>(
     headPolicies.map((p) => [p.id, { matched: false, effective: false, permit: p.json.effect === 'permit' }]),
   );
-  let queries = 0;
-  const t1 = performance.now();
-  const solver = new Cvc5({ timeoutMs: opts.timeoutMs, transcript: opts.transcript });
+  for (const part of parts) {
+    for (const [id, h] of part.hygiene) {
+      const m = hygiene.get(id)!;
+      m.matched ||= h.matched;
+      m.effective ||= h.effective;
+      if (h.errorIndex !== undefined && (m.errorEnv === undefined || h.errorIndex < problems.findIndex((x) => envKey(x.env) === m.errorEnv))) m.errorEnv = envKey(problems[h.errorIndex].env);
+    }
+  }
+  const queries = parts.reduce((n, x) => n + x.queries, 0);
+  const solveMs = performance.now() - t1;
+
+  const warnings: Warning[] = [];
+  if (opts.hygiene !== false) {
+    for (const p of headPolicies) {
+      const h = hygiene.get(p.id)!;
+      if (!h.matched) warnings.push({ kind: 'dead', policy: p.id, file: p.file, detail: 'matches no request in any environment' });
+      else if (h.permit && !h.effective) warnings.push({ kind: 'shadowed', policy: p.id, file: p.file, detail: 'every request it permits is forbidden by a forbid policy' });
+      if (h.errorEnv) warnings.push({ kind: 'may-error', policy: p.id, file: p.file, detail: `evaluation can raise an error (e.g. in ${h.errorEnv}); an erroring policy is skipped` });
+    }
+  }
+  const assumptions = [
+    'entity hierarchy: any store whose ancestor relation is acyclic and transitive (proved for all entity stores, not only entities.json)',
+    'requests: every (principal, action, resource) environment of the head schema, with a context of the declared type; the base set denies requests its schema does not describe',
+  ];
+  if (taint) assumptions.push(describeTaintAssumption(taint));
+  const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const report: ProofReport = {
+    format: REPORT_FORMAT,
+    verdict: verdictOf(escalations, invList),
+    base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
+    head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
+    solver: { name: 'cvc5', version },
+    assumptions,
+    environments: problems.map((p) => envKey(p.env)),
+    queries,
+    escalations,
+    invariants: invList,
+    warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
+  };
+  return { report, digest: reportDigest(report), timings: { compileMs, solveMs } };
+}
+
+interface SolveContext {
+  sorts: Set<string>;
+  headSchema: ProverSchema;
+  headPolicies: NamedPolicy[];
+  basePolicies: NamedPolicy[];
+  invariants: NamedPolicy[];
+  head: GateSide;
+  base: GateSide;
+  opts: GateOptions;
+}
+
+interface WorkerResult {
+  escalations: { index: number; finding: EscalationFinding }[];
+  violations: { index: number; result: InvariantResult }[];
+  hygiene: Map<string, { matched: boolean; effective: boolean; errorIndex?: number }>;
+  queries: number;
+}
+
+async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext, transcript?: (t: string) => void): Promise<WorkerResult> {
+  const { headSchema, headPolicies, basePolicies, invariants, head, base, opts } = c;
+  const out: WorkerResult = {
+    escalations: [],
+    violations: [],
+    hygiene: new Map(headPolicies.map((p) => [p.id, { matched: false, effective: false }])),
+    queries: 0,
+  };
+  const violated = new Set<string>();
+  const solver = new Cvc5({ timeoutMs: opts.timeoutMs, transcript });
   try {
-    solver.send(declareSorts(sorts));
-    for (const pr of problems) {
+    solver.send(declareSorts(c.sorts));
+    for (const { p: pr, i: index } of items) {
       const key = envKey(pr.env);
       solver.send('(push 1)\n' + declareScope(pr.decls) + pr.defs.text() + assertAll(pr.assumptions));
       const query = async (formula: string): Promise<boolean> => {
         if (formula === FALSE) return false;
-        queries++;
+        out.queries++;
         solver.send(`(push 1)\n(assert ${formula})\n`);
         const r = await solver.checkSat();
         if (r === 'unsat') solver.send('(pop 1)\n');
@@ -171,40 +251,43 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
           );
         }
         const approval = findApproval(opts.approvals ?? [], pr.env);
-        escalations.push({
-          env: key,
-          ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
-          counterexample: cx,
-          recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
+        out.escalations.push({
+          index,
+          finding: {
+            env: key,
+            ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
+            counterexample: cx,
+            recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
+          },
         });
       }
 
       // Invariants.
       for (const inv of pr.invariants) {
-        const res = invResults.get(inv.id)!;
-        if (res.result === 'violated') continue;
+        if (violated.has(inv.id)) continue;
         if (!(await query(verifier.invariantBreach(pr.head, inv)))) continue;
         const cx = await model();
         done();
         const original = invariants.find((p) => p.id === inv.id)!;
         recheckInvariant(cx, original, headPolicies, head.source.schema, key);
-        invResults.set(inv.id, { ...res, result: 'violated', env: key, counterexample: cx });
+        violated.add(inv.id);
+        out.violations.push({ index, result: { id: inv.id, file: original.file, effect: inv.effect, result: 'violated', env: key, counterexample: cx } });
       }
 
       // Hygiene (head only).
       if (opts.hygiene !== false) {
         for (const p of pr.head.policies) {
-          const h = hygiene.get(p.id)!;
+          const h = out.hygiene.get(p.id)!;
           if (!h.matched && (await query(verifier.matches(p)))) {
             h.matched = true;
             done();
           }
-          if (h.permit && !h.effective && (await query(verifier.effective(p, pr.head)))) {
+          if (p.effect === 'permit' && !h.effective && (await query(verifier.effective(p, pr.head)))) {
             h.effective = true;
             done();
           }
-          if (!h.errorEnv && (await query(verifier.mayError(p)))) {
-            h.errorEnv = key;
+          if (h.errorIndex === undefined && (await query(verifier.mayError(p)))) {
+            h.errorIndex = index;
             done();
           }
         }
@@ -217,38 +300,7 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   } finally {
     await solver.close();
   }
-  const solveMs = performance.now() - t1;
-
-  const warnings: Warning[] = [];
-  if (opts.hygiene !== false) {
-    for (const p of headPolicies) {
-      const h = hygiene.get(p.id)!;
-      if (!h.matched) warnings.push({ kind: 'dead', policy: p.id, file: p.file, detail: 'matches no request in any environment' });
-      else if (h.permit && !h.effective) warnings.push({ kind: 'shadowed', policy: p.id, file: p.file, detail: 'every request it permits is forbidden by a forbid policy' });
-      if (h.errorEnv) warnings.push({ kind: 'may-error', policy: p.id, file: p.file, detail: `evaluation can raise an error (e.g. in ${h.errorEnv}); an erroring policy is skipped` });
-    }
-  }
-  const assumptions = [
-    'entity hierarchy: any store whose ancestor relation is acyclic and transitive (proved for all entity stores, not only entities.json)',
-    'requests: every (principal, action, resource) environment of the head schema, with a context of the declared type; the base set denies requests its schema does not describe',
-  ];
-  if (taint) assumptions.push(describeTaintAssumption(taint));
-  const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  const report: ProofReport = {
-    format: REPORT_FORMAT,
-    verdict: verdictOf(escalations, invList),
-    base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
-    head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
-    solver: { name: 'cvc5', version },
-    assumptions,
-    environments: problems.map((p) => envKey(p.env)),
-    queries,
-    escalations,
-    invariants: invList,
-    warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
-  };
-  void fileOf;
-  return { report, digest: reportDigest(report), timings: { compileMs, solveMs } };
+  return out;
 }
 
 function sourceFiles(src: PolicySource): Record<string, string> {

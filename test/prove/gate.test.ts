@@ -199,3 +199,14 @@ test('solver unknown/timeout is a failure, never a pass', async () => {
     await s.close();
   }
 });
+
+test('the report does not depend on how many cvc5 processes run', async () => {
+  const head = dirs.make((d) =>
+    replaceIn(d, 'egress.cedar', /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/, ''),
+  );
+  const src = async (dir: string) => ({ label: 'x', source: await readPolicyDir(dir) });
+  const one = await runGate(await src(BUNDLED), await src(head), { workers: 1 });
+  const three = await runGate(await src(BUNDLED), await src(head), { workers: 3 });
+  assert.equal(one.report.verdict, 'violation');
+  assert.equal(three.digest, one.digest);
+});
