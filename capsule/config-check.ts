@@ -3,6 +3,8 @@
 // validate` and anyone who wants to re-check a config taken from a capsule.
 import { Ajv } from 'ajv';
 import { trustDomainOf, validateSpiffeId } from '../enforcer/identity/spiffe.js';
+import { parseSelector, SelectorError } from '../enforcer/identity/selectors.js';
+import { compileRegistrations, findAmbiguities } from '../enforcer/identity/registry.js';
 import type { LilithConfig } from './config.js';
 import schema from './lilith.schema.json' with { type: 'json' };
 
@@ -38,8 +40,20 @@ export function semanticIssues(config: LilithConfig): ConfigIssue[] {
     reg.selectors.forEach((s, j) => {
       if (seen.has(s)) issues.push({ path: `/registrations/${i}/selectors/${j}`, message: `selector "${s}" is listed twice` });
       seen.add(s);
+      try {
+        parseSelector(s);
+      } catch (err) {
+        if (!(err instanceof SelectorError)) throw err;
+        issues.push({ path: `/registrations/${i}/selectors/${j}`, message: err.message });
+      }
     });
   });
+  // Two registrations one process could match, neither more specific: its identity would be ambiguous.
+  if (!issues.some((x) => x.path.startsWith('/registrations/'))) {
+    for (const problem of findAmbiguities(compileRegistrations(config.registrations))) {
+      issues.push({ path: '/registrations', message: `ambiguous identity: ${problem}` });
+    }
+  }
   const ids = new Set<string>();
   config.classifiers.forEach((rule, i) => {
     const at = `/classifiers/${i}`;

@@ -151,6 +151,20 @@ describe('broken policy repositories', () => {
       assert.match(errs[1].message, /outside the trust domain "corp.example"/);
     }));
 
+  test('lilith.json: a malformed selector is an error at that selector', () =>
+    withEdit('lilith.json', (t) => t.replace('"cgroup:/lilith/agents/reader"', '"cgroup:lilith/agents/reader"'), (diags, text) => {
+      const d = only(diags, 'lilith.json');
+      assert.deepEqual({ line: d.line, col: d.col }, lineColOf(text, '"cgroup:lilith/agents/reader"'));
+      assert.match(d.message, /must match pattern|must start with/);
+    }));
+
+  test('lilith.json: registrations one process could match both of are an ambiguity error', () =>
+    withEdit('lilith.json', (t) => t.replace('"selectors": ["cgroup:/lilith/agents/reader"]', '"selectors": ["unix:uid:1000"]'), (diags) => {
+      const errs = diags.filter((d) => d.file === 'lilith.json' && d.severity === 'error');
+      assert.ok(errs.length >= 1 && errs.every((d) => /ambiguous identity/.test(d.message)), JSON.stringify(errs));
+      assert.match(errs[0].message, /ambiguous identity: registrations spiffe:\/\/corp.example\/agents\/coder .* and spiffe:\/\/corp.example\/agents\/reader \[unix:uid:1000\]/);
+    }));
+
   test('lilith.json: unknown property and a group missing from entities.json', async () => {
     await withEdit('lilith.json', (t) => t.replace('"on_expiry": "fail_closed"', '"on_expiry": "fail_closed", "onexpiry": 1'), (diags) => {
       assert.match(only(diags, 'lilith.json').message, /unknown property "onexpiry"/);
