@@ -56,6 +56,8 @@ interface ParsedPolicy {
   /** @id, or "<file>#<n>" when missing (reported). */
   id: string;
   text: string;
+  /** Cedar's JSON form (EST), when it converted. */
+  json: unknown;
   /** UTF-8 byte offset of the policy text within its file. */
   byteStart: number;
 }
@@ -89,9 +91,9 @@ function parseCedarFile(ctx: Ctx, file: string, text: string): ParsedFile {
     const byteStart = Buffer.byteLength(text.slice(0, start));
     if (id === undefined || id === null || id === '') {
       ctx.out.push({ file, ...positionOfIndex(text, start), severity: 'error', message: `policy #${index + 1} has no @id("…") annotation (every policy needs a stable id)` });
-      policies.push({ id: `${file}#${index}`, text: policyText, byteStart });
+      policies.push({ id: `${file}#${index}`, text: policyText, byteStart, json: json.type === 'success' ? json.json : null });
     } else {
-      policies.push({ id, text: policyText, byteStart });
+      policies.push({ id, text: policyText, byteStart, json: json.type === 'success' ? json.json : null });
     }
   });
   return { file, text, policies };
@@ -144,6 +146,58 @@ function checkDuplicateIds(ctx: Ctx, files: ParsedFile[]): void {
         ctx.out.push({ file: f.file, ...positionOfIndex(f.text, index + (m?.index ?? 0)), severity: 'error', message: `duplicate policy id "${p.id}" (also in ${previous})` });
       } else {
         seen.set(p.id, f.file);
+      }
+    }
+  }
+}
+
+function isContextTaint(e: unknown): boolean {
+  const dot = (e as { '.'?: { left?: { Var?: string }; attr?: string } } | null)?.['.'];
+  return dot?.attr === 'taint' && dot.left?.Var === 'context';
+}
+
+/** String literals a policy compares `context.taint` against (contains/containsAny/containsAll/==). */
+function taintLabelsUsed(est: unknown): Set<string> {
+  const found = new Set<string>();
+  const literals = (e: unknown) => {
+    const v = e as { Value?: unknown; Set?: unknown[] } | null;
+    if (typeof v?.Value === 'string') found.add(v.Value);
+    if (Array.isArray(v?.Set)) for (const x of v.Set) literals(x);
+  };
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (typeof node !== 'object' || node === null) return;
+    for (const [op, arg] of Object.entries(node)) {
+      const bin = arg as { left?: unknown; right?: unknown } | null;
+      if (['contains', 'containsAny', 'containsAll', '==', '!='].includes(op) && bin && typeof bin === 'object') {
+        if (isContextTaint(bin.left)) literals(bin.right);
+        if (isContextTaint(bin.right)) literals(bin.left);
+      }
+      walk(arg);
+    }
+  };
+  walk(est);
+  return found;
+}
+
+/**
+ * A taint label named in a policy but missing from lilith.json can never be in
+ * context.taint, so a forbid guarded by it silently never fires. Always an error.
+ */
+function checkTaintLabels(ctx: Ctx, files: ParsedFile[], config: LilithConfig): void {
+  const known = new Set(Object.keys(config.taint_labels));
+  for (const f of files) {
+    for (const p of f.policies ?? []) {
+      for (const label of taintLabelsUsed(p.json)) {
+        if (known.has(label)) continue;
+        const policyIndex = Buffer.from(f.text).subarray(0, p.byteStart).toString('utf8').length;
+        const within = p.text.indexOf(JSON.stringify(label));
+        ctx.out.push({
+          file: f.file,
+          ...positionOfIndex(f.text, policyIndex + Math.max(0, within)),
+          severity: 'error',
+          message: `policy \`${p.id}\` tests context.taint for "${label}", which is not a taint label in ${CONFIG_FILE} (${[...known].join(', ')}); it can never match`,
+        });
       }
     }
   }
@@ -227,6 +281,7 @@ export function validatePolicySource(src: PolicySource): ValidationReport {
     const issues = checkConfig(config.value);
     for (const issue of issues) addJsonIssue(ctx, CONFIG_FILE, src.configText, issue);
     if (issues.length === 0 && entities) crossCheckConfig(ctx, src.configText, config.value as LilithConfig, entities);
+    if (issues.length === 0) checkTaintLabels(ctx, [...policies, ...invariants], config.value as LilithConfig);
   }
 
   const order = (d: Diagnostic) => d.file;

@@ -176,3 +176,17 @@ describe('broken policy repositories', () => {
     });
   });
 });
+
+test('a taint label a policy tests but lilith.json does not define is an error at the literal', async () => {
+  const copy = await copyPolicies();
+  try {
+    await copy.edit('invariants/no-credential-egress.cedar', (t) => t.replace('context.taint.contains("CREDENTIALS")', 'context.taint.contains("CREDENTIAL")'));
+    const r = await validateDir(copy.dir);
+    const text = await copy.read('invariants/no-credential-egress.cedar');
+    const d = only(r.diagnostics, 'invariants/no-credential-egress.cedar');
+    assert.deepEqual({ line: d.line, col: d.col }, lineColOf(text, '"CREDENTIAL"'));
+    assert.match(d.message, /"CREDENTIAL", which is not a taint label in lilith.json/);
+  } finally {
+    await copy.remove();
+  }
+});
