@@ -97,7 +97,7 @@ export async function run(_argv: string[]): Promise<void> {
     const r = same.value.report;
     process.stdout.write(
       `${name.padEnd(14)} ${String(parse.value).padStart(4)} policies | baseline parse ${parse.ms.toFixed(0).padStart(5)} ms` +
-        ` | gate (no change) ${(same.ms / 1000).toFixed(2).padStart(6)} s, ${r.queries} queries, ${r.warnings.length} warnings, verdict ${r.verdict}` +
+        ` | gate (no change) ${(same.ms / 1000).toFixed(2).padStart(6)} s, ${same.value.queries} queries, ${r.warnings.length} warnings, verdict ${r.verdict}` +
         ` | gate (widened permit) ${(changed.ms / 1000).toFixed(2).padStart(6)} s, ${changed.value.report.escalations.length} re-checked counterexamples` +
         ` | compile ${same.value.timings.compileMs.toFixed(0)} ms, solve ${same.value.timings.solveMs.toFixed(0)} ms\n`,
     );

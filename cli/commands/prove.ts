@@ -99,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
 
     let smt = '';
     const started = performance.now();
-    const { report, digest } = await runGate(base, head, {
+    const { report, digest, queries } = await runGate(base, head, {
       approvals,
       timeoutMs,
       hygiene: !values['no-hygiene'],
@@ -111,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values.out) await writeFile(values.out, reportJson(report));
     if (format === 'json') process.stdout.write(reportJson(report));
     else if (format === 'markdown') process.stdout.write(formatMarkdown(report, { digest }));
-    else process.stdout.write(formatText(report, { digest, seconds }));
+    else process.stdout.write(formatText(report, { digest, seconds, queries }));
     return exitCodeOf(report.verdict);
   });
   if (code === 2 && format === 'markdown') {

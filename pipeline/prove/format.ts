@@ -13,11 +13,11 @@ function side(s: ProofReport['base']): string {
   return `${s.label}${s.commit ? ` (${s.commit.slice(0, 12)})` : ''}`;
 }
 
-export function formatText(r: ProofReport, extra?: { digest: string; seconds?: number }): string {
+export function formatText(r: ProofReport, extra?: { digest: string; seconds?: number; queries?: number }): string {
   const out: string[] = [];
   out.push(`lilith prove: ${side(r.base)} → ${side(r.head)}`);
   out.push(HEADLINE[r.verdict]);
-  out.push(`  ${r.environments.length} request environments, ${r.queries} solver queries (cvc5 ${r.solver.version})${extra?.seconds !== undefined ? `, ${extra.seconds.toFixed(2)} s` : ''}`);
+  out.push(`  ${r.environments.length} request environments${extra?.queries !== undefined ? `, ${extra.queries} solver queries` : ''} (cvc5 ${r.solver.version})${extra?.seconds !== undefined ? `, ${extra.seconds.toFixed(2)} s` : ''}`);
   for (const e of r.escalations) {
     out.push('', `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`);
     out.push(indent(describeCounterexample(e.counterexample)));
@@ -52,7 +52,7 @@ function mdCx(cx: NonNullable<ProofReport['invariants'][number]['counterexample'
 export function formatMarkdown(r: ProofReport, extra?: { digest: string }): string {
   const icon = r.verdict === 'proven' ? '✅' : r.verdict === 'approved' ? '⚠️' : '❌';
   const out: string[] = [`<!-- lilith-prove -->`, `### ${icon} Lilith policy proof: ${r.verdict}`, '', HEADLINE[r.verdict] + '.', ''];
-  out.push(`Base \`${side(r.base)}\` → head \`${side(r.head)}\` · ${r.environments.length} request environments · ${r.queries} cvc5 ${r.solver.version} queries`, '');
+  out.push(`Base \`${side(r.base)}\` → head \`${side(r.head)}\` · ${r.environments.length} request environments · cvc5 ${r.solver.version}`, '');
   if (r.escalations.length) {
     out.push('#### Escalations', '');
     for (const e of r.escalations) {

@@ -81,6 +81,8 @@ export interface GateResult {
   report: ProofReport;
   digest: string;
   timings: { compileMs: number; solveMs: number };
+  /** Solver queries asked (depends on --jobs, so it is not part of the report). */
+  queries: number;
 }
 
 export async function runGate(base: GateSide, head: GateSide, opts: GateOptions = {}): Promise<GateResult> {
@@ -115,7 +117,9 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
 
   // Environments are split round-robin over a few cvc5 processes. Each worker
   // keeps its own skip state, so what it asks (and every model) depends only on
-  // its own environments: the report is the same on every run.
+  // its own environments: for a given number of workers the report is the same
+  // on every run (verdicts and findings never depend on it; counterexample
+  // values may, so the report records it).
   const workers = Math.max(1, Math.min(opts.workers ?? 2, problems.length));
   const t1 = performance.now();
   const ctx: SolveContext = { sorts, headSchema, headPolicies, basePolicies, invariants, head, base, opts };
@@ -163,15 +167,14 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     verdict: verdictOf(escalations, invList),
     base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
     head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
-    solver: { name: 'cvc5', version },
+    solver: { name: 'cvc5', version, jobs: workers },
     assumptions,
     environments: problems.map((p) => envKey(p.env)),
-    queries,
     escalations,
     invariants: invList,
     warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
   };
-  return { report, digest: reportDigest(report), timings: { compileMs, solveMs } };
+  return { report, digest: reportDigest(report), timings: { compileMs, solveMs }, queries };
 }
 
 interface SolveContext {

@@ -43,10 +43,9 @@ export interface ProofReport {
   verdict: Verdict;
   base: SideInfo;
   head: SideInfo;
-  solver: { name: 'cvc5'; version: string };
+  solver: { name: 'cvc5'; version: string; jobs: number };
   assumptions: string[];
   environments: string[];
-  queries: number;
   escalations: EscalationFinding[];
   invariants: InvariantResult[];
   warnings: Warning[];
