@@ -7,6 +7,9 @@ const codeByErrno = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
   if (!codeByErrno.has(value)) codeByErrno.set(value, name);
 }
+// Aliases: name them the way the kernel source does (bpf returns -EOPNOTSUPP).
+codeByErrno.set(constants.errno.EOPNOTSUPP, 'EOPNOTSUPP');
+codeByErrno.set(constants.errno.EAGAIN, 'EAGAIN');
 
 // libbpf's own error numbers (enum libbpf_errno, 4000…), returned like errnos.
 const LIBBPF_ERRNO: Array<[string, string]> = [

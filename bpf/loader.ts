@@ -245,7 +245,12 @@ export class BpfLink {
     check('link.unpin', native().linkUnpin(this.#h), this.pinPath ?? undefined, lastLog);
   }
 
-  /** Detaches the program now, even if the link is pinned. The handle stays valid until destroy(). */
+  /**
+   * Detaches the program now, even if the link is pinned (BPF_LINK_DETACH). The
+   * handle stays valid until destroy(). Kernels without detach for a link type
+   * answer EOPNOTSUPP — LSM/tracing links on 6.1 do: there the attachment ends
+   * when the pin is removed (unpin(), or unlink by path) and every fd is closed.
+   */
   detach(): void {
     check('link.detach', native().linkDetach(this.#h), this.pinPath ?? undefined, lastLog);
   }

@@ -16,7 +16,7 @@ const skip = probe.loadable && probe.fires ? false : `BPF-LSM not usable here: $
 
 const openFile = (): void => closeSync(openSync('/proc/self/stat', 'r'));
 
-test('an LSM program attached with attachLsm runs, survives as a pinned link, and stops on detach', { skip }, () => {
+test('an LSM program attached with attachLsm runs, survives as a pinned link, and stops on detach (or unpin + close)', { skip }, () => {
   const pins = makePinDir();
   try {
     const obj = BpfObject.open(objs.probe);
@@ -37,7 +37,12 @@ test('an LSM program attached with attachLsm runs, survives as a pinned link, an
     assert.ok(h1 > h0, `file_open hook counted this process (${h0} → ${h1}) with only the pin holding it`);
 
     const adopted = BpfLink.openPinned(join(pins, 'link'));
-    adopted.detach();
+    try {
+      adopted.detach();
+    } catch (e) {
+      // 6.1 has no BPF_LINK_DETACH for tracing/LSM links: unpin + close ends it instead.
+      assert.equal((e as { code?: string }).code, 'EOPNOTSUPP', String(e));
+    }
     adopted.unpin();
     adopted.destroy();
     const h2 = hits();
