@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import { resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { readSigningKey, signCapsule, sha256Hex, type SigningKey } from '../../capsule/index.js';
+import { readSigningKey, signCapsule, sha256Hex, signTrustUpdate, parseTrust, type SigningKey } from '../../capsule/index.js';
+import { readFile } from 'node:fs/promises';
 import { buildPayload, DEFAULT_VALIDITY, fileDigest, parseDuration } from '../../pipeline/capsule-build.js';
 import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { DEFAULT_BRANCH, latestPublished } from '../../pipeline/publish.js';
@@ -15,6 +16,7 @@ export const summary = 'validate and sign a policy directory into a capsule';
 export const usage = `usage: lilith sign [DIR] --key FILE [--key FILE ...] --watermark N|auto --out FILE
                    [--expires 30d] [--proof REPORT.json] [--source-commit SHA]
                    [--repo URL|DIR] [--branch capsules]
+       lilith sign --trust-update NEW_TRUST.json --key FILE [--key FILE ...] --out FILE
 
 DIR defaults to ./policies. The directory is validated first (as by lilith
 validate); a capsule is signed only when it is clean.
@@ -25,6 +27,10 @@ validate); a capsule is signed only when it is clean.
   --proof FILE        proof report; its sha256 is recorded as proof_digest
   --source-commit SHA policy repository commit (default: HEAD of the git repository
                       holding DIR, if any)
+
+--trust-update signs a new trust file for key rotation instead of a capsule:
+give k of the current keys and k of the new file's keys (verify it with
+lilith verify FILE --trust CURRENT_TRUST --write-trust NEW_TRUST).
 Exit status: 0 signed, 1 validation errors, 2 usage or I/O error.
 `;
 
@@ -35,6 +41,18 @@ async function headCommit(dir: string): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+async function signTrust(newTrustPath: string, keyPaths: string[], out: string | undefined): Promise<number> {
+  if (!keyPaths.length || !out) throw new UsageError(`--trust-update needs --key and --out\n\n${usage.trimEnd()}`);
+  const next = parseTrust(await readFile(newTrustPath), newTrustPath);
+  const keys: SigningKey[] = [];
+  for (const path of keyPaths) keys.push(await readSigningKey(path));
+  const bytes = signTrustUpdate(next.file, keys);
+  await writeFile(out, bytes);
+  const own = keys.filter((k) => next.keys.has(k.keyid)).length;
+  process.stdout.write(`signed trust update ${out}: ${next.keys.size} key(s), threshold ${next.threshold}; signed by ${keys.length} key(s), ${own} of them in the new file\n`);
+  return 0;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -50,9 +68,11 @@ export async function run(argv: string[]): Promise<number> {
         'source-commit': { type: 'string' },
         repo: { type: 'string' },
         branch: { type: 'string', default: DEFAULT_BRANCH },
+        'trust-update': { type: 'string' },
       },
       usage,
     );
+    if (values['trust-update'] !== undefined) return signTrust(values['trust-update'], values.key ?? [], values.out);
     if (positionals.length > 1) throw new UsageError(`expected at most one directory\n\n${usage.trimEnd()}`);
     if (!values.key?.length || !values.watermark || !values.out) throw new UsageError(`--key, --watermark and --out are required\n\n${usage.trimEnd()}`);
     const validityMs = parseDuration(values.expires);

@@ -2,18 +2,22 @@
 // runs before activating a capsule; with --state, records the acceptance.
 import { readFile } from 'node:fs/promises';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { CapsuleError, MAX_CAPSULE_BYTES, parseTrust, readState, stateFor, verifyCapsule, writeStateAtomic } from '../../capsule/index.js';
-import { open } from 'node:fs/promises';
+import { CapsuleError, MAX_CAPSULE_BYTES, parseTrust, readState, stateFor, TRUST_PAYLOAD_TYPE, verifyCapsule, verifyTrustUpdate, writeStateAtomic } from '../../capsule/index.js';
+import { open, writeFile } from 'node:fs/promises';
 
 export const summary = 'verify a capsule (signatures, threshold, expiry, anti-rollback state)';
 
 export const usage = `usage: lilith verify FILE --trust FILE [--state DIR] [--at TIME]
+       lilith verify TRUST_UPDATE --trust CURRENT_TRUST [--write-trust NEW_TRUST]
 
 Checks, in order: size cap, envelope, signatures by distinct trusted keys
 (threshold), payload, validity window, and with --state the anti-rollback
 state in DIR/state.json. A capsule that passes with --state is recorded as
 accepted (the file is replaced atomically).
   --at TIME   check as of this ISO 8601 time instead of now (state is not written)
+A trust update (from lilith sign --trust-update) is accepted only when signed by
+the current threshold of current keys and by its own threshold of its own keys;
+--write-trust then writes the new plain trust file.
 Exit status: 0 valid, 1 refused (the reason and its code are printed), 2 usage,
 I/O, unusable trust file or corrupt state.
 `;
@@ -36,9 +40,18 @@ async function readCapped(path: string, cap: number): Promise<Uint8Array> {
   }
 }
 
+/** Whether the envelope announces a trust update (a cheap look; verification decides). */
+function isTrustUpdate(bytes: Uint8Array): boolean {
+  try {
+    return (JSON.parse(Buffer.from(bytes).toString('utf8')) as { payloadType?: unknown })?.payloadType === TRUST_PAYLOAD_TYPE;
+  } catch {
+    return false;
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, { trust: { type: 'string' }, state: { type: 'string' }, at: { type: 'string' } }, usage);
+    const { values, positionals } = parseCommandArgs(argv, { trust: { type: 'string' }, state: { type: 'string' }, at: { type: 'string' }, 'write-trust': { type: 'string' } }, usage);
     if (positionals.length !== 1 || !values.trust) throw new UsageError(usage.trimEnd());
     const now = values.at ? new Date(values.at) : new Date();
     if (Number.isNaN(now.getTime())) throw new UsageError(`--at: "${values.at}" is not an ISO 8601 time`);
@@ -47,6 +60,13 @@ export async function run(argv: string[]): Promise<number> {
       const trust = parseTrust(await readFile(values.trust), values.trust);
       const state = values.state ? await readState(values.state) : null;
       const bytes = await readCapped(file, MAX_CAPSULE_BYTES);
+      if (isTrustUpdate(bytes)) {
+        const next = verifyTrustUpdate(bytes, trust, now);
+        if (values['write-trust']) await writeFile(values['write-trust'], JSON.stringify(next.file, null, 2) + '\n');
+        process.stdout.write(`valid trust update: ${next.keys.size} key(s), threshold ${next.threshold}${values['write-trust'] ? `; written to ${values['write-trust']}` : ''}\n`);
+        return 0;
+      }
+      if (values['write-trust']) throw new UsageError('--write-trust applies to trust updates only');
       const verified = verifyCapsule(bytes, trust, state, now);
       const p = verified.payload;
       if (values.state && !values.at && !verified.alreadyAccepted) await writeStateAtomic(values.state, stateFor(verified, now));

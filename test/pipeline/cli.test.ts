@@ -218,3 +218,22 @@ test('lilith demo validates, signs with a reused dev key and verifies', async ()
   assert.match(second.stdout, /reused key/);
   assert.match(second.stdout, /watermark 2 \(previous 1\)/);
 });
+
+test('key rotation from the CLI: accepted with old and new keys, refused with the new keys alone', async () => {
+  const dir = join(work, 'rotation');
+  assert.equal((await lilith(['keygen', '--out', join(dir, 'old')])).code, 0);
+  assert.equal((await lilith(['keygen', '--out', join(dir, 'new')])).code, 0);
+  const newTrust = join(dir, 'new', 'trust.json');
+  const update = join(dir, 'update.json');
+  assert.equal((await lilith(['sign', '--trust-update', newTrust, '--key', join(dir, 'old', 'lilith.key'), '--key', join(dir, 'new', 'lilith.key'), '--out', update])).code, 0);
+  const written = join(dir, 'accepted-trust.json');
+  const ok = await lilith(['verify', update, '--trust', join(dir, 'old', 'trust.json'), '--write-trust', written]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(JSON.parse(await readFile(written, 'utf8')), JSON.parse(await readFile(newTrust, 'utf8')));
+
+  const selfSigned = join(dir, 'self.json');
+  assert.equal((await lilith(['sign', '--trust-update', newTrust, '--key', join(dir, 'new', 'lilith.key'), '--out', selfSigned])).code, 0);
+  const refused = await lilith(['verify', selfSigned, '--trust', join(dir, 'old', 'trust.json')]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused \(unknown_key\): trust update \(current keys\)/);
+});
