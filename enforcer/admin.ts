@@ -12,7 +12,14 @@ export interface AdminHandlers {
   status(): unknown;
   /** Null when ready; otherwise why not. */
   notReady(): string | null;
+  /**
+   * What-if: the decision the active capsule gives for one request (JSON body). Read
+   * only — it changes no taint and no policy. Served on the unix socket only.
+   */
+  authorize?(body: unknown): unknown;
 }
+
+const MAX_AUTHORIZE_BODY = 64 * 1024;
 
 export interface AdminServer {
   /** Address actually bound, e.g. "127.0.0.1:7891" (TCP only). */
@@ -20,14 +27,40 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-function handler(h: AdminHandlers): http.RequestListener {
+function handler(h: AdminHandlers, withAuthorize: boolean): http.RequestListener {
   return (req, res) => {
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     const path = (req.url ?? '/').split('?')[0];
+    if (withAuthorize && h.authorize && path === '/authorize' && req.method === 'POST') {
+      const parts: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_AUTHORIZE_BODY) {
+          send(413, 'text/plain', `request body over ${MAX_AUTHORIZE_BODY} bytes\n`);
+          req.destroy();
+        } else parts.push(c);
+      });
+      req.on('end', () => {
+        if (size > MAX_AUTHORIZE_BODY) return;
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        } catch (err) {
+          return send(400, 'text/plain', `body is not JSON: ${(err as Error).message}\n`);
+        }
+        try {
+          return send(200, 'application/json', JSON.stringify(h.authorize!(body)) + '\n');
+        } catch (err) {
+          return send(400, 'text/plain', `${(err as Error).message}\n`);
+        }
+      });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     try {
       switch (path) {
         case '/status':
@@ -59,7 +92,7 @@ export async function listenAdminSocket(path: string, h: AdminHandlers): Promise
   await mkdir(dirname(path), { recursive: true });
   if (await socketAnswers(path)) throw new Error(`admin socket ${path} is in use by another running enforcer`);
   await unlink(path).catch(() => undefined);
-  const server = http.createServer(handler(h));
+  const server = http.createServer(handler(h, true));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve());
@@ -79,7 +112,7 @@ export async function listenAdminSocket(path: string, h: AdminHandlers): Promise
 export async function listenAdminTcp(addr: string, h: AdminHandlers): Promise<AdminServer> {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
   if (!m) throw new Error(`admin address '${addr}' must be host:port`);
-  const server = http.createServer(handler(h));
+  const server = http.createServer(handler(h, false));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(Number(m[2]), m[1], () => resolve());
@@ -102,6 +135,22 @@ function socketAnswers(path: string): Promise<boolean> {
       resolve(true);
     });
     s.once('error', () => resolve(false));
+  });
+}
+
+/** POSTs JSON to the admin socket. */
+export function adminPost(socketPath: string, path: string, body: unknown, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = http.request({ socketPath, path, method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(data);
   });
 }
 

@@ -6,6 +6,7 @@ import type { DaemonPlugins } from './daemon.js';
 
 export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   const plugins: DaemonPlugins = {};
+  let bridge: import('./kernel-bridge.js').KernelBridge | null = null;
   if (cfg.kernel) {
     plugins.kernel = async ({ activator, audit, log }) => {
       let bpf: typeof import('../bpf/index.js');
@@ -23,22 +24,23 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       } catch (err) {
         throw new DaemonConfigError(`kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
       }
-      const bridge = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
-      return { applier: bridge, status: () => bridge.status(), stop: () => bridge.stop() };
+      const b = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
+      bridge = b;
+      return { applier: b, status: () => b.status(), stop: () => b.stop() };
     };
   }
   if (cfg.dataplane) {
-    plugins.dataplane = async ({ activator, audit, log }) => {
-      let mod: Record<string, unknown>;
-      try {
-        mod = (await import('./dataplane' + '.js')) as Record<string, unknown>;
-      } catch (err) {
-        throw new DaemonConfigError(`the dataplane is enabled but cannot load (${(err as Error).message}); run with --no-dataplane to sync only`);
-      }
-      const start = mod.startDataplane as ((o: Record<string, unknown>) => Promise<{ stop?(): Promise<void>; close?(): Promise<void> }>) | undefined;
-      if (!start) throw new DaemonConfigError('enforcer/dataplane.js has no startDataplane; run with --no-dataplane');
-      const dp = await start({ snapshots: activator, audit, log });
-      return { stop: async () => { await (dp.stop ?? dp.close)?.call(dp); } };
+    plugins.dataplane = async ({ activator, audit }) => {
+      const { startDataplane } = await import('./dataplane.js');
+      const { KernelOriginResolver } = await import('./origin.js');
+      // Who a connection came from and where it was going is only known from the
+      // kernel's redirect records. Without the kernel every origin is unknown: denied.
+      const origin = new KernelOriginResolver((peer) => (bridge?.originalDestination(peer) ?? null) as never);
+      const dp = await startDataplane({ snapshots: activator, origin, audit });
+      return {
+        stop: () => dp.close(),
+        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections() }),
+      };
     };
   }
   return plugins;

@@ -8,8 +8,9 @@ import { parseTrust, type Trust } from '../capsule/index.js';
 import { Activator, type KernelApplier, type OfferResult } from './activation.js';
 import { listenAdminSocket, listenAdminTcp, type AdminServer } from './admin.js';
 import type { AuditSink } from './audit/event.js';
+import type { AuthzRequest } from './engine/types.js';
 import { controlMetrics } from './control-metrics.js';
-import { openJsonlAudit } from './daemon-audit.js';
+import { openAudit } from './daemon-audit.js';
 import { DaemonConfigError, type DaemonConfig } from './daemon-config.js';
 import { DirSource } from './sync/dir-source.js';
 import { GitSource } from './sync/git-source.js';
@@ -40,7 +41,7 @@ export type DaemonStatus = ReturnType<Activator['status']> & {
   not_ready_reason: string | null;
   sync: { sources: ReturnType<CapsuleSource['status']>[] };
   kernel: KernelStatus;
-  dataplane: { enabled: boolean; error?: string };
+  dataplane: { enabled: boolean; error?: string; [k: string]: unknown };
   admin: { socket: string; listen: string | null };
   audit: { path: string; dropped: number };
 };
@@ -48,7 +49,7 @@ export type DaemonStatus = ReturnType<Activator['status']> & {
 /** Optional parts the daemon composes when enabled (kernel, dataplane). */
 export interface DaemonPlugins {
   kernel?: (ctx: { activator: Activator; audit: AuditSink; log: (l: string) => void }) => Promise<{ applier: KernelApplier; status(): KernelStatus; stop(): Promise<void> }>;
-  dataplane?: (ctx: { activator: Activator; audit: AuditSink; log: (l: string) => void }) => Promise<{ stop(): Promise<void> }>;
+  dataplane?: (ctx: { activator: Activator; audit: AuditSink; log: (l: string) => void }) => Promise<{ stop(): Promise<void>; status?(): Record<string, unknown> }>;
 }
 
 function loadTrust(path: string): Trust {
@@ -81,7 +82,7 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   const log = (l: string) => process.stderr.write(`lilith enforcer: ${l}\n`);
   const trust = loadTrust(cfg.trust);
   const startedAt = new Date();
-  const audit = openJsonlAudit(cfg.audit);
+  const audit = openAudit(cfg.audit);
 
   let kernel: Awaited<ReturnType<NonNullable<DaemonPlugins['kernel']>>> | null = null;
   let kernelError: string | undefined;
@@ -109,13 +110,33 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
     if (active) await kernel.applier.apply(active, null).catch((e: Error) => { kernelError = e.message; log(`kernel apply: ${e.message}`); });
   }
 
-  // 3. Dataplane reads the activator as its SnapshotSource.
-  let dataplane: { stop(): Promise<void> } | null = null;
+  // 3. Dataplane reads the activator as its SnapshotSource. It listens where the capsule
+  // says, so it starts with the first active capsule (until then nothing is allowed anyway).
+  let dataplane: { stop(): Promise<void>; status?(): Record<string, unknown> } | null = null;
   let dataplaneError: string | undefined;
-  if (cfg.dataplane) {
-    if (!plugins.dataplane) throw new DaemonConfigError('the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
-    dataplane = await plugins.dataplane({ activator, audit, log });
-  }
+  let dataplaneListen: string | null = null;
+  if (cfg.dataplane && !plugins.dataplane) throw new DaemonConfigError('the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
+  const ensureDataplane = async () => {
+    const active = activator.active();
+    if (!cfg.dataplane || !plugins.dataplane || !active) return;
+    const listen = [active.config.proxy.listen, active.config.proxy.listen6 ?? '', active.config.proxy.dns_listen].join(' ');
+    if (dataplane) {
+      if (listen !== dataplaneListen) {
+        dataplaneError = `capsule watermark ${active.watermark} moves the proxy to ${listen}; restart the enforcer to rebind (still listening on ${dataplaneListen})`;
+        log(dataplaneError);
+      }
+      return;
+    }
+    try {
+      dataplane = await plugins.dataplane({ activator, audit, log });
+      dataplaneListen = listen;
+      dataplaneError = undefined;
+    } catch (err) {
+      dataplaneError = `dataplane did not start: ${(err as Error).message}`;
+      log(dataplaneError);
+    }
+  };
+  await ensureDataplane();
 
   // 4. Admin API.
   let tcp: AdminServer | null = null;
@@ -133,11 +154,19 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
     ...activator.status(),
     sync: { sources: sources.map((s) => s.status()) },
     kernel: kernel ? { ...kernel.status(), ...(kernelError ? { error: kernelError } : {}) } : { mode: 'off', hooks: [], heartbeat_age_ms: null },
-    dataplane: { enabled: dataplane !== null, ...(dataplaneError ? { error: dataplaneError } : {}) },
+    dataplane: { enabled: dataplane !== null, ...(dataplane?.status?.() ?? {}), ...(dataplaneError ? { error: dataplaneError } : {}) },
     admin: { socket: cfg.adminSocket, listen: tcp?.address ?? null },
     audit: { path: cfg.audit, dropped: audit.dropped() },
   });
-  const handlers = { status, notReady };
+  const authorize = (body: unknown) => {
+    const snap = activator.get();
+    if (!snap) return { decision: 'deny', reasons: [], errors: [], watermark: null, reason: notReady() };
+    const req = body as AuthzRequest;
+    if (!req || typeof req !== 'object' || !req.principal || !req.action || !req.resource) throw new Error('expected {principal, action, resource, context}');
+    const d = snap.authorizer.isAuthorized({ ...req, context: req.context ?? {} });
+    return { ...d, watermark: snap.watermark };
+  };
+  const handlers = { status, notReady, authorize };
   const unix = await listenAdminSocket(cfg.adminSocket, handlers);
   const bindTcp = async (addr: string) => {
     if (addr === 'off' || addr === tcpAddr) return;
@@ -177,6 +206,7 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
 
   const onCandidate = async (c: CapsuleCandidate): Promise<void> => {
     const r: OfferResult = await activator.offer(c);
+    if (r.result === 'activated') await ensureDataplane();
     if (r.result === 'activated' && !cfg.adminListen) {
       const addr = activator.active()?.config.proxy?.admin_listen;
       if (addr) await bindTcp(addr);

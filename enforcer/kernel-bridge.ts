@@ -153,6 +153,11 @@ export class KernelBridge implements KernelApplier {
     this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'exec', pid: e.tgid, spiffe_id: spiffe, detail: { path: e.path, comm: e.comm, uid: e.uid } });
   }
 
+  /** For the dataplane's origin resolver: the redirect record of an accepted connection. */
+  originalDestination(peer: { remoteAddress?: string; remotePort?: number }) {
+    return this.#kernel?.originalDestination(peer) ?? null;
+  }
+
   status(): KernelStatus {
     const k = this.#kernel;
     const age = this.#lastBeat === null ? null : Date.now() - this.#lastBeat;

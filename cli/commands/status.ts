@@ -44,7 +44,8 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
   lines.push(`refusals:        ${st.refusals}${r ? `; last ${r.time} from ${r.source}: ${r.code}: ${r.reason}` : ''}`);
   const k = st.kernel;
   lines.push(`kernel:          ${k.mode}${k.hooks.length ? `, hooks ${k.hooks.join(' ')}` : ''}${k.heartbeat_age_ms !== null ? `, heartbeat ${k.heartbeat_age_ms} ms ago` : ''}${k.error ? ` — ${k.error}` : ''}`);
-  lines.push(`dataplane:       ${st.dataplane.enabled ? 'on' : 'off'}${st.dataplane.error ? ` — ${st.dataplane.error}` : ''}`);
+  const dp = st.dataplane as { enabled: boolean; error?: string; listen?: string[]; dns?: string | null; active_connections?: number };
+  lines.push(`dataplane:       ${dp.enabled ? `on${dp.listen ? `, proxy ${dp.listen.join(' ')}` : ''}${dp.dns ? `, dns ${dp.dns}` : ''}${dp.active_connections !== undefined ? `, ${dp.active_connections} connections` : ''}` : 'off'}${dp.error ? ` — ${dp.error}` : ''}`);
   lines.push(`admin:           ${st.admin.socket}${st.admin.listen ? `, http://${st.admin.listen}` : ''}; audit ${st.audit.path}${st.audit.dropped ? ` (${st.audit.dropped} dropped)` : ''}`);
   return lines.join('\n');
 }

@@ -60,6 +60,10 @@ describe('lilith enforcer following a git capsule branch', () => {
     assert.equal(st.status!.kernel.mode, 'off');
     const audit = await readAudit(join(stateDir, 'audit.jsonl'));
     assert.deepEqual(audit.filter((e) => e.result === 'activated').map((e) => e.watermark), [1, 2]);
+    const d = await enf.probe();
+    assert.equal(d.decision, 'allow');
+    assert.deepEqual(d.reasons, ['read-file-clean']);
+    assert.equal(d.watermark, 2);
   });
 
   const refusalCases: Array<[string, string, () => Promise<Uint8Array | string>]> = [
@@ -177,15 +181,18 @@ describe('lilith enforcer following a git capsule branch', () => {
 
   it('kill -9 at random moments while capsules are published: every restart is consistent', async () => {
     let wm = 6;
+    let floor = 6; // the highest watermark any run was seen enforcing: never go below it
     for (let round = 0; round < 4; round++) {
       await enf!.kill('SIGKILL');
       enf = start();
       const back = await enf.waitFor((s) => s.active !== null, `round ${round}: active after restart`);
       assert.equal(back.state!.digest, back.active!.digest, `round ${round}: state and active capsule agree`);
-      assert.ok(back.active!.watermark >= wm - 1);
+      assert.ok(back.active!.watermark >= floor, `round ${round}: came back on ${back.active!.watermark}, below ${floor}`);
+      floor = back.active!.watermark;
       wm++;
       await pub.publish(await makeCapsule(key, wm));
       await sleep(50 + Math.random() * 400);
+      floor = Math.max(floor, (await enf.status())?.active?.watermark ?? floor);
     }
     await enf!.kill('SIGKILL');
     enf = start();
@@ -226,9 +233,13 @@ describe('lilith enforcer with a watched capsule directory', () => {
       st = await enf.waitFor((s) => s.sync.sources[0].last_commit !== null && s.refusals >= 1, 'git watermark 5 refused below the dir capsule');
       assert.equal(st.active!.watermark, 7);
       assert.equal(st.last_refusal!.code, 'rollback');
-      await writeFile(join(drops, '.incoming'), await makeCapsule(key, 8));
+      assert.equal((await enf.probe()).decision, 'allow');
+      await writeFile(join(drops, '.incoming'), await makeCapsule(key, 8, { variant: 'deny-all' }));
       await rename(join(drops, '.incoming'), join(drops, 'capsule.json'));
       await enf.waitFor((s) => s.active?.watermark === 8, 'replaced file, watermark 8');
+      const denied = await enf.probe();
+      assert.equal(denied.decision, 'deny');
+      assert.deepEqual(denied.reasons, ['test-deny-all']);
       await pub.publish(await makeCapsule(key, 9));
       st = await enf.waitFor((s) => s.active?.watermark === 9, 'git watermark 9 overtakes');
       assert.match(st.active!.source, /^git:/);
@@ -255,9 +266,11 @@ describe('lilith enforcer when the active capsule expires', () => {
       const drops = join(sub, 'drops');
       await (await import('node:fs/promises')).mkdir(drops, { recursive: true });
       const trust = await writeTrust(sub, [key]);
-      await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, { expiresAt: new Date(Date.now() + 2500), onExpiry }));
       const enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(sub, 'state'), '--no-kernel', '--no-dataplane'], join(sub, 'admin.sock'));
       procs.push(enf);
+      await enf.waitFor(() => true, 'admin socket up');
+      // Dropped once the daemon runs, valid for a few seconds: activated, then expires.
+      await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, { expiresAt: new Date(Date.now() + 6000), onExpiry }));
       await enf.waitFor((s) => s.active?.watermark === 1, 'active');
       const st = await enf.waitFor((s) => s.active?.expired === true, 'expired', 15_000);
       const cli = await cliStatus(join(sub, 'admin.sock'));

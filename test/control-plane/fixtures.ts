@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { CAPSULE_FORMAT, generateSigningKey, signCapsule, trustFromKeys, type CapsulePayload, type SigningKey } from '../../capsule/index.js';
 import type { LilithConfig } from '../../capsule/config.js';
 import { readPolicyDir, toBundle } from '../../pipeline/policy-source.js';
-import { adminGet } from '../../enforcer/admin.js';
+import { adminGet, adminPost } from '../../enforcer/admin.js';
 import type { DaemonStatus } from '../../enforcer/daemon.js';
 
 const run = promisify(execFile);
@@ -42,6 +42,7 @@ export interface CapsuleOptions {
   adminListen?: string;
   /** Replaces the kernel cgroup subtree and registrations (kernel tests use their own). */
   kernel?: Partial<LilithConfig['kernel']>;
+  proxy?: Partial<LilithConfig['proxy']>;
   registrations?: LilithConfig['registrations'];
 }
 
@@ -63,7 +64,7 @@ export async function makePayload(watermark: number, o: CapsuleOptions = {}): Pr
     config: {
       ...b.config,
       on_expiry: o.onExpiry ?? 'fail_closed',
-      proxy: { ...b.config.proxy, admin_listen: o.adminListen ?? 'off' },
+      proxy: { ...b.config.proxy, admin_listen: o.adminListen ?? 'off', ...(o.proxy ?? {}) },
       kernel: { ...b.config.kernel, ...(o.kernel ?? {}) },
       registrations: o.registrations ?? b.config.registrations,
     },
@@ -130,6 +131,14 @@ export class Publisher {
   }
 }
 
+/** Allowed by the bundled policies ('read-file-clean'), denied by the 'deny-all' variant. */
+export const PROBE_REQUEST = {
+  principal: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' },
+  action: { type: 'Action', id: 'read_file' },
+  resource: { type: 'MCPServer', id: 'files' },
+  context: { taint: [], data_touched: 0, tool: 'read_file', arguments: { path: '/workspace/notes.txt' } },
+};
+
 /** A `lilith enforcer` child process (sync only) and its admin socket. */
 export class EnforcerProcess {
   child: ChildProcess;
@@ -169,6 +178,13 @@ export class EnforcerProcess {
       await sleep(50);
     }
     throw new Error(`timed out waiting for: ${what}\nlast status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}\nstderr:\n${this.stderr.slice(-3000)}`);
+  }
+
+  /** What-if decision of the active capsule for the standard probe request (read_file by the coder agent). */
+  async probe(): Promise<{ decision: string; reasons: string[]; watermark: number | null }> {
+    const res = await adminPost(this.socket, '/authorize', PROBE_REQUEST);
+    if (res.status !== 200) throw new Error(`authorize: HTTP ${res.status} ${res.body}`);
+    return JSON.parse(res.body) as { decision: string; reasons: string[]; watermark: number | null };
   }
 
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {

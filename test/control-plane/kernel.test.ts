@@ -7,6 +7,7 @@ import { existsSync, rmSync, readdirSync, rmdirSync } from 'node:fs';
 import { rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
+import { createServer, type AddressInfo } from 'node:net';
 import { EnforcerProcess, generateSigningKey, makeCapsule, REPO_ROOT, sleep, tempDir, writeTrust, readAudit } from './fixtures.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root' : !existsSync(join(REPO_ROOT, 'bpf/build')) || !existsSync(join(REPO_ROOT, 'bpf/addon/build')) ? 'BPF objects or addon not built' : false;
@@ -37,8 +38,20 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('kernel on: attaches from the capsule, reports mode, hooks and a fresh heartbeat; expiry under fail_closed stops the heartbeat', { skip }, async () => {
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and a fresh heartbeat; expiry under fail_closed stops the heartbeat', { skip }, async () => {
   const { ensureCgroup2 } = await import('../../bpf/mounts.js');
+  const proxyPort = await freePort();
+  const dnsPort = await freePort();
   cgroupMount = ensureCgroup2();
   dir = await tempDir('cp-kernel');
   const key = generateSigningKey();
@@ -48,14 +61,19 @@ it('kernel on: attaches from the capsule, reports mode, hooks and a fresh heartb
   await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, {
     expiresAt: new Date(Date.now() + 6000),
     kernel: { cgroup_root: `${tag}/agents`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 1000 },
+    proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
     registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'] }],
   }));
-  enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), '--no-dataplane'], join(dir, 'admin.sock'), { LILITH_PIN_ROOT: pinRoot });
+  enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state')], join(dir, 'admin.sock'), { LILITH_PIN_ROOT: pinRoot });
   const st = await enf.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
   assert.equal(st.kernel.mode, 'cgroup-only'); // host lockdown blocks BPF-LSM
   assert.ok(st.kernel.hooks.length > 0, JSON.stringify(st.kernel));
   assert.ok(st.kernel.heartbeat_age_ms! < 1000, `heartbeat age ${st.kernel.heartbeat_age_ms}`);
   assert.ok(existsSync(join(cgroupMount, tag, 'agents', 'coder')), 'registration cgroup created');
+  // The dataplane listens where the capsule says.
+  const dp = st.dataplane as { enabled: boolean; listen?: string[] };
+  assert.equal(dp.enabled, true);
+  assert.deepEqual(dp.listen, [`127.0.0.1:${proxyPort}`]);
   // Once the capsule expires (fail_closed), the heartbeat stops and ages past the TTL.
   const expired = await enf.waitFor((s) => s.active?.expired === true, 'expired', 30_000);
   await sleep(1500);
