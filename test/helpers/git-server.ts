@@ -100,6 +100,16 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<GitSe
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     requests++;
+    try {
+      serve(req, res);
+    } catch (err) {
+      // A malformed request must not take the test process down.
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end(`bad request: ${(err as Error).message}\n`);
+    }
+  };
+
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,

@@ -60,3 +60,11 @@ test('stop refuses connections and start serves again on the same port', async (
 test('a missing repository is a 404, not a hang', async () => {
   await assert.rejects(git.getRemoteInfo({ http, url: server.repoUrl('nope.git') }), /404|Not Found/i);
 });
+
+test('a malformed request path gets a 400 and the server keeps serving', async () => {
+  const res = await fetch(`${server.baseUrl}/%E0%A4%A/info/refs?service=git-upload-pack`);
+  assert.equal(res.status, 400);
+  await res.text();
+  await server.createBareRepo('after-bad.git');
+  assert.ok((await git.getRemoteInfo({ http, url: server.repoUrl('after-bad.git') })).capabilities);
+});

@@ -50,6 +50,10 @@ test('publish over smart HTTP to an empty repository, read back byte-identical w
   assert.equal(stdout.trim(), res.commit);
   assert.equal(verifyCapsule(await readFile(join(clone, 'capsule.json')), trust, null, NOW).payload.watermark, 1);
   assert.match(await readFile(join(clone, 'CAPSULE.md'), 'utf8'), /watermark: 1/);
+
+  // The repository's HEAD still names an unborn main: the next publish must fetch anyway.
+  const next = await publishCapsule(signCapsule(await payload(2), [key]), { repo: url });
+  assert.equal((await latestPublished({ repo: url }))?.commit, next.commit);
 });
 
 test('successive publishes stack on the branch, keep main untouched, and auto-watermark reads the tip', async () => {
