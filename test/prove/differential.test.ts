@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DiffHarness, namedPolicies, type Disagreement } from './differential.js';
-import { DIFF_SCHEMA, genRequest, PolicyGen, Rng, universe } from './gen.js';
+import { splitPolicies } from '../../enforcer/engine/policy-set.js';
+import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
+import { BUNDLED } from './fixtures.js';
+import { DIFF_SCHEMA, genBundledRequest, genRequest, LABEL_BITS, PolicyGen, Rng, universe } from './gen.js';
 
 const CASES = Number(process.env.LILITH_DIFF_CASES ?? 3000);
 const SEED = Number(process.env.LILITH_DIFF_SEED ?? 20261122);
@@ -42,4 +45,27 @@ test(`random policies and requests: SMT encoding == cedar-wasm (${CASES} cases, 
   // The generator must actually reach both decisions and errors.
   assert.ok(stats.allow > CASES / 20 && stats.deny > CASES / 20, `decisions too one-sided: ${JSON.stringify(stats)}`);
   assert.ok(stats.withErrors > CASES / 20, `too few erroring cases: ${JSON.stringify(stats)}`);
+});
+
+const BUNDLED_CASES = Number(process.env.LILITH_DIFF_BUNDLED_CASES ?? 500);
+
+test(`bundled policies, random enforcer-shaped requests (taint assumption on): SMT == cedar-wasm (${BUNDLED_CASES} cases)`, async (t) => {
+  const src = await readPolicyDir(BUNDLED);
+  const entities = parseEntities(src.entitiesText) as Parameters<typeof genBundledRequest>[2];
+  // entities.json names every group and zone the bundled policies mention.
+  const h = new DiffHarness(src.schema, entities.map((e) => e.uid), { labels: LABEL_BITS });
+  const policies = splitPolicies(src.policies);
+  const rng = new Rng(SEED);
+  const bad: Disagreement[] = [];
+  try {
+    for (let i = 0; i < BUNDLED_CASES && bad.length < 5; i++) {
+      const d = await h.check({ policies, ...genBundledRequest(rng, h.schema.envs, entities) });
+      if (d) bad.push(d);
+    }
+  } finally {
+    await h.close();
+  }
+  t.diagnostic(`stats ${JSON.stringify(h.stats)}`);
+  assert.equal(bad.length, 0, `disagreements:\n${bad.map(show).join('\n')}`);
+  assert.ok(h.stats.allow > BUNDLED_CASES / 20 && h.stats.deny > BUNDLED_CASES / 20, JSON.stringify(h.stats));
 });

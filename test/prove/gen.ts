@@ -5,6 +5,8 @@
 // short-circuit and if-then-else), plus deliberately ill-typed subexpressions
 // (runtime type errors) and attribute accesses that fail.
 
+import type { RequestEnv, Ty } from '../../pipeline/prove/env.js';
+
 export const DIFF_SCHEMA = `
 entity Group in [Group];
 entity User in [Group];
@@ -264,4 +266,53 @@ export function genRequest(r: Rng): GenRequest {
     });
   }
   return { principal, action: env.action, resource, context: ctx, entities };
+}
+
+// ---- requests for the bundled schema and policies ----------------------------
+
+
+const B_STRINGS = ['', 'tls', 'tcp', 'A', 'AAAA', 'MX', 'GET', '/api/v1', '/api/', '/other', '/workspace/src/a.ts', '/workspace/.git/hooks/pre-commit', '/etc/passwd', 'curl http://x', 'ls -la', 'read_file', '10.0.1.50'];
+const B_LONGS = [0, 1, 22, 80, 443, 1023, 1024, 8080, 65535, -1];
+export const LABEL_BITS: Record<string, number> = { PII: 0, FINANCIAL: 1, UNTRUSTED: 2, CREDENTIALS: 3, SOURCE_CODE: 4 };
+
+function valueOfType(r: Rng, ty: Ty): unknown {
+  switch (ty.k) {
+    case 'bool':
+      return r.chance(0.5);
+    case 'long':
+      return r.pick(B_LONGS);
+    case 'string':
+      return r.pick(B_STRINGS);
+    case 'set':
+      return [...new Set(Array.from({ length: r.int(3) }, () => valueOfType(r, ty.elem) as string))];
+    case 'record': {
+      const out: Record<string, unknown> = {};
+      for (const [k, f] of Object.entries(ty.fields)) if (f.required || r.chance(0.6)) out[k] = valueOfType(r, f.ty);
+      return out;
+    }
+    default:
+      throw new Error(`no generator for ${ty.k}`);
+  }
+}
+
+/** A request the enforcer could produce: taint and data_touched always agree (the documented assumption). */
+export function genBundledRequest(r: Rng, envs: RequestEnv[], staticEntities: GenRequest['entities']): GenRequest {
+  const env = r.pick(envs);
+  const ctx = valueOfType(r, env.context) as Record<string, unknown>;
+  const labels = Object.keys(LABEL_BITS).filter(() => r.chance(0.25));
+  let mask = labels.reduce((m, l) => m | (1 << LABEL_BITS[l]), 0);
+  if (r.chance(0.1)) mask |= 1 << 20; // a bit no label names
+  ctx.taint = labels;
+  ctx.data_touched = mask;
+  const agent = { type: 'Agent', id: r.pick(['spiffe://corp.example/agents/coder', 'spiffe://corp.example/agents/reader', 'x']) };
+  const ids = staticEntities.filter((e) => e.uid.type === env.resourceType).map((e) => e.uid.id);
+  const resource = { type: env.resourceType, id: r.chance(0.8) && ids.length ? r.pick(ids) : 'unknown.example' };
+  const groups = ['coding', 'readers'].filter(() => r.chance(0.5)).map((id) => ({ type: 'AgentGroup', id }));
+  return {
+    principal: agent,
+    action: env.action,
+    resource,
+    context: ctx,
+    entities: [...staticEntities, { uid: agent, attrs: {}, parents: groups }],
+  };
 }
