@@ -1,7 +1,7 @@
 // Capsule verification: a signed capsule round-trips, and every way of getting
 // it wrong is refused with its own code while the stored state stays untouched.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import {
@@ -170,6 +170,13 @@ describe('refusals', () => {
     await refuses(huge, trust1, 'too_large', /cap/);
   });
 
+  test('signatures are checked before the payload is parsed: unsigned garbage payload → bad_signature, not malformed', async () => {
+    const bytes = editEnvelope(signCapsule(await payload(11), [k1]), (env) => {
+      env.payload = Buffer.from('{"format": "lilith.capsule/v1", "watermark": ').toString('base64');
+    });
+    await refuses(bytes, trust1, 'bad_signature');
+  });
+
   test('valid signatures over a payload that is not a capsule → malformed (checked after the signature)', async () => {
     const bytes = signEnvelope(CAPSULE_PAYLOAD_TYPE, Buffer.from('{"format":"something-else"}'), [k1]);
     await refuses(bytes, trust1, 'malformed', /format/);
@@ -196,6 +203,8 @@ describe('acceptance state', () => {
       const next = await acceptCapsule(signCapsule(await payload(4), [k1]), trust1, dir.path, NOW);
       assert.equal((await readState(dir.path))?.watermark, 4);
       assert.equal(next.alreadyAccepted, false);
+      // The atomic write leaves no temp files behind.
+      assert.deepEqual(await readdir(dir.path), ['state.json']);
     } finally {
       await dir.remove();
     }
