@@ -4,7 +4,7 @@
 // smoke program: it either fails to attach, or attaches and never runs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { activeLsms, bpfLsmActive, probeBpfLsm, type LsmProbe } from '../../bpf/features.js';
+import { activeLsms, bpfLsmActive, detectBpfLsm, probeBpfLsm, type LsmProbe } from '../../bpf/features.js';
 import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
@@ -19,13 +19,15 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     return `/sys/kernel/security/lsm = ${lsms.join(',')}`;
   });
   c.expect('bpfLsmActive() reports BPF-LSM inactive', !bpfLsmActive(), `bpfLsmActive() = ${bpfLsmActive()}`);
+  const status = detectBpfLsm();
+  c.expect('detectBpfLsm() reports not-in-lsm-list with the boot fix', status.state === 'not-in-lsm-list' && !status.active && /lsm=.*bpf/.test(status.reason), `${status.state}: ${status.reason}`);
   let probe: LsmProbe | undefined;
   await c.attempt('probeBpfLsm() reports the LSM hook does not fire, with a reason', () => {
     probe = probeBpfLsm();
     if (probe.fires || !probe.error) throw new Error(`fires=${probe.fires} error=${probe.error ?? 'none'}`);
     return `loadable=${probe.loadable} fires=false: ${probe.error}`;
   });
-  const detectedInactive = !bpfLsmActive() && probe !== undefined && !probe.fires;
+  const detectedInactive = !bpfLsmActive() && !status.active && probe !== undefined && !probe.fires;
 
   const { object, attacher } = smokeArtifacts(ctx.projectRoot);
   for (const f of [object, attacher]) {

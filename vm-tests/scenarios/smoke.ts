@@ -3,7 +3,7 @@
 // an unmanaged process connects. "Managed" = member of a cgroup whose id is in the program's map.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { activeLsms, bpfLsmActive, hasBtf, probeBpfLsm } from '../../bpf/features.js';
+import { activeLsms, bpfLsmActive, detectBpfLsm, hasBtf, probeBpfLsm } from '../../bpf/features.js';
 import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
@@ -19,6 +19,8 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     return `/sys/kernel/security/lsm = ${lsms.join(',')}`;
   });
   c.expect('kernel BTF is present', hasBtf(), '/sys/kernel/btf/vmlinux');
+  const status = detectBpfLsm();
+  c.expect('detectBpfLsm() reports active', status.active && status.state === 'active', `${status.state}: ${status.reason}`);
   await c.attempt('feature probe (bpf/features probeBpfLsm) sees an LSM program load and fire', () => {
     const p = probeBpfLsm();
     if (!p.loadable || !p.fires) throw new Error(`loadable=${p.loadable} fires=${p.fires}: ${p.error ?? ''}`);
