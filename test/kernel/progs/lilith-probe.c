@@ -257,6 +257,39 @@ static int cmd_daemonize(char **a)
 	return 0;
 }
 
+static int cmp_ll(const void *x, const void *y)
+{
+	long long a = *(const long long *)x, b = *(const long long *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* bench <n> <host> <port>: time n connect() calls (socket and close excluded). */
+static int cmd_bench(char **a)
+{
+	int n = atoi(a[0]), i, fd, fails = 0;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
+	long long *t = calloc(n, sizeof(*t)), t0, sum = 0;
+	char extra[200];
+
+	for (i = 0; i < n; i++) {
+		fd = socket(fam, SOCK_STREAM, 0);
+		t0 = mono_ns();
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0)
+			fails++;
+		t[i] = mono_ns() - t0;
+		sum += t[i];
+		close(fd);
+	}
+	qsort(t, n, sizeof(*t), cmp_ll);
+	snprintf(extra, sizeof(extra), "\"n\":%d,\"fails\":%d,\"mean_ns\":%lld,\"p50_ns\":%lld,\"p99_ns\":%lld", n, fails,
+		 sum / n, t[n / 2], t[(n * 99) / 100]);
+	result("bench", fails == 0, 0, extra);
+	return 0;
+}
+
 static int run(char **a)
 {
 	const char *c = a[0];
@@ -308,6 +341,8 @@ static int run(char **a)
 		if (read(0, buf, sizeof(buf)) < 0) {}
 		return run(a + 1);
 	}
+	if (!strcmp(c, "bench"))
+		return cmd_bench(a + 1);
 	if (!strcmp(c, "until"))
 		return cmd_until(a + 1);
 	if (!strcmp(c, "connect"))
