@@ -13,10 +13,19 @@ export interface AdminHandlers {
   /** Null when ready; otherwise why not. */
   notReady(): string | null;
   /**
-   * What-if: the decision the active capsule gives for one request (JSON body). Read
-   * only — it changes no taint and no policy. Served on the unix socket only.
+   * Socket-only routes (root-only socket): e.g. GET /v1/config, POST /v1/agents
+   * (attestation for `lilith run`), POST /authorize (what-if decision). None of them
+   * changes policy or taint.
    */
-  authorize?(body: unknown): unknown;
+  local?: {
+    get?: Record<string, () => JsonReply>;
+    post?: Record<string, (body: unknown) => JsonReply | Promise<JsonReply>>;
+  };
+}
+
+export interface JsonReply {
+  status: number;
+  json: unknown;
 }
 
 const MAX_AUTHORIZE_BODY = 64 * 1024;
@@ -27,14 +36,24 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-function handler(h: AdminHandlers, withAuthorize: boolean): http.RequestListener {
+function handler(h: AdminHandlers, withLocal: boolean): http.RequestListener {
   return (req, res) => {
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
     const path = (req.url ?? '/').split('?')[0];
-    if (withAuthorize && h.authorize && path === '/authorize' && req.method === 'POST') {
+    const post = withLocal ? h.local?.post?.[path] : undefined;
+    const getLocal = withLocal ? h.local?.get?.[path] : undefined;
+    const reply = (r: JsonReply) => send(r.status, 'application/json', JSON.stringify(r.json) + '\n');
+    if (getLocal && req.method === 'GET') {
+      try {
+        return reply(getLocal());
+      } catch (err) {
+        return reply({ status: 500, json: { error: (err as Error).message } });
+      }
+    }
+    if (post && req.method === 'POST') {
       const parts: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
@@ -50,13 +69,11 @@ function handler(h: AdminHandlers, withAuthorize: boolean): http.RequestListener
         try {
           body = JSON.parse(Buffer.concat(parts).toString('utf8'));
         } catch (err) {
-          return send(400, 'text/plain', `body is not JSON: ${(err as Error).message}\n`);
+          return reply({ status: 400, json: { error: `body is not JSON: ${(err as Error).message}` } });
         }
-        try {
-          return send(200, 'application/json', JSON.stringify(h.authorize!(body)) + '\n');
-        } catch (err) {
-          return send(400, 'text/plain', `${(err as Error).message}\n`);
-        }
+        Promise.resolve()
+          .then(() => post(body))
+          .then(reply, (err: Error) => reply({ status: 400, json: { error: err.message } }));
       });
       return;
     }

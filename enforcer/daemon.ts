@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrust, type Trust } from '../capsule/index.js';
 import { Activator, type KernelApplier, type OfferResult } from './activation.js';
-import { listenAdminSocket, listenAdminTcp, type AdminServer } from './admin.js';
+import { listenAdminSocket, listenAdminTcp, type AdminHandlers, type AdminServer, type JsonReply } from './admin.js';
+import { attestAgent } from './agents.js';
 import type { AuditSink } from './audit/event.js';
 import type { AuthzRequest } from './engine/types.js';
 import { controlMetrics } from './control-metrics.js';
@@ -158,15 +159,28 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
     admin: { socket: cfg.adminSocket, listen: tcp?.address ?? null },
     audit: { path: cfg.audit, dropped: audit.dropped() },
   });
-  const authorize = (body: unknown) => {
+  const authorize = (body: unknown): JsonReply => {
     const snap = activator.get();
-    if (!snap) return { decision: 'deny', reasons: [], errors: [], watermark: null, reason: notReady() };
+    if (!snap) return { status: 200, json: { decision: 'deny', reasons: [], errors: [], watermark: null, reason: notReady() } };
     const req = body as AuthzRequest;
-    if (!req || typeof req !== 'object' || !req.principal || !req.action || !req.resource) throw new Error('expected {principal, action, resource, context}');
+    if (!req || typeof req !== 'object' || !req.principal || !req.action || !req.resource) return { status: 400, json: { error: 'expected {principal, action, resource, context}' } };
     const d = snap.authorizer.isAuthorized({ ...req, context: req.context ?? {} });
-    return { ...d, watermark: snap.watermark };
+    return { status: 200, json: { ...d, watermark: snap.watermark } };
   };
-  const handlers = { status, notReady, authorize };
+  // `lilith run` asks which policy config is active and who a process is.
+  const config = (): JsonReply => {
+    const snap = activator.get();
+    return snap ? { status: 200, json: snap.config } : { status: 503, json: { error: notReady() } };
+  };
+  const agents = async (body: unknown): Promise<JsonReply> => {
+    const snap = activator.get();
+    if (!snap) return { status: 503, json: { error: notReady() } };
+    const b = (body ?? {}) as { pid?: unknown; exe_path?: unknown; exe_sha256?: unknown };
+    if (typeof b.pid !== 'number') return { status: 400, json: { error: 'expected {pid, exe_path?, exe_sha256?}' } };
+    const r = await attestAgent({ pid: b.pid, exePath: typeof b.exe_path === 'string' ? b.exe_path : undefined, exeSha256: typeof b.exe_sha256 === 'string' ? b.exe_sha256 : undefined }, snap.config.registrations);
+    return r.ok ? { status: 200, json: { spiffe_id: r.spiffe_id, registration: r.registration, watermark: snap.watermark } } : { status: 403, json: { error: r.error } };
+  };
+  const handlers: AdminHandlers = { status, notReady, local: { get: { '/v1/config': config }, post: { '/authorize': authorize, '/v1/agents': agents } } };
   const unix = await listenAdminSocket(cfg.adminSocket, handlers);
   const bindTcp = async (addr: string) => {
     if (addr === 'off' || addr === tcpAddr) return;

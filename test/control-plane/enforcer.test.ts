@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readState, type SigningKey } from '../../capsule/index.js';
 import { PERSISTED_CAPSULE } from '../../enforcer/activation.js';
+import { adminGet, adminPost } from '../../enforcer/admin.js';
 import { startGitServer, type GitServer } from '../helpers/git-server.js';
 import { cliStatus, EnforcerProcess, generateSigningKey, makeCapsule, Publisher, readAudit, sleep, tempDir, writeTrust } from './fixtures.js';
 
@@ -22,7 +23,7 @@ describe('lilith enforcer following a git capsule branch', () => {
   let socket: string;
   let enf: EnforcerProcess | null = null;
   const start = (extra: string[] = [], env: NodeJS.ProcessEnv = {}) =>
-    new EnforcerProcess(['--git', url, '--trust', trust, '--state-dir', stateDir, ...FAST_POLL, ...extra], socket, env);
+    new EnforcerProcess(['--git', url, '--trust', trust, '--state-dir', stateDir, '--admin-listen', '127.0.0.1:0', ...FAST_POLL, ...extra], socket, env);
 
   before(async () => {
     srv = await startGitServer();
@@ -64,6 +65,31 @@ describe('lilith enforcer following a git capsule branch', () => {
     assert.equal(d.decision, 'allow');
     assert.deepEqual(d.reasons, ['read-file-clean']);
     assert.equal(d.watermark, 2);
+  });
+
+  it('serves `lilith run` on the admin socket: the active config, and attestation from /proc facts', async () => {
+    const cfg = await adminGet(socket, '/v1/config');
+    assert.equal(cfg.status, 200);
+    assert.equal((JSON.parse(cfg.body) as { trust_domain: string }).trust_domain, 'corp.example');
+    // This test process is in no agent cgroup and matches no registration: refused, with the facts named.
+    const me = await adminPost(socket, '/v1/agents', { pid: process.pid });
+    assert.equal(me.status, 403);
+    assert.match((JSON.parse(me.body) as { error: string }).error, /no registration matches process/);
+    const bad = await adminPost(socket, '/v1/agents', { pid: 'one' });
+    assert.equal(bad.status, 400);
+    // The loopback admin port: health, readiness and metrics, never the socket-only routes.
+    const addr = (await enf!.status())!.admin.listen!;
+    const get = async (path: string) => {
+      const r = await fetch(`http://${addr}${path}`);
+      return { status: r.status, text: await r.text() };
+    };
+    assert.equal((await get('/healthz')).status, 200);
+    assert.equal((await get('/readyz')).status, 200);
+    const metrics = await get('/metrics');
+    assert.match(metrics.text, /^lilith_capsule_active_watermark 2$/m);
+    assert.match(metrics.text, /^lilith_sync_git_requests_total \d+$/m);
+    assert.equal((await get('/v1/config')).status, 404);
+    assert.equal((await fetch(`http://${addr}/authorize`, { method: 'POST', body: '{}' })).status, 405);
   });
 
   const refusalCases: Array<[string, string, () => Promise<Uint8Array | string>]> = [
