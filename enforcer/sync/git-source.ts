@@ -96,14 +96,13 @@ export class GitSource implements CapsuleSource {
   }
 
   async #sync(): Promise<SyncOutcome> {
-    const started = new Date().toISOString();
+    this.#status.last_attempt = new Date().toISOString();
     let outcome: SyncOutcome;
     try {
       outcome = await this.#attempt();
     } catch (err) {
       outcome = { result: 'error', error: describe(err) };
     }
-    this.#status.last_attempt = started;
     this.#status.last_result = outcome.result;
     if (outcome.result === 'error') {
       this.#status.last_error = outcome.error;
