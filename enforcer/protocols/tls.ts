@@ -42,6 +42,7 @@ function handshakeBytes(buf: Buffer): { data: Buffer; complete: boolean } | { er
     if (need < 0 && total >= 4) {
       const hs = Buffer.concat(parts);
       need = 4 + hs.readUIntBE(1, 3);
+      if (need > MAX_CLIENT_HELLO) return { error: `ClientHello of ${need} bytes exceeds ${MAX_CLIENT_HELLO}` };
     }
     if (need >= 0 && total >= need) return { data: Buffer.concat(parts).subarray(0, need), complete: true };
   }

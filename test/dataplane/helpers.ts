@@ -156,6 +156,8 @@ export function rawExchange(port: number, chunks: Array<Buffer | string>, ms = 1
       if (e.code === 'ECONNRESET') reset = true;
     });
     s.on('close', () => finish(true));
+    // The proxy ending its side (FIN) counts as closed: this socket is half-open by design.
+    s.on('end', () => finish(true));
     s.on('connect', async () => {
       for (const c of chunks) {
         if (s.destroyed) return;
