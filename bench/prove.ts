@@ -4,6 +4,8 @@
 // Baseline, same run: what merely loading costs — cedar-wasm parsing the same
 // policy sets plus starting cvc5 once.
 import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { splitPolicies } from '../enforcer/engine/policy-set.js';
@@ -75,10 +77,19 @@ function widened(src: PolicySource): PolicySource {
   return { ...src, policies: { ...src.policies, 'egress.cedar': egress } };
 }
 
-async function time<T>(f: () => Promise<T>): Promise<{ ms: number; value: T }> {
+/** CPU seconds of this process plus its waited-for children (cvc5), from /proc/self/stat. */
+function cpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14-17 (utime, stime, cutime, cstime) are at 11..14 after the command name.
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+async function time<T>(f: () => Promise<T>): Promise<{ ms: number; cpu: number; value: T }> {
   const t = performance.now();
+  const c = cpuSeconds();
   const value = await f();
-  return { ms: performance.now() - t, value };
+  return { ms: performance.now() - t, cpu: cpuSeconds() - c, value };
 }
 
 export async function run(_argv: string[]): Promise<void> {
@@ -89,7 +100,7 @@ export async function run(_argv: string[]): Promise<void> {
     ['500 generated', withPolicies(bundled, generatedSet(500))],
   ];
   const cvc5Start = await time(() => execa('cvc5', ['--version']));
-  process.stdout.write(`baseline: cvc5 process start ${cvc5Start.ms.toFixed(0)} ms\n`);
+  process.stdout.write(`baseline: cvc5 process start ${cvc5Start.ms.toFixed(0)} ms (load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cpus: wall times stretch with load, cpu = node + cvc5)\n`);
   for (const [name, src] of sets) {
     const parse = await time(async () => splitPolicies(src.policies).length);
     const same = await time(() => runGate({ label: 'base', source: src }, { label: 'head', source: src }));
@@ -97,8 +108,8 @@ export async function run(_argv: string[]): Promise<void> {
     const r = same.value.report;
     process.stdout.write(
       `${name.padEnd(14)} ${String(parse.value).padStart(4)} policies | baseline parse ${parse.ms.toFixed(0).padStart(5)} ms` +
-        ` | gate (no change) ${(same.ms / 1000).toFixed(2).padStart(6)} s, ${same.value.queries} queries, ${r.warnings.length} warnings, verdict ${r.verdict}` +
-        ` | gate (widened permit) ${(changed.ms / 1000).toFixed(2).padStart(6)} s, ${changed.value.report.escalations.length} re-checked counterexamples` +
+        ` | gate (no change) ${(same.ms / 1000).toFixed(2).padStart(6)} s wall ${same.cpu.toFixed(2)} s cpu, ${same.value.queries} queries, ${r.warnings.length} warnings, verdict ${r.verdict}` +
+        ` | gate (widened permit) ${(changed.ms / 1000).toFixed(2).padStart(6)} s wall ${changed.cpu.toFixed(2)} s cpu, ${changed.value.report.escalations.length} re-checked counterexamples` +
         ` | compile ${same.value.timings.compileMs.toFixed(0)} ms, solve ${same.value.timings.solveMs.toFixed(0)} ms\n`,
     );
   }

@@ -104,6 +104,9 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
   entity(resource);
   for (const item of fp) {
     if (!decodeBool(vals[item.guard])) continue;
+    // A literal of a type the head schema lacks (only a base policy can name one) cannot be in a
+    // valid store; it is never anyone's ancestor, so leaving it out changes no decision.
+    if (!schema.entityTypes.has(item.type)) continue;
     const e = entity(decodeEntity(vals[item.value]));
     for (const a of item.ancs) {
       for (const x of decodeSet(vals[a.idx])) {
