@@ -375,7 +375,10 @@ export class Kernel {
     this.#map('lil_heartbeat').update(Buffer.alloc(4), b);
   }
 
-  /** Heartbeats every intervalMs (default 250) until stopHeartbeat()/close(). */
+  /**
+   * Heartbeats every intervalMs (default 250) until stopHeartbeat()/close().
+   * The timer does not keep the process alive on its own (the daemon does).
+   */
   startHeartbeat(intervalMs = 250): void {
     this.stopHeartbeat();
     this.setHeartbeat();
@@ -462,7 +465,7 @@ export class Kernel {
    * the connection was not redirected by Lilith.
    */
   originalDestination(peer: { remoteAddress?: string; remotePort?: number }): OriginalDestination | null {
-    if (!peer.remoteAddress || !isPort(peer.remotePort)) return null;
+    if (!peer.remoteAddress || !(isIPv4(peer.remoteAddress) || isIPv6(peer.remoteAddress)) || !isPort(peer.remotePort)) return null;
     const v = this.#map('lil_orig_tp').lookup(tupleKey(peer.remoteAddress, peer.remotePort));
     return v ? decodeOrig(v) : null;
   }

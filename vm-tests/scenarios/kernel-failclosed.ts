@@ -77,7 +77,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     c.expect('with the daemon dead the programs stay attached (pinned) and keep denying', still.errno === 1, `${still.op} errno=${still.errno}`);
 
     // Restart: re-adopt, heartbeat, traffic again.
-    const watcher2 = runProbe([agentBin, 'until', 'allowed', '20000', '10.9.9.9', '80'], { timeoutMs: 25000 });
+    const watcher2 = runProbe([agentBin, 'until', 'allowed', '90000', '10.9.9.9', '80'], { timeoutMs: 95000 });
     await new Promise((r) => setTimeout(r, 100));
     const second = await startDaemon(ctx.projectRoot, config);
     daemons.push(second.child);
