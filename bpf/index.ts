@@ -8,7 +8,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { BpfError, BpfLink, BpfMap, BpfObject, RingBuffer, monotonicNs, objectPath } from './loader.js';
 import { bpfLsmActive, probeBpfLsm } from './features.js';
 import { ensureBpffs } from './mounts.js';
-import { cgroupId, inodeOf, kernelDev } from './cgroups.js';
+import { cgroupId, cgroupLevel, inodeOf, kernelDev } from './cgroups.js';
 import {
   CFG_EXEC_ALLOWLIST,
   CFG_INTERCEPT,
@@ -29,7 +29,7 @@ import {
 import { MAP_NAMES, PROGRAMS, type MapName, type ProgramSpec } from './programs.js';
 
 export type { KernelEvent, ExecEvent, DenyEvent, OriginalDestination } from './layout.js';
-export { cgroupId, inodeOf, kernelDev } from './cgroups.js';
+export { cgroupId, cgroupLevel, inodeOf, kernelDev } from './cgroups.js';
 
 export type KernelMode = 'bpf-lsm' | 'cgroup-only';
 
@@ -117,7 +117,7 @@ function isPort(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n > 0 && n < 65536;
 }
 
-function settingsOf(c: KernelConfig, intercept: boolean): KernelSettings {
+function settingsOf(c: KernelConfig, intercept: boolean, where: { id: bigint; level: number }): KernelSettings {
   const p = c.proxy;
   if (!p || typeof p !== 'object') throw new KernelConfigError('proxy', 'is required');
   if (!isIPv4(p.address)) throw new KernelConfigError('proxy.address', `${JSON.stringify(p.address)} is not an IPv4 address`);
@@ -142,6 +142,8 @@ function settingsOf(c: KernelConfig, intercept: boolean): KernelSettings {
     dnsPort: p.dnsPort,
     minAddr,
     flags: (intercept ? CFG_INTERCEPT : 0) | (c.execAllowlist === false ? 0 : CFG_EXEC_ALLOWLIST) | (c.wx === false ? 0 : CFG_WX),
+    interceptCgroupId: where.id,
+    interceptLevel: where.level,
   };
 }
 
@@ -159,7 +161,7 @@ function resolve(c: KernelConfig): Resolved {
     mode,
     intercept,
     objectDir: c.objectDir,
-    settings: settingsOf(c, intercept),
+    settings: settingsOf(c, intercept, { id: cgroupId(c.cgroupPath), level: cgroupLevel(c.cgroupPath) }),
   };
 }
 
@@ -358,7 +360,7 @@ export class Kernel {
       wx: update.wx ?? (s.flags & CFG_WX) !== 0,
       minAddr: update.minAddr ?? s.minAddr,
     };
-    const next = settingsOf(merged, (s.flags & CFG_INTERCEPT) !== 0);
+    const next = settingsOf(merged, (s.flags & CFG_INTERCEPT) !== 0, { id: s.interceptCgroupId, level: s.interceptLevel });
     this.#map('lil_config').update(Buffer.alloc(4), encodeConfig(next));
     this.#settings = next;
   }

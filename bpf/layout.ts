@@ -49,7 +49,7 @@ export const REASON_NAMES = [
   'protocol',
 ] as const;
 
-export const SIZES = { config: 48, ident: 8, classifyKey: 16, inodeKey: 16, orig: 48, tupleKey: 20, event: 176 } as const;
+export const SIZES = { config: 64, ident: 8, classifyKey: 16, inodeKey: 16, orig: 48, tupleKey: 20, event: 176 } as const;
 
 // ---- addresses -------------------------------------------------------------
 
@@ -112,6 +112,9 @@ export interface KernelSettings {
   readonly dnsPort: number;
   readonly flags: number;
   readonly minAddr: number;
+  /** Cgroup (id, level) the interception programs are attached to. */
+  readonly interceptCgroupId: bigint;
+  readonly interceptLevel: number;
 }
 
 export function encodeConfig(c: KernelSettings): Buffer {
@@ -129,6 +132,8 @@ export function encodeConfig(c: KernelSettings): Buffer {
   b.writeUInt16LE(c.proxyPort, 40);
   b.writeUInt16LE(c.dnsPort, 42);
   b.writeUInt32LE(c.minAddr, 44);
+  b.writeBigUInt64LE(c.interceptCgroupId, 48);
+  b.writeUInt32LE(c.interceptLevel, 56);
   return b;
 }
 

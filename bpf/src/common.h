@@ -49,6 +49,15 @@ static __always_inline bool heartbeat_stale(const struct lilith_config *cfg)
 	return now > *hb && now - *hb > cfg->hb_ttl_ns;
 }
 
+/* Whether the cgroup redirection covers the current task (the cgroup programs
+ * run for tasks in the subtree they are attached to, and only those). */
+static __always_inline bool intercepted(const struct lilith_config *cfg)
+{
+	if (!(cfg->flags & CFG_INTERCEPT))
+		return false;
+	return bpf_get_current_ancestor_cgroup_id(cfg->intercept_level) == cfg->intercept_cgid;
+}
+
 /* Identity of the current task's managed cgroup (nearest managed ancestor
  * wins), or false when no ancestor is managed. */
 static __always_inline bool cgroup_ident(struct lilith_ident *out)

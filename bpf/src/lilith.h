@@ -62,6 +62,9 @@ struct lilith_config {
 	__u16 proxy_port;      /* host byte order */
 	__u16 dns_port;        /* host byte order */
 	__u32 min_addr;        /* managed mappings below this address are denied */
+	__u64 intercept_cgid;  /* cgroup the interception programs are attached to ... */
+	__u32 intercept_level; /* ... and its level: tasks below it are redirected */
+	__u32 pad;
 };
 
 /* Task storage, cgroup map values, classification and socket tags. */
@@ -125,7 +128,7 @@ struct lilith_event {
 	char path[64];
 };
 
-_Static_assert(sizeof(struct lilith_config) == 48, "lilith_config layout");
+_Static_assert(sizeof(struct lilith_config) == 64, "lilith_config layout");
 _Static_assert(sizeof(struct lilith_ident) == 8, "lilith_ident layout");
 _Static_assert(sizeof(struct lilith_classify_key) == 16, "classify key layout");
 _Static_assert(sizeof(struct lilith_inode_key) == 16, "inode key layout");

@@ -150,7 +150,7 @@ int BPF_PROG(lil_sock_sendmsg, struct socket *sock, struct msghdr *msg, int size
 		 * connect already judged. */
 		if (!(msg->msg_flags & MSG_FASTOPEN) || !name)
 			return 0;
-		if ((is_proxy_addr(cfg, &d) && d.port == cfg->proxy_port) || (cfg->flags & CFG_INTERCEPT))
+		if ((is_proxy_addr(cfg, &d) && d.port == cfg->proxy_port) || intercepted(cfg))
 			return 0;
 		return deny_addr(HOOK_SOCK_SENDMSG, R_FASTOPEN, &id, d.family, d.addr, d.port);
 	}

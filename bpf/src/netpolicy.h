@@ -54,11 +54,11 @@ static __always_inline int net_verdict(const struct lilith_config *cfg, const st
 				       __u32 hook, int proto, const struct dest *d)
 {
 	bool proxy = is_proxy_addr(cfg, d);
-	bool intercept = cfg->flags & CFG_INTERCEPT;
+	bool intercept = intercepted(cfg);
 
 	if (proto == IPPROTO_TCP) {
-		/* With interception attached the cgroup connect hook, which runs
-		 * after this one, rewrites every managed TCP connect to the proxy. */
+		/* Where interception covers the task, the cgroup connect hook,
+		 * which runs after this one, rewrites the connect to the proxy. */
 		if ((proxy && d->port == cfg->proxy_port) || intercept)
 			return 0;
 		return deny_addr(hook, R_NOT_PROXY, id, d->family, d->addr, d->port);

@@ -23,9 +23,11 @@ test('IPv4, IPv6 and v4-mapped addresses round-trip through 16 bytes', () => {
   assert.throws(() => ip16('localhost'), /not an IP address/);
 });
 
-test('config encodes to the 48-byte struct with network-order proxy address and family mask', () => {
-  const b = encodeConfig({ heartbeatTtlNs: 1_000_000_000n, deniedFamilies: [16, 40], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 15001, dnsPort: 15053, flags: 7, minAddr: 65536 });
+test('config encodes to the 64-byte struct with network-order proxy address and family mask', () => {
+  const b = encodeConfig({ heartbeatTtlNs: 1_000_000_000n, deniedFamilies: [16, 40], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 15001, dnsPort: 15053, flags: 7, minAddr: 65536, interceptCgroupId: 9n, interceptLevel: 2 });
   assert.equal(b.length, SIZES.config);
+  assert.equal(b.readBigUInt64LE(48), 9n);
+  assert.equal(b.readUInt32LE(56), 2);
   assert.equal(b.readBigUInt64LE(0), 1_000_000_000n);
   assert.equal(b.readBigUInt64LE(8), (1n << 16n) | (1n << 40n));
   assert.deepEqual([...b.subarray(16, 20)], [127, 0, 0, 1]);
@@ -34,7 +36,7 @@ test('config encodes to the 48-byte struct with network-order proxy address and 
   assert.equal(b.readUInt16LE(40), 15001);
   assert.equal(b.readUInt16LE(42), 15053);
   assert.equal(b.readUInt32LE(44), 65536);
-  assert.throws(() => encodeConfig({ heartbeatTtlNs: 1n, deniedFamilies: [64], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 1, dnsPort: 1, flags: 0, minAddr: 0 }), /family 64/);
+  assert.throws(() => encodeConfig({ heartbeatTtlNs: 1n, deniedFamilies: [64], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 1, dnsPort: 1, flags: 0, minAddr: 0, interceptCgroupId: 1n, interceptLevel: 0 }), /family 64/);
 });
 
 test('deny and exec events decode from the 176-byte record', () => {

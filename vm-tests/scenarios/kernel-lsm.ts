@@ -1,10 +1,13 @@
 // Every BPF-LSM hook of Lilith, deny and permit, on a kernel booted with
 // lsm=...,bpf. Real lilith-probe processes make the syscalls; each denial is
 // matched to the kernel's own event naming the hook that refused it.
-// Phase 1 attaches the LSM programs alone (no cgroup redirection), so every
-// denial is provably the LSM hook's. Phase 2 adds the interception path at the
-// cgroup2 root and shows a process managed only by exec registration (outside
-// any agent cgroup) being redirected to the proxy with its identity.
+// Phase 1 attaches the interception path to an agent cgroup only, so the
+// processes under test (managed by exec registration, outside that cgroup) are
+// judged by the LSM hooks alone: every denial is provably the LSM hook's, and
+// traffic is never let through on the assumption that a cgroup program that
+// does not cover the task will redirect it. Phase 2 attaches interception at
+// the cgroup2 root and shows such a process redirected to the proxy with its
+// identity.
 import { copyFileSync, chmodSync, writeFileSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -70,7 +73,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   try {
     // ---- phase 1: LSM hooks alone -------------------------------------------------
-    kernel = await attach({ ...base, cgroupPath: agentCg.dir, intercept: false });
+    kernel = await attach({ ...base, cgroupPath: agentCg.dir });
     kernel.onEvent((e) => events.push(e));
     kernel.startHeartbeat();
     kernel.registerIdentity({ binary: agentBin }, ID);
