@@ -11,7 +11,7 @@ const root = resolve(import.meta.dirname, '..', '..', '..');
 const KERNELS = ['5.15', '6.1', '6.6', '6.12', '6.18', 'bpf-next'];
 
 interface Step { name?: string; run?: string; uses?: string; with?: Record<string, unknown> }
-interface Job { needs?: string | string[]; 'runs-on': string; container?: unknown; strategy?: { matrix?: { kernel?: string[] } }; steps: Step[]; 'timeout-minutes'?: number }
+interface Job { needs?: string | string[]; if?: string; 'runs-on': string; container?: unknown; strategy?: { matrix?: { kernel?: string[] } }; steps: Step[]; 'timeout-minutes'?: number }
 const wf = parse(readFileSync(join(root, '.github', 'workflows', 'vm-tests.yml'), 'utf8')) as { on: unknown; jobs: Record<string, Job> };
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const jobs = Object.entries(wf.jobs);
@@ -46,6 +46,7 @@ test('the test job runs the same runner with --kernel-image on the downloaded ke
   assert.ok(image?.startsWith(String(download.with?.path)), `--kernel-image ${image} is inside the artifact path ${download.with?.path}`);
   const needs = [job.needs ?? []].flat();
   assert.ok(needs.length > 0, 'test job waits for the kernel job');
+  assert.match(String(job.if ?? ''), /!cancelled\(\)/, 'one unavailable kernel must not skip the other kernels');
 });
 
 test('npm scripts the workflow calls exist and point at built files', () => {
