@@ -66,6 +66,7 @@ export function run(argv: string[]): Promise<number> {
 
     let config: LilithConfig;
     let attest: Attestor;
+    let kernelRedirect = false;
     if (values.standalone) {
       config = JSON.parse(await readFile(`${values.policies}/lilith.json`, 'utf8')) as LilithConfig;
       attest = async (req) => {
@@ -77,6 +78,9 @@ export function run(argv: string[]): Promise<number> {
       const cfg = await adminRequest(values.socket!, 'GET', '/v1/config');
       if (cfg.status !== 200) throw new Error(`enforcer has no active policy (${cfg.status}: ${JSON.stringify(cfg.json)})`);
       config = cfg.json as LilithConfig;
+      // With the enforcer's cgroup programs attached, every connect is redirected to the proxy.
+      const st = await adminRequest(values.socket!, 'GET', '/status');
+      kernelRedirect = ((st.json as { kernel?: { mode?: string } } | null)?.kernel?.mode ?? 'off') !== 'off';
       attest = async (req) => {
         const r = await adminRequest(values.socket!, 'POST', '/v1/agents', { pid: req.pid, exe_path: req.exePath, exe_sha256: req.exeSha256 });
         const body = r.json as { spiffe_id?: string; registration?: Attestation['registration']; error?: string };
@@ -93,6 +97,7 @@ export function run(argv: string[]): Promise<number> {
         attest,
         profile,
         audit: values.audit,
+        kernelRedirect,
         onPlan: (plan, identity) => {
           if (!values.verbose) return;
           const ll = landlockSupport();

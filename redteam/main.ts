@@ -1,0 +1,58 @@
+// `npm run redteam`: every escape attempt Lilith knows, run for real, each
+// reported as blocked or not. Exit 1 if anything expected to be blocked here
+// got through. `--vm` also runs the BPF-LSM scenarios on the VM kernels.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { ATTEMPTS, type Outcome } from './attempts.js';
+import { startRedteamEnv } from './env.js';
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  process.stdout.write(`usage: npm run redteam -- [--only ID,...] [--json FILE] [--vm]
+
+Runs each escape attempt against a real enforcer on this host (kernel programs in
+the mode this kernel allows, dataplane, lilith run confinement) and reports it
+blocked or not. Attempts that need BPF-LSM are run on the VM kernels with --vm.
+ids: ${ATTEMPTS.map((a) => a.id).join(', ')}
+`);
+  process.exit(0);
+}
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : null;
+const jsonOut = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : null;
+
+const log = (line: string) => process.stderr.write(`[redteam] ${line}\n`);
+const env = await startRedteamEnv(log);
+const results: Array<{ id: string; what: string; layer: string; expect: string; note?: string } & Outcome> = [];
+let failed = false;
+try {
+  for (const a of ATTEMPTS) {
+    if (only && !only.includes(a.id)) continue;
+    let outcome: Outcome;
+    try {
+      outcome = await a.run(env);
+    } catch (err) {
+      outcome = { blocked: false, detail: `attempt crashed: ${(err as Error).message}` };
+    }
+    const verdict = outcome.blocked ? 'BLOCKED' : a.expect === 'vm-only' ? 'HOST-GAP' : a.expect === 'open' ? 'OPEN' : 'NOT BLOCKED';
+    if (!outcome.blocked && a.expect === 'blocked') failed = true;
+    process.stdout.write(`${verdict.padEnd(12)} ${a.id.padEnd(24)} [${a.layer}] ${a.what}\n${' '.repeat(13)}${outcome.detail}\n`);
+    if (!outcome.blocked && a.expect === 'vm-only') process.stdout.write(`${' '.repeat(13)}needs BPF-LSM, refused by this host's lockdown: covered on the VM kernels (--vm)${a.note ? `; ${a.note}` : ''}\n`);
+    if (!outcome.blocked && a.expect === 'open' && a.note) process.stdout.write(`${' '.repeat(13)}known gap: ${a.note}\n`);
+    results.push({ id: a.id, what: a.what, layer: a.layer, expect: a.expect, note: a.note, ...outcome });
+  }
+} finally {
+  await env.close();
+}
+
+if (argv.includes('--vm')) {
+  // The BPF-LSM attempts (exec allowlist, W^X, identity inheritance, fail-closed) are the kernel-lsm and kernel-failclosed scenarios.
+  log('running the BPF-LSM attempts on the VM kernels');
+  const r = spawnSync(process.execPath, ['dist/vm-tests/runner.js', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed'], { stdio: 'inherit' });
+  results.push({ id: 'vm-bpf-lsm', what: 'exec of non-allowlisted binaries, W^X, identity inheritance, fail-closed under BPF-LSM (6.1, 6.12)', layer: 'kernel (BPF-LSM)', expect: 'blocked', blocked: r.status === 0, detail: `vm-tests exit ${r.status}` });
+  if (r.status !== 0) failed = true;
+}
+
+const blocked = results.filter((r) => r.blocked).length;
+process.stdout.write(`\n${blocked}/${results.length} attempts blocked on this host${failed ? '; SOME EXPECTED BLOCKS FAILED' : ''}\n`);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 2));
+process.exit(failed ? 1 : 0);
