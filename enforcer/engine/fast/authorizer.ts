@@ -3,10 +3,10 @@
 import { splitPolicies } from '../policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, PolicyBundle } from '../types.js';
 import { compilePolicy, type CompiledPolicy, type ScopeConstraint } from './compile.js';
-import { Store, type EntData } from './runtime.js';
+import { EntData, Store } from './runtime.js';
 import { buildSchema, type ActionInfo, type SchemaModel } from './schema.js';
 import { RequestError, conform, parseEntity, parseUid } from './validate.js';
-import { EUid, EvalError, eqUid, type Value } from './values.js';
+import { EUid, EvalError, eq, eqUid, type Value } from './values.js';
 
 /** Policies that can apply to one (action, principal type, resource type). */
 interface Bucket {
@@ -33,6 +33,13 @@ function scopeAdmits(s: ScopeConstraint, type: string, schema: SchemaModel): boo
     case 'is':
       return s.type === type && (!s.in || canBeIn(s.in));
   }
+}
+
+/** Duplicate entity entries are accepted only when identical (as Cedar does). */
+function sameEntity(a: { attrs: Record<string, Value>; parents: EUid[] }, b: { attrs: Record<string, Value>; parents: EUid[] }): boolean {
+  if (!eq(a.attrs, b.attrs) || a.parents.length !== b.parents.length) return false;
+  for (let i = 0; i < a.parents.length; i++) if (!b.parents.some((p) => eqUid(p, a.parents[i]))) return false;
+  return true;
 }
 
 function actionAdmits(p: CompiledPolicy, a: ActionInfo): boolean {
@@ -65,14 +72,14 @@ export class FastAuthorizer implements Authorizer {
       if (!m) statics.set(e.uid.type, (m = new Map()));
       m.set(e.uid.id, e);
     };
-    for (const a of this.schema.actions.values()) put({ uid: a.uid, attrs: {}, parents: a.parents, anc: null });
+    for (const a of this.schema.actions.values()) put(new EntData(a.uid, {}, a.parents, null));
     try {
       for (const raw of bundle.entities) {
         const e = parseEntity(this.schema, raw);
         if (!e) continue;
         const existing = statics.get(e.uid.type)?.get(e.uid.id);
-        if (existing && JSON.stringify(existing) !== JSON.stringify({ ...e, anc: null })) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
-        put({ ...e, anc: null });
+        if (existing && !sameEntity(existing, e)) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
+        put(new EntData(e.uid, e.attrs, e.parents, null));
       }
     } catch (err) {
       if (!(err instanceof RequestError)) throw err;
@@ -98,6 +105,8 @@ export class FastAuthorizer implements Authorizer {
           }
         }
         e.anc = anc;
+        // Cedar requires the hierarchy to be acyclic.
+        if (this.staticError === null && anc.get(e.uid.type)?.has(e.uid.id)) this.staticError = `hierarchy cycle containing ${e.uid.type}::${JSON.stringify(e.uid.id)}`;
       }
     }
     this.store = new Store(statics);
@@ -120,56 +129,77 @@ export class FastAuthorizer implements Authorizer {
     return this.actions.get(action)?.byType.get(principalType)?.get(resourceType)?.policies.length ?? 0;
   }
 
+  // The decision in flight (decisions are synchronous, so one set of slots suffices).
+  private P: EUid = new EUid('', '');
+  private R: EUid = new EUid('', '');
+  private A: EUid = new EUid('', '');
+  private C: Record<string, Value> = {};
+  private bucket: Bucket = { policies: [] };
+  private failure = '';
+
   isAuthorized(req: AuthzRequest): Decision {
-    let bucket: Bucket;
-    let P: EUid, A: EUid, R: EUid;
-    let C: Record<string, Value>;
+    const S = this.store;
+    const problem = this.prepare(req);
+    if (problem !== null) {
+      S.n = 0;
+      return { decision: 'deny', reasons: [], errors: [`request: ${problem}`] };
+    }
+    let permits: string[] | null = null;
+    let forbids: string[] | null = null;
+    let errors: string[] | null = null;
+    const list = this.bucket.policies;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i];
+      const r = this.evaluate(p);
+      if (r === 1) {
+        if (p.forbid) (forbids ??= []).push(p.id);
+        else (permits ??= []).push(p.id);
+      } else if (r === 2) (errors ??= []).push(`${p.id}: ${this.failure}`);
+    }
+    S.n = 0;
+    if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? [] };
+    if (permits !== null) return { decision: 'allow', reasons: permits, errors: errors ?? [] };
+    return { decision: 'deny', reasons: [], errors: errors ?? [] };
+  }
+
+  /** 1 satisfied, 0 not, 2 error (message in `failure`). Kept apart so the hot loop has no try/catch. */
+  private evaluate(p: CompiledPolicy): number {
+    try {
+      return p.fn(this.P, this.A, this.R, this.C, this.store) ? 1 : 0;
+    } catch (err) {
+      this.failure = err instanceof EvalError ? err.message : `internal error: ${String(err)}`;
+      return 2;
+    }
+  }
+
+  /** Validates the request against the schema and loads its entities; returns the problem, or null. */
+  private prepare(req: AuthzRequest): string | null {
     const S = this.store;
     S.n = 0;
     S.override = false;
     try {
       const action = parseUid(req.action, 'action');
       const entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
-      if (!entry) throw new RequestError(`action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`);
-      A = entry.info.uid;
-      P = parseUid(req.principal, 'principal');
-      R = parseUid(req.resource, 'resource');
+      if (entry === undefined) return `action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`;
+      const A = entry.info.uid;
+      const P = parseUid(req.principal, 'principal');
+      const R = parseUid(req.resource, 'resource');
       const byR = entry.byType.get(P.type);
-      if (!byR) throw new RequestError(`principal type \`${P.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`);
+      if (byR === undefined) return `principal type \`${P.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
       const b = byR.get(R.type);
-      if (!b) throw new RequestError(`resource type \`${R.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`);
-      bucket = b;
-      C = conform(entry.info.context, req.context, 'context') as Record<string, Value>;
+      if (b === undefined) return `resource type \`${R.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
+      this.C = conform(entry.info.context, req.context, 'context') as Record<string, Value>;
       if (req.entities !== undefined && req.entities.length) this.loadRequestEntities(req.entities);
-      if (this.staticError !== null) throw new RequestError(this.staticError);
+      if (this.staticError !== null) return this.staticError;
+      this.A = A;
+      this.P = P;
+      this.R = R;
+      this.bucket = b;
+      return null;
     } catch (err) {
-      S.n = 0;
       // A malformed request is denied with the reason, never thrown at the dataplane.
-      const message = err instanceof RequestError ? err.message : `malformed request: ${String(err)}`;
-      return { decision: 'deny', reasons: [], errors: [`request: ${message}`] };
+      return err instanceof RequestError ? err.message : `malformed request: ${String(err)}`;
     }
-    let permits: string[] | null = null;
-    let forbids: string[] | null = null;
-    let errors: string[] | null = null;
-    const list = bucket.policies;
-    for (let i = 0; i < list.length; i++) {
-      const p = list[i];
-      let sat: boolean;
-      try {
-        sat = p.fn(P, A, R, C, S);
-      } catch (err) {
-        (errors ??= []).push(`${p.id}: ${err instanceof EvalError ? err.message : `internal error: ${String(err)}`}`);
-        continue;
-      }
-      if (sat) {
-        if (p.forbid) (forbids ??= []).push(p.id);
-        else (permits ??= []).push(p.id);
-      }
-    }
-    S.n = 0;
-    if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? [] };
-    if (permits !== null) return { decision: 'allow', reasons: permits, errors: errors ?? [] };
-    return { decision: 'deny', reasons: [], errors: errors ?? [] };
   }
 
   private loadRequestEntities(list: readonly unknown[]): void {
@@ -187,19 +217,29 @@ export class FastAuthorizer implements Authorizer {
       for (let i = 0; i < S.n; i++) {
         const o = S.req[i];
         if (o.uid.id === e.uid.id && o.uid.type === e.uid.type) {
-          if (JSON.stringify([o.attrs, o.parents]) !== JSON.stringify([e.attrs, e.parents])) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
+          if (!sameEntity(o, e)) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
           dup = true;
         }
       }
       if (dup) continue;
-      const slot = S.req[S.n];
-      if (slot) {
-        slot.uid = e.uid;
-        slot.attrs = e.attrs;
-        slot.parents = e.parents;
-      } else S.req.push({ uid: e.uid, attrs: e.attrs, parents: e.parents, anc: null });
-      S.n++;
+      S.req[S.n++] = new EntData(e.uid, e.attrs, e.parents, null);
       if (this.dangling.get(e.uid.type)?.has(e.uid.id)) S.override = true;
+    }
+    // A cycle through request entities needs a request entity whose parent is a
+    // request entity, or one that completes a static entity's dangling ancestor.
+    let linked = S.override;
+    for (let i = 0; i < S.n && !linked; i++) {
+      const parents = S.req[i].parents;
+      for (let k = 0; k < parents.length; k++) {
+        const p = parents[k];
+        for (let j = 0; j < S.n; j++) if (S.req[j].uid.id === p.id && S.req[j].uid.type === p.type) linked = true;
+      }
+    }
+    if (linked) {
+      for (let i = 0; i < S.n; i++) {
+        const u = S.req[i].uid;
+        if (S.reaches(S.req[i], u)) throw new RequestError(`hierarchy cycle containing ${u.type}::${JSON.stringify(u.id)}`);
+      }
     }
   }
 

@@ -3,12 +3,14 @@
 import { EUid, EvalError, fail, long, typeName, type Value } from './values.js';
 export { bool, str, set, eq, eqUid, lt, le, add, sub, mul, neg, contains, containsAll, containsAny, isEmpty } from './values.js';
 
-export interface EntData {
-  uid: EUid;
-  attrs: Record<string, Value>;
-  parents: EUid[];
-  /** Transitive ancestors (type → ids); static entities only. */
-  anc: Map<string, Set<string>> | null;
+export class EntData {
+  constructor(
+    public uid: EUid,
+    public attrs: Record<string, Value>,
+    public parents: EUid[],
+    /** Transitive ancestors (type → ids); static entities only. */
+    public anc: Map<string, Set<string>> | null,
+  ) {}
 }
 
 function ancHas(anc: Map<string, Set<string>>, b: EUid): boolean {
@@ -51,12 +53,30 @@ export class Store {
     return this.search(e, b);
   }
 
+  /** Whether `b` is a proper ancestor of `start`, walking parents only (no precomputed sets). */
+  reaches(start: EntData, b: EUid): boolean {
+    const seen = new Set<EntData>();
+    const stack = [start];
+    while (stack.length) {
+      const e = stack.pop()!;
+      for (const p of e.parents) {
+        if (p.id === b.id && p.type === b.type) return true;
+        const pe = this.find(p);
+        if (pe === undefined || seen.has(pe)) continue;
+        seen.add(pe);
+        stack.push(pe);
+      }
+    }
+    return false;
+  }
+
   private search(start: EntData, b: EUid): boolean {
     const seen = new Set<EntData>([start]);
     const stack = [start];
     while (stack.length) {
       const e = stack.pop()!;
-      for (const p of e.parents) {
+      for (let i = 0; i < e.parents.length; i++) {
+        const p = e.parents[i];
         if (p.id === b.id && p.type === b.type) return true;
         const pe = this.find(p);
         if (pe === undefined || seen.has(pe)) continue;

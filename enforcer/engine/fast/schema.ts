@@ -12,7 +12,7 @@ export type SType =
   | { kind: 'Long' }
   | { kind: 'Bool' }
   | { kind: 'Set'; element: SType }
-  | { kind: 'Record'; attrs: Map<string, { type: SType; required: boolean }> }
+  | { kind: 'Record'; attrs: Map<string, { type: SType; required: boolean }>; names: string[]; types: SType[]; required: boolean[] }
   | { kind: 'Entity'; name: string };
 
 export interface EntityTypeInfo {
@@ -37,12 +37,25 @@ export interface SchemaModel {
   actions: Map<string, ActionInfo>;
 }
 
-const EMPTY_RECORD = (): SType & { kind: 'Record' } => ({ kind: 'Record', attrs: new Map() });
+const EMPTY_RECORD = (): SType & { kind: 'Record' } => ({ kind: 'Record', attrs: new Map(), names: [], types: [], required: [] });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
+// Schema conversion through cedar-wasm is slow (~100 ms); activations of the same
+// schema share the (immutable) model.
+const cache = new Map<string, SchemaModel>();
+
 export function buildSchema(text: string): SchemaModel {
+  const hit = cache.get(text);
+  if (hit) return hit;
+  const model = buildSchemaUncached(text);
+  if (cache.size >= 16) cache.delete(cache.keys().next().value as string);
+  cache.set(text, model);
+  return model;
+}
+
+function buildSchemaUncached(text: string): SchemaModel {
   const answer = cedar.schemaToJsonWithResolvedTypes(text) as Json;
   if (answer.type !== 'success') throw new Error(`schema: ${(answer.errors ?? []).map((e: Json) => e.message).join('; ')}`);
   const namespaces = answer.json as Record<string, Json>;
@@ -91,7 +104,8 @@ export function buildSchema(text: string): SchemaModel {
         if (t.additionalAttributes) throw new Unsupported('records with additionalAttributes');
         const attrs = new Map<string, { type: SType; required: boolean }>();
         for (const [k, v] of Object.entries(t.attributes ?? {}) as [string, Json][]) attrs.set(k, { type: toType(v), required: v.required !== false });
-        return { kind: 'Record', attrs };
+        // Parallel arrays: the request validator walks them with indexed loops.
+        return { kind: 'Record', attrs, names: [...attrs.keys()], types: [...attrs.values()].map((a) => a.type), required: [...attrs.values()].map((a) => a.required) };
       }
       case 'Entity':
         if (!Object.hasOwn(entityDecls, t.name)) throw new Unsupported(`schema entity type "${t.name}"`);

@@ -48,7 +48,8 @@ export function conform(t: SType, v: unknown, where: string): Value {
       if (typeof v === 'number') {
         if (Number.isSafeInteger(v)) return v + 0; // -0 → 0
         // cedar-wasm takes integral numbers inside the 64-bit range at their exact double value.
-        if (Number.isInteger(v) && v >= -TWO63 && v < TWO63) return BigInt(v);
+        // (empirically the open interval: -2^63 itself is rejected as a double)
+        if (Number.isInteger(v) && v > -TWO63 && v < TWO63) return BigInt(v);
       }
       return bad(`${where}: expected a Long (an integer JSON number in the 64-bit range)`);
     case 'Set': {
@@ -56,8 +57,11 @@ export function conform(t: SType, v: unknown, where: string): Value {
       let out: Value[] | undefined;
       for (let i = 0; i < v.length; i++) {
         const c = conform(t.element, v[i], where);
-        if (c !== v[i] && !out) out = v.slice(0, i);
-        if (out) out.push(c);
+        if (c !== v[i] && out === undefined) {
+          out = new Array<Value>(v.length);
+          for (let j = 0; j < i; j++) out[j] = v[j] as Value;
+        }
+        if (out !== undefined) out[i] = c;
       }
       return out ?? (v as Value[]);
     }
@@ -65,32 +69,36 @@ export function conform(t: SType, v: unknown, where: string): Value {
       if (!isPlainObject(v)) bad(`${where}: expected a record (object)`);
       let out: Record<string, Value> | undefined;
       let present = 0;
-      for (const [k, a] of t.attrs) {
+      const names = t.names;
+      for (let i = 0; i < names.length; i++) {
+        const k = names[i];
         const x = Object.hasOwn(v, k) ? v[k] : undefined;
         if (x === undefined) {
-          if (a.required) bad(`${where}: missing required attribute \`${k}\``);
+          if (t.required[i]) bad(`${where}: missing required attribute \`${k}\``);
           continue;
         }
         present++;
-        const c = conform(a.type, x, `${where}.${k}`);
-        if (c !== x && !out) out = {};
-        if (out) setProp(out, k, c);
+        const c = conform(t.types[i], x, where);
+        if (c !== x && out === undefined) out = {};
+        if (out !== undefined) setProp(out, k, c);
       }
       let own = 0;
+      let sawUndefined = false;
       for (const k in v) {
         if (!Object.hasOwn(v, k)) continue;
         if (v[k] === undefined) {
-          own = -1; // an undefined attribute is absent: copy without it
+          sawUndefined = true; // an undefined attribute is absent: copy without it
           continue;
         }
         if (!t.attrs.has(k)) bad(`${where}: attribute \`${k}\` is not declared in the schema`);
-        if (own >= 0) own++;
+        own++;
       }
-      if (!out && own === present) return v as Record<string, Value>;
+      if (out === undefined && !sawUndefined && own === present) return v as Record<string, Value>;
       const copy: Record<string, Value> = {};
-      for (const k of t.attrs.keys()) {
+      for (let i = 0; i < names.length; i++) {
+        const k = names[i];
         if (!Object.hasOwn(v, k) || v[k] === undefined) continue;
-        setProp(copy, k, out && Object.hasOwn(out, k) ? out[k] : (v[k] as Value));
+        setProp(copy, k, out !== undefined && Object.hasOwn(out, k) ? out[k] : (v[k] as Value));
       }
       return copy;
     }
@@ -124,14 +132,15 @@ export function parseEntity(schema: SchemaModel, raw: unknown): ParsedEntity | n
   const type = schema.entityTypes.get(uid.type);
   if (!type) bad(`entity ${name}: type \`${uid.type}\` is not declared in the schema`);
   const attrs = conform(type.shape, raw.attrs, `entity ${name} attrs`) as Record<string, Value>;
-  const parents: EUid[] = [];
-  for (const p of raw.parents) {
-    const puid = parseUid(p, `entity ${name} parent`);
+  const rawParents = raw.parents as unknown[];
+  const parents: EUid[] = new Array<EUid>(rawParents.length);
+  for (let i = 0; i < rawParents.length; i++) {
+    const puid = parseUid(rawParents[i], `entity ${name} parent`);
     if (puid.type === 'Action') {
       if (!schema.actions.has(puid.id)) bad(`entity ${name}: parent action ${puid.id} is not declared`);
     } else if (!schema.entityTypes.has(puid.type)) bad(`entity ${name}: parent type \`${puid.type}\` is not declared in the schema`);
     if (!type.allowedParents.has(puid.type)) bad(`entity ${name}: is not allowed to have an ancestor of type \`${puid.type}\``);
-    parents.push(puid);
+    parents[i] = puid;
   }
   return { uid, attrs, parents };
 }
