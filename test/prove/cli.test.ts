@@ -3,6 +3,7 @@
 // the CI workflows run.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -176,8 +177,30 @@ test('release.yml runs on push to main, proves against HEAD~1 and signs with the
   assert.deepEqual((wf.on.push as { branches: string[] }).branches, ['main']);
   const runs = wf.jobs.release.steps.map((s) => s.run ?? '').join('\n');
   assert.match(runs, /prove --base HEAD~1 --head HEAD --out proof\.json/);
-  assert.match(runs, /sign policies --key "\$key" --watermark auto --proof proof\.json/);
+  assert.match(runs, /sign policies --key "\$key" --watermark auto --repo \. --branch capsules --proof proof\.json --out capsule\.json/);
   assert.match(runs, /publish capsule\.json --repo \. --branch capsules/);
   assert.ok(readFileSync(join(ROOT, '.github/workflows/release.yml'), 'utf8').includes('secrets.LILITH_SIGNING_KEY'));
   assert.ok(existsSync(join(ROOT, 'cli/commands/prove.ts')));
+});
+
+test('release flow: the proof report digest is what the signed capsule records as proof_digest', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'lilith-prove-release-'));
+  try {
+    await git('checkout', '-q', 'main');
+    const proof = join(work, 'proof.json');
+    const proved = await lilith(['prove', '--base', 'main', '--head', 'main', '--out', proof]);
+    assert.equal(proved.code, 0, proved.stderr);
+    const printed = /report sha256: ([0-9a-f]{64})/.exec(proved.stdout)![1];
+    assert.equal(createHash('sha256').update(readFileSync(proof)).digest('hex'), printed);
+    const keys = await lilith(['keygen', '--out', join(work, 'keys')]);
+    assert.equal(keys.code, 0, keys.stderr);
+    const signed = await lilith(['sign', 'policies', '--key', join(work, 'keys/lilith.key'), '--watermark', '1', '--proof', proof, '--out', join(work, 'capsule.json')]);
+    assert.equal(signed.code, 0, signed.stderr);
+    const envelope = JSON.parse(readFileSync(join(work, 'capsule.json'), 'utf8')) as { payload: string };
+    const payload = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as { proof_digest?: string };
+    assert.equal(payload.proof_digest, printed);
+  } finally {
+    await git('checkout', '-q', 'widen');
+    rmSync(work, { recursive: true, force: true });
+  }
 });
