@@ -36,14 +36,17 @@ export async function run(argv: string[]): Promise<void> {
     const trust = await writeTrust(dir, [key]);
     await pub.publish(await makeCapsule(key, 1));
     const t0 = Date.now();
+    // Started a little apart, as a fleet rolls out; status polled gently (the bench
+    // process also hosts the git server).
     for (let i = 0; i < n; i++) {
       fleet.push(new EnforcerProcess(
         ['--git', srv.repoUrl('policies.git'), '--trust', trust, '--state-dir', join(dir, `e${i}`), '--no-kernel', '--no-dataplane',
-          '--poll-min-ms', String(pollMin), '--poll-max-ms', String(pollMax), '--audit', join(dir, `e${i}`, 'audit.jsonl')],
+          '--poll-min-ms', String(pollMin), '--poll-max-ms', String(pollMax), '--timeout-ms', '30000', '--audit', join(dir, `e${i}`, 'audit.jsonl')],
         join(dir, `e${i}.sock`),
       ));
+      await sleep(250);
     }
-    await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 1, 'first capsule', 180_000)));
+    await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 1, 'first capsule', 600_000, 1000)));
     process.stdout.write(`  ${n} enforcers started and enforcing watermark 1 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`);
 
     // Idle load: nothing published, count what the fleet asks the server.
@@ -58,7 +61,7 @@ export async function run(argv: string[]): Promise<void> {
     const pushed = Date.now();
     await pub.publish(await makeCapsule(key, 2));
     const visible = Date.now();
-    const sts = await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'watermark 2', 120_000)));
+    const sts = await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'watermark 2', 300_000, 500)));
     const lat = sts.map((s) => Date.parse(s.active!.activated_at) - visible);
     // Mean residual wait of a renewal process with U[min,max] gaps: E[X²] / 2E[X].
     const ex2 = (pollMax ** 3 - pollMin ** 3) / (3 * (pollMax - pollMin || 1));

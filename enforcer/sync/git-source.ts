@@ -6,10 +6,12 @@
 // and fetched again.
 import git from 'isomorphic-git';
 import fs from 'node:fs';
-import { rm, mkdir } from 'node:fs/promises';
+import { rm, mkdir, readdir } from 'node:fs/promises';
 import { withHeadShim } from './head-shim.js';
 import { limitedHttp, SyncNetworkError } from './http-client.js';
 import { emptyStatus, type CandidateHandler, type CapsuleSource, type SourceStatus, type SyncOutcome } from './types.js';
+
+const MAX_PACKS = 32;
 
 export interface GitSourceOptions {
   url: string;
@@ -158,6 +160,13 @@ export class GitSource implements CapsuleSource {
 
   async #fetch(ref: string): Promise<string> {
     const { url, branch, cloneDir } = this.#opts;
+    // isomorphic-git never repacks: every fetch adds a pack. Past a few dozen, start
+    // the clone over (the next fetch downloads only the tip commit anyway).
+    const packs = await readdir(`${cloneDir}/.git/objects/pack`).catch(() => [] as string[]);
+    if (packs.filter((p) => p.endsWith('.pack')).length > MAX_PACKS) {
+      await rm(cloneDir, { recursive: true, force: true });
+      await mkdir(cloneDir, { recursive: true });
+    }
     if (!fs.existsSync(`${cloneDir}/.git`)) {
       await git.init({ fs, dir: cloneDir, defaultBranch: branch });
       await git.addRemote({ fs, dir: cloneDir, remote: 'origin', url });

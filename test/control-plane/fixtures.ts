@@ -168,14 +168,14 @@ export class EnforcerProcess {
   }
 
   /** Polls status until `pred` holds; throws with the last status and stderr after `timeoutMs`. */
-  async waitFor(pred: (s: DaemonStatus) => boolean, what: string, timeoutMs = 30_000): Promise<DaemonStatus> {
+  async waitFor(pred: (s: DaemonStatus) => boolean, what: string, timeoutMs = 30_000, intervalMs = 50): Promise<DaemonStatus> {
     const deadline = Date.now() + timeoutMs;
     let last: DaemonStatus | null = null;
     while (Date.now() < deadline) {
       last = await this.status();
       if (last && pred(last)) return last;
       if (this.child.exitCode !== null) break;
-      await sleep(50);
+      await sleep(intervalMs);
     }
     throw new Error(`timed out waiting for: ${what}\nlast status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}\nstderr:\n${this.stderr.slice(-3000)}`);
   }
