@@ -26,7 +26,7 @@ export interface DataplaneOptions {
   dnsUpstream?: string;
   /** rcode for denied DNS names. @default NXDOMAIN */
   dnsDenyRcode?: 'NXDOMAIN' | 'REFUSED';
-  /** How long to wait for a client's first bytes before deciding the stream as opaque TCP. @default 300 */
+  /** How long to wait for a client's first bytes before deciding the stream as opaque TCP (server-speaks-first protocols wait this long). @default 1000 */
   detectTimeoutMs?: number;
 }
 
@@ -49,7 +49,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
   const names = new LearnedNames();
   const decider = new Decider(opts.snapshots, taint, opts.audit);
   const sockets = new Set<net.Socket>();
-  const deps = { snapshots: opts.snapshots, origin: opts.origin, decider, names, detectTimeoutMs: opts.detectTimeoutMs ?? 300 };
+  const deps = { snapshots: opts.snapshots, origin: opts.origin, decider, names, detectTimeoutMs: opts.detectTimeoutMs ?? 1000 };
   dataplaneMetrics();
 
   const servers: net.Server[] = [];

@@ -86,7 +86,7 @@ export class StaticOriginResolver implements OriginResolver {
   }
 }
 
-/** What bpf/index.ts `originalDestination` returns for a redirected socket. */
+/** What bpf/index.ts `Kernel.originalDestination` returns for a redirected socket. */
 export interface KernelOriginalDestination {
   address: string;
   port: number;
@@ -95,34 +95,38 @@ export interface KernelOriginalDestination {
   tgid: number;
   uid: number;
   gid: number;
-  cgroupId: bigint | number;
 }
 
-export type OriginalDestinationFn = (peer: PeerAddress) => KernelOriginalDestination | null | Promise<KernelOriginalDestination | null>;
+/** The part of bpf/index.ts's Kernel the proxy needs. */
+export interface OriginalDestinationSource {
+  originalDestination(peer: { remoteAddress?: string; remotePort?: number }): KernelOriginalDestination | null;
+}
 
 /**
- * Production mode over the kernel's redirect records. Facts come from /proc for
- * the recorded process; if it already exited, only the kernel-recorded uid/gid
- * remain (registrations needing a path, hash or cgroup then do not match → deny).
+ * Production mode over the kernel's redirect records (pass the Kernel from
+ * bpf/index.ts `attach()`). TCP: the sockops program recorded the original
+ * destination and the process under the client's address and port. Facts come
+ * from /proc for the recorded process; if it already exited only the
+ * kernel-recorded uid/gid remain (registrations needing a path, hash or cgroup
+ * then do not match → deny). UDP (DNS): the kernel redirects a managed
+ * process's port-53 datagrams here without a record, so the sender is found
+ * by its socket (/proc/net/udp inode → the process holding it).
  */
 export class KernelOriginResolver implements OriginResolver {
-  constructor(private readonly originalDestination: OriginalDestinationFn) {}
+  constructor(
+    private readonly kernel: OriginalDestinationSource,
+    /** Where redirected DNS was going, for audit (the resolver address is restored by the kernel on reply). */
+    private readonly dnsDestination: Destination = { address: '0.0.0.0', port: 53, family: 4 },
+  ) {}
 
-  /** Binds to bpf/index.ts at run time (it is built by the kernel side). */
-  static async load(): Promise<KernelOriginResolver> {
-    const spec = '../bpf/index.js';
-    let mod: { originalDestination?: OriginalDestinationFn };
-    try {
-      mod = (await import(spec)) as typeof mod;
-    } catch (err) {
-      throw new Error(`kernel redirect unavailable: cannot load bpf/index.js (${(err as Error).message})`);
+  async resolve(peer: PeerAddress, transport: 'tcp' | 'udp'): Promise<Origin | null> {
+    if (transport === 'udp') {
+      const pid = await udpSocketOwner(peer.remoteAddress, peer.remotePort);
+      if (pid === null) return null;
+      const facts = await readProcessFacts(pid).catch(() => null);
+      return facts ? originFromFacts(this.dnsDestination, facts) : null;
     }
-    if (typeof mod.originalDestination !== 'function') throw new Error('kernel redirect unavailable: bpf/index.js has no originalDestination');
-    return new KernelOriginResolver(mod.originalDestination);
-  }
-
-  async resolve(peer: PeerAddress): Promise<Origin | null> {
-    const rec = await this.originalDestination(peer);
+    const rec = this.kernel.originalDestination(peer);
     if (!rec) return null;
     const pid = rec.tgid || rec.pid;
     let facts: ProcessFacts;
@@ -133,4 +137,33 @@ export class KernelOriginResolver implements OriginResolver {
     }
     return originFromFacts({ address: rec.address, port: rec.port, family: rec.family }, facts);
   }
+}
+
+/** The process owning the UDP socket bound to address:port (loopback senders only), or null. */
+export async function udpSocketOwner(address: string, port: number): Promise<number | null> {
+  const { readFile, readdir, readlink } = await import('node:fs/promises');
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let inode: string | null = null;
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const [, local] = f[1].split(':').length === 2 ? [null, f[1].split(':')[1]] : [null, ''];
+      if (local === hexPort && f[9] !== '0') {
+        inode = f[9];
+        break;
+      }
+    }
+    if (inode) break;
+  }
+  void address;
+  if (!inode) return null;
+  const want = `socket:[${inode}]`;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === want) return Number(pid);
+  }
+  return null;
 }

@@ -81,6 +81,8 @@ export class HttpConnection {
       this.#clientEnded = true;
       if (this.#state === 'head' && !this.#exchange) this.#finishClient();
       else if (this.#state === 'req_body') this.#abort(); // body cut short: nothing sane to forward
+      // An event stream to a client that stopped sending is a stream to nobody: end it.
+      else if (this.#exchange && this.#wantsEventStream(this.#exchange)) this.#abort();
     });
     c.on('data', (d: Buffer) => {
       this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
@@ -89,6 +91,12 @@ export class HttpConnection {
     this.#buf = initial;
     this.#pump();
     c.resume();
+  }
+
+  #wantsEventStream(ex: Exchange): boolean {
+    const head = this.#resp.head;
+    if (head) return (header(head, 'content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    return ex.method === 'GET' && headerTokens(ex.head, 'accept').some((a) => a.startsWith('text/event-stream'));
   }
 
   #abort(): void {
@@ -191,7 +199,7 @@ export class HttpConnection {
     const d = this.origin?.destination;
     this.deps.decider.decide({
       origin: this.origin,
-      protocol: 'http',
+      protocol: this.#mcpAlias() !== null ? 'mcp' : 'http',
       build: () => ({ action: 'http', resource: this.#endpointUid(), context: {}, refuse: `malformed request: ${reason}` }),
       fallback: { action: 'http', resource: d ? this.#endpointUid() : { type: 'Endpoint', id: 'unknown' } },
     });

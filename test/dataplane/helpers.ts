@@ -98,6 +98,8 @@ export async function startHarness(opts: {
     audit,
     listen: { proxy: Array.from({ length: opts.listeners ?? 1 }, () => '127.0.0.1:0'), dns: opts.dns ? '127.0.0.1:0' : null },
     dnsUpstream: opts.dnsUpstream,
+    // Generous: on a loaded test machine a client may take a while between connect and its first write.
+    detectTimeoutMs: 3000,
     ...opts.extra,
   });
   const h: Harness = {

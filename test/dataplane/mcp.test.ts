@@ -122,3 +122,62 @@ test('tool arguments reach policy projected onto the schema: write_file outside 
   await f.client.close();
   assert.equal(await h.settled(), 0);
 });
+
+test('malformed JSON-RPC and oversized MCP bodies are refused without reaching the server; the proxy keeps serving', async () => {
+  const url = `http://127.0.0.1:${filesProxyPort}/mcp`;
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  const callsBefore = files.calls.length;
+  const bad = await fetch(url, { method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"tools/call",' });
+  assert.equal(bad.status, 400);
+  const badBody = (await bad.json()) as { error: { code: number } };
+  assert.equal(badBody.error.code, -32700);
+  const notRpc = await fetch(url, { method: 'POST', headers, body: '{"hello":"world"}' });
+  assert.equal(notRpc.status, 400);
+  const noName = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { arguments: {} } }) });
+  const noNameBody = (await noName.json()) as { id: number; error: { code: number; message: string } };
+  assert.equal(noNameBody.id, 7);
+  assert.equal(noNameBody.error.code, -32600);
+  assert.match(noNameBody.error.message, /without a tool name/);
+  // A batch with one denied call is refused whole, each request answered.
+  const batch = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify([
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: '/a' } } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'http_post', arguments: { url: 'x' } } },
+    ]),
+  });
+  const batchBody = (await batch.json()) as Array<{ id: number; error: { code: number } }>;
+  assert.deepEqual(batchBody.map((b) => [b.id, b.error.code]), [[1, -32600], [2, -32600]]);
+  const big = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(11 * 1024 * 1024) } }) }).catch((e: Error) => e);
+  if (!(big instanceof Error)) assert.equal(big.status, 413);
+  assert.equal(files.calls.length, callsBefore, 'nothing malformed or refused reached the server');
+  const f = await connect(filesProxyPort);
+  assert.equal(text(await f.client.callTool({ name: 'read_file', arguments: { path: '/data/ok' } })), 'contents of /data/ok');
+  await f.client.close();
+  const reasons = (await h.events()).filter((e) => e.protocol === 'mcp' && e.decision === 'deny').map((e) => e.reason ?? '');
+  assert.ok(reasons.some((r) => /malformed MCP message: body is not JSON/.test(r)));
+  assert.ok(reasons.some((r) => /exceeds/.test(r)));
+  assert.equal(await h.settled(), 0);
+});
+
+test('response content sets taint: a private key in a tool result adds CREDENTIALS, after which read_file is denied', async () => {
+  const keyServer = await startMcpServer('files', { read_file: { args: ['path'], impl: () => '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----' } });
+  const other = await startHarness({
+    tweaks: { config: (c) => void (c.upstreams = { files: { address: `127.0.0.1:${keyServer.port}`, kind: 'mcp' } }) },
+    destination: loopback(keyServer.port),
+    facts: { pid: process.pid, cgroupPath: '/lilith/agents/reader' },
+  });
+  try {
+    const client = new Client({ name: 'reader', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${other.proxy.port}/mcp`)));
+    await client.callTool({ name: 'read_file', arguments: { path: '/notes.txt' } });
+    const reader = 'spiffe://corp.example/agents/reader';
+    assert.equal(other.dp.taint.mask(reader) & 0x8n, 0x8n, 'CREDENTIALS bit set from the response');
+    await assert.rejects(client.callTool({ name: 'read_file', arguments: { path: '/notes.txt' } }), McpError);
+    await client.close();
+  } finally {
+    await other.close();
+    await keyServer.close();
+  }
+});
