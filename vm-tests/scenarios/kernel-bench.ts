@@ -28,7 +28,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   let kernel: Kernel | undefined;
   const n = '300';
   try {
-    kernel = await attach({ cgroupPath: ensureCgroup2(), pinRoot: makePinRoot(), mode: 'bpf-lsm', proxy: { address: '127.0.0.1', port, dnsPort: port } });
+    kernel = await attach({ cgroupPath: ensureCgroup2(), pinRoot: makePinRoot(), mode: 'bpf-lsm', heartbeatTtlMs: 15000, proxy: { address: '127.0.0.1', port, dnsPort: port } });
     kernel.registerIdentity({ binary: agentBin }, 3);
     kernel.startHeartbeat();
     const cases: Record<string, string[]> = {

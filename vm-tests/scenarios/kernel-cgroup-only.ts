@@ -15,7 +15,8 @@ export async function run(_ctx: ScenarioContext): Promise<ScenarioResult> {
   const direct = await directListener();
   const agent = makeCgroup();
   try {
-    kernel = await attach({ cgroupPath: agent.dir, pinRoot: makePinRoot(), proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort } });
+    // Long TTL: TCG guests on a busy host stall; the TTL is kernel-failclosed's subject.
+    kernel = await attach({ cgroupPath: agent.dir, pinRoot: makePinRoot(), heartbeatTtlMs: 15000, proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort } });
     kernel.registerIdentity({ cgroup: agent.dir }, 5);
     kernel.startHeartbeat();
     const missing = kernel.hooks.missing.map((m) => m.hook);

@@ -48,7 +48,9 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const agentCg = makeCgroup();
   const events: KernelEvent[] = [];
   const pinRoot = makePinRoot();
-  const base = { pinRoot, mode: 'bpf-lsm' as const, proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort }, deniedFamilies: [16] };
+  // A long heartbeat TTL: a TCG guest on a busy host can stall for over a
+  // second, and this scenario tests the hooks, not the TTL (kernel-failclosed does).
+  const base = { pinRoot, mode: 'bpf-lsm' as const, proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort }, deniedFamilies: [16], heartbeatTtlMs: 15000 };
 
   const waitEvent = async (pred: (e: KernelEvent) => boolean, ms = 2000): Promise<KernelEvent | undefined> => {
     for (let t = 0; t < ms; t += 25) {
