@@ -6,6 +6,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import { checkConfig, type ConfigIssue } from '../capsule/config-check.js';
 import type { LilithConfig } from '../capsule/config.js';
+import { PolicySetError, splitPolicies } from '../enforcer/engine/policy-set.js';
 import { locateJsonPointer } from './json-locate.js';
 import { CONFIG_FILE, ENTITIES_FILE, SCHEMA_FILE, type PolicySource } from './policy-source.js';
 import { positionOfByteOffset, positionOfIndex } from './source-position.js';
@@ -271,7 +272,18 @@ export function validatePolicySource(src: PolicySource): ValidationReport {
   const sortedKeys = (r: Record<string, string>) => Object.keys(r).sort();
   const policies = sortedKeys(src.policies).map((f) => parseCedarFile(ctx, f, src.policies[f]));
   const invariants = sortedKeys(src.invariants).map((f) => parseCedarFile(ctx, f, src.invariants[f]));
+  const before = ctx.out.length;
   checkDuplicateIds(ctx, [...policies, ...invariants]);
+  // The engines name policies with splitPolicies; when our positional checks found
+  // nothing, it must agree, so a clean validate always means a loadable policy set.
+  if (ctx.out.length === before && [...policies, ...invariants].every((f) => f.policies)) {
+    try {
+      splitPolicies({ ...src.policies, ...src.invariants });
+    } catch (err) {
+      if (!(err instanceof PolicySetError)) throw err;
+      ctx.out.push({ file: err.file ?? SCHEMA_FILE, line: 1, col: 1, severity: 'error', message: err.message });
+    }
+  }
   if (schemaOk) validateAgainstSchema(ctx, [...policies, ...invariants], src.schema);
 
   const entities = checkEntities(ctx, src.entitiesText, schemaOk ? src.schema : null);
