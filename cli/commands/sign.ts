@@ -1,5 +1,5 @@
 // `lilith sign [DIR]`: validate a policy repository and sign it into a capsule.
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename, stat } from 'node:fs/promises';
 import fs from 'node:fs';
 import { resolve } from 'node:path';
 import git from 'isomorphic-git';
@@ -83,7 +83,10 @@ export async function run(argv: string[]): Promise<number> {
     const dir = positionals[0] ?? 'policies';
 
     const keys: SigningKey[] = [];
-    for (const path of values.key) keys.push(await readSigningKey(path));
+    for (const path of values.key) {
+      keys.push(await readSigningKey(path));
+      if ((await stat(path)).mode & 0o077) process.stderr.write(`lilith sign: warning: ${path} is readable by others (chmod 600 it)\n`);
+    }
     if (new Set(keys.map((k) => k.keyid)).size !== keys.length) throw new UsageError('the same key was given twice (a key counts once towards the threshold)');
 
     const src = await readPolicyDir(dir);
