@@ -100,6 +100,11 @@ export class Activator implements SnapshotSource {
     this.#opts = opts;
   }
 
+  /** Replaces the trust file for future verifications (after a rotation); the active capsule stays. */
+  setTrust(trust: Trust): void {
+    this.#opts = { ...this.#opts, trust };
+  }
+
   /** The snapshot for one decision: a single field read. */
   get(): PolicySnapshot | null {
     return this.#served;

@@ -35,7 +35,9 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       const { KernelOriginResolver } = await import('./origin.js');
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
-      const origin = new KernelOriginResolver((peer) => (bridge?.originalDestination(peer) ?? null) as never);
+      const origin = new KernelOriginResolver({
+        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null) as never,
+      });
       const dp = await startDataplane({ snapshots: activator, origin, audit });
       return {
         stop: () => dp.close(),

@@ -21,6 +21,8 @@ export interface Daemon {
   readonly activator: Activator;
   readonly sources: CapsuleSource[];
   status(): DaemonStatus;
+  /** Re-reads the trust file (SIGHUP); keeps the current one if the new one is unusable. */
+  reloadTrust(): void;
   /** Resolves when stopped (signal or stop()). */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -249,5 +251,14 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
     })();
     return stopping;
   };
-  return { activator, sources, status, stopped, stop };
+  const reloadTrust = () => {
+    try {
+      const next = loadTrust(cfg.trust);
+      activator.setTrust(next);
+      log(`trust file ${cfg.trust} reloaded: ${next.keys.size} key(s), threshold ${next.threshold}`);
+    } catch (err) {
+      log(`trust file reload failed, keeping the current trust: ${(err as Error).message}`);
+    }
+  };
+  return { activator, sources, status, stopped, stop, reloadTrust };
 }

@@ -39,6 +39,7 @@ Admin:
   --config FILE          JSON settings file (keys: trust, state_dir, git_url, git_branch, ...)
 
 Every setting also reads LILITH_<NAME> from the environment (flags > env > file).
+SIGHUP re-reads the trust file (key rotation) and syncs at once.
 Exit: runs until SIGTERM/SIGINT (exit 0); 2 on a configuration or state error.`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -94,7 +95,9 @@ export async function run(argv: string[]): Promise<number> {
       };
       process.once('SIGTERM', () => onSignal('SIGTERM'));
       process.once('SIGINT', () => onSignal('SIGINT'));
+      // SIGHUP: re-read the trust file (after `lilith verify --write-trust` rotated it), then sync now.
       process.on('SIGHUP', () => {
+        daemon.reloadTrust();
         for (const s of daemon.sources) if ('syncNow' in s) void (s as { syncNow(): Promise<unknown> }).syncNow();
       });
       await daemon.stopped;

@@ -41,7 +41,7 @@ describe('lilith enforcer following a git capsule branch', () => {
     await enf?.kill('SIGKILL');
     await pub.dispose();
     await srv.dispose();
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('activates the published capsule, then capsule N+1, and reports it in lilith status', async () => {
@@ -233,7 +233,7 @@ describe('lilith enforcer with a watched capsule directory', () => {
   let enf: EnforcerProcess | null = null;
   after(async () => {
     await enf?.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('activates a capsule dropped by rename, and the higher watermark wins across git and the directory', async () => {
@@ -281,7 +281,7 @@ describe('lilith enforcer when the active capsule expires', () => {
   const procs: EnforcerProcess[] = [];
   after(async () => {
     for (const p of procs) await p.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   for (const onExpiry of ['fail_closed', 'keep'] as const) {
@@ -315,4 +315,43 @@ describe('lilith enforcer when the active capsule expires', () => {
       assert.ok(audit.some((e) => e.result === 'expired' && String(e.reason).includes(`on_expiry=${onExpiry}`)));
     });
   }
+});
+
+describe('lilith enforcer after a trust file rotation', () => {
+  let dir: string;
+  let enf: EnforcerProcess | null = null;
+  after(async () => {
+    await enf?.kill('SIGKILL');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('SIGHUP re-reads the trust file: capsules by the new key are accepted, by the retired key refused; a broken file keeps the old trust', async () => {
+    dir = await tempDir('cp-rotate');
+    const oldKey = generateSigningKey();
+    const newKey = generateSigningKey();
+    const drops = join(dir, 'drops');
+    await (await import('node:fs/promises')).mkdir(drops);
+    const trust = await writeTrust(dir, [oldKey]);
+    await writeFile(join(drops, 'a.json'), await makeCapsule(oldKey, 1));
+    enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), '--no-kernel', '--no-dataplane'], join(dir, 'admin.sock'));
+    await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 by the old key');
+    // A broken trust file on SIGHUP is reported and ignored.
+    await writeFile(trust, '{"version": 1, "keys": [');
+    enf.child.kill('SIGHUP');
+    const deadline = Date.now() + 10_000;
+    while (!enf.stderr.includes('trust file reload failed') && Date.now() < deadline) await sleep(20);
+    assert.match(enf.stderr, /trust file reload failed, keeping the current trust/);
+    await writeFile(join(drops, 'b.json'), await makeCapsule(oldKey, 2));
+    await enf.waitFor((s) => s.active?.watermark === 2, 'old key still trusted');
+    // The rotated file lists only the new key.
+    await writeTrust(dir, [newKey]);
+    enf.child.kill('SIGHUP');
+    while (!enf.stderr.includes('reloaded: 1 key(s)') && Date.now() < deadline + 10_000) await sleep(20);
+    await writeFile(join(drops, 'c.json'), await makeCapsule(oldKey, 3));
+    const st = await enf.waitFor((s) => s.refusals >= 1, 'retired key refused');
+    assert.equal(st.last_refusal!.code, 'unknown_key');
+    await writeFile(join(drops, 'd.json'), await makeCapsule(newKey, 4));
+    const now = await enf.waitFor((s) => s.active?.watermark === 4, 'new key accepted');
+    assert.deepEqual(now.active!.keyids, [newKey.keyid]);
+  });
 });
