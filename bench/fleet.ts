@@ -35,19 +35,31 @@ export async function run(argv: string[]): Promise<void> {
     const key = generateSigningKey();
     const trust = await writeTrust(dir, [key]);
     await pub.publish(await makeCapsule(key, 1));
+    const args = (i: number | string) => ['--git', srv.repoUrl('policies.git'), '--trust', trust, '--state-dir', join(dir, `e${i}`), '--no-kernel', '--no-dataplane',
+      '--poll-min-ms', String(pollMin), '--poll-max-ms', String(pollMax), '--timeout-ms', '30000', '--audit', join(dir, `e${i}`, 'audit.jsonl')];
+
+    // Baseline in the same run: one enforcer alone picks up watermark 1 → 0 (a
+    // separate branch would need its own server; instead it follows the same one
+    // and the fleet later starts from watermark 1 as well).
+    const solo = new EnforcerProcess(args('solo'), join(dir, 'solo.sock'));
+    fleet.push(solo);
+    await solo.waitFor((s) => s.active?.watermark === 1, 'solo first capsule', 600_000, 200);
+    await sleep(pollMax);
+    await pub.publish(await makeCapsule(key, 2));
+    const soloVisible = Date.now();
+    const soloSt = await solo.waitFor((s) => s.active?.watermark === 2, 'solo watermark 2', 120_000, 200);
+    const single = Date.parse(soloSt.active!.activated_at) - soloVisible;
+    await solo.kill('SIGKILL');
+    fleet.length = 0;
     const t0 = Date.now();
     // Started a little apart, as a fleet rolls out; status polled gently (the bench
     // process also hosts the git server).
     for (let i = 0; i < n; i++) {
-      fleet.push(new EnforcerProcess(
-        ['--git', srv.repoUrl('policies.git'), '--trust', trust, '--state-dir', join(dir, `e${i}`), '--no-kernel', '--no-dataplane',
-          '--poll-min-ms', String(pollMin), '--poll-max-ms', String(pollMax), '--timeout-ms', '30000', '--audit', join(dir, `e${i}`, 'audit.jsonl')],
-        join(dir, `e${i}.sock`),
-      ));
+      fleet.push(new EnforcerProcess(args(i), join(dir, `e${i}.sock`)));
       await sleep(250);
     }
-    await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 1, 'first capsule', 600_000, 1000)));
-    process.stdout.write(`  ${n} enforcers started and enforcing watermark 1 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`);
+    await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'first capsule', 600_000, 1000)));
+    process.stdout.write(`  ${n} enforcers started and enforcing watermark 2 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`);
 
     // Idle load: nothing published, count what the fleet asks the server.
     await sleep(pollMax); // let the start-up fetches settle
@@ -59,17 +71,20 @@ export async function run(argv: string[]): Promise<void> {
 
     // Propagation: publish, then read each enforcer's own activation time.
     const pushed = Date.now();
-    await pub.publish(await makeCapsule(key, 2));
+    await pub.publish(await makeCapsule(key, 3));
     const visible = Date.now();
-    const sts = await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'watermark 2', 300_000, 500)));
+    const sts = await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 3, 'watermark 3', 300_000, 500)));
     const lat = sts.map((s) => Date.parse(s.active!.activated_at) - visible);
+    const seen = sts.map((s) => Date.parse(s.sync.sources[0].last_change_at!) - visible);
+    const act = sts.map((s) => Date.parse(s.active!.activated_at) - Date.parse(s.sync.sources[0].last_change_at!));
     // Mean residual wait of a renewal process with U[min,max] gaps: E[X²] / 2E[X].
     const ex2 = (pollMax ** 3 - pollMin ** 3) / (3 * (pollMax - pollMin || 1));
     const residual = pollMax === pollMin ? pollMin / 2 : ex2 / (2 * meanPoll);
 
     process.stdout.write(`  poll delay uniform in [${pollMin}, ${pollMax}] ms; push took ${visible - pushed} ms\n`);
     process.stdout.write(`  time until enforced after the push: p50 ${pct(lat, 50)} ms, p90 ${pct(lat, 90)} ms, max ${Math.max(...lat)} ms (n=${n})\n`);
-    process.stdout.write(`    baseline: mean wait for the next poll alone ${residual.toFixed(0)} ms, worst ${pollMax} ms\n`);
+    process.stdout.write(`    of which: branch move seen p50 ${pct(seen, 50)} ms, max ${Math.max(...seen)} ms; fetch + verify + build + persist + swap p50 ${pct(act, 50)} ms, max ${Math.max(...act)} ms\n`);
+    process.stdout.write(`    baseline: mean wait for the next poll alone ${residual.toFixed(0)} ms, worst ${pollMax} ms; one enforcer alone (same run): ${single} ms\n`);
     process.stdout.write(`  idle git load: ${idleReqs} requests in ${idleS} s = ${perMin.toFixed(1)} requests per enforcer per minute\n`);
     process.stdout.write(`    baseline: one request per poll = ${(60_000 / meanPoll).toFixed(1)} per enforcer per minute\n`);
   } finally {

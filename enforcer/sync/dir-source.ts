@@ -90,6 +90,7 @@ export class DirSource implements CapsuleSource {
       if (this.#offered.get(name) === digest) continue;
       this.#offered.set(name, digest);
       offered = true;
+      this.#status.last_change_at = new Date().toISOString();
       try {
         await this.#onCandidate?.({ source: `${this.name}/${name}`, bytes, commit: null });
       } catch (err) {

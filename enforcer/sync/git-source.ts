@@ -125,6 +125,7 @@ export class GitSource implements CapsuleSource {
     const refs = await git.listServerRefs({ http: this.#http, url, prefix: ref, protocolVersion: 1 });
     const tip = refs.find((r) => r.ref === ref)?.oid;
     if (!tip) return { result: 'error', error: `branch '${branch}' not found on ${url}` };
+    if (tip !== this.#status.last_commit && tip !== this.#lastOffered) this.#status.last_change_at = new Date().toISOString();
     this.#status.last_commit = tip;
     if (tip === this.#lastOffered) return { result: 'unchanged' };
 

@@ -26,6 +26,8 @@ export interface SourceStatus {
   last_success: string | null;
   /** Last commit (git) seen on the capsule branch. */
   last_commit: string | null;
+  /** When the source last saw new content (git: the branch tip moved), before fetching it. */
+  last_change_at: string | null;
   consecutive_failures: number;
   /** When the next attempt is due (git). */
   next_attempt: string | null;
@@ -42,5 +44,5 @@ export interface CapsuleSource {
 }
 
 export function emptyStatus(name: string, kind: SourceStatus['kind']): SourceStatus {
-  return { name, kind, last_attempt: null, last_result: null, last_error: null, last_success: null, last_commit: null, consecutive_failures: 0, next_attempt: null };
+  return { name, kind, last_attempt: null, last_result: null, last_error: null, last_success: null, last_commit: null, last_change_at: null, consecutive_failures: 0, next_attempt: null };
 }
