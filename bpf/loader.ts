@@ -52,8 +52,10 @@ export function monotonicNs(): bigint {
 }
 
 /** Number of possible CPUs: a per-CPU map value holds one 8-byte-aligned slot per CPU. */
+let cpus = 0;
 export function possibleCpus(): number {
-  return check('possibleCpus', native().numPossibleCpus());
+  if (cpus === 0) cpus = check('possibleCpus', native().numPossibleCpus());
+  return cpus;
 }
 
 export interface OpenOptions {
@@ -319,8 +321,11 @@ export class BpfMap {
 
   get fd(): number {
     if (this.#object) {
+      // `handle` throws EBADF once the object is closed, so a cached fd is never stale.
+      const h = this.#object.handle;
       if (!this.#object.loaded) throw new BpfError('map.fd', errnoValue('EBADF'), { target: this.name, detail: 'object not loaded' });
-      return check<number>('map.fd', native().mapFdByName(this.#object.handle, this.name), this.name);
+      if (this.#fd < 0) this.#fd = check<number>('map.fd', native().mapFdByName(h, this.name), this.name);
+      return this.#fd;
     }
     if (this.#fd < 0) throw new BpfError('map.fd', errnoValue('EBADF'), { target: this.name, detail: 'map is closed' });
     return this.#fd;

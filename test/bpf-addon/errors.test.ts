@@ -1,7 +1,7 @@
 // Failures surface as BpfError with the errno the kernel or libbpf returned.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfError, BpfObject } from '../../bpf/loader.js';
+import { BpfError, BpfObject, type BpfMap } from '../../bpf/loader.js';
 import { errnoCode } from '../../bpf/errors.js';
 import { activeLsms, lockdownMode, probeBpfLsm } from '../../bpf/features.js';
 import { makePinDir, removePinDir, testObjects, u32 } from './helpers.js';
@@ -49,23 +49,29 @@ test('a program the verifier rejects fails load with the verifier log', () => {
 test('unknown programs, maps and wrong key or value sizes are clear errors', () => {
   const pins = makePinDir();
   const obj = BpfObject.open(objs.connect, { pinRoot: pins });
+  let cfgAfterClose!: BpfMap;
   try {
     assert.throws(() => obj.program('nope'), { name: 'BpfError', code: 'ENOENT', message: /nope: ENOENT \(no such program\)/ });
     assert.throws(() => obj.map('nope'), { name: 'BpfError', code: 'ENOENT', message: /no such map/ });
     assert.throws(() => obj.map('test_cfg').fd, { code: 'EBADF', message: /not loaded/ });
     obj.load();
     const cfg = obj.map('test_cfg');
+    cfgAfterClose = cfg;
     assert.throws(() => cfg.lookup(Buffer.alloc(3)), { code: 'EINVAL', message: /key is 3 bytes, map expects 4/ });
     assert.throws(() => cfg.update(u32(0), Buffer.alloc(8)), { code: 'EINVAL', message: /value is 8 bytes, map expects 4/ });
     // An array index past max_entries: the kernel's own answer.
     assert.throws(() => cfg.update(u32(5), u32(1)), { operation: 'map.update', code: 'E2BIG' });
     assert.throws(() => obj.program('test_connect4').attachCgroup('/nonexistent-cgroup'), { operation: 'program.attachCgroup', code: 'ENOENT' });
     assert.throws(() => obj.program('test_connect4').setAutoload(false), { code: 'EBUSY' });
+    cfg.update(u32(0), u32(7));
+    assert.equal(cfg.lookup(u32(0))?.readUInt32LE(0), 7);
   } finally {
     obj.close();
     removePinDir(pins);
   }
   assert.throws(() => obj.load(), { code: 'EBADF', message: /closed/ });
+  // A map taken from the object (its fd cached by the lookup above) is dead with it.
+  assert.throws(() => cfgAfterClose.lookup(u32(0)), { code: 'EBADF', message: /object is closed/ });
   obj.close(); // idempotent
 });
 
