@@ -35,6 +35,8 @@ export class Decls {
   readonly sorts = new Set<string>();
   readonly consts = new Map<string, string>();
   readonly ancs = new Set<string>();
+  /** Uninterpreted unary functions over entities (existence, attributes): name → [arg sort, result sort]. */
+  readonly funcs = new Map<string, [string, string]>();
   /** Entity-valued terms the query mentions → type and the condition under which they are defined. */
   readonly footprint = new Map<string, { type: string; guard: string }>();
 
@@ -47,6 +49,10 @@ export class Decls {
     this.useSort(to);
     this.ancs.add(`${from}\u0000${to}`);
     return ancsFn(from, to);
+  }
+  useFunc(name: string, arg: string, ret: string): string {
+    this.funcs.set(name, [arg, ret]);
+    return name;
   }
   addConst(name: string, sort: string): string {
     this.consts.set(name, sort);
@@ -80,6 +86,36 @@ export function ctxConst(path: string[]): string {
 }
 export function ctxPresent(path: string[]): string {
   return sym(`ctx.${encodePath(path)}?`);
+}
+
+/** Entity existence (in the store) and attribute leaf functions. */
+export function existsFn(type: string): string {
+  return sym(`exists.${type}`);
+}
+export function attrFn(type: string, path: string[]): string {
+  return sym(`attr.${type}.${encodePath(path)}`);
+}
+export function attrPresentFn(type: string, path: string[]): string {
+  return sym(`attr.${type}.${encodePath(path)}?`);
+}
+
+/** An entity's attributes: a record whose leaves are uninterpreted functions applied to the entity. */
+export function entityRecord(type: string, entity: string, path: string[], ty: Ty & { k: 'record' }, decls: Decls): RecInner {
+  const rec: RecInner['rec'] = {};
+  const arg = entitySort(type);
+  for (const [name, f] of Object.entries(ty.fields)) {
+    const p = [...path, name];
+    const present = f.required ? TRUE : `(${decls.useFunc(attrPresentFn(type, p), arg, 'Bool')} ${entity})`;
+    let v: Inner;
+    if (f.ty.k === 'record') v = entityRecord(type, entity, p, f.ty, decls);
+    else if (f.ty.k === 'ext') v = FALSE;
+    else {
+      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
+      v = `(${decls.useFunc(attrFn(type, p), arg, sortOf(f.ty))} ${entity})`;
+    }
+    rec[name] = { present, ty: f.ty, v };
+  }
+  return { rec };
 }
 
 /** The context variable: a record whose leaves are free constants. */
@@ -545,8 +581,12 @@ export class Compiler {
       return out;
     }
     if (t.ty.k === 'entity') {
-      if (t.ty.name === 'Action' || !this.c.schema.entityTypes.get(t.ty.name)?.shape) return ERR;
-      return this.unsupported(`entity attributes (${t.ty.name}.${attr})`);
+      const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
+      if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return ERR;
+      // Reading an attribute of an entity absent from the store is an error.
+      const exists = `(${this.c.decls.useFunc(existsFn(t.ty.name), entitySort(t.ty.name), 'Bool')} ${t.v})`;
+      const rec = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls);
+      return this.getAttr({ ty: shape, err: or(t.err, not(exists)), v: rec }, attr);
     }
     return this.typeErr(t);
   }
@@ -572,8 +612,11 @@ export class Compiler {
       return bool(f ? f.present : FALSE, t.err);
     }
     if (t.ty.k === 'entity') {
-      if (t.ty.name === 'Action' || !this.c.schema.entityTypes.get(t.ty.name)?.shape) return bool(FALSE, t.err);
-      return this.unsupported(`entity attributes (${t.ty.name} has ${attr})`);
+      const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
+      if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return bool(FALSE, t.err);
+      const exists = `(${this.c.decls.useFunc(existsFn(t.ty.name), entitySort(t.ty.name), 'Bool')} ${t.v})`;
+      const f = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls).rec[attr];
+      return bool(and(exists, f.present), t.err);
     }
     return this.typeErr(t);
   }

@@ -4,12 +4,13 @@
 // checks. Every entity the query can observe is pinned: principal, resource,
 // context leaves, and the ancestor sets of every entity in `universe`.
 import type { Ty, RequestEnv, ProverSchema } from './env.js';
-import { ctxConst, ctxPresent, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
+import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
 import { ancsFn, bvLit, emptySet, entityLit, strLit, UnsupportedError } from './smt.js';
 
 export type Uid = { type: string; id: string };
 export interface ConcreteEntity {
   uid: Uid;
+  attrs?: Record<string, unknown>;
   parents: Uid[];
 }
 export interface ConcreteRequest {
@@ -41,15 +42,25 @@ export function encodeValue(v: unknown, ty: Ty): string {
   }
 }
 
-function contextAsserts(rec: Record<string, unknown> | undefined, ty: Ty & { k: 'record' }, path: string[], out: string[]): void {
+interface LeafNames {
+  value(path: string[]): string | undefined;
+  present(path: string[]): string | undefined;
+}
+
+function recordAsserts(rec: Record<string, unknown> | undefined, ty: Ty & { k: 'record' }, path: string[], names: LeafNames, out: string[]): void {
   for (const [name, f] of Object.entries(ty.fields)) {
     const p = [...path, name];
     const v = rec?.[name];
-    if (!f.required) out.push(v === undefined ? `(not ${ctxPresent(p)})` : ctxPresent(p));
-    else if (v === undefined) throw new Error(`concrete context lacks required ${p.join('.')}`);
+    const pres = names.present(p);
+    if (!f.required) {
+      if (pres) out.push(v === undefined ? `(not ${pres})` : pres);
+    } else if (v === undefined) throw new Error(`concrete record lacks required ${p.join('.')}`);
     if (v === undefined) continue;
-    if (f.ty.k === 'record') contextAsserts(v as Record<string, unknown>, f.ty, p, out);
-    else if (f.ty.k !== 'ext') out.push(`(= ${ctxConst(p)} ${encodeValue(v, f.ty)})`);
+    if (f.ty.k === 'record') recordAsserts(v as Record<string, unknown>, f.ty, p, names, out);
+    else if (f.ty.k !== 'ext') {
+      const val = names.value(p);
+      if (val) out.push(`(= ${val} ${encodeValue(v, f.ty)})`);
+    }
   }
 }
 
@@ -79,11 +90,22 @@ export function key(u: Uid): string {
 /** Assertions fixing the request; `universe` must include every entity a footprint term can denote. */
 export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, req: ConcreteRequest, universe: Uid[]): string[] {
   const out = [`(= ${PRINCIPAL} ${entityLit(req.principal.type, req.principal.id)})`, `(= ${RESOURCE} ${entityLit(req.resource.type, req.resource.id)})`];
-  contextAsserts(req.context, env.context, [], out);
+  recordAsserts(req.context, env.context, [], { value: ctxConst, present: ctxPresent }, out);
   const ancs = ancestorsOf(req.entities);
   const all = new Map<string, Uid>();
   for (const u of [...universe, req.principal, req.resource, ...req.entities.map((e) => e.uid)]) all.set(key(u), u);
+  const stored = new Map(req.entities.map((e) => [key(e.uid), e]));
   for (const u of all.values()) {
+    const shape = schema.entityTypes.get(u.type)?.shape;
+    const lit = entityLit(u.type, u.id);
+    if (shape && decls.funcs.has(existsFn(u.type))) {
+      const e = stored.get(key(u));
+      out.push(e ? `(${existsFn(u.type)} ${lit})` : `(not (${existsFn(u.type)} ${lit}))`);
+      if (e) {
+        const app = (f: string) => (decls.funcs.has(f) ? `(${f} ${lit})` : undefined);
+        recordAsserts(e.attrs ?? {}, shape, [], { value: (p) => app(attrFn(u.type, p)), present: (p) => app(attrPresentFn(u.type, p)) }, out);
+      }
+    }
     for (const b of schema.ancestorTypes.get(u.type) ?? []) {
       if (!decls.ancs.has(`${u.type}\u0000${b}`)) continue;
       const of = (ancs.get(key(u)) ?? []).filter((a) => a.type === b);

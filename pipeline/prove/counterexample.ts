@@ -4,7 +4,7 @@
 // counterexample that does not re-check is an encoder bug, never shown as fact.
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Ty, ProverSchema, RequestEnv } from './env.js';
-import { ctxConst, ctxPresent, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
+import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
 import { decodeBool, decodeEntity, decodeSet, decodeValue, type CedarJson, type SExpr } from './decoder.js';
 import type { Cvc5 } from './solver.js';
 import { ancsFn, bvLit } from './smt.js';
@@ -19,7 +19,7 @@ export interface Counterexample {
   action: EntityUid;
   resource: EntityUid;
   context: Record<string, CedarJson>;
-  entities: { uid: EntityUid; attrs: Record<string, never>; parents: EntityUid[] }[];
+  entities: { uid: EntityUid; attrs: Record<string, CedarJson>; parents: EntityUid[] }[];
 }
 
 export class CounterexampleError extends Error {}
@@ -42,12 +42,59 @@ function leaves(ty: Ty & { k: 'record' }, path: string[] = []): Leaf[] {
   return out;
 }
 
-/** Asserts keeping Long context values within what JSON numbers carry exactly (tried first). */
-export function safeLongBounds(env: RequestEnv): string[] {
+/** A value for an attribute no query observed: any value of the type will do. */
+function defaultValue(ty: Ty): CedarJson {
+  switch (ty.k) {
+    case 'bool':
+      return false;
+    case 'long':
+      return 0;
+    case 'string':
+      return '';
+    case 'set':
+      return [];
+    case 'entity':
+      return { __entity: { type: ty.name, id: '' } };
+    case 'record':
+      return Object.fromEntries(Object.entries(ty.fields).filter(([, f]) => f.required).map(([k, f]) => [k, defaultValue(f.ty)]));
+    case 'ext':
+      throw new CounterexampleError(`unsupported: a counterexample needs a value of extension type ${ty.name}`);
+  }
+}
+
+/** Rebuilds a (possibly nested) record from decoded leaves; undecided optionals are left out. */
+function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[]): Record<string, CedarJson> {
+  const out: Record<string, CedarJson> = {};
+  const absent = new Set<string>();
+  for (const { leaf, present, value } of ls) {
+    const key = leaf.path.join('\u0000');
+    if (leaf.path.length > 1 && absent.has(leaf.path.slice(0, -1).join('\u0000'))) {
+      absent.add(key);
+      continue;
+    }
+    if (!leaf.required && present !== true) {
+      absent.add(key);
+      continue;
+    }
+    let target = out;
+    for (const p of leaf.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
+    const name = leaf.path[leaf.path.length - 1];
+    target[name] = leaf.ty.k === 'record' ? {} : value === undefined ? defaultValue(leaf.ty) : decodeValue(value, leaf.ty);
+  }
+  return out;
+}
+
+/** Asserts keeping Long values (context and mentioned entities' attributes) within what JSON numbers carry exactly (tried first). */
+export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSchema): string[] {
   const lim = BigInt(Number.MAX_SAFE_INTEGER);
-  return leaves(env.context)
-    .filter((l) => l.ty.k === 'long')
-    .map((l) => `(and (bvsge ${ctxConst(l.path)} ${bvLit(-lim)}) (bvsle ${ctxConst(l.path)} ${bvLit(lim)}))`);
+  const bound = (t: string) => `(and (bvsge ${t} ${bvLit(-lim)}) (bvsle ${t} ${bvLit(lim)}))`;
+  const out = leaves(env.context).filter((l) => l.ty.k === 'long').map((l) => bound(ctxConst(l.path)));
+  for (const [t, { type }] of decls.footprint) {
+    const shape = schema.entityTypes.get(type)?.shape;
+    if (!shape) continue;
+    for (const l of leaves(shape)) if (l.ty.k === 'long' && decls.funcs.has(attrFn(type, l.path))) out.push(bound(`(${attrFn(type, l.path)} ${t})`));
+  }
+  return out;
 }
 
 /** Reads the model of the current (sat) solver state into a concrete request. */
@@ -61,11 +108,26 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     if (l.ty.k !== 'record') e.value = terms.push(ctxConst(l.path)) - 1;
     leafIdx.push(e);
   }
-  const fp: { type: string; guard: number; value: number; ancs: { type: string; idx: number }[] }[] = [];
+  interface AttrLeaf {
+    leaf: Leaf;
+    present?: number;
+    value?: number;
+  }
+  const fp: { type: string; guard: number; value: number; exists?: number; attrs?: AttrLeaf[]; ancs: { type: string; idx: number }[] }[] = [];
   for (const [t, { type, guard }] of decls.footprint) {
-    const item = { type, guard: terms.push(guard) - 1, value: terms.push(t) - 1, ancs: [] as { type: string; idx: number }[] };
+    const item: (typeof fp)[number] = { type, guard: terms.push(guard) - 1, value: terms.push(t) - 1, ancs: [] };
     for (const b of schema.ancestorTypes.get(type) ?? []) {
       if (decls.ancs.has(`${type}\u0000${b}`)) item.ancs.push({ type: b, idx: terms.push(`(${ancsFn(type, b)} ${t})`) - 1 });
+    }
+    const shape = schema.entityTypes.get(type)?.shape;
+    if (shape) {
+      if (decls.funcs.has(existsFn(type))) item.exists = terms.push(`(${existsFn(type)} ${t})`) - 1;
+      item.attrs = leaves(shape).map((leaf) => {
+        const a: AttrLeaf = { leaf };
+        if (!leaf.required && decls.funcs.has(attrPresentFn(type, leaf.path))) a.present = terms.push(`(${attrPresentFn(type, leaf.path)} ${t})`) - 1;
+        if (leaf.ty.k !== 'record' && decls.funcs.has(attrFn(type, leaf.path))) a.value = terms.push(`(${attrFn(type, leaf.path)} ${t})`) - 1;
+        return a;
+      });
     }
     fp.push(item);
   }
@@ -91,17 +153,15 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     target[name] = leaf.ty.k === 'record' ? {} : decodeValue(vals[value!], leaf.ty);
   }
 
-  const entities = new Map<string, { uid: EntityUid; parents: Map<string, EntityUid> }>();
+  const entities = new Map<string, { uid: EntityUid; attrs: Record<string, CedarJson>; parents: Map<string, EntityUid>; inStore: boolean }>();
   const entity = (uid: EntityUid) => {
     const k = `${uid.type}::${JSON.stringify(uid.id)}`;
     let e = entities.get(k);
-    if (!e) entities.set(k, (e = { uid, parents: new Map() }));
+    if (!e) entities.set(k, (e = { uid, attrs: {}, parents: new Map(), inStore: false }));
     return e;
   };
   const principal = decodeEntity(vals[0]);
   const resource = decodeEntity(vals[1]);
-  entity(principal);
-  entity(resource);
   for (const item of fp) {
     if (!decodeBool(vals[item.guard])) continue;
     // A literal of a type the head schema lacks (only a base policy can name one) cannot be in a
@@ -111,19 +171,26 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     for (const a of item.ancs) {
       for (const x of decodeSet(vals[a.idx])) {
         const p = decodeEntity(x);
-        entity(p);
         e.parents.set(`${p.type}::${JSON.stringify(p.id)}`, p);
       }
     }
+    if (item.attrs) {
+      // Entities with attributes are in the store exactly when the model says they exist
+      // (or, existence unobserved, when they need parents); others stay dangling references.
+      e.inStore = item.exists !== undefined ? decodeBool(vals[item.exists]) : e.parents.size > 0;
+      if (e.inStore) e.attrs = buildRecord(item.attrs.map((a) => ({ ...a, present: a.present === undefined ? undefined : decodeBool(vals[a.present]), value: a.value === undefined ? undefined : vals[a.value] })));
+    } else e.inStore = true;
   }
+  // Ancestors no query term mentions stay dangling parent references (Cedar allows them).
   return {
     principal,
     action: { type: 'Action', id: env.action },
     resource,
     context,
     entities: [...entities.values()]
+      .filter((e) => e.inStore)
       .sort((a, b) => (`${a.uid.type}::${a.uid.id}` < `${b.uid.type}::${b.uid.id}` ? -1 : 1))
-      .map((e) => ({ uid: e.uid, attrs: {}, parents: [...e.parents.values()].sort((a, b) => (`${a.type}::${a.id}` < `${b.type}::${b.id}` ? -1 : 1)) })),
+      .map((e) => ({ uid: e.uid, attrs: e.attrs, parents: [...e.parents.values()].sort((a, b) => (`${a.type}::${a.id}` < `${b.type}::${b.id}` ? -1 : 1)) })),
   };
 }
 
@@ -161,8 +228,10 @@ export function describeCounterexample(cx: Counterexample): string {
     `resource:  ${uid(cx.resource)}`,
     `context:   ${JSON.stringify(cx.context)}`,
   ];
-  const withParents = cx.entities.filter((e) => e.parents.length);
-  if (withParents.length) lines.push(`entities:  ${withParents.map((e) => `${uid(e.uid)} in [${e.parents.map(uid).join(', ')}]`).join('; ')}`);
+  const shown = cx.entities.filter((e) => e.parents.length || Object.keys(e.attrs).length);
+  const one = (e: Counterexample['entities'][number]) =>
+    `${uid(e.uid)}${Object.keys(e.attrs).length ? ` ${JSON.stringify(e.attrs)}` : ''}${e.parents.length ? ` in [${e.parents.map(uid).join(', ')}]` : ''}`;
+  if (shown.length) lines.push(`entities:  ${shown.map(one).join('; ')}`);
   else lines.push('entities:  (no hierarchy needed)');
   return lines.join('\n');
 }

@@ -17,6 +17,7 @@ export function declareScope(decls: Decls): string {
     const [from, to] = key.split('\u0000');
     out += `(declare-fun ${ancsFn(from, to)} (${entitySort(from)}) (Set ${entitySort(to)}))\n`;
   }
+  for (const [name, [arg, ret]] of [...decls.funcs].sort(([a], [b]) => (a < b ? -1 : 1))) out += `(declare-fun ${name} (${arg}) ${ret})\n`;
   for (const [name, sort] of [...decls.consts].sort(([a], [b]) => (a < b ? -1 : 1))) out += `(declare-const ${name} ${sort})\n`;
   return out;
 }

@@ -6,8 +6,8 @@
 //   taint_labels[L] of context.data_touched is set, and taint ⊆ known labels.
 //   The enforcer guarantees it; the prover assumes it.
 import type { ProverSchema, RequestEnv } from './env.js';
-import { ctxConst, type Decls } from './compiler.js';
-import { and, eq, implies, not, strLit, TRUE } from './smt.js';
+import { ctxConst, existsFn, type Decls } from './compiler.js';
+import { and, entitySort, eq, implies, not, strLit, TRUE } from './smt.js';
 
 export function hierarchyAssumptions(decls: Decls, schema: ProverSchema): string[] {
   const out: string[] = [];
@@ -23,6 +23,14 @@ export function hierarchyAssumptions(decls: Decls, schema: ProverSchema): string
       const subsets = [...anc(b.type)].map((c) => `(set.subset (${decls.useAncs(b.type, c)} ${t2}) (${decls.useAncs(a.type, c)} ${t1}))`);
       if (subsets.length) out.push(implies(premise, and(...subsets)));
     }
+  }
+  // Only entities in the store have parents; an entity whose attributes the
+  // query reads exists or not, and if not, it has no ancestors.
+  for (const [t, { type, guard }] of terms) {
+    const exists = existsFn(type);
+    if (!decls.funcs.has(exists)) continue;
+    const empties = [...anc(type)].filter((b) => decls.ancs.has(`${type}\u0000${b}`)).map((b) => `(= (${decls.useAncs(type, b)} ${t}) (as set.empty (Set ${entitySort(b)})))`);
+    if (empties.length) out.push(implies(and(guard, `(not (${exists} ${t}))`), and(...empties)));
   }
   return out.filter((x) => x !== TRUE);
 }

@@ -221,9 +221,10 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
       const model = async (): Promise<Counterexample> => {
         // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
         let scopes = 0;
-        for (const extra of [[...safeLongBounds(pr.env), ...readableIds(pr.env)], safeLongBounds(pr.env)]) {
+        for (const extra of [[...safeLongBounds(pr.env, pr.decls, headSchema), ...readableIds(pr.env)], safeLongBounds(pr.env, pr.decls, headSchema)]) {
           solver.send(`(push 1)\n${assertAll(extra)}`);
-          if ((await solver.checkSat()) === 'sat') {
+          // Preferences only: unsat or unknown just means "take the next one".
+          if ((await solver.checkSatMaybe()) === 'sat') {
             scopes = 1;
             break;
           }

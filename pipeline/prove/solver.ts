@@ -83,6 +83,14 @@ export class Cvc5 {
     throw new SolverError(`cvc5 answered ${JSON.stringify(r)} (unknown or timeout): the property is not proven`);
   }
 
+  /** Like checkSat, but reports `unknown` instead of failing (for optional, best-effort queries). */
+  async checkSatMaybe(): Promise<SatResult | 'unknown'> {
+    this.send('(check-sat)\n');
+    const r = await this.read();
+    if (r === 'sat' || r === 'unsat' || r === 'unknown') return r;
+    throw new SolverError(`cvc5 answered ${JSON.stringify(r)}`);
+  }
+
   /** Values of the given terms in the current model, in order. */
   async getValues(terms: string[]): Promise<SExpr[]> {
     if (terms.length === 0) return [];

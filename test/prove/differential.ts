@@ -19,7 +19,7 @@ export interface DiffCase {
   action: string;
   resource: Uid;
   context: Record<string, unknown>;
-  entities: { uid: Uid; attrs: Record<string, never>; parents: Uid[] }[];
+  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
 }
 
 export interface DiffOutcome {

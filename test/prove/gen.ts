@@ -8,10 +8,10 @@
 import type { RequestEnv, Ty } from '../../pipeline/prove/env.js';
 
 export const DIFF_SCHEMA = `
-entity Group in [Group];
-entity User in [Group];
+entity Group in [Group] { rank: Long };
+entity User in [Group] { level: Long, name?: String, manager?: User, info: { nick?: String, tags: Set<String> } };
 entity Folder in [Folder];
-entity Doc in [Folder];
+entity Doc in [Folder] { owner: User, size?: Long };
 type Meta = { label: String, level?: Long, tags?: Set<String> };
 type Ctx = {
   n: Long, m?: Long, s: String, t?: String, b: Bool,
@@ -83,6 +83,12 @@ export class PolicyGen {
         () => 'context.m',
         () => 'context.opt.level',
         () => 'context.meta.level',
+        () => 'principal.level',
+        () => 'context.owner.level',
+        () => 'principal.manager.level',
+        () => 'resource.size',
+        () => 'resource.owner.level',
+        () => `${ent('Group', r.pick(POOL.Group))}.rank`,
       ])();
     }
     return r.pick([
@@ -98,7 +104,7 @@ export class PolicyGen {
   str(d: number): string {
     const r = this.r;
     if (d <= 0 || r.chance(0.5)) {
-      return r.pick([() => lit(r.pick(STRINGS)), () => 'context.s', () => 'context.t', () => 'context.meta.label', () => 'context.opt.label'])();
+      return r.pick([() => lit(r.pick(STRINGS)), () => 'context.s', () => 'context.t', () => 'context.meta.label', () => 'context.opt.label', () => 'principal.name', () => 'principal.info.nick', () => 'resource.owner.name'])();
     }
     return `(if ${this.bool(d - 1)} then ${this.str(d - 1)} else ${this.str(d - 1)})`;
   }
@@ -110,7 +116,7 @@ export class PolicyGen {
 
   setStr(d: number): string {
     const r = this.r;
-    return r.pick([() => 'context.ss', () => 'context.meta.tags', () => 'context.opt.tags', () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`])();
+    return r.pick([() => 'context.ss', () => 'context.meta.tags', () => 'context.opt.tags', () => 'principal.info.tags', () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`])();
   }
 
   entity(): string {
@@ -119,6 +125,8 @@ export class PolicyGen {
       () => 'principal',
       () => 'resource',
       () => 'context.owner',
+      () => 'principal.manager',
+      () => 'resource.owner',
       () => {
         const t = r.pick(Object.keys(POOL));
         return ent(t, r.pick(POOL[t]));
@@ -172,6 +180,10 @@ export class PolicyGen {
         () => `(context has ${r.pick(['m', 't', 'opt', 'owner', 'n', 'zz'])})`,
         () => `(context.meta has ${r.pick(['level', 'tags', 'label', 'nope'])})`,
         () => `(context has opt.level)`,
+        () => `(principal has ${r.pick(['name', 'manager', 'level', 'info', 'rank', 'zz'])})`,
+        () => `(resource has ${r.pick(['size', 'owner'])})`,
+        () => `(principal has info.nick)`,
+        () => `(context.owner has manager)`,
         () => `(principal in ${ent('Group', r.pick(POOL.Group))})`,
         () => `(resource in ${ent('Folder', r.pick(POOL.Folder))})`,
         () => `(principal is ${r.pick(['User', 'Group'])})`,
@@ -222,7 +234,24 @@ export interface GenRequest {
   action: string;
   resource: Uid;
   context: Record<string, unknown>;
-  entities: { uid: Uid; attrs: Record<string, never>; parents: Uid[] }[];
+  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
+}
+
+function attrsFor(r: Rng, type: string): Record<string, unknown> {
+  const user = () => ({ __entity: { type: 'User', id: r.pick(POOL.User) } });
+  if (type === 'Group') return { rank: r.pick(LONGS) };
+  if (type === 'Doc') return { owner: user(), ...(r.chance(0.5) ? { size: r.pick(LONGS) } : {}) };
+  if (type === 'User') {
+    const info: Record<string, unknown> = { tags: [...new Set([r.pick(STRINGS), r.pick(STRINGS)])].slice(0, r.int(3)) };
+    if (r.chance(0.5)) info.nick = r.pick(STRINGS);
+    return {
+      level: r.pick(LONGS),
+      info,
+      ...(r.chance(0.5) ? { name: r.pick(STRINGS) } : {}),
+      ...(r.chance(0.5) ? { manager: user() } : {}),
+    };
+  }
+  return {};
 }
 
 export function genRequest(r: Rng): GenRequest {
@@ -262,7 +291,7 @@ export function genRequest(r: Rng): GenRequest {
       if (type === 'Group') parents = some(POOL.Group.slice(i + 1)).map((g) => ({ type: 'Group', id: g }));
       if (type === 'Folder') parents = some(POOL.Folder.slice(i + 1)).map((g) => ({ type: 'Folder', id: g }));
       if (type === 'Doc') parents = some(POOL.Folder).map((g) => ({ type: 'Folder', id: g }));
-      entities.push({ uid: { type, id }, attrs: {}, parents });
+      entities.push({ uid: { type, id }, attrs: attrsFor(r, type), parents });
     });
   }
   return { principal, action: env.action, resource, context: ctx, entities };
