@@ -129,6 +129,10 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     await ident('task_alloc: a forked child keeps the identity (denied, event names it)', [agentBin, 'fork', 'connect', '10.1.2.3', '80']);
     await ident('task_alloc: a double-forked setsid grandchild keeps the identity', [agentBin, 'daemonize', 'connect', '10.1.2.3', '80']);
     await ident('bprm: identity survives exec of another (allowlisted) binary', [agentBin, 'fork', 'setsid', 'exec', toolBin, 'connect', '10.1.2.3', '80']);
+    // Managed through its cgroup (storage created at its first socket), then it
+    // moves itself to the root cgroup: still managed, still the same identity.
+    kernel.registerIdentity({ cgroup: agentCg.dir }, ID);
+    await ident('leaving the agent cgroup does not shed management (task storage)', [toolBin, 'cg', agentCg.procs, 'then', 'socket', '2', '1', '0', ';;', 'cg', join(ensureCgroup2(), 'cgroup.procs'), 'connect', '10.1.2.3', '80']);
     const ex = await waitEvent((e) => e.kind === 'exec' && e.identity === ID && e.path === toolBin);
     c.expect('bprm_committed_creds: exec of a managed process is reported with its identity', ex !== undefined, ex ? `exec event pid=${ex.pid} path=${(ex as ExecEvent).path}` : 'none');
 
