@@ -21,6 +21,7 @@ import {
   encodeConfig,
   encodeIdent,
   inodeKey,
+  SIZES,
   tupleKey,
   type KernelEvent,
   type KernelSettings,
@@ -175,6 +176,27 @@ function lsmUnavailable(objectDir?: string): string | null {
 
 const linkPath = (pinRoot: string, spec: ProgramSpec): string => join(pinRoot, 'links', spec.program);
 
+/**
+ * Maps pinned by a build with other struct layouts cannot be reused (libbpf
+ * would refuse with a terse log line): say so, and how to clear them. Never
+ * removes them itself: they are what keeps the running enforcement.
+ */
+function refuseIncompatiblePins(pinRoot: string): void {
+  const path = join(pinRoot, 'lil_config');
+  if (!existsSync(path)) return;
+  const m = BpfMap.openPinned(path);
+  try {
+    if (m.valueSize !== SIZES.config) {
+      throw new BpfError('attach', 22 /* EINVAL */, {
+        target: pinRoot,
+        detail: `maps pinned under ${pinRoot} come from an incompatible Lilith build (config is ${m.valueSize} bytes, this build uses ${SIZES.config}); detach them first (detachPinned('${pinRoot}'))`,
+      });
+    }
+  } finally {
+    m.close();
+  }
+}
+
 /** A pinned link still doing its job: same cgroup for cgroup programs. */
 function adoptable(link: BpfLink, spec: ProgramSpec, cgId: bigint): boolean {
   if (spec.kind === 'lsm') return true;
@@ -200,6 +222,7 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
   if (lsmWhy && r.mode === 'bpf-lsm') throw new BpfError('attach', 95 /* EOPNOTSUPP */, { detail: `BPF-LSM requested but unavailable: ${lsmWhy}` });
   if (lsmWhy) mode = 'cgroup-only';
 
+  refuseIncompatiblePins(r.pinRoot);
   const cgId = cgroupId(r.cgroupPath);
   const wanted = PROGRAMS.filter((s) => (s.kind === 'lsm' ? mode === 'bpf-lsm' : r.intercept || !s.intercept));
   const mapsPinned = MAP_NAMES.every((m) => existsSync(join(r.pinRoot, m)));

@@ -28,6 +28,7 @@ export const HOOK_NAMES = [
   'sendmsg4',
   'sendmsg6',
   'sock_create',
+  'task_alloc',
 ] as const;
 
 /** enum lilith_reason, index = value. */

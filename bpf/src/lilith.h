@@ -33,6 +33,7 @@ enum lilith_hook {
 	HOOK_SENDMSG4,
 	HOOK_SENDMSG6,
 	HOOK_CG_SOCK_CREATE,
+	HOOK_TASK_ALLOC,
 };
 
 /* Why a denial happened (bpf/layout.ts REASON_NAMES mirrors this order). */

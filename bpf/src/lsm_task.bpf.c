@@ -99,7 +99,7 @@ int BPF_PROG(lil_task_alloc, struct task_struct *task, unsigned long clone_flags
 	ti = bpf_task_storage_get(&lil_task, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!ti)
 		/* A child we cannot mark would escape management: refuse the fork. */
-		return deny(HOOK_BPRM_CHECK, R_UNCLASSIFIED, &id);
+		return deny(HOOK_TASK_ALLOC, R_UNCLASSIFIED, &id);
 	ti->identity = id.identity;
 	ti->flags = id.flags;
 	return 0;

@@ -240,6 +240,22 @@ test('bad configuration is refused with an error naming the field', async () => 
   assert.equal(r.errno, EPERM);
 });
 
+test('maps pinned by an incompatible build are refused with a clear error, and left in place', async () => {
+  const { mkdirSync, existsSync, rmSync } = await import('node:fs');
+  const root = makePinRoot();
+  mkdirSync(root);
+  try {
+    execFileSync('bpftool', ['map', 'create', join(root, 'lil_config'), 'type', 'array', 'key', '4', 'value', '48', 'entries', '1', 'name', 'lil_config']);
+    await assert.rejects(
+      attach({ cgroupPath: agent.dir, pinRoot: root, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort } }),
+      /incompatible Lilith build \(config is 48 bytes/,
+    );
+    assert.ok(existsSync(join(root, 'lil_config')));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('detachAll ends enforcement and removes the pins', async () => {
   const lines = await runProbe(inAgent('connect', '127.0.0.1', String(direct.port)));
   assert.equal(lines.at(-1)?.reply, `proxy 127.0.0.1:${direct.port}`);
