@@ -61,11 +61,11 @@ test('a full queue drops and counts instead of blocking; an unwritable path coun
     for (let i = 0; i < 100; i++) sink.emit(event(i)); // synchronous burst: the writer has not run yet
     assert.ok(sink.dropped() >= 80, `dropped ${sink.dropped()}`);
     await sink.close();
-    const bad = new FileAuditSink('/proc/lilith-no-such-dir/audit.jsonl');
+    const bad = new FileAuditSink(join(dir, 'a.jsonl', 'not-a-dir', 'audit.jsonl')); // parent is a file
     bad.emit(event(1));
     await bad.flush();
     assert.equal(bad.dropped(), 1);
-    assert.match(bad.lastError() ?? '', /ENOENT|EACCES|EPERM/);
+    assert.match(bad.lastError() ?? '', /ENOTDIR|EEXIST/);
     await bad.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
