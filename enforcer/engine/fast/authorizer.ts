@@ -4,17 +4,39 @@ import { splitPolicies } from '../policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, PolicyBundle } from '../types.js';
 import { compilePolicy, type CompiledPolicy, type ScopeConstraint } from './compile.js';
 import { EntData, Store } from './runtime.js';
-import { buildSchema, type ActionInfo, type SchemaModel } from './schema.js';
+import { buildSchema, type ActionInfo, type EntityTypeInfo, type SchemaModel } from './schema.js';
+import { shapeCheck, type ShapeCheck } from './shape-check.js';
 import { RequestError, conform, parseEntity, parseUid } from './validate.js';
 import { EUid, EvalError, eq, eqUid, type Value } from './values.js';
 
 /** Policies that can apply to one (action, principal type, resource type). */
 interface Bucket {
+  /** Every policy of the bucket (for counts). */
   policies: CompiledPolicy[];
+  /** Policies not pinned to one resource. */
+  any: CompiledPolicy[];
+  /** `resource == T::"id"` policies, by id: a request evaluates only its resource's. */
+  byResource: Map<string, CompiledPolicy[]>;
+}
+
+const NONE: CompiledPolicy[] = [];
+
+function makeBucket(policies: CompiledPolicy[]): Bucket {
+  const any: CompiledPolicy[] = [];
+  const byResource = new Map<string, CompiledPolicy[]>();
+  for (const p of policies) {
+    if (p.resource.op === '==') {
+      const list = byResource.get(p.resource.entity.id);
+      if (list) list.push(p);
+      else byResource.set(p.resource.entity.id, [p]);
+    } else any.push(p);
+  }
+  return { policies, any, byResource };
 }
 
 interface ActionEntry {
   info: ActionInfo;
+  ctxCheck: ShapeCheck;
   /** principal type → resource type → bucket. */
   byType: Map<string, Map<string, Bucket>>;
 }
@@ -61,6 +83,7 @@ export class FastAuthorizer implements Authorizer {
   private readonly staticError: string | null = null;
   /** Uids static entities name as ancestors without defining them. */
   private readonly dangling = new Map<string, Set<string>>();
+  private readonly attrChecks = new Map<string, { info: EntityTypeInfo; check: ShapeCheck }>();
 
   /** Throws Unsupported when the policy set or schema uses something this engine does not compile. */
   constructor(bundle: PolicyBundle) {
@@ -110,17 +133,18 @@ export class FastAuthorizer implements Authorizer {
       }
     }
     this.store = new Store(statics);
+    for (const [name, info] of this.schema.entityTypes) this.attrChecks.set(name, { info, check: shapeCheck(info.shape) });
     for (const [id, info] of this.schema.actions) {
       const applicable = this.policies.filter((p) => actionAdmits(p, info));
       const byType = new Map<string, Map<string, Bucket>>();
       for (const pt of info.principalTypes) {
         const byR = new Map<string, Bucket>();
         for (const rtype of info.resourceTypes) {
-          byR.set(rtype, { policies: applicable.filter((p) => scopeAdmits(p.principal, pt, this.schema) && scopeAdmits(p.resource, rtype, this.schema)) });
+          byR.set(rtype, makeBucket(applicable.filter((p) => scopeAdmits(p.principal, pt, this.schema) && scopeAdmits(p.resource, rtype, this.schema))));
         }
         byType.set(pt, byR);
       }
-      this.actions.set(id, { info, byType });
+      this.actions.set(id, { info, ctxCheck: shapeCheck(info.context), byType });
     }
   }
 
@@ -134,7 +158,7 @@ export class FastAuthorizer implements Authorizer {
   private R: EUid = new EUid('', '');
   private A: EUid = new EUid('', '');
   private C: Record<string, Value> = {};
-  private bucket: Bucket = { policies: [] };
+  private bucket: Bucket = makeBucket([]);
   private failure = '';
 
   isAuthorized(req: AuthzRequest): Decision {
@@ -147,14 +171,18 @@ export class FastAuthorizer implements Authorizer {
     let permits: string[] | null = null;
     let forbids: string[] | null = null;
     let errors: string[] | null = null;
-    const list = this.bucket.policies;
-    for (let i = 0; i < list.length; i++) {
-      const p = list[i];
-      const r = this.evaluate(p);
-      if (r === 1) {
-        if (p.forbid) (forbids ??= []).push(p.id);
-        else (permits ??= []).push(p.id);
-      } else if (r === 2) (errors ??= []).push(`${p.id}: ${this.failure}`);
+    const b = this.bucket;
+    const pinned = b.byResource.size === 0 ? NONE : (b.byResource.get(this.R.id) ?? NONE);
+    for (let pass = 0; pass < 2; pass++) {
+      const list = pass === 0 ? b.any : pinned;
+      for (let i = 0; i < list.length; i++) {
+        const p = list[i];
+        const r = this.evaluate(p);
+        if (r === 1) {
+          if (p.forbid) (forbids ??= []).push(p.id);
+          else (permits ??= []).push(p.id);
+        } else if (r === 2) (errors ??= []).push(`${p.id}: ${this.failure}`);
+      }
     }
     S.n = 0;
     if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? [] };
@@ -178,9 +206,13 @@ export class FastAuthorizer implements Authorizer {
     S.n = 0;
     S.override = false;
     try {
-      const action = parseUid(req.action, 'action');
-      const entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
-      if (entry === undefined) return `action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`;
+      const ra = req.action as { type?: unknown; id?: unknown } | undefined;
+      let entry = ra !== undefined && ra !== null && ra.type === 'Action' && typeof ra.id === 'string' ? this.actions.get(ra.id) : undefined;
+      if (entry === undefined) {
+        const action = parseUid(req.action, 'action');
+        entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
+        if (entry === undefined) return `action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`;
+      }
       const A = entry.info.uid;
       const P = parseUid(req.principal, 'principal');
       const R = parseUid(req.resource, 'resource');
@@ -188,7 +220,7 @@ export class FastAuthorizer implements Authorizer {
       if (byR === undefined) return `principal type \`${P.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
       const b = byR.get(R.type);
       if (b === undefined) return `resource type \`${R.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
-      this.C = conform(entry.info.context, req.context, 'context') as Record<string, Value>;
+      this.C = entry.ctxCheck(req.context) ? (req.context as Record<string, Value>) : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
       if (req.entities !== undefined && req.entities.length) this.loadRequestEntities(req.entities);
       if (this.staticError !== null) return this.staticError;
       this.A = A;
@@ -202,6 +234,29 @@ export class FastAuthorizer implements Authorizer {
     }
   }
 
+  /**
+   * The common request entity (the agent with its groups): plain uids, attributes
+   * already in runtime form, allowed parent types. Used as is, without copies;
+   * anything else goes through parseEntity. (Parents stay plain {type, id}
+   * objects: the store only reads their fields.)
+   */
+  private fastEntity(raw: unknown): { uid: EUid; attrs: Record<string, Value>; parents: EUid[] } | undefined {
+    const r = raw as { uid?: { type?: unknown; id?: unknown; __entity?: unknown }; attrs?: unknown; parents?: unknown; tags?: unknown } | null;
+    if (r === null || typeof r !== 'object' || r.tags !== undefined) return undefined;
+    const u = r.uid;
+    if (u === undefined || u === null || typeof u.type !== 'string' || typeof u.id !== 'string' || u.__entity !== undefined) return undefined;
+    const t = this.attrChecks.get(u.type);
+    if (t === undefined || !t.check(r.attrs)) return undefined;
+    const parents = r.parents;
+    if (!Array.isArray(parents)) return undefined;
+    for (let i = 0; i < parents.length; i++) {
+      const p = parents[i] as { type?: unknown; id?: unknown; __entity?: unknown } | null;
+      if (p === null || typeof p !== 'object' || typeof p.type !== 'string' || typeof p.id !== 'string' || p.__entity !== undefined) return undefined;
+      if (!t.info.allowedParents.has(p.type) || !this.schema.entityTypes.has(p.type)) return undefined;
+    }
+    return { uid: new EUid(u.type, u.id), attrs: r.attrs as Record<string, Value>, parents: parents as EUid[] };
+  }
+
   private loadRequestEntities(list: readonly unknown[]): void {
     const S = this.store;
     for (const raw of list) {
@@ -211,7 +266,7 @@ export class FastAuthorizer implements Authorizer {
         const u = uidRaw as { type?: unknown; id?: unknown };
         if (typeof u.type === 'string' && typeof u.id === 'string' && u.type !== 'Action' && this.store.statics.get(u.type)?.has(u.id)) continue;
       }
-      const e = parseEntity(this.schema, raw);
+      const e = this.fastEntity(raw) ?? parseEntity(this.schema, raw);
       if (!e) continue;
       let dup = false;
       for (let i = 0; i < S.n; i++) {

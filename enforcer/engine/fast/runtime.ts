@@ -49,7 +49,21 @@ export class Store {
     if (a.id === b.id && a.type === b.type) return true;
     const e = this.find(a);
     if (e === undefined) return false;
-    if (e.anc !== null && !this.override) return ancHas(e.anc, b);
+    if (!this.override) {
+      if (e.anc !== null) return ancHas(e.anc, b);
+      // A request entity whose parents are all static or undefined needs no search.
+      const ps = e.parents;
+      let simple = true;
+      for (let i = 0; i < ps.length; i++) {
+        const p = ps[i];
+        if (p.id === b.id && p.type === b.type) return true;
+        const pe = this.find(p);
+        if (pe === undefined) continue;
+        if (pe.anc === null) simple = false;
+        else if (ancHas(pe.anc, b)) return true;
+      }
+      if (simple) return false;
+    }
     return this.search(e, b);
   }
 

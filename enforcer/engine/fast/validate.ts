@@ -28,6 +28,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Parses an entity uid in either JSON form ({type,id} or {__entity:{type,id}}). */
 export function parseUid(v: unknown, what: string): EUid {
+  if (typeof v === 'object' && v !== null) {
+    const u = v as { type?: unknown; id?: unknown; __entity?: unknown };
+    if (typeof u.type === 'string' && typeof u.id === 'string' && u.__entity === undefined && !Array.isArray(v)) return new EUid(u.type, u.id);
+  }
   if (isPlainObject(v)) {
     const inner = (v.__entity !== undefined ? v.__entity : v) as Record<string, unknown>;
     if (isPlainObject(inner) && typeof inner.type === 'string' && typeof inner.id === 'string') return new EUid(inner.type, inner.id);
@@ -110,6 +114,14 @@ export function conform(t: SType, v: unknown, where: string): Value {
   }
 }
 
+/** Formats an entity's name only when an error message needs it. */
+class EntityName {
+  constructor(private readonly uid: EUid) {}
+  toString(): string {
+    return `${this.uid.type}::${JSON.stringify(this.uid.id)}`;
+  }
+}
+
 export interface ParsedEntity {
   uid: EUid;
   attrs: Record<string, Value>;
@@ -120,7 +132,7 @@ export interface ParsedEntity {
 export function parseEntity(schema: SchemaModel, raw: unknown): ParsedEntity | null {
   if (!isPlainObject(raw)) bad('entity: expected an object');
   const uid = parseUid(raw.uid, 'entity uid');
-  const name = `${uid.type}::${JSON.stringify(uid.id)}`;
+  const name = new EntityName(uid);
   if (raw.attrs === undefined) bad(`entity ${name}: missing field \`attrs\``);
   if (raw.parents === undefined) bad(`entity ${name}: missing field \`parents\``);
   if (!Array.isArray(raw.parents)) bad(`entity ${name}: parents must be an array`);
