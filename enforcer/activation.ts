@@ -178,6 +178,9 @@ export class Activator implements SnapshotSource {
     }
     const { payload, digest } = verified;
     if (this.#active && this.#active.digest === digest) return { result: 'unchanged' };
+    // Verification and the engine build are both synchronous CPU work on the event
+    // loop the dataplane shares: let pending decisions run between the two.
+    await new Promise((r) => setImmediate(r));
 
     let authorizer;
     try {
