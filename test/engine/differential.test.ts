@@ -11,7 +11,7 @@ const num = (name: string, dflt: number) => (process.env[name] ? Number(process.
 
 test('compiled engine agrees with cedar-wasm on random policies, entities and requests', () => {
   const seed = num('LILITH_DIFF_SEED', Math.floor(Math.random() * 2 ** 31));
-  const bundles = num('LILITH_DIFF_BUNDLES', 60);
+  const bundles = num('LILITH_DIFF_BUNDLES', 50);
   const requests = num('LILITH_DIFF_REQUESTS', 400);
   const policies = num('LILITH_DIFF_POLICIES', 24);
   const started = Date.now();

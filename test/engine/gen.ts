@@ -336,7 +336,11 @@ export function randomEntities(r: Rng): { statics: Entity[]; requestPool: Entity
     for (let i = 0; i < 4; i++) {
       const u = { type: t, id: `${t[0].toLowerCase()}${i}` };
       const roll = r.next();
-      if (roll < 0.55) statics.push(entityOf(r, u));
+      if (roll < 0.55) {
+        statics.push(entityOf(r, u));
+        // A request entity naming a static one is ignored (static entities win).
+        if (r.chance(0.1)) requestPool.push(entityOf(r, u));
+      }
       else if (roll < 0.85) requestPool.push(entityOf(r, u));
     }
   }
