@@ -1,0 +1,150 @@
+// Pure pieces of the dataplane against real inputs: a ClientHello made by
+// node's TLS client, chunked framing, SSE, DNS wire, detectors, masks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { parseClientHello } from '../../enforcer/protocols/tls.js';
+import { BodyTracker, ChunkedScanner, parseRequestHead, requestFraming } from '../../enforcer/protocols/http1.js';
+import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/protocols/mcp.js';
+import { detectProtocol } from '../../enforcer/protocols/detect.js';
+import { detect, luhnValid } from '../../enforcer/taint/detectors.js';
+import { labelsToMask, maskHex, maskToLabels, maskToLong } from '../../enforcer/taint/mask.js';
+import { TaintSessions } from '../../enforcer/taint/sessions.js';
+import { globToRegExp } from '../../enforcer/taint/classify.js';
+import { answerAddresses, buildQuery, errorResponse, parseQuery, readName } from '../../enforcer/dns/wire.js';
+
+async function realClientHello(servername: string, alpn: string[]): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const server = net.createServer((s) => {
+      s.once('data', (d) => {
+        resolve(d);
+        s.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername, ALPNProtocols: alpn, rejectUnauthorized: false });
+      c.on('error', () => undefined);
+    });
+  });
+}
+
+test('ClientHello from node TLS: SNI and ALPN, also when fed one byte at a time', async () => {
+  const hello = await realClientHello('API.GitHub.com', ['h2', 'http/1.1']);
+  assert.equal(detectProtocol(hello), 'tls');
+  const r = parseClientHello(hello);
+  assert.equal(r.status, 'ok');
+  if (r.status === 'ok') {
+    assert.equal(r.hello.sni, 'api.github.com');
+    assert.deepEqual(r.hello.alpn, ['h2', 'http/1.1']);
+  }
+  for (let i = 1; i < hello.length; i++) assert.equal(parseClientHello(hello.subarray(0, i)).status, 'need_more', `prefix ${i}`);
+  // The same hello re-framed as two TLS records (a split handshake).
+  const body = hello.subarray(5);
+  const cut = 40;
+  const rec = (b: Buffer) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01, b.length >> 8, b.length & 0xff]), b]);
+  const split = parseClientHello(Buffer.concat([rec(body.subarray(0, cut)), rec(body.subarray(cut))]));
+  assert.equal(split.status === 'ok' && split.hello.sni, 'api.github.com');
+  // Truncations and corruptions are named, never thrown.
+  const bad = Buffer.from(hello);
+  bad[5] = 0x02; // handshake type: ServerHello
+  assert.equal(parseClientHello(bad).status, 'invalid');
+});
+
+test('chunked framing: end found across arbitrary splits, decoded data intact, malformed sizes rejected', () => {
+  const wire = Buffer.from('4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nNEXT');
+  for (let step = 1; step <= 7; step++) {
+    const out: Buffer[] = [];
+    const sc = new ChunkedScanner((d) => out.push(Buffer.from(d)));
+    let used = 0;
+    for (let i = 0; i < wire.length && !sc.done; i += step) used += sc.push(wire.subarray(i, Math.min(wire.length, i + step)));
+    assert.ok(sc.done);
+    assert.equal(used, wire.length - 4);
+    assert.equal(Buffer.concat(out).toString(), 'Wikipedia in\r\n\r\nchunks.');
+  }
+  assert.throws(() => new ChunkedScanner().push(Buffer.from('zz\r\n')), /chunk size/);
+  assert.throws(() => new ChunkedScanner().push(Buffer.from('fffffffffffff\r\n')), /too large/);
+  const t = new BodyTracker({ kind: 'length', length: 3 });
+  assert.equal(t.take(Buffer.from('abcdef')), 3);
+  assert.ok(t.done);
+});
+
+test('request heads: smuggling-prone forms are refused', () => {
+  const head = (s: string) => parseRequestHead(Buffer.from(s), 1024);
+  const ok = head('GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n');
+  assert.equal(ok.kind, 'head');
+  if (ok.kind === 'head') assert.deepEqual(requestFraming(ok.head), { kind: 'length', length: 5 });
+  const dup = head('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n');
+  assert.equal(dup.kind === 'head' && requestFraming(dup.head).kind, 'error');
+  const te = head('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n');
+  assert.equal(te.kind === 'head' && requestFraming(te.head).kind, 'error');
+  assert.equal(head('GET / HTTP/1.1\nHost: a\r\n\r\n').kind, 'error');
+  assert.equal(head('GET / HTTP/1.1\r\nHost : a\r\n\r\n').kind, 'error');
+  assert.equal(parseRequestHead(Buffer.from('GET / HTTP/1.1\r\nX: ' + 'a'.repeat(2000)), 1024).kind, 'error');
+});
+
+test('SSE events across chunk boundaries and line ending styles', () => {
+  const events: string[] = [];
+  const p = new SseParser((e) => events.push(`${e.event}:${e.data}`));
+  const text = 'event: message\r\ndata: {"a":\r\ndata: 1}\r\n\r\n: comment\n\ndata: two\r\rdata:three\n\n';
+  for (const ch of text) p.push(Buffer.from(ch));
+  assert.deepEqual(events, ['message:{"a":\n1}', 'message:two', 'message:three']);
+});
+
+test('JSON-RPC classification', () => {
+  const parsed = parseJsonRpc('[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/x"}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]');
+  assert.ok(parsed.ok);
+  if (parsed.ok) {
+    assert.deepEqual(classifyMessage(parsed.messages[0]), { kind: 'tool', tool: 'read_file', arguments: { path: '/x' } });
+    assert.deepEqual(classifyMessage(parsed.messages[1]), { kind: 'session', method: 'notifications/initialized' });
+  }
+  assert.equal(parseJsonRpc('{"id":1}').ok, false);
+  assert.equal(classifyMessage({ method: 'tools/call', params: { name: 'x', arguments: [1] } }).kind, 'invalid');
+});
+
+test('detectors: private keys, AWS keys, Luhn-valid card numbers, emails', () => {
+  assert.ok(detect('private_key', 'x\n-----BEGIN RSA PRIVATE KEY-----\nMII'));
+  assert.ok(!detect('private_key', '-----BEGIN PUBLIC KEY-----'));
+  assert.ok(detect('aws_access_key', 'key=AKIAIOSFODNN7EXAMPLE;'));
+  assert.ok(!detect('aws_access_key', 'AKIA-not-a-key'));
+  assert.ok(luhnValid('4111111111111111'));
+  assert.ok(detect('card_number', 'card 4111 1111 1111 1111 exp'));
+  assert.ok(detect('card_number', '5500-0000-0000-0004'));
+  assert.ok(!detect('card_number', 'order 4111111111111112'));
+  assert.ok(!detect('card_number', '0000000000000000'));
+  assert.ok(detect('email', 'write to alice.doe+x@corp.example.com'));
+  assert.ok(!detect('email', 'user@localhost'));
+});
+
+test('taint masks: labels ↔ bits, hex, signed Long, monotonic sessions', () => {
+  const table = { PII: 0, FINANCIAL: 1, TOP: 63 };
+  const m = labelsToMask(['PII', 'TOP'], table);
+  assert.equal(maskHex(m), '0x8000000000000001');
+  assert.deepEqual(maskToLabels(m, table), ['PII', 'TOP']);
+  assert.ok(maskToLong(m) < 0, 'bit 63 is a negative Long');
+  assert.equal(maskToLong(3n), 3);
+  assert.throws(() => labelsToMask(['NOPE'], table), /unknown taint label/);
+  const s = new TaintSessions();
+  assert.deepEqual(s.or('a', 1n, 'sess'), { before: 0n, after: 1n });
+  assert.deepEqual(s.or('a', 2n), { before: 1n, after: 3n });
+  assert.deepEqual(s.or('a', 0n), { before: 3n, after: 3n });
+  s.closeMcp('a', 'sess');
+  assert.equal(s.mask('a'), 3n, 'closing an MCP session never clears the agent mask');
+  assert.ok(globToRegExp('*/.ssh/*').test('/home/u/.ssh/id_rsa'));
+  assert.ok(!globToRegExp('*/.ssh/*').test('/home/u/ssh/id'));
+});
+
+test('DNS wire: queries, compression loops, error responses, answers', () => {
+  const q = buildQuery(7, 'Api.GitHub.com.', 28);
+  const parsed = parseQuery(q);
+  assert.equal(parsed.name, 'api.github.com');
+  assert.equal(parsed.qtype, 28);
+  const nx = errorResponse(q, parsed, 3);
+  assert.equal(nx.readUInt16BE(2) & 0x800f, 0x8003);
+  const loop = Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12]);
+  assert.throws(() => parseQuery(loop), /loop/);
+  assert.throws(() => readName(Buffer.from([5, 0x61]), 0), /past the end/);
+  const resp = Buffer.concat([Buffer.from([0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]), q.subarray(12), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]), Buffer.from([0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])]);
+  assert.deepEqual(answerAddresses(resp), ['10.0.0.1', '2001:db8::1']);
+});
