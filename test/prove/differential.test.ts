@@ -9,7 +9,7 @@ import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
 import { BUNDLED } from './fixtures.js';
 import { DIFF_SCHEMA, genBundledRequest, genRequest, LABEL_BITS, PolicyGen, Rng, universe } from './gen.js';
 
-const CASES = Number(process.env.LILITH_DIFF_CASES ?? 3000);
+const CASES = Number(process.env.LILITH_DIFF_CASES ?? 2000);
 const SEED = Number(process.env.LILITH_DIFF_SEED ?? 20261122);
 
 function show(d: Disagreement): string {
@@ -47,7 +47,7 @@ test(`random policies and requests: SMT encoding == cedar-wasm (${CASES} cases, 
   assert.ok(stats.withErrors > CASES / 20, `too few erroring cases: ${JSON.stringify(stats)}`);
 });
 
-const BUNDLED_CASES = Number(process.env.LILITH_DIFF_BUNDLED_CASES ?? 500);
+const BUNDLED_CASES = Number(process.env.LILITH_DIFF_BUNDLED_CASES ?? 300);
 
 test(`bundled policies, random enforcer-shaped requests (taint assumption on): SMT == cedar-wasm (${BUNDLED_CASES} cases)`, async (t) => {
   const src = await readPolicyDir(BUNDLED);
