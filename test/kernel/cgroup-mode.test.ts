@@ -171,6 +171,21 @@ test('denials reach user space as events with hook, reason, pid and identity', a
   assert.deepEqual(ev.destination, { address: '198.51.100.9', family: 4, port: 4444 });
 });
 
+test('events() iterates the same events and ends when returned', async () => {
+  const it = kernel!.events();
+  const r = await probe(inAgent('udp', '198.51.100.10', '5555'));
+  assert.equal(r.errno, EPERM);
+  let found: KernelEvent | undefined;
+  for (let i = 0; i < 20 && !found; i++) {
+    const next = await Promise.race([it.next(), sleep(2000).then(() => null)]);
+    if (!next || next.done) break;
+    if (next.value.tgid === r.pid) found = next.value;
+  }
+  assert.ok(found && found.kind === 'deny' && found.reason === 'udp', 'deny event from the iterator');
+  assert.deepEqual(await it.return!(), { value: undefined, done: true });
+  assert.equal((await it.next()).done, true);
+});
+
 test('a managed cgroup not yet classified is denied network until the daemon names its identity', async () => {
   const pending = makeCgroup(agent.dir);
   try {
