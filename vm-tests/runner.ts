@@ -25,7 +25,7 @@ With no options: every scenario on every Debian kernel (${Object.keys(DEBIAN_SER
   --kernel-image PATH    boot this bzImage instead (e.g. an lvh kernel image); repeatable
   --modules-dir PATH     lib/modules/<release> tree for --kernel-image (omit if 9p is built in)
   --scenario NAME        run only this scenario; repeatable
-  --scenarios-dir DIR    also load compiled scenarios from DIR (visible in the guest: not under /tmp)
+  --scenarios-dir DIR    also load compiled scenarios from DIR (inside the project, or not under /tmp or /run)
   --no-bpf-lsm           boot every scenario with lsm=landlock (bpf absent from the LSM list)
   --timeout SECONDS      per-scenario timeout in the guest (default 180)
   --boot-timeout SECONDS time allowed from qemu start to the scenario runner (default 120)
@@ -87,8 +87,10 @@ function parse(argv: string[]): Options | null {
   if (values.accel !== 'tcg' && values.accel !== 'kvm') throw new Error(`--accel must be tcg or kvm, got ${JSON.stringify(values.accel)}`);
   const scenarioDirs = values['scenarios-dir'].map((d) => {
     const abs = realpathSync(resolve(d));
-    // The guest mounts fresh tmpfs/proc/sys/dev/run over these, hiding the host's content.
-    if (/^\/(tmp|run|proc|sys|dev)(\/|$)/.test(abs)) throw new Error(`--scenarios-dir ${abs}: not visible in the guest (its /tmp, /run, /proc, /sys, /dev are its own)`);
+    // The guest mounts fresh tmpfs/proc/sys/dev/run over these, hiding the host's content;
+    // the project tree itself is bound back (init.sh), so anything inside it stays visible.
+    const insideProject = abs === projectRoot || abs.startsWith(`${projectRoot}/`);
+    if (!insideProject && /^\/(tmp|run|proc|sys|dev)(\/|$)/.test(abs)) throw new Error(`--scenarios-dir ${abs}: not visible in the guest (its /tmp, /run, /proc, /sys, /dev are its own)`);
     if (/[\s,]/.test(abs)) throw new Error(`--scenarios-dir ${abs}: path must not contain whitespace or commas`);
     return abs;
   });
