@@ -86,7 +86,16 @@ export class HttpConnection {
     });
     c.on('data', (d: Buffer) => {
       this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
-      this.#pump();
+      // Head and body bytes forwarded in this turn leave in one write.
+      const up = this.#upstream;
+      up?.cork();
+      try {
+        this.#pump();
+      } finally {
+        if (up && up.writableCorked) up.uncork();
+        const now = this.#upstream;
+        if (now && now !== up && now.writableCorked) now.uncork();
+      }
     });
     this.#buf = initial;
     this.#pump();
@@ -362,6 +371,17 @@ export class HttpConnection {
   }
 
   #onUpstream(): void {
+    // One syscall for head + body pieces relayed in this turn.
+    const c = this.client;
+    c.cork();
+    try {
+      this.#relayUpstream();
+    } finally {
+      if (c.writableCorked) c.uncork();
+    }
+  }
+
+  #relayUpstream(): void {
     while (this.#upBuf.length && this.#state !== 'closed') {
       const ex = this.#exchange;
       if (!ex) {
@@ -572,7 +592,9 @@ export class HttpConnection {
     this.#resp = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
     this.#respStarted = false;
     const up = this.#ensureUpstream();
+    up.cork();
     for (const part of held.raw) up.write(part);
+    up.uncork();
     this.#state = 'wait_resp';
   }
 

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import client from 'prom-client';
 import { startHarness, loopback, rawExchange, type Harness } from './helpers.js';
 import { startHttpUpstream, type HttpUpstream } from './upstreams.js';
 
@@ -180,4 +181,16 @@ test('slowloris: a head dribbled slower than the idle timeout is cut off with 40
   } finally {
     await slow.close();
   }
+});
+
+test('metrics: decisions by result, latency histogram, active connections, taint sessions and watermark in the default registry', async () => {
+  await curl(`http://localhost:${h.proxy.port}/hello`);
+  const text = await client.register.metrics();
+  assert.match(text, /lilith_decisions_total\{protocol="http",decision="allow"\} [1-9]/);
+  assert.match(text, /lilith_decisions_total\{protocol="http",decision="deny"\} [1-9]/);
+  assert.match(text, /lilith_decision_latency_seconds_bucket\{le="0\.05",protocol="http"\} [1-9]/);
+  assert.match(text, /lilith_active_connections 0/);
+  assert.match(text, /lilith_taint_sessions \d+/);
+  assert.match(text, new RegExp(`lilith_capsule_watermark ${h.snapshots.current!.watermark}`));
+  assert.match(text, /lilith_audit_dropped_events 0/);
 });
