@@ -20,6 +20,8 @@ interface Bucket {
 }
 
 const NONE: CompiledPolicy[] = [];
+/** Shared by decisions without reasons or errors; frozen so no caller can alter another decision. */
+const EMPTY = Object.freeze([]) as unknown as string[];
 
 function makeBucket(policies: CompiledPolicy[]): Bucket {
   const any: CompiledPolicy[] = [];
@@ -88,7 +90,7 @@ export class FastAuthorizer implements Authorizer {
   /** Throws Unsupported when the policy set or schema uses something this engine does not compile. */
   constructor(bundle: PolicyBundle) {
     this.schema = buildSchema(bundle.schema);
-    this.policies = splitPolicies(bundle.policies).map(compilePolicy);
+    this.policies = splitPolicies(bundle.policies).map((p) => compilePolicy(p, (actions, actionIn) => this.requiredContext(actions, actionIn)));
     const statics = new Map<string, Map<string, EntData>>();
     const put = (e: EntData) => {
       let m = statics.get(e.uid.type);
@@ -148,6 +150,18 @@ export class FastAuthorizer implements Authorizer {
     }
   }
 
+  private requiredContext(actions: EUid[] | null, actionIn: boolean): Set<string> {
+    let common: Set<string> | null = null;
+    const probe = { actions, actionIn } as CompiledPolicy;
+    for (const a of this.schema.actions.values()) {
+      if (!actionAdmits(probe, a) || a.principalTypes.size === 0 || a.resourceTypes.size === 0) continue;
+      const req = new Set(a.context.names.filter((_n, i) => a.context.required[i]));
+      if (common === null) common = req;
+      else for (const n of Array.from(common)) if (!req.has(n)) common.delete(n);
+    }
+    return common ?? new Set();
+  }
+
   /** How many compiled policies a request for this action/principal type/resource type evaluates. */
   applicableCount(action: string, principalType: string, resourceType: string): number {
     return this.actions.get(action)?.byType.get(principalType)?.get(resourceType)?.policies.length ?? 0;
@@ -185,9 +199,9 @@ export class FastAuthorizer implements Authorizer {
       }
     }
     S.n = 0;
-    if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? [] };
-    if (permits !== null) return { decision: 'allow', reasons: permits, errors: errors ?? [] };
-    return { decision: 'deny', reasons: [], errors: errors ?? [] };
+    if (forbids !== null) return { decision: 'deny', reasons: forbids, errors: errors ?? EMPTY };
+    if (permits !== null) return { decision: 'allow', reasons: permits, errors: errors ?? EMPTY };
+    return { decision: 'deny', reasons: EMPTY, errors: errors ?? EMPTY };
   }
 
   /** 1 satisfied, 0 not, 2 error (message in `failure`). Kept apart so the hot loop has no try/catch. */
@@ -240,7 +254,7 @@ export class FastAuthorizer implements Authorizer {
    * anything else goes through parseEntity. (Parents stay plain {type, id}
    * objects: the store only reads their fields.)
    */
-  private fastEntity(raw: unknown): { uid: EUid; attrs: Record<string, Value>; parents: EUid[] } | undefined {
+  private fastEntity(raw: unknown): EntData | undefined {
     const r = raw as { uid?: { type?: unknown; id?: unknown; __entity?: unknown }; attrs?: unknown; parents?: unknown; tags?: unknown } | null;
     if (r === null || typeof r !== 'object' || r.tags !== undefined) return undefined;
     const u = r.uid;
@@ -254,7 +268,8 @@ export class FastAuthorizer implements Authorizer {
       if (p === null || typeof p !== 'object' || typeof p.type !== 'string' || typeof p.id !== 'string' || p.__entity !== undefined) return undefined;
       if (!t.info.allowedParents.has(p.type) || !this.schema.entityTypes.has(p.type)) return undefined;
     }
-    return { uid: new EUid(u.type, u.id), attrs: r.attrs as Record<string, Value>, parents: parents as EUid[] };
+    // The store only reads uid fields, so the request's own objects serve as is.
+    return new EntData(u as EUid, r.attrs as Record<string, Value>, parents as EUid[], null);
   }
 
   private loadRequestEntities(list: readonly unknown[]): void {
@@ -277,7 +292,7 @@ export class FastAuthorizer implements Authorizer {
         }
       }
       if (dup) continue;
-      S.req[S.n++] = new EntData(e.uid, e.attrs, e.parents, null);
+      S.req[S.n++] = e instanceof EntData ? e : new EntData(e.uid, e.attrs, e.parents, null);
       if (this.dangling.get(e.uid.type)?.has(e.uid.id)) S.override = true;
     }
     // A cycle through request entities needs a request entity whose parent is a

@@ -37,6 +37,9 @@ type Json = any;
 
 const SAFE = 9007199254740991n;
 
+/** Operators whose result is always a boolean (or an error). */
+const BOOL_OPS = new Set(['!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
+
 /**
  * cedar-wasm's JSON form carries Long literals as JS numbers, which round above 2^53.
  * Such literals are replaced in the text by unique string markers before conversion,
@@ -104,7 +107,11 @@ function scopeOf(j: Json, what: string): ScopeConstraint {
 
 class Gen {
   readonly K: unknown[] = [];
-  constructor(private readonly bigs: Map<string, bigint>) {}
+  constructor(
+    private readonly bigs: Map<string, bigint>,
+    /** Context attributes every action this policy can apply to requires: validated requests always have them. */
+    private readonly requiredContext: ReadonlySet<string>,
+  ) {}
 
   konst(v: unknown): string {
     this.K.push(v);
@@ -174,6 +181,12 @@ class Gen {
     return undefined;
   }
 
+  /** `e` as a condition: checked to be a boolean unless its operator always yields one. */
+  cond(e: Json): string {
+    const op = e && typeof e === 'object' ? Object.keys(e)[0] : undefined;
+    return op !== undefined && BOOL_OPS.has(op) ? this.expr(e) : `bool(${this.expr(e)})`;
+  }
+
   expr(e: Json): string {
     if (!e || typeof e !== 'object' || Array.isArray(e)) throw new Unsupported(`expression ${JSON.stringify(e)}`);
     const keys = Object.keys(e);
@@ -197,7 +210,7 @@ class Gen {
         }
         throw new Unsupported(`variable ${a}`);
       case '!':
-        return `!bool(${this.expr(a.arg)})`;
+        return `!${this.cond(a.arg)}`;
       case 'neg': {
         // `-<literal>` that did not fold because the literal needed a marker.
         const inner = a.arg;
@@ -226,9 +239,9 @@ class Gen {
       case '>=':
         return bin('ge');
       case '&&':
-        return `(bool(${this.expr(a.left)}) ? bool(${this.expr(a.right)}) : false)`;
+        return `(${this.cond(a.left)} ? ${this.cond(a.right)} : false)`;
       case '||':
-        return `(bool(${this.expr(a.left)}) ? true : bool(${this.expr(a.right)}))`;
+        return `(${this.cond(a.left)} ? true : ${this.cond(a.right)})`;
       case '+':
         return bin('add');
       case '-':
@@ -252,7 +265,7 @@ class Gen {
         return `hasTag(S, ${this.expr(a.left)}, ${this.expr(a.right)})`;
       case '.': {
         const attr = JSON.stringify(String(a.attr));
-        if (a.left && a.left.Var === 'context') return `rget(C, ${attr})`;
+        if (a.left && a.left.Var === 'context') return this.requiredContext.has(String(a.attr)) ? `C[${attr}]` : `rget(C, ${attr})`;
         return `get(S, ${this.expr(a.left)}, ${attr})`;
       }
       case 'has': {
@@ -273,7 +286,7 @@ class Gen {
         return a.in ? `(${test} && inExpr(S, ${left}, ${this.expr(a.in)}))` : test;
       }
       case 'if-then-else':
-        return `(bool(${this.expr(a.if)}) ? ${this.expr(a.then)} : ${this.expr(a.else)})`;
+        return `(${this.cond(a.if)} ? ${this.expr(a.then)} : ${this.expr(a.else)})`;
       case 'Set': {
         const c = this.constant(e);
         if (c) return this.konst(c.v);
@@ -307,9 +320,9 @@ class Gen {
 
 const RT_NAMES = Object.keys(rt).filter((k) => typeof (rt as Record<string, unknown>)[k] === 'function' && k !== 'Store');
 
-export function compilePolicy(p: NamedPolicy): CompiledPolicy {
+/** `requiredContext(actions, actionIn)`: context attributes required for every action the scope admits. */
+export function compilePolicy(p: NamedPolicy, requiredContext: (actions: EUid[] | null, actionIn: boolean) => ReadonlySet<string> = () => new Set()): CompiledPolicy {
   const { json, bigs } = exactEst(p);
-  const gen = new Gen(bigs);
   const principal = scopeOf(json.principal, 'principal');
   const resource = scopeOf(json.resource, 'resource');
   let actions: EUid[] | null = null;
@@ -327,13 +340,14 @@ export function compilePolicy(p: NamedPolicy): CompiledPolicy {
     default:
       throw new Unsupported(`action scope ${JSON.stringify(json.action)}`);
   }
+  const gen = new Gen(bigs, requiredContext(actions, actionIn));
   const parts: string[] = [];
   const ps = gen.scope(principal, 'P');
   if (ps) parts.push(ps);
   const rs = gen.scope(resource, 'R');
   if (rs) parts.push(rs);
   for (const c of json.conditions ?? []) {
-    const body = `bool(${gen.expr(c.body)})`;
+    const body = gen.cond(c.body);
     if (c.kind === 'when') parts.push(body);
     else if (c.kind === 'unless') parts.push(`!${body}`);
     else throw new Unsupported(`condition kind ${c.kind}`);
