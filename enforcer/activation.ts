@@ -30,6 +30,7 @@ import { controlMetrics } from './control-metrics.js';
 import { createAuthorizer, type EngineName } from './engine/index.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
 import type { CapsuleCandidate } from './sync/types.js';
+import { VerifyWorker } from './verify-worker.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
 export const PERSISTED_META = 'active-capsule.meta.json';
@@ -95,6 +96,7 @@ export class Activator implements SnapshotSource {
   #expired = false;
   #expiryTimer: NodeJS.Timeout | null = null;
   #lastExpiryLog = 0;
+  #verifier = new VerifyWorker();
 
   constructor(opts: ActivationOptions) {
     this.#opts = opts;
@@ -168,7 +170,7 @@ export class Activator implements SnapshotSource {
     const now = this.#now();
     let verified: VerifiedCapsule;
     try {
-      verified = this.#verify(c, now);
+      verified = c.source === 'disk' ? this.#verify(c, now) : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
     } catch (err) {
       if (err instanceof CapsuleError) {
         const peek = peek_(c.bytes);
@@ -349,6 +351,7 @@ export class Activator implements SnapshotSource {
   stop(): void {
     if (this.#expiryTimer) clearInterval(this.#expiryTimer);
     this.#expiryTimer = null;
+    void this.#verifier.close();
   }
 
   #audit(e: Omit<CapsuleAuditEvent, 'kind' | 'time'>): void {
