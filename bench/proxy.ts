@@ -81,7 +81,7 @@ const us = (n: number) => `${n.toFixed(1).padStart(8)} µs`;
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { iterations: { type: 'string', default: '3000' }, seconds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '16' }, engine: { type: 'string', default: 'fast' } },
+    options: { iterations: { type: 'string', default: '3000' }, seconds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '16' }, engine: { type: 'string', default: 'fast' }, audit: { type: 'string', default: 'file' } },
     allowPositionals: true,
     strict: false,
   });
@@ -116,7 +116,9 @@ export async function run(argv: string[]): Promise<void> {
   const bundle = toBundle(src);
   const authorizer = createAuthorizer(bundle, engine);
   const snap: PolicySnapshot = { watermark: 1, digest: 'bench', sourceCommit: null, expiresAt: new Date(Date.now() + 3600_000), config: cfg, entities: bundle.entities, authorizer, schema: src.schema };
-  const audit = new FileAuditSink(join(dir, 'audit.jsonl'));
+  // --audit null measures the proxy without the audit writer (to see its share).
+  const fileSink = new FileAuditSink(join(dir, 'audit.jsonl'));
+  const audit = values.audit === 'null' ? { emit: () => undefined, dropped: () => 0, close: async () => undefined, flush: async () => undefined } : fileSink;
   const routes = new Map<number, number>();
   const dp = await startDataplane({
     snapshots: { get: () => snap },
@@ -177,17 +179,17 @@ export async function run(argv: string[]): Promise<void> {
   for (const p of paths) process.stdout.write(`  ${p.name.padEnd(14)} ${Math.round(await saturate(p.port, p.req)).toString().padStart(8)} req/s\n`);
 
   await audit.flush();
-  const lat = (await readFile(join(dir, 'audit.jsonl'), 'utf8'))
+  const lat = (await readFile(join(dir, 'audit.jsonl'), 'utf8').catch(() => ''))
     .split('\n')
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { latency_us: number; protocol: string }))
     .filter((e) => e.protocol === 'http' || e.protocol === 'mcp')
     .map((e) => e.latency_us)
     .sort((a, b) => a - b);
-  process.stdout.write(`\ndecision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${audit.dropped()} audit events dropped)\n`);
+  if (lat.length) process.stdout.write(`\ndecision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${audit.dropped()} audit events dropped)\n`);
 
   await dp.close();
-  await audit.close();
+  await fileSink.close();
   authorizer.dispose();
   httpUp.closeAllConnections();
   mcpUp.closeAllConnections();

@@ -13,6 +13,8 @@ export interface FileAuditSinkOptions {
   keep?: number;
   /** Events waiting for the disk before new ones are dropped. @default 10000 */
   queueLimit?: number;
+  /** Events are gathered this long and written together (one write per batch, not per event). @default 5 */
+  batchMs?: number;
 }
 
 export class FileAuditSink implements AuditSink {
@@ -28,12 +30,15 @@ export class FileAuditSink implements AuditSink {
   #writing: Promise<void> | null = null;
   #closed = false;
   #lastError: string | null = null;
+  #batchMs: number;
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(path: string, options: FileAuditSinkOptions = {}) {
     this.path = path;
     this.#maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.#keep = options.keep ?? 5;
     this.#queueLimit = options.queueLimit ?? 10_000;
+    this.#batchMs = options.batchMs ?? 5;
   }
 
   emit(event: AuditEvent): void {
@@ -42,7 +47,13 @@ export class FileAuditSink implements AuditSink {
       return;
     }
     this.#queue.push(JSON.stringify(event) + '\n');
-    if (!this.#writing) this.#writing = this.#drain().finally(() => (this.#writing = null));
+    if (!this.#writing && !this.#timer) this.#timer = setTimeout(() => this.#startDrain(), this.#batchMs);
+  }
+
+  #startDrain(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (!this.#writing && this.#queue.length) this.#writing = this.#drain().finally(() => (this.#writing = null));
   }
 
   dropped(): number {
@@ -59,7 +70,11 @@ export class FileAuditSink implements AuditSink {
 
   /** Resolves when everything queued so far is on disk (tests, shutdown). */
   async flush(): Promise<void> {
-    while (this.#writing) await this.#writing;
+    this.#startDrain();
+    while (this.#writing) {
+      await this.#writing;
+      this.#startDrain();
+    }
   }
 
   async close(): Promise<void> {
