@@ -119,7 +119,10 @@ function connectDecision(client: net.Socket, origin: Origin | null, deps: Connec
       if (hello?.sni) {
         resource = { type: 'Host', id: hello.sni };
         context.sni = hello.sni;
+        // SNI is the client's claim. Corroborated when this agent resolved the destination
+        // to that name through the DNS front (or localhost → loopback); otherwise say so.
         if (learned && learned !== hello.sni) findings.push('sni_mismatch');
+        else if (!learned && !(hello.sni === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(o.destination.address))) findings.push('sni_unverified');
       } else if (protocol === 'tcp' && learned) resource = { type: 'Host', id: learned };
       else resource = fallback;
       if (hello?.alpn.length) context.alpn = hello.alpn;

@@ -42,6 +42,7 @@ test('TLS to a name outside every zone is reset, and audited with the SNI', asyn
   const ev = (await h.events()).filter((e) => e.protocol === 'tls').at(-1)!;
   assert.equal(ev.resource, 'Host::"evil.example"');
   assert.equal(ev.decision, 'deny');
+  assert.deepEqual(ev.findings, ['sni_unverified'], 'nothing corroborates an SNI the agent never resolved');
 });
 
 test('malformed and oversized ClientHellos are reset and audited; the proxy keeps serving', async () => {
