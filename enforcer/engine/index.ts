@@ -28,11 +28,13 @@ export function createAuthorizer(bundle: PolicyBundle, engine: EngineName = 'fas
       try {
         return new FastAuthorizer(bundle);
       } catch (err) {
-        if (!(err instanceof Unsupported)) throw err;
-        // Never silently different: the set is answered by the reference engine, and we say so.
-        engineFallbacks.inc({ reason: err.message.slice(0, 80) });
-        (options.log ?? ((l) => process.stderr.write(`${l}\n`)))(`lilith engine: compiled engine cannot take this policy set (${err.message}); using cedar-wasm`);
-        return new WasmAuthorizer(bundle);
+        // An invalid bundle fails in cedar-wasm too (and that error is the one to report);
+        // anything the compiler cannot take is answered by the reference engine, visibly.
+        const wasm = new WasmAuthorizer(bundle);
+        const why = err instanceof Unsupported ? err.message : `internal compiler error: ${(err as Error).message}`;
+        engineFallbacks.inc({ reason: why.slice(0, 80) });
+        (options.log ?? ((l) => process.stderr.write(`${l}\n`)))(`lilith engine: compiled engine cannot take this policy set (${why}); using cedar-wasm`);
+        return wasm;
       }
   }
 }
