@@ -128,3 +128,27 @@ test('createAuthorizer: fast engine by default, visible fallback to cedar-wasm f
   assert.equal(after, before + 1);
   authz.dispose();
 });
+
+test('the dataplane probe for declared tool actions classifies the same under both engines', async () => {
+  // enforcer/proxy/decide.ts asks with a ToolContext and reads "does not exist in the
+  // supplied schema|not declared" in the errors to tell an undeclared tool.
+  const bundle = toBundle(await readPolicyDir('policies'));
+  const fast = new FastAuthorizer(bundle);
+  const wasm = new WasmAuthorizer(bundle);
+  const undeclared = (errors: string[]) => errors.some((e) => /does not exist in the supplied schema|not declared/.test(e));
+  const tools = [...buildSchema(bundle.schema).actions.keys(), 'no_such_tool', 'Read_File', ''];
+  let undeclaredCount = 0;
+  for (const tool of tools) {
+    const req = {
+      principal: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' },
+      action: { type: 'Action', id: tool },
+      resource: { type: 'MCPServer', id: '-' },
+      context: { taint: [], data_touched: 0, tool, arguments: {} },
+    };
+    const f = undeclared(fast.isAuthorized(req).errors);
+    assert.equal(f, undeclared(wasm.isAuthorized(req).errors), `tool ${JSON.stringify(tool)}`);
+    if (f) undeclaredCount++;
+  }
+  wasm.dispose();
+  assert.equal(undeclaredCount, 3);
+});

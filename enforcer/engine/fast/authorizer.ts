@@ -231,9 +231,10 @@ export class FastAuthorizer implements Authorizer {
       const P = parseUid(req.principal, 'principal');
       const R = parseUid(req.resource, 'resource');
       const byR = entry.byType.get(P.type);
-      if (byR === undefined) return `principal type \`${P.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
+      // Messages follow cedar-wasm's wording (the dataplane matches "does not exist" / "not declared").
+      if (byR === undefined) return `principal type \`${P.type}\` ${this.schema.entityTypes.has(P.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
       const b = byR.get(R.type);
-      if (b === undefined) return `resource type \`${R.type}\` is not valid for ${A.type}::${JSON.stringify(A.id)}`;
+      if (b === undefined) return `resource type \`${R.type}\` ${this.schema.entityTypes.has(R.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
       this.C = entry.ctxCheck(req.context) ? (req.context as Record<string, Value>) : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
       if (req.entities !== undefined && req.entities.length) this.loadRequestEntities(req.entities);
       if (this.staticError !== null) return this.staticError;

@@ -94,7 +94,8 @@ export function conform(t: SType, v: unknown, where: string): Value {
           sawUndefined = true; // an undefined attribute is absent: copy without it
           continue;
         }
-        if (!t.attrs.has(k)) bad(`${where}: attribute \`${k}\` is not declared in the schema`);
+        // Wording as cedar-wasm's: callers match "not declared" to mean an undeclared type or action.
+        if (!t.attrs.has(k)) bad(`${where}: record attribute \`${k}\` should not exist according to the schema`);
         own++;
       }
       if (out === undefined && !sawUndefined && own === present) return v as Record<string, Value>;
