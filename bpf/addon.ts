@@ -23,6 +23,7 @@ export interface Native {
   objectSetGlobal(h: number, name: string, value: Buffer): number;
   programFd(h: number, name: string): number;
   programSetAutoload(h: number, name: string, on: boolean): number;
+  programSetType(h: number, name: string, progType: number, expectedAttachType: number): number;
   programAttach(h: number, name: string): number;
   programAttachLsm(h: number, name: string): number;
   programAttachCgroup(h: number, name: string, cgroupDir: string): number;

@@ -23,6 +23,8 @@ import {
   inodeKey,
   SIZES,
   tupleKey,
+  decodeUnixKey,
+  unixKey,
   type KernelEvent,
   type KernelSettings,
   type OriginalDestination,
@@ -72,6 +74,13 @@ export interface KernelConfig {
    * @default true
    */
   readonly intercept?: boolean;
+  /**
+   * AF_UNIX addresses managed processes may connect/send to, matched exactly:
+   * pathnames as bound ("/run/nscd/socket") and abstract names with their
+   * leading NUL ("\0name"). Everything else is denied (unix_path). Replaces
+   * whatever allowlist is pinned. @default [] (no unix sockets)
+   */
+  readonly unixAllowlist?: readonly string[];
   /** Directory of the compiled objects. @default <repo>/bpf/build */
   readonly objectDir?: string;
 }
@@ -112,6 +121,7 @@ interface Resolved {
   readonly intercept: boolean;
   readonly objectDir?: string;
   readonly settings: KernelSettings;
+  readonly unixKeys: Buffer[];
 }
 
 function isPort(n: unknown): n is number {
@@ -156,7 +166,16 @@ function resolve(c: KernelConfig): Resolved {
     throw new KernelConfigError('cgroupPath', `${JSON.stringify(c.cgroupPath)} is not a cgroup v2 directory`);
   }
   const intercept = mode === 'cgroup-only' ? true : c.intercept ?? true;
+  if (c.unixAllowlist !== undefined && !Array.isArray(c.unixAllowlist)) throw new KernelConfigError('unixAllowlist', 'must be an array of socket paths');
+  const unixKeys = (c.unixAllowlist ?? []).map((p, i) => {
+    try {
+      return unixKey(p);
+    } catch (err) {
+      throw new KernelConfigError(`unixAllowlist[${i}]`, (err as Error).message);
+    }
+  });
   return {
+    unixKeys,
     cgroupPath: c.cgroupPath,
     pinRoot: c.pinRoot ?? DEFAULT_PIN_ROOT,
     mode,
@@ -224,7 +243,9 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
 
   refuseIncompatiblePins(r.pinRoot);
   const cgId = cgroupId(r.cgroupPath);
-  const wanted = PROGRAMS.filter((s) => (s.kind === 'lsm' ? mode === 'bpf-lsm' : r.intercept || !s.intercept));
+  const wantedIn = (m: KernelMode): ProgramSpec[] =>
+    PROGRAMS.filter((s) => (s.kind === 'lsm' ? m === 'bpf-lsm' : s.cgroupModeOnly ? m === 'cgroup-only' : r.intercept || !s.intercept));
+  const wanted = wantedIn(mode);
   const mapsPinned = MAP_NAMES.every((m) => existsSync(join(r.pinRoot, m)));
 
   // Re-adopt what a previous daemon pinned; everything else needs a load.
@@ -241,7 +262,7 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
       rmSync(path, { force: true });
     }
   }
-  const toAttach = wanted.filter((s) => !adopted.has(s.program));
+  let toAttach = wanted.filter((s) => !adopted.has(s.program));
 
   // Load each object that has programs to attach; its maps are created or
   // reused from the pins. An LSM object that fails to load in auto mode drops
@@ -249,21 +270,41 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
   const objects = new Map<string, BpfObject>();
   const objPath = (name: string): string => (r.objectDir ? join(r.objectDir, `${name}.bpf.o`) : objectPath(name));
   const missing: { hook: string; reason: string }[] = [];
+  const unsupported = new Set<string>(); // optional programs this kernel cannot load or attach
   try {
-    for (const name of [...new Set(toAttach.map((s) => s.object))]) {
+    const queue = [...new Set(toAttach.map((s) => s.object))];
+    for (let i = 0; i < queue.length; i++) {
+      const name = queue[i]!;
       const obj = BpfObject.open(objPath(name), { pinRoot: r.pinRoot });
       try {
         for (const p of obj.programs()) {
-          if (!toAttach.some((s) => s.program === p.name)) p.setAutoload(false);
+          const spec = toAttach.find((s) => s.program === p.name);
+          if (!spec) p.setAutoload(false);
+          else if (spec.types) p.setType(spec.types.prog, spec.types.attach);
         }
         obj.load();
         objects.set(name, obj);
       } catch (err) {
         obj.close();
-        const isLsm = PROGRAMS.some((s) => s.object === name && s.kind === 'lsm');
+        const specs = PROGRAMS.filter((s) => s.object === name);
+        if (specs.every((s) => s.cgroupModeOnly)) {
+          // A kernel older than the hook (connect_unix: Linux 6.7) refuses the program type.
+          for (const s of specs) {
+            unsupported.add(s.program);
+            missing.push({ hook: s.hook, reason: `this kernel cannot load it (${(err as Error).message.split('\n')[0]}); needs Linux 6.7+` });
+          }
+          continue;
+        }
+        const isLsm = specs.some((s) => s.kind === 'lsm');
         if (!isLsm || r.mode === 'bpf-lsm') throw withLogTail(err);
         lsmWhy = `loading ${name} failed: ${(err as Error).message}`;
-        mode = 'cgroup-only';
+        if (mode === 'bpf-lsm') {
+          // Fall back: the cgroup-only programs are now wanted too.
+          mode = 'cgroup-only';
+          const more = wantedIn('cgroup-only').filter((s) => s.cgroupModeOnly && !adopted.has(s.program));
+          toAttach = [...toAttach, ...more];
+          for (const o of new Set(more.map((s) => s.object))) if (!queue.includes(o)) queue.push(o);
+        }
       }
     }
     if (mode === 'cgroup-only' && lsmWhy) {
@@ -282,14 +323,24 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
     kernel.configure({});
     kernel.setHeartbeat();
 
+    kernel.setUnixAllowlist(r.unixKeys);
+
     const links: BpfLink[] = [...adopted.values()];
     const active: string[] = wanted.filter((s) => adopted.has(s.program)).map((s) => s.hook);
     for (const spec of toAttach) {
       if (spec.kind === 'lsm' && mode !== 'bpf-lsm') continue;
+      if (unsupported.has(spec.program)) continue;
       const obj = objects.get(spec.object);
       if (!obj) continue;
       const prog = obj.program(spec.program);
-      const link = spec.kind === 'lsm' ? prog.attachLsm() : prog.attachCgroup(r.cgroupPath);
+      let link: BpfLink;
+      try {
+        link = spec.kind === 'lsm' ? prog.attachLsm() : prog.attachCgroup(r.cgroupPath);
+      } catch (err) {
+        if (!spec.cgroupModeOnly) throw err;
+        missing.push({ hook: spec.hook, reason: `attach failed: ${(err as Error).message}` });
+        continue;
+      }
       // The new link is attached before the old one goes: no gap.
       const old = stale.get(spec.program);
       if (old) {
@@ -466,6 +517,41 @@ export class Kernel {
       return ['lil_classify', classifyKey(sel.pid, sel.startNs)];
     }
     throw new KernelConfigError('selector', `${JSON.stringify(sel, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))} is not a cgroup, binary, {dev, ino} or {pid, startNs}`);
+  }
+
+  /**
+   * Allows managed processes to connect/send to this AF_UNIX address (exact
+   * match: a pathname as the server bound it, or "\0name" for an abstract
+   * socket). Bad input throws KernelConfigError and changes nothing.
+   */
+  allowUnixPath(path: string): void {
+    this.#map('lil_unix_ok').update(this.#unixKey(path), Buffer.from([1]));
+  }
+
+  /** Removes an AF_UNIX address from the allowlist; false when it was not there. */
+  revokeUnixPath(path: string): boolean {
+    return this.#map('lil_unix_ok').delete(this.#unixKey(path));
+  }
+
+  /** The AF_UNIX allowlist as pinned now. */
+  unixAllowlist(): string[] {
+    return this.#map('lil_unix_ok').keys().map(decodeUnixKey);
+  }
+
+  /** @internal Makes the pinned allowlist exactly these keys (attach: the config is the truth). */
+  setUnixAllowlist(keys: readonly Buffer[]): void {
+    const m = this.#map('lil_unix_ok');
+    for (const k of keys) m.update(k, Buffer.from([1]));
+    const want = new Set(keys.map((k) => k.toString('hex')));
+    for (const k of m.keys()) if (!want.has(k.toString('hex'))) m.delete(k);
+  }
+
+  #unixKey(path: string): Buffer {
+    try {
+      return unixKey(path);
+    } catch (err) {
+      throw new KernelConfigError('unixPath', (err as Error).message);
+    }
   }
 
   /** Allows managed processes to exec / map PROT_EXEC the file with this stat dev (st_dev) and inode. */

@@ -29,6 +29,10 @@ export const HOOK_NAMES = [
   'sendmsg6',
   'sock_create',
   'task_alloc',
+  'unix_stream_connect',
+  'unix_may_send',
+  'connect_unix',
+  'sendmsg_unix',
 ] as const;
 
 /** enum lilith_reason, index = value. */
@@ -48,9 +52,10 @@ export const REASON_NAMES = [
   'write_exec',
   'low_address',
   'protocol',
+  'unix_path',
 ] as const;
 
-export const SIZES = { config: 64, ident: 8, classifyKey: 16, inodeKey: 16, orig: 48, tupleKey: 20, event: 176 } as const;
+export const SIZES = { config: 64, ident: 8, classifyKey: 16, inodeKey: 16, orig: 48, tupleKey: 20, unixKey: 116, event: 176 } as const;
 
 // ---- addresses -------------------------------------------------------------
 
@@ -169,6 +174,33 @@ export function tupleKey(address: string, port: number): Buffer {
   ip16(address).copy(b, 0);
   b.writeUInt16LE(port, 16);
   return b;
+}
+
+/** Longest AF_UNIX name (sun_path) the kernel accepts. */
+export const UNIX_PATH_MAX = 108;
+
+/**
+ * Allowlist key (struct lilith_unix_key) for an AF_UNIX address: a pathname
+ * ("/run/nscd/socket", matched exactly as bound/passed, no normalisation) or
+ * an abstract name written with its leading NUL ("\0name", Node's notation).
+ * Throws a TypeError saying what is wrong.
+ */
+export function unixKey(path: string): Buffer {
+  if (typeof path !== 'string' || path.length === 0) throw new TypeError('unix socket path must be a non-empty string');
+  const bytes = Buffer.from(path, 'utf8');
+  const abstract = bytes[0] === 0;
+  if (abstract && bytes.length < 2) throw new TypeError('abstract unix socket name is empty');
+  if (!abstract && bytes.includes(0)) throw new TypeError(`unix socket path ${JSON.stringify(path)} contains a NUL byte`);
+  if (bytes.length > UNIX_PATH_MAX) throw new TypeError(`unix socket path ${JSON.stringify(path)} is ${bytes.length} bytes (at most ${UNIX_PATH_MAX})`);
+  const b = Buffer.alloc(SIZES.unixKey);
+  b.writeUInt32LE(bytes.length, 0);
+  bytes.copy(b, 4);
+  return b;
+}
+
+/** The address a unixKey encodes (abstract names come back with their leading NUL). */
+export function decodeUnixKey(b: Buffer): string {
+  return b.subarray(4, 4 + b.readUInt32LE(0)).toString('utf8');
 }
 
 export interface OriginalDestination {

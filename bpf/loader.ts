@@ -147,9 +147,9 @@ export class BpfProgram {
   readonly name: string;
   readonly section: string;
   /** enum bpf_prog_type */
-  readonly type: number;
-  /** enum bpf_attach_type the section implies */
-  readonly expectedAttachType: number;
+  type: number;
+  /** enum bpf_attach_type the section implies (or setType set) */
+  expectedAttachType: number;
 
   /** @internal */
   constructor(object: BpfObject, name: string, section: string, type: number, expectedAttachType: number) {
@@ -181,6 +181,17 @@ export class BpfProgram {
    */
   attachCgroup(cgroupPath: string): BpfLink {
     return this.#link('program.attachCgroup', native().programAttachCgroup(this.object.handle, this.name, cgroupPath), cgroupPath);
+  }
+
+  /**
+   * Before load: sets the program type and expected attach type by number,
+   * for sections the linked libbpf does not know (e.g. cgroup/connect_unix).
+   */
+  setType(progType: number, expectedAttachType: number): void {
+    if (this.object.loaded) throw new BpfError('program.setType', errnoValue('EBUSY'), { target: this.name, detail: 'object already loaded' });
+    check('program.setType', native().programSetType(this.object.handle, this.name, progType, expectedAttachType), this.name);
+    this.type = progType;
+    this.expectedAttachType = expectedAttachType;
   }
 
   /** Before load: false skips loading this program (e.g. LSM programs in cgroup-only mode). */

@@ -12,10 +12,35 @@ export interface ProgramSpec {
   readonly kind: ProgramKind;
   /** Part of the interception path (connect/sendmsg redirection + original destination). */
   readonly intercept: boolean;
+  /**
+   * Program and attach type numbers, for sections Debian's libbpf 1.1 does not
+   * know (cgroup/connect_unix): set before load.
+   */
+  readonly types?: { readonly prog: number; readonly attach: number };
+  /**
+   * Attached only in cgroup-only mode (BPF-LSM mode has an LSM hook for the
+   * same job), and optional: a kernel without the hook lists it in
+   * Kernel.hooks.missing instead of failing attach.
+   */
+  readonly cgroupModeOnly?: boolean;
 }
 
 const lsm = (object: string, program: string, hook: string): ProgramSpec => ({ object, program, hook, kind: 'lsm', intercept: false });
 const cg = (object: string, program: string, hook: string, intercept = true): ProgramSpec => ({ object, program, hook, kind: 'cgroup', intercept });
+
+// enum bpf_prog_type / bpf_attach_type values (uapi, stable).
+const BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18;
+const BPF_CGROUP_UNIX_CONNECT = 49; // Linux 6.7
+const BPF_CGROUP_UNIX_SENDMSG = 50;
+const cgUnix = (program: string, hook: string, attach: number): ProgramSpec => ({
+  object: 'cgroup_unix',
+  program,
+  hook,
+  kind: 'cgroup',
+  intercept: false,
+  types: { prog: BPF_PROG_TYPE_CGROUP_SOCK_ADDR, attach },
+  cgroupModeOnly: true,
+});
 
 export const PROGRAMS: readonly ProgramSpec[] = [
   lsm('lsm_task', 'lil_bprm_check', 'bprm_check_security'),
@@ -26,6 +51,8 @@ export const PROGRAMS: readonly ProgramSpec[] = [
   lsm('lsm_net', 'lil_sock_post', 'socket_post_create'),
   lsm('lsm_net', 'lil_sock_connect', 'socket_connect'),
   lsm('lsm_net', 'lil_sock_sendmsg', 'socket_sendmsg'),
+  lsm('lsm_unix', 'lil_unix_conn', 'unix_stream_connect'),
+  lsm('lsm_unix', 'lil_unix_send', 'unix_may_send'),
   lsm('lsm_mem', 'lil_mmap_file', 'mmap_file'),
   lsm('lsm_mem', 'lil_mprotect', 'file_mprotect'),
   lsm('lsm_mem', 'lil_mmap_addr', 'mmap_addr'),
@@ -39,6 +66,8 @@ export const PROGRAMS: readonly ProgramSpec[] = [
   cg('cgroup_connect', 'lil_recvmsg6', 'cgroup/recvmsg6'),
   cg('cgroup_sock', 'lil_cg_sock', 'cgroup/sock_create', false),
   cg('sockops', 'lil_sockops', 'sockops'),
+  cgUnix('lil_conn_unix', 'cgroup/connect_unix', BPF_CGROUP_UNIX_CONNECT),
+  cgUnix('lil_send_unix', 'cgroup/sendmsg_unix', BPF_CGROUP_UNIX_SENDMSG),
 ];
 
 /** Maps every object declares (bpf/src/maps.h), pinned as <pinRoot>/<name>. */
@@ -53,6 +82,7 @@ export const MAP_NAMES = [
   'lil_sk_tag',
   'lil_orig_ck',
   'lil_orig_tp',
+  'lil_unix_ok',
   'lil_events',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];

@@ -34,6 +34,10 @@ enum lilith_hook {
 	HOOK_SENDMSG6,
 	HOOK_CG_SOCK_CREATE,
 	HOOK_TASK_ALLOC,
+	HOOK_UNIX_STREAM_CONNECT, /* LSM unix_stream_connect */
+	HOOK_UNIX_MAY_SEND,       /* LSM unix_may_send (datagram connect/send) */
+	HOOK_CONNECT_UNIX,        /* cgroup connect_unix (Linux >= 6.7) */
+	HOOK_SENDMSG_UNIX,        /* cgroup sendmsg_unix (Linux >= 6.7) */
 };
 
 /* Why a denial happened (bpf/layout.ts REASON_NAMES mirrors this order). */
@@ -52,6 +56,7 @@ enum lilith_reason {
 	R_WRITE_EXEC,          /* PROT_WRITE|PROT_EXEC together (W^X) */
 	R_LOW_ADDR,            /* mapping below the low-address floor */
 	R_PROTOCOL,            /* transport other than TCP/UDP */
+	R_UNIX_PATH,           /* AF_UNIX peer whose address is not in the unix allowlist */
 };
 
 struct lilith_config {
@@ -107,6 +112,15 @@ struct lilith_tuple_key {
 	__u16 pad;
 };
 
+/* An AF_UNIX address as the allowlist knows it. Pathname sockets: the path
+ * up to its first NUL, len = its length. Abstract sockets: the name with its
+ * leading NUL, len = its length. Bytes after len are zero. */
+#define UNIX_PATH_MAX 108
+struct lilith_unix_key {
+	__u32 len;
+	char path[112]; /* UNIX_PATH_MAX + room for the terminating NUL a string read writes */
+};
+
 struct lilith_event {
 	__u64 ts_ns;
 	__u64 cgroup_id;
@@ -135,6 +149,7 @@ _Static_assert(sizeof(struct lilith_classify_key) == 16, "classify key layout");
 _Static_assert(sizeof(struct lilith_inode_key) == 16, "inode key layout");
 _Static_assert(sizeof(struct lilith_orig) == 48, "lilith_orig layout");
 _Static_assert(sizeof(struct lilith_tuple_key) == 20, "tuple key layout");
+_Static_assert(sizeof(struct lilith_unix_key) == 116, "unix key layout");
 _Static_assert(sizeof(struct lilith_event) == 176, "lilith_event layout");
 
 #endif

@@ -104,6 +104,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lil_orig_tp SEC(".maps");
 
+/* AF_UNIX addresses managed tasks may connect/send to (exact match). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct lilith_unix_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lil_unix_ok SEC(".maps");
+
 /* Exec and denial events to the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

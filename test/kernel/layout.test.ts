@@ -2,7 +2,7 @@
 // config encoding, event and original-destination decoding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeEvent, decodeOrig, encodeConfig, ip16, ipString, SIZES, tupleKey } from '../../bpf/layout.js';
+import { decodeEvent, decodeOrig, decodeUnixKey, encodeConfig, HOOK_NAMES, ip16, ipString, REASON_NAMES, SIZES, tupleKey, unixKey } from '../../bpf/layout.js';
 import { kernelDev } from '../../bpf/cgroups.js';
 
 test('IPv4, IPv6 and v4-mapped addresses round-trip through 16 bytes', () => {
@@ -91,4 +91,44 @@ test('st_dev converts to the kernel dev_t encoding (major << 20 | minor)', () =>
   assert.equal(kernelDev(0x00fd0000n | 0x1234n), kernelDev(0x00fd1234));
   assert.equal(kernelDev(259 * 256 + 3), (259 << 20) | 3);
   assert.equal(kernelDev((0x123n << 8n) | 0x45n | (0x678n << 12n << 8n)), (0x123 << 20) | 0x67845);
+});
+
+test('unix allowlist keys: 116 bytes, length + name zero-padded; pathname and abstract never collide', () => {
+  const k = unixKey('/run/nscd/socket');
+  assert.equal(k.length, SIZES.unixKey);
+  assert.equal(k.readUInt32LE(0), 16);
+  assert.equal(k.subarray(4, 20).toString(), '/run/nscd/socket');
+  assert.ok(k.subarray(20).every((b) => b === 0));
+  assert.equal(decodeUnixKey(k), '/run/nscd/socket');
+  const a = unixKey('\0run/nscd/socket');
+  assert.equal(a.readUInt32LE(0), 16);
+  assert.equal(a[4], 0);
+  assert.notDeepEqual(a, unixKey('/run/nscd/socket'));
+  assert.equal(decodeUnixKey(a), '\0run/nscd/socket');
+  // Length is part of the key: an abstract name padded with NULs is another name.
+  assert.notDeepEqual(unixKey('\0x'), unixKey('\0x\0'));
+  assert.equal(unixKey('/' + 'p'.repeat(107)).readUInt32LE(0), 108);
+  assert.throws(() => unixKey('/' + 'p'.repeat(108)), /109 bytes \(at most 108\)/);
+  assert.throws(() => unixKey(''), /non-empty/);
+  assert.throws(() => unixKey('\0'), /abstract unix socket name is empty/);
+  assert.throws(() => unixKey('/a\0b'), /NUL/);
+  assert.throws(() => unixKey(7 as unknown as string), /non-empty string/);
+});
+
+test('unix deny events decode with the unix hooks, unix_path reason and the path', () => {
+  const e = Buffer.alloc(SIZES.event);
+  e.writeUInt32LE(2, 32); // deny
+  e.writeUInt32LE(HOOK_NAMES.indexOf('unix_stream_connect'), 36);
+  e.writeUInt32LE(REASON_NAMES.indexOf('unix_path'), 40);
+  e.writeUInt16LE(1, 72); // AF_UNIX
+  e.write('/run/docker.sock\0', 108);
+  const d = decodeEvent(e);
+  assert.ok(d && d.kind === 'deny');
+  assert.equal(d.hook, 'unix_stream_connect');
+  assert.equal(d.reason, 'unix_path');
+  assert.equal(d.path, '/run/docker.sock');
+  assert.equal(d.destination, undefined);
+  // enum order in bpf/src/lilith.h
+  assert.deepEqual(HOOK_NAMES.slice(14), ['unix_stream_connect', 'unix_may_send', 'connect_unix', 'sendmsg_unix']);
+  assert.equal(REASON_NAMES.indexOf('unix_path'), 15);
 });

@@ -149,6 +149,19 @@ static Napi::Value ProgramSetAutoload(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), bpf_program__set_autoload(prog, on));
 }
 
+// programSetType(handle, name, progType, expectedAttachType) -> 0 | -errno (before load).
+// For sections this libbpf does not know (cgroup/connect_unix is newer than
+// Debian's libbpf 1.1): the caller names the types by number.
+static Napi::Value ProgramSetType(const Napi::CallbackInfo& info) {
+  int err;
+  bpf_program* prog = FindProgram(info, &err);
+  if (!prog) return err ? Errno(info.Env(), err) : info.Env().Undefined();
+  if (info.Length() < 4 || !info[2].IsNumber() || !info[3].IsNumber()) return Errno(info.Env(), EINVAL);
+  int r = bpf_program__set_type(prog, static_cast<bpf_prog_type>(info[2].As<Napi::Number>().Int32Value()));
+  if (r == 0) r = bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(info[3].As<Napi::Number>().Int32Value()));
+  return Napi::Number::New(info.Env(), r);
+}
+
 static Napi::Value LinkResult(Napi::Env env, bpf_link* link) {
   if (!link) return Errno(env, errno ? errno : EINVAL);
   return Napi::Number::New(env, AddLink(link));
@@ -282,6 +295,7 @@ void InitObject(Napi::Env env, Napi::Object exports) {
   exports.Set("objectSetGlobal", Napi::Function::New(env, ObjectSetGlobal));
   exports.Set("programFd", Napi::Function::New(env, ProgramFd));
   exports.Set("programSetAutoload", Napi::Function::New(env, ProgramSetAutoload));
+  exports.Set("programSetType", Napi::Function::New(env, ProgramSetType));
   exports.Set("programAttach", Napi::Function::New(env, ProgramAttach));
   exports.Set("programAttachLsm", Napi::Function::New(env, ProgramAttachLsm));
   exports.Set("programAttachCgroup", Napi::Function::New(env, ProgramAttachCgroup));

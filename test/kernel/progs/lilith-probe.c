@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +176,50 @@ static int cmd_mmap(const char *op, void *addr, int prot, int flags, int fd)
 	if (p != MAP_FAILED)
 		munmap(p, 4096);
 	return 0;
+}
+
+/* unix <stream|dgram|dgram-connect> <path>: connect (stream), sendto
+ * (dgram) or connect+send (dgram-connect) to a unix socket. A path starting
+ * with '@' names an abstract socket. */
+static int do_unix(char **a)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	const char *kind = a[0], *path = kind ? a[1] : NULL;
+	int stream, fd, r, e = 0;
+	size_t n;
+	socklen_t len;
+
+	if (!kind || !path) {
+		fprintf(stderr, "unix <stream|dgram|dgram-connect> <path>\n");
+		return 2;
+	}
+	stream = !strcmp(kind, "stream");
+	n = strlen(path);
+	if (n >= sizeof(un.sun_path)) {
+		fprintf(stderr, "path too long\n");
+		return 2;
+	}
+	memcpy(un.sun_path, path, n);
+	if (path[0] == '@')
+		un.sun_path[0] = 0;
+	len = offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1);
+	fd = socket(AF_UNIX, stream ? SOCK_STREAM : SOCK_DGRAM, 0);
+	if (fd < 0) {
+		result("unix", 0, errno, NULL);
+		return 1;
+	}
+	if (stream || !strcmp(kind, "dgram-connect")) {
+		r = connect(fd, (struct sockaddr *)&un, len);
+		if (r < 0)
+			e = errno;
+		if (!e && !stream && send(fd, "x", 1, 0) < 0)
+			e = errno;
+	} else if (sendto(fd, "x", 1, 0, (struct sockaddr *)&un, len) < 0) {
+		e = errno;
+	}
+	close(fd);
+	result("unix", !e, e, NULL);
+	return e ? 1 : 0;
 }
 
 static int run(char **a);
@@ -345,6 +391,8 @@ static int run(char **a)
 		return cmd_bench(a + 1);
 	if (!strcmp(c, "until"))
 		return cmd_until(a + 1);
+	if (!strcmp(c, "unix"))
+		return do_unix(a + 1);
 	if (!strcmp(c, "connect"))
 		return cmd_connect(a + 1, 0);
 	if (!strcmp(c, "tfo"))

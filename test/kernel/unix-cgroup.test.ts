@@ -1,0 +1,205 @@
+// Host tests, cgroup-only mode: the AF_UNIX allowlist enforced by the cgroup
+// connect_unix/sendmsg_unix programs (Linux >= 6.7; this host runs 6.18).
+// Real lilith-probe processes in a managed cgroup connect and send to real
+// unix listeners the test created; an unmanaged process is the control.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attach, KernelConfigError, type Kernel, type KernelEvent } from '../../bpf/index.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from './helpers.js';
+
+const EPERM = 1;
+const IDENTITY = 9;
+
+let kernel: Kernel | undefined;
+let agent: TestCgroup;
+let pinRoot: string;
+let dir: string;
+let allowed: string;
+let denied: string;
+let dgram: string;
+const abstractName = `lilith-kt-abs-${process.pid}`;
+const servers: Server[] = [];
+const events: KernelEvent[] = [];
+let offEvents: () => void = () => {};
+let closeDgram: () => void = () => {};
+
+const inAgent = (...args: string[]): string[] => ['cg', agent.procs, ...args];
+
+function listen(path: string): Promise<void> {
+  const s = createServer((c) => c.on('error', () => {}).resume());
+  servers.push(s);
+  return new Promise((resolve, reject) => s.once('error', reject).listen(path, resolve));
+}
+
+before(async () => {
+  execFileSync('make', ['-s', '-C', join(repoRoot, 'bpf')], { stdio: 'inherit' });
+  probeBinary(true);
+  dir = mkdtempSync(join(tmpdir(), 'lilith-unix-'));
+  allowed = join(dir, 'allowed.sock');
+  denied = join(dir, 'admin.sock');
+  dgram = join(dir, 'log.sock');
+  await listen(allowed);
+  await listen(denied);
+  // A datagram receiver (like /dev/log) and an abstract stream listener bound
+  // with the exact name length (node's libuv pads abstract names to 108
+  // bytes), in a helper process: node's dgram has no AF_UNIX.
+  const helper = [
+    'import socket,sys,threading,time',
+    'd=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); d.bind(sys.argv[1])',
+    'a=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); a.bind(b"\\0"+sys.argv[2].encode()); a.listen(64)',
+    'threading.Thread(target=lambda: [d.recv(64) for _ in iter(int,1)], daemon=True).start()',
+    'threading.Thread(target=lambda: [a.accept()[0].close() for _ in iter(int,1)], daemon=True).start()',
+    'time.sleep(600)',
+  ].join('\n');
+  const py = execFileSync('sh', ['-c', `/usr/bin/python3 -c '${helper}' ${dgram} ${abstractName} >/dev/null 2>&1 & echo $!`]).toString().trim();
+  closeDgram = () => {
+    try {
+      process.kill(Number(py), 'SIGKILL');
+    } catch {}
+  };
+  for (let i = 0; i < 100; i++) {
+    try {
+      execFileSync('test', ['-S', dgram]);
+      break;
+    } catch {
+      await sleep(20);
+    }
+  }
+  agent = makeCgroup();
+  pinRoot = makePinRoot();
+  kernel = await attach({
+    cgroupPath: agent.dir,
+    pinRoot,
+    mode: 'cgroup-only',
+    proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
+    unixAllowlist: [allowed],
+  });
+  kernel.registerIdentity({ cgroup: agent.dir }, IDENTITY);
+  kernel.startHeartbeat();
+  offEvents = kernel.onEvent((e) => events.push(e));
+});
+
+after(async () => {
+  offEvents();
+  kernel?.detachAll();
+  agent?.remove();
+  closeDgram();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function denyEvent(pid: number): Promise<KernelEvent | undefined> {
+  for (let i = 0; i < 40; i++) {
+    const ev = events.find((e) => e.kind === 'deny' && e.tgid === pid);
+    if (ev) return ev;
+    await sleep(50);
+  }
+  return undefined;
+}
+
+test('connect_unix and sendmsg_unix are active on this kernel', () => {
+  assert.equal(kernel!.mode, 'cgroup-only');
+  assert.ok(kernel!.hooks.active.includes('cgroup/connect_unix'), JSON.stringify(kernel!.hooks));
+  assert.ok(kernel!.hooks.active.includes('cgroup/sendmsg_unix'), JSON.stringify(kernel!.hooks));
+  assert.ok(!kernel!.hooks.missing.some((m) => m.hook.includes('unix') && m.hook.startsWith('cgroup/')));
+  assert.ok(kernel!.hooks.missing.some((m) => m.hook === 'unix_stream_connect'), 'the LSM unix hook is reported missing');
+  assert.deepEqual(kernel!.unixAllowlist(), [allowed]);
+});
+
+test('a managed process may not connect to a unix socket outside the allowlist (EPERM, event)', async () => {
+  const r = await probe(inAgent('unix', 'stream', denied));
+  assert.equal(r.errno, EPERM, JSON.stringify(r));
+  const ev = await denyEvent(r.pid);
+  assert.ok(ev && ev.kind === 'deny', 'deny event delivered');
+  assert.equal(ev.hook, 'connect_unix');
+  assert.equal(ev.reason, 'unix_path');
+  assert.equal(ev.identity, IDENTITY);
+  assert.equal(ev.path, denied);
+});
+
+test('a managed process may connect to an allowlisted path', async () => {
+  const r = await probe(inAgent('unix', 'stream', allowed));
+  assert.equal(r.ok, true, JSON.stringify(r));
+});
+
+test('a relative path or a symlink to an allowlisted socket does not match (checked as passed: fail closed)', async () => {
+  const link = join(dir, 'link.sock');
+  execFileSync('ln', ['-sf', allowed, link]);
+  const s = await probe(inAgent('unix', 'stream', link));
+  assert.equal(s.errno, EPERM, JSON.stringify(s));
+  const rel = await probe(inAgent('exec', '/bin/sh', '-c', `cd ${dir} && exec ${probeBinary(false)} unix stream allowed.sock`));
+  assert.equal(rel.errno, EPERM, JSON.stringify(rel));
+});
+
+test('abstract sockets are denied unless allowlisted', async () => {
+  const r = await probe(inAgent('unix', 'stream', `@${abstractName}`));
+  assert.equal(r.errno, EPERM, JSON.stringify(r));
+  const ev = await denyEvent(r.pid);
+  assert.ok(ev && ev.kind === 'deny');
+  assert.equal(ev.path, `@${abstractName}`);
+  kernel!.allowUnixPath(`\0${abstractName}`);
+  try {
+    const ok = await probe(inAgent('unix', 'stream', `@${abstractName}`));
+    assert.equal(ok.ok, true, JSON.stringify(ok));
+  } finally {
+    assert.equal(kernel!.revokeUnixPath(`\0${abstractName}`), true);
+  }
+});
+
+test('datagram sendto and connect to a non-allowlisted unix socket are denied; allowUnixPath/revokeUnixPath take effect at once', async () => {
+  const s = await probe(inAgent('unix', 'dgram', dgram));
+  assert.equal(s.errno, EPERM, JSON.stringify(s));
+  const ev = await denyEvent(s.pid);
+  assert.ok(ev && ev.kind === 'deny');
+  assert.equal(ev.hook, 'sendmsg_unix');
+  const c = await probe(inAgent('unix', 'dgram-connect', dgram));
+  assert.equal(c.errno, EPERM, JSON.stringify(c));
+  kernel!.allowUnixPath(dgram);
+  assert.equal((await probe(inAgent('unix', 'dgram', dgram))).ok, true);
+  assert.equal((await probe(inAgent('unix', 'dgram-connect', dgram))).ok, true);
+  assert.equal(kernel!.revokeUnixPath(dgram), true);
+  assert.equal((await probe(inAgent('unix', 'dgram', dgram))).errno, EPERM);
+  assert.equal(kernel!.revokeUnixPath(dgram), false);
+});
+
+test('a managed node process gets EPERM from net.connect to a non-allowlisted socket', async () => {
+  const script = `require('net').connect(${JSON.stringify(denied)}).on('connect',()=>{console.log('connected');process.exit(0)}).on('error',(e)=>{console.log(e.code);process.exit(0)})`;
+  const out = execFileSync(probeBinary(false), inAgent('exec', process.execPath, '-e', script)).toString().trim();
+  assert.equal(out, 'EPERM');
+});
+
+test('an unmanaged process is untouched', async () => {
+  for (const args of [['unix', 'stream', denied], ['unix', 'stream', `@${abstractName}`], ['unix', 'dgram', dgram]]) {
+    const r = await probe(args);
+    assert.equal(r.ok, true, JSON.stringify([args, r]));
+  }
+});
+
+test('fail closed: with a stale heartbeat even an allowlisted path is denied', async () => {
+  kernel!.stopHeartbeat();
+  kernel!.setHeartbeat(1n);
+  try {
+    const r = await probe(inAgent('unix', 'stream', allowed));
+    assert.equal(r.errno, EPERM, JSON.stringify(r));
+  } finally {
+    kernel!.startHeartbeat();
+  }
+  assert.equal((await probe(inAgent('unix', 'stream', allowed))).ok, true);
+});
+
+test('bad unix paths are refused with an error naming what is wrong, and change nothing', async () => {
+  assert.throws(() => kernel!.allowUnixPath(''), KernelConfigError);
+  assert.throws(() => kernel!.allowUnixPath('/a\0b'), /NUL/);
+  assert.throws(() => kernel!.allowUnixPath('/' + 'x'.repeat(200)), /at most 108/);
+  await assert.rejects(
+    attach({ cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 }, unixAllowlist: ['ok', 42 as unknown as string] }),
+    (e: unknown) => e instanceof KernelConfigError && e.field === 'unixAllowlist[1]',
+  );
+  assert.deepEqual(kernel!.unixAllowlist(), [allowed]);
+});
