@@ -194,9 +194,9 @@ export const ATTEMPTS: Attempt[] = [
   {
     id: 'admin-socket',
     what: 'connect to a local daemon on a pathname unix socket (the enforcer admin socket)',
-    layer: 'landlock',
-    expect: 'open',
-    note: 'Landlock does not mediate connect() to pathname unix sockets; closing it needs the cgroup connect_unix hook (6.7+) or the unix_stream_connect LSM hook. The admin socket itself only serves status, attestation and what-if decisions.',
+    layer: 'kernel (cgroup BPF)',
+    expect: 'blocked',
+    note: 'Landlock does not mediate connect() to pathname unix sockets: the kernel layer does, with an AF_UNIX allowlist (empty by default). Here (cgroup-only, Linux 6.7+) the cgroup connect_unix/sendmsg_unix programs; with BPF-LSM (6.1+) unix_stream_connect/unix_may_send. On a kernel older than 6.7 without BPF-LSM this stays open and kernel.hooks.missing says so.',
     async run(env) {
       const r = await env.runConfined([process.execPath, '-e', `const s=require('net').connect(${JSON.stringify(env.adminSocket)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`]);
       const out = r.stdout.trim();
