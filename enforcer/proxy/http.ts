@@ -576,7 +576,10 @@ export class HttpConnection {
           reason: r ? denialText(r) : 'batch refused',
         });
       const withIds = results.filter((x) => x.m.id !== undefined && x.m.method !== undefined);
-      if (withIds.length === 0) {
+      // The older HTTP+SSE transport answers on its event stream, not on the POST: a JSON-RPC
+      // error in a 200 would never reach the caller. Refuse the POST itself (403, error in the body).
+      const legacySse = header(ex.head, 'mcp-session-id') === undefined && /[?&]sessionId=/.test(ex.head.target);
+      if (withIds.length === 0 || legacySse) {
         // Only notifications/responses: nothing to answer in JSON-RPC; say it in HTTP.
         this.#replyJson(403, 'Forbidden', answer(denied[0].m, denied[0].r), !ex.keepAlive);
         return;

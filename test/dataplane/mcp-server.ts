@@ -64,3 +64,42 @@ export async function startMcpServer(name: string, tools: Record<string, { args:
     },
   };
 }
+
+/** The older HTTP+SSE transport: GET /sse opens the stream, POST /messages?sessionId=… carries requests. */
+export async function startLegacySseServer(name: string, tools: Record<string, { args: string[]; impl: ToolImpl }>): Promise<TestMcpServer> {
+  const { SSEServerTransport } = await import('@modelcontextprotocol/sdk/server/sse.js');
+  const calls: TestMcpServer['calls'] = [];
+  const transports = new Map<string, InstanceType<typeof SSEServerTransport>>();
+  const httpServer = http.createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/sse') {
+      const t = new SSEServerTransport('/messages', res);
+      transports.set(t.sessionId, t);
+      res.on('close', () => transports.delete(t.sessionId));
+      const server = new McpServer({ name, version: '1.0.0' });
+      for (const [tool, def] of Object.entries(tools)) {
+        const shape: Record<string, z.ZodString> = {};
+        for (const a of def.args) shape[a] = z.string();
+        server.registerTool(tool, { description: tool, inputSchema: shape }, async (args: Record<string, string>) => {
+          calls.push({ tool, args });
+          return { content: [{ type: 'text' as const, text: def.impl(args) }] };
+        });
+      }
+      await server.connect(t);
+      return;
+    }
+    const sid = new URL(req.url ?? '/', 'http://x').searchParams.get('sessionId') ?? '';
+    const t = transports.get(sid);
+    if (req.method === 'POST' && t) return void (await t.handlePostMessage(req, res));
+    res.writeHead(404).end();
+  });
+  const port = await listen(httpServer);
+  return {
+    port,
+    calls,
+    async close() {
+      for (const t of transports.values()) await t.close().catch(() => undefined);
+      httpServer.closeAllConnections();
+      await new Promise<void>((r) => httpServer.close(() => r()));
+    },
+  };
+}

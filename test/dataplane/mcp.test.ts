@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startHarness, loopback, type Harness } from './helpers.js';
-import { startMcpServer, type TestMcpServer } from './mcp-server.js';
+import { startLegacySseServer, startMcpServer, type TestMcpServer } from './mcp-server.js';
 import type { Entity } from '../../enforcer/engine/types.js';
 
 let files: TestMcpServer;
@@ -179,5 +179,40 @@ test('response content sets taint: a private key in a tool result adds CREDENTIA
   } finally {
     await other.close();
     await keyServer.close();
+  }
+});
+
+test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): calls decided, results taint, denial surfaces to the caller', async () => {
+  const { SSEClientTransport } = await import('@modelcontextprotocol/sdk/client/sse.js');
+  const legacy = await startLegacySseServer('files', {
+    read_file: { args: ['path'], impl: () => 'contact: carol@corp.example.com' },
+    http_post: { args: ['url'], impl: () => 'posted' },
+  });
+  const lh = await startHarness({
+    tweaks: {
+      entities: (list: Entity[]) => list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
+      config: (c) => void (c.upstreams = { files: { address: `127.0.0.1:${legacy.port}`, kind: 'mcp' } }),
+    },
+    destination: loopback(legacy.port),
+    facts: { pid: process.pid, cgroupPath: '/lilith/agents/reader' },
+  });
+  try {
+    const client = new Client({ name: 'legacy', version: '1' });
+    await client.connect(new SSEClientTransport(new URL(`http://127.0.0.1:${lh.proxy.port}/sse`)));
+    const r = await client.callTool({ name: 'read_file', arguments: { path: '/notes.txt' } });
+    assert.equal(text(r), 'contact: carol@corp.example.com');
+    // The email in the result arrived over the event stream and set PII.
+    for (let i = 0; i < 100 && lh.dp.taint.mask('spiffe://corp.example/agents/reader') === 0n; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(lh.dp.taint.mask('spiffe://corp.example/agents/reader'), 0x1n);
+    await assert.rejects(client.callTool({ name: 'http_post', arguments: { url: 'https://x.example' } }), /403[\s\S]*taint-blocks-egress/);
+    assert.deepEqual(legacy.calls.map((c) => c.tool), ['read_file']);
+    const ev = (await lh.events()).filter((e) => e.action === 'Action::"http_post"');
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0].decision, 'deny');
+    assert.ok(ev[0].mcp_session, 'the legacy sessionId is tracked');
+    await client.close();
+  } finally {
+    await lh.close();
+    await legacy.close();
   }
 });
