@@ -111,7 +111,7 @@ test('a tool the schema does not name is decided as call_tool (and denied by def
   await f.client.close();
 });
 
-test('tool arguments reach policy projected onto the schema: write_file outside /workspace is denied', async () => {
+test('tool arguments reach policy projected onto the schema: write_file outside /workspace denied, inside allowed', async () => {
   // A fresh agent identity would carry no taint; this one is tainted from the seed test, so use reads only.
   const f = await connect(filesProxyPort);
   const list = await f.client.listTools();
@@ -119,6 +119,11 @@ test('tool arguments reach policy projected onto the schema: write_file outside 
   await assert.rejects(f.client.callTool({ name: 'write_file', arguments: { path: '/etc/passwd', content: 'x' } }), McpError);
   const ev = (await h.events()).filter((e) => e.action === 'Action::"write_file"').at(-1)!;
   assert.equal(ev.decision, 'deny');
+  // `path` is declared (String) and reaches policy; `content` is not declared and is dropped,
+  // so the request still validates against the schema and coding-agents-write permits it.
+  assert.equal(text(await f.client.callTool({ name: 'write_file', arguments: { path: '/workspace/notes.md', content: 'x' } })), 'written');
+  const ok = (await h.events()).filter((e) => e.action === 'Action::"write_file"').at(-1)!;
+  assert.deepEqual([ok.decision, ok.policies], ['allow', ['coding-agents-write']]);
   await f.client.close();
   assert.equal(await h.settled(), 0);
 });
