@@ -193,6 +193,21 @@ test('fail closed: with a stale heartbeat even an allowlisted path is denied', a
   assert.equal((await probe(inAgent('unix', 'stream', allowed))).ok, true);
 });
 
+test('a second attach re-adopts connect_unix/sendmsg_unix from the pins and makes the allowlist exactly its config', async () => {
+  kernel!.allowUnixPath('/run/stale-entry.sock');
+  const k2 = await attach({ cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 }, unixAllowlist: [allowed, dgram] });
+  try {
+    assert.equal(k2.adopted, true);
+    assert.ok(k2.hooks.active.includes('cgroup/connect_unix'));
+    assert.deepEqual(k2.unixAllowlist().sort(), [allowed, dgram].sort());
+    assert.equal((await probe(inAgent('unix', 'dgram', dgram))).ok, true);
+  } finally {
+    k2.revokeUnixPath(dgram);
+    k2.close();
+  }
+  assert.equal((await probe(inAgent('unix', 'dgram', dgram))).errno, EPERM, 'enforcement continues after the second handle closes');
+});
+
 test('bad unix paths are refused with an error naming what is wrong, and change nothing', async () => {
   assert.throws(() => kernel!.allowUnixPath(''), KernelConfigError);
   assert.throws(() => kernel!.allowUnixPath('/a\0b'), /NUL/);

@@ -14,7 +14,7 @@ import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
 import { makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../test/kernel/helpers.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
-export const description = 'BPF-LSM: managed connect/send to unix sockets only by allowlisted bound address (unix_stream_connect, unix_may_send)';
+export const description = 'AF_UNIX allowlist: BPF-LSM unix_stream_connect/unix_may_send deny and permit; cgroup-only connect_unix/sendmsg_unix on 6.7+, reported missing before';
 export const bootLsm = 'bpf';
 
 const EPERM = 1;
@@ -112,6 +112,33 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     await denied('unix_may_send: after revokeUnixPath, sendto is denied again', [agentBin, 'unix', 'dgram', dgram], 'unix_may_send', dgram);
 
     await permitted('an unmanaged process reaches every unix socket', [plainBin, 'then', 'unix', 'stream', admin, ';;', 'then', 'unix', 'stream', `@${abstractName}`, ';;', 'unix', 'dgram', dgram]);
+
+    // ---- cgroup-only mode on the same kernel: connect_unix exists from 6.7 --------
+    kernel.detachAll();
+    kernel = undefined;
+    events.length = 0;
+    kernel = await attach({
+      pinRoot: makePinRoot(),
+      cgroupPath: agentCg.dir,
+      mode: 'cgroup-only',
+      proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
+      heartbeatTtlMs: 15000,
+      unixAllowlist: [allowed],
+    });
+    kernel.onEvent((e) => events.push(e));
+    kernel.startHeartbeat();
+    kernel.registerIdentity({ cgroup: agentCg.dir }, ID);
+    const [maj, min] = release.split('.').map(Number) as [number, number];
+    const inCg = (...a: string[]): string[] => [plainBin, 'cg', agentCg.procs, ...a];
+    if (maj > 6 || (maj === 6 && min >= 7)) {
+      c.expect(`cgroup-only on ${release}: cgroup/connect_unix and sendmsg_unix active`, ['cgroup/connect_unix', 'cgroup/sendmsg_unix'].every((h) => kernel!.hooks.active.includes(h)), `active=${kernel.hooks.active.join(',')} missing=${JSON.stringify(kernel.hooks.missing.filter((m) => m.hook.includes('unix')))}`);
+      await denied('cgroup connect_unix: managed (cgroup) connect to a non-allowlisted socket gets EPERM', inCg('unix', 'stream', admin), 'connect_unix', admin);
+      await permitted('cgroup connect_unix: the allowlisted path is permitted', inCg('unix', 'stream', allowed));
+      await denied('cgroup sendmsg_unix: managed datagram sendto denied', inCg('unix', 'dgram', dgram), 'sendmsg_unix', dgram);
+    } else {
+      const m = kernel.hooks.missing.filter((x) => x.hook === 'cgroup/connect_unix' || x.hook === 'cgroup/sendmsg_unix');
+      c.expect(`cgroup-only on ${release} (< 6.7): connect_unix/sendmsg_unix reported missing with the reason, attach still succeeds`, m.length === 2 && m.every((x) => x.reason.includes('6.7')) && kernel.hooks.active.includes('cgroup/connect4'), JSON.stringify(m));
+    }
   } catch (err) {
     c.expect('scenario ran to the end', false, err instanceof Error ? (err.stack ?? err.message) : String(err));
   } finally {
