@@ -47,9 +47,15 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   const timer = setTimeout(() => settle(buf.length ? (detectProtocol(buf) === 'maybe' ? 'tcp' : (detectProtocol(buf) as Detected)) : 'tcp'), deps.detectTimeoutMs);
   const onData = (d: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
-    const proto = detectProtocol(buf);
-    if (proto === 'tls') return tlsStep();
-    if (proto !== 'maybe') settle(proto);
+    try {
+      const proto = detectProtocol(buf);
+      if (proto === 'tls') return tlsStep();
+      if (proto !== 'maybe') settle(proto);
+    } catch (err) {
+      // A bug costs this connection, never the daemon.
+      process.stderr.write(`lilith dataplane: internal error on a new connection (dropped): ${(err as Error)?.stack ?? String(err)}\n`);
+      client.destroy();
+    }
   };
   const onEnd = () => settle(buf.length ? 'tcp' : 'tcp');
   const detach = () => {

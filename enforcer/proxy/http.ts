@@ -91,6 +91,8 @@ export class HttpConnection {
       up?.cork();
       try {
         this.#pump();
+      } catch (err) {
+        this.#internalError(err);
       } finally {
         if (up && up.writableCorked) up.uncork();
         const now = this.#upstream;
@@ -100,6 +102,13 @@ export class HttpConnection {
     this.#buf = initial;
     this.#pump();
     c.resume();
+  }
+
+  /** A bug must cost one connection, never the daemon: drop it and say why on stderr. */
+  #internalError(err: unknown): void {
+    process.stderr.write(`lilith dataplane: internal error on an HTTP connection (dropped): ${(err as Error)?.stack ?? String(err)}\n`);
+    this.client.destroy();
+    this.#abort();
   }
 
   #wantsEventStream(ex: Exchange): boolean {
@@ -376,6 +385,8 @@ export class HttpConnection {
     c.cork();
     try {
       this.#relayUpstream();
+    } catch (err) {
+      this.#internalError(err);
     } finally {
       if (c.writableCorked) c.uncork();
     }
@@ -453,7 +464,13 @@ export class HttpConnection {
     this.#state = 'head';
     this.client.resume();
     // Let the current call stack unwind before handling the next pipelined request.
-    setImmediate(() => this.#pump());
+    setImmediate(() => {
+      try {
+        this.#pump();
+      } catch (err) {
+        this.#internalError(err);
+      }
+    });
   }
 
   #switchToTunnel(): void {
