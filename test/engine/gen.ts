@@ -54,8 +54,9 @@ const BIG_LITERALS = ['9223372036854775807', '-9223372036854775808', '9223372036
 const SMALL_LONGS = [0, 1, -1, 2, 3, 7, 10, 100, -100, 65535, 2147483647, -2147483648, 4294967296];
 // Longs as JSON numbers (context/attributes): only doubles reach cedar-wasm.
 const JSON_LONGS = [0, 1, -1, 2, 7, 100, -5, 9007199254740991, -9007199254740991, 9007199254740992, 2 ** 62, 2 ** 63 - 1024, -(2 ** 63) + 1024, 4611686018427387904];
-const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', '\\', 'foo/bar', 'x\u00e9y', '日本語', 'A', 'AAAA', 'tls', '/api/x', 'a\nb', '"q"', 'u0', 'aaa'];
+const STRINGS = ['10.0.0.7', '::1', '', 'a', 'ab', 'abc', 'a*b', '*', '\\', 'foo/bar', 'x\u00e9y', '日本語', 'A', 'AAAA', 'tls', '/api/x', 'a\nb', '"q"', 'u0', 'aaa'];
 const ATTRS = ['name', 'age', 'tags', 'active', 'manager', 'profile', 'public', 'depth', 'owner', 'size', 'labels', 'meta', 'level', 'nick', 'score', 'flags', 'kind', 'n', 'missing'];
+const IPS = ['127.0.0.1', '127.0.0.1/4', '10.0.0.0/8', '10.1.2.3', '10.1.2.3/33', '01.2.3.4', '::1', '::/0', 'ff02::1/8', '224.0.0.1/3', '192.168.1.0/24', '10.0.0.1/08', '::ffff:1.2.3.4', '2001:db8::/32', '1:2:3:4:5:6:7::'];
 const CTX_ATTRS = ['n', 's', 'b', 'tags', 'rec', 'who', 'nums', 'odd key', 'missing'];
 
 function cedarString(s: string): string {
@@ -147,7 +148,7 @@ export class ExprGen {
 
   private boolExpr(d: number): string {
     const r = this.r;
-    switch (r.int(20)) {
+    switch (r.int(21)) {
       case 0:
         return `(${this.expr('bool', d)} && ${this.expr('bool', d)})`;
       case 1:
@@ -191,6 +192,11 @@ export class ExprGen {
         return `(action ${r.chance(0.5) ? 'in' : '=='} Action::${cedarString(r.pick(ACTIONS))})`;
       case 16:
         return `(context.tags.contains(${this.expr('string', d)}))`;
+      case 17: {
+        // ipaddr extension: constructor over literals or strings from the request, predicates, ranges.
+        const ipOf = () => (r.chance(0.7) ? `ip(${cedarString(r.pick(IPS))})` : `ip(${this.expr('string', d)})`);
+        return r.chance(0.4) ? `(${ipOf()}.isInRange(${ipOf()}))` : r.chance(0.2) ? `(${ipOf()} == ${ipOf()})` : `(${ipOf()}.${r.pick(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'])}())`;
+      }
       default:
         return this.access('bool', d);
     }

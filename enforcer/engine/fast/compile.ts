@@ -38,7 +38,7 @@ type Json = any;
 const SAFE = 9007199254740991n;
 
 /** Operators whose result is always a boolean (or an error). */
-const BOOL_OPS = new Set(['!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
+const BOOL_OPS = new Set(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast', 'isInRange', '!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
 
 /**
  * cedar-wasm's JSON form carries Long literals as JS numbers, which round above 2^53.
@@ -296,6 +296,19 @@ class Gen {
         const c = this.constant(e);
         if (c) return this.konst(c.v);
         return `{${Object.keys(a).map((k) => `[${JSON.stringify(k)}]: ${this.expr(a[k])}`).join(', ')}}`;
+      }
+      // ipaddr extension (function-style ip(), method-style predicates).
+      case 'ip':
+      case 'isIpv4':
+      case 'isIpv6':
+      case 'isLoopback':
+      case 'isMulticast':
+      case 'isInRange': {
+        const args = a as Json[];
+        const arity = op === 'isInRange' ? 2 : 1;
+        if (!Array.isArray(args) || args.length !== arity) throw new Unsupported(`${op} with ${Array.isArray(args) ? args.length : '?'} arguments`);
+        // Both arguments are evaluated before either is checked, as in Cedar.
+        return `${op === 'ip' ? 'ipFn' : op}(${args.map((x) => this.expr(x)).join(', ')})`;
       }
       default:
         throw new Unsupported(`operator or function \`${op}\``);

@@ -1,6 +1,7 @@
 // Helpers the generated policy code calls: the entity store (static entities with
 // precomputed ancestors plus the request's entities) and the operators that need it.
-import { EUid, EvalError, fail, long, typeName, type Value } from './values.js';
+import { EUid, EvalError, IPAddr, fail, long, typeName, type Value } from './values.js';
+import * as ipx from './ipaddr.js';
 export { bool, str, set, eq, eqUid, lt, le, add, sub, mul, neg, contains, containsAll, containsAny, isEmpty } from './values.js';
 
 export class EntData {
@@ -149,7 +150,7 @@ export function get(S: Store, v: unknown, k: string): Value {
     if (Object.hasOwn(e.attrs, k)) return e.attrs[k];
     return fail(`${uidName(v)} does not have the attribute \`${k}\``);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr)) {
     const r = v as Record<string, Value>;
     if (Object.hasOwn(r, k)) return r[k];
     return fail(`record does not have the attribute \`${k}\``);
@@ -162,7 +163,7 @@ export function has(S: Store, v: unknown, k: string): boolean {
     const e = S.find(v);
     return e !== undefined && Object.hasOwn(e.attrs, k);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return Object.hasOwn(v, k);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr)) return Object.hasOwn(v, k);
   return fail(`type error: \`has\` expects an entity or record, got ${typeName(v)}`);
 }
 
@@ -178,6 +179,34 @@ export function getTag(S: Store, v: unknown, tag: unknown): Value {
   if (typeof tag !== 'string') fail(`type error: tag must be a string, got ${typeName(tag)}`);
   if (S.find(v) === undefined) fail(`entity ${uidName(v)} does not exist`);
   return fail(`${uidName(v)} does not have the tag \`${tag}\``);
+}
+
+function ipArg(v: unknown): IPAddr {
+  if (!(v instanceof IPAddr)) fail(`type error: expected ipaddr, got ${typeName(v)}`);
+  return v;
+}
+
+export function ipFn(s: unknown): IPAddr {
+  if (typeof s !== 'string') fail(`type error: ip() expects a string, got ${typeName(s)}`);
+  const r = ipx.parseIp(s);
+  if (typeof r === 'string') fail(`ipaddr: ${r}`);
+  return r;
+}
+export function isIpv4(v: unknown): boolean {
+  return !ipArg(v).v6;
+}
+export function isIpv6(v: unknown): boolean {
+  return ipArg(v).v6;
+}
+export function isLoopback(v: unknown): boolean {
+  return ipx.isLoopback(ipArg(v));
+}
+export function isMulticast(v: unknown): boolean {
+  return ipx.isMulticast(ipArg(v));
+}
+export function isInRange(a: unknown, b: unknown): boolean {
+  const child = ipArg(a);
+  return ipx.isInRange(child, ipArg(b));
 }
 
 export { EvalError };

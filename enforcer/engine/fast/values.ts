@@ -9,6 +9,10 @@
 //   Record → plain object (attributes are own properties);
 //   Entity → EUid instance.
 
+import { IPAddr } from './ipaddr.js';
+
+export { IPAddr };
+
 export class EUid {
   constructor(readonly type: string, readonly id: string) {}
 }
@@ -18,7 +22,7 @@ export class EvalError {
   constructor(readonly message: string) {}
 }
 
-export type Value = string | boolean | number | bigint | Value[] | EUid | { [k: string]: Value };
+export type Value = string | boolean | number | bigint | Value[] | EUid | IPAddr | { [k: string]: Value };
 
 export const LONG_MIN = -(2n ** 63n);
 export const LONG_MAX = 2n ** 63n - 1n;
@@ -39,6 +43,7 @@ export function typeName(v: unknown): string {
     default:
       if (Array.isArray(v)) return 'set';
       if (v instanceof EUid) return 'entity';
+      if (v instanceof IPAddr) return 'ipaddr';
       return 'record';
   }
 }
@@ -52,7 +57,7 @@ export function isLong(v: unknown): v is number | bigint {
 }
 
 export function isRecord(v: unknown): v is Record<string, Value> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid);
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr);
 }
 
 /** Canonical Long from a BigInt; an error when outside the 64-bit signed range. */
@@ -133,6 +138,8 @@ export function eq(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (a instanceof EUid) return b instanceof EUid && a.id === b.id && a.type === b.type;
   if (b instanceof EUid) return false;
+  if (a instanceof IPAddr) return b instanceof IPAddr && a.equals(b);
+  if (b instanceof IPAddr) return false;
   if (Array.isArray(a)) {
     if (!Array.isArray(b)) return false;
     return subset(a, b) && subset(b, a);
