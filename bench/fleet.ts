@@ -4,11 +4,11 @@
 // git server's request load per enforcer per minute while nothing changes. Baselines
 // from the same run's settings: the mean wait a uniform random poll delay implies, and
 // the load if every poll were exactly one request.
-import { rm } from 'node:fs/promises';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGitServer } from '../test/helpers/git-server.js';
-import { EnforcerProcess, generateSigningKey, makeCapsule, Publisher, sleep, tempDir, writeTrust } from '../test/control-plane/fixtures.js';
+import { EnforcerProcess, generateSigningKey, makeCapsule, Publisher, REPO_ROOT, sleep, tempDir, writeTrust } from '../test/control-plane/fixtures.js';
 
 export const summary = 'N enforcers on one git server: time until all enforce a new capsule, idle request load';
 
@@ -26,6 +26,12 @@ export async function run(argv: string[]): Promise<void> {
   const pollMax = Number(values['poll-max-ms'] ?? 5000);
   const srv = await startGitServer();
   const dir = await tempDir('bench-fleet');
+  // The enforcers run from a private copy of dist/ inside the repository (so node_modules
+  // still resolves): a rebuild of the shared tree while 100 processes start must not
+  // hand some of them half-written modules.
+  const snapshot = join(REPO_ROOT, '.cache', `fleet-dist-${process.pid}`);
+  await cp(join(REPO_ROOT, 'dist'), snapshot, { recursive: true });
+  const cli = join(snapshot, 'cli/main.js');
   const fleet: EnforcerProcess[] = [];
   const pub = await (async () => {
     await srv.createBareRepo('policies.git');
@@ -41,7 +47,7 @@ export async function run(argv: string[]): Promise<void> {
     // Baseline in the same run: one enforcer alone picks up watermark 1 → 0 (a
     // separate branch would need its own server; instead it follows the same one
     // and the fleet later starts from watermark 1 as well).
-    const solo = new EnforcerProcess(args('solo'), join(dir, 'solo.sock'));
+    const solo = new EnforcerProcess(args('solo'), join(dir, 'solo.sock'), {}, cli);
     fleet.push(solo);
     await solo.waitFor((s) => s.active?.watermark === 1, 'solo first capsule', 600_000, 200);
     await sleep(pollMax);
@@ -55,8 +61,8 @@ export async function run(argv: string[]): Promise<void> {
     // Started a little apart, as a fleet rolls out; status polled gently (the bench
     // process also hosts the git server).
     for (let i = 0; i < n; i++) {
-      fleet.push(new EnforcerProcess(args(i), join(dir, `e${i}.sock`)));
-      await sleep(250);
+      fleet.push(new EnforcerProcess(args(i), join(dir, `e${i}.sock`), {}, cli));
+      await sleep(n > 40 ? 500 : 250);
     }
     await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'first capsule', 600_000, 1000)));
     process.stdout.write(`  ${n} enforcers started and enforcing watermark 2 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`);
@@ -92,5 +98,6 @@ export async function run(argv: string[]): Promise<void> {
     await pub.dispose();
     await srv.dispose();
     await rm(dir, { recursive: true, force: true });
+    await rm(snapshot, { recursive: true, force: true });
   }
 }

@@ -149,8 +149,9 @@ export class EnforcerProcess {
     readonly args: string[],
     readonly socket: string,
     env: NodeJS.ProcessEnv = {},
+    cli = CLI,
   ) {
-    this.child = spawn(process.execPath, [CLI, 'enforcer', ...args, '--admin-socket', socket], {
+    this.child = spawn(process.execPath, [cli, 'enforcer', ...args, '--admin-socket', socket], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
