@@ -47,6 +47,8 @@ interface Exchange {
   keepAlive: boolean;
   /** Set for MCP exchanges: what the response inspector needs. */
   mcp: { decision: DecisionResult; session?: string; dataIds: Set<string | number> | 'all' } | null;
+  /** Set for permitted plain HTTP exchanges: text responses run the content detectors. */
+  http?: DecisionResult;
 }
 
 export class HttpConnection {
@@ -271,6 +273,7 @@ export class HttpConnection {
       this.#replyJson(403, 'Forbidden', { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) }, close);
       return;
     }
+    ex.http = result;
     this.#forwardHead(ex);
     if (framing.kind === 'none') this.#state = 'wait_resp';
     else {
@@ -427,6 +430,7 @@ export class HttpConnection {
         this.#resp.head = head;
         this.#resp.phase = 'body';
         if (ex.mcp) this.#inspectMcpResponse(ex, head);
+        else if (ex.http) this.#inspectTextResponse(ex.http, head);
         this.#resp.tracker = new BodyTracker(framing, this.#resp.inspect ?? undefined);
         if (this.#resp.tracker.done) this.#responseDone();
         continue;
@@ -616,6 +620,28 @@ export class HttpConnection {
     for (const part of held.raw) up.write(part);
     up.uncork();
     this.#state = 'wait_resp';
+  }
+
+  /**
+   * Plain HTTP: text-like, uncompressed response bodies run the content
+   * detectors as they stream past (first max_body_bytes; chunks overlap by 1 KiB
+   * so a match split across reads is still seen).
+   */
+  #inspectTextResponse(decision: DecisionResult, head: HttpHead): void {
+    if (!decision.snapshot || !decision.agent) return;
+    const ct = (header(head, 'content-type') ?? '').toLowerCase();
+    if (!/^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|x-pem-file|x-ndjson)|[^;]*\+json|[^;]*\+xml)/.test(ct)) return;
+    if (headerTokens(head, 'content-encoding').some((e) => e !== 'identity')) return;
+    let seen = 0;
+    let tail = '';
+    this.#resp.inspect = (d) => {
+      if (seen >= this.limits.maxBodyBytes) return;
+      const part = d.subarray(0, this.limits.maxBodyBytes - seen);
+      seen += part.length;
+      const text = tail + part.toString('latin1');
+      this.deps.decider.taintFromResponse(decision, text);
+      tail = text.slice(-1024);
+    };
   }
 
   /** Sets up taint inspection of an MCP response body (JSON or event stream). */

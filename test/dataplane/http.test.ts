@@ -224,3 +224,21 @@ test('fuzz: random and mutated inputs (HTTP, chunked, TLS-looking) never take th
   const open = await h.settled();
   assert.equal(open, 0);
 });
+
+test('plain HTTP responses run the content detectors: a private key downloaded adds CREDENTIALS', async () => {
+  const reader = await startHarness({ destination: loopback(up.port), facts: { pid: process.pid, cgroupPath: '/lilith/agents/reader' } });
+  try {
+    const id = 'spiffe://corp.example/agents/reader';
+    await curl(`http://localhost:${reader.proxy.port}/hello`);
+    assert.equal(reader.dp.taint.mask(id), 0n, 'ordinary text sets nothing');
+    const { stdout } = await curl(`http://localhost:${reader.proxy.port}/secret`);
+    assert.match(stdout, /BEGIN OPENSSH PRIVATE KEY/);
+    assert.equal(reader.dp.taint.mask(id), 0x8n, 'CREDENTIALS, even with the key header split across reads');
+    const next = await curl('-i', `http://localhost:${reader.proxy.port}/hello`);
+    assert.match(next.stdout, /^HTTP\/1\.1 200/, 'reads still allowed');
+    const ev = (await reader.events()).filter((e) => e.protocol === 'http').at(-1)!;
+    assert.equal(ev.taint_before, '0x0000000000000008');
+  } finally {
+    await reader.close();
+  }
+});

@@ -56,6 +56,11 @@ export function httpHandler(requests: HttpUpstream['requests']): http.RequestLis
           res.end();
         };
         pump();
+      } else if (url.pathname === '/secret') {
+        // A PEM private key split over two writes, so the header straddles a read boundary.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('config dump\n-----BEGIN OPENSSH PRI');
+        setTimeout(() => res.end('VATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----\n'), 20);
       } else if (url.pathname === '/reset-mid') {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
         res.write('partial');
