@@ -38,7 +38,7 @@ type Json = any;
 const SAFE = 9007199254740991n;
 
 /** Operators whose result is always a boolean (or an error). */
-const BOOL_OPS = new Set(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast', 'isInRange', '!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
+const BOOL_OPS = new Set(['lessThan', 'lessThanOrEqual', 'greaterThan', 'greaterThanOrEqual', 'isIpv4', 'isIpv6', 'isLoopback', 'isMulticast', 'isInRange', '!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
 
 /**
  * cedar-wasm's JSON form carries Long literals as JS numbers, which round above 2^53.
@@ -303,12 +303,18 @@ class Gen {
       case 'isIpv6':
       case 'isLoopback':
       case 'isMulticast':
-      case 'isInRange': {
+      case 'isInRange':
+      // decimal extension
+      case 'decimal':
+      case 'lessThan':
+      case 'lessThanOrEqual':
+      case 'greaterThan':
+      case 'greaterThanOrEqual': {
         const args = a as Json[];
-        const arity = op === 'isInRange' ? 2 : 1;
+        const arity = op === 'ip' || op === 'decimal' || op.startsWith('is') ? 1 + (op === 'isInRange' ? 1 : 0) : 2;
         if (!Array.isArray(args) || args.length !== arity) throw new Unsupported(`${op} with ${Array.isArray(args) ? args.length : '?'} arguments`);
         // Both arguments are evaluated before either is checked, as in Cedar.
-        return `${op === 'ip' ? 'ipFn' : op}(${args.map((x) => this.expr(x)).join(', ')})`;
+        return `${op === 'ip' ? 'ipFn' : op === 'decimal' ? 'decimalFn' : op}(${args.map((x) => this.expr(x)).join(', ')})`;
       }
       default:
         throw new Unsupported(`operator or function \`${op}\``);

@@ -1,6 +1,7 @@
 // Helpers the generated policy code calls: the entity store (static entities with
 // precomputed ancestors plus the request's entities) and the operators that need it.
-import { EUid, EvalError, IPAddr, fail, long, typeName, type Value } from './values.js';
+import { Decimal, EUid, EvalError, IPAddr, fail, long, typeName, type Value } from './values.js';
+import { parseDecimal } from './decimal.js';
 import * as ipx from './ipaddr.js';
 export { bool, str, set, eq, eqUid, lt, le, add, sub, mul, neg, contains, containsAll, containsAny, isEmpty } from './values.js';
 
@@ -150,7 +151,7 @@ export function get(S: Store, v: unknown, k: string): Value {
     if (Object.hasOwn(e.attrs, k)) return e.attrs[k];
     return fail(`${uidName(v)} does not have the attribute \`${k}\``);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr)) {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal)) {
     const r = v as Record<string, Value>;
     if (Object.hasOwn(r, k)) return r[k];
     return fail(`record does not have the attribute \`${k}\``);
@@ -163,7 +164,7 @@ export function has(S: Store, v: unknown, k: string): boolean {
     const e = S.find(v);
     return e !== undefined && Object.hasOwn(e.attrs, k);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr)) return Object.hasOwn(v, k);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal)) return Object.hasOwn(v, k);
   return fail(`type error: \`has\` expects an entity or record, got ${typeName(v)}`);
 }
 
@@ -207,6 +208,34 @@ export function isMulticast(v: unknown): boolean {
 export function isInRange(a: unknown, b: unknown): boolean {
   const child = ipArg(a);
   return ipx.isInRange(child, ipArg(b));
+}
+
+function decArg(v: unknown): bigint {
+  if (!(v instanceof Decimal)) fail(`type error: expected decimal, got ${typeName(v)}`);
+  return v.value;
+}
+
+export function decimalFn(s: unknown): Decimal {
+  if (typeof s !== 'string') fail(`type error: decimal() expects a string, got ${typeName(s)}`);
+  const r = parseDecimal(s);
+  if (typeof r === 'string') fail(`decimal: ${r}`);
+  return r;
+}
+export function lessThan(a: unknown, b: unknown): boolean {
+  const x = decArg(a);
+  return x < decArg(b);
+}
+export function lessThanOrEqual(a: unknown, b: unknown): boolean {
+  const x = decArg(a);
+  return x <= decArg(b);
+}
+export function greaterThan(a: unknown, b: unknown): boolean {
+  const x = decArg(a);
+  return x > decArg(b);
+}
+export function greaterThanOrEqual(a: unknown, b: unknown): boolean {
+  const x = decArg(a);
+  return x >= decArg(b);
 }
 
 export { EvalError };

@@ -9,9 +9,10 @@
 //   Record → plain object (attributes are own properties);
 //   Entity → EUid instance.
 
+import { Decimal } from './decimal.js';
 import { IPAddr } from './ipaddr.js';
 
-export { IPAddr };
+export { Decimal, IPAddr };
 
 export class EUid {
   constructor(readonly type: string, readonly id: string) {}
@@ -22,7 +23,7 @@ export class EvalError {
   constructor(readonly message: string) {}
 }
 
-export type Value = string | boolean | number | bigint | Value[] | EUid | IPAddr | { [k: string]: Value };
+export type Value = string | boolean | number | bigint | Value[] | EUid | IPAddr | Decimal | { [k: string]: Value };
 
 export const LONG_MIN = -(2n ** 63n);
 export const LONG_MAX = 2n ** 63n - 1n;
@@ -44,6 +45,7 @@ export function typeName(v: unknown): string {
       if (Array.isArray(v)) return 'set';
       if (v instanceof EUid) return 'entity';
       if (v instanceof IPAddr) return 'ipaddr';
+      if (v instanceof Decimal) return 'decimal';
       return 'record';
   }
 }
@@ -57,7 +59,7 @@ export function isLong(v: unknown): v is number | bigint {
 }
 
 export function isRecord(v: unknown): v is Record<string, Value> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr);
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr) && !(v instanceof Decimal);
 }
 
 /** Canonical Long from a BigInt; an error when outside the 64-bit signed range. */
@@ -140,6 +142,8 @@ export function eq(a: unknown, b: unknown): boolean {
   if (b instanceof EUid) return false;
   if (a instanceof IPAddr) return b instanceof IPAddr && a.equals(b);
   if (b instanceof IPAddr) return false;
+  if (a instanceof Decimal) return b instanceof Decimal && a.equals(b);
+  if (b instanceof Decimal) return false;
   if (Array.isArray(a)) {
     if (!Array.isArray(b)) return false;
     return subset(a, b) && subset(b, a);
