@@ -49,6 +49,8 @@ interface Exchange {
   mcp: { decision: DecisionResult; session?: string; dataIds: Set<string | number> | 'all' } | null;
   /** Set for permitted plain HTTP exchanges: text responses run the content detectors. */
   http?: DecisionResult;
+  /** The proxy already answered `Expect: 100-continue` itself: the upstream's 100 is not relayed again. */
+  answered100?: boolean;
 }
 
 export class HttpConnection {
@@ -418,6 +420,7 @@ export class HttpConnection {
         }
         this.#upBuf = this.#upBuf.subarray(r.consumed);
         const head = r.head;
+        if (head.status === 100 && ex.answered100) continue;
         this.#respStarted = true;
         this.client.write(head.raw);
         if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
@@ -526,6 +529,11 @@ export class HttpConnection {
       return;
     }
     this.#exchange = null;
+    // The body must arrive before the decision, so the proxy answers the client's 100-continue itself.
+    if (framing.kind !== 'none' && headerTokens(head, 'expect').includes('100-continue')) {
+      this.client.write('HTTP/1.1 100 Continue\r\n\r\n');
+      ex.answered100 = true;
+    }
     const held = { raw: [head.raw] as Buffer[], decoded: [] as Buffer[], size: 0 };
     this.#held = held;
     this.#pendingMcp = ex;

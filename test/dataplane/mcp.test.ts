@@ -221,3 +221,13 @@ test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): 
     await legacy.close();
   }
 });
+
+test('curl POSTing JSON-RPC with Expect: 100-continue gets exactly one 100 and the server's answer', async () => {
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } };
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { stdout } = await promisify(execFile)('curl', ['-sS', '-i', '--max-time', '20', '-H', 'Expect: 100-continue', '-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream', '--data', JSON.stringify(init), `http://127.0.0.1:${reportsProxyPort}/mcp`]);
+  assert.equal(stdout.match(/HTTP\/1\.1 100 Continue/g)?.length, 1);
+  assert.match(stdout, /HTTP\/1\.1 200 OK/);
+  assert.match(stdout, /"serverInfo":\{"name":"reports"/);
+});
