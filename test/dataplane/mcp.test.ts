@@ -222,7 +222,7 @@ test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): 
   }
 });
 
-test('curl POSTing JSON-RPC with Expect: 100-continue gets exactly one 100 and the server's answer', async () => {
+test('curl POSTing JSON-RPC with Expect: 100-continue gets exactly one 100 and the server answer', async () => {
   const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } };
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
