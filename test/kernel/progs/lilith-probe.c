@@ -313,10 +313,20 @@ static int cmp_ll(const void *x, const void *y)
 /* bench <n> <host> <port>: time n connect() calls (socket and close excluded). */
 static int cmd_bench(char **a)
 {
-	int n = atoi(a[0]), i, fd, fails = 0;
+	int n = atoi(a[0]), i, fd, fails = 0, fam;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
+
+	if (a[1] && a[1][0] == '/') { /* bench <n> <unix path> */
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+
+		memset(&ss, 0, sizeof(ss));
+		un->sun_family = fam = AF_UNIX;
+		strncpy(un->sun_path, a[1], sizeof(un->sun_path) - 1);
+		len = sizeof(*un);
+	} else {
+		fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
+	}
 	long long *t = calloc(n, sizeof(*t)), t0, sum = 0;
 	char extra[200];
 
