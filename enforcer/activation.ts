@@ -28,6 +28,7 @@ import {
 import type { AuditSink, CapsuleAuditEvent } from './audit/event.js';
 import { controlMetrics } from './control-metrics.js';
 import { createAuthorizer, type EngineName } from './engine/index.js';
+import { checkConfig } from '../capsule/config-check.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
 import type { CapsuleCandidate } from './sync/types.js';
 import { VerifyWorker } from './verify-worker.js';
@@ -184,6 +185,13 @@ export class Activator implements SnapshotSource {
     // loop the dataplane shares: let pending decisions run between the two.
     await new Promise((r) => setImmediate(r));
 
+    // A signature vouches for who built the capsule, not that its config is sound:
+    // a config the enforcer cannot honour exactly is refused, never half-applied.
+    const configIssues = checkConfig(payload.config);
+    if (configIssues.length) {
+      return this.#refuse(c, 'bad_config', `lilith.json in the capsule is invalid: ${configIssues.slice(0, 5).map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`, payload.watermark, digest);
+    }
+
     let authorizer;
     try {
       authorizer = createAuthorizer(bundleOf(payload), this.#opts.engine);
@@ -197,6 +205,8 @@ export class Activator implements SnapshotSource {
       expiresAt: new Date(payload.expires_at),
       config: payload.config,
       entities: payload.entities,
+      // The dataplane shapes MCP tool requests (declared actions and arguments) from the schema.
+      schema: payload.schema,
       authorizer,
       keyids: verified.keyids,
       source: c.source === 'disk' && persistedSource ? persistedSource : c.source,

@@ -21,14 +21,12 @@ before(async () => {
     write_file: { args: ['path', 'content'], impl: () => 'written' },
   });
   reports = await startMcpServer('reports', { fetch_report: { args: ['report'], impl: (a) => `report ${a.report}: revenue up 4%` } }, { json: true });
-  // MCP servers named by alias, and (for this test) allowlisted, so the untrusted-upstream classifier stays quiet.
-  const inAllowlisted = (list: Entity[]) =>
-    list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e));
+  // The bundled MCP servers sit in Zone::"approved-mcp" under Zone::"trusted", so the
+  // untrusted-upstream classifier stays quiet for them without any test tweak.
   let routes = new Map<number, number>();
   h = await startHarness({
     listeners: 2,
     tweaks: {
-      entities: inAllowlisted,
       config: (c) => {
         c.upstreams = { files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' }, reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' } };
       },
