@@ -204,6 +204,22 @@ export class FastAuthorizer implements Authorizer {
     return { decision: 'deny', reasons: EMPTY, errors: errors ?? EMPTY };
   }
 
+  // Principal and resource of the decision in flight: filled in place (no allocation);
+  // nothing keeps them past the decision.
+  private readonly scratchP = new EUid('', '');
+  private readonly scratchR = new EUid('', '');
+
+  private uidSlot(v: unknown, slot: EUid, what: string): EUid {
+    const u = v as { type?: unknown; id?: unknown; __entity?: unknown } | null;
+    if (u !== null && typeof u === 'object' && typeof u.type === 'string' && typeof u.id === 'string' && u.__entity === undefined) {
+      const m = slot as { type: string; id: string };
+      m.type = u.type;
+      m.id = u.id;
+      return slot;
+    }
+    return parseUid(v, what);
+  }
+
   /** 1 satisfied, 0 not, 2 error (message in `failure`). Kept apart so the hot loop has no try/catch. */
   private evaluate(p: CompiledPolicy): number {
     try {
@@ -228,8 +244,8 @@ export class FastAuthorizer implements Authorizer {
         if (entry === undefined) return `action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`;
       }
       const A = entry.info.uid;
-      const P = parseUid(req.principal, 'principal');
-      const R = parseUid(req.resource, 'resource');
+      const P = this.uidSlot(req.principal, this.scratchP, 'principal');
+      const R = this.uidSlot(req.resource, this.scratchR, 'resource');
       const byR = entry.byType.get(P.type);
       // Messages follow cedar-wasm's wording (the dataplane matches "does not exist" / "not declared").
       if (byR === undefined) return `principal type \`${P.type}\` ${this.schema.entityTypes.has(P.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
