@@ -2,7 +2,7 @@
 // signed, reported as diagnostics that point at a file, line and column.
 // cedar-wasm validates in strict mode; note that its `validate` answers
 // type "success" even when policies fail — the findings are in validationErrors.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from '../enforcer/engine/cedar.js';
 import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import { checkConfig, type ConfigIssue } from '../capsule/config-check.js';
 import type { LilithConfig } from '../capsule/config.js';

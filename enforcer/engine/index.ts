@@ -1,5 +1,4 @@
 // Engine selection: the dataplane asks for an Authorizer and never knows which engine it got.
-import './fast/v8-flags.js';
 import { Counter } from 'prom-client';
 import { FastAuthorizer } from './fast/authorizer.js';
 import { Unsupported } from './fast/schema.js';

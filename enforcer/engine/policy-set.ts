@@ -1,7 +1,7 @@
 // Splits policy files into individually named policies. Cedar's @id annotation
 // does not name a policy by itself; we make it the policy id so decisions,
 // audit events and proofs all speak of "read-file-clean", not "policy3".
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from './cedar.js';
 import type { PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
 
 export interface NamedPolicy {

@@ -1,5 +1,5 @@
 // The reference engine: cedar-wasm with the policy set and schema preparsed once.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from './cedar.js';
 import { randomUUID } from 'node:crypto';
 import { splitPolicies, toStaticPolicies } from './policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from './types.js';

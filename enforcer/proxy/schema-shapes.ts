@@ -2,7 +2,7 @@
 // (their context has `tool` and `arguments`) and which argument attributes the
 // ToolArguments record declares, with their types. Requests are built to
 // exactly this shape because the engine validates them against the schema.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from '../engine/cedar.js';
 import type { CedarValue } from '../engine/types.js';
 
 type AttrType = 'String' | 'Long' | 'Boolean' | 'SetString';

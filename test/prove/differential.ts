@@ -2,7 +2,7 @@
 // encoded with the prover's own pipeline (compiler → authorizer → enforcer →
 // encoder), pinned to the concrete values, and cvc5's answer for every
 // policy (satisfied? error?) and the decision must equal cedar-wasm's.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from '../../enforcer/engine/cedar.js';
 import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../enforcer/engine/policy-set.js';
 import { compileSet, nameTerms } from '../../pipeline/prove/authorizer.js';
 import { Compiler, Decls } from '../../pipeline/prove/compiler.js';

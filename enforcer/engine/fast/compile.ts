@@ -1,7 +1,7 @@
 // Compiles one policy's JSON form (EST) into a JavaScript function, generated
 // once per activation. Untrusted strings (attribute names, literals, entity ids)
 // reach generated code only through JSON.stringify or the constant table `K`.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from '../cedar.js';
 import { randomBytes } from 'node:crypto';
 import type { NamedPolicy } from '../policy-set.js';
 import { Unsupported } from './schema.js';

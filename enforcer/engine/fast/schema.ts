@@ -1,7 +1,7 @@
 // The schema as the compiled engine needs it: entity types with their attribute
 // shapes and allowed parent types, and actions with their hierarchy, appliesTo
 // and context shape. Built from cedar-wasm's JSON form of the schema.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from '../cedar.js';
 import { EUid } from './values.js';
 
 /** A construct the compiled engine does not implement; the caller falls back to cedar-wasm. */
