@@ -65,6 +65,8 @@ export interface KernelConfig {
   heartbeat_ttl_ms: number;
   deny_socket_families?: string[];
   exec_allowlist?: string[];
+  /** Unix socket paths managed agents may connect or send to ("\u0000name" for abstract). Default: none. */
+  unix_allowlist?: string[];
 }
 
 export interface LilithConfig {

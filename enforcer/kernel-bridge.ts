@@ -71,7 +71,7 @@ export class KernelBridge implements KernelApplier {
     if (!this.#kernel) {
       const cgroupPath = join(this.#o.cgroupMount, cfg.kernel.cgroup_root);
       mkdirSync(cgroupPath, { recursive: true });
-      this.#kernel = await this.#o.bpf.attach({ cgroupPath, proxy, heartbeatTtlMs: cfg.kernel.heartbeat_ttl_ms, deniedFamilies, pinRoot: this.#o.pinRoot });
+      this.#kernel = await this.#o.bpf.attach({ cgroupPath, proxy, heartbeatTtlMs: cfg.kernel.heartbeat_ttl_ms, deniedFamilies, unixAllowlist: cfg.kernel.unix_allowlist ?? [], pinRoot: this.#o.pinRoot });
       this.#o.log(`kernel programs attached (${this.#kernel.mode}${this.#kernel.adopted ? ', re-adopted from pins' : ''}) on ${cgroupPath}: ${this.#kernel.hooks.active.join(' ')}`);
       this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'mode', reason: this.#kernel.mode, detail: { hooks: this.#kernel.hooks.active, missing: this.#kernel.hooks.missing } });
       this.#offEvents = this.#kernel.onEvent((e) => this.#onEvent(e));
@@ -79,6 +79,7 @@ export class KernelBridge implements KernelApplier {
       this.#kernel.configure({ proxy, heartbeatTtlMs: cfg.kernel.heartbeat_ttl_ms, deniedFamilies });
     }
     this.#applyExec(cfg);
+    this.#applyUnix(cfg);
     this.#applyRegistrations(cfg);
     this.#startHeartbeat(cfg.kernel.heartbeat_interval_ms);
   }
@@ -98,6 +99,15 @@ export class KernelBridge implements KernelApplier {
     for (const [key, v] of want) if (!this.#execAllowed.has(key)) k.allowExecInode(v.dev, v.ino);
     for (const [key, v] of this.#execAllowed) if (!want.has(key)) k.revokeExecInode(v.dev, v.ino);
     this.#execAllowed = want;
+  }
+
+  #applyUnix(cfg: LilithConfig): void {
+    const k = this.#kernel!;
+    const want = new Set(cfg.kernel.unix_allowlist ?? []);
+    const have = new Set(k.unixAllowlist());
+    // Add first, then revoke: a path in both capsules is never briefly denied.
+    for (const path of want) if (!have.has(path)) k.allowUnixPath(path);
+    for (const path of have) if (!want.has(path)) k.revokeUnixPath(path);
   }
 
   #applyRegistrations(cfg: LilithConfig): void {

@@ -84,3 +84,41 @@ it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and 
   assert.ok((await readAudit(join(dir, 'state', 'audit.jsonl'))).some((e) => e.kind === 'kernel' && e.event === 'mode'));
   assert.equal(await enf.kill('SIGTERM'), 0);
 });
+
+it("the capsule's kernel.unix_allowlist reaches the kernel: a managed agent reaches a listed unix socket and is refused any other", { skip }, async () => {
+  const { ensureCgroup2 } = await import('../../bpf/mounts.js');
+  const { execFile } = await import('node:child_process');
+  const [proxyPort, dnsPort] = [await freePort(), await freePort()];
+  cgroupMount = ensureCgroup2();
+  const d = await tempDir('cp-unix');
+  const allowed = join(d, 'allowed.sock');
+  const other = join(d, 'other.sock');
+  const servers = [allowed, other].map((p) => createServer((c) => c.end('hi')).listen(p));
+  const key = generateSigningKey();
+  const trust = await writeTrust(d, [key]);
+  const drops = join(d, 'drops');
+  await mkdir(drops);
+  await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, {
+    kernel: { cgroup_root: `${tag}/unix`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 5000, unix_allowlist: [allowed] },
+    proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
+    registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/unix/coder`], groups: ['coding'] }],
+  }));
+  const e = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(d, 'state'), '--no-dataplane'], join(d, 'admin.sock'), { LILITH_PIN_ROOT: `${pinRoot}-unix` });
+  try {
+    await e.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
+    const procs = join(cgroupMount, tag, 'unix', 'coder', 'cgroup.procs');
+    const agent = (path: string) => new Promise<string>((resolve) => {
+      const js = `const s=require('net').connect(${JSON.stringify(path)});s.on('data',()=>{console.log('CONNECTED');s.destroy()});s.on('error',(x)=>console.log(x.code))`;
+      execFile('/bin/sh', ['-c', `echo $$ > ${procs} && exec ${process.execPath} -e "$0"`, js], (_err, stdout) => resolve(stdout.trim()));
+    });
+    assert.equal(await agent(allowed), 'CONNECTED');
+    assert.equal(await agent(other), 'EPERM');
+  } finally {
+    await e.kill('SIGKILL');
+    const { detachPinned } = await import('../../bpf/index.js');
+    try { detachPinned(`${pinRoot}-unix`); } catch { /* nothing pinned */ }
+    rmSync(`${pinRoot}-unix`, { recursive: true, force: true });
+    for (const s of servers) s.close();
+    await rm(d, { recursive: true, force: true });
+  }
+});
