@@ -110,6 +110,7 @@ describe('lilith enforcer following a git capsule branch', () => {
     ['an expired capsule', 'expired', () => makeCapsule(key, 3, { createdAt: new Date(Date.now() - 7200_000), expiresAt: new Date(Date.now() - 3600_000) })],
     ['a garbage blob', 'malformed', async () => 'this is not a capsule \x00\xff'],
     ['the same watermark with a different payload', 'watermark_reuse', () => makeCapsule(key, 2, { variant: 'deny-all' })],
+    ['a validly signed capsule whose lilith.json is invalid', 'bad_config', () => makeCapsule(key, 3, { registrations: [{ spiffe_id: 'spiffe://Corp.Example/agents/x', selectors: ['cgroup:/lilith/agents/x'] }] })],
   ];
   for (const [what, code, make] of refusalCases) {
     it(`refuses ${what} (${code}), keeps the active capsule, reports it in status and audit`, async () => {
