@@ -114,7 +114,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 }
 
 async function gitopsLoop(o: { bytes: Uint8Array; keysDir: string; keepRunning: boolean }): Promise<number> {
-  const { startGitServer } = await import('../../test/helpers/git-server.js');
+  const { startGitServer } = await import('../../pipeline/git-http-server.js');
   const { publishCapsule } = await import('../../pipeline/publish.js');
   const { adminGet, adminPost } = await import('../../enforcer/admin.js');
   const { formatStatus } = await import('./status.js');

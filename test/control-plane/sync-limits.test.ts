@@ -11,7 +11,7 @@ import { after, it } from 'node:test';
 import { DirSource } from '../../enforcer/sync/dir-source.js';
 import { GitSource } from '../../enforcer/sync/git-source.js';
 import type { CapsuleCandidate } from '../../enforcer/sync/types.js';
-import { startGitServer } from '../helpers/git-server.js';
+import { startGitServer } from '../../pipeline/git-http-server.js';
 import { Publisher, tempDir } from './fixtures.js';
 
 const dirs: string[] = [];

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startGitServer, type GitServer } from '../helpers/git-server.js';
+import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 import { CLI, copyPolicies, lineColOf, POLICIES_DIR, REPO_ROOT, type PolicyCopy } from './policy-copy.js';
 
 interface Result {

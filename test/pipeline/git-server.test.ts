@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { promisify } from 'node:util';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
-import { startGitServer, type GitServer } from '../helpers/git-server.js';
+import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 
 const run = promisify(execFile);
 let server: GitServer;

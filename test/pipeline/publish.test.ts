@@ -12,7 +12,7 @@ import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import { generateSigningKey, signCapsule, verifyCapsule, parseTrust, trustFromKeys } from '../../capsule/index.js';
 import { latestPublished, publishCapsule, PublishRefusedError } from '../../pipeline/publish.js';
-import { startGitServer, type GitServer } from '../helpers/git-server.js';
+import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 import { NOW, payload } from '../capsule/fixtures.js';
 
 const run = promisify(execFile);
