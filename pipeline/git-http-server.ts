@@ -1,6 +1,7 @@
-// A real git smart-HTTP server on loopback, for the demo (`npm start`), the fleet benchmark and tests:
-// git's own `git http-backend` run as a
-// (http.receivepack) and every repository under the root is exported.
+// A real git smart-HTTP server on loopback, for the demo (`npm start`), the fleet
+// benchmark and tests: git's own `git http-backend` run as a CGI program behind a
+// small node:http server on 127.0.0.1. Pushes are enabled (http.receivepack) and
+// every repository under the root is exported.
 import { spawn, execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
