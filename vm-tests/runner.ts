@@ -152,7 +152,7 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
   ].join(' ');
   const consoleLog = join(dir, `console-${bootLsm}.log`);
   log(`${kernel.label}: booting lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'} for ${names.join(', ')}`);
-  const outcome = await boot({
+  const bootOnce = () => boot({
     kernel: kernel.vmlinuz,
     initrd,
     append,
@@ -163,6 +163,14 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
     accel: opts.accel,
     onLine: opts.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
   });
+  let outcome = await bootOnce();
+  // Multi-threaded TCG occasionally trips the guest kernel's own boot-time code
+  // patching (an int3 oops in early initcalls, before any of our code runs). That
+  // is the emulator, not the scenario: boot once more, and say so.
+  if (!outcome.booted && !outcome.killed && !outcome.fatal && EARLY_OOPS.test(outcome.console)) {
+    log(`${kernel.label}: the guest kernel crashed while booting (${EARLY_OOPS.exec(outcome.console)![0].trim()}), before the scenario runner; booting again`);
+    outcome = await bootOnce();
+  }
   const reports: ScenarioReport[] = [];
   const missing: string[] = [];
   for (const n of names) {
@@ -174,6 +182,8 @@ async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLs
   const ok = outcome.booted && !outcome.killed && !outcome.fatal && status === '0' && !missing.length && reports.every((r) => r.ok);
   return { kernel: kernel.label, bootLsm, outcome, reports, missing, ok, consoleLog, resultsDir };
 }
+
+const EARLY_OOPS = /(Oops:|Kernel panic|BUG:)[^\n]*/;
 
 /** Console text without carriage returns and the firmware's terminal escapes (cursor, clear screen). */
 const printable = (text: string) => text.replace(/\r/g, '').replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
