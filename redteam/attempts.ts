@@ -56,6 +56,14 @@ async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, pro
   return { blocked: !parsed.ok, detail: parsed.ok ? 'succeeded' : `failed: ${parsed.error}` };
 }
 
+/** A confined agent (Node) connects to a unix socket path or abstract name. */
+async function unixConnect(env: RedteamEnv, path: string): Promise<Outcome> {
+  const script = `const s=require('net').connect(${JSON.stringify(path)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`;
+  const r = await env.runConfined([process.execPath, '-e', script]);
+  const out = r.stdout.trim();
+  return { blocked: out !== 'CONNECTED', detail: out || r.stderr.trim().slice(0, 200) };
+}
+
 export const ATTEMPTS: Attempt[] = [
   {
     id: 'tcp-exfil',
@@ -197,22 +205,14 @@ export const ATTEMPTS: Attempt[] = [
     layer: 'kernel (cgroup BPF)',
     expect: 'blocked',
     note: 'Landlock does not mediate connect() to pathname unix sockets: the kernel layer does, with an AF_UNIX allowlist (empty by default). Here (cgroup-only, Linux 6.7+) the cgroup connect_unix/sendmsg_unix programs; with BPF-LSM (6.1+) unix_stream_connect/unix_may_send. On a kernel older than 6.7 without BPF-LSM this stays open and kernel.hooks.missing says so.',
-    async run(env) {
-      const r = await env.runConfined([process.execPath, '-e', `const s=require('net').connect(${JSON.stringify(env.adminSocket)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`]);
-      const out = r.stdout.trim();
-      return { blocked: out !== 'CONNECTED', detail: out || r.stderr.trim().slice(0, 200) };
-    },
+    run: (env) => unixConnect(env, env.adminSocket),
   },
   {
     id: 'abstract-unix',
     what: 'connect to a local daemon on an abstract unix socket',
     layer: 'landlock',
     expect: 'blocked',
-    async run(env) {
-      const r = await env.runConfined([process.execPath, '-e', `const s=require('net').connect(${JSON.stringify(env.abstractSocket)});s.on('connect',()=>{console.log('CONNECTED');s.destroy()});s.on('error',e=>console.log(e.code))`]);
-      const out = r.stdout.trim();
-      return { blocked: out !== 'CONNECTED', detail: out || r.stderr.trim().slice(0, 200) };
-    },
+    run: (env) => unixConnect(env, env.abstractSocket),
   },
   {
     id: 'kill-daemon-then-exfil',
