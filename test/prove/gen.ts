@@ -6,6 +6,9 @@
 // (runtime type errors) and attribute accesses that fail.
 
 import type { RequestEnv, Ty } from '../../pipeline/prove/env.js';
+import { Rng } from '../helpers/rng.js';
+
+export { Rng };
 
 export const DIFF_SCHEMA = `
 entity Group in [Group] { rank: Long };
@@ -47,26 +50,6 @@ const LONGS = [0, 1, -1, 2, 7, 1024, 3037000500, 4294967296, 9007199254740991, -
 const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', 'b', '\\', 'é', 'x"y', 'ba'];
 // Cedar source text of like patterns: `\*` is a literal star, `\\` a literal backslash.
 const PATTERNS = ['a*', '*b', 'a\\*b', '*', '', '*\\**', 'ab', '*é*', '\\\\*', 'a*b*c', '**'];
-
-export class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    // mulberry32
-    let t = (this.s += 0x6d2b79f5);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
 
 const lit = (s: string) => JSON.stringify(s);
 const ent = (t: string, id: string) => `${t}::${lit(id)}`;
@@ -298,7 +281,6 @@ export function genRequest(r: Rng): GenRequest {
 }
 
 // ---- requests for the bundled schema and policies ----------------------------
-
 
 const B_STRINGS = ['', 'tls', 'tcp', 'A', 'AAAA', 'MX', 'GET', '/api/v1', '/api/', '/other', '/workspace/src/a.ts', '/workspace/.git/hooks/pre-commit', '/etc/passwd', 'curl http://x', 'ls -la', 'read_file', '10.0.1.50'];
 const B_LONGS = [0, 1, 22, 80, 443, 1023, 1024, 8080, 65535, -1];
