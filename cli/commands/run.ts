@@ -1,11 +1,11 @@
 // lilith run: start a command as a managed agent under Lilith.
-import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 import type { LilithConfig, SeccompProfileName } from '../../capsule/config.js';
 import { AgentRefused, launchAgent, type Attestation, type Attestor } from '../../confine/launch.js';
 import { landlockSupport } from '../../confine/native.js';
 import { attestAgent } from '../../enforcer/agents.js';
+import { adminGet, adminPost } from '../../enforcer/admin.js';
 
 export const summary = 'run a command as a managed agent (cgroup, identity, Landlock, seccomp)';
 export const usage = `usage: lilith run [--agent NAME] [--profile strict|standard|jit] [options] -- COMMAND [ARGS...]
@@ -27,25 +27,21 @@ options:
 
 const DEFAULT_SOCKET = '/run/lilith/admin.sock';
 
-function adminRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: 10_000 }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (data += c));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : null });
-        } catch {
-          reject(new Error(`enforcer answered ${res.statusCode} with non-JSON: ${data.slice(0, 200)}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('enforcer admin socket timed out')));
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? new Error(`no running enforcer at ${socketPath} (start \`lilith enforcer\`, or use --standalone)`) : err));
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+/** An admin-socket call with JSON in and out; a missing enforcer is named as such. */
+async function adminRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  let res: { status: number; body: string };
+  try {
+    res = method === 'GET' ? await adminGet(socketPath, path, 10_000) : await adminPost(socketPath, path, body, 10_000);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new Error(`no running enforcer at ${socketPath} (start \`lilith enforcer\`, or use --standalone)`);
+    throw err;
+  }
+  try {
+    return { status: res.status, json: res.body ? JSON.parse(res.body) : null };
+  } catch {
+    throw new Error(`enforcer answered ${res.status} with non-JSON: ${res.body.slice(0, 200)}`);
+  }
 }
 
 export function run(argv: string[]): Promise<number> {
