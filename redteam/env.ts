@@ -2,6 +2,8 @@
 // private cgroup subtree and pin root, an agent cgroup, and the attacker's
 // listeners (TCP v4/v6, UDP, DNS) the attempts try to reach.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as delay } from 'node:timers/promises';
+import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -47,22 +49,12 @@ export interface RedteamEnv {
   close(): Promise<void>;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await execa(cmd, args, { reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  return { code: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => delay(ms);
 
 function listenTcp(host: string, onConn: () => void): Promise<Server> {
   return new Promise((resolve, reject) => {
