@@ -1,27 +1,32 @@
-// `npm run bench -- proxy [--iterations N] [--seconds S] [--concurrency C] [--engine fast|wasm]`:
+// `npm run bench -- proxy [--iterations N] [--seconds S] [--concurrency C] [--engine fast|wasm] [--audit file|null] [--topology both|processes|single]`:
 // latency the dataplane adds to an HTTP/1.1 keep-alive request and to an MCP
 // tools/call (p50/p99, proxied minus direct, measured interleaved in the same
 // run), and requests/s at saturation through the proxy vs direct.
-// Everything runs in this process on loopback (client, proxy, upstream): the
-// proxied numbers include the proxy's share of one event loop.
-import http from 'node:http';
+//
+// Two topologies (both by default):
+// - single: client, upstreams and proxy share this process's event loop. No
+//   process wake-ups, so this isolates the proxy's own work per request.
+// - processes: the client runs here, the upstream servers in one child process
+//   and the proxy in another, as agent, server and daemon do in deployment;
+//   every proxied request then pays two extra process wake-ups.
+// In both, a bare TCP relay (pipe, nothing parsed) sits next to the proxy as a
+// baseline, separating what any userspace proxy costs in that place from what
+// Lilith's parsing, decision and audit add.
 import net from 'node:net';
-import { mkdtemp, rm, cp, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
-import { createAuthorizer, type EngineName } from '../enforcer/engine/index.js';
-import { startDataplane } from '../enforcer/dataplane.js';
-import { StaticOriginResolver } from '../enforcer/origin.js';
-import { FileAuditSink } from '../enforcer/audit/sink.js';
-import type { LilithConfig } from '../capsule/config.js';
-import type { PolicySnapshot } from '../enforcer/snapshot.js';
+import type { EngineName } from '../enforcer/engine/index.js';
+import { startChild, type Part } from './child.js';
+import { startBenchProxy, type BenchProxy, type BenchProxyOptions, type BenchProxyReady } from './proxy-enforcer.js';
+import { MCP_BODY, startUpstreams, type UpstreamPorts } from './proxy-upstreams.js';
 
-export const summary = 'dataplane added latency (HTTP keep-alive, MCP tools/call; p50/p99 vs direct) and requests/s at saturation';
+export const summary = 'dataplane added latency (HTTP keep-alive, MCP tools/call; p50/p99 vs direct and vs a bare relay) and requests/s at saturation';
 
-const MCP_BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: '/workspace/README.md' } } });
-const MCP_RESULT = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'hello from the file server' }] } });
+type Topology = 'processes' | 'single';
+const here = (name: string) => fileURLToPath(new URL(`./${name}.js`, import.meta.url));
 
 function request(kind: 'http' | 'mcp'): Buffer {
   if (kind === 'http') return Buffer.from('GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n');
@@ -78,65 +83,69 @@ function pct(sorted: number[], p: number): number {
 
 const us = (n: number) => `${n.toFixed(1).padStart(8)} µs`;
 
+interface Options {
+  iterations: number;
+  seconds: number;
+  concurrency: number;
+  engine: EngineName;
+  audit: 'file' | 'null';
+}
+
+interface TopologyResult {
+  /** p99 added by Lilith (minus direct), HTTP and MCP. */
+  lilithP99: { http: number; mcp: number };
+  relayP99: { http: number; mcp: number };
+}
+
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { iterations: { type: 'string', default: '3000' }, seconds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '16' }, engine: { type: 'string', default: 'fast' }, audit: { type: 'string', default: 'file' } },
+    options: {
+      iterations: { type: 'string', default: '3000' },
+      seconds: { type: 'string', default: '3' },
+      concurrency: { type: 'string', default: '16' },
+      engine: { type: 'string', default: 'fast' },
+      audit: { type: 'string', default: 'file' },
+      topology: { type: 'string', default: 'both' },
+    },
     allowPositionals: true,
     strict: false,
   });
-  const iterations = Number(values.iterations);
-  const seconds = Number(values.seconds);
-  const concurrency = Number(values.concurrency);
-  const engine = values.engine as EngineName;
+  if (!['both', 'processes', 'single'].includes(String(values.topology))) throw new Error(`--topology must be both, processes or single, got '${String(values.topology)}'`);
+  const o: Options = { iterations: Number(values.iterations), seconds: Number(values.seconds), concurrency: Number(values.concurrency), engine: values.engine as EngineName, audit: values.audit === 'null' ? 'null' : 'file' };
+  const topologies: Topology[] = values.topology === 'both' ? ['single', 'processes'] : [values.topology as Topology];
+  const results = new Map<Topology, TopologyResult>();
+  for (const t of topologies) results.set(t, await runTopology(t, o));
 
-  // Upstreams: a plain HTTP server and an MCP-shaped JSON-RPC server (JSON responses).
-  const httpUp = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '11' }).end('hello world'));
-  });
-  const mcpUp = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(MCP_RESULT)) }).end(MCP_RESULT));
-  });
-  httpUp.keepAliveTimeout = mcpUp.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => httpUp.listen(0, '127.0.0.1', () => r()));
-  await new Promise<void>((r) => mcpUp.listen(0, '127.0.0.1', () => r()));
-  const httpPort = (httpUp.address() as net.AddressInfo).port;
-  const mcpPort = (mcpUp.address() as net.AddressInfo).port;
+  const single = results.get('single');
+  const multi = results.get('processes');
+  process.stdout.write('\ntarget: p99 added latency < 1000 µs\n');
+  const verdict = (n: number) => `${n.toFixed(0)} µs ${n < 1000 ? 'met' : 'MISSED'}`;
+  if (single) process.stdout.write(`  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http)}, mcp ${verdict(single.lilithP99.mcp)}\n`);
+  if (multi)
+    process.stdout.write(
+      `  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}` +
+        `  (bare relay in the same place: http ${multi.relayP99.http.toFixed(0)} µs, mcp ${multi.relayP99.mcp.toFixed(0)} µs)\n`,
+    );
+}
 
-  // The bundled policies, with the MCP upstream named "files".
+async function runTopology(topology: Topology, o: Options): Promise<TopologyResult> {
+  const { iterations, seconds, concurrency } = o;
   const dir = await mkdtemp(join(tmpdir(), 'lilith-bench-proxy-'));
-  await cp('policies', join(dir, 'p'), { recursive: true });
-  const cfgPath = join(dir, 'p', 'lilith.json');
-  const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as LilithConfig;
-  cfg.upstreams = { files: { address: `127.0.0.1:${mcpPort}`, kind: 'mcp' } };
-  await writeFile(cfgPath, JSON.stringify(cfg));
-  const src = await readPolicyDir(join(dir, 'p'));
-  const bundle = toBundle(src);
-  const authorizer = createAuthorizer(bundle, engine);
-  const snap: PolicySnapshot = { watermark: 1, digest: 'bench', sourceCommit: null, expiresAt: new Date(Date.now() + 3600_000), config: cfg, entities: bundle.entities, authorizer, schema: src.schema };
-  // --audit null measures the proxy without the audit writer (to see its share).
-  const fileSink = new FileAuditSink(join(dir, 'audit.jsonl'));
-  const audit = values.audit === 'null' ? { emit: () => undefined, dropped: () => 0, close: async () => undefined, flush: async () => undefined } : fileSink;
-  const routes = new Map<number, number>();
-  const dp = await startDataplane({
-    snapshots: { get: () => snap },
-    origin: new StaticOriginResolver({ destination: (peer) => ({ address: '127.0.0.1', port: routes.get(peer.localPort ?? 0) ?? 0, family: 4 }), facts: { pid: process.pid, cgroupPath: '/lilith/agents/coder' } }),
-    audit,
-    listen: { proxy: ['127.0.0.1:0', '127.0.0.1:0'], dns: null },
-  });
-  const [pHttp, pMcp] = dp.proxyAddresses.map((a) => a.port);
-  routes.set(pHttp, httpPort);
-  routes.set(pMcp, mcpPort);
+  const upstreams: Part<UpstreamPorts, null> = topology === 'single' ? await startUpstreams() : await startChild(here('proxy-upstreams'), {});
+  const proxyOptions: BenchProxyOptions = { upstreams: upstreams.ready, engine: o.engine, audit: o.audit, dir };
+  const proxy: BenchProxy = topology === 'single' ? await startBenchProxy(proxyOptions) : await startChild<BenchProxyOptions, BenchProxyReady, number>(here('proxy-enforcer'), proxyOptions);
+  const { lilith, relay, engine: engineName } = proxy.ready;
 
-  process.stdout.write(`engine ${authorizer.engine}; ${iterations} sequential requests per path (interleaved), saturation ${concurrency} connections × ${seconds}s\n`);
-  const paths = [
-    { name: 'http direct', port: httpPort, req: request('http') },
-    { name: 'http proxied', port: pHttp, req: request('http') },
-    { name: 'mcp direct', port: mcpPort, req: request('mcp') },
-    { name: 'mcp proxied', port: pMcp, req: request('mcp') },
-  ];
+  process.stdout.write(
+    `\n-- ${topology === 'processes' ? 'three processes: client here, upstreams and proxy each in their own (deployment shape)' : 'one process: client, upstreams and proxy share one event loop'}\n` +
+      `engine ${engineName}; ${iterations} sequential requests per path (interleaved), saturation ${concurrency} connections × ${seconds}s\n`,
+  );
+  const paths = (['http', 'mcp'] as const).flatMap((kind) => [
+    { name: `${kind} direct`, port: upstreams.ready[kind], req: request(kind) },
+    { name: `${kind} bare relay`, port: relay[kind], req: request(kind) },
+    { name: `${kind} lilith`, port: lilith[kind], req: request(kind) },
+  ]);
   const clients = await Promise.all(paths.map((p) => KeepAliveClient.connect(p.port)));
   const samples = paths.map(() => [] as number[]);
   // Warm-up (JIT, engine caches), then interleave so drift hits all paths alike.
@@ -151,13 +160,15 @@ export async function run(argv: string[]): Promise<void> {
   for (const c of clients) c.close();
   const stats = samples.map((s) => {
     const sorted = [...s].sort((a, b) => a - b);
-    return { p50: pct(sorted, 50), p99: pct(sorted, 99) };
+    return { p50: pct(sorted, 50), p90: pct(sorted, 90), p99: pct(sorted, 99) };
   });
-  process.stdout.write('\nlatency per request (keep-alive, one at a time)\n');
-  for (let k = 0; k < paths.length; k++) process.stdout.write(`  ${paths[k].name.padEnd(14)} p50 ${us(stats[k].p50)}   p99 ${us(stats[k].p99)}\n`);
-  process.stdout.write('added by the proxy (proxied − direct)\n');
-  process.stdout.write(`  http           p50 ${us(stats[1].p50 - stats[0].p50)}   p99 ${us(stats[1].p99 - stats[0].p99)}\n`);
-  process.stdout.write(`  mcp tools/call p50 ${us(stats[3].p50 - stats[2].p50)}   p99 ${us(stats[3].p99 - stats[2].p99)}\n`);
+  process.stdout.write('latency per request (keep-alive, one at a time)\n');
+  for (let k = 0; k < paths.length; k++) process.stdout.write(`  ${paths[k].name.padEnd(16)} p50 ${us(stats[k].p50)}   p90 ${us(stats[k].p90)}   p99 ${us(stats[k].p99)}\n`);
+  process.stdout.write('added latency (minus direct)       lilith                     bare relay (baseline)\n');
+  for (const [label, d] of [['http', 0], ['mcp tools/call', 3]] as const) {
+    const [direct, bare, lil] = [stats[d], stats[d + 1], stats[d + 2]];
+    process.stdout.write(`  ${label.padEnd(15)} p50 ${us(lil.p50 - direct.p50)}  p99 ${us(lil.p99 - direct.p99)}    p50 ${us(bare.p50 - direct.p50)}  p99 ${us(bare.p99 - direct.p99)}\n`);
+  }
 
   // Saturation: `concurrency` keep-alive connections sending back to back.
   const saturate = async (port: number, req: Buffer): Promise<number> => {
@@ -175,25 +186,27 @@ export async function run(argv: string[]): Promise<void> {
     for (const c of cs) c.close();
     return count / seconds;
   };
-  process.stdout.write(`\nrequests/s at saturation (${concurrency} connections)\n`);
-  for (const p of paths) process.stdout.write(`  ${p.name.padEnd(14)} ${Math.round(await saturate(p.port, p.req)).toString().padStart(8)} req/s\n`);
+  process.stdout.write(`requests/s at saturation (${concurrency} connections)\n`);
+  const rates: number[] = [];
+  for (let k = 0; k < paths.length; k++) {
+    rates.push(await saturate(paths[k].port, paths[k].req));
+    const direct = rates[k - (k % 3)];
+    process.stdout.write(`  ${paths[k].name.padEnd(16)} ${Math.round(rates[k]).toString().padStart(8)} req/s   ${(rates[k] / direct).toFixed(2)}× direct\n`);
+  }
 
-  await audit.flush();
+  const dropped = await proxy.stop();
+  await upstreams.stop();
   const lat = (await readFile(join(dir, 'audit.jsonl'), 'utf8').catch(() => ''))
     .split('\n')
     .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { latency_us: number; protocol: string }))
+    .map((l) => JSON.parse(l) as { latency_us: number; protocol: string })
     .filter((e) => e.protocol === 'http' || e.protocol === 'mcp')
     .map((e) => e.latency_us)
     .sort((a, b) => a - b);
-  if (lat.length) process.stdout.write(`\ndecision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${audit.dropped()} audit events dropped)\n`);
-
-  await dp.close();
-  await fileSink.close();
-  authorizer.dispose();
-  httpUp.closeAllConnections();
-  mcpUp.closeAllConnections();
-  await new Promise<void>((r) => httpUp.close(() => r()));
-  await new Promise<void>((r) => mcpUp.close(() => r()));
+  if (lat.length) process.stdout.write(`decision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${dropped} audit events dropped)\n`);
   await rm(dir, { recursive: true, force: true });
+  return {
+    lilithP99: { http: stats[2].p99 - stats[0].p99, mcp: stats[5].p99 - stats[3].p99 },
+    relayP99: { http: stats[1].p99 - stats[0].p99, mcp: stats[4].p99 - stats[3].p99 },
+  };
 }

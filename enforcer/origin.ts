@@ -62,10 +62,21 @@ export function compiledRegistrations(registrations: Registration[]): CompiledRe
 }
 
 function originFromFacts(destination: Destination, facts: ProcessFacts | null): Origin {
+  // Facts are fixed for the connection's life, so the answer only changes with
+  // the registrations (a new capsule): remember the last one.
+  let lastRegs: CompiledRegistration[] | null = null;
+  let last: ResolvedIdentity | null = null;
   return {
     destination,
     pid: facts?.pid ?? null,
-    identify: (regs) => (facts ? resolveIdentity(facts, regs) : null),
+    identify: (regs) => {
+      if (!facts) return null;
+      if (regs !== lastRegs) {
+        last = resolveIdentity(facts, regs);
+        lastRegs = regs;
+      }
+      return last;
+    },
   };
 }
 

@@ -1,5 +1,7 @@
 // The audit file: JSON lines, one event per line, appended by a background
-// writer so the dataplane never waits on the disk. emit() only queues; when the
+// writer so the dataplane never waits on the disk. emit() only queues (the event
+// object itself: it is serialized by the writer, after the response that caused
+// it has left, so callers must not change an event after emitting it); when the
 // queue is full the event is dropped and counted (exposed as a metric and in
 // status). Files rotate by size: audit.jsonl → audit.jsonl.1 → … → .N.
 import { open, rename, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
@@ -22,7 +24,7 @@ export class FileAuditSink implements AuditSink {
   #maxBytes: number;
   #keep: number;
   #queueLimit: number;
-  #queue: string[] = [];
+  #queue: AuditEvent[] = [];
   #dropped = 0;
   #written = 0;
   #fh: FileHandle | null = null;
@@ -46,7 +48,7 @@ export class FileAuditSink implements AuditSink {
       this.#dropped++;
       return;
     }
-    this.#queue.push(JSON.stringify(event) + '\n');
+    this.#queue.push(event);
     if (!this.#writing && !this.#timer) this.#timer = setTimeout(() => this.#startDrain(), this.#batchMs);
   }
 
@@ -103,7 +105,15 @@ export class FileAuditSink implements AuditSink {
 
   async #drain(): Promise<void> {
     while (this.#queue.length) {
-      const lines = this.#queue.splice(0, 512);
+      const events = this.#queue.splice(0, 512);
+      const lines: string[] = [];
+      for (const e of events) {
+        try {
+          lines.push(JSON.stringify(e) + '\n');
+        } catch {
+          this.#dropped++; // not serializable (a bug upstream): lose this event, not the batch
+        }
+      }
       try {
         let fh = await this.#openFile();
         let batch = '';

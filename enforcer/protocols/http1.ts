@@ -12,6 +12,8 @@ export interface HttpHead {
   version: '1.0' | '1.1';
   /** Header fields in order, names as sent. */
   headers: Array<[string, string]>;
+  /** Lowercase name → values in order (a proxied exchange looks up a dozen names). */
+  byName: Map<string, string[]>;
   /** The head exactly as received, CRLFCRLF included. */
   raw: Buffer;
 }
@@ -47,7 +49,7 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
   const lines = text.split('\r\n');
   if (lines.some((l) => l.includes('\n') || l.includes('\r'))) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
   const first = lines[0];
-  const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], raw: buf.subarray(0, end + 4) };
+  const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw: buf.subarray(0, end + 4) };
   if (isRequest) {
     const m = /^([^ ]+) ([^ ]+) HTTP\/(\d\.\d)$/.exec(first);
     if (!m || !TOKEN.test(m[1])) return { kind: 'error', status: 400, reason: 'malformed request line' };
@@ -72,6 +74,10 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
     const value = line.slice(colon + 1).trim();
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return { kind: 'error', status: 400, reason: `control character in header '${name}'` };
     head.headers.push([name, value]);
+    const key = name.toLowerCase();
+    const list = head.byName.get(key);
+    if (list === undefined) head.byName.set(key, [value]);
+    else list.push(value);
   }
   return { kind: 'head', head, consumed: end + 4 };
 }
@@ -79,20 +85,31 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
 export const parseRequestHead = (buf: Buffer, maxBytes: number) => parseHead(buf, maxBytes, true);
 export const parseResponseHead = (buf: Buffer, maxBytes: number) => parseHead(buf, maxBytes, false);
 
-export function headerValues(head: HttpHead, name: string): string[] {
-  const lower = name.toLowerCase();
-  const out: string[] = [];
-  for (const [n, v] of head.headers) if (n.toLowerCase() === lower) out.push(v);
-  return out;
+const NO_VALUES: readonly string[] = Object.freeze([]);
+function headerIndex(head: HttpHead): Map<string, string[]> {
+  return head.byName;
+}
+
+/** Values of every `name` header in order (`name` lowercase). Do not modify the array. */
+export function headerValues(head: HttpHead, name: string): readonly string[] {
+  return headerIndex(head).get(name) ?? NO_VALUES;
 }
 
 export function header(head: HttpHead, name: string): string | undefined {
-  return headerValues(head, name)[0];
+  return headerIndex(head).get(name)?.[0];
 }
 
 /** Comma-separated tokens of all `name` headers, lowercased. */
 export function headerTokens(head: HttpHead, name: string): string[] {
-  return headerValues(head, name).flatMap((v) => v.split(',')).map((t) => t.trim().toLowerCase()).filter(Boolean);
+  const values = headerIndex(head).get(name);
+  if (values === undefined) return [];
+  const out: string[] = [];
+  for (const v of values)
+    for (const t of v.split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token) out.push(token);
+    }
+  return out;
 }
 
 export type Framing =
@@ -103,10 +120,14 @@ export type Framing =
 
 export type FramingResult = Framing | { kind: 'error'; reason: string };
 
+const DIGITS = /^\d{1,15}$/;
+
 function contentLength(head: HttpHead): number | { error: string } | undefined {
-  const values = headerValues(head, 'content-length').flatMap((v) => v.split(',')).map((v) => v.trim());
-  if (values.length === 0) return undefined;
-  if (!values.every((v) => /^\d{1,15}$/.test(v))) return { error: 'invalid Content-Length' };
+  const raw = headerValues(head, 'content-length');
+  if (raw.length === 0) return undefined;
+  if (raw.length === 1 && DIGITS.test(raw[0])) return Number(raw[0]);
+  const values = raw.flatMap((v) => v.split(',')).map((v) => v.trim());
+  if (!values.every((v) => DIGITS.test(v))) return { error: 'invalid Content-Length' };
   if (new Set(values).size > 1) return { error: 'conflicting Content-Length values' };
   return Number(values[0]);
 }

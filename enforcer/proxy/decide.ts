@@ -3,11 +3,12 @@
 // evaluate, apply taint on allow, and emit exactly one audit event.
 import type { AuditSink, DecisionAuditEvent } from '../audit/event.js';
 import type { CedarValue, Decision, Entity, EntityUid } from '../engine/types.js';
-import { dataplaneMetrics } from '../metrics.js';
-import { compiledRegistrations, type Origin } from '../origin.js';
+import { recordDecision } from '../metrics.js';
+import type { ResolvedIdentity } from '../identity/index.js';
+import { compiledRegistrations, formatDestination, type Destination, type Origin } from '../origin.js';
 import type { PolicySnapshot, SnapshotSource } from '../snapshot.js';
 import { classifiersFor, type Classifiers } from '../taint/classify.js';
-import { maskHex, maskToLabels, maskToLong } from '../taint/mask.js';
+import { maskHex, maskLabels, maskToLong } from '../taint/mask.js';
 import type { TaintSessions } from '../taint/sessions.js';
 
 export type Protocol = DecisionAuditEvent['protocol'];
@@ -21,7 +22,7 @@ export interface Agent {
 export interface RequestSpec {
   action: string;
   resource: EntityUid;
-  /** Context without taint/data_touched (added here). */
+  /** Context without taint/data_touched; decide() adds those to this object in place, so build a fresh one per call. */
   context: Record<string, CedarValue>;
   findings?: string[];
   /** Set when the request cannot be decided (malformed input): deny with this reason, no policy evaluated. */
@@ -65,7 +66,7 @@ export class Decider {
   agentOf(snap: PolicySnapshot, origin: Origin | null): Agent | null {
     if (!origin) return null;
     const id = origin.identify(compiledRegistrations(snap.config.registrations ?? []));
-    return id ? { spiffeId: id.spiffeId, groups: id.registration.groups ?? [] } : null;
+    return id ? agentFor(id) : null;
   }
 
   /** Whether `tool` names an action declared in the snapshot's schema. */
@@ -89,7 +90,6 @@ export class Decider {
   decide(input: DecideInput): DecisionResult {
     const t0 = process.hrtime.bigint();
     const snap = this.snapshots.get();
-    const m = dataplaneMetrics();
     let agent: Agent | null = null;
     let spec: RequestSpec | null = null;
     let decision: Decision = { decision: 'deny', reasons: [], errors: [] };
@@ -114,12 +114,16 @@ export class Decider {
       if (spec?.refuse) reason = spec.refuse;
       else if (spec) {
         const labels = snap.config.taint_labels ?? {};
+        // In place, not a spread copy: copying a context object costs more than evaluating the policies.
+        const context = spec.context;
+        context.taint = maskLabels(before, labels) as string[];
+        context.data_touched = maskToLong(before);
         decision = safeAuthorize(snap, {
           principal: { type: 'Agent', id: agent.spiffeId },
           action: { type: 'Action', id: spec.action },
           resource: spec.resource,
-          context: { ...spec.context, taint: maskToLabels(before, labels), data_touched: maskToLong(before) },
-          entities: [agentEntity(agent)],
+          context,
+          entities: agentEntities(agent),
         });
         if (decision.decision === 'allow') {
           const bits = spec.taintOnAllow ? spec.taintOnAllow(classifiersFor(snap)) : 0n;
@@ -136,10 +140,10 @@ export class Decider {
     const dest = input.origin?.destination;
     const event: DecisionAuditEvent = {
       kind: 'decision',
-      time: new Date().toISOString(),
+      time: isoNow(),
       spiffe_id: agent?.spiffeId ?? null,
       pid: input.origin?.pid ?? null,
-      destination: dest ? (dest.address.includes(':') ? `[${dest.address}]:${dest.port}` : `${dest.address}:${dest.port}`) : null,
+      destination: dest ? destinationText(dest) : null,
       protocol: input.protocol,
       action: `Action::${JSON.stringify(action)}`,
       resource: uidText(resource),
@@ -155,8 +159,7 @@ export class Decider {
     if (spec?.findings?.length) event.findings = spec.findings;
     if (input.mcpSession !== undefined) event.mcp_session = input.mcpSession;
     this.audit.emit(event);
-    m.decisions.inc({ protocol: input.protocol, decision: event.decision });
-    m.latency.observe({ protocol: input.protocol }, latencyUs / 1e6);
+    recordDecision(input.protocol, event.decision, latencyUs / 1e6);
     return { allowed, action, resource, policies: decision.reasons, errors: decision.errors, reason, agent, snapshot: snap };
   }
 
@@ -170,8 +173,44 @@ export class Decider {
   }
 }
 
-function agentEntity(agent: Agent): Entity {
-  return { uid: { type: 'Agent', id: agent.spiffeId }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) };
+let isoMs = 0;
+let isoText = '';
+
+/** The current time in ISO form; formatting a Date is slow enough to matter, so once per millisecond. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+const destinations = new WeakMap<Destination, string>();
+
+/** The audit form of a connection's destination, made once per connection. */
+function destinationText(d: Destination): string {
+  let text = destinations.get(d);
+  if (text === undefined) destinations.set(d, (text = formatDestination(d)));
+  return text;
+}
+
+// One Agent (and its request entity) per resolved identity: connections keep
+// their identity object until the registrations change, so these are built
+// once per connection and capsule, not per decision.
+const agents = new WeakMap<ResolvedIdentity, Agent>();
+const entities = new WeakMap<Agent, Entity[]>();
+
+function agentFor(id: ResolvedIdentity): Agent {
+  let agent = agents.get(id);
+  if (agent === undefined) agents.set(id, (agent = { spiffeId: id.spiffeId, groups: id.registration.groups ?? [] }));
+  return agent;
+}
+
+function agentEntities(agent: Agent): Entity[] {
+  let list = entities.get(agent);
+  if (list === undefined) entities.set(agent, (list = [{ uid: { type: 'Agent', id: agent.spiffeId }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) }]));
+  return list;
 }
 
 /** The engine must never take the dataplane down: a throw is a deny naming the error. */

@@ -5,8 +5,8 @@
 // bodies are held up to the body limit so each message can be decided first).
 import net from 'node:net';
 import type { LilithConfig } from '../../capsule/config.js';
-import type { EntityUid } from '../engine/types.js';
-import type { Origin } from '../origin.js';
+import type { CedarValue, EntityUid } from '../engine/types.js';
+import { formatDestination, type Origin } from '../origin.js';
 import type { PolicySnapshot } from '../snapshot.js';
 import { normalizeIp, type LearnedNames } from '../dns/names.js';
 import {
@@ -227,10 +227,12 @@ export class HttpConnection {
     });
   }
 
+  #endpoint: EntityUid | null = null;
   #endpointUid(): EntityUid {
+    if (this.#endpoint) return this.#endpoint;
     const d = this.origin?.destination;
-    if (!d) return { type: 'Endpoint', id: 'unknown' };
-    return { type: 'Endpoint', id: d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}` };
+    this.#endpoint = { type: 'Endpoint', id: d ? formatDestination(d) : 'unknown' };
+    return this.#endpoint;
   }
 
   #isMcp(head: HttpHead): boolean {
@@ -241,20 +243,35 @@ export class HttpConnection {
     return head.method === 'POST' && ct.startsWith('application/json') && accept.some((a) => a.startsWith('text/event-stream'));
   }
 
-  /** Upstream alias from lilith.json whose address is this connection's original destination. */
+  #alias: string | null | undefined = undefined;
+  /** Upstream alias from lilith.json whose address is this connection's original destination (the config is fixed per connection). */
   #mcpAlias(): string | null {
+    if (this.#alias !== undefined) return this.#alias;
+    this.#alias = null;
     const d = this.origin?.destination;
     if (!d || !this.config) return null;
-    const addr = d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
-    for (const [alias, up] of Object.entries(this.config.upstreams ?? {})) if (up.address === addr && up.kind === 'mcp') return alias;
-    return null;
+    const addr = formatDestination(d);
+    for (const [alias, up] of Object.entries(this.config.upstreams ?? {}))
+      if (up.address === addr && up.kind === 'mcp') {
+        this.#alias = alias;
+        break;
+      }
+    return this.#alias;
   }
 
+  #server: { snap: PolicySnapshot; uid: EntityUid } | null = null;
+  /** The MCPServer this connection reaches, named by the deciding snapshot's upstreams. */
   #mcpServer(snap: PolicySnapshot): EntityUid {
-    const d = this.origin!.destination;
-    const addr = d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
-    for (const [alias, up] of Object.entries(snap.config.upstreams ?? {})) if (up.address === addr) return { type: 'MCPServer', id: alias };
-    return { type: 'MCPServer', id: addr };
+    if (this.#server?.snap === snap) return this.#server.uid;
+    const addr = formatDestination(this.origin!.destination);
+    let uid: EntityUid = { type: 'MCPServer', id: addr };
+    for (const [alias, up] of Object.entries(snap.config.upstreams ?? {}))
+      if (up.address === addr) {
+        uid = { type: 'MCPServer', id: alias };
+        break;
+      }
+    this.#server = { snap, uid };
+    return uid;
   }
 
   #startRequest(head: HttpHead): void {
@@ -288,16 +305,17 @@ export class HttpConnection {
   #hostOf(head: HttpHead, agent: Agent): { host: string; mismatch: boolean; path: string } {
     let hostport = header(head, 'host') ?? '';
     let path = head.target;
-    const abs = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(head.target);
+    const abs = path.startsWith('/') ? null : /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(head.target);
     if (abs) {
       hostport = abs[1];
       path = abs[2] || '/';
     }
     let host = hostport;
-    const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(hostport);
+    const v6 = hostport.startsWith('[') ? /^\[([^\]]+)\](?::\d+)?$/.exec(hostport) : null;
     if (v6) host = v6[1];
-    else host = hostport.replace(/:\d*$/, '');
-    host = host.toLowerCase().replace(/\.$/, '');
+    else if (hostport.includes(':')) host = hostport.replace(/:\d*$/, '');
+    host = host.toLowerCase();
+    if (host.endsWith('.')) host = host.slice(0, -1);
     const dest = this.origin!.destination.address;
     let mismatch: boolean;
     if (net.isIP(host)) mismatch = normalizeIp(host) !== normalizeIp(dest);
@@ -384,16 +402,37 @@ export class HttpConnection {
     up?.destroy();
   }
 
+  /** Response inspection queued in this turn, run once the relayed bytes have left (see #afterFlush). */
+  #pendingInspection: Array<() => void> | null = null;
+
+  /**
+   * Runs response inspection (taint detectors) after this turn's relayed bytes
+   * have been handed to the kernel, so detectors add no latency to the
+   * response. Still in the same event-loop turn: taint is set before the next
+   * decision on any connection can run.
+   */
+  #afterFlush(f: () => void): void {
+    if (this.#pendingInspection) this.#pendingInspection.push(f);
+    else f();
+  }
+
   #onUpstream(): void {
     // One syscall for head + body pieces relayed in this turn.
     const c = this.client;
     c.cork();
+    const later: Array<() => void> = (this.#pendingInspection = []);
     try {
       this.#relayUpstream();
     } catch (err) {
       this.#internalError(err);
     } finally {
       if (c.writableCorked) c.uncork();
+      this.#pendingInspection = null;
+    }
+    try {
+      for (const f of later) f();
+    } catch (err) {
+      this.#internalError(err);
     }
   }
 
@@ -434,7 +473,8 @@ export class HttpConnection {
         this.#resp.phase = 'body';
         if (ex.mcp) this.#inspectMcpResponse(ex, head);
         else if (ex.http) this.#inspectTextResponse(ex.http, head);
-        this.#resp.tracker = new BodyTracker(framing, this.#resp.inspect ?? undefined);
+        const inspect = this.#resp.inspect;
+        this.#resp.tracker = new BodyTracker(framing, inspect ? (d) => this.#afterFlush(() => inspect(d)) : undefined);
         if (this.#resp.tracker.done) this.#responseDone();
         continue;
       }
@@ -459,7 +499,8 @@ export class HttpConnection {
 
   #responseDone(): void {
     const ex = this.#exchange!;
-    this.#resp.finish?.();
+    const finish = this.#resp.finish;
+    if (finish) this.#afterFlush(finish);
     const respKeepAlive = this.#resp.head ? keepAlive(this.#resp.head) : true;
     this.#exchange = null;
     this.#resp = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
@@ -470,6 +511,8 @@ export class HttpConnection {
     }
     this.#state = 'head';
     this.client.resume();
+    // Nothing pipelined: the next request arrives as a 'data' event.
+    if (!this.#buf.length) return;
     // Let the current call stack unwind before handling the next pipelined request.
     setImmediate(() => {
       try {
@@ -553,12 +596,15 @@ export class HttpConnection {
       fallback: { action: fallbackAction, resource: this.#endpointUid() },
       build: (snap, agent): RequestSpec => {
         const resource = this.#mcpServer(snap);
-        const base: RequestSpec['context'] = {};
-        if (session !== undefined) base.mcp_session = session;
+        // Each context is built whole (a spread of a shared base object is a slow path in V8).
+        const context = (fields: Record<string, CedarValue>): RequestSpec['context'] => {
+          if (session !== undefined) fields.mcp_session = session;
+          return fields;
+        };
         const upstream = (c: Parameters<NonNullable<RequestSpec['taintOnAllow']>>[0]) => c.upstreamBits(resource);
         switch (call.kind) {
           case 'invalid':
-            return { action: fallbackAction, resource, context: base, refuse: `malformed MCP message: ${call.reason}` };
+            return { action: fallbackAction, resource, context: context({}), refuse: `malformed MCP message: ${call.reason}` };
           case 'tool': {
             const shapes = toolShapesFor(snap);
             const declared = this.deps.decider.isDeclaredAction(snap, call.tool, shapes?.toolActions ?? null, agent);
@@ -566,16 +612,16 @@ export class HttpConnection {
             return {
               action: declared ? call.tool : 'call_tool',
               resource,
-              context: { ...base, tool: call.tool, arguments: args },
+              context: context({ tool: call.tool, arguments: args }),
               taintOnAllow: (c) => c.toolBits(call.tool, call.arguments) | upstream(c),
             };
           }
           case 'resource':
-            return { action: 'resources/read', resource, context: { ...base, method: 'resources/read', uri: call.uri }, taintOnAllow: upstream };
+            return { action: 'resources/read', resource, context: context({ method: 'resources/read', uri: call.uri }), taintOnAllow: upstream };
           case 'prompt':
-            return { action: 'prompts/get', resource, context: { ...base, method: 'prompts/get', prompt: call.prompt }, taintOnAllow: upstream };
+            return { action: 'prompts/get', resource, context: context({ method: 'prompts/get', prompt: call.prompt }), taintOnAllow: upstream };
           case 'session':
-            return { action: 'mcp_session', resource, context: { ...base, method: call.method } };
+            return { action: 'mcp_session', resource, context: context({ method: call.method }) };
         }
       },
     });

@@ -81,10 +81,19 @@ export class Classifiers {
     return this.#ancestors.get(key(resource))?.has(key({ type: 'Zone', id: zone })) ?? false;
   }
 
+  /** Remembered upstreamBits per resource (a snapshot's entities never change). */
+  readonly #upstreamMemo = new Map<string, bigint>();
+
   /** Bits for data arriving from `resource` (the decided Host, Endpoint or MCPServer). */
   upstreamBits(resource: EntityUid): bigint {
-    let bits = 0n;
-    for (const z of this.#zones) if (!this.inZone(resource, z.zone)) bits |= z.bits;
+    if (this.#zones.length === 0) return 0n;
+    const k = key(resource);
+    let bits = this.#upstreamMemo.get(k);
+    if (bits !== undefined) return bits;
+    bits = 0n;
+    const ancestors = this.#ancestors.get(k);
+    for (const z of this.#zones) if (!(ancestors?.has(key({ type: 'Zone', id: z.zone })) ?? false)) bits |= z.bits;
+    if (this.#upstreamMemo.size < 4096) this.#upstreamMemo.set(k, bits);
     return bits;
   }
 

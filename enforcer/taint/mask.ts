@@ -24,9 +24,33 @@ export function maskToLabels(mask: bigint, table: LabelTable): string[] {
   return out;
 }
 
+const labelMemo = new WeakMap<LabelTable, Map<bigint, readonly string[]>>();
+
+/**
+ * maskToLabels, remembered per label table: an agent's mask takes few distinct
+ * values, and every decision needs it. The array is frozen because it is shared.
+ */
+export function maskLabels(mask: bigint, table: LabelTable): readonly string[] {
+  let memo = labelMemo.get(table);
+  if (memo === undefined) labelMemo.set(table, (memo = new Map()));
+  let labels = memo.get(mask);
+  if (labels === undefined) {
+    labels = Object.freeze(maskToLabels(mask, table));
+    if (memo.size < 4096) memo.set(mask, labels);
+  }
+  return labels;
+}
+
+const hexMemo = new Map<bigint, string>();
+
 /** "0x" + 16 hex digits: the audit form. */
 export function maskHex(mask: bigint): string {
-  return '0x' + (mask & MASK64).toString(16).padStart(16, '0');
+  let hex = hexMemo.get(mask);
+  if (hex === undefined) {
+    hex = '0x' + (mask & MASK64).toString(16).padStart(16, '0');
+    if (hexMemo.size < 4096) hexMemo.set(mask, hex);
+  }
+  return hex;
 }
 
 export function parseMaskHex(text: string): bigint {
