@@ -19,8 +19,9 @@ function sum(f: (s: MetricSources) => number): number {
 }
 
 function create() {
-  // Batched decisions belong to the series being replaced.
-  pendingProtocol.length = pendingDecision.length = pendingSeconds.length = 0;
+  // Counts belong to the series being replaced.
+  decisionCounts.clear();
+  latencyCells.clear();
   const existing = client.register.getSingleMetric('lilith_decisions_total');
   if (existing) client.register.removeSingleMetric('lilith_decisions_total');
   for (const name of ['lilith_decision_latency_seconds', 'lilith_active_connections', 'lilith_taint_sessions', 'lilith_capsule_watermark', 'lilith_audit_dropped_events', 'lilith_connections_total'])
@@ -30,15 +31,12 @@ function create() {
       name: 'lilith_decisions_total',
       help: 'Policy decisions by protocol and result',
       labelNames: ['protocol', 'decision'] as const,
-      collect: flushDecisionMetrics,
+      collect() {
+        this.reset();
+        for (const c of decisionCounts.values()) this.inc({ protocol: c.protocol, decision: c.decision }, c.n);
+      },
     }),
-    latency: new client.Histogram({
-      name: 'lilith_decision_latency_seconds',
-      help: 'Time to build and evaluate one decision',
-      labelNames: ['protocol'] as const,
-      buckets: [10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3],
-      collect: flushDecisionMetrics,
-    }),
+    latency: latencyHistogram(),
     connections: new client.Counter({ name: 'lilith_connections_total', help: 'Connections accepted by the proxy, by detected protocol', labelNames: ['protocol'] as const }),
     active: new client.Gauge({ name: 'lilith_active_connections', help: 'Client connections open in the proxy', collect() { this.set(sum((s) => s.activeConnections())); } }),
     taint: new client.Gauge({ name: 'lilith_taint_sessions', help: 'Taint sessions held (agents plus MCP sessions)', collect() { this.set(sum((s) => s.taintSessions())); } }),
@@ -71,34 +69,66 @@ export function registerMetricSources(s: MetricSources): () => void {
 
 type DecisionResultLabel = 'allow' | 'deny';
 
-// Decisions are counted into plain arrays and handed to prom-client in batches
-// (at most a second late, and always before a scrape): prom-client hashes the
-// label set on every call, a few microseconds the request would otherwise wait.
-const pendingProtocol: string[] = [];
-const pendingDecision: DecisionResultLabel[] = [];
-const pendingSeconds: number[] = [];
-let flushTimer: NodeJS.Timeout | null = null;
-const FLUSH_AT = 4096;
+const LATENCY_BUCKETS = [10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3];
 
-/** Hands batched decisions to prom-client (called on a timer, when the batch is full, and before each scrape). */
-export function flushDecisionMetrics(): void {
-  if (flushTimer) clearTimeout(flushTimer);
-  flushTimer = null;
-  if (pendingSeconds.length === 0) return;
-  const m = dataplaneMetrics();
-  const n = pendingSeconds.length;
-  for (let i = 0; i < n; i++) {
-    m.decisions.inc({ protocol: pendingProtocol[i], decision: pendingDecision[i] });
-    m.latency.observe({ protocol: pendingProtocol[i] }, pendingSeconds[i]);
-  }
-  pendingProtocol.length = pendingDecision.length = pendingSeconds.length = 0;
+/** One protocol's decision latencies: cumulative counts are made at scrape time. */
+interface LatencyCells {
+  buckets: Float64Array;
+  sum: number;
+  count: number;
 }
+
+// Decisions are counted in plain numbers here and read by prom-client at scrape
+// time: prom-client hashes the label set on every inc()/observe(), a few
+// microseconds each request would otherwise wait.
+const decisionCounts = new Map<string, { protocol: string; decision: DecisionResultLabel; n: number }>();
+const latencyCells = new Map<string, LatencyCells>();
 
 /** Counts one decision and its latency. */
 export function recordDecision(protocol: string, decision: DecisionResultLabel, latencySeconds: number): void {
-  pendingProtocol.push(protocol);
-  pendingDecision.push(decision);
-  pendingSeconds.push(latencySeconds);
-  if (pendingSeconds.length >= FLUSH_AT) flushDecisionMetrics();
-  else if (flushTimer === null) flushTimer = setTimeout(flushDecisionMetrics, 1000).unref();
+  const key = decision === 'allow' ? protocol + '/allow' : protocol + '/deny';
+  const c = decisionCounts.get(key);
+  if (c === undefined) decisionCounts.set(key, { protocol, decision, n: 1 });
+  else c.n++;
+  let cells = latencyCells.get(protocol);
+  if (cells === undefined) latencyCells.set(protocol, (cells = { buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 }));
+  let i = 0;
+  while (i < LATENCY_BUCKETS.length && latencySeconds > LATENCY_BUCKETS[i]) i++;
+  if (i < LATENCY_BUCKETS.length) cells.buckets[i]++;
+  cells.sum += latencySeconds;
+  cells.count++;
+}
+
+/**
+ * lilith_decision_latency_seconds, served from latencyCells in prom-client's
+ * histogram exposition (bucket/sum/count series) through the registry's
+ * metric interface.
+ */
+function latencyHistogram() {
+  const name = 'lilith_decision_latency_seconds';
+  const help = 'Time to build and evaluate one decision';
+  const metric = {
+    name,
+    help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    collect: () => undefined,
+    reset: () => latencyCells.clear(),
+    get: async () => {
+      const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+      for (const [protocol, cells] of latencyCells) {
+        let cumulative = 0;
+        for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+          cumulative += cells.buckets[i];
+          values.push({ labels: { le: LATENCY_BUCKETS[i], protocol }, value: cumulative, metricName: `${name}_bucket` });
+        }
+        values.push({ labels: { le: '+Inf', protocol }, value: cells.count, metricName: `${name}_bucket` });
+        values.push({ labels: { protocol }, value: cells.sum, metricName: `${name}_sum` });
+        values.push({ labels: { protocol }, value: cells.count, metricName: `${name}_count` });
+      }
+      return { name, help, type: metric.type, values, aggregator: metric.aggregator };
+    },
+  };
+  client.register.registerMetric(metric as unknown as client.Metric);
+  return metric;
 }

@@ -72,6 +72,25 @@ test('a full queue drops and counts instead of blocking; an unwritable path coun
   }
 });
 
+test('events are serialized by the writer: one that cannot be is dropped and counted, its neighbours are written', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lilith-audit-'));
+  try {
+    const path = join(dir, 'a.jsonl');
+    const sink = new FileAuditSink(path);
+    sink.emit(event(1));
+    sink.emit({ ...event(2), latency_us: 1n as unknown as number }); // BigInt: JSON.stringify throws
+    sink.emit(event(3, 'deny'));
+    await sink.close();
+    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as DecisionAuditEvent);
+    assert.deepEqual(lines.map((e) => e.time), [event(1).time, event(3).time]);
+    assert.equal(lines[1].decision, 'deny');
+    assert.equal(sink.dropped(), 1);
+    assert.equal(sink.written(), 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('lilith audit prints readably, filters, and follows new events', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lilith-audit-'));
   try {

@@ -242,3 +242,18 @@ test('plain HTTP responses run the content detectors: a private key downloaded a
     await reader.close();
   }
 });
+
+test('response detectors run before the next decision, even for a request pipelined behind the response that taints', async () => {
+  // A fresh agent identity, so its mask starts clean.
+  const reader = await startHarness({ destination: loopback(up.port), facts: { pid: process.pid, cgroupPath: '/lilith/agents/reader' } });
+  try {
+    const r = await rawExchange(reader.proxy.port, ['GET /secret HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello?after HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'], 15000);
+    assert.deepEqual([...r.data.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ['200', '200']);
+    const evs = (await reader.events()).filter((e) => e.protocol === 'http');
+    assert.equal(evs.length, 2);
+    assert.equal(evs[0].taint_before, '0x0000000000000000');
+    assert.equal(evs[1].taint_before, '0x0000000000000008', 'the pipelined request was decided with CREDENTIALS already set');
+  } finally {
+    await reader.close();
+  }
+});

@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseClientHello } from '../../enforcer/protocols/tls.js';
-import { BodyTracker, ChunkedScanner, parseRequestHead, requestFraming } from '../../enforcer/protocols/http1.js';
+import { BodyTracker, ChunkedScanner, header, headerTokens, headerValues, parseRequestHead, requestFraming } from '../../enforcer/protocols/http1.js';
 import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/protocols/mcp.js';
 import { detectProtocol } from '../../enforcer/protocols/detect.js';
 import { detect, luhnValid } from '../../enforcer/taint/detectors.js';
-import { labelsToMask, maskHex, maskToLabels, maskToLong } from '../../enforcer/taint/mask.js';
+import { labelsToMask, maskHex, maskLabels, maskToLabels, maskToLong } from '../../enforcer/taint/mask.js';
+import client from 'prom-client';
+import { dataplaneMetrics, recordDecision } from '../../enforcer/metrics.js';
 import { TaintSessions } from '../../enforcer/taint/sessions.js';
 import { globToRegExp } from '../../enforcer/taint/classify.js';
 import { answerAddresses, buildQuery, errorResponse, parseQuery, readName } from '../../enforcer/dns/wire.js';
@@ -84,6 +86,19 @@ test('request heads: smuggling-prone forms are refused', () => {
   assert.equal(parseRequestHead(Buffer.from('GET / HTTP/1.1\r\nX: ' + 'a'.repeat(2000)), 1024).kind, 'error');
 });
 
+test('request heads: header lookups are case-insensitive, keep every value in order, and split tokens', () => {
+  const r = parseRequestHead(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nACCEPT: text/html, Application/JSON\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: keep-alive,\r\n\r\n'), 1024);
+  assert.equal(r.kind, 'head');
+  if (r.kind !== 'head') return;
+  assert.equal(header(r.head, 'host'), 'a');
+  assert.deepEqual(headerValues(r.head, 'x-dup'), ['1', '2']);
+  assert.deepEqual(headerTokens(r.head, 'accept'), ['text/html', 'application/json']);
+  assert.deepEqual(headerTokens(r.head, 'connection'), ['keep-alive'], 'empty tokens dropped');
+  assert.deepEqual(headerValues(r.head, 'absent'), []);
+  assert.equal(header(r.head, 'absent'), undefined);
+  assert.deepEqual(r.head.headers.map(([n]) => n), ['Host', 'ACCEPT', 'X-Dup', 'x-dup', 'Connection'], 'names as sent, in order');
+});
+
 test('SSE events across chunk boundaries and line ending styles', () => {
   const events: string[] = [];
   const p = new SseParser((e) => events.push(`${e.event}:${e.data}`));
@@ -122,6 +137,11 @@ test('taint masks: labels ↔ bits, hex, signed Long, monotonic sessions', () =>
   const m = labelsToMask(['PII', 'TOP'], table);
   assert.equal(maskHex(m), '0x8000000000000001');
   assert.deepEqual(maskToLabels(m, table), ['PII', 'TOP']);
+  assert.deepEqual(maskLabels(m, table), ['PII', 'TOP']);
+  assert.equal(maskLabels(m, table), maskLabels(m, table), 'remembered per table and mask');
+  assert.ok(Object.isFrozen(maskLabels(m, table)), 'the shared array cannot be changed by a caller');
+  assert.deepEqual(maskLabels(m, { PII: 0 }), ['PII'], 'another table gets its own answer');
+  assert.equal(maskHex(m), '0x8000000000000001', 'the remembered hex is the same');
   assert.ok(maskToLong(m) < 0, 'bit 63 is a negative Long');
   assert.equal(maskToLong(3n), 3);
   assert.throws(() => labelsToMask(['NOPE'], table), /unknown taint label/);
@@ -147,4 +167,27 @@ test('DNS wire: queries, compression loops, error responses, answers', () => {
   assert.throws(() => readName(Buffer.from([5, 0x61]), 0), /past the end/);
   const resp = Buffer.concat([Buffer.from([0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]), q.subarray(12), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]), Buffer.from([0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])]);
   assert.deepEqual(answerAddresses(resp), ['10.0.0.1', '2001:db8::1']);
+});
+
+test('decision metrics: counts by protocol and result, cumulative latency buckets with +Inf, sum and count', async () => {
+  dataplaneMetrics();
+  const line = async (re: RegExp) => (await client.register.metrics()).split('\n').find((l) => re.test(l));
+  const value = async (re: RegExp) => Number((await line(re))?.split(' ').pop());
+  const before = {
+    allow: (await value(/^lilith_decisions_total\{protocol="unit",decision="allow"\}/)) || 0,
+    le25: (await value(/^lilith_decision_latency_seconds_bucket\{le="0\.000025",protocol="unit"\}/)) || 0,
+    inf: (await value(/^lilith_decision_latency_seconds_bucket\{le="\+Inf",protocol="unit"\}/)) || 0,
+  };
+  recordDecision('unit', 'allow', 20e-6);
+  recordDecision('unit', 'allow', 3e-3);
+  recordDecision('unit', 'deny', 2); // beyond the last bucket: only +Inf and count
+  assert.equal(await value(/^lilith_decisions_total\{protocol="unit",decision="allow"\}/), before.allow + 2);
+  assert.equal(await value(/^lilith_decisions_total\{protocol="unit",decision="deny"\}/), 1);
+  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.00001",protocol="unit"\}/), 0);
+  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.000025",protocol="unit"\}/), before.le25 + 1);
+  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.005",protocol="unit"\}/), before.le25 + 2, 'buckets are cumulative');
+  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.05",protocol="unit"\}/), before.le25 + 2);
+  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="\+Inf",protocol="unit"\}/), before.inf + 3);
+  assert.equal(await value(/^lilith_decision_latency_seconds_count\{protocol="unit"\}/), before.inf + 3);
+  assert.ok(Math.abs((await value(/^lilith_decision_latency_seconds_sum\{protocol="unit"\}/)) - 2.00302) < 1e-9);
 });
