@@ -38,6 +38,14 @@ export function httpPrefix(first: Buffer): 'yes' | 'maybe' | 'no' {
   return 'no';
 }
 
+/**
+ * Every field line valid at once: token name, colon, value of visible/obs-text
+ * bytes, space and tab (so no bare CR or LF, no other controls, no obs-fold),
+ * each line ended by CRLF or the end of the block. Sticky: tested from the
+ * second line on.
+ */
+const FIELD_LINES = /(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*(?:\r\n(?!$)|$))*$/y;
+
 function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResult {
   const end = buf.indexOf(CRLFCRLF);
   if (end < 0) {
@@ -45,11 +53,40 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
     return { kind: 'need_more' };
   }
   if (end + 4 > maxBytes) return { kind: 'error', status: 431, reason: `header block exceeds ${maxBytes} bytes` };
-  const text = buf.subarray(0, end).toString('latin1');
-  const lines = text.split('\r\n');
-  if (lines.some((l) => l.includes('\n') || l.includes('\r'))) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
-  const first = lines[0];
+  const text = buf.toString('latin1', 0, end);
+  const firstEnd = text.indexOf('\r\n');
+  if (firstEnd >= 0) {
+    FIELD_LINES.lastIndex = firstEnd + 2;
+    // Some line is invalid: the line-by-line parse names which and why.
+    if (!FIELD_LINES.test(text)) return parseHeadLines(buf, text, end, isRequest);
+  }
+  const first = firstEnd < 0 ? text : text.slice(0, firstEnd);
+  if (first.includes('\n') || first.includes('\r')) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
   const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw: buf.subarray(0, end + 4) };
+  const problem = parseStartLine(head, first, isRequest);
+  if (problem) return problem;
+  if (firstEnd < 0) return { kind: 'head', head, consumed: end + 4 };
+  let i = firstEnd + 2;
+  while (i < text.length) {
+    let eol = text.indexOf('\r\n', i);
+    if (eol < 0) eol = text.length;
+    const colon = text.indexOf(':', i);
+    addField(head, text.slice(i, colon), text.slice(colon + 1, eol).trim());
+    i = eol + 2;
+  }
+  return { kind: 'head', head, consumed: end + 4 };
+}
+
+function addField(head: HttpHead, name: string, value: string): void {
+  head.headers.push([name, value]);
+  const key = name.toLowerCase();
+  const list = head.byName.get(key);
+  if (list === undefined) head.byName.set(key, [value]);
+  else list.push(value);
+}
+
+/** Fills method/target/version (requests) or version/status (responses) from the start line; returns the error, or null. */
+function parseStartLine(head: HttpHead, first: string, isRequest: boolean): HeadResult | null {
   if (isRequest) {
     const m = /^([^ ]+) ([^ ]+) HTTP\/(\d\.\d)$/.exec(first);
     if (!m || !TOKEN.test(m[1])) return { kind: 'error', status: 400, reason: 'malformed request line' };
@@ -64,6 +101,16 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
     head.version = m[1] as '1.0' | '1.1';
     head.status = Number(m[2]);
   }
+  return null;
+}
+
+/** The line-by-line parse: slower, and says exactly what is wrong. */
+function parseHeadLines(buf: Buffer, text: string, end: number, isRequest: boolean): HeadResult {
+  const lines = text.split('\r\n');
+  if (lines.some((l) => l.includes('\n') || l.includes('\r'))) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
+  const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw: buf.subarray(0, end + 4) };
+  const problem = parseStartLine(head, lines[0], isRequest);
+  if (problem) return problem;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     if (line.startsWith(' ') || line.startsWith('\t')) return { kind: 'error', status: 400, reason: 'obsolete header line folding' };
@@ -73,11 +120,7 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
     if (!TOKEN.test(name)) return { kind: 'error', status: 400, reason: `invalid header name '${name.slice(0, 40)}'` };
     const value = line.slice(colon + 1).trim();
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) return { kind: 'error', status: 400, reason: `control character in header '${name}'` };
-    head.headers.push([name, value]);
-    const key = name.toLowerCase();
-    const list = head.byName.get(key);
-    if (list === undefined) head.byName.set(key, [value]);
-    else list.push(value);
+    addField(head, name, value);
   }
   return { kind: 'head', head, consumed: end + 4 };
 }

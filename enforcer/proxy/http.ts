@@ -724,7 +724,8 @@ export class HttpConnection {
       let size = 0;
       this.#resp.inspect = (d) => {
         size += d.length;
-        if (size <= this.limits.maxBodyBytes) parts.push(Buffer.from(d));
+        // No copy: a socket read's buffer is never reused, so the slice stays intact.
+        if (size <= this.limits.maxBodyBytes) parts.push(d);
       };
       this.#resp.finish = () => size <= this.limits.maxBodyBytes && onMessage(Buffer.concat(parts).toString('utf8'));
     }
