@@ -101,7 +101,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      iterations: { type: 'string', default: '3000' },
+      iterations: { type: 'string', default: '8000' },
       seconds: { type: 'string', default: '3' },
       concurrency: { type: 'string', default: '16' },
       engine: { type: 'string', default: 'fast' },
@@ -122,11 +122,14 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.write('\ntarget: p99 added latency < 1000 µs\n');
   const verdict = (n: number) => `${n.toFixed(0)} µs ${n < 1000 ? 'met' : 'MISSED'}`;
   if (single) process.stdout.write(`  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http)}, mcp ${verdict(single.lilithP99.mcp)}\n`);
-  if (multi)
+  if (multi) {
+    process.stdout.write(`  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}\n`);
+    // The wake-up tail of this machine is paid by any proxy in its own process: say how much of it a bare relay already pays.
     process.stdout.write(
-      `  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}` +
-        `  (bare relay in the same place: http ${multi.relayP99.http.toFixed(0)} µs, mcp ${multi.relayP99.mcp.toFixed(0)} µs)\n`,
+      `    of which a bare relay in the same place:    http ${multi.relayP99.http.toFixed(0)} µs, mcp ${multi.relayP99.mcp.toFixed(0)} µs` +
+        ` (lilith over it: http ${(multi.lilithP99.http - multi.relayP99.http).toFixed(0)} µs, mcp ${(multi.lilithP99.mcp - multi.relayP99.mcp).toFixed(0)} µs)\n`,
     );
+  }
 }
 
 async function runTopology(topology: Topology, o: Options): Promise<TopologyResult> {
