@@ -1,6 +1,7 @@
 // Binds the optional parts (kernel programs, dataplane) into the daemon. Kept apart
 // from daemon.ts so the sync-only daemon loads none of their modules (the kernel
 // side needs the native addon and root).
+import { join } from 'node:path';
 import { DaemonConfigError, type DaemonConfig } from './daemon-config.js';
 import type { DaemonPlugins } from './daemon.js';
 
@@ -38,10 +39,10 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       const origin = new KernelOriginResolver({
         originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null) as never,
       });
-      const dp = await startDataplane({ snapshots: activator, origin, audit });
+      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState: join(cfg.stateDir, 'taint.json') });
       return {
         stop: () => dp.close(),
-        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections() }),
+        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections(), taint_state: join(cfg.stateDir, 'taint.json'), taint_state_error: dp.taintStateError() }),
       };
     };
   }

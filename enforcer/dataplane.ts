@@ -11,6 +11,7 @@ import { handleConnection } from './proxy/connection.js';
 import { Decider } from './proxy/decide.js';
 import type { SnapshotSource } from './snapshot.js';
 import { TaintSessions } from './taint/sessions.js';
+import { persistTaint } from './taint/store.js';
 
 export interface DataplaneOptions {
   snapshots: SnapshotSource;
@@ -28,6 +29,8 @@ export interface DataplaneOptions {
   dnsDenyRcode?: 'NXDOMAIN' | 'REFUSED';
   /** How long to wait for a client's first bytes before deciding the stream as opaque TCP (server-speaks-first protocols wait this long). @default 1000 */
   detectTimeoutMs?: number;
+  /** File the taint masks are saved to and restored from (the daemon uses <state-dir>/taint.json); none: taint lives in memory only. A corrupt file stops the start (TaintStateError). */
+  taintState?: string;
 }
 
 export interface Dataplane {
@@ -36,6 +39,8 @@ export interface Dataplane {
   dnsAddress: { address: string; port: number } | null;
   activeConnections(): number;
   taint: TaintSessions;
+  /** The last failure to save taint state (retried on the next change), or null. */
+  taintStateError(): string | null;
   names: LearnedNames;
   /** Stops accepting, destroys open connections, closes the DNS front. Does not close the audit sink (the caller owns it). */
   close(): Promise<void>;
@@ -46,6 +51,8 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
   const proxyListen = opts.listen?.proxy ?? (snap ? [snap.config.proxy.listen, ...(snap.config.proxy.listen6 ? [snap.config.proxy.listen6] : [])] : ['127.0.0.1:7890']);
   const dnsListen = opts.listen?.dns === undefined ? (snap?.config.proxy.dns_listen ?? '127.0.0.1:7853') : opts.listen.dns;
   const taint = new TaintSessions();
+  // Restored before any listener exists, so no decision ever sees a mask the agent had shed by a restart.
+  const taintStore = opts.taintState ? await persistTaint(taint, opts.taintState) : null;
   const names = new LearnedNames();
   const decider = new Decider(opts.snapshots, taint, opts.audit);
   const sockets = new Set<net.Socket>();
@@ -87,6 +94,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     }
   } catch (err) {
     await closeAll();
+    await taintStore?.close();
     throw err;
   }
   const unregister = registerMetricSources({
@@ -100,11 +108,13 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     dnsAddress: dns ? dns.address : null,
     activeConnections: () => sockets.size,
     taint,
+    taintStateError: () => taintStore?.lastError() ?? null,
     names,
     close: async () => {
       unregister();
       await closeAll();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await taintStore?.close();
     },
   };
 }

@@ -17,7 +17,7 @@ Capsule sources (at least one; with both, the higher valid watermark wins):
 
 Trust and state:
   --trust FILE           trust file (keys + threshold)
-  --state-dir DIR        anti-rollback state, last-good capsule, git clone
+  --state-dir DIR        anti-rollback state, last-good capsule, git clone, taint masks
   --reset-state          re-seed a missing or corrupt state file from the persisted capsule
 
 Sync:

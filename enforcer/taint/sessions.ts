@@ -22,6 +22,8 @@ const MAX_MCP_SESSIONS_PER_AGENT = 1024;
 
 export class TaintSessions {
   #agents = new Map<string, AgentSession>();
+  /** Called after any mask gained bits (not for a new empty MCP session): the persistence hook. */
+  onGrow: (() => void) | null = null;
 
   /** The mask decisions use for this agent (0 for an agent not seen yet). */
   mask(spiffeId: string): bigint {
@@ -41,15 +43,27 @@ export class TaintSessions {
     }
     const before = agent.mask;
     agent.mask = before | bits;
+    let grew = agent.mask !== before;
     if (mcpSession !== undefined) {
       const prev = agent.mcp.get(mcpSession);
       if (prev === undefined && agent.mcp.size >= MAX_MCP_SESSIONS_PER_AGENT) {
         const oldest = agent.mcp.keys().next().value;
         if (oldest !== undefined) agent.mcp.delete(oldest);
       }
-      agent.mcp.set(mcpSession, (prev ?? 0n) | bits);
+      const next = (prev ?? 0n) | bits;
+      agent.mcp.set(mcpSession, next);
+      if (next !== (prev ?? 0n)) grew = true;
     }
+    if (grew) this.onGrow?.();
     return { before, after: agent.mask };
+  }
+
+  /** Puts back sessions saved by `snapshot()` (at start, before any decision), OR-ing into what is here. */
+  restore(saved: ReturnType<TaintSessions['snapshot']>): void {
+    for (const a of saved) {
+      this.or(a.spiffeId, a.mask);
+      for (const m of a.mcp) this.or(a.spiffeId, m.mask, m.id);
+    }
   }
 
   /** Registers an MCP session (at initialize) so it is counted before any bit is set. */
