@@ -103,6 +103,14 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   client.resume();
 }
 
+/** How a TLS SNI compares with the names this agent resolved the destination to (context.sni_dns). */
+export function sniAgainstDns(sni: string, learned: readonly string[], destination: string): 'match' | 'mismatch' | 'unknown' {
+  const name = sni.toLowerCase().replace(/\.$/, '');
+  if (learned.includes(name)) return 'match';
+  if (learned.length) return 'mismatch';
+  return name === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(destination) ? 'match' : 'unknown';
+}
+
 function endpointId(o: Origin): string {
   const d = o.destination;
   return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
@@ -117,7 +125,7 @@ function connectDecision(client: net.Socket, origin: Origin | null, deps: Connec
     fallback: { action: 'connect', resource: fallback },
     build: (_snap, agent): RequestSpec => {
       const o = origin!;
-      const learned = deps.names.nameFor(agent.spiffeId, o.destination.address);
+      const learned = deps.names.namesFor(agent.spiffeId, o.destination.address);
       const context: RequestSpec['context'] = { protocol, ip: o.destination.address, port: o.destination.port };
       if (bad) return { action: 'connect', resource: fallback, context, refuse: bad };
       let resource: EntityUid;
@@ -125,11 +133,14 @@ function connectDecision(client: net.Socket, origin: Origin | null, deps: Connec
       if (hello?.sni) {
         resource = { type: 'Host', id: hello.sni };
         context.sni = hello.sni;
-        // SNI is the client's claim. Corroborated when this agent resolved the destination
-        // to that name through the DNS front (or localhost → loopback); otherwise say so.
-        if (learned && learned !== hello.sni) findings.push('sni_mismatch');
-        else if (!learned && !(hello.sni === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(o.destination.address))) findings.push('sni_unverified');
-      } else if (protocol === 'tcp' && learned) resource = { type: 'Host', id: learned };
+        // SNI is the client's claim. "match": this agent resolved the destination to that
+        // name through the DNS front (or localhost → loopback). "mismatch": it resolved the
+        // destination to other names only (domain fronting). "unknown": nothing to compare.
+        const sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
+        context.sni_dns = sniDns;
+        if (sniDns === 'mismatch') findings.push('sni_mismatch');
+        else if (sniDns === 'unknown') findings.push('sni_unverified');
+      } else if (protocol === 'tcp' && learned.length) resource = { type: 'Host', id: learned[learned.length - 1] };
       else resource = fallback;
       if (hello?.alpn.length) context.alpn = hello.alpn;
       return { action: 'connect', resource, context, findings, taintOnAllow: (c) => c.upstreamBits(resource) };

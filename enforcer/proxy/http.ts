@@ -320,7 +320,7 @@ export class HttpConnection {
     let mismatch: boolean;
     if (net.isIP(host)) mismatch = normalizeIp(host) !== normalizeIp(dest);
     else if (host === 'localhost') mismatch = !isLoopback(dest);
-    else mismatch = this.deps.names.nameFor(agent.spiffeId, dest) !== host;
+    else mismatch = !this.deps.names.namesFor(agent.spiffeId, dest).includes(host);
     return { host, mismatch, path };
   }
 

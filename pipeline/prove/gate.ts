@@ -12,7 +12,7 @@ import { decide, describeCounterexample, extract, safeLongBounds, type Counterex
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
 import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './enforcer.js';
-import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
+import { baseView, envKey, loadSchema, projectValue, tyEq, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles, reportDigest, verdictOf, REPORT_FORMAT,
   type EscalationFinding, type InvariantResult, type ProofReport, type Warning,
@@ -46,6 +46,8 @@ interface EnvProblem {
   assumptions: string[];
   head: CompiledSet;
   base: CompiledSet | undefined;
+  /** The base environment compared with (its context type may lack attributes the head added). */
+  baseEnv: RequestEnv | undefined;
   invariants: CompiledPolicy[];
 }
 
@@ -63,9 +65,21 @@ function taintOf(configText: string): TaintAssumption | undefined {
   }
 }
 
-function baseHasEnv(base: ProverSchema, env: RequestEnv): boolean {
-  // The base capsule would reject a request its schema does not describe.
-  return base.envs.some((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType && tyEq(e.context, env.context));
+/**
+ * The environment the base decides a head environment's requests in: the same
+ * one, or one whose context differs only by optional attributes (the base then
+ * sees the attributes both declare; see baseView). Undefined: the base capsule
+ * would reject such requests, so they count as denied by the base.
+ */
+function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
+  const same = base.envs.filter((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
+  const exact = same.find((e) => tyEq(e.context, env.context));
+  if (exact) return exact;
+  for (const e of same) {
+    const view = baseView(env.context, e.context);
+    if (view) return { ...e, context: view as RequestEnv['context'] };
+  }
+  return undefined;
 }
 
 function side<T>(what: string, f: () => T): T {
@@ -100,10 +114,12 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   for (const env of headSchema.envs) {
     const decls = new Decls();
     const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
-    const bc = new Compiler({ schema: headSchema, actionAncestors: baseSchema.actionAncestors, env, decls });
+    const baseEnv = baseEnvFor(baseSchema, env);
+    // The base sees the context as its own schema types it: attributes the head added are absent to it.
+    const bc = new Compiler({ schema: headSchema, actionAncestors: baseSchema.actionAncestors, env: baseEnv ? { ...env, context: baseEnv.context } : env, decls });
     const defs = new Definitions();
     const headSet = nameTerms(side('head', () => compileSet(hc, headPolicies)), 'head', defs.define);
-    const baseSet = baseHasEnv(baseSchema, env) ? nameTerms(side('base', () => compileSet(bc, basePolicies)), 'base', defs.define) : undefined;
+    const baseSet = baseEnv ? nameTerms(side('base', () => compileSet(bc, basePolicies)), 'base', defs.define) : undefined;
     const invs = side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
       ...p,
       sat: defs.define(`inv.sat.${i}`, p.sat),
@@ -111,7 +127,7 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     }));
     const assumptions = [...hierarchyAssumptions(decls, headSchema), ...contextAssumptions(env, taint)];
     for (const s of decls.sorts) sorts.add(s);
-    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, invariants: invs });
+    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, baseEnv, invariants: invs });
   }
   const compileMs = performance.now() - t0;
 
@@ -247,7 +263,9 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         const cx = await model();
         done();
         const h = decide(cx, toStaticPolicies(headPolicies), head.source.schema);
-        const b = decide(cx, toStaticPolicies(basePolicies), base.source.schema);
+        // The base decides the request as its own enforcer would have sent it: without the attributes the head added.
+        const baseCx = pr.baseEnv ? { ...cx, context: projectValue(cx.context, pr.baseEnv.context) as Counterexample['context'] } : cx;
+        const b = decide(baseCx, toStaticPolicies(basePolicies), base.source.schema);
         if (h.decision !== 'allow' || b.decision !== 'deny') {
           throw new GateError(
             `encoder bug: counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, base ${b.decision}; ` +

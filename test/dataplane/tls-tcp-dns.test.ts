@@ -160,6 +160,51 @@ test('DNS: allowed names are forwarded and learned; denied names get NXDOMAIN wi
   }
 });
 
+test('domain fronting: an SNI the agent did not resolve the destination to is denied; one it did (even among several names on one IP) is allowed', async () => {
+  const resolver = await startDnsServer({ 'db.corp.example': '127.0.0.2', 'front.corp.example': '127.0.0.2' });
+  const echo = await startEchoServer('127.0.0.2');
+  const internal = (id: string) => ({ uid: { type: 'Host', id }, attrs: {}, parents: [{ type: 'Zone', id: 'allowlisted' }, { type: 'Zone', id: 'internal' }] });
+  const dp = await startHarness({
+    dns: true,
+    dnsUpstream: `127.0.0.1:${resolver.port}`,
+    destination: { address: '127.0.0.2', port: echo.port, family: 4 },
+    tweaks: { entities: [internal('db.corp.example'), internal('front.corp.example')] },
+  });
+  // curl sends a real ClientHello with the URL's name as SNI; the proxy decides on it and either
+  // relays it to the echo server (the handshake then fails: it is an echo) or resets.
+  const tlsTo = (name: string) => run('curl', ['-sS', '--max-time', '20', '-k', '--resolve', `${name}:${dp.proxy.port}:127.0.0.1`, `https://${name}:${dp.proxy.port}/`]).catch(() => undefined);
+  const lastTls = async () => (await dp.events()).filter((e) => e.protocol === 'tls').at(-1)!;
+  try {
+    const port = dp.dp.dnsAddress!.port;
+    await dnsQuery(port, 'db.corp.example', 1);
+
+    await tlsTo('front.corp.example');
+    let ev = await lastTls();
+    assert.equal(ev.resource, 'Host::"front.corp.example"');
+    assert.equal(ev.decision, 'deny', 'the agent resolved 127.0.0.2 as db.corp.example, not front.corp.example');
+    assert.deepEqual(ev.policies, ['tls-sni-matches-dns']);
+    assert.deepEqual(ev.findings, ['sni_mismatch']);
+
+    await tlsTo('db.corp.example');
+    ev = await lastTls();
+    assert.equal(ev.resource, 'Host::"db.corp.example"');
+    assert.equal(ev.decision, 'allow');
+    assert.equal(ev.findings, undefined);
+
+    // A CDN-style IP answered for both names: once the agent resolved front too, its SNI matches.
+    await dnsQuery(port, 'front.corp.example', 1);
+    await tlsTo('front.corp.example');
+    ev = await lastTls();
+    assert.equal(ev.decision, 'allow');
+    assert.deepEqual(dp.dp.names.namesFor('spiffe://corp.example/agents/coder', '127.0.0.2'), ['db.corp.example', 'front.corp.example']);
+    assert.equal(await dp.settled(), 0);
+  } finally {
+    await dp.close();
+    await echo.close();
+    await resolver.close();
+  }
+});
+
 test('unknown identity: every connection is denied and audited with no SPIFFE ID', async () => {
   const anon = await startHarness({ destination: loopback(tlsUp.port), facts: { pid: process.pid, cgroupPath: '/elsewhere' } as never });
   try {

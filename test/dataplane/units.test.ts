@@ -14,6 +14,8 @@ import client from 'prom-client';
 import { dataplaneMetrics, recordDecision } from '../../enforcer/metrics.js';
 import { TaintSessions } from '../../enforcer/taint/sessions.js';
 import { globToRegExp } from '../../enforcer/taint/classify.js';
+import { LearnedNames } from '../../enforcer/dns/names.js';
+import { sniAgainstDns } from '../../enforcer/proxy/connection.js';
 import { answerAddresses, buildQuery, errorResponse, parseQuery, readName } from '../../enforcer/dns/wire.js';
 
 async function realClientHello(servername: string, alpn: string[]): Promise<Buffer> {
@@ -190,4 +192,23 @@ test('decision metrics: counts by protocol and result, cumulative latency bucket
   assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="\+Inf",protocol="unit"\}/), before.inf + 3);
   assert.equal(await value(/^lilith_decision_latency_seconds_count\{protocol="unit"\}/), before.inf + 3);
   assert.ok(Math.abs((await value(/^lilith_decision_latency_seconds_sum\{protocol="unit"\}/)) - 2.00302) < 1e-9);
+});
+
+test('learned names: several names per IP (latest last, bounded), v4-mapped addresses, and the SNI comparison', () => {
+  const n = new LearnedNames();
+  const a = 'spiffe://x/a';
+  n.learn(a, '10.0.0.1', 'one.example');
+  n.learn(a, '::ffff:10.0.0.1', 'two.example');
+  n.learn(a, '10.0.0.1', 'one.example'); // re-learned: moves to the end, not duplicated
+  assert.deepEqual(n.namesFor(a, '10.0.0.1'), ['two.example', 'one.example']);
+  assert.equal(n.nameFor(a, '::ffff:10.0.0.1'), 'one.example');
+  assert.deepEqual(n.namesFor('spiffe://x/other', '10.0.0.1'), [], 'per agent');
+  for (let i = 0; i < 40; i++) n.learn(a, '10.0.0.2', `n${i}.example`);
+  assert.equal(n.namesFor(a, '10.0.0.2').length, 16, 'bounded per IP');
+  assert.equal(n.nameFor(a, '10.0.0.2'), 'n39.example');
+  assert.equal(sniAgainstDns('One.Example.', n.namesFor(a, '10.0.0.1'), '10.0.0.1'), 'match', 'case and trailing dot do not matter');
+  assert.equal(sniAgainstDns('three.example', n.namesFor(a, '10.0.0.1'), '10.0.0.1'), 'mismatch');
+  assert.equal(sniAgainstDns('three.example', [], '10.0.0.9'), 'unknown');
+  assert.equal(sniAgainstDns('localhost', [], '127.0.0.1'), 'match');
+  assert.equal(sniAgainstDns('localhost', [], '10.0.0.9'), 'unknown');
 });

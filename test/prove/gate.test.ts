@@ -123,6 +123,49 @@ test('a new action in an existing group → escalation (the base never saw the a
   assert.equal(decideIn(head, report.escalations[0].counterexample, POLICY_FILES), 'allow');
 });
 
+/** The bundled policies as they were before `sni_dns` joined ConnectContext (and its forbid). */
+function withoutSniDns(d: string): void {
+  replaceIn(d, 'schema.cedarschema', /\n  \/\/ With an SNI: "match"[\s\S]*?sni_dns\?: String,/, '');
+  replaceIn(d, 'egress.cedar', /\/\/ Domain fronting:[\s\S]*?context\.sni_dns == "mismatch" \};\n\n/, '');
+}
+
+test('a context that only gains an optional attribute is compared on what the base knows: adding sni_dns and its forbid is proven', async () => {
+  const base = dirs.make(withoutSniDns);
+  assert.ok(!read(base, 'schema.cedarschema').includes('sni_dns') && !read(base, 'egress.cedar').includes('sni_dns'), 'fixture removed the attribute');
+  const { report } = await gate(base, BUNDLED);
+  assert.equal(report.verdict, 'proven', JSON.stringify(report.escalations.map((e) => e.env)));
+  // The other way round drops the forbid: connects with sni_dns "mismatch" become allowed again.
+  const back = await gate(BUNDLED, base);
+  assert.equal(back.report.verdict, 'proven', 'the old schema never sends sni_dns, so the old head cannot permit what the forbid stops');
+});
+
+test('the base cannot observe an attribute its schema lacks: a base forbid keyed on its absence still binds', async () => {
+  const forbidWithout = '\n@id("no-connect-without-sni-dns")\nforbid (principal, action == Action::"connect", resource) unless { context has sni_dns };\n';
+  // Base: the old schema, where `context has sni_dns` is always false, so every connect is forbidden.
+  const base = dirs.make((d) => {
+    withoutSniDns(d);
+    write(d, 'egress.cedar', read(d, 'egress.cedar') + forbidWithout);
+  });
+  const head = dirs.make((d) => write(d, 'egress.cedar', read(d, 'egress.cedar') + forbidWithout));
+  const { report } = await gate(base, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env).sort(), ['Agent, Action::"connect", Endpoint', 'Agent, Action::"connect", Host']);
+  for (const e of report.escalations) {
+    assert.equal(typeof e.counterexample.context.sni_dns, 'string', 'the escalation needs the new attribute present');
+    assert.equal(decideIn(head, e.counterexample, POLICY_FILES), 'allow');
+    const { sni_dns: _dropped, ...projected } = e.counterexample.context;
+    assert.equal(decideIn(base, { ...e.counterexample, context: projected }, POLICY_FILES), 'deny', 'the base, on the request its enforcer would send, denies');
+  }
+});
+
+test('a new required context attribute is not an extension: the base counts as denying those requests', async () => {
+  const base = dirs.make(withoutSniDns);
+  const head = dirs.make((d) => replaceIn(d, 'schema.cedarschema', 'sni_dns?: String,', 'sni_dns: String,'));
+  const { report } = await gate(base, head);
+  assert.equal(report.verdict, 'escalation');
+  assert.deepEqual(report.escalations.map((e) => e.env).sort(), ['Agent, Action::"connect", Endpoint', 'Agent, Action::"connect", Host']);
+});
+
 test('harmless refactor (reordered, reformatted, split, moved between files) is proven equivalent', async () => {
   const head = dirs.make((d) => {
     const mcp = read(d, 'mcp.cedar');
