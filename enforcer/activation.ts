@@ -31,7 +31,7 @@ import { createAuthorizer, type EngineName } from './engine/index.js';
 import { checkConfig } from '../capsule/config-check.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
 import type { CapsuleCandidate } from './sync/types.js';
-import { VerifyWorker } from './verify-worker.js';
+import { VerifyWorker, type VerifiedForActivation } from './verify-worker.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
 export const PERSISTED_META = 'active-capsule.meta.json';
@@ -169,7 +169,7 @@ export class Activator implements SnapshotSource {
 
   async #offer(c: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {
     const now = this.#now();
-    let verified: VerifiedCapsule;
+    let verified: VerifiedForActivation;
     try {
       verified = c.source === 'disk' ? this.#verify(c, now) : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
     } catch (err) {
@@ -194,7 +194,7 @@ export class Activator implements SnapshotSource {
 
     let authorizer;
     try {
-      authorizer = createAuthorizer(bundleOf(payload), this.#opts.engine);
+      authorizer = createAuthorizer({ ...bundleOf(payload), prepared: verified.prepared }, this.#opts.engine);
     } catch (err) {
       return this.#refuse(c, 'engine_build', `policy set does not build: ${(err as Error).message}`, payload.watermark, digest);
     }

@@ -1,9 +1,17 @@
 // Capsule verification off the event loop. Ed25519 in tweetnacl costs tens to hundreds
 // of milliseconds per signature on a busy host; on the daemon's main thread that is
 // time every in-flight decision waits. The worker runs the same verifyCapsule on a copy
-// of the bytes and returns the result (or the CapsuleError code and message).
+// of the bytes and returns the result (or the CapsuleError code and message). For a
+// capsule that verifies it also does the cedar-wasm parsing of its policies and schema
+// (engine/prepare.ts), so the activation's engine build on the main thread is only
+// the compile.
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import { CapsuleError, verifyCapsule, type CapsuleState, type Trust, type VerifiedCapsule } from '../capsule/index.js';
+import { bundleOf, CapsuleError, verifyCapsule, type CapsuleState, type Trust, type VerifiedCapsule } from '../capsule/index.js';
+import { prepareBundle } from './engine/prepare.js';
+import type { PreparedBundle } from './engine/types.js';
+
+/** A verified capsule, with its engine input already parsed when the worker could. */
+export type VerifiedForActivation = VerifiedCapsule & { prepared?: PreparedBundle };
 
 interface Job {
   id: number;
@@ -13,7 +21,7 @@ interface Job {
   nowMs: number;
   maxBytes?: number;
 }
-type Reply = { id: number; ok: true; verified: VerifiedCapsule } | { id: number; ok: false; code: string | null; message: string };
+type Reply = { id: number; ok: true; verified: VerifiedCapsule; prepared?: PreparedBundle } | { id: number; ok: false; code: string | null; message: string };
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
@@ -21,7 +29,13 @@ if (!isMainThread && parentPort) {
     let reply: Reply;
     try {
       const verified = verifyCapsule(job.bytes, job.trust, job.state, new Date(job.nowMs), job.maxBytes ? { maxBytes: job.maxBytes } : {});
-      reply = { id: job.id, ok: true, verified };
+      let prepared: PreparedBundle | undefined;
+      try {
+        prepared = prepareBundle(bundleOf(verified.payload));
+      } catch {
+        // A policy set that does not parse: the activation's own build reports why.
+      }
+      reply = { id: job.id, ok: true, verified, prepared };
     } catch (err) {
       reply = { id: job.id, ok: false, code: err instanceof CapsuleError ? err.code : null, message: (err as Error).message };
     }
@@ -33,14 +47,14 @@ if (!isMainThread && parentPort) {
 export class VerifyWorker {
   #worker: Worker | null = null;
   #next = 1;
-  #pending = new Map<number, { resolve: (v: VerifiedCapsule) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, { resolve: (v: VerifiedForActivation) => void; reject: (e: Error) => void }>();
   #broken = false;
 
-  verify(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, maxBytes?: number): Promise<VerifiedCapsule> {
+  verify(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, maxBytes?: number): Promise<VerifiedForActivation> {
     if (this.#broken) return Promise.resolve().then(() => verifyCapsule(bytes, trust, state, now, maxBytes ? { maxBytes } : {}));
     const w = this.#ensure();
     const id = this.#next++;
-    return new Promise<VerifiedCapsule>((resolve, reject) => {
+    return new Promise<VerifiedForActivation>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       w.postMessage({ id, bytes: Uint8Array.from(bytes), trust, state, nowMs: now.getTime(), maxBytes } satisfies Job);
     });
@@ -54,7 +68,7 @@ export class VerifyWorker {
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
-      if (r.ok) p.resolve(r.verified);
+      if (r.ok) p.resolve(r.prepared ? { ...r.verified, prepared: r.prepared } : r.verified);
       else p.reject(r.code ? new CapsuleError(r.code as CapsuleError['code'], r.message) : new Error(r.message));
     });
     const fail = (err: Error) => {

@@ -40,4 +40,5 @@ export function createAuthorizer(bundle: PolicyBundle, engine: EngineName = 'fas
 
 export { FastAuthorizer } from './fast/authorizer.js';
 export { Unsupported } from './fast/schema.js';
-export type { Authorizer, AuthzRequest, Decision, PolicyBundle, Entity, EntityUid, CedarValue } from './types.js';
+export type { Authorizer, AuthzRequest, Decision, PolicyBundle, PreparedBundle, Entity, EntityUid, CedarValue } from './types.js';
+export { prepareBundle } from './prepare.js';

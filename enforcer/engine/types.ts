@@ -53,4 +53,17 @@ export interface PolicyBundle {
   policies: Record<string, string>;
   schema: string;
   entities: Entity[];
+  /**
+   * The cedar-wasm parse of `policies` and `schema` (engine/prepare.ts), made
+   * ahead, e.g. on the verification worker, so building an engine on the event
+   * loop skips it. Must come from this same bundle.
+   */
+  prepared?: PreparedBundle;
+}
+
+export interface PreparedBundle {
+  /** splitPolicies(policies). */
+  policies: import('./policy-set.js').NamedPolicy[];
+  /** cedar-wasm's schemaToJsonWithResolvedTypes(schema) answer. */
+  schemaJson: unknown;
 }

@@ -9,7 +9,7 @@ import { readPolicyDir, toBundle } from '../../pipeline/policy-source.js';
 import { FastAuthorizer } from '../../enforcer/engine/fast/authorizer.js';
 import { buildSchema } from '../../enforcer/engine/fast/schema.js';
 import { WasmAuthorizer } from '../../enforcer/engine/wasm.js';
-import { createAuthorizer, engineFallbacks } from '../../enforcer/engine/index.js';
+import { createAuthorizer, engineFallbacks, prepareBundle } from '../../enforcer/engine/index.js';
 import type { AuthzRequest, CedarValue, Entity } from '../../enforcer/engine/types.js';
 import { disagreement } from './diff.js';
 
@@ -54,6 +54,9 @@ function contexts(action: string, contextAttrs: string[]): Record<string, CedarV
   if (contextAttrs.includes('protocol'))
     return [
       { protocol: 'tls', ip: '140.82.112.3', port: 443, sni: 'api.github.com', alpn: ['h2', 'http/1.1'] },
+      { protocol: 'tls', ip: '140.82.112.3', port: 443, sni: 'api.github.com', sni_dns: 'match' },
+      { protocol: 'tls', ip: '10.0.1.50', port: 8443, sni: 'db.corp.example', sni_dns: 'mismatch' },
+      { protocol: 'tls', ip: '10.0.1.50', port: 8443, sni: 'db.corp.example', sni_dns: 'unknown' },
       { protocol: 'tcp', ip: '10.0.1.50', port: 8080 },
       { protocol: 'tcp', ip: '10.0.1.50', port: 22 },
       { protocol: 'tls', ip: '1.2.3.4', port: 8443 },
@@ -66,6 +69,8 @@ function contexts(action: string, contextAttrs: string[]): Record<string, CedarV
 test('bundled policies: both engines decide every dataplane request shape identically', async () => {
   const bundle = toBundle(await readPolicyDir('policies'));
   const fast = new FastAuthorizer(bundle);
+  // Built from a bundle parsed elsewhere (as the verification worker does) and structured-cloned over.
+  const fastPrepared = new FastAuthorizer({ ...bundle, prepared: structuredClone(prepareBundle(bundle)) });
   const wasm = new WasmAuthorizer(bundle);
   const schema = buildSchema(bundle.schema);
   let count = 0;
@@ -78,6 +83,8 @@ test('bundled policies: both engines decide every dataplane request shape identi
     if (w.decision === 'allow') allows++;
     const d = disagreement(f, w);
     if (d && failures.length < 5) failures.push(`${d}\n  fast ${JSON.stringify(f)}\n  wasm ${JSON.stringify(w)}\n  ${JSON.stringify(req)}`);
+    const p = fastPrepared.isAuthorized(req);
+    if (JSON.stringify(p) !== JSON.stringify(f) && failures.length < 5) failures.push(`prepared bundle decides differently\n  prepared ${JSON.stringify(p)}\n  fast ${JSON.stringify(f)}\n  ${JSON.stringify(req)}`);
   };
   for (const [action, info] of schema.actions) {
     const resources = bundle.entities.filter((e) => info.resourceTypes.has(e.uid.type)).map((e) => e.uid);

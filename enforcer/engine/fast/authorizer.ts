@@ -89,8 +89,8 @@ export class FastAuthorizer implements Authorizer {
 
   /** Throws Unsupported when the policy set or schema uses something this engine does not compile. */
   constructor(bundle: PolicyBundle) {
-    this.schema = buildSchema(bundle.schema);
-    this.policies = splitPolicies(bundle.policies).map((p) => compilePolicy(p, (actions, actionIn) => this.requiredContext(actions, actionIn)));
+    this.schema = buildSchema(bundle.schema, bundle.prepared?.schemaJson);
+    this.policies = (bundle.prepared?.policies ?? splitPolicies(bundle.policies)).map((p) => compilePolicy(p, (actions, actionIn) => this.requiredContext(actions, actionIn)));
     const statics = new Map<string, Map<string, EntData>>();
     const put = (e: EntData) => {
       let m = statics.get(e.uid.type);

@@ -46,17 +46,18 @@ type Json = any;
 // schema share the (immutable) model.
 const cache = new Map<string, SchemaModel>();
 
-export function buildSchema(text: string): SchemaModel {
+/** `resolvedJson`: cedar-wasm's schemaToJsonWithResolvedTypes(text) answer, when already made (engine/prepare.ts). */
+export function buildSchema(text: string, resolvedJson?: unknown): SchemaModel {
   const hit = cache.get(text);
   if (hit) return hit;
-  const model = buildSchemaUncached(text);
+  const model = buildSchemaUncached(resolvedJson ?? cedar.schemaToJsonWithResolvedTypes(text));
   if (cache.size >= 16) cache.delete(cache.keys().next().value as string);
   cache.set(text, model);
   return model;
 }
 
-function buildSchemaUncached(text: string): SchemaModel {
-  const answer = cedar.schemaToJsonWithResolvedTypes(text) as Json;
+function buildSchemaUncached(resolved: unknown): SchemaModel {
+  const answer = resolved as Json;
   if (answer.type !== 'success') throw new Error(`schema: ${(answer.errors ?? []).map((e: Json) => e.message).join('; ')}`);
   const namespaces = answer.json as Record<string, Json>;
   for (const ns of Object.keys(namespaces)) if (ns !== '') throw new Unsupported(`schema namespace "${ns}"`);
