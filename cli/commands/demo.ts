@@ -195,6 +195,7 @@ async function gitopsLoop(o: { bytes: Uint8Array; keysDir: string; keepRunning: 
     }
     say('');
     say('Done: policies validated, signed, published to git, synced, verified and enforced by the enforcer.');
+    say('Real agent traffic through the kernel redirect and the proxy, against attacks: `npm run redteam` (root, cgroup v2).');
     return 0;
   } finally {
     await cleanup();
