@@ -2,8 +2,8 @@
 // disk so a restart cannot be used to roll an enforcer back. Written atomically
 // (temp file, fsync, rename, fsync dir). A state file that cannot be read is an
 // error, never treated as "no state", because that would re-open rollback.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-file.js';
 import { join } from 'node:path';
 import { CapsuleError } from './errors.js';
 
@@ -51,28 +51,5 @@ export async function readState(dir: string): Promise<CapsuleState | null> {
 /** Replaces the state file atomically and durably. */
 export async function writeStateAtomic(dir: string, state: CapsuleState): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const path = statePath(dir);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(JSON.stringify(state, null, 2) + '\n');
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  await writeFileAtomic(statePath(dir), JSON.stringify(state, null, 2) + '\n');
 }

@@ -7,8 +7,7 @@
 // Crash safety: the capsule file is written (temp, fsync, rename) before the state,
 // so on disk the persisted capsule is always at or above the state's watermark; a
 // restart re-verifies it against the state and comes back on exactly one capsule.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CapsuleError,
@@ -32,6 +31,7 @@ import { checkConfig } from '../capsule/config-check.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
 import type { CapsuleCandidate } from './sync/types.js';
 import { VerifyWorker, type VerifiedForActivation } from './verify-worker.js';
+import { writeFileAtomic } from '../capsule/atomic-file.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
 export const PERSISTED_META = 'active-capsule.meta.json';
@@ -393,26 +393,3 @@ function peek_(bytes: Uint8Array): { watermark: number | null; digest: string | 
   }
 }
 
-/** temp file, fsync, rename, fsync dir. */
-export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const dir = await open(join(path, '..'), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}

@@ -8,9 +8,9 @@
 // grow and bits are rare events (at most 64 per agent), so this is a handful of
 // writes per agent. A kill -9 within a write's few milliseconds can lose that
 // last change; a clean stop (SIGTERM) flushes first.
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../../capsule/atomic-file.js';
 import { maskHex, parseMaskHex } from './mask.js';
 import type { TaintSessions } from './sessions.js';
 
@@ -65,31 +65,6 @@ export async function readTaintFile(path: string): Promise<ReturnType<TaintSessi
   return out;
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path).catch(async (err: unknown) => {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  });
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
 
 export interface TaintStore {
   /** Resolves when every change made so far is on disk. */
@@ -121,7 +96,8 @@ export async function persistTaint(sessions: TaintSessions, path: string): Promi
     while (dirty) {
       dirty = false;
       try {
-        await writeAtomic(path, serialize());
+        await mkdir(dirname(path), { recursive: true });
+        await writeFileAtomic(path, serialize(), 0o600);
         lastError = null;
       } catch (err) {
         lastError = (err as Error).message;
