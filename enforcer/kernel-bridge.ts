@@ -6,6 +6,7 @@
 // kernel's heartbeat TTL cut managed processes off.
 import { join } from 'node:path';
 import { mkdirSync, statSync } from 'node:fs';
+import { executableClosure, librarySearchDirs } from './elf-deps.js';
 import type { LilithConfig } from '../capsule/config.js';
 import type { Activator, KernelApplier } from './activation.js';
 import type { AuditSink } from './audit/event.js';
@@ -87,12 +88,26 @@ export class KernelBridge implements KernelApplier {
   #applyExec(cfg: LilithConfig): void {
     const k = this.#kernel!;
     const want = new Map<string, { dev: bigint; ino: bigint }>();
+    // Under BPF-LSM the allowlist also gates executable mappings: each program
+    // brings its interpreter and shared libraries (read from its ELF headers).
+    const searchDirs = librarySearchDirs();
     for (const path of cfg.kernel.exec_allowlist ?? []) {
+      let files: string[];
       try {
-        const st = statSync(path, { bigint: true });
-        want.set(`${st.dev}:${st.ino}`, { dev: st.dev, ino: st.ino });
+        const closure = executableClosure(path, searchDirs);
+        files = closure.files;
+        if (closure.missing.length) this.#o.log(`exec_allowlist: ${path} needs ${closure.missing.join(', ')}, not found (it will not start)`);
       } catch (err) {
         this.#o.log(`exec_allowlist: ${path}: ${(err as Error).message} (skipped)`);
+        continue;
+      }
+      for (const file of files) {
+        try {
+          const st = statSync(file, { bigint: true });
+          want.set(`${st.dev}:${st.ino}`, { dev: st.dev, ino: st.ino });
+        } catch (err) {
+          this.#o.log(`exec_allowlist: ${file} (for ${path}): ${(err as Error).message} (skipped)`);
+        }
       }
     }
     // Add the new set first, then revoke what left it: never a moment with less than both.

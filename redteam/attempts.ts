@@ -21,6 +21,8 @@ export interface Attempt {
    */
   expect: 'blocked' | 'vm-only' | 'open';
   note?: string;
+  /** The Landlock ABI the blocking layer needs; on an older kernel a pass is a kernel gap, reported, not failed. */
+  minLandlockAbi?: number;
   run(env: RedteamEnv): Promise<Outcome>;
 }
 
@@ -44,8 +46,8 @@ async function syscallDenied(env: RedteamEnv, probeArgs: string[]): Promise<Outc
   return { blocked: !!r && !r.ok && r.errno === EPERM, detail: r ? (r.ok ? 'succeeded' : `failed: ${r.err}`) : 'no result' };
 }
 
-async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, profile?: string): Promise<Outcome> {
-  const r = await env.runConfined([env.escapeProbe, attempt, ...(arg ? [arg] : [])], profile);
+async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, profile?: string, agent?: 'coder' | 'native'): Promise<Outcome> {
+  const r = await env.runConfined([env.escapeProbe, attempt, ...(arg ? [arg] : [])], profile, agent);
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
   let parsed: { ok: boolean; error: string } | null = null;
   try {
@@ -165,7 +167,7 @@ export const ATTEMPTS: Attempt[] = [
     what: 'anonymous RWX mapping by a non-JIT agent (standard profile)',
     layer: 'kernel (BPF-LSM)',
     expect: 'vm-only',
-    run: (env) => confinedProbe(env, 'mmap_rwx'),
+    run: (env) => confinedProbe(env, 'mmap_rwx', undefined, undefined, 'native'),
   },
   {
     id: 'ptrace-daemon',
@@ -179,6 +181,7 @@ export const ATTEMPTS: Attempt[] = [
     what: 'send a signal to the enforcer',
     layer: 'landlock',
     expect: 'blocked',
+    minLandlockAbi: 6, // signal scoping: Linux 6.12
     run: (env) => confinedProbe(env, 'kill', String(env.daemonPid())),
   },
   {
@@ -212,6 +215,7 @@ export const ATTEMPTS: Attempt[] = [
     what: 'connect to a local daemon on an abstract unix socket',
     layer: 'landlock',
     expect: 'blocked',
+    minLandlockAbi: 6, // abstract unix socket scoping: Linux 6.12
     run: (env) => unixConnect(env, env.abstractSocket),
   },
   {
@@ -233,3 +237,9 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
 ];
+
+/** Why a pass of `a` is a gap of this kernel rather than a failure (its layer is missing here), or null. */
+export function kernelGap(a: Attempt, env: Pick<RedteamEnv, 'landlockAbi'>): string | null {
+  if (a.minLandlockAbi !== undefined && env.landlockAbi < a.minLandlockAbi) return `this kernel's Landlock ABI ${env.landlockAbi} < ${a.minLandlockAbi}: the ${a.layer} layer cannot block it here`;
+  return null;
+}

@@ -16,7 +16,7 @@ import { buildPayload } from '../pipeline/capsule-build.js';
 import { readPolicyDir } from '../pipeline/policy-source.js';
 import { adminGet } from '../enforcer/admin.js';
 import { ensureCgroup2 } from '../bpf/mounts.js';
-import { ESCAPE_PROBE_BIN } from '../confine/native.js';
+import { ESCAPE_PROBE_BIN, landlockSupport } from '../confine/native.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -44,7 +44,10 @@ export interface RedteamEnv {
   killDaemon(): Promise<void>;
   probeInAgent(args: string[]): Promise<ProbeLine[]>;
   dnsQueryInAgent(name: string, server: string): Promise<string>;
-  runConfined(command: string[], profile?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Runs `command` with `lilith run` as `agent` (default the coding agent). */
+  runConfined(command: string[], profile?: string, agent?: 'coder' | 'native'): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** This kernel's Landlock ABI (0: none). */
+  landlockAbi: number;
   sleep(ms: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -111,17 +114,19 @@ export async function startRedteamEnv(log: (line: string) => void): Promise<Redt
   const src = await readPolicyDir(join(ROOT, 'policies'));
   const payload = buildPayload(src, { watermark: 1, now: new Date(Date.now() - 1000), validityMs: 3600_000 });
   payload.config.proxy = { ...payload.config.proxy, listen: `127.0.0.1:${proxyPort}`, listen6: undefined, dns_listen: `127.0.0.1:${dnsPort}`, admin_listen: 'off' };
-  payload.config.kernel = { ...payload.config.kernel, cgroup_root: `${tag}/agents` };
+  // The attempts' own tools (the escape probe, this Node) may run in the agent: under
+  // BPF-LSM the exec allowlist would otherwise stop them before the layer each
+  // attempt is about is reached. The copied binary stays off the list.
+  payload.config.kernel = { ...payload.config.kernel, cgroup_root: `${tag}/agents`, exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath] };
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
-  payload.config.registrations = [{
-    spiffe_id: 'spiffe://corp.example/agents/coder',
-    selectors: [`cgroup:/${tag}/agents/coder`],
-    groups: ['coding'],
-    profile: 'standard',
-    jit: false,
-    filesystem: { read_only: ['/usr', '/lib', '/etc', '/proc', ROOT], read_write: [workspace] },
-  }];
+  // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
+  // native agent without JIT, where anonymous executable memory is refused.
+  const filesystem = { read_only: ['/usr', '/lib', '/etc', '/proc', ROOT], read_write: [workspace] };
+  payload.config.registrations = [
+    { spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'], profile: 'standard', jit: true, filesystem },
+    { spiffe_id: 'spiffe://corp.example/agents/native', selectors: [`cgroup:/${tag}/agents/native`], groups: ['coding'], profile: 'standard', jit: false, filesystem },
+  ];
   const key = generateSigningKey();
   const drops = join(work, 'drops');
   mkdirSync(drops);
@@ -180,9 +185,10 @@ export async function startRedteamEnv(log: (line: string) => void): Promise<Redt
       const r = await run(LILITH_PROBE, ['cg', agentProcs, 'exec', process.execPath, '-e', script]);
       return r.stdout.trim().split('\n').at(-1) ?? 'no answer';
     },
-    runConfined(command, profile) {
-      return run(process.execPath, [CLI, 'run', '--socket', adminSocket, '--agent', 'coder', ...(profile ? ['--profile', profile] : []), '--', ...command]);
+    runConfined(command, profile, agent = 'coder') {
+      return run(process.execPath, [CLI, 'run', '--socket', adminSocket, '--agent', agent, ...(profile ? ['--profile', profile] : []), '--', ...command]);
     },
+    landlockAbi: landlockSupport().abi,
     sleep,
     async close() {
       if (daemon.exitCode === null && daemon.signalCode === null) {

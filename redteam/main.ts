@@ -3,7 +3,7 @@
 // got through. `--vm` also runs the BPF-LSM scenarios on the VM kernels.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { ATTEMPTS, type Outcome } from './attempts.js';
+import { ATTEMPTS, kernelGap, type Outcome } from './attempts.js';
 import { startRedteamEnv } from './env.js';
 
 const argv = process.argv.slice(2);
@@ -22,7 +22,7 @@ const jsonOut = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : nul
 
 const log = (line: string) => process.stderr.write(`[redteam] ${line}\n`);
 const env = await startRedteamEnv(log);
-const results: Array<{ id: string; what: string; layer: string; expect: string; note?: string } & Outcome> = [];
+const results: Array<{ id: string; what: string; layer: string; expect: string; note?: string; kernelGap?: string } & Outcome> = [];
 let failed = false;
 try {
   for (const a of ATTEMPTS) {
@@ -33,22 +33,26 @@ try {
     } catch (err) {
       outcome = { blocked: false, detail: `attempt crashed: ${(err as Error).message}` };
     }
-    const verdict = outcome.blocked ? 'BLOCKED' : a.expect === 'vm-only' ? 'HOST-GAP' : a.expect === 'open' ? 'OPEN' : 'NOT BLOCKED';
-    if (!outcome.blocked && a.expect === 'blocked') failed = true;
+    const gap = outcome.blocked ? null : kernelGap(a, env);
+    const verdict = outcome.blocked ? 'BLOCKED' : gap ? 'KERNEL-GAP' : a.expect === 'vm-only' ? 'HOST-GAP' : a.expect === 'open' ? 'OPEN' : 'NOT BLOCKED';
+    if (!outcome.blocked && a.expect === 'blocked' && !gap) failed = true;
     process.stdout.write(`${verdict.padEnd(12)} ${a.id.padEnd(24)} [${a.layer}] ${a.what}\n${' '.repeat(13)}${outcome.detail}\n`);
+    if (gap) process.stdout.write(`${' '.repeat(13)}${gap}\n`);
     if (!outcome.blocked && a.expect === 'vm-only') process.stdout.write(`${' '.repeat(13)}needs BPF-LSM, refused by this host's lockdown: covered on the VM kernels (--vm)${a.note ? `; ${a.note}` : ''}\n`);
     if (!outcome.blocked && a.expect === 'open' && a.note) process.stdout.write(`${' '.repeat(13)}known gap: ${a.note}\n`);
-    results.push({ id: a.id, what: a.what, layer: a.layer, expect: a.expect, note: a.note, ...outcome });
+    results.push({ id: a.id, what: a.what, layer: a.layer, expect: a.expect, note: a.note, ...outcome, ...(gap ? { kernelGap: gap } : {}) });
   }
 } finally {
   await env.close();
 }
 
 if (argv.includes('--vm')) {
-  // The BPF-LSM attempts (exec allowlist, W^X, identity inheritance, fail-closed) are the kernel-lsm and kernel-failclosed scenarios.
-  log('running the BPF-LSM attempts on the VM kernels');
-  const r = spawnSync(process.execPath, ['dist/vm-tests/runner.js', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed'], { stdio: 'inherit' });
-  results.push({ id: 'vm-bpf-lsm', what: 'exec of non-allowlisted binaries, W^X, identity inheritance, fail-closed under BPF-LSM (6.1, 6.12)', layer: 'kernel (BPF-LSM)', expect: 'blocked', blocked: r.status === 0, detail: `vm-tests exit ${r.status}` });
+  // The same attempts inside BPF-LSM kernels (vm-tests/scenarios/redteam.ts: one check per
+  // attempt per kernel, printed by the runner), plus the exec/W^X/identity and fail-closed scenarios.
+  log('running every attempt again on the VM kernels (BPF-LSM)');
+  const r = spawnSync(process.execPath, ['dist/vm-tests/runner.js', '--scenario', 'redteam', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed', '--verbose'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  for (const line of (r.stdout ?? '').split('\n')) if (/^\s*\|?\s*(not )?ok \d+ - |^== |kernel\s+lsm|PASS|FAIL/.test(line)) process.stdout.write(`${line.replace(/^\s*\|\s*/, '')}\n`);
+  results.push({ id: 'vm-bpf-lsm', what: 'every attempt, exec allowlist, W^X, identity inheritance and fail-closed under BPF-LSM (6.1, 6.12)', layer: 'kernel (BPF-LSM)', expect: 'blocked', blocked: r.status === 0, detail: `vm-tests exit ${r.status}` });
   if (r.status !== 0) failed = true;
 }
 
