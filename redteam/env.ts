@@ -91,7 +91,7 @@ function dnsQuery(name: string): Buffer {
   return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
-export async function startRedteamEnv(log: (line: string) => void): Promise<RedteamEnv> {
+export async function startRedteamEnv(log: (line: string) => void, opts: { readyTimeoutMs?: number } = {}): Promise<RedteamEnv> {
   if (process.getuid?.() !== 0) throw new Error('the red-team suite attaches kernel programs: run it as root');
   for (const bin of [LILITH_PROBE, ESCAPE_PROBE_BIN, join(ROOT, 'bpf/build/cgroup_connect.bpf.o')]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run bootstrap first`);
@@ -142,10 +142,13 @@ export async function startRedteamEnv(log: (line: string) => void): Promise<Redt
   });
   let daemonErr = '';
   daemon.stderr!.on('data', (c: Buffer) => (daemonErr += c.toString()));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  let lastStatus = 'no answer on the admin socket yet';
   for (;;) {
     try {
-      const st = JSON.parse((await adminGet(adminSocket, '/status', 2000)).body) as { kernel: { mode: string; heartbeat_age_ms: number | null }; dataplane?: { listen?: string[] } };
+      const body = (await adminGet(adminSocket, '/status', 2000)).body;
+      lastStatus = body.slice(0, 1500);
+      const st = JSON.parse(body) as { kernel: { mode: string; heartbeat_age_ms: number | null }; dataplane?: { listen?: string[] } };
       if (st.kernel.heartbeat_age_ms !== null && st.dataplane?.listen?.length) {
         log(`enforcer ready: kernel ${st.kernel.mode}, proxy ${st.dataplane.listen.join(', ')}`);
         break;
@@ -153,7 +156,8 @@ export async function startRedteamEnv(log: (line: string) => void): Promise<Redt
     } catch {
       // not up yet
     }
-    if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`enforcer did not become ready:\n${daemonErr.slice(-2000)}`);
+    if (daemon.exitCode !== null || Date.now() > deadline)
+      throw new Error(`enforcer did not become ready (${daemon.exitCode !== null ? `exited ${daemon.exitCode}` : `${opts.readyTimeoutMs ?? 60_000} ms`}); last status: ${lastStatus}\n${daemonErr.slice(-2000)}`);
     await sleep(100);
   }
   const agentProcs = join(cgroupMount, tag, 'agents', 'coder', 'cgroup.procs');

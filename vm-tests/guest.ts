@@ -6,7 +6,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadScenario } from './registry.js';
+import { loadScenario, timeoutSOf } from './registry.js';
 import type { BootLsm, Check, ScenarioReport } from './scenario.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,7 +55,7 @@ async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeou
     const scenario = await loadScenario(name, extraDirs);
     const result = await withTimeout(
       scenario.run({ projectRoot, kernelRelease, bootLsm, workDir, resultsDir, log }),
-      timeoutMs,
+      timeoutSOf(scenario, timeoutMs / 1000) * 1000,
       `scenario ${name}`,
     );
     checks = result.checks;

@@ -44,3 +44,8 @@ export async function loadScenario(name: string, extraDirs: string[] = []): Prom
 export function bootLsmOf(s: Scenario): BootLsm {
   return s.bootLsm ?? 'bpf';
 }
+
+/** The time a scenario gets: its own minimum or the run's --timeout, whichever is larger. */
+export function timeoutSOf(s: Scenario, runTimeoutS: number): number {
+  return Math.max(runTimeoutS, s.timeoutS ?? 0);
+}

@@ -10,7 +10,7 @@ import { run } from './exec.js';
 import { boot, type BootOutcome } from './qemu.js';
 import { buildInitramfs } from './initramfs.js';
 import { customKernel, debianKernel, DEBIAN_SERIES, type KernelArtifacts } from './kernels.js';
-import { bootLsmOf, loadScenario, scenarioNames } from './registry.js';
+import { bootLsmOf, loadScenario, scenarioNames, timeoutSOf } from './registry.js';
 import type { BootLsm, ScenarioReport } from './scenario.js';
 import { ensureTools } from './tools.js';
 
@@ -142,7 +142,8 @@ interface GroupResult {
 async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLsm, names: string[], opts: Options, dir: string): Promise<GroupResult> {
   const resultsDir = join(dir, `results-${bootLsm}`);
   mkdirSync(resultsDir, { recursive: true });
-  const guestTimeout = Math.ceil(opts.timeoutS * names.length + 30);
+  let guestTimeout = 30;
+  for (const n of names) guestTimeout += timeoutSOf(await loadScenario(n, opts.scenarioDirs), opts.timeoutS);
   const append = [
     'console=ttyS0', `lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}`, 'panic=-1', 'loglevel=4', 'rdinit=/init',
     `lilith.root=${projectRoot}`, `lilith.scenarios=${names.join(',')}`, `lilith.bootlsm=${bootLsm}`,

@@ -37,6 +37,8 @@ export interface Scenario {
   readonly description: string;
   /** Default `bpf`. The runner boots one VM per (kernel, bootLsm) group. */
   readonly bootLsm?: BootLsm;
+  /** Seconds this scenario needs at least (a real enforcer under TCG starts slowly); the runner's --timeout applies when larger. */
+  readonly timeoutS?: number;
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }
 

@@ -10,10 +10,12 @@ import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.j
 
 export const description = 'red team under BPF-LSM: every escape attempt against a real enforcer, one check per attempt (all must be blocked)';
 export const bootLsm = 'bpf';
+// The real enforcer (Node, cedar-wasm, every BPF program) starts in 30-90 s under TCG.
+export const timeoutS = 420;
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const c = new Checks();
-  const env = await startRedteamEnv((line) => ctx.log(line));
+  const env = await startRedteamEnv((line) => ctx.log(line), { readyTimeoutMs: 300_000 });
   try {
     for (const a of ATTEMPTS) {
       let blocked = false;
