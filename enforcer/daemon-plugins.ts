@@ -39,10 +39,11 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       const origin = new KernelOriginResolver({
         originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null) as never,
       });
-      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState: join(cfg.stateDir, 'taint.json') });
+      const taintState = join(cfg.stateDir, 'taint.json');
+      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState });
       return {
         stop: () => dp.close(),
-        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections(), taint_state: join(cfg.stateDir, 'taint.json'), taint_state_error: dp.taintStateError() }),
+        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections(), taint_state: taintState, taint_state_error: dp.taintStateError() }),
       };
     };
   }

@@ -86,7 +86,7 @@ const latencyCells = new Map<string, LatencyCells>();
 
 /** Counts one decision and its latency. */
 export function recordDecision(protocol: string, decision: DecisionResultLabel, latencySeconds: number): void {
-  const key = decision === 'allow' ? protocol + '/allow' : protocol + '/deny';
+  const key = protocol + '/' + decision;
   const c = decisionCounts.get(key);
   if (c === undefined) decisionCounts.set(key, { protocol, decision, n: 1 });
   else c.n++;

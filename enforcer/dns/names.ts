@@ -42,3 +42,9 @@ export class LearnedNames {
 export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip.toLowerCase();
 }
+
+/** A loopback address (127/8, ::1, or either v4-mapped). */
+export function isLoopback(ip: string): boolean {
+  const a = normalizeIp(ip);
+  return a === '::1' || a.startsWith('127.');
+}

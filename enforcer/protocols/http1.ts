@@ -129,22 +129,18 @@ export const parseRequestHead = (buf: Buffer, maxBytes: number) => parseHead(buf
 export const parseResponseHead = (buf: Buffer, maxBytes: number) => parseHead(buf, maxBytes, false);
 
 const NO_VALUES: readonly string[] = Object.freeze([]);
-function headerIndex(head: HttpHead): Map<string, string[]> {
-  return head.byName;
-}
-
 /** Values of every `name` header in order (`name` lowercase). Do not modify the array. */
 export function headerValues(head: HttpHead, name: string): readonly string[] {
-  return headerIndex(head).get(name) ?? NO_VALUES;
+  return head.byName.get(name) ?? NO_VALUES;
 }
 
 export function header(head: HttpHead, name: string): string | undefined {
-  return headerIndex(head).get(name)?.[0];
+  return head.byName.get(name)?.[0];
 }
 
 /** Comma-separated tokens of all `name` headers, lowercased. */
 export function headerTokens(head: HttpHead, name: string): string[] {
-  const values = headerIndex(head).get(name);
+  const values = head.byName.get(name);
   if (values === undefined) return [];
   const out: string[] = [];
   for (const v of values)

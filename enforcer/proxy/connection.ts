@@ -2,9 +2,9 @@
 // bytes, and hand it to the TLS, HTTP or opaque-TCP path.
 import net from 'node:net';
 import type { EntityUid } from '../engine/types.js';
-import type { Origin, OriginResolver } from '../origin.js';
+import { formatDestination, type Origin, type OriginResolver } from '../origin.js';
 import type { SnapshotSource } from '../snapshot.js';
-import type { LearnedNames } from '../dns/names.js';
+import { isLoopback, type LearnedNames } from '../dns/names.js';
 import { detectProtocol, type Detected } from '../protocols/detect.js';
 import { parseClientHello, MAX_CLIENT_HELLO, type ClientHello } from '../protocols/tls.js';
 import { dataplaneMetrics } from '../metrics.js';
@@ -108,12 +108,11 @@ export function sniAgainstDns(sni: string, learned: readonly string[], destinati
   const name = sni.toLowerCase().replace(/\.$/, '');
   if (learned.includes(name)) return 'match';
   if (learned.length) return 'mismatch';
-  return name === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(destination) ? 'match' : 'unknown';
+  return name === 'localhost' && isLoopback(destination) ? 'match' : 'unknown';
 }
 
 function endpointId(o: Origin): string {
-  const d = o.destination;
-  return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
+  return formatDestination(o.destination);
 }
 
 /** TLS and opaque TCP: one `connect` decision, then a byte relay or a reset. */

@@ -8,7 +8,7 @@ import type { LilithConfig } from '../../capsule/config.js';
 import type { CedarValue, EntityUid } from '../engine/types.js';
 import { formatDestination, type Origin } from '../origin.js';
 import type { PolicySnapshot } from '../snapshot.js';
-import { normalizeIp, type LearnedNames } from '../dns/names.js';
+import { isLoopback, normalizeIp, type LearnedNames } from '../dns/names.js';
 import {
   BodyTracker,
   header,
@@ -732,7 +732,3 @@ export class HttpConnection {
   }
 }
 
-function isLoopback(ip: string): boolean {
-  const a = normalizeIp(ip);
-  return a === '::1' || a.startsWith('127.');
-}

@@ -91,8 +91,7 @@ export class Classifiers {
     let bits = this.#upstreamMemo.get(k);
     if (bits !== undefined) return bits;
     bits = 0n;
-    const ancestors = this.#ancestors.get(k);
-    for (const z of this.#zones) if (!(ancestors?.has(key({ type: 'Zone', id: z.zone })) ?? false)) bits |= z.bits;
+    for (const z of this.#zones) if (!this.inZone(resource, z.zone)) bits |= z.bits;
     if (this.#upstreamMemo.size < 4096) this.#upstreamMemo.set(k, bits);
     return bits;
   }

@@ -65,7 +65,6 @@ export async function readTaintFile(path: string): Promise<ReturnType<TaintSessi
   return out;
 }
 
-
 export interface TaintStore {
   /** Resolves when every change made so far is on disk. */
   flush(): Promise<void>;
@@ -106,15 +105,18 @@ export async function persistTaint(sessions: TaintSessions, path: string): Promi
       }
     }
   };
+  const startDrain = () => {
+    writing ??= drain().finally(() => (writing = null));
+  };
   const kick = () => {
     dirty = true;
-    if (!writing && !closed) writing = drain().finally(() => (writing = null));
+    if (!closed) startDrain();
   };
   sessions.onGrow = kick;
   const flush = async () => {
     while (writing) await writing;
     if (dirty) {
-      writing = drain().finally(() => (writing = null));
+      startDrain();
       await writing;
     }
   };
