@@ -87,3 +87,12 @@ test('a failing check and a hanging scenario fail the run with the guest console
   assert.match(r.out, /6\.12\.\S+\s+no-bpf\s+\S+s\s+\S+s\s+PASS/);
   assert.match(r.out, /6\.12\.\S+\s+bpf\s+\S+s\s+\S+s\s+FAIL/);
 });
+
+test('a scenario\'s own minimum time survives loading and wins over a smaller --timeout', async () => {
+  const { loadScenario, timeoutSOf } = await import('../../vm-tests/registry.js');
+  const redteam = await loadScenario('redteam');
+  assert.equal(redteam.timeoutS, 420);
+  assert.equal(timeoutSOf(redteam, 180), 420);
+  assert.equal(timeoutSOf(redteam, 600), 600);
+  assert.equal(timeoutSOf(await loadScenario('smoke'), 180), 180);
+});
