@@ -1,10 +1,10 @@
 // `npm run bench -- decide [--seconds N]`: decisions/s and p50/p99 latency of the
 // compiled engine and of cedar-wasm (stateful, preparsed: WasmAuthorizer) on the
 // bundled policy set and on a generated 1,000-policy set, measured in one run.
-import '../enforcer/engine/fast/v8-flags.js';
-import { FastAuthorizer } from '../enforcer/engine/fast/authorizer.js';
-import { WasmAuthorizer } from '../enforcer/engine/wasm.js';
-import type { Authorizer, AuthzRequest, Entity, PolicyBundle } from '../enforcer/engine/types.js';
+import '../cedar/fast/v8-flags.js';
+import { FastAuthorizer } from '../cedar/fast/fast-authorizer.js';
+import { WasmAuthorizer } from '../cedar/wasm-authorizer.js';
+import type { Authorizer, AuthzRequest, Entity, PolicyBundle } from '../cedar/types.js';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
 
 export const summary = 'Cedar decisions: compiled engine vs cedar-wasm (throughput, p50/p99 latency)';

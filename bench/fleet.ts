@@ -8,7 +8,7 @@ import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGitServer } from '../pipeline/git-http-server.js';
-import { EnforcerProcess, generateSigningKey, makeCapsule, Publisher, REPO_ROOT, sleep, tempDir, writeTrust } from '../test/control-plane/fixtures.js';
+import { EnforcerProcess, generateSigningKey, makeCapsule, Publisher, REPO_ROOT, sleep, tempDir, writeTrust } from '../testkit/control-plane.js';
 
 export const summary = 'N enforcers on one git server: time until all enforce a new capsule, idle request load';
 

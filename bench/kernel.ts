@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attach, type Kernel } from '../bpf/index.js';
 import { detachPinned } from '../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe } from '../test/kernel/helpers.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe } from '../testkit/kernel.js';
 
 export const summary = 'connect() latency added by the cgroup hooks (managed vs unmanaged, same run); fail-closed and restart times';
 

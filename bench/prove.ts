@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { splitPolicies } from '../enforcer/engine/policy-set.js';
+import { splitPolicies } from '../cedar/policy-set.js';
 import { readPolicyDir, type PolicySource } from '../pipeline/policy-source.js';
 import { runGate } from '../pipeline/prove/gate.js';
 

@@ -7,13 +7,13 @@ import net from 'node:net';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
-import { createAuthorizer, type EngineName } from '../enforcer/engine/index.js';
-import { startDataplane } from '../enforcer/dataplane.js';
-import { StaticOriginResolver } from '../enforcer/origin.js';
-import { FileAuditSink } from '../enforcer/audit/sink.js';
+import { createAuthorizer, type EngineName } from '../cedar/index.js';
+import { startDataplane } from '../enforcer/dataplane/dataplane.js';
+import { StaticOriginResolver } from '../enforcer/dataplane/origin.js';
+import { FileAuditSink } from '../enforcer/daemon/audit-sink.js';
 import type { AuditSink } from '../enforcer/audit/event.js';
 import type { LilithConfig } from '../capsule/config.js';
-import type { PolicySnapshot } from '../enforcer/snapshot.js';
+import type { PolicySnapshot } from '../enforcer/control/snapshot.js';
 import { serveOverIpc, type Part } from './child.js';
 import type { UpstreamPorts } from './proxy-upstreams.js';
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { EngineName } from '../enforcer/engine/index.js';
+import type { EngineName } from '../cedar/index.js';
 import { startChild, type Part } from './child.js';
 import { startBenchProxy, type BenchProxy, type BenchProxyOptions, type BenchProxyReady } from './proxy-enforcer.js';
 import { MCP_BODY, startUpstreams, type UpstreamPorts } from './proxy-upstreams.js';

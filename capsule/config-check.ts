@@ -2,9 +2,9 @@
 // shape, then the cross-field rules a schema cannot say. Shared by `lilith
 // validate` and anyone who wants to re-check a config taken from a capsule.
 import { Ajv } from 'ajv';
-import { trustDomainOf, validateSpiffeId } from '../enforcer/identity/spiffe.js';
-import { parseSelector, SelectorError } from '../enforcer/identity/selectors.js';
-import { compileRegistrations, findAmbiguities } from '../enforcer/identity/registry.js';
+import { trustDomainOf, validateSpiffeId } from '../identity/spiffe.js';
+import { parseSelector, SelectorError } from '../identity/selectors.js';
+import { compileRegistrations, findAmbiguities } from '../identity/registry.js';
 import type { LilithConfig } from './config.js';
 import schema from './lilith.schema.json' with { type: 'json' };
 

@@ -1,5 +1,5 @@
 // The capsule payload: everything an enforcer activates, in one signed JSON document.
-import type { Entity, PolicyBundle } from '../enforcer/engine/types.js';
+import type { Entity, PolicyBundle } from '../cedar/types.js';
 import type { LilithConfig } from './config.js';
 import { CapsuleError } from './errors.js';
 

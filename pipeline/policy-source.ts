@@ -2,7 +2,7 @@
 // (a git tree): schema, policies, invariants, static entities and lilith.json.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Entity, PolicyBundle } from '../enforcer/engine/types.js';
+import type { Entity, PolicyBundle } from '../cedar/types.js';
 
 export const SCHEMA_FILE = 'schema.cedarschema';
 export const CONFIG_FILE = 'lilith.json';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope, parsePayload, sha256Hex, type CapsulePayload } from '../capsule/index.js';
-import { withHeadShim } from '../enforcer/sync/head-shim.js';
+import { withHeadShim } from '../capsule/git/head-shim.js';
 
 export const DEFAULT_BRANCH = 'capsules';
 export const CAPSULE_PATH = 'capsule.json';

@@ -2,11 +2,11 @@
 // signed, reported as diagnostics that point at a file, line and column.
 // cedar-wasm validates in strict mode; note that its `validate` answers
 // type "success" even when policies fail — the findings are in validationErrors.
-import * as cedar from '../enforcer/engine/cedar.js';
+import * as cedar from '../cedar/wasm-loader.js';
 import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import { checkConfig, type ConfigIssue } from '../capsule/config-check.js';
 import type { LilithConfig } from '../capsule/config.js';
-import { PolicySetError, splitPolicies } from '../enforcer/engine/policy-set.js';
+import { PolicySetError, splitPolicies } from '../cedar/policy-set.js';
 import { locateJsonPointer } from './json-locate.js';
 import { CONFIG_FILE, ENTITIES_FILE, SCHEMA_FILE, type PolicySource } from './policy-source.js';
 import { positionOfByteOffset, positionOfIndex } from './source-position.js';

@@ -14,13 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { generateSigningKey, signCapsule, trustFromKeys } from '../capsule/index.js';
 import { buildPayload } from '../pipeline/capsule-build.js';
 import { readPolicyDir } from '../pipeline/policy-source.js';
-import { adminGet } from '../enforcer/admin.js';
+import { adminGet } from '../enforcer/daemon/admin.js';
 import { ensureCgroup2 } from '../bpf/mounts.js';
 import { ESCAPE_PROBE_BIN, landlockSupport } from '../confine/native.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
-const LILITH_PROBE = join(ROOT, 'test/kernel/progs/lilith-probe');
+const LILITH_PROBE = join(ROOT, 'testkit/progs/lilith-probe');
 
 export interface ProbeLine {
   op: string;

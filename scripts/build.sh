@@ -12,8 +12,6 @@ if [ -f bpf/addon/binding.gyp ]; then
     (cd bpf/addon && npx --no-install node-gyp rebuild --silent >/dev/null)
   fi
 fi
-if [ -f vm-tests/loader/Makefile ]; then log "vm-tests loader"; make -s -C vm-tests/loader; fi
 if [ -f confine/native/Makefile ]; then log "confinement helper"; make -s -C confine/native; fi
-if [ -f test/kernel/progs/Makefile ]; then log "kernel test programs"; make -s -C test/kernel/progs; fi
 log "typescript"
 npx --no-install tsc -p tsconfig.json

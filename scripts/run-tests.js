@@ -19,6 +19,10 @@ function findTests(dir) {
   return out.sort();
 }
 
+// Test-only native artefacts (BPF objects, probe binary, VM loader) are built here, not by the product build.
+const built = spawnSync('bash', ['scripts/build-tests.sh'], { stdio: 'inherit' });
+if (built.status !== 0) process.exit(1);
+
 let files = existsSync('dist/test') ? findTests('dist/test') : [];
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
 let failed = false;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
-import { WasmAuthorizer } from '../enforcer/engine/wasm.js';
+import { WasmAuthorizer } from '../cedar/wasm-authorizer.js';
 
 const agent = { type: 'Agent', id: 'spiffe://corp.example/agents/coder' };
 const files = { type: 'MCPServer', id: 'files' };

@@ -11,7 +11,7 @@ const execFileP = promisify(execFile);
 
 export function smokeArtifacts(projectRoot: string) {
   return {
-    object: join(projectRoot, 'bpf', 'build', 'smoke_lsm.bpf.o'),
+    object: join(projectRoot, 'testkit', 'bpf', 'build', 'smoke_lsm.bpf.o'),
     attacher: join(projectRoot, 'vm-tests', 'loader', 'build', 'lilith-vm-attach'),
   };
 }

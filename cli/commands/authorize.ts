@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { createAuthorizer, type AuthzRequest, type Entity, type PolicyBundle } from '../../enforcer/engine/index.js';
+import { createAuthorizer, type AuthzRequest, type Entity, type PolicyBundle } from '../../cedar/index.js';
 import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
 
 export const summary = 'decide one request against policies, schema and entities (prints {decision, reasons, errors})';

@@ -1,9 +1,9 @@
 // `lilith enforcer`: runs the enforcer daemon in the foreground (systemd, k8s, compose).
 import { parseCommandArgs, runCommand } from '../args.js';
-import { startDaemon } from '../../enforcer/daemon.js';
-import { DaemonConfigError, readSettingsFile, resolveDaemonConfig, type RawSettings } from '../../enforcer/daemon-config.js';
-import { StartupStateError } from '../../enforcer/activation.js';
-import { loadPlugins } from '../../enforcer/daemon-plugins.js';
+import { startDaemon } from '../../enforcer/daemon/daemon.js';
+import { DaemonConfigError, readSettingsFile, resolveDaemonConfig, type RawSettings } from '../../enforcer/daemon/config.js';
+import { StartupStateError } from '../../enforcer/control/activation.js';
+import { loadPlugins } from '../../enforcer/daemon/plugins.js';
 
 export const summary = 'run the enforcer daemon: sync signed capsules from git/a directory and enforce them';
 

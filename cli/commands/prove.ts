@@ -8,7 +8,7 @@ import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { parseApproveFlag, type Approval } from '../../pipeline/prove/approvals.js';
 import { formatMarkdown, formatText } from '../../pipeline/prove/format.js';
 import { runGate, type GateSide } from '../../pipeline/prove/gate.js';
-import { readApprovalsDir, readPoliciesAtRef } from '../../pipeline/prove/git-source.js';
+import { readApprovalsDir, readPoliciesAtRef } from '../../pipeline/prove/git-revision.js';
 import { exitCodeOf, reportJson } from '../../pipeline/prove/report.js';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 

@@ -2,7 +2,7 @@
 // entities (hierarchy repaired: every mentioned entity gets its model ancestors
 // as parents, others get none), then RE-CHECKED with cedar-wasm. A
 // counterexample that does not re-check is an encoder bug, never shown as fact.
-import * as cedar from '../../enforcer/engine/cedar.js';
+import * as cedar from '../../cedar/wasm-loader.js';
 import type { Ty, ProverSchema, RequestEnv } from './env.js';
 import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
 import { decodeBool, decodeEntity, decodeSet, decodeValue, type CedarJson, type SExpr } from './decoder.js';

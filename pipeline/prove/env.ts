@@ -1,7 +1,7 @@
 // Stage 1 (env): the schema as the prover sees it — Cedar types, the entity
 // ancestor-type relation, the concrete action hierarchy and the request
 // environments (principal type, action, resource type, context type).
-import * as cedar from '../../enforcer/engine/cedar.js';
+import * as cedar from '../../cedar/wasm-loader.js';
 
 export type Ty =
   | { k: 'bool' }

@@ -3,15 +3,15 @@
 // warnings. Compiles everything first (so entity sorts are declared once),
 // then runs all queries in one incremental cvc5 process, one push/pop scope
 // per environment.
-import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../enforcer/engine/policy-set.js';
+import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
 import type { PolicySource } from '../policy-source.js';
 import { findApproval, type Approval } from './approvals.js';
-import { compileSet, nameTerms, type CompiledSet } from './authorizer.js';
+import { compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, safeLongBounds, type Counterexample } from './counterexample.js';
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
-import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './enforcer.js';
+import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './dataplane-model.js';
 import { baseView, envKey, loadSchema, projectValue, tyEq, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles, reportDigest, verdictOf, REPORT_FORMAT,

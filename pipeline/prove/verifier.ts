@@ -1,7 +1,7 @@
 // Verifier: properties as pure functions returning the formula to refute.
 // Each property HOLDS iff its formula is unsat under the assumptions.
 import type { CompiledPolicy } from './compiler.js';
-import type { CompiledSet } from './authorizer.js';
+import type { CompiledSet } from './symbolic-authorizer.js';
 import { and, not } from './smt.js';
 
 /** head ⇒ base: a request head allows and base denies. */

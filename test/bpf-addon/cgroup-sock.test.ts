@@ -4,8 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { BpfObject, objectPath, type BpfLink } from '../../bpf/loader.js';
-import { buildObjects, connectFrom, listen, makeCgroup, removeCgroup, u32, type Listener } from './helpers.js';
+import { BpfObject, type BpfLink } from '../../bpf/loader.js';
+import { buildTestObjects, testObjectPath } from '../../testkit/bpf-objects.js';
+import { connectFrom, listen, makeCgroup, removeCgroup, u32, type Listener } from './helpers.js';
 
 let obj: BpfObject;
 let links: BpfLink[] = [];
@@ -23,10 +24,10 @@ function rawSocketFrom(cg: string | null): string {
 }
 
 before(async () => {
-  buildObjects(['test_sock']);
+  buildTestObjects(['test_sock']);
   server = await listen();
   cgroup = makeCgroup();
-  obj = BpfObject.open(objectPath('test_sock'), { pinRoot: '/nonexistent-no-pinned-maps' });
+  obj = BpfObject.open(testObjectPath('test_sock'), { pinRoot: '/nonexistent-no-pinned-maps' });
   obj.load();
   links = obj.programs().map((p) => p.attachCgroup(cgroup));
 });

@@ -1,34 +1,22 @@
 // Real-kernel fixtures for the loader tests: fresh cgroup v2 directories, bpffs
 // pin directories, a TCP listener, and child processes that move themselves into
 // a cgroup and then connect. Everything created is removed by cleanup().
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, rmdirSync, existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ensureBpffs, ensureCgroup2 } from '../../bpf/mounts.js';
 import { repoRoot } from '../../bpf/addon.js';
 import { objectPath } from '../../bpf/loader.js';
+import { buildTestObjects, testObjectPath } from '../../testkit/bpf-objects.js';
 
 let seq = 0;
 const tag = (): string => `lilith-test-${process.pid}-${++seq}`;
 
 /** Builds the test BPF objects (make is a no-op when they are current); returns their paths. */
 export function testObjects(): { connect: string; reject: string; probe: string } {
-  buildObjects(['test_connect', 'test_reject', 'lsm_probe']);
-  return { connect: objectPath('test_connect'), reject: objectPath('test_reject'), probe: objectPath('lsm_probe') };
-}
-
-/**
- * `make` for the named objects. Another build running `make -C bpf` at the same
- * time can make ours fail spuriously; objects that exist are then used as they are.
- */
-export function buildObjects(names: string[]): void {
-  try {
-    execFileSync('make', ['-s', '-C', join(repoRoot(), 'bpf'), ...names.map((n) => `build/${n}.bpf.o`)], { stdio: 'inherit' });
-  } catch (err) {
-    if (!names.every((n) => existsSync(objectPath(n)))) throw err;
-    process.emitWarning(`make for ${names.join(', ')} failed; using the existing objects`);
-  }
+  buildTestObjects(['test_connect', 'test_reject']);
+  return { connect: testObjectPath('test_connect'), reject: testObjectPath('test_reject'), probe: objectPath('lsm_probe') };
 }
 
 /** A fresh cgroup v2 directory; remove with removeCgroup() once its processes have exited. */

@@ -5,10 +5,10 @@ import { readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readState, type SigningKey } from '../../capsule/index.js';
-import { PERSISTED_CAPSULE } from '../../enforcer/activation.js';
-import { adminGet, adminPost } from '../../enforcer/admin.js';
+import { PERSISTED_CAPSULE } from '../../enforcer/control/activation.js';
+import { adminGet, adminPost } from '../../enforcer/daemon/admin.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
-import { cliStatus, EnforcerProcess, generateSigningKey, makeCapsule, Publisher, readAudit, sleep, tempDir, writeTrust } from './fixtures.js';
+import { cliStatus, EnforcerProcess, generateSigningKey, makeCapsule, Publisher, readAudit, sleep, tempDir, writeTrust } from '../../testkit/control-plane.js';
 
 const FAST_POLL = ['--poll-min-ms', '100', '--poll-max-ms', '300', '--backoff-max-ms', '800', '--timeout-ms', '3000', '--no-kernel', '--no-dataplane'];
 

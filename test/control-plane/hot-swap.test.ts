@@ -8,9 +8,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { parseTrust } from '../../capsule/index.js';
-import { Activator } from '../../enforcer/activation.js';
-import type { AuthzRequest } from '../../enforcer/engine/types.js';
-import { generateSigningKey, makeCapsule, tempDir, writeTrust } from './fixtures.js';
+import { Activator } from '../../enforcer/control/activation.js';
+import type { AuthzRequest } from '../../cedar/types.js';
+import { generateSigningKey, makeCapsule, tempDir, writeTrust } from '../../testkit/control-plane.js';
 import { readFile } from 'node:fs/promises';
 
 const REQ: AuthzRequest = {

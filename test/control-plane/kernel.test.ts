@@ -8,7 +8,7 @@ import { rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { createServer, type AddressInfo } from 'node:net';
-import { EnforcerProcess, generateSigningKey, makeCapsule, REPO_ROOT, sleep, tempDir, writeTrust, readAudit } from './fixtures.js';
+import { EnforcerProcess, generateSigningKey, makeCapsule, REPO_ROOT, sleep, tempDir, writeTrust, readAudit } from '../../testkit/control-plane.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root' : !existsSync(join(REPO_ROOT, 'bpf/build')) || !existsSync(join(REPO_ROOT, 'bpf/addon/build')) ? 'BPF objects or addon not built' : false;
 

@@ -8,11 +8,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import { DirSource } from '../../enforcer/sync/dir-source.js';
-import { GitSource } from '../../enforcer/sync/git-source.js';
-import type { CapsuleCandidate } from '../../enforcer/sync/types.js';
+import { DirSource } from '../../enforcer/control/sync/dir-source.js';
+import { GitSource } from '../../enforcer/control/sync/git-source.js';
+import type { CapsuleCandidate } from '../../enforcer/control/sync/types.js';
 import { startGitServer } from '../../pipeline/git-http-server.js';
-import { Publisher, tempDir } from './fixtures.js';
+import { Publisher, tempDir } from '../../testkit/control-plane.js';
 
 const dirs: string[] = [];
 const servers: Server[] = [];

@@ -6,11 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateSigningKey, signCapsule, trustFromKeys } from '../../capsule/index.js';
 import { parseTrustValue } from '../../capsule/trust.js';
-import { splitPolicies } from '../../enforcer/engine/policy-set.js';
-import { createAuthorizer } from '../../enforcer/engine/index.js';
+import { splitPolicies } from '../../cedar/policy-set.js';
+import { createAuthorizer } from '../../cedar/index.js';
 import { bundleOf } from '../../capsule/index.js';
-import { VerifyWorker } from '../../enforcer/verify-worker.js';
-import { makePayload } from './fixtures.js';
+import { VerifyWorker } from '../../enforcer/control/verify-worker.js';
+import { makePayload } from '../../testkit/control-plane.js';
 
 test('a verified capsule comes back with its policies and schema already parsed; the engine built from them decides like one built from text', async () => {
   const key = generateSigningKey();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { FileAuditSink } from '../../enforcer/audit/sink.js';
+import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
 import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { buildQuery } from '../../enforcer/dns/wire.js';
+import { buildQuery } from '../../enforcer/dataplane/dns/wire.js';
 
 const [mode, ...args] = process.argv.slice(2);
 const print = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');

@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startHarness, loopback, type Harness } from './helpers.js';
 import { startLegacySseServer, startMcpServer, type TestMcpServer } from './mcp-server.js';
-import type { Entity } from '../../enforcer/engine/types.js';
+import type { Entity } from '../../cedar/types.js';
 
 let files: TestMcpServer;
 let reports: TestMcpServer;

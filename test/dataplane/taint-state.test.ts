@@ -10,8 +10,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startHarness, loopback } from './helpers.js';
 import { startHttpUpstream, type HttpUpstream } from './upstreams.js';
-import { TaintSessions } from '../../enforcer/taint/sessions.js';
-import { persistTaint, readTaintFile, TaintStateError } from '../../enforcer/taint/store.js';
+import { TaintSessions } from '../../enforcer/dataplane/taint/sessions.js';
+import { persistTaint, readTaintFile, TaintStateError } from '../../enforcer/dataplane/taint/store.js';
 
 const run = promisify(execFile);
 const CODER_ID = 'spiffe://corp.example/agents/coder';

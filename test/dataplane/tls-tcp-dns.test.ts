@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { startHarness, loopback, rawExchange, type Harness } from './helpers.js';
 import { startDnsServer, startEchoServer, startTlsUpstream, type TlsUpstream } from './upstreams.js';
-import { buildQuery } from '../../enforcer/dns/wire.js';
+import { buildQuery } from '../../enforcer/dataplane/dns/wire.js';
 
 const run = promisify(execFile);
 let tlsUp: TlsUpstream;

@@ -4,19 +4,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import { parseClientHello } from '../../enforcer/protocols/tls.js';
-import { BodyTracker, ChunkedScanner, header, headerTokens, headerValues, parseRequestHead, requestFraming } from '../../enforcer/protocols/http1.js';
-import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/protocols/mcp.js';
-import { detectProtocol } from '../../enforcer/protocols/detect.js';
-import { detect, luhnValid } from '../../enforcer/taint/detectors.js';
-import { labelsToMask, maskHex, maskLabels, maskToLabels, maskToLong } from '../../enforcer/taint/mask.js';
+import { parseClientHello } from '../../enforcer/dataplane/protocols/tls.js';
+import { BodyTracker, ChunkedScanner, header, headerTokens, headerValues, parseRequestHead, requestFraming } from '../../enforcer/dataplane/protocols/http1.js';
+import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/dataplane/protocols/mcp.js';
+import { detectProtocol } from '../../enforcer/dataplane/protocols/detect.js';
+import { detect, luhnValid } from '../../enforcer/dataplane/taint/detectors.js';
+import { labelsToMask, maskHex, maskLabels, maskToLabels, maskToLong } from '../../enforcer/dataplane/taint/mask.js';
 import client from 'prom-client';
-import { dataplaneMetrics, recordDecision } from '../../enforcer/metrics.js';
-import { TaintSessions } from '../../enforcer/taint/sessions.js';
-import { globToRegExp } from '../../enforcer/taint/classify.js';
-import { LearnedNames } from '../../enforcer/dns/names.js';
-import { sniAgainstDns } from '../../enforcer/proxy/connection.js';
-import { answerAddresses, buildQuery, errorResponse, parseQuery, readName } from '../../enforcer/dns/wire.js';
+import { dataplaneMetrics, recordDecision } from '../../enforcer/dataplane/metrics.js';
+import { TaintSessions } from '../../enforcer/dataplane/taint/sessions.js';
+import { globToRegExp } from '../../enforcer/dataplane/taint/classify.js';
+import { LearnedNames } from '../../enforcer/dataplane/dns/names.js';
+import { sniAgainstDns } from '../../enforcer/dataplane/proxy/connection.js';
+import { answerAddresses, buildQuery, errorResponse, parseQuery, readName } from '../../enforcer/dataplane/dns/wire.js';
 
 async function realClientHello(servername: string, alpn: string[]): Promise<Buffer> {
   return new Promise((resolve) => {

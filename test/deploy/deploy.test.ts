@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { usage } from '../../cli/commands/enforcer.js';
-import { readSettingsFile, resolveDaemonConfig, type RawSettings } from '../../enforcer/daemon-config.js';
+import { readSettingsFile, resolveDaemonConfig, type RawSettings } from '../../enforcer/daemon/config.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const DEPLOY = join(ROOT, 'deploy');

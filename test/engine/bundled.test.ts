@@ -2,15 +2,15 @@
 // dataplane produces (docs/ARCHITECTURE.md): every action in the schema × agents
 // (groups coding / readers / none / unknown group) × every static resource of the
 // action's resource types plus an unknown one × context variants × taint sets.
-import '../../enforcer/engine/fast/v8-flags.js';
+import '../../cedar/fast/v8-flags.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readPolicyDir, toBundle } from '../../pipeline/policy-source.js';
-import { FastAuthorizer } from '../../enforcer/engine/fast/authorizer.js';
-import { buildSchema } from '../../enforcer/engine/fast/schema.js';
-import { WasmAuthorizer } from '../../enforcer/engine/wasm.js';
-import { createAuthorizer, engineFallbacks, prepareBundle } from '../../enforcer/engine/index.js';
-import type { AuthzRequest, CedarValue, Entity } from '../../enforcer/engine/types.js';
+import { FastAuthorizer } from '../../cedar/fast/fast-authorizer.js';
+import { buildSchema } from '../../cedar/fast/schema.js';
+import { WasmAuthorizer } from '../../cedar/wasm-authorizer.js';
+import { createAuthorizer, engineFallbacks, prepareBundle } from '../../cedar/index.js';
+import type { AuthzRequest, CedarValue, Entity } from '../../cedar/types.js';
 import { disagreement } from './diff.js';
 
 const LABELS = ['PII', 'FINANCIAL', 'UNTRUSTED', 'CREDENTIALS', 'SOURCE_CODE'];

@@ -1,8 +1,8 @@
 // Differential harness: the compiled engine against cedar-wasm on random bundles.
-import '../../enforcer/engine/fast/v8-flags.js';
-import { FastAuthorizer } from '../../enforcer/engine/fast/authorizer.js';
-import { WasmAuthorizer } from '../../enforcer/engine/wasm.js';
-import type { AuthzRequest, Decision, PolicyBundle } from '../../enforcer/engine/types.js';
+import '../../cedar/fast/v8-flags.js';
+import { FastAuthorizer } from '../../cedar/fast/fast-authorizer.js';
+import { WasmAuthorizer } from '../../cedar/wasm-authorizer.js';
+import type { AuthzRequest, Decision, PolicyBundle } from '../../cedar/types.js';
 import { Rng, randomBundle, randomRequest } from './gen.js';
 
 /** Errors name their policy before ": "; messages may differ between engines. */

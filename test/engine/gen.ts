@@ -1,7 +1,7 @@
 // Random Cedar policies, entities and requests for differential testing of the
 // compiled engine against cedar-wasm. Everything derives from one seed.
-import type { AuthzRequest, CedarValue, Entity, EntityUid, PolicyBundle } from '../../enforcer/engine/types.js';
-import { Rng } from '../helpers/rng.js';
+import type { AuthzRequest, CedarValue, Entity, EntityUid, PolicyBundle } from '../../cedar/types.js';
+import { Rng } from '../../testkit/rng.js';
 
 export { Rng };
 

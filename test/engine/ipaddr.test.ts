@@ -2,15 +2,15 @@
 // strings (Rust std::net parsing corners, subnets, IPv4-in-IPv6 refusal), every
 // predicate, isInRange and equality between pairs. One policy per check, so the
 // satisfied/errored status of each is compared.
-import '../../enforcer/engine/fast/v8-flags.js';
+import '../../cedar/fast/v8-flags.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastAuthorizer } from '../../enforcer/engine/fast/authorizer.js';
-import { WasmAuthorizer } from '../../enforcer/engine/wasm.js';
+import { FastAuthorizer } from '../../cedar/fast/fast-authorizer.js';
+import { WasmAuthorizer } from '../../cedar/wasm-authorizer.js';
 import { Rng, TEST_SCHEMA } from './gen.js';
 import { disagreement } from './diff.js';
-import { parseIp } from '../../enforcer/engine/fast/ipaddr.js';
-import { parseDecimal } from '../../enforcer/engine/fast/decimal.js';
+import { parseIp } from '../../cedar/fast/ipaddr.js';
+import { parseDecimal } from '../../cedar/fast/decimal.js';
 
 export const IP_CORPUS = [
   '127.0.0.1', '127.255.0.9/8', '127.0.0.1/4', '10.0.0.0/8', '10.1.2.3', '10.1.2.3/33', '10.1.2.3/32', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5',

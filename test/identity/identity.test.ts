@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { validateSpiffeId, parseSelector, compileRegistrations, resolveIdentity, findAmbiguities, readProcessFacts, SelectorError } from '../../enforcer/identity/index.js';
+import { validateSpiffeId, parseSelector, compileRegistrations, resolveIdentity, findAmbiguities, readProcessFacts, SelectorError } from '../../identity/index.js';
 
 test('SPIFFE IDs: valid forms accepted', () => {
   for (const id of ['spiffe://corp.example', 'spiffe://corp.example/agents/coder', 'spiffe://a-b_c.d/x/Y.z-1_2']) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { attach, cgroupId, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { directListener, fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe, sleep, type FakeProxy, type TestCgroup } from './helpers.js';
+import { directListener, fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe, sleep, type FakeProxy, type TestCgroup } from '../../testkit/kernel.js';
 
 const EPERM = 1;
 const IDENTITY = 7;

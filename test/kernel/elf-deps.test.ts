@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { executableClosure, readElfDeps } from '../../enforcer/elf-deps.js';
+import { executableClosure, readElfDeps } from '../../enforcer/kernel/elf-deps.js';
 
 /** What ld.so itself maps for `bin` (ldd), as real paths; the vDSO is not a file. */
 function lddFiles(bin: string): string[] {

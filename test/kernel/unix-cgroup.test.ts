@@ -11,7 +11,7 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attach, KernelConfigError, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from './helpers.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from '../../testkit/kernel.js';
 
 const EPERM = 1;
 const IDENTITY = 9;

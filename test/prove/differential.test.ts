@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DiffHarness, namedPolicies, type Disagreement } from './differential.js';
-import { splitPolicies } from '../../enforcer/engine/policy-set.js';
+import { splitPolicies } from '../../cedar/policy-set.js';
 import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
 import { BUNDLED } from './fixtures.js';
 import { DIFF_SCHEMA, genBundledRequest, genRequest, LABEL_BITS, PolicyGen, Rng, universe } from './gen.js';

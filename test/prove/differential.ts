@@ -2,14 +2,14 @@
 // encoded with the prover's own pipeline (compiler → authorizer → enforcer →
 // encoder), pinned to the concrete values, and cvc5's answer for every
 // policy (satisfied? error?) and the decision must equal cedar-wasm's.
-import * as cedar from '../../enforcer/engine/cedar.js';
-import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../enforcer/engine/policy-set.js';
-import { compileSet, nameTerms } from '../../pipeline/prove/authorizer.js';
+import * as cedar from '../../cedar/wasm-loader.js';
+import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
+import { compileSet, nameTerms } from '../../pipeline/prove/symbolic-authorizer.js';
 import { Compiler, Decls } from '../../pipeline/prove/compiler.js';
 import { pinRequest, type Uid } from '../../pipeline/prove/concrete.js';
 import { decodeBool } from '../../pipeline/prove/decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from '../../pipeline/prove/encoder.js';
-import { contextAssumptions, hierarchyAssumptions, type TaintAssumption } from '../../pipeline/prove/enforcer.js';
+import { contextAssumptions, hierarchyAssumptions, type TaintAssumption } from '../../pipeline/prove/dataplane-model.js';
 import { loadSchema, type ProverSchema } from '../../pipeline/prove/env.js';
 import { Cvc5 } from '../../pipeline/prove/solver.js';
 

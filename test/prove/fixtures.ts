@@ -1,6 +1,6 @@
 // Policy directories for the known-answer tests: copies of the bundled
 // policies with one edit each.
-import * as cedar from '../../enforcer/engine/cedar.js';
+import * as cedar from '../../cedar/wasm-loader.js';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { GateError, runGate } from '../../pipeline/prove/gate.js';
-import { readApprovalsDir } from '../../pipeline/prove/git-source.js';
+import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
 import { Cvc5, SolverError } from '../../pipeline/prove/solver.js';
 import { decideIn, PolicyDirs, read, remove, replaceIn, write, BUNDLED } from './fixtures.js';
 

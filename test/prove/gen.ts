@@ -6,7 +6,7 @@
 // (runtime type errors) and attribute accesses that fail.
 
 import type { RequestEnv, Ty } from '../../pipeline/prove/env.js';
-import { Rng } from '../helpers/rng.js';
+import { Rng } from '../../testkit/rng.js';
 
 export { Rng };
 

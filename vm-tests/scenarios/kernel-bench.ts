@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { attach, type Kernel } from '../../bpf/index.js';
 import { ensureCgroup2 } from '../../bpf/mounts.js';
-import { makePinRoot, probe, probeBinary } from '../../test/kernel/helpers.js';
+import { makePinRoot, probe, probeBinary } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description = 'BPF-LSM + interception: connect() latency for a managed vs an unmanaged process (same run; TCG)';

@@ -2,7 +2,7 @@
 // cgroup-only mode, list every LSM hook as missing with the reason, and still
 // enforce with the cgroup programs (redirect to the proxy, deny UDP and raw).
 import { attach, type Kernel } from '../../bpf/index.js';
-import { directListener, fakeProxy, makeCgroup, makePinRoot, probe } from '../../test/kernel/helpers.js';
+import { directListener, fakeProxy, makeCgroup, makePinRoot, probe } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description = 'no bpf in the LSM list: cgroup-only mode, missing LSM hooks listed, cgroup programs still enforce';

@@ -8,7 +8,7 @@ import { copyFileSync, chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detachPinned } from '../../bpf/index.js';
 import { ensureCgroup2 } from '../../bpf/mounts.js';
-import { fakeProxy, makePinRoot, probe, probeBinary, runProbe, type ProbeLine } from '../../test/kernel/helpers.js';
+import { fakeProxy, makePinRoot, probe, probeBinary, runProbe, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description = 'fail-closed: SIGKILL the heartbeating daemon → time until a managed connect gets EPERM; restart → time until traffic flows';
@@ -24,7 +24,7 @@ interface Daemon {
 function startDaemon(projectRoot: string, config: object): Promise<Daemon> {
   return new Promise((resolve, reject) => {
     const startedNs = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'bpf', 'daemon-lite.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'testkit', 'daemon-lite.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));

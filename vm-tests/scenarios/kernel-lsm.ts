@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { attach, type Kernel, type KernelEvent, type ExecEvent } from '../../bpf/index.js';
 import { ensureCgroup2 } from '../../bpf/mounts.js';
-import { directListener, fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../test/kernel/helpers.js';
+import { directListener, fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description = 'BPF-LSM: every Lilith LSM hook denies and permits as specified; identity survives fork/exec/double fork; PID reuse inherits nothing';

@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../test/kernel/helpers.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description = 'AF_UNIX allowlist: BPF-LSM unix_stream_connect/unix_may_send deny and permit; cgroup-only connect_unix/sendmsg_unix on 6.7+, reported missing before';

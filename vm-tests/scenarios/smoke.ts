@@ -1,5 +1,5 @@
 // Smoke: the guest kernel has BPF-LSM active and BTF, and a trivial BPF-LSM program built by
-// the project (bpf/src/smoke_lsm.bpf.c) denies a managed process's connect() with EPERM while
+// the project (testkit/bpf/src/smoke_lsm.bpf.c) denies a managed process's connect() with EPERM while
 // an unmanaged process connects. "Managed" = member of a cgroup whose id is in the program's map.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,0 +1,92 @@
+// Capsule verification off the event loop. Ed25519 in tweetnacl costs tens to hundreds
+// of milliseconds per signature on a busy host; on the daemon's main thread that is
+// time every in-flight decision waits. The worker runs the same verifyCapsule on a copy
+// of the bytes and returns the result (or the CapsuleError code and message). For a
+// capsule that verifies it also does the cedar-wasm parsing of its policies and schema
+// (engine/prepare.ts), so the activation's engine build on the main thread is only
+// the compile.
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { bundleOf, CapsuleError, verifyCapsule, type CapsuleState, type Trust, type VerifiedCapsule } from '../../capsule/index.js';
+import { prepareBundle } from '../../cedar/prepare.js';
+import type { PreparedBundle } from '../../cedar/types.js';
+
+/** A verified capsule, with its engine input already parsed when the worker could. */
+export type VerifiedForActivation = VerifiedCapsule & { prepared?: PreparedBundle };
+
+interface Job {
+  id: number;
+  bytes: Uint8Array;
+  trust: Trust;
+  state: CapsuleState | null;
+  nowMs: number;
+  maxBytes?: number;
+}
+type Reply = { id: number; ok: true; verified: VerifiedCapsule; prepared?: PreparedBundle } | { id: number; ok: false; code: string | null; message: string };
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  port.on('message', (job: Job) => {
+    let reply: Reply;
+    try {
+      const verified = verifyCapsule(job.bytes, job.trust, job.state, new Date(job.nowMs), job.maxBytes ? { maxBytes: job.maxBytes } : {});
+      let prepared: PreparedBundle | undefined;
+      try {
+        prepared = prepareBundle(bundleOf(verified.payload));
+      } catch {
+        // A policy set that does not parse: the activation's own build reports why.
+      }
+      reply = { id: job.id, ok: true, verified, prepared };
+    } catch (err) {
+      reply = { id: job.id, ok: false, code: err instanceof CapsuleError ? err.code : null, message: (err as Error).message };
+    }
+    port.postMessage(reply);
+  });
+}
+
+/** A lazily started verification worker; falls back to the caller's thread if it cannot run. */
+export class VerifyWorker {
+  #worker: Worker | null = null;
+  #next = 1;
+  #pending = new Map<number, { resolve: (v: VerifiedForActivation) => void; reject: (e: Error) => void }>();
+  #broken = false;
+
+  verify(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, maxBytes?: number): Promise<VerifiedForActivation> {
+    if (this.#broken) return Promise.resolve().then(() => verifyCapsule(bytes, trust, state, now, maxBytes ? { maxBytes } : {}));
+    const w = this.#ensure();
+    const id = this.#next++;
+    return new Promise<VerifiedForActivation>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      w.postMessage({ id, bytes: Uint8Array.from(bytes), trust, state, nowMs: now.getTime(), maxBytes } satisfies Job);
+    });
+  }
+
+  #ensure(): Worker {
+    if (this.#worker) return this.#worker;
+    const w = new Worker(new URL(import.meta.url));
+    w.unref();
+    w.on('message', (r: Reply) => {
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.prepared ? { ...r.verified, prepared: r.prepared } : r.verified);
+      else p.reject(r.code ? new CapsuleError(r.code as CapsuleError['code'], r.message) : new Error(r.message));
+    });
+    const fail = (err: Error) => {
+      // Verification must not stop because the worker did: finish on the main thread.
+      this.#broken = true;
+      this.#worker = null;
+      for (const [, p] of this.#pending) p.reject(new Error(`verification worker failed: ${err.message}; retrying on the next round`));
+      this.#pending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => { if (code !== 0) fail(new Error(`exited with ${code}`)); });
+    this.#worker = w;
+    return w;
+  }
+
+  async close(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = null;
+    if (w) await w.terminate();
+  }
+}

@@ -1,0 +1,51 @@
+// Binds the optional parts (kernel programs, dataplane) into the daemon. Kept apart
+// from daemon.ts so the sync-only daemon loads none of their modules (the kernel
+// side needs the native addon and root).
+import { join } from 'node:path';
+import { DaemonConfigError, type DaemonConfig } from './config.js';
+import type { DaemonPlugins } from './daemon.js';
+
+export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
+  const plugins: DaemonPlugins = {};
+  let bridge: import('../kernel/bridge.js').KernelBridge | null = null;
+  if (cfg.kernel) {
+    plugins.kernel = async ({ activator, audit, log }) => {
+      let bpf: typeof import('../../bpf/index.js');
+      let mounts: typeof import('../../bpf/mounts.js');
+      try {
+        bpf = await import('../../bpf/index.js');
+        mounts = await import('../../bpf/mounts.js');
+      } catch (err) {
+        throw new DaemonConfigError(`kernel enforcement is enabled but the BPF module cannot load (${(err as Error).message}); build it (npm run build) or run with --no-kernel`);
+      }
+      const { KernelBridge } = await import('../kernel/bridge.js');
+      let cgroupMount: string;
+      try {
+        cgroupMount = mounts.ensureCgroup2();
+      } catch (err) {
+        throw new DaemonConfigError(`kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
+      }
+      const b = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
+      bridge = b;
+      return { applier: b, status: () => b.status(), stop: () => b.stop() };
+    };
+  }
+  if (cfg.dataplane) {
+    plugins.dataplane = async ({ activator, audit }) => {
+      const { startDataplane } = await import('../dataplane/dataplane.js');
+      const { KernelOriginResolver } = await import('../dataplane/origin.js');
+      // Who a connection came from and where it was going is only known from the
+      // kernel's redirect records. Without the kernel every origin is unknown: denied.
+      const origin = new KernelOriginResolver({
+        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null) as never,
+      });
+      const taintState = join(cfg.stateDir, 'taint.json');
+      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState });
+      return {
+        stop: () => dp.close(),
+        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections(), taint_state: taintState, taint_state_error: dp.taintStateError() }),
+      };
+    };
+  }
+  return plugins;
+}

@@ -1,0 +1,231 @@
+// One policy decision: read the active snapshot once, resolve the agent under
+// its registrations, build the request in the schema's shape (taint included),
+// evaluate, apply taint on allow, and emit exactly one audit event.
+import type { AuditSink, DecisionAuditEvent } from '../audit/event.js';
+import type { CedarValue, Decision, Entity, EntityUid } from '../../cedar/types.js';
+import { recordDecision } from './metrics.js';
+import type { ResolvedIdentity } from '../../identity/index.js';
+import type { Registration } from '../../capsule/config.js';
+import { compiledRegistrations, formatDestination, type Destination, type Origin } from './origin.js';
+import type { PolicySnapshot, SnapshotSource } from '../control/snapshot.js';
+import { classifiersFor, type Classifiers } from './taint/classify.js';
+import { maskHex, maskLabels, maskToLong } from './taint/mask.js';
+import type { TaintSessions } from './taint/sessions.js';
+
+export type Protocol = DecisionAuditEvent['protocol'];
+
+export interface Agent {
+  spiffeId: string;
+  groups: string[];
+}
+
+/** What a protocol handler asks: built against the snapshot the decision uses. */
+export interface RequestSpec {
+  action: string;
+  resource: EntityUid;
+  /** Context without taint/data_touched; decide() adds those to this object in place, so build a fresh one per call. */
+  context: Record<string, CedarValue>;
+  findings?: string[];
+  /** Set when the request cannot be decided (malformed input): deny with this reason, no policy evaluated. */
+  refuse?: string;
+  /** Taint bits the permitted traffic brings in (classifiers on tool, arguments, upstream). */
+  taintOnAllow?: (c: Classifiers) => bigint;
+}
+
+export interface DecisionResult {
+  allowed: boolean;
+  action: string;
+  resource: EntityUid;
+  policies: string[];
+  errors: string[];
+  reason?: string;
+  agent: Agent | null;
+  snapshot: PolicySnapshot | null;
+}
+
+export interface DecideInput {
+  origin: Origin | null;
+  protocol: Protocol;
+  mcpSession?: string;
+  build: (snap: PolicySnapshot, agent: Agent) => RequestSpec;
+  /** Used in the audit event when no request could be built (no capsule, unknown identity). */
+  fallback: { action: string; resource: EntityUid };
+}
+
+export const uidText = (u: EntityUid) => `${u.type}::${JSON.stringify(u.id)}`;
+
+/** Cached per snapshot: tool action names the engine knows (used when the snapshot carries no schema text). */
+const probed = new WeakMap<object, Map<string, boolean>>();
+
+export class Decider {
+  constructor(
+    private readonly snapshots: SnapshotSource,
+    readonly taint: TaintSessions,
+    private readonly audit: AuditSink,
+  ) {}
+
+  agentOf(snap: PolicySnapshot, origin: Origin | null): Agent | null {
+    if (!origin) return null;
+    const id = origin.identify(compiledRegistrations(snap.config.registrations ?? []));
+    return id ? agentFor(id) : null;
+  }
+
+  /** Whether `tool` names an action declared in the snapshot's schema. */
+  isDeclaredAction(snap: PolicySnapshot, tool: string, declared: Set<string> | null, agent: Agent): boolean {
+    if (declared) return declared.has(tool);
+    let known = probed.get(snap);
+    if (!known) probed.set(snap, (known = new Map()));
+    const hit = known.get(tool);
+    if (hit !== undefined) return hit;
+    const answer = safeAuthorize(snap, {
+      principal: { type: 'Agent', id: agent.spiffeId },
+      action: { type: 'Action', id: tool },
+      resource: { type: 'MCPServer', id: '-' },
+      context: { taint: [], data_touched: 0, tool, arguments: {} },
+    });
+    const exists = !answer.errors.some((e) => /does not exist in the supplied schema|not declared/.test(e));
+    if (known.size < 4096) known.set(tool, exists);
+    return exists;
+  }
+
+  decide(input: DecideInput): DecisionResult {
+    const t0 = process.hrtime.bigint();
+    const snap = this.snapshots.get();
+    let agent: Agent | null = null;
+    let spec: RequestSpec | null = null;
+    let decision: Decision = { decision: 'deny', reasons: [], errors: [] };
+    let reason: string | undefined;
+    let before = 0n;
+    let after = 0n;
+
+    if (!snap) reason = 'no active capsule';
+    else if (snap.config.on_expiry === 'fail_closed' && snap.expiresAt.getTime() <= Date.now()) reason = 'active capsule expired (fail_closed)';
+    else {
+      agent = this.agentOf(snap, input.origin);
+      if (!input.origin) reason = 'no original destination recorded for this connection';
+      else if (!agent) reason = 'unknown identity';
+    }
+    if (snap && agent && !reason) {
+      before = after = this.taint.mask(agent.spiffeId);
+      try {
+        spec = input.build(snap, agent);
+      } catch (err) {
+        reason = `request could not be built: ${(err as Error).message}`;
+      }
+      if (spec?.refuse) reason = spec.refuse;
+      else if (spec) {
+        const labels = snap.config.taint_labels ?? {};
+        // In place, not a spread copy: copying a context object costs more than evaluating the policies.
+        const context = spec.context;
+        context.taint = maskLabels(before, labels) as string[];
+        context.data_touched = maskToLong(before);
+        decision = safeAuthorize(snap, {
+          principal: { type: 'Agent', id: agent.spiffeId },
+          action: { type: 'Action', id: spec.action },
+          resource: spec.resource,
+          context,
+          entities: agentEntities(agent),
+        });
+        if (decision.decision === 'allow') {
+          const bits = spec.taintOnAllow ? spec.taintOnAllow(classifiersFor(snap)) : 0n;
+          if (bits !== 0n || input.mcpSession !== undefined) after = this.taint.or(agent.spiffeId, bits, input.mcpSession).after;
+        } else if (decision.reasons.length === 0) {
+          reason = decision.errors.length ? 'request failed evaluation (default deny)' : 'no policy permits this request (default deny)';
+        }
+      }
+    }
+    const allowed = decision.decision === 'allow' && !reason;
+    const action = spec?.action ?? input.fallback.action;
+    const resource = spec?.resource ?? input.fallback.resource;
+    const latencyUs = Number(process.hrtime.bigint() - t0) / 1000;
+    const dest = input.origin?.destination;
+    const event: DecisionAuditEvent = {
+      kind: 'decision',
+      time: isoNow(),
+      spiffe_id: agent?.spiffeId ?? null,
+      pid: input.origin?.pid ?? null,
+      destination: dest ? destinationText(dest) : null,
+      protocol: input.protocol,
+      action: `Action::${JSON.stringify(action)}`,
+      resource: uidText(resource),
+      decision: allowed ? 'allow' : 'deny',
+      policies: decision.reasons,
+      errors: decision.errors,
+      taint_before: maskHex(before),
+      taint_after: maskHex(after),
+      watermark: snap?.watermark ?? null,
+      latency_us: Math.round(latencyUs * 10) / 10,
+    };
+    if (reason) event.reason = reason;
+    if (spec?.findings?.length) event.findings = spec.findings;
+    if (input.mcpSession !== undefined) event.mcp_session = input.mcpSession;
+    this.audit.emit(event);
+    recordDecision(input.protocol, event.decision, latencyUs / 1e6);
+    return { allowed, action, resource, policies: decision.reasons, errors: decision.errors, reason, agent, snapshot: snap };
+  }
+
+  /** Taint from content that flowed back (response detectors); no decision, no audit event. */
+  taintFromResponse(result: DecisionResult, text: string, mcpSession?: string): void {
+    if (!result.agent || !result.snapshot) return;
+    const c = classifiersFor(result.snapshot);
+    if (!c.hasDetectors) return;
+    const bits = c.responseBits(text);
+    if (bits !== 0n) this.taint.or(result.agent.spiffeId, bits, mcpSession);
+  }
+}
+
+let isoMs = 0;
+let isoText = '';
+
+/** The current time in ISO form; formatting a Date is slow enough to matter, so once per millisecond. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+const destinations = new WeakMap<Destination, string>();
+
+/** The audit form of a connection's destination, made once per connection. */
+function destinationText(d: Destination): string {
+  let text = destinations.get(d);
+  if (text === undefined) destinations.set(d, (text = formatDestination(d)));
+  return text;
+}
+
+// One Agent (and its request entity) per resolved identity: connections keep
+// their identity object until the registrations change, so these are built
+// once per connection and capsule, not per decision.
+const agents = new WeakMap<ResolvedIdentity<Registration>, Agent>();
+const entities = new WeakMap<Agent, Entity[]>();
+
+function agentFor(id: ResolvedIdentity<Registration>): Agent {
+  let agent = agents.get(id);
+  if (agent === undefined) agents.set(id, (agent = { spiffeId: id.spiffeId, groups: id.registration.groups ?? [] }));
+  return agent;
+}
+
+function agentEntities(agent: Agent): Entity[] {
+  let list = entities.get(agent);
+  if (list === undefined) entities.set(agent, (list = [{ uid: { type: 'Agent', id: agent.spiffeId }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) }]));
+  return list;
+}
+
+/** The engine must never take the dataplane down: a throw is a deny naming the error. */
+function safeAuthorize(snap: PolicySnapshot, req: Parameters<PolicySnapshot['authorizer']['isAuthorized']>[0]): Decision {
+  try {
+    return snap.authorizer.isAuthorized(req);
+  } catch (err) {
+    return { decision: 'deny', reasons: [], errors: [`engine: ${(err as Error).message}`] };
+  }
+}
+
+/** Human text for a denial, used in 403 bodies and JSON-RPC errors. */
+export function denialText(r: DecisionResult): string {
+  if (r.reason) return r.reason;
+  if (r.policies.length) return `forbidden by policy ${r.policies.join(', ')}`;
+  return 'no policy permits this request (default deny)';
+}

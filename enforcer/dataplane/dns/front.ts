@@ -1,0 +1,136 @@
+// The DNS front: managed agents' UDP port-53 traffic arrives here. Each query
+// is a `dns_resolve` decision on Host::"<name>"; denied names get NXDOMAIN (so
+// DNS cannot carry data out, and resolvers do not retry elsewhere), allowed
+// ones are forwarded to the system resolver and the answers' addresses are
+// remembered per agent for later connect decisions.
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import type { OriginResolver } from '../origin.js';
+import type { Decider } from '../decide.js';
+import type { LearnedNames } from './names.js';
+import { answerAddresses, errorResponse, parseQuery, qtypeName, RCODE, DnsFormatError } from './wire.js';
+
+export interface DnsFrontOptions {
+  listen: { host: string; port: number };
+  /** Where allowed queries go: "ip:port". @default first nameserver in /etc/resolv.conf, port 53 */
+  upstream?: string;
+  /** rcode for denied names. @default NXDOMAIN */
+  denyRcode?: 'NXDOMAIN' | 'REFUSED';
+  timeoutMs?: number;
+}
+
+/** First `nameserver` in /etc/resolv.conf (127.0.0.53-style stubs included), else 127.0.0.1. */
+export function systemResolver(path = '/etc/resolv.conf'): string {
+  try {
+    const m = /^\s*nameserver\s+(\S+)/m.exec(readFileSync(path, 'utf8'));
+    if (m) return net.isIPv6(m[1]) ? `[${m[1]}]:53` : `${m[1]}:53`;
+  } catch {
+    // fall through
+  }
+  return '127.0.0.1:53';
+}
+
+export interface DnsFront {
+  address: { address: string; port: number };
+  close(): Promise<void>;
+}
+
+export async function startDnsFront(opts: DnsFrontOptions, deps: { origin: OriginResolver; decider: Decider; names: LearnedNames }): Promise<DnsFront> {
+  const family = net.isIPv6(opts.listen.host) ? 'udp6' : 'udp4';
+  const sock = dgram.createSocket(family);
+  const upstreamText = opts.upstream ?? systemResolver();
+  const um = /^\[([^\]]+)\]:(\d+)$/.exec(upstreamText) ?? /^([^:]+):(\d+)$/.exec(upstreamText);
+  if (!um) throw new Error(`dns upstream: expected ip:port, got '${upstreamText}'`);
+  const upstream = { host: um[1], port: Number(um[2]) };
+  const denyRcode = RCODE[opts.denyRcode ?? 'NXDOMAIN'];
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const inflight = new Set<dgram.Socket>();
+  let closed = false;
+  // A reply after close() (a forward still in flight) is dropped, never thrown.
+  const send = (buf: Buffer, port: number, host: string) => {
+    if (!closed) sock.send(buf, port, host, () => undefined);
+  };
+
+  const forward = (msg: Buffer): Promise<Buffer | null> =>
+    new Promise((resolve) => {
+      const s = dgram.createSocket(net.isIPv6(upstream.host) ? 'udp6' : 'udp4');
+      inflight.add(s);
+      const done = (r: Buffer | null) => {
+        clearTimeout(t);
+        inflight.delete(s);
+        s.close();
+        resolve(r);
+      };
+      const t = setTimeout(() => done(null), timeoutMs);
+      s.on('error', () => done(null));
+      s.on('message', (r) => {
+        // Only the answer to this query (same id) counts.
+        if (r.length >= 2 && r.readUInt16BE(0) === msg.readUInt16BE(0)) done(r);
+      });
+      s.send(msg, upstream.port, upstream.host);
+    });
+
+  sock.on('message', async (msg, rinfo) => {
+    let q;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      // Unparseable: answer FORMERR when there is a header to answer, else drop.
+      if (msg.length >= 12 && err instanceof DnsFormatError && !(msg.readUInt16BE(2) & 0x8000)) {
+        const out = Buffer.from(msg.subarray(0, 12));
+        out.writeUInt16BE(0x8000 | RCODE.FORMERR, 2);
+        out.fill(0, 4, 12);
+        send(out, rinfo.port, rinfo.address);
+      }
+      return;
+    }
+    let origin = null;
+    try {
+      origin = await deps.origin.resolve({ remoteAddress: rinfo.address, remotePort: rinfo.port }, 'udp');
+    } catch {
+      origin = null;
+    }
+    const name = q.name;
+    const result = deps.decider.decide({
+      origin,
+      protocol: 'dns',
+      fallback: { action: 'dns_resolve', resource: { type: 'Host', id: name } },
+      build: () => ({
+        action: 'dns_resolve',
+        resource: { type: 'Host', id: name },
+        context: { qtype: qtypeName(q.qtype) },
+        refuse: name === '' ? 'query for the root name' : undefined,
+      }),
+    });
+    if (!result.allowed) {
+      send(errorResponse(msg, q, denyRcode), rinfo.port, rinfo.address);
+      return;
+    }
+    const answer = await forward(msg);
+    if (!answer) {
+      send(errorResponse(msg, q, RCODE.SERVFAIL), rinfo.port, rinfo.address);
+      return;
+    }
+    if (result.agent) for (const ip of answerAddresses(answer)) deps.names.learn(result.agent.spiffeId, ip, name);
+    send(answer, rinfo.port, rinfo.address);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(opts.listen.port, opts.listen.host, () => {
+      sock.off('error', reject);
+      sock.on('error', () => undefined);
+      resolve();
+    });
+  });
+  const addr = sock.address();
+  return {
+    address: { address: addr.address, port: addr.port },
+    close: async () => {
+      closed = true;
+      for (const s of inflight) s.close();
+      await new Promise<void>((r) => sock.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,180 @@
+// Where a proxied connection was really going, and who opened it.
+//
+// Two resolvers:
+// - KernelOriginResolver: production. The cgroup connect/sendmsg programs
+//   (bpf/index.ts) redirect a managed process's connects to the proxy and record
+//   the original destination and the process; identity comes from that pid's
+//   kernel-attested facts (/proc) matched against the capsule's registrations.
+// - StaticOriginResolver: for tests and explicit setups where clients are
+//   pointed at the proxy on purpose. It names one destination and one set of
+//   process facts for every connection; it is NOT an enforcement mechanism
+//   (anything that can reach the proxy is treated as that process).
+import { compileRegistrations, readProcessFacts, resolveIdentity, type CompiledRegistration, type ProcessFacts, type ResolvedIdentity } from '../../identity/index.js';
+import type { Registration } from '../../capsule/config.js';
+
+export interface Destination {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export interface PeerAddress {
+  remoteAddress: string;
+  remotePort: number;
+  /** The proxy-side address the connection arrived on. */
+  localAddress?: string;
+  localPort?: number;
+}
+
+export interface Origin {
+  destination: Destination;
+  pid: number | null;
+  /** The agent under these registrations, or null (unknown identity → deny). */
+  identify(registrations: CompiledRegistration<Registration>[]): ResolvedIdentity<Registration> | null;
+}
+
+export interface OriginResolver {
+  /** Origin of an accepted TCP connection or a received datagram; null when the kernel recorded none. */
+  resolve(peer: PeerAddress, transport: 'tcp' | 'udp'): Promise<Origin | null>;
+}
+
+export function formatDestination(d: { address: string; port: number }): string {
+  return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
+}
+
+/** Parses "host:port" / "[v6]:port". */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new Error(`expected host:port or [v6]:port, got '${text}'`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+const compiled = new WeakMap<Registration[], CompiledRegistration<Registration>[]>();
+
+/** Registrations compiled once per capsule config (the array identity is the cache key). */
+export function compiledRegistrations(registrations: Registration[]): CompiledRegistration<Registration>[] {
+  let c = compiled.get(registrations);
+  if (!c) {
+    c = compileRegistrations(registrations);
+    compiled.set(registrations, c);
+  }
+  return c;
+}
+
+function originFromFacts(destination: Destination, facts: ProcessFacts | null): Origin {
+  // Facts are fixed for the connection's life, so the answer only changes with
+  // the registrations (a new capsule): remember the last one.
+  let lastRegs: CompiledRegistration<Registration>[] | null = null;
+  let last: ResolvedIdentity<Registration> | null = null;
+  return {
+    destination,
+    pid: facts?.pid ?? null,
+    identify: (regs) => {
+      if (!facts) return null;
+      if (regs !== lastRegs) {
+        last = resolveIdentity(facts, regs);
+        lastRegs = regs;
+      }
+      return last;
+    },
+  };
+}
+
+export interface StaticOriginOptions {
+  /** One destination, or a choice per connection (e.g. by the proxy listener port it arrived on). */
+  destination: Destination | ((peer: PeerAddress) => Destination | null);
+  /** The facts every connection is attributed to; null makes every connection an unknown identity. */
+  facts: ProcessFacts | null;
+}
+
+/** Test/explicit mode: every connection goes to `destination` as the process `facts` describe. Mutable between tests. */
+export class StaticOriginResolver implements OriginResolver {
+  constructor(public options: StaticOriginOptions) {}
+  async resolve(peer: PeerAddress): Promise<Origin | null> {
+    const d = this.options.destination;
+    const dest = typeof d === 'function' ? d(peer) : d;
+    return dest ? originFromFacts(dest, this.options.facts) : null;
+  }
+}
+
+/** What bpf/index.ts `Kernel.originalDestination` returns for a redirected socket. */
+export interface KernelOriginalDestination {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  pid: number;
+  tgid: number;
+  uid: number;
+  gid: number;
+}
+
+/** The part of bpf/index.ts's Kernel the proxy needs. */
+export interface OriginalDestinationSource {
+  originalDestination(peer: { remoteAddress?: string; remotePort?: number }): KernelOriginalDestination | null;
+}
+
+/**
+ * Production mode over the kernel's redirect records (pass the Kernel from
+ * bpf/index.ts `attach()`). TCP: the sockops program recorded the original
+ * destination and the process under the client's address and port. Facts come
+ * from /proc for the recorded process; if it already exited only the
+ * kernel-recorded uid/gid remain (registrations needing a path, hash or cgroup
+ * then do not match → deny). UDP (DNS): the kernel redirects a managed
+ * process's port-53 datagrams here without a record, so the sender is found
+ * by its socket (/proc/net/udp inode → the process holding it).
+ */
+export class KernelOriginResolver implements OriginResolver {
+  constructor(
+    private readonly kernel: OriginalDestinationSource,
+    /** Where redirected DNS was going, for audit (the resolver address is restored by the kernel on reply). */
+    private readonly dnsDestination: Destination = { address: '0.0.0.0', port: 53, family: 4 },
+  ) {}
+
+  async resolve(peer: PeerAddress, transport: 'tcp' | 'udp'): Promise<Origin | null> {
+    if (transport === 'udp') {
+      const pid = await udpSocketOwner(peer.remoteAddress, peer.remotePort);
+      if (pid === null) return null;
+      const facts = await readProcessFacts(pid).catch(() => null);
+      return facts ? originFromFacts(this.dnsDestination, facts) : null;
+    }
+    const rec = this.kernel.originalDestination(peer);
+    if (!rec) return null;
+    const pid = rec.tgid || rec.pid;
+    let facts: ProcessFacts;
+    try {
+      facts = await readProcessFacts(pid);
+    } catch {
+      facts = { pid, uid: rec.uid, gid: rec.gid, gids: [rec.gid] };
+    }
+    return originFromFacts({ address: rec.address, port: rec.port, family: rec.family }, facts);
+  }
+}
+
+/** The process owning the UDP socket bound to address:port (loopback senders only), or null. */
+export async function udpSocketOwner(address: string, port: number): Promise<number | null> {
+  const { readFile, readdir, readlink } = await import('node:fs/promises');
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let inode: string | null = null;
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const [, local] = f[1].split(':').length === 2 ? [null, f[1].split(':')[1]] : [null, ''];
+      if (local === hexPort && f[9] !== '0') {
+        inode = f[9];
+        break;
+      }
+    }
+    if (inode) break;
+  }
+  void address;
+  if (!inode) return null;
+  const want = `socket:[${inode}]`;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === want) return Number(pid);
+  }
+  return null;
+}

@@ -1,0 +1,223 @@
+// Shared by the control-plane tests and the fleet bench: real keys, real signed
+// capsules built from the bundled policies, real git pushes to a real smart-HTTP
+// server, and a real `lilith enforcer` child process observed through `lilith status`.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { CAPSULE_FORMAT, generateSigningKey, signCapsule, trustFromKeys, type CapsulePayload, type SigningKey } from '../capsule/index.js';
+import type { LilithConfig } from '../capsule/config.js';
+import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
+import { adminGet, adminPost } from '../enforcer/daemon/admin.js';
+import type { DaemonStatus } from '../enforcer/daemon/daemon.js';
+
+const run = promisify(execFile);
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(REPO_ROOT, 'dist/cli/main.js');
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `lilith-${prefix}-`));
+}
+
+/** A capsule policy variant: 'base' is the bundled set; 'deny-all' adds a forbid-everything policy. */
+export type Variant = 'base' | 'deny-all';
+
+let basePromise: Promise<{ policies: Record<string, string>; invariants: Record<string, string>; schema: string; entities: CapsulePayload['entities']; config: LilithConfig }> | null = null;
+async function base() {
+  basePromise ??= (async () => {
+    const src = await readPolicyDir(join(REPO_ROOT, 'policies'));
+    const bundle = toBundle(src);
+    return { policies: src.policies, invariants: src.invariants, schema: src.schema, entities: bundle.entities, config: JSON.parse(src.configText) as LilithConfig };
+  })();
+  return basePromise;
+}
+
+export interface CapsuleOptions {
+  variant?: Variant;
+  createdAt?: Date;
+  expiresAt?: Date;
+  sourceCommit?: string | null;
+  onExpiry?: LilithConfig['on_expiry'];
+  adminListen?: string;
+  /** Replaces the kernel cgroup subtree and registrations (kernel tests use their own). */
+  kernel?: Partial<LilithConfig['kernel']>;
+  proxy?: Partial<LilithConfig['proxy']>;
+  registrations?: LilithConfig['registrations'];
+}
+
+export async function makePayload(watermark: number, o: CapsuleOptions = {}): Promise<CapsulePayload> {
+  const b = await base();
+  const policies = { ...b.policies };
+  if (o.variant === 'deny-all') policies['zz-deny-all.cedar'] = '@id("test-deny-all")\nforbid (principal, action, resource);\n';
+  const createdAt = o.createdAt ?? new Date(Date.now() - 1000);
+  return {
+    format: CAPSULE_FORMAT,
+    watermark,
+    created_at: createdAt.toISOString(),
+    expires_at: (o.expiresAt ?? new Date(Date.now() + 24 * 3600_000)).toISOString(),
+    source_commit: o.sourceCommit ?? null,
+    policies,
+    invariants: b.invariants,
+    schema: b.schema,
+    entities: b.entities,
+    config: {
+      ...b.config,
+      on_expiry: o.onExpiry ?? 'fail_closed',
+      proxy: { ...b.config.proxy, admin_listen: o.adminListen ?? 'off', ...(o.proxy ?? {}) },
+      kernel: { ...b.config.kernel, ...(o.kernel ?? {}) },
+      registrations: o.registrations ?? b.config.registrations,
+    },
+  };
+}
+
+export async function makeCapsule(key: SigningKey | SigningKey[], watermark: number, o: CapsuleOptions = {}): Promise<Uint8Array> {
+  return signCapsule(await makePayload(watermark, o), Array.isArray(key) ? key : [key]);
+}
+
+/** Writes a trust file listing `keys` (threshold 1) and returns its path. */
+export async function writeTrust(dir: string, keys: SigningKey[], threshold = 1): Promise<string> {
+  const path = join(dir, 'trust.json');
+  await writeFile(path, JSON.stringify(trustFromKeys(keys, threshold), null, 2));
+  return path;
+}
+
+export { generateSigningKey };
+
+/** A work clone that commits capsule.json to the `capsules` branch and pushes with real git. */
+export class Publisher {
+  #n = 0;
+  constructor(
+    readonly work: string,
+    readonly url: string,
+    readonly branch = 'capsules',
+  ) {}
+
+  static async create(url: string, branch = 'capsules'): Promise<Publisher> {
+    const work = await tempDir('publish');
+    const git = (...a: string[]) => run('git', a, { cwd: work });
+    await git('init', '-q', '-b', branch);
+    await git('config', 'user.email', 'test@lilith.invalid');
+    await git('config', 'user.name', 'lilith test');
+    await git('remote', 'add', 'origin', url);
+    return new Publisher(work, url, branch);
+  }
+
+  async #git(...a: string[]) {
+    return run('git', a, { cwd: this.work });
+  }
+
+  /** Commits `bytes` as capsule.json on top of the branch and pushes; returns the commit. */
+  async publish(bytes: Uint8Array | string, message = `capsule ${++this.#n}`): Promise<string> {
+    await writeFile(join(this.work, 'capsule.json'), bytes);
+    await this.#git('add', 'capsule.json');
+    await this.#git('commit', '-q', '--allow-empty', '-m', message);
+    await this.#git('push', '-q', 'origin', `HEAD:refs/heads/${this.branch}`);
+    return (await this.#git('rev-parse', 'HEAD')).stdout.trim();
+  }
+
+  /** Rewrites history: a new root commit holding only `bytes`, force-pushed. */
+  async forcePush(bytes: Uint8Array | string): Promise<string> {
+    await this.#git('checkout', '-q', '--orphan', `rewrite-${++this.#n}`);
+    await writeFile(join(this.work, 'capsule.json'), bytes);
+    await this.#git('add', 'capsule.json');
+    await this.#git('commit', '-q', '-m', 'rewritten history');
+    await this.#git('push', '-q', '--force', 'origin', `HEAD:refs/heads/${this.branch}`);
+    return (await this.#git('rev-parse', 'HEAD')).stdout.trim();
+  }
+
+  async dispose(): Promise<void> {
+    await rm(this.work, { recursive: true, force: true });
+  }
+}
+
+/** Allowed by the bundled policies ('read-file-clean'), denied by the 'deny-all' variant. */
+export const PROBE_REQUEST = {
+  principal: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' },
+  action: { type: 'Action', id: 'read_file' },
+  resource: { type: 'MCPServer', id: 'files' },
+  context: { taint: [], data_touched: 0, tool: 'read_file', arguments: { path: '/workspace/notes.txt' } },
+};
+
+/** A `lilith enforcer` child process (sync only) and its admin socket. */
+export class EnforcerProcess {
+  child: ChildProcess;
+  stderr = '';
+  exit: Promise<number | null>;
+
+  constructor(
+    readonly args: string[],
+    readonly socket: string,
+    env: NodeJS.ProcessEnv = {},
+    cli = CLI,
+  ) {
+    this.child = spawn(process.execPath, [cli, 'enforcer', ...args, '--admin-socket', socket], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    this.exit = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+
+  async status(): Promise<DaemonStatus | null> {
+    try {
+      const res = await adminGet(this.socket, '/status', 2000);
+      return res.status === 200 ? (JSON.parse(res.body) as DaemonStatus) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Polls status until `pred` holds; throws with the last status and stderr after `timeoutMs`. */
+  async waitFor(pred: (s: DaemonStatus) => boolean, what: string, timeoutMs = 30_000, intervalMs = 50): Promise<DaemonStatus> {
+    const deadline = Date.now() + timeoutMs;
+    let last: DaemonStatus | null = null;
+    while (Date.now() < deadline) {
+      last = await this.status();
+      if (last && pred(last)) return last;
+      if (this.child.exitCode !== null) break;
+      await sleep(intervalMs);
+    }
+    throw new Error(`timed out waiting for: ${what}\nlast status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}\nstderr:\n${this.stderr.slice(-3000)}`);
+  }
+
+  /** What-if decision of the active capsule for the standard probe request (read_file by the coder agent). */
+  async probe(): Promise<{ decision: string; reasons: string[]; watermark: number | null }> {
+    const res = await adminPost(this.socket, '/authorize', PROBE_REQUEST);
+    if (res.status !== 200) throw new Error(`authorize: HTTP ${res.status} ${res.body}`);
+    return JSON.parse(res.body) as { decision: string; reasons: string[]; watermark: number | null };
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exit;
+  }
+}
+
+/** Runs `lilith status` (the real CLI) and parses its --json output. */
+export async function cliStatus(socket: string): Promise<{ code: number; status: DaemonStatus | null; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [CLI, 'status', '--socket', socket, '--json']);
+    return { code: 0, status: JSON.parse(r.stdout) as DaemonStatus, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    let status: DaemonStatus | null = null;
+    try {
+      status = JSON.parse(e.stdout) as DaemonStatus;
+    } catch {
+      // unreachable daemon: no JSON
+    }
+    return { code: e.code, status, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+export async function readAudit(path: string): Promise<Array<Record<string, unknown>>> {
+  try {
+    return (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  } catch {
+    return [];
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { mkdir };
