@@ -1,13 +1,14 @@
-// One client connection speaking HTTP/1.1 (plain HTTP or MCP over HTTP).
-// Requests are handled one at a time in order, which makes pipelining safe:
-// a pipelined request waits in the buffer until the previous response has been
-// relayed. Heads are parsed; bodies stream through unchanged (MCP JSON-RPC POST
-// bodies are held up to the body limit so each message can be decided first).
+// One client connection speaking HTTP/1.1 (plain HTTP or MCP over HTTP): the
+// relay. Requests are handled one at a time in order, which makes pipelining
+// safe: a pipelined request waits in the buffer until the previous response has
+// been relayed. Heads are parsed; bodies stream through unchanged (MCP JSON-RPC
+// POST bodies are held up to the body limit so each message can be decided first).
+// What MCP requests mean and how they are decided is mcp-exchange.ts; what is read
+// out of relayed responses is sse-inspect.ts.
 import net from 'node:net';
 import type { LilithConfig } from '../../../capsule/config.js';
-import type { CedarValue, EntityUid } from '../../../cedar/types.js';
+import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin } from '../origin.js';
-import type { PolicySnapshot } from '../../control/snapshot.js';
 import { isLoopback, normalizeIp, type LearnedNames } from '../dns/names.js';
 import {
   BodyTracker,
@@ -20,12 +21,13 @@ import {
   requestFraming,
   responseFraming,
   simpleResponse,
+  type Framing,
   type HttpHead,
 } from '../protocols/http1.js';
-import { classifyMessage, jsonRpcError, parseJsonRpc, PARSE_ERROR_CODE, POLICY_DENIED_CODE, SseParser, type JsonRpcMessage } from '../protocols/mcp.js';
 import { connectUpstream } from './relay.js';
-import { denialText, uidText, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
-import { projectArguments, toolShapesFor } from './schema-shapes.js';
+import { denialText, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
+import { HeldBody, isRefusal, McpGate } from './mcp-exchange.js';
+import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
 
 export interface Limits {
   maxHeaderBytes: number;
@@ -38,7 +40,6 @@ export interface HttpDeps {
   names: LearnedNames;
 }
 
-const DATA_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
 const EMPTY: Buffer = Buffer.alloc(0);
 
 interface Exchange {
@@ -46,11 +47,18 @@ interface Exchange {
   head: HttpHead;
   keepAlive: boolean;
   /** Set for MCP exchanges: what the response inspector needs. */
-  mcp: { decision: DecisionResult; session?: string; dataIds: Set<string | number> | 'all' } | null;
+  mcp: McpReplyScope | null;
   /** Set for permitted plain HTTP exchanges: text responses run the content detectors. */
   http?: DecisionResult;
   /** The proxy already answered `Expect: 100-continue` itself: the upstream's 100 is not relayed again. */
   answered100?: boolean;
+}
+
+interface ResponseState {
+  phase: 'head' | 'body';
+  tracker: BodyTracker | null;
+  inspector: ResponseInspector | null;
+  head: HttpHead | null;
 }
 
 export class HttpConnection {
@@ -60,20 +68,24 @@ export class HttpConnection {
   #upBuf: Buffer = EMPTY;
   #exchange: Exchange | null = null;
   #reqBody: BodyTracker | null = null;
-  /** MCP POST body being held: raw bytes to forward, decoded bytes to parse. */
-  #held: { raw: Buffer[]; decoded: Buffer[]; size: number } | null = null;
-  #resp: { phase: 'head' | 'body'; tracker: BodyTracker | null; inspect: ((d: Buffer) => void) | null; finish: (() => void) | null; head: HttpHead | null } = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
+  /** MCP POST body being held until it can be decided, and the exchange it belongs to. */
+  #held: HeldBody | null = null;
+  #pendingMcp: Exchange | null = null;
+  #resp: ResponseState = { phase: 'head', tracker: null, inspector: null, head: null };
   #respStarted = false;
   #clientEnded = false;
   #headTimer: NodeJS.Timeout | null = null;
+  readonly #mcp: McpGate;
 
   constructor(
     private readonly client: net.Socket,
     private readonly origin: Origin | null,
     private readonly deps: HttpDeps,
     private readonly limits: Limits,
-    private readonly config: LilithConfig | null,
-  ) {}
+    config: LilithConfig | null,
+  ) {
+    this.#mcp = new McpGate(origin, deps.decider, config, () => this.#endpointUid());
+  }
 
   start(initial: Buffer): void {
     const c = this.client;
@@ -150,6 +162,10 @@ export class HttpConnection {
     this.#reply(simpleResponse(status, text, JSON.stringify(body), 'application/json', close), close);
   }
 
+  #replyForbidden(result: DecisionResult, close: boolean): void {
+    this.#replyJson(403, 'Forbidden', { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) }, close);
+  }
+
   #pump(): void {
     while (this.#state !== 'closed') {
       if (this.#state === 'head') {
@@ -198,7 +214,7 @@ export class HttpConnection {
         }
         if (tracker.done) {
           this.#reqBody = null;
-          if (this.#held) this.#decideMcpBody();
+          if (this.#held) this.#decideHeldBody();
           else this.#state = 'wait_resp';
         }
         continue;
@@ -221,7 +237,7 @@ export class HttpConnection {
     const d = this.origin?.destination;
     this.deps.decider.decide({
       origin: this.origin,
-      protocol: this.#mcpAlias() !== null ? 'mcp' : 'http',
+      protocol: this.#mcp.toMcpUpstream ? 'mcp' : 'http',
       build: () => ({ action: 'http', resource: this.#endpointUid(), context: {}, refuse: `malformed request: ${reason}` }),
       fallback: { action: 'http', resource: d ? this.#endpointUid() : { type: 'Endpoint', id: 'unknown' } },
     });
@@ -235,45 +251,6 @@ export class HttpConnection {
     return this.#endpoint;
   }
 
-  #isMcp(head: HttpHead): boolean {
-    if (this.#mcpAlias() !== null) return true;
-    if (header(head, 'mcp-session-id') !== undefined || header(head, 'mcp-protocol-version') !== undefined) return true;
-    const ct = header(head, 'content-type')?.toLowerCase() ?? '';
-    const accept = headerTokens(head, 'accept');
-    return head.method === 'POST' && ct.startsWith('application/json') && accept.some((a) => a.startsWith('text/event-stream'));
-  }
-
-  #alias: string | null | undefined = undefined;
-  /** Upstream alias from lilith.json whose address is this connection's original destination (the config is fixed per connection). */
-  #mcpAlias(): string | null {
-    if (this.#alias !== undefined) return this.#alias;
-    this.#alias = null;
-    const d = this.origin?.destination;
-    if (!d || !this.config) return null;
-    const addr = formatDestination(d);
-    for (const [alias, up] of Object.entries(this.config.upstreams ?? {}))
-      if (up.address === addr && up.kind === 'mcp') {
-        this.#alias = alias;
-        break;
-      }
-    return this.#alias;
-  }
-
-  #server: { snap: PolicySnapshot; uid: EntityUid } | null = null;
-  /** The MCPServer this connection reaches, named by the deciding snapshot's upstreams. */
-  #mcpServer(snap: PolicySnapshot): EntityUid {
-    if (this.#server?.snap === snap) return this.#server.uid;
-    const addr = formatDestination(this.origin!.destination);
-    let uid: EntityUid = { type: 'MCPServer', id: addr };
-    for (const [alias, up] of Object.entries(snap.config.upstreams ?? {}))
-      if (up.address === addr) {
-        uid = { type: 'MCPServer', id: alias };
-        break;
-      }
-    this.#server = { snap, uid };
-    return uid;
-  }
-
   #startRequest(head: HttpHead): void {
     const framing = requestFraming(head);
     const hosts = headerValues(head, 'host');
@@ -284,16 +261,17 @@ export class HttpConnection {
       return;
     }
     const ex: Exchange = { method: head.method, head, keepAlive: keepAlive(head), mcp: null };
-    if (this.#isMcp(head)) return this.#startMcp(head, ex, framing);
+    if (this.#mcp.recognises(head)) return this.#startMcp(head, ex, framing);
     const result = this.#decideHttp(head);
-    if (!result.allowed) {
-      // A refused request's body is never read: close instead of draining it.
-      const close = framing.kind !== 'none' || !ex.keepAlive;
-      this.#replyJson(403, 'Forbidden', { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) }, close);
-      return;
-    }
+    // A refused request's body is never read: close instead of draining it.
+    if (!result.allowed) return this.#replyForbidden(result, framing.kind !== 'none' || !ex.keepAlive);
     ex.http = result;
     this.#forwardHead(ex);
+    this.#streamBody(framing);
+  }
+
+  /** After a forwarded head: relay the request body (if any) as it arrives, then wait for the response. */
+  #streamBody(framing: Framing): void {
     if (framing.kind === 'none') this.#state = 'wait_resp';
     else {
       this.#reqBody = new BodyTracker(framing);
@@ -363,7 +341,7 @@ export class HttpConnection {
 
   #forwardHead(ex: Exchange): void {
     this.#exchange = ex;
-    this.#resp = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
+    this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
     this.#respStarted = false;
     this.#ensureUpstream().write(ex.head.raw);
   }
@@ -386,8 +364,9 @@ export class HttpConnection {
     const up = this.#upstream;
     this.#upstream = null;
     if (!this.#exchange) return;
-    if (this.#resp.phase === 'body' && this.#resp.tracker && !this.#resp.tracker.done && this.#resp.head && responseFraming(this.#resp.head, this.#exchange.method).kind === 'until_close') {
-      this.#resp.finish?.();
+    const resp = this.#resp;
+    if (resp.phase === 'body' && resp.tracker && !resp.tracker.done && resp.head && responseFraming(resp.head, this.#exchange.method).kind === 'until_close') {
+      resp.inspector?.finish?.();
       this.#exchange = null;
       this.#finishClient();
       return;
@@ -471,10 +450,13 @@ export class HttpConnection {
         }
         this.#resp.head = head;
         this.#resp.phase = 'body';
-        if (ex.mcp) this.#inspectMcpResponse(ex, head);
-        else if (ex.http) this.#inspectTextResponse(ex.http, head);
-        const inspect = this.#resp.inspect;
-        this.#resp.tracker = new BodyTracker(framing, inspect ? (d) => this.#afterFlush(() => inspect(d)) : undefined);
+        const inspector = ex.mcp
+          ? inspectMcpResponse(ex.mcp, head, this.deps.decider, this.limits.maxBodyBytes)
+          : ex.http
+            ? inspectTextResponse(ex.http, head, this.deps.decider, this.limits.maxBodyBytes)
+            : null;
+        this.#resp.inspector = inspector;
+        this.#resp.tracker = new BodyTracker(framing, inspector ? (d) => this.#afterFlush(() => inspector.inspect(d)) : undefined);
         if (this.#resp.tracker.done) this.#responseDone();
         continue;
       }
@@ -499,11 +481,11 @@ export class HttpConnection {
 
   #responseDone(): void {
     const ex = this.#exchange!;
-    const finish = this.#resp.finish;
-    if (finish) this.#afterFlush(finish);
+    const inspector = this.#resp.inspector;
+    if (inspector?.finish) this.#afterFlush(() => inspector.finish!());
     const respKeepAlive = this.#resp.head ? keepAlive(this.#resp.head) : true;
     this.#exchange = null;
-    this.#resp = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
+    this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
     if (!ex.keepAlive || !respKeepAlive || this.#state === 'req_body' || this.#clientEnded) {
       if (this.#state === 'req_body') this.#abort();
       else this.#finishClient();
@@ -536,34 +518,15 @@ export class HttpConnection {
     this.client.resume();
   }
 
-  // ---- MCP ----------------------------------------------------------------
+  // ---- MCP: held bodies (deciding is McpGate's job) ------------------------
 
-  #mcpSessionOf(head: HttpHead): string | undefined {
-    const h = header(head, 'mcp-session-id');
-    if (h !== undefined) return h;
-    // The older HTTP+SSE transport names the session in the POST URL.
-    const q = /[?&]sessionId=([^&#]+)/.exec(head.target);
-    return q ? decodeURIComponent(q[1]) : undefined;
-  }
-
-  #startMcp(head: HttpHead, ex: Exchange, framing: ReturnType<typeof requestFraming>): void {
-    if (framing.kind === 'error') return;
-    const session = this.#mcpSessionOf(head);
+  #startMcp(head: HttpHead, ex: Exchange, framing: Framing): void {
     if (head.method !== 'POST') {
-      // GET opens a server→client event stream; DELETE ends the session.
-      const result = this.#decideMcp({ kind: 'session', method: `http:${head.method}` }, session);
-      if (!result.allowed) {
-        this.#replyJson(403, 'Forbidden', { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) }, framing.kind !== 'none' || !ex.keepAlive);
-        return;
-      }
-      if (head.method === 'DELETE' && session !== undefined && result.agent) this.deps.decider.taint.closeMcp(result.agent.spiffeId, session);
-      ex.mcp = { decision: result, session, dataIds: 'all' };
+      const scope = this.#mcp.decideStream(head);
+      if (!scope.decision.allowed) return this.#replyForbidden(scope.decision, framing.kind !== 'none' || !ex.keepAlive);
+      ex.mcp = scope;
       this.#forwardHead(ex);
-      if (framing.kind === 'none') this.#state = 'wait_resp';
-      else {
-        this.#reqBody = new BodyTracker(framing);
-        this.#state = 'req_body';
-      }
+      this.#streamBody(framing);
       return;
     }
     if (framing.kind === 'length' && framing.length > this.limits.maxBodyBytes) {
@@ -577,97 +540,25 @@ export class HttpConnection {
       this.client.write('HTTP/1.1 100 Continue\r\n\r\n');
       ex.answered100 = true;
     }
-    const held = { raw: [head.raw] as Buffer[], decoded: [] as Buffer[], size: 0 };
+    const held = new HeldBody(head.raw);
     this.#held = held;
     this.#pendingMcp = ex;
-    if (framing.kind === 'none') return this.#decideMcpBody();
-    this.#reqBody = new BodyTracker(framing, (d) => held.decoded.push(d));
+    if (framing.kind === 'none') return this.#decideHeldBody();
+    this.#reqBody = new BodyTracker(framing, held.collect);
     this.#state = 'req_body';
   }
 
-  #pendingMcp: Exchange | null = null;
-
-  #decideMcp(call: ReturnType<typeof classifyMessage>, session: string | undefined): DecisionResult {
-    const fallbackAction = call.kind === 'tool' ? 'call_tool' : call.kind === 'resource' ? 'resources/read' : call.kind === 'prompt' ? 'prompts/get' : 'mcp_session';
-    return this.deps.decider.decide({
-      origin: this.origin,
-      protocol: 'mcp',
-      mcpSession: session,
-      fallback: { action: fallbackAction, resource: this.#endpointUid() },
-      build: (snap, agent): RequestSpec => {
-        const resource = this.#mcpServer(snap);
-        // Each context is built whole (a spread of a shared base object is a slow path in V8).
-        const context = (fields: Record<string, CedarValue>): RequestSpec['context'] => {
-          if (session !== undefined) fields.mcp_session = session;
-          return fields;
-        };
-        const upstream = (c: Parameters<NonNullable<RequestSpec['taintOnAllow']>>[0]) => c.upstreamBits(resource);
-        switch (call.kind) {
-          case 'invalid':
-            return { action: fallbackAction, resource, context: context({}), refuse: `malformed MCP message: ${call.reason}` };
-          case 'tool': {
-            const shapes = toolShapesFor(snap);
-            const declared = this.deps.decider.isDeclaredAction(snap, call.tool, shapes?.toolActions ?? null, agent);
-            const args = shapes ? projectArguments(call.arguments, shapes.argumentTypes) : {};
-            return {
-              action: declared ? call.tool : 'call_tool',
-              resource,
-              context: context({ tool: call.tool, arguments: args }),
-              taintOnAllow: (c) => c.toolBits(call.tool, call.arguments) | upstream(c),
-            };
-          }
-          case 'resource':
-            return { action: 'resources/read', resource, context: context({ method: 'resources/read', uri: call.uri }), taintOnAllow: upstream };
-          case 'prompt':
-            return { action: 'prompts/get', resource, context: context({ method: 'prompts/get', prompt: call.prompt }), taintOnAllow: upstream };
-          case 'session':
-            return { action: 'mcp_session', resource, context: context({ method: call.method }) };
-        }
-      },
-    });
-  }
-
-  #decideMcpBody(): void {
+  /** The held body is complete: forward it whole if every message is permitted, else answer in the upstream's place. */
+  #decideHeldBody(): void {
     const held = this.#held!;
     const ex = this.#pendingMcp!;
     this.#held = null;
     this.#pendingMcp = null;
-    const session = this.#mcpSessionOf(ex.head);
-    const body = held.decoded.length === 1 ? held.decoded[0] : Buffer.concat(held.decoded);
-    const parsed = parseJsonRpc(body.toString('utf8'));
-    if (!parsed.ok) {
-      this.#decideMcp({ kind: 'invalid', reason: parsed.reason }, session);
-      this.#replyJson(400, 'Bad Request', jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${parsed.reason}`), !ex.keepAlive);
-      return;
-    }
-    const results = parsed.messages.map((m) => ({ m, r: this.#decideMcp(classifyMessage(m), session) }));
-    const denied = results.filter((x) => !x.r.allowed);
-    if (denied.length) {
-      const answer = (m: JsonRpcMessage, r: DecisionResult | null) =>
-        jsonRpcError(m.id ?? null, POLICY_DENIED_CODE, r ? `Denied by Lilith policy: ${denialText(r)}` : 'Denied by Lilith policy: another message in this batch was denied', {
-          action: r ? `Action::${JSON.stringify(r.action)}` : undefined,
-          resource: r ? uidText(r.resource) : undefined,
-          policies: r?.policies ?? [],
-          reason: r ? denialText(r) : 'batch refused',
-        });
-      const withIds = results.filter((x) => x.m.id !== undefined && x.m.method !== undefined);
-      // The older HTTP+SSE transport answers on its event stream, not on the POST: a JSON-RPC
-      // error in a 200 would never reach the caller. Refuse the POST itself (403, error in the body).
-      const legacySse = header(ex.head, 'mcp-session-id') === undefined && /[?&]sessionId=/.test(ex.head.target);
-      if (withIds.length === 0 || legacySse) {
-        // Only notifications/responses: nothing to answer in JSON-RPC; say it in HTTP.
-        this.#replyJson(403, 'Forbidden', answer(denied[0].m, denied[0].r), !ex.keepAlive);
-        return;
-      }
-      const errors = withIds.map((x) => answer(x.m, x.r.allowed ? null : x.r));
-      this.#replyJson(200, 'OK', parsed.batch ? errors : errors[0], !ex.keepAlive);
-      return;
-    }
-    const dataIds = new Set<string | number>();
-    for (const { m } of results) if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(m.id);
-    ex.mcp = { decision: results[0].r, session, dataIds };
+    const verdict = this.#mcp.decideBody(ex.head, held);
+    if (isRefusal(verdict)) return this.#replyJson(verdict.status, verdict.statusText, verdict.body, !ex.keepAlive);
+    ex.mcp = verdict;
     this.#exchange = ex;
-    this.#resp = { phase: 'head', tracker: null, inspect: null, finish: null, head: null };
+    this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
     this.#respStarted = false;
     const up = this.#ensureUpstream();
     up.cork();
@@ -675,60 +566,4 @@ export class HttpConnection {
     up.uncork();
     this.#state = 'wait_resp';
   }
-
-  /**
-   * Plain HTTP: text-like, uncompressed response bodies run the content
-   * detectors as they stream past (first max_body_bytes; chunks overlap by 1 KiB
-   * so a match split across reads is still seen).
-   */
-  #inspectTextResponse(decision: DecisionResult, head: HttpHead): void {
-    if (!decision.snapshot || !decision.agent) return;
-    const ct = (header(head, 'content-type') ?? '').toLowerCase();
-    if (!/^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript|x-pem-file|x-ndjson)|[^;]*\+json|[^;]*\+xml)/.test(ct)) return;
-    if (headerTokens(head, 'content-encoding').some((e) => e !== 'identity')) return;
-    let seen = 0;
-    let tail = '';
-    this.#resp.inspect = (d) => {
-      if (seen >= this.limits.maxBodyBytes) return;
-      const part = d.subarray(0, this.limits.maxBodyBytes - seen);
-      seen += part.length;
-      const text = tail + part.toString('latin1');
-      this.deps.decider.taintFromResponse(decision, text);
-      tail = text.slice(-1024);
-    };
-  }
-
-  /** Sets up taint inspection of an MCP response body (JSON or event stream). */
-  #inspectMcpResponse(ex: Exchange, head: HttpHead): void {
-    const mcp = ex.mcp!;
-    const sid = header(head, 'mcp-session-id');
-    if (sid !== undefined && mcp.decision.agent) this.deps.decider.taint.openMcp(mcp.decision.agent.spiffeId, sid);
-    const session = mcp.session ?? sid;
-    const encoding = headerTokens(head, 'content-encoding').filter((e) => e !== 'identity');
-    if (encoding.length) return; // compressed bodies pass uninspected (documented limit)
-    const onMessage = (text: string) => {
-      const parsed = parseJsonRpc(text);
-      if (!parsed.ok) return;
-      for (const m of parsed.messages) {
-        if (m.result === undefined) continue;
-        if (mcp.dataIds !== 'all' && (m.id === undefined || m.id === null || !mcp.dataIds.has(m.id))) continue;
-        this.deps.decider.taintFromResponse(mcp.decision, JSON.stringify(m.result), session);
-      }
-    };
-    const ct = header(head, 'content-type')?.toLowerCase() ?? '';
-    if (ct.startsWith('text/event-stream')) {
-      const sse = new SseParser((e) => e.event === 'message' && onMessage(e.data), this.limits.maxBodyBytes);
-      this.#resp.inspect = (d) => sse.push(d);
-    } else if (ct.startsWith('application/json')) {
-      const parts: Buffer[] = [];
-      let size = 0;
-      this.#resp.inspect = (d) => {
-        size += d.length;
-        // No copy: a socket read's buffer is never reused, so the slice stays intact.
-        if (size <= this.limits.maxBodyBytes) parts.push(d);
-      };
-      this.#resp.finish = () => size <= this.limits.maxBodyBytes && onMessage(Buffer.concat(parts).toString('utf8'));
-    }
-  }
 }
-

@@ -1,0 +1,216 @@
+// MCP over HTTP, the deciding half. The HTTP/1 relay moves bytes and knows
+// nothing of JSON-RPC; this module knows which requests are MCP, turns each
+// JSON-RPC message of a held POST body into a Cedar request (tool call, resource
+// read, prompt, session method) and, when one is denied, writes the JSON-RPC
+// error reply the client gets instead. What it permits it hands back as the
+// scope the response inspection needs (sse-inspect.ts).
+import type { LilithConfig } from '../../../capsule/config.js';
+import type { CedarValue, EntityUid } from '../../../cedar/types.js';
+import type { PolicySnapshot } from '../../control/snapshot.js';
+import { formatDestination, type Origin } from '../origin.js';
+import { header, headerTokens, type HttpHead } from '../protocols/http1.js';
+import { classifyMessage, jsonRpcError, parseJsonRpc, PARSE_ERROR_CODE, POLICY_DENIED_CODE, type JsonRpcMessage, type McpCall } from '../protocols/mcp.js';
+import { denialText, uidText, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
+import { projectArguments, toolShapesFor } from './schema-shapes.js';
+import type { McpReplyScope } from './sse-inspect.js';
+
+/** Methods whose results carry data from the server (their responses are inspected for taint). */
+const DATA_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
+/** The action audited when no request could be built (no capsule, unknown identity). */
+const FALLBACK_ACTIONS: Record<McpCall['kind'], string> = {
+  tool: 'call_tool',
+  resource: 'resources/read',
+  prompt: 'prompts/get',
+  session: 'mcp_session',
+  invalid: 'mcp_session',
+};
+
+/** The HTTP reply the client gets instead of a forwarded MCP POST. */
+export interface McpRefusal {
+  status: number;
+  statusText: string;
+  body: unknown;
+}
+
+export function isRefusal(v: McpReplyScope | McpRefusal): v is McpRefusal {
+  return 'status' in v;
+}
+
+/**
+ * An MCP POST body held back until the whole of it is in, so every message is
+ * decided before any byte goes upstream: the raw bytes (head included) to
+ * forward as they came, the decoded bytes (chunked framing removed) to parse.
+ */
+export class HeldBody {
+  readonly raw: Buffer[];
+  readonly #decoded: Buffer[] = [];
+
+  constructor(head: Buffer) {
+    this.raw = [head];
+  }
+
+  /** The request body tracker's decoded-bytes callback. */
+  readonly collect = (d: Buffer): void => {
+    this.#decoded.push(d);
+  };
+
+  text(): string {
+    const d = this.#decoded;
+    return (d.length === 1 ? d[0] : Buffer.concat(d)).toString('utf8');
+  }
+}
+
+/** Decides the MCP requests of one client connection (the destination and config are fixed per connection). */
+export class McpGate {
+  readonly #origin: Origin | null;
+  readonly #decider: Decider;
+  readonly #config: LilithConfig | null;
+  readonly #endpoint: () => EntityUid;
+  #alias: string | null | undefined = undefined;
+  #server: { snap: PolicySnapshot; uid: EntityUid } | null = null;
+
+  constructor(origin: Origin | null, decider: Decider, config: LilithConfig | null, endpoint: () => EntityUid) {
+    this.#origin = origin;
+    this.#decider = decider;
+    this.#config = config;
+    this.#endpoint = endpoint;
+  }
+
+  /** The destination is an MCP upstream named in lilith.json: all its traffic is MCP (and audited as such). */
+  get toMcpUpstream(): boolean {
+    return this.#upstreamAlias() !== null;
+  }
+
+  /** Whether a request is MCP: to a declared MCP upstream, naming an MCP session or version, or a streamable-HTTP POST. */
+  recognises(head: HttpHead): boolean {
+    if (this.#upstreamAlias() !== null) return true;
+    if (header(head, 'mcp-session-id') !== undefined || header(head, 'mcp-protocol-version') !== undefined) return true;
+    const ct = header(head, 'content-type')?.toLowerCase() ?? '';
+    return head.method === 'POST' && ct.startsWith('application/json') && headerTokens(head, 'accept').some((a) => a.startsWith('text/event-stream'));
+  }
+
+  /**
+   * A request without a JSON-RPC body: GET opens a server→client event stream,
+   * DELETE ends the session. Denied when `decision.allowed` is false.
+   */
+  decideStream(head: HttpHead): McpReplyScope {
+    const session = sessionOf(head);
+    const decision = this.#decide({ kind: 'session', method: `http:${head.method}` }, session);
+    if (decision.allowed && head.method === 'DELETE' && session !== undefined && decision.agent) this.#decider.taint.closeMcp(decision.agent.spiffeId, session);
+    return { decision, session, dataIds: 'all' };
+  }
+
+  /** A whole POST body: every message must be permitted, or the client gets JSON-RPC errors and nothing is forwarded. */
+  decideBody(head: HttpHead, held: HeldBody): McpReplyScope | McpRefusal {
+    const session = sessionOf(head);
+    const parsed = parseJsonRpc(held.text());
+    if (!parsed.ok) {
+      this.#decide({ kind: 'invalid', reason: parsed.reason }, session);
+      return { status: 400, statusText: 'Bad Request', body: jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${parsed.reason}`) };
+    }
+    const results = parsed.messages.map((m) => ({ m, r: this.#decide(classifyMessage(m), session) }));
+    const denied = results.find((x) => !x.r.allowed);
+    if (denied) {
+      const withIds = results.filter((x) => x.m.id !== undefined && x.m.method !== undefined);
+      // The older HTTP+SSE transport answers on its event stream, not on the POST: a JSON-RPC
+      // error in a 200 would never reach the caller. Refuse the POST itself (403, error in the body).
+      const legacySse = header(head, 'mcp-session-id') === undefined && /[?&]sessionId=/.test(head.target);
+      // Only notifications/responses: nothing to answer in JSON-RPC; say it in HTTP.
+      if (withIds.length === 0 || legacySse) return { status: 403, statusText: 'Forbidden', body: denialError(denied.m, denied.r) };
+      const errors = withIds.map((x) => denialError(x.m, x.r.allowed ? null : x.r));
+      return { status: 200, statusText: 'OK', body: parsed.batch ? errors : errors[0] };
+    }
+    const dataIds = new Set<string | number>();
+    for (const { m } of results) if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(m.id);
+    return { decision: results[0].r, session, dataIds };
+  }
+
+  /** Upstream alias from lilith.json whose address is this connection's original destination. */
+  #upstreamAlias(): string | null {
+    if (this.#alias !== undefined) return this.#alias;
+    this.#alias = null;
+    const d = this.#origin?.destination;
+    if (!d || !this.#config) return null;
+    const addr = formatDestination(d);
+    for (const [alias, up] of Object.entries(this.#config.upstreams ?? {}))
+      if (up.address === addr && up.kind === 'mcp') {
+        this.#alias = alias;
+        break;
+      }
+    return this.#alias;
+  }
+
+  /** The MCPServer this connection reaches, named by the deciding snapshot's upstreams. */
+  #serverUid(snap: PolicySnapshot): EntityUid {
+    if (this.#server?.snap === snap) return this.#server.uid;
+    const addr = formatDestination(this.#origin!.destination);
+    let uid: EntityUid = { type: 'MCPServer', id: addr };
+    for (const [alias, up] of Object.entries(snap.config.upstreams ?? {}))
+      if (up.address === addr) {
+        uid = { type: 'MCPServer', id: alias };
+        break;
+      }
+    this.#server = { snap, uid };
+    return uid;
+  }
+
+  #decide(call: McpCall, session: string | undefined): DecisionResult {
+    const fallbackAction = FALLBACK_ACTIONS[call.kind];
+    return this.#decider.decide({
+      origin: this.#origin,
+      protocol: 'mcp',
+      mcpSession: session,
+      fallback: { action: fallbackAction, resource: this.#endpoint() },
+      build: (snap, agent): RequestSpec => {
+        const resource = this.#serverUid(snap);
+        // Each context is built whole (a spread of a shared base object is a slow path in V8).
+        const context = (fields: Record<string, CedarValue>): RequestSpec['context'] => {
+          if (session !== undefined) fields.mcp_session = session;
+          return fields;
+        };
+        const upstream = (c: Parameters<NonNullable<RequestSpec['taintOnAllow']>>[0]) => c.upstreamBits(resource);
+        switch (call.kind) {
+          case 'invalid':
+            return { action: fallbackAction, resource, context: context({}), refuse: `malformed MCP message: ${call.reason}` };
+          case 'tool': {
+            const shapes = toolShapesFor(snap);
+            const declared = this.#decider.isDeclaredAction(snap, call.tool, shapes?.toolActions ?? null, agent);
+            const args = shapes ? projectArguments(call.arguments, shapes.argumentTypes) : {};
+            return {
+              action: declared ? call.tool : 'call_tool',
+              resource,
+              context: context({ tool: call.tool, arguments: args }),
+              taintOnAllow: (c) => c.toolBits(call.tool, call.arguments) | upstream(c),
+            };
+          }
+          case 'resource':
+            return { action: 'resources/read', resource, context: context({ method: 'resources/read', uri: call.uri }), taintOnAllow: upstream };
+          case 'prompt':
+            return { action: 'prompts/get', resource, context: context({ method: 'prompts/get', prompt: call.prompt }), taintOnAllow: upstream };
+          case 'session':
+            return { action: 'mcp_session', resource, context: context({ method: call.method }) };
+        }
+      },
+    });
+  }
+}
+
+/** The session a request belongs to: Mcp-Session-Id, or (older HTTP+SSE transport) the POST URL's sessionId. */
+function sessionOf(head: HttpHead): string | undefined {
+  const h = header(head, 'mcp-session-id');
+  if (h !== undefined) return h;
+  const q = /[?&]sessionId=([^&#]+)/.exec(head.target);
+  return q ? decodeURIComponent(q[1]) : undefined;
+}
+
+/** The JSON-RPC error answering a denied message; `r` null: the message was fine but its batch was refused. */
+function denialError(m: JsonRpcMessage, r: DecisionResult | null): Record<string, unknown> {
+  const message = r ? `Denied by Lilith policy: ${denialText(r)}` : 'Denied by Lilith policy: another message in this batch was denied';
+  return jsonRpcError(m.id ?? null, POLICY_DENIED_CODE, message, {
+    action: r ? `Action::${JSON.stringify(r.action)}` : undefined,
+    resource: r ? uidText(r.resource) : undefined,
+    policies: r?.policies ?? [],
+    reason: r ? denialText(r) : 'batch refused',
+  });
+}
