@@ -1,8 +1,9 @@
 // The front door of the kernel side: the enforcer, the daemon's plugin loader,
-// benches, VM scenarios and tests import this and nothing deeper for the kernel
-// API. attach(config) loads (or re-adopts) Lilith's BPF programs, pins them so
-// they outlive the daemon, and returns a Kernel; detachPinned() ends
-// enforcement. The work is in the modules re-exported here (see docs/kernel.md).
+// benches, VM scenarios and tests take the kernel API from here, so the modules
+// behind it can move without touching them (mounts.ts, features.ts and loader.ts
+// are the lower layer, used directly where a caller needs only that). attach()
+// loads (or re-adopts) Lilith's BPF programs, pins them so they outlive the
+// daemon, and returns a Kernel; detachPinned() ends enforcement. See docs/kernel.md.
 export { attach } from './attach.js';
 export { Kernel } from './kernel.js';
 export { detachPinned } from './pins.js';
