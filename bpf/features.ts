@@ -100,9 +100,9 @@ function safeLsms(): string {
   }
 }
 
-// --- Static detection without loading anything (written by the vm-tests engineer,
-// ee1b4fa; kept as is). detectBpfLsm() reads the LSM list, BTF and CONFIG_BPF_LSM;
-// probeBpfLsm() above is the end-to-end check.
+// --- Static detection without loading anything: detectBpfLsm() reads the LSM
+// list, BTF and CONFIG_BPF_LSM and explains what is off in one sentence (for logs
+// and status), where probeBpfLsm() above is the end-to-end check.
 
 export type BpfLsmState =
   /** bpf is in the active LSM list: BPF-LSM programs run. */
@@ -163,11 +163,12 @@ export function detectBpfLsm(opts: DetectOptions = {}): BpfLsmStatus {
     return { ...base, state: 'not-built', active: false, reason: 'kernel built without CONFIG_BPF_LSM' };
   }
   if (lsmList) {
+    const bootWith = [...lsmList.filter((l) => l !== 'capability'), 'bpf'].join(',');
     return {
       ...base,
       state: 'not-in-lsm-list',
       active: false,
-      reason: `bpf is not in the active LSM list (${lsmList.join(',')}): BPF-LSM programs would attach and never run; boot with lsm=${[...lsmList.filter((l) => l !== 'capability'), 'bpf'].join(',')}`,
+      reason: `bpf is not in the active LSM list (${lsmList.join(',')}): BPF-LSM programs would attach and never run; boot with lsm=${bootWith}`,
     };
   }
   return { ...base, state: 'unknown', active: false, reason: `cannot read ${lsmFile} (is securityfs mounted?): BPF-LSM treated as inactive` };

@@ -454,7 +454,8 @@ export class RingBuffer {
       throw new BpfError('ringbuf.open', errnoValue('EINVAL'), { target: map.name, detail: `map type ${map.type} is not a ring buffer` });
     }
     const n = native();
-    const onError = opts.onError ?? ((err: unknown) => process.emitWarning(`ring buffer ${map.name}: sample handler threw: ${String(err)}`, 'LilithBpfWarning'));
+    const warn = (err: unknown): void => process.emitWarning(`ring buffer ${map.name}: sample handler threw: ${String(err)}`, 'LilithBpfWarning');
+    const onError = opts.onError ?? warn;
     const deliver = (data: Buffer): void => {
       try {
         onSample(data);
