@@ -60,12 +60,12 @@ function loadTrust(path: string): Trust {
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    throw new DaemonConfigError(`cannot read trust file ${path}: ${(err as Error).message}`);
+    throw new DaemonConfigError('bad_trust', `cannot read trust file ${path}: ${(err as Error).message}`);
   }
   try {
     return parseTrust(bytes, `trust file ${path}`);
   } catch (err) {
-    throw new DaemonConfigError((err as Error).message);
+    throw new DaemonConfigError('bad_trust', (err as Error).message);
   }
 }
 
@@ -107,7 +107,7 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
 
   // 2. Kernel: attach and bring maps in line with the capsule already active.
   if (cfg.kernel) {
-    if (!plugins.kernel) throw new DaemonConfigError('kernel enforcement is enabled but this build has no kernel module; run with --no-kernel');
+    if (!plugins.kernel) throw new DaemonConfigError('unavailable', 'kernel enforcement is enabled but this build has no kernel module; run with --no-kernel');
     kernel = await plugins.kernel({ activator, audit, log });
     const active = activator.active();
     if (active) await kernel.applier.apply(active, null).catch((e: Error) => { kernelError = e.message; log(`kernel apply: ${e.message}`); });
@@ -118,7 +118,7 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   let dataplane: { stop(): Promise<void>; status?(): Record<string, unknown> } | null = null;
   let dataplaneError: string | undefined;
   let dataplaneListen: string | null = null;
-  if (cfg.dataplane && !plugins.dataplane) throw new DaemonConfigError('the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
+  if (cfg.dataplane && !plugins.dataplane) throw new DaemonConfigError('unavailable', 'the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
   const ensureDataplane = async () => {
     const active = activator.active();
     if (!cfg.dataplane || !plugins.dataplane || !active) return;

@@ -16,14 +16,14 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
         bpf = await import('../../bpf/index.js');
         mounts = await import('../../bpf/mounts.js');
       } catch (err) {
-        throw new DaemonConfigError(`kernel enforcement is enabled but the BPF module cannot load (${(err as Error).message}); build it (npm run build) or run with --no-kernel`);
+        throw new DaemonConfigError('unavailable', `kernel enforcement is enabled but the BPF module cannot load (${(err as Error).message}); build it (npm run build) or run with --no-kernel`);
       }
       const { KernelBridge } = await import('../kernel/bridge.js');
       let cgroupMount: string;
       try {
         cgroupMount = mounts.ensureCgroup2();
       } catch (err) {
-        throw new DaemonConfigError(`kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
+        throw new DaemonConfigError('unavailable', `kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
       }
       const b = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
       bridge = b;
