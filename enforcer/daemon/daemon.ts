@@ -103,6 +103,3 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   };
   return { activator, sources, status: handlers.status, stopped, stop, reloadTrust };
 }
-
-// Callers still importing DaemonStatus from here move to the front door in the next commit.
-export type { DaemonStatus } from './admin-routes.js';
