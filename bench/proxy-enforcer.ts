@@ -8,12 +8,11 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
 import { createAuthorizer, type EngineName } from '../cedar/index.js';
-import { startDataplane } from '../enforcer/dataplane/dataplane.js';
-import { StaticOriginResolver } from '../enforcer/dataplane/origin.js';
-import { FileAuditSink } from '../enforcer/daemon/audit-sink.js';
+import { startDataplane, StaticOriginResolver } from '../enforcer/dataplane/index.js';
+import { FileAuditSink } from '../enforcer/daemon/index.js';
 import type { AuditSink } from '../enforcer/audit/event.js';
 import type { LilithConfig } from '../capsule/config.js';
-import type { PolicySnapshot } from '../enforcer/control/snapshot.js';
+import type { PolicySnapshot } from '../enforcer/control/index.js';
 import { serveOverIpc, type Part } from './child.js';
 import type { UpstreamPorts } from './proxy-upstreams.js';
 

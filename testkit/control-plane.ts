@@ -9,8 +9,7 @@ import { promisify } from 'node:util';
 import { CAPSULE_FORMAT, generateSigningKey, signCapsule, trustFromKeys, type CapsulePayload, type SigningKey } from '../capsule/index.js';
 import type { LilithConfig } from '../capsule/config.js';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
-import { adminGet, adminPost } from '../enforcer/daemon/admin.js';
-import type { DaemonStatus } from '../enforcer/daemon/daemon.js';
+import { adminGet, adminPost, type DaemonStatus } from '../enforcer/daemon/index.js';
 
 const run = promisify(execFile);
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');

@@ -116,13 +116,13 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 async function gitopsLoop(o: { bytes: Uint8Array; keysDir: string; keepRunning: boolean }): Promise<number> {
   const { startGitServer } = await import('../../pipeline/git-http-server.js');
   const { publishCapsule } = await import('../../pipeline/publish.js');
-  const { adminGet, adminPost } = await import('../../enforcer/daemon/admin.js');
+  const { adminGet, adminPost } = await import('../../enforcer/daemon/index.js');
   const { formatStatus } = await import('./status.js');
   const { spawn } = await import('node:child_process');
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { fileURLToPath } = await import('node:url');
-  type Status = import('../../enforcer/daemon/daemon.js').DaemonStatus;
+  type Status = import('../../enforcer/daemon/index.js').DaemonStatus;
 
   const tmp = await mkdtemp(join(tmpdir(), 'lilith-demo-'));
   const server = await startGitServer();

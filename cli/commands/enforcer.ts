@@ -1,9 +1,7 @@
 // `lilith enforcer`: runs the enforcer daemon in the foreground (systemd, k8s, compose).
 import { parseCommandArgs, runCommand } from '../args.js';
-import { startDaemon } from '../../enforcer/daemon/daemon.js';
-import { DaemonConfigError, readSettingsFile, resolveDaemonConfig, type RawSettings } from '../../enforcer/daemon/config.js';
-import { StartupStateError } from '../../enforcer/control/activation.js';
-import { loadPlugins } from '../../enforcer/daemon/plugins.js';
+import { DaemonConfigError, loadPlugins, readSettingsFile, resolveDaemonConfig, startDaemon, type RawSettings } from '../../enforcer/daemon/index.js';
+import { StartupStateError } from '../../enforcer/control/index.js';
 
 export const summary = 'run the enforcer daemon: sync signed capsules from git/a directory and enforce them';
 

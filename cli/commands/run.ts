@@ -4,8 +4,7 @@ import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 import type { LilithConfig, SeccompProfileName } from '../../capsule/config.js';
 import { AgentRefused, launchAgent, type Attestation, type Attestor } from '../../confine/launch.js';
 import { landlockSupport } from '../../confine/native.js';
-import { attestAgent } from '../../enforcer/daemon/agents.js';
-import { adminGet, adminPost } from '../../enforcer/daemon/admin.js';
+import { adminGet, adminPost, attestAgent } from '../../enforcer/daemon/index.js';
 
 export const summary = 'run a command as a managed agent (cgroup, identity, Landlock, seccomp)';
 export const usage = `usage: lilith run [--agent NAME] [--profile strict|standard|jit] [options] -- COMMAND [ARGS...]

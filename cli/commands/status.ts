@@ -1,8 +1,6 @@
 // `lilith status`: asks the running enforcer (admin socket) what it enforces.
 import { parseCommandArgs, runCommand } from '../args.js';
-import { adminGet } from '../../enforcer/daemon/admin.js';
-import { DEFAULTS } from '../../enforcer/daemon/config.js';
-import type { DaemonStatus } from '../../enforcer/daemon/daemon.js';
+import { adminGet, DEFAULTS, type DaemonStatus } from '../../enforcer/daemon/index.js';
 
 export const summary = 'show what the running enforcer enforces (watermark, sync, refusals, kernel)';
 

@@ -1,17 +1,19 @@
-// The admin API: status, health, readiness and metrics. Served on a unix socket
-// (root-only, what `lilith status` talks to) and optionally on a loopback TCP address
-// (proxy.admin_listen) for probes and Prometheus. Read-only: nothing here can change
-// policy, so exposing it on loopback cannot loosen enforcement.
+// The admin API over HTTP: status, health, readiness and metrics (the answers come
+// from admin-routes.ts). Served on a unix socket (root-only, what `lilith status`
+// talks to) and optionally on a loopback TCP address (proxy.admin_listen) for probes
+// and Prometheus. Read-only: nothing here can change policy, so exposing it on
+// loopback cannot loosen enforcement.
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import client from 'prom-client';
 
 export interface AdminHandlers {
   status(): unknown;
   /** Null when ready; otherwise why not. */
   notReady(): string | null;
+  /** Prometheus exposition text for /metrics. */
+  metrics(): Promise<{ contentType: string; text: string }>;
   /**
    * Socket-only routes (root-only socket): e.g. GET /v1/config, POST /v1/agents
    * (attestation for `lilith run`), POST /authorize (what-if decision). None of them
@@ -90,8 +92,8 @@ function handler(h: AdminHandlers, withLocal: boolean): http.RequestListener {
           return why === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${why}\n`);
         }
         case '/metrics':
-          client.register.metrics().then(
-            (text) => send(200, client.register.contentType, text),
+          h.metrics().then(
+            (m) => send(200, m.contentType, m.text),
             (err: Error) => send(500, 'text/plain', `metrics: ${err.message}\n`),
           );
           return;
@@ -159,7 +161,8 @@ function socketAnswers(path: string): Promise<boolean> {
 export function adminPost(socketPath: string, path: string, body: unknown, timeoutMs = 5000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const data = Buffer.from(JSON.stringify(body));
-    const req = http.request({ socketPath, path, method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': data.length } }, (res) => {
+    const headers = { 'content-type': 'application/json', 'content-length': data.length };
+    const req = http.request({ socketPath, path, method: 'POST', timeout: timeoutMs, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));

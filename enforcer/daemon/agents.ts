@@ -28,7 +28,8 @@ export async function attestAgent(req: AgentRegistrationRequest, registrations: 
   if (req.exePath) facts = { ...facts, exePath: req.exePath, exeSha256: req.exeSha256 };
   const resolved = resolveIdentity(facts, compileRegistrations(registrations));
   if (!resolved) {
-    return { ok: false, error: `no registration matches process ${req.pid} (cgroup ${facts.cgroupPath ?? '?'}, uid ${facts.uid ?? '?'}, exe ${facts.exePath ?? '?'}), or the match is ambiguous` };
+    const seen = `cgroup ${facts.cgroupPath ?? '?'}, uid ${facts.uid ?? '?'}, exe ${facts.exePath ?? '?'}`;
+    return { ok: false, error: `no registration matches process ${req.pid} (${seen}), or the match is ambiguous` };
   }
   return { ok: true, spiffe_id: resolved.spiffeId, registration: resolved.registration, facts };
 }

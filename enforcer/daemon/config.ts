@@ -30,7 +30,28 @@ export interface DaemonConfig {
   resetState: boolean;
 }
 
-export class DaemonConfigError extends Error {}
+export type DaemonConfigErrorCode =
+  /** A setting has the wrong type or is out of range. */
+  | 'bad_setting'
+  /** A required setting is absent: the trust file, the state directory, a capsule source. */
+  | 'missing_setting'
+  /** The JSON settings file cannot be read, is not a JSON object, or names an unknown setting. */
+  | 'bad_settings_file'
+  /** The trust file cannot be read or parsed. */
+  | 'bad_trust'
+  /** An enabled part (kernel programs, dataplane) cannot run in this build or on this host. */
+  | 'unavailable';
+
+/** The daemon cannot start as configured: the CLI prints the message and exits 2. `code` says which kind. */
+export class DaemonConfigError extends Error {
+  override readonly name = 'DaemonConfigError';
+  constructor(
+    readonly code: DaemonConfigErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 type Kind = 'string' | 'int' | 'bool' | 'engine';
 interface Setting {
@@ -95,7 +116,7 @@ export const DEFAULTS = {
 };
 
 function convert(s: Setting, value: unknown, from: string): unknown {
-  const bad = (what: string) => new DaemonConfigError(`${s.key} (${from}): ${what}, got ${JSON.stringify(value)}`);
+  const bad = (what: string) => new DaemonConfigError('bad_setting', `${s.key} (${from}): ${what}, got ${JSON.stringify(value)}`);
   switch (s.kind) {
     case 'string':
       if (typeof value !== 'string' || value === '') throw bad('expected a non-empty string');
@@ -122,22 +143,28 @@ export function readSettingsFile(path: string): RawSettings {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new DaemonConfigError(`cannot read settings file ${path}: ${(err as Error).message}`);
+    throw new DaemonConfigError('bad_settings_file', `cannot read settings file ${path}: ${(err as Error).message}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new DaemonConfigError(`settings file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new DaemonConfigError('bad_settings_file', `settings file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DaemonConfigError(`settings file ${path}: expected a JSON object`);
+  const bad = (what: string) => new DaemonConfigError('bad_settings_file', `settings file ${path}: ${what}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('expected a JSON object');
   const known = new Set(SETTINGS.map((s) => s.key as string));
-  for (const k of Object.keys(value)) if (!known.has(k)) throw new DaemonConfigError(`settings file ${path}: unknown setting '${k}' (known: ${[...known].join(', ')})`);
+  for (const k of Object.keys(value)) if (!known.has(k)) throw bad(`unknown setting '${k}' (known: ${[...known].join(', ')})`);
   return value as RawSettings;
 }
 
 /** Merges flags > environment > file > defaults and checks the result. */
-export function resolveDaemonConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env, file: RawSettings = {}, fileName = 'settings file'): DaemonConfig {
+export function resolveDaemonConfig(
+  flags: RawSettings,
+  env: NodeJS.ProcessEnv = process.env,
+  file: RawSettings = {},
+  fileName = 'settings file',
+): DaemonConfig {
   const v: Record<string, unknown> = {};
   for (const s of SETTINGS) {
     if (flags[s.key] !== undefined) v[s.key] = convert(s, flags[s.key], 'flag');
@@ -145,18 +172,18 @@ export function resolveDaemonConfig(flags: RawSettings, env: NodeJS.ProcessEnv =
     else if (file[s.key] !== undefined) v[s.key] = convert(s, file[s.key], fileName);
     else if (s.key in DEFAULTS) v[s.key] = DEFAULTS[s.key as keyof typeof DEFAULTS];
   }
-  if (!v.trust) throw new DaemonConfigError('no trust file: pass --trust FILE (or LILITH_TRUST, or "trust" in the settings file)');
-  if (!v.state_dir) throw new DaemonConfigError('no state directory: pass --state-dir DIR (or LILITH_STATE_DIR, or "state_dir")');
-  if (!v.git_url && !v.capsule_dir) throw new DaemonConfigError('no capsule source: pass --git URL and/or --capsule-dir DIR');
+  if (!v.trust) throw new DaemonConfigError('missing_setting', 'no trust file: pass --trust FILE (or LILITH_TRUST, or "trust" in the settings file)');
+  if (!v.state_dir) throw new DaemonConfigError('missing_setting', 'no state directory: pass --state-dir DIR (or LILITH_STATE_DIR, or "state_dir")');
+  if (!v.git_url && !v.capsule_dir) throw new DaemonConfigError('missing_setting', 'no capsule source: pass --git URL and/or --capsule-dir DIR');
   const pollMin = v.poll_min_ms as number;
   const pollMax = v.poll_max_ms as number;
-  if (pollMin < 50) throw new DaemonConfigError(`poll_min_ms must be at least 50, got ${pollMin}`);
-  if (pollMax < pollMin) throw new DaemonConfigError(`poll_max_ms (${pollMax}) must be at least poll_min_ms (${pollMin})`);
-  if ((v.timeout_ms as number) < 100) throw new DaemonConfigError(`timeout_ms must be at least 100, got ${v.timeout_ms}`);
-  if ((v.max_capsule_bytes as number) < 1024) throw new DaemonConfigError(`max_capsule_bytes must be at least 1024, got ${v.max_capsule_bytes}`);
+  if (pollMin < 50) throw new DaemonConfigError('bad_setting', `poll_min_ms must be at least 50, got ${pollMin}`);
+  if (pollMax < pollMin) throw new DaemonConfigError('bad_setting', `poll_max_ms (${pollMax}) must be at least poll_min_ms (${pollMin})`);
+  if ((v.timeout_ms as number) < 100) throw new DaemonConfigError('bad_setting', `timeout_ms must be at least 100, got ${v.timeout_ms}`);
+  if ((v.max_capsule_bytes as number) < 1024) throw new DaemonConfigError('bad_setting', `max_capsule_bytes must be at least 1024, got ${v.max_capsule_bytes}`);
   if (v.git_url) {
     const url = v.git_url as string;
-    if (!/^https?:\/\//.test(url)) throw new DaemonConfigError(`git_url must be an http:// or https:// URL (smart HTTP), got ${url}`);
+    if (!/^https?:\/\//.test(url)) throw new DaemonConfigError('bad_setting', `git_url must be an http:// or https:// URL (smart HTTP), got ${url}`);
   }
   const stateDir = v.state_dir as string;
   return {

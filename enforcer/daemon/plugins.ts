@@ -1,13 +1,14 @@
 // Binds the optional parts (kernel programs, dataplane) into the daemon. Kept apart
-// from daemon.ts so the sync-only daemon loads none of their modules (the kernel
-// side needs the native addon and root).
+// from daemon.ts, and loading them only on demand, so the sync-only daemon loads none
+// of their modules (the kernel side needs the native addon and root).
 import { join } from 'node:path';
 import { DaemonConfigError, type DaemonConfig } from './config.js';
-import type { DaemonPlugins } from './daemon.js';
+import type { DaemonPlugins } from './parts.js';
 
 export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   const plugins: DaemonPlugins = {};
-  let bridge: import('../kernel/bridge.js').KernelBridge | null = null;
+  // The dataplane reads original destinations from the bridge once the kernel part exists.
+  let bridge: import('../kernel/index.js').KernelBridge | null = null;
   if (cfg.kernel) {
     plugins.kernel = async ({ activator, audit, log }) => {
       let bpf: typeof import('../../bpf/index.js');
@@ -16,14 +17,15 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
         bpf = await import('../../bpf/index.js');
         mounts = await import('../../bpf/mounts.js');
       } catch (err) {
-        throw new DaemonConfigError(`kernel enforcement is enabled but the BPF module cannot load (${(err as Error).message}); build it (npm run build) or run with --no-kernel`);
+        const why = `the BPF module cannot load (${(err as Error).message}); build it (npm run build) or run with --no-kernel`;
+        throw new DaemonConfigError('unavailable', `kernel enforcement is enabled but ${why}`);
       }
-      const { KernelBridge } = await import('../kernel/bridge.js');
+      const { KernelBridge } = await import('../kernel/index.js');
       let cgroupMount: string;
       try {
         cgroupMount = mounts.ensureCgroup2();
       } catch (err) {
-        throw new DaemonConfigError(`kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
+        throw new DaemonConfigError('unavailable', `kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
       }
       const b = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
       bridge = b;
@@ -32,18 +34,23 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   }
   if (cfg.dataplane) {
     plugins.dataplane = async ({ activator, audit }) => {
-      const { startDataplane } = await import('../dataplane/dataplane.js');
-      const { KernelOriginResolver } = await import('../dataplane/origin.js');
+      const { startDataplane, KernelOriginResolver } = await import('../dataplane/index.js');
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
       const origin = new KernelOriginResolver({
-        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null) as never,
+        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null),
       });
       const taintState = join(cfg.stateDir, 'taint.json');
       const dp = await startDataplane({ snapshots: activator, origin, audit, taintState });
       return {
         stop: () => dp.close(),
-        status: () => ({ listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`), dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null, active_connections: dp.activeConnections(), taint_state: taintState, taint_state_error: dp.taintStateError() }),
+        status: () => ({
+          listen: dp.proxyAddresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`),
+          dns: dp.dnsAddress ? `${dp.dnsAddress.address}:${dp.dnsAddress.port}` : null,
+          active_connections: dp.activeConnections(),
+          taint_state: taintState,
+          taint_state_error: dp.taintStateError(),
+        }),
       };
     };
   }

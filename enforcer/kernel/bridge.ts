@@ -3,38 +3,20 @@
 // heartbeat TTL, denied socket families, exec allowlist, cgroup registrations — match
 // the policy the dataplane is about to use. The heartbeat runs only while a capsule
 // is being enforced: an expired capsule under fail_closed (or a dead daemon) lets the
-// kernel's heartbeat TTL cut managed processes off.
-import { join } from 'node:path';
-import { mkdirSync, statSync } from 'node:fs';
-import { executableClosure, librarySearchDirs } from './elf-deps.js';
-import type { LilithConfig } from '../../capsule/config.js';
-import type { Activator, KernelApplier } from '../control/activation.js';
+// kernel's heartbeat TTL cut managed processes off. What the maps should hold is
+// computed in plan.ts; this class applies it.
+import { mkdirSync } from 'node:fs';
+import type { KernelEvent } from '../../bpf/index.js';
+import { controlMetrics, type Activator, type KernelApplier, type PolicySnapshot } from '../control/index.js';
 import type { AuditSink } from '../audit/event.js';
-import type { KernelStatus } from '../daemon/daemon.js';
-import { controlMetrics } from '../control/metrics.js';
-import type { PolicySnapshot } from '../control/snapshot.js';
 import { compileRegistrations, readProcessFacts, resolveIdentity } from '../../identity/index.js';
+import { resolveExecPrograms } from './exec-inodes.js';
+import { identityNumber, planKernel, type KernelPlan } from './plan.js';
+import type { KernelStatus } from './status.js';
 
+// Type-only: the daemon loads bpf/index.ts (native addon) itself and hands it in.
 type KernelModule = typeof import('../../bpf/index.js');
 type Kernel = Awaited<ReturnType<KernelModule['attach']>>;
-
-const FAMILIES: Record<string, number> = {
-  AF_UNIX: 1, AF_LOCAL: 1, AF_AX25: 3, AF_IPX: 4, AF_APPLETALK: 5, AF_NETLINK: 16, AF_PACKET: 17,
-  AF_CAN: 29, AF_TIPC: 30, AF_BLUETOOTH: 31, AF_ALG: 38, AF_VSOCK: 40, AF_KCM: 41, AF_QIPCRTR: 42, AF_XDP: 44,
-};
-
-/** Stable, non-zero 32-bit identity number for a SPIFFE ID (FNV-1a). */
-export function identityNumber(spiffeId: string): number {
-  let h = 0x811c9dc5;
-  for (const c of Buffer.from(spiffeId)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
-  return h || 1;
-}
-
-function hostPort(addr: string, what: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`${what} '${addr}' is not host:port`);
-  return { host: m[1], port: Number(m[2]) };
-}
 
 export interface KernelBridgeOptions {
   bpf: KernelModule;
@@ -61,89 +43,59 @@ export class KernelBridge implements KernelApplier {
 
   async apply(next: PolicySnapshot, _previous: PolicySnapshot | null): Promise<void> {
     const cfg = next.config;
-    const listen = hostPort(cfg.proxy.listen, 'proxy.listen');
-    const dns = hostPort(cfg.proxy.dns_listen, 'proxy.dns_listen');
-    const proxy = { address: listen.host, port: listen.port, dnsPort: dns.port, ...(cfg.proxy.listen6 ? { address6: hostPort(cfg.proxy.listen6, 'proxy.listen6').host } : {}) };
-    const deniedFamilies = (cfg.kernel.deny_socket_families ?? []).map((f) => {
-      const n = FAMILIES[f.toUpperCase()];
-      if (n === undefined) throw new Error(`kernel.deny_socket_families: unknown family ${f}`);
-      return n;
-    });
-    if (!this.#kernel) {
-      const cgroupPath = join(this.#o.cgroupMount, cfg.kernel.cgroup_root);
-      mkdirSync(cgroupPath, { recursive: true });
-      this.#kernel = await this.#o.bpf.attach({ cgroupPath, proxy, heartbeatTtlMs: cfg.kernel.heartbeat_ttl_ms, deniedFamilies, unixAllowlist: cfg.kernel.unix_allowlist ?? [], pinRoot: this.#o.pinRoot });
-      this.#o.log(`kernel programs attached (${this.#kernel.mode}${this.#kernel.adopted ? ', re-adopted from pins' : ''}) on ${cgroupPath}: ${this.#kernel.hooks.active.join(' ')}`);
-      this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'mode', reason: this.#kernel.mode, detail: { hooks: this.#kernel.hooks.active, missing: this.#kernel.hooks.missing } });
-      this.#offEvents = this.#kernel.onEvent((e) => this.#onEvent(e));
-    } else {
-      this.#kernel.configure({ proxy, heartbeatTtlMs: cfg.kernel.heartbeat_ttl_ms, deniedFamilies });
-    }
-    this.#applyExec(cfg);
-    this.#applyUnix(cfg);
-    this.#applyRegistrations(cfg);
-    this.#startHeartbeat(cfg.kernel.heartbeat_interval_ms);
+    const plan = planKernel({ config: cfg, cgroupMount: this.#o.cgroupMount, execPrograms: resolveExecPrograms(cfg.kernel.exec_allowlist ?? []) });
+    const k = await this.#attachOrConfigure(plan);
+    for (const w of plan.warnings) this.#o.log(w);
+    this.#applyExec(k, plan);
+    this.#applyUnix(k, plan);
+    this.#applyRegistrations(k, plan);
+    this.#startHeartbeat(plan.heartbeat.intervalMs);
   }
 
-  #applyExec(cfg: LilithConfig): void {
-    const k = this.#kernel!;
-    const want = new Map<string, { dev: bigint; ino: bigint }>();
-    // Under BPF-LSM the allowlist also gates executable mappings: each program
-    // brings its interpreter and shared libraries (read from its ELF headers).
-    const searchDirs = librarySearchDirs();
-    for (const path of cfg.kernel.exec_allowlist ?? []) {
-      let files: string[];
-      try {
-        const closure = executableClosure(path, searchDirs);
-        files = closure.files;
-        if (closure.missing.length) this.#o.log(`exec_allowlist: ${path} needs ${closure.missing.join(', ')}, not found (it will not start)`);
-      } catch (err) {
-        this.#o.log(`exec_allowlist: ${path}: ${(err as Error).message} (skipped)`);
-        continue;
-      }
-      for (const file of files) {
-        try {
-          const st = statSync(file, { bigint: true });
-          want.set(`${st.dev}:${st.ino}`, { dev: st.dev, ino: st.ino });
-        } catch (err) {
-          this.#o.log(`exec_allowlist: ${file} (for ${path}): ${(err as Error).message} (skipped)`);
-        }
-      }
+  async #attachOrConfigure(plan: KernelPlan): Promise<Kernel> {
+    const settings = { proxy: plan.proxy, heartbeatTtlMs: plan.heartbeat.ttlMs, deniedFamilies: plan.deniedFamilies };
+    if (this.#kernel) {
+      this.#kernel.configure(settings);
+      return this.#kernel;
     }
+    mkdirSync(plan.cgroupPath, { recursive: true });
+    const k = await this.#o.bpf.attach({ cgroupPath: plan.cgroupPath, ...settings, unixAllowlist: plan.unixAllowlist, pinRoot: this.#o.pinRoot });
+    this.#kernel = k;
+    this.#o.log(`kernel programs attached (${k.mode}${k.adopted ? ', re-adopted from pins' : ''}) on ${plan.cgroupPath}: ${k.hooks.active.join(' ')}`);
+    const detail = { hooks: k.hooks.active, missing: k.hooks.missing };
+    this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'mode', reason: k.mode, detail });
+    this.#offEvents = k.onEvent((e) => this.#onEvent(e));
+    return k;
+  }
+
+  #applyExec(k: Kernel, plan: KernelPlan): void {
+    const want = new Map(plan.exec.map((e) => [e.key, { dev: e.dev, ino: e.ino }]));
     // Add the new set first, then revoke what left it: never a moment with less than both.
     for (const [key, v] of want) if (!this.#execAllowed.has(key)) k.allowExecInode(v.dev, v.ino);
     for (const [key, v] of this.#execAllowed) if (!want.has(key)) k.revokeExecInode(v.dev, v.ino);
     this.#execAllowed = want;
   }
 
-  #applyUnix(cfg: LilithConfig): void {
-    const k = this.#kernel!;
-    const want = new Set(cfg.kernel.unix_allowlist ?? []);
+  #applyUnix(k: Kernel, plan: KernelPlan): void {
+    const want = new Set(plan.unixAllowlist);
     const have = new Set(k.unixAllowlist());
     // Add first, then revoke: a path in both capsules is never briefly denied.
     for (const path of want) if (!have.has(path)) k.allowUnixPath(path);
     for (const path of have) if (!want.has(path)) k.revokeUnixPath(path);
   }
 
-  #applyRegistrations(cfg: LilithConfig): void {
-    const k = this.#kernel!;
-    const want = new Map<string, { id: number; jit: boolean }>();
-    for (const r of cfg.registrations) {
-      for (const sel of r.selectors) {
-        if (!sel.startsWith('cgroup:')) continue;
-        const dir = join(this.#o.cgroupMount, sel.slice('cgroup:'.length));
-        want.set(dir, { id: identityNumber(r.spiffe_id), jit: r.jit === true });
-      }
-    }
-    for (const [dir, v] of want) {
-      mkdirSync(dir, { recursive: true });
-      k.registerIdentity({ cgroup: dir }, v.id, { jit: v.jit });
+  #applyRegistrations(k: Kernel, plan: KernelPlan): void {
+    for (const { cgroup, id, jit } of plan.identities) {
+      mkdirSync(cgroup, { recursive: true });
+      k.registerIdentity({ cgroup }, id, { jit });
     }
     // A cgroup no longer registered stays managed but unclassified: denied, not freed.
+    const want = new Set(plan.identities.map((i) => i.cgroup));
     for (const dir of this.#cgroups) if (!want.has(dir)) k.manageCgroup(dir);
-    this.#cgroups = new Set([...this.#cgroups, ...want.keys()]);
+    this.#cgroups = new Set([...this.#cgroups, ...want]);
   }
 
+  /** intervalMs comes from the plan, already clamped. */
   #startHeartbeat(intervalMs: number): void {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     const beat = () => {
@@ -153,12 +105,19 @@ export class KernelBridge implements KernelApplier {
       this.#lastBeat = Date.now();
     };
     beat();
-    this.#heartbeat = setInterval(beat, Math.max(10, intervalMs));
+    this.#heartbeat = setInterval(beat, intervalMs);
   }
 
-  async #onEvent(e: import('../../bpf/index.js').KernelEvent): Promise<void> {
+  async #onEvent(e: KernelEvent): Promise<void> {
     if (e.kind === 'deny') {
-      this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'deny', hook: e.hook, pid: e.tgid, reason: e.reason, detail: { comm: e.comm, uid: e.uid, identity: e.identity, ...(e.destination ? { destination: `${e.destination.address}:${e.destination.port}` } : {}), ...(e.path ? { path: e.path } : {}) } });
+      const detail = {
+        comm: e.comm,
+        uid: e.uid,
+        identity: e.identity,
+        ...(e.destination ? { destination: `${e.destination.address}:${e.destination.port}` } : {}),
+        ...(e.path ? { path: e.path } : {}),
+      };
+      this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'deny', hook: e.hook, pid: e.tgid, reason: e.reason, detail });
       return;
     }
     // A managed process exec'd: classify it from attested facts against the capsule's registrations.
@@ -175,7 +134,8 @@ export class KernelBridge implements KernelApplier {
         // The process may be gone already; unclassified means denied.
       }
     }
-    this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'exec', pid: e.tgid, spiffe_id: spiffe, detail: { path: e.path, comm: e.comm, uid: e.uid } });
+    const detail = { path: e.path, comm: e.comm, uid: e.uid };
+    this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'exec', pid: e.tgid, spiffe_id: spiffe, detail });
   }
 
   /** For the dataplane's origin resolver: the redirect record of an accepted connection. */
@@ -187,7 +147,8 @@ export class KernelBridge implements KernelApplier {
     const k = this.#kernel;
     const age = this.#lastBeat === null ? null : Date.now() - this.#lastBeat;
     if (age !== null) controlMetrics.heartbeatAge.set(age / 1000);
-    return { mode: k ? k.mode : 'off', hooks: k ? [...k.hooks.active] : [], heartbeat_age_ms: age, ...(k ? {} : { error: 'not attached yet (waiting for the first capsule)' }) };
+    if (!k) return { mode: 'off', hooks: [], heartbeat_age_ms: age, error: 'not attached yet (waiting for the first capsule)' };
+    return { mode: k.mode, hooks: [...k.hooks.active], heartbeat_age_ms: age };
   }
 
   async stop(): Promise<void> {
