@@ -9,7 +9,7 @@ import { registerMetricSources, dataplaneMetrics } from './metrics.js';
 import { parseHostPort, type OriginResolver } from './origin.js';
 import { handleConnection } from './proxy/connection.js';
 import { Decider } from './decide.js';
-import type { SnapshotSource } from '../control/snapshot.js';
+import type { SnapshotSource } from '../control/index.js';
 import { TaintSessions } from './taint/sessions.js';
 import { persistTaint } from './taint/store.js';
 

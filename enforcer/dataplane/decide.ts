@@ -7,7 +7,7 @@ import { recordDecision } from './metrics.js';
 import type { ResolvedIdentity } from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
 import { compiledRegistrations, formatDestination, type Destination, type Origin } from './origin.js';
-import type { PolicySnapshot, SnapshotSource } from '../control/snapshot.js';
+import type { PolicySnapshot, SnapshotSource } from '../control/index.js';
 import { classifiersFor, type Classifiers } from './taint/classify.js';
 import { maskHex, maskLabels, maskToLong } from './taint/mask.js';
 import type { TaintSessions } from './taint/sessions.js';

@@ -131,6 +131,14 @@ test("the enforcer's rooms import only rooms below them", () => {
   assert.deepEqual(bad, []);
 });
 
+test("outside callers enter an enforcer room only through its front door (index.ts)", () => {
+  const bad = all
+    .filter((e) => topOf(e.from) !== 'test' && roomOf(e.to) !== null && roomOf(e.to) !== 'audit')
+    .filter((e) => roomOf(e.from) !== roomOf(e.to) && !e.to.endsWith(`${sep}index.ts`))
+    .map((e) => `${e.from} imports ${e.to}`);
+  assert.deepEqual(bad, []);
+});
+
 test('no folder, at any depth, is part of an import cycle', () => {
   assert.deepEqual(folderCycles(all), []);
 });

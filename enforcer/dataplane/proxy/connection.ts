@@ -3,7 +3,7 @@
 import net from 'node:net';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin, type OriginResolver } from '../origin.js';
-import type { SnapshotSource } from '../../control/snapshot.js';
+import type { SnapshotSource } from '../../control/index.js';
 import { isLoopback, type LearnedNames } from '../dns/names.js';
 import { detectProtocol, type Detected } from '../protocols/detect.js';
 import { parseClientHello, MAX_CLIENT_HELLO, type ClientHello } from '../protocols/tls.js';

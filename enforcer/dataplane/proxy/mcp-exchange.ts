@@ -6,7 +6,7 @@
 // scope the response inspection needs (sse-inspect.ts).
 import type { LilithConfig } from '../../../capsule/config.js';
 import type { CedarValue, EntityUid } from '../../../cedar/types.js';
-import type { PolicySnapshot } from '../../control/snapshot.js';
+import type { PolicySnapshot } from '../../control/index.js';
 import { formatDestination, type Origin } from '../origin.js';
 import { header, headerTokens, type HttpHead } from '../protocols/http1.js';
 import { classifyMessage, jsonRpcError, parseJsonRpc, PARSE_ERROR_CODE, POLICY_DENIED_CODE, type JsonRpcMessage, type McpCall } from '../protocols/mcp.js';
