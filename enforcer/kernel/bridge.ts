@@ -14,6 +14,7 @@ import type { KernelStatus } from '../daemon/daemon.js';
 import { controlMetrics } from '../control/metrics.js';
 import type { PolicySnapshot } from '../control/snapshot.js';
 import { compileRegistrations, readProcessFacts, resolveIdentity } from '../../identity/index.js';
+import { parseHostPort } from '../../net/address.js';
 
 type KernelModule = typeof import('../../bpf/index.js');
 type Kernel = Awaited<ReturnType<KernelModule['attach']>>;
@@ -28,12 +29,6 @@ export function identityNumber(spiffeId: string): number {
   let h = 0x811c9dc5;
   for (const c of Buffer.from(spiffeId)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
   return h || 1;
-}
-
-function hostPort(addr: string, what: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`${what} '${addr}' is not host:port`);
-  return { host: m[1], port: Number(m[2]) };
 }
 
 export interface KernelBridgeOptions {
@@ -61,9 +56,9 @@ export class KernelBridge implements KernelApplier {
 
   async apply(next: PolicySnapshot, _previous: PolicySnapshot | null): Promise<void> {
     const cfg = next.config;
-    const listen = hostPort(cfg.proxy.listen, 'proxy.listen');
-    const dns = hostPort(cfg.proxy.dns_listen, 'proxy.dns_listen');
-    const proxy = { address: listen.host, port: listen.port, dnsPort: dns.port, ...(cfg.proxy.listen6 ? { address6: hostPort(cfg.proxy.listen6, 'proxy.listen6').host } : {}) };
+    const listen = parseHostPort(cfg.proxy.listen, 'proxy.listen');
+    const dns = parseHostPort(cfg.proxy.dns_listen, 'proxy.dns_listen');
+    const proxy = { address: listen.host, port: listen.port, dnsPort: dns.port, ...(cfg.proxy.listen6 ? { address6: parseHostPort(cfg.proxy.listen6, 'proxy.listen6').host } : {}) };
     const deniedFamilies = (cfg.kernel.deny_socket_families ?? []).map((f) => {
       const n = FAMILIES[f.toUpperCase()];
       if (n === undefined) throw new Error(`kernel.deny_socket_families: unknown family ${f}`);
