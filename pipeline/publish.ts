@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
-import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope, parsePayload, sha256Hex, type CapsulePayload } from '../capsule/index.js';
+import { peekCapsule, type CapsulePayload } from '../capsule/index.js';
 import { withHeadShim } from '../capsule/git/head-shim.js';
 
 export const DEFAULT_BRANCH = 'capsules';
@@ -35,12 +35,6 @@ export interface PublishedCapsule {
 
 export function isUrl(repo: string): boolean {
   return /^https?:\/\//i.test(repo);
-}
-
-/** Reads a capsule envelope's payload without verifying it (for ordering and summaries only). */
-export function peekPayload(bytes: Uint8Array): { payload: CapsulePayload; digest: string } {
-  const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
-  return { payload: parsePayload(env.payloadBytes), digest: sha256Hex(env.payloadBytes) };
 }
 
 function httpFor(branch: string) {
@@ -114,7 +108,7 @@ export async function latestPublished(target: RepoTarget): Promise<{ watermark: 
     if (!o.tip) return null;
     const bytes = await readTipCapsule(o.gitdir, o.tip);
     if (!bytes) return null;
-    const { payload, digest } = peekPayload(bytes);
+    const { payload, digest } = peekCapsule(bytes);
     return { watermark: payload.watermark, digest, commit: o.tip };
   } finally {
     await o.cleanup();
@@ -144,14 +138,14 @@ function summary(payload: CapsulePayload, digest: string): string {
  * publishing the identical capsule again is a no-op.
  */
 export async function publishCapsule(bytes: Uint8Array, target: RepoTarget, opts: { now?: Date; author?: { name: string; email: string } } = {}): Promise<PublishedCapsule & { unchanged: boolean }> {
-  const { payload, digest } = peekPayload(bytes);
+  const { payload, digest } = peekCapsule(bytes);
   const branch = target.branch ?? DEFAULT_BRANCH;
   const o = await open(target, true);
   try {
     if (o.tip) {
       const current = await readTipCapsule(o.gitdir, o.tip);
       if (current) {
-        const published = peekPayload(current);
+        const published = peekCapsule(current);
         if (published.payload.watermark === payload.watermark && published.digest === digest) {
           return { commit: o.tip, watermark: payload.watermark, digest, unchanged: true };
         }
