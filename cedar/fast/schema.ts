@@ -5,7 +5,9 @@ import { CedarSchemaError, readSchema, type CedarSchema, type SchemaType } from 
 import { EUid } from './values.js';
 
 /** A construct the compiled engine does not implement; the caller falls back to cedar-wasm. */
-export class Unsupported extends Error {}
+export class Unsupported extends Error {
+  readonly code = 'unsupported';
+}
 
 export type SType =
   | { kind: 'String' }
