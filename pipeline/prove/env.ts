@@ -1,7 +1,7 @@
 // Stage 1 (env): the schema as the prover sees it — Cedar types, the entity
 // ancestor-type relation, the concrete action hierarchy and the request
 // environments (principal type, action, resource type, context type).
-import { CedarSchemaError, readSchema, type CedarSchema, type SchemaType } from '../../cedar/schema.js';
+import { CedarSchemaError, readSchema, type CedarSchema, type SchemaErrorCode, type SchemaType } from '../../cedar/schema.js';
 
 export type Ty =
   | { k: 'bool' }
@@ -12,7 +12,21 @@ export type Ty =
   | { k: 'record'; fields: Record<string, { ty: Ty; required: boolean }> }
   | { k: 'ext'; name: string };
 
-export class SchemaError extends Error {}
+export type ProverSchemaErrorCode =
+  | SchemaErrorCode
+  /** Namespaces, entity tags or enumerated entity types: the prover does not encode them. */
+  | 'unsupported'
+  /** An action's context is not a record. */
+  | 'bad_context';
+
+export class SchemaError extends Error {
+  constructor(
+    readonly code: ProverSchemaErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface RequestEnv {
   principalType: string;
@@ -129,16 +143,16 @@ export function loadSchema(text: string): ProverSchema {
   try {
     schema = readSchema(text);
   } catch (err) {
-    if (err instanceof CedarSchemaError) throw new SchemaError(err.message);
+    if (err instanceof CedarSchemaError) throw new SchemaError(err.code, err.message);
     throw err;
   }
-  if (schema.namespaces.length) throw new SchemaError(`unsupported: schema namespaces (${schema.namespaces.join(', ')})`);
+  if (schema.namespaces.length) throw new SchemaError('unsupported', `unsupported: schema namespaces (${schema.namespaces.join(', ')})`);
 
   const entityTypes = new Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>();
   const ancestorTypes = new Map<string, Set<string>>();
   for (const [name, et] of schema.entityTypes) {
-    if (et.tags) throw new SchemaError(`unsupported: entity tags on ${name}`);
-    if (et.enum) throw new SchemaError(`unsupported: enumerated entity type ${name}`);
+    if (et.tags) throw new SchemaError('unsupported', `unsupported: entity tags on ${name}`);
+    if (et.enum) throw new SchemaError('unsupported', `unsupported: enumerated entity type ${name}`);
     const shape = et.shape ? (toTy(et.shape) as Ty & { k: 'record' }) : undefined;
     entityTypes.set(name, { memberOf: et.memberOfTypes, shape: shape && Object.keys(shape.fields).length ? shape : undefined });
     ancestorTypes.set(name, new Set(et.ancestorTypes));
@@ -151,7 +165,7 @@ export function loadSchema(text: string): ProverSchema {
     const at = a.appliesTo;
     if (!at) continue;
     const ctx = at.context ? toTy(at.context) : ({ k: 'record', fields: {} } as Ty);
-    if (ctx.k !== 'record') throw new SchemaError(`schema: context of action ${id} is not a record`);
+    if (ctx.k !== 'record') throw new SchemaError('bad_context', `schema: context of action ${id} is not a record`);
     for (const p of at.principalTypes) for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
   }
   return { entityTypes, ancestorTypes, actionAncestors, envs };
