@@ -75,7 +75,10 @@ interface JsonType {
 interface JsonNamespace {
   commonTypes?: Record<string, JsonType>;
   entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: unknown; enum?: unknown }>;
-  actions?: Record<string, { memberOf?: { id: string; type?: string }[]; appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType } }>;
+  actions?: Record<string, {
+    memberOf?: { id: string; type?: string }[];
+    appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType };
+  }>;
 }
 
 /** Names reachable from `start` through `next`, depth first (stack order), without repeats. */
@@ -168,9 +171,9 @@ export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
     actions.set(id, {
       memberOf,
       ancestors: closure(memberOf.map((m) => m.id), (p) => (actionDecls[p]?.memberOf ?? []).map((m) => m.id)),
-      ...(at
-        ? { appliesTo: { principalTypes: at.principalTypes ?? [], resourceTypes: at.resourceTypes ?? [], ...(at.context ? { context: toType(at.context) } : {}) } }
-        : {}),
+      ...(at && {
+        appliesTo: { principalTypes: at.principalTypes ?? [], resourceTypes: at.resourceTypes ?? [], ...(at.context && { context: toType(at.context) }) },
+      }),
     });
   }
   return { namespaces: Object.keys(json).filter((n) => n !== ''), entityTypes, actions };

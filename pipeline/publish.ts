@@ -173,7 +173,10 @@ export async function publishCapsule(bytes: Uint8Array, target: RepoTarget, opts
           return { commit: o.tip, watermark: payload.watermark, digest, unchanged: true };
         }
         if (payload.watermark <= published.payload.watermark) {
-          throw new PublishRefusedError('watermark_not_above', `watermark ${payload.watermark} is not above the published watermark ${published.payload.watermark} on ${branch}; sign again with --watermark auto`);
+          throw new PublishRefusedError(
+            'watermark_not_above',
+            `watermark ${payload.watermark} is not above the published watermark ${published.payload.watermark} on ${branch}; sign again with --watermark auto`,
+          );
         }
       }
     }

@@ -271,7 +271,9 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         try {
           return await extract(solver, pr.env, pr.decls, headSchema);
         } catch (err) {
-          if (err instanceof LongOutOfRange) throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
+          if (err instanceof LongOutOfRange) {
+            throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
+          }
           throw err;
         } finally {
           if (scopes) solver.send('(pop 1)\n');

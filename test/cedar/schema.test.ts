@@ -42,8 +42,9 @@ test('readSchema: other namespaces are reported, not read', () => {
 });
 
 test('readSchema: errors carry a code', () => {
-  assert.throws(() => readSchema('entity A { x: Nope };'), (e: unknown) => e instanceof CedarSchemaError && e.code === 'invalid' && /^schema: /.test(e.message));
-  assert.throws(() => readSchema('type A = B; type B = A; entity E { x: A };'), (e: unknown) => e instanceof CedarSchemaError && e.code === 'recursive_type');
+  const coded = (code: string) => (e: unknown) => e instanceof CedarSchemaError && e.code === code && /^schema: /.test(e.message);
+  assert.throws(() => readSchema('entity A { x: Nope };'), coded('invalid'));
+  assert.throws(() => readSchema('type A = B; type B = A; entity E { x: A };'), coded('recursive_type'));
 });
 
 test('closure: depth first, no repeats, cycles end', () => {
