@@ -33,12 +33,11 @@ export {
   type Trust,
   type TrustFile,
 } from './trust.js';
-export { CAPSULE_FORMAT, parsePayload, encodePayload, bundleOf, type CapsulePayload } from './payload.js';
+export { CAPSULE_FORMAT, parsePayload, encodePayload, bundleOf, sha256Hex, peekCapsule, peekCapsuleClaims, type CapsulePayload } from './payload.js';
 export { readState, writeStateAtomic, statePath, STATE_FILE, type CapsuleState } from './state.js';
 export {
   verifyCapsule,
   stateFor,
-  sha256Hex,
   MAX_CAPSULE_BYTES,
   DEFAULT_CLOCK_SKEW_MS,
   type VerifiedCapsule,

@@ -1,6 +1,8 @@
 // The capsule payload: everything an enforcer activates, in one signed JSON document.
+import { createHash } from 'node:crypto';
 import type { Entity, PolicyBundle } from '../cedar/types.js';
 import type { LilithConfig } from './config.js';
+import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope } from './envelope.js';
 import { CapsuleError } from './errors.js';
 
 export const CAPSULE_FORMAT = 'lilith.capsule/v1';
@@ -81,4 +83,35 @@ export function encodePayload(payload: CapsulePayload): Uint8Array {
 /** The engine input for a capsule's enforced policy set. */
 export function bundleOf(payload: CapsulePayload): PolicyBundle {
   return { policies: payload.policies, schema: payload.schema, entities: payload.entities };
+}
+
+/** The capsule digest: sha256 hex of the exact payload bytes. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * What a capsule envelope claims, read WITHOUT checking its signatures: for ordering,
+ * summaries and reports only, never to enforce (that is verifyCapsule). Throws
+ * CapsuleError 'malformed' when the envelope or the payload does not parse.
+ */
+export function peekCapsule(bytes: Uint8Array): { payload: CapsulePayload; digest: string } {
+  const { payloadBytes } = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
+  return { payload: parsePayload(payloadBytes), digest: sha256Hex(payloadBytes) };
+}
+
+/** peekCapsule as far as it gets, for reporting a refused capsule: never throws. */
+export function peekCapsuleClaims(bytes: Uint8Array): { watermark: number | null; digest: string | null } {
+  let payloadBytes: Uint8Array;
+  try {
+    payloadBytes = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE).payloadBytes;
+  } catch {
+    return { watermark: null, digest: null };
+  }
+  const digest = sha256Hex(payloadBytes);
+  try {
+    return { watermark: parsePayload(payloadBytes).watermark, digest };
+  } catch {
+    return { watermark: null, digest };
+  }
 }

@@ -1,10 +1,9 @@
 // Capsule verification, in the order that keeps untrusted bytes away from the
 // parsers: size cap → envelope structure → signatures over the exact bytes →
 // payload parse → time window → anti-rollback.
-import { createHash } from 'node:crypto';
 import { CapsuleError } from './errors.js';
 import { CAPSULE_PAYLOAD_TYPE, checkSignatures, decodeEnvelope, requireThreshold } from './envelope.js';
-import { parsePayload, type CapsulePayload } from './payload.js';
+import { parsePayload, sha256Hex, type CapsulePayload } from './payload.js';
 import type { CapsuleState } from './state.js';
 import { checkTrustCurrent, type Trust } from './trust.js';
 
@@ -26,10 +25,6 @@ export interface VerifiedCapsule {
 export interface VerifyOptions {
   maxBytes?: number;
   clockSkewMs?: number;
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 export function verifyCapsule(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, options: VerifyOptions = {}): VerifiedCapsule {

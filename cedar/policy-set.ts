@@ -11,8 +11,20 @@ export interface NamedPolicy {
   json: PolicyJson;
 }
 
+export type PolicySetErrorCode =
+  /** cedar-wasm cannot parse a policy file (or convert a policy to JSON). */
+  | 'parse'
+  /** A file declares policy templates, which Lilith does not take. */
+  | 'template'
+  /** Two policies share an @id. */
+  | 'duplicate_id';
+
 export class PolicySetError extends Error {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    readonly code: PolicySetErrorCode,
+    message: string,
+    readonly file?: string,
+  ) {
     super(message);
   }
 }
@@ -27,14 +39,14 @@ export function splitPolicies(files: Record<string, string>): NamedPolicy[] {
   const seen = new Map<string, string>();
   for (const file of Object.keys(files).sort()) {
     const parts = cedar.policySetTextToParts(files[file]);
-    if (parts.type === 'failure') throw new PolicySetError(`${file}: ${describe(parts.errors)}`, file);
-    if (parts.policy_templates.length) throw new PolicySetError(`${file}: policy templates are not supported`, file);
+    if (parts.type === 'failure') throw new PolicySetError('parse', `${file}: ${describe(parts.errors)}`, file);
+    if (parts.policy_templates.length) throw new PolicySetError('template', `${file}: policy templates are not supported`, file);
     parts.policies.forEach((text, index) => {
       const json = cedar.policyToJson(text);
-      if (json.type === 'failure') throw new PolicySetError(`${file}: ${describe(json.errors)}`, file);
+      if (json.type === 'failure') throw new PolicySetError('parse', `${file}: ${describe(json.errors)}`, file);
       const id = json.json.annotations?.id ?? `${file}#${index}`;
       const previous = seen.get(id);
-      if (previous) throw new PolicySetError(`${file}: duplicate policy id "${id}" (also in ${previous})`, file);
+      if (previous) throw new PolicySetError('duplicate_id', `${file}: duplicate policy id "${id}" (also in ${previous})`, file);
       seen.set(id, file);
       out.push({ id, file, text, json: json.json });
     });

@@ -12,6 +12,7 @@ import { delimiter, join } from 'node:path';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import type { LilithConfig, Registration, SeccompProfileName } from '../capsule/config.js';
+import { parseHostPort } from '../net/address.js';
 import { agentCgroup } from './cgroup.js';
 import { confineArgs, planConfinement, type ConfinePlan } from './plan.js';
 import { requireHelper } from './native.js';
@@ -55,9 +56,7 @@ function resolveCommand(cmd: string): string {
 }
 
 function proxyPort(config: LilithConfig): number {
-  const m = /:(\d+)$/.exec(config.proxy.listen);
-  if (!m) throw new Error(`proxy.listen "${config.proxy.listen}" has no port`);
-  return Number(m[1]);
+  return parseHostPort(config.proxy.listen, 'proxy.listen').port;
 }
 
 // Not `for await`: leaving that loop would destroy the socket the "go" must go through.

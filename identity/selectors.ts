@@ -26,21 +26,38 @@ export interface ProcessFacts {
   cgroupPath?: string;
 }
 
-export class SelectorError extends Error {}
+export type SelectorErrorCode =
+  /** Neither unix:<kind>:<value> nor cgroup:/<path>. */
+  | 'syntax'
+  /** A cgroup or executable path that is not absolute. */
+  | 'not_absolute'
+  /** A uid or gid that is not a number. */
+  | 'not_a_number'
+  /** A sha256 selector that is not 64 lowercase hex digits. */
+  | 'bad_sha256';
+
+export class SelectorError extends Error {
+  constructor(
+    readonly code: SelectorErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export function parseSelector(text: string): ParsedSelector {
   if (text.startsWith('cgroup:')) {
     const value = text.slice('cgroup:'.length);
-    if (!value.startsWith('/')) throw new SelectorError(`selector "${text}": cgroup path must start with "/"`);
+    if (!value.startsWith('/')) throw new SelectorError('not_absolute', `selector "${text}": cgroup path must start with "/"`);
     return { kind: 'cgroup', value: value.length > 1 ? value.replace(/\/+$/, '') : value, text };
   }
   const m = /^unix:(uid|gid|user|group|path|sha256):(.+)$/.exec(text);
-  if (!m) throw new SelectorError(`selector "${text}": expected unix:{uid,gid,user,group,path,sha256}:<value> or cgroup:/<path>`);
+  if (!m) throw new SelectorError('syntax', `selector "${text}": expected unix:{uid,gid,user,group,path,sha256}:<value> or cgroup:/<path>`);
   const kind = m[1] as SelectorKind;
   const value = m[2];
-  if ((kind === 'uid' || kind === 'gid') && !/^\d+$/.test(value)) throw new SelectorError(`selector "${text}": ${kind} must be a number`);
-  if (kind === 'sha256' && !/^[0-9a-f]{64}$/.test(value)) throw new SelectorError(`selector "${text}": sha256 must be 64 lowercase hex digits`);
-  if (kind === 'path' && !value.startsWith('/')) throw new SelectorError(`selector "${text}": path must be absolute`);
+  if ((kind === 'uid' || kind === 'gid') && !/^\d+$/.test(value)) throw new SelectorError('not_a_number', `selector "${text}": ${kind} must be a number`);
+  if (kind === 'sha256' && !/^[0-9a-f]{64}$/.test(value)) throw new SelectorError('bad_sha256', `selector "${text}": sha256 must be 64 lowercase hex digits`);
+  if (kind === 'path' && !value.startsWith('/')) throw new SelectorError('not_absolute', `selector "${text}": path must be absolute`);
   return { kind, value, text };
 }
 

@@ -19,14 +19,31 @@ export interface PolicySource {
   configText: string;
 }
 
-export class PolicySourceError extends Error {}
+export type PolicySourceErrorCode =
+  /** schema.cedarschema or lilith.json is missing. */
+  | 'missing_file'
+  /** No *.cedar policy file. */
+  | 'no_policies'
+  /** The directory cannot be read. */
+  | 'unreadable'
+  /** entities.json is not JSON or not an array. */
+  | 'bad_entities';
+
+export class PolicySourceError extends Error {
+  constructor(
+    readonly code: PolicySourceErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Builds a PolicySource from a flat map of relative paths to file text (directory or git tree). */
 export function policySourceFromFiles(files: Map<string, string>): PolicySource {
   const schema = files.get(SCHEMA_FILE);
-  if (schema === undefined) throw new PolicySourceError(`missing ${SCHEMA_FILE}`);
+  if (schema === undefined) throw new PolicySourceError('missing_file', `missing ${SCHEMA_FILE}`);
   const configText = files.get(CONFIG_FILE);
-  if (configText === undefined) throw new PolicySourceError(`missing ${CONFIG_FILE}`);
+  if (configText === undefined) throw new PolicySourceError('missing_file', `missing ${CONFIG_FILE}`);
   const policies: Record<string, string> = {};
   const invariants: Record<string, string> = {};
   for (const [path, text] of files) {
@@ -34,7 +51,7 @@ export function policySourceFromFiles(files: Map<string, string>): PolicySource 
     if (!path.includes('/')) policies[path] = text;
     else if (path.startsWith(`${INVARIANTS_DIR}/`) && path.split('/').length === 2) invariants[path] = text;
   }
-  if (Object.keys(policies).length === 0) throw new PolicySourceError('no policies (*.cedar) found');
+  if (Object.keys(policies).length === 0) throw new PolicySourceError('no_policies', 'no policies (*.cedar) found');
   return { policies, invariants, schema, entitiesText: files.get(ENTITIES_FILE) ?? '[]', configText };
 }
 
@@ -49,7 +66,7 @@ export async function readPolicyDir(dir: string): Promise<PolicySource> {
   try {
     entries = await readdir(dir);
   } catch (err) {
-    throw new PolicySourceError(`cannot read policy directory ${dir}: ${(err as Error).message}`);
+    throw new PolicySourceError('unreadable', `cannot read policy directory ${dir}: ${(err as Error).message}`);
   }
   for (const name of entries) {
     const path = join(dir, name);
@@ -68,9 +85,9 @@ export function parseEntities(text: string): Entity[] {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new PolicySourceError(`${ENTITIES_FILE}: ${(err as Error).message}`);
+    throw new PolicySourceError('bad_entities', `${ENTITIES_FILE}: ${(err as Error).message}`);
   }
-  if (!Array.isArray(value)) throw new PolicySourceError(`${ENTITIES_FILE}: expected an array of entities`);
+  if (!Array.isArray(value)) throw new PolicySourceError('bad_entities', `${ENTITIES_FILE}: expected an array of entities`);
   return value as Entity[];
 }
 

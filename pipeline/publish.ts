@@ -10,16 +10,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
-import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope, parsePayload, sha256Hex, type CapsulePayload } from '../capsule/index.js';
+import { peekCapsule, type CapsulePayload } from '../capsule/index.js';
 import { withHeadShim } from '../capsule/git/head-shim.js';
 
 export const DEFAULT_BRANCH = 'capsules';
 export const CAPSULE_PATH = 'capsule.json';
 export const SUMMARY_PATH = 'CAPSULE.md';
 
-export class PublishError extends Error {}
+/** Why the remote refused this capsule (PublishRefusedError). */
+export type PublishRefusedCode =
+  /** The git server refused the push. */
+  | 'push_refused'
+  /** The capsule's watermark is not above the published one. */
+  | 'watermark_not_above'
+  /** Another publish moved the branch meanwhile. */
+  | 'branch_moved';
+
+export type PublishErrorCode = 'not_a_repository' | PublishRefusedCode;
+
+export class PublishError extends Error {
+  constructor(
+    readonly code: PublishErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 /** The remote is fine but this capsule must not be published there (watermark order, concurrent publish). */
-export class PublishRefusedError extends PublishError {}
+export class PublishRefusedError extends PublishError {
+  declare readonly code: PublishRefusedCode;
+  constructor(code: PublishRefusedCode, message: string) {
+    super(code, message);
+  }
+}
 
 export interface RepoTarget {
   /** http(s) URL, or a local repository path (bare or with a working tree). */
@@ -37,12 +60,6 @@ export function isUrl(repo: string): boolean {
   return /^https?:\/\//i.test(repo);
 }
 
-/** Reads a capsule envelope's payload without verifying it (for ordering and summaries only). */
-export function peekPayload(bytes: Uint8Array): { payload: CapsulePayload; digest: string } {
-  const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
-  return { payload: parsePayload(env.payloadBytes), digest: sha256Hex(env.payloadBytes) };
-}
-
 function httpFor(branch: string) {
   // isomorphic-git's fetch needs the remote HEAD resolvable even for a single-branch fetch.
   return withHeadShim(http as never, `refs/heads/${branch}`) as unknown as typeof http;
@@ -52,7 +69,7 @@ async function localGitdir(repo: string): Promise<string> {
   const dotgit = join(repo, '.git');
   if ((await stat(dotgit).catch(() => null))?.isDirectory()) return dotgit;
   if ((await stat(join(repo, 'HEAD')).catch(() => null))?.isFile() && (await stat(join(repo, 'objects')).catch(() => null))?.isDirectory()) return repo;
-  throw new PublishError(`${repo} is not a git repository (no .git directory, not a bare repository)`);
+  throw new PublishError('not_a_repository', `${repo} is not a git repository (no .git directory, not a bare repository)`);
 }
 
 interface Opened {
@@ -88,7 +105,7 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
     if (forPush) {
       opened.push = async () => {
         const res = await git.push({ fs, http: h, dir, remote: 'origin', ref: branch, remoteRef: branch });
-        if (!res.ok) throw new PublishRefusedError(`push to ${target.repo} ${branch} was refused: ${res.error ?? JSON.stringify(res.refs)}`);
+        if (!res.ok) throw new PublishRefusedError('push_refused', `push to ${target.repo} ${branch} was refused: ${res.error ?? JSON.stringify(res.refs)}`);
       };
     }
     return opened;
@@ -114,7 +131,7 @@ export async function latestPublished(target: RepoTarget): Promise<{ watermark: 
     if (!o.tip) return null;
     const bytes = await readTipCapsule(o.gitdir, o.tip);
     if (!bytes) return null;
-    const { payload, digest } = peekPayload(bytes);
+    const { payload, digest } = peekCapsule(bytes);
     return { watermark: payload.watermark, digest, commit: o.tip };
   } finally {
     await o.cleanup();
@@ -144,19 +161,22 @@ function summary(payload: CapsulePayload, digest: string): string {
  * publishing the identical capsule again is a no-op.
  */
 export async function publishCapsule(bytes: Uint8Array, target: RepoTarget, opts: { now?: Date; author?: { name: string; email: string } } = {}): Promise<PublishedCapsule & { unchanged: boolean }> {
-  const { payload, digest } = peekPayload(bytes);
+  const { payload, digest } = peekCapsule(bytes);
   const branch = target.branch ?? DEFAULT_BRANCH;
   const o = await open(target, true);
   try {
     if (o.tip) {
       const current = await readTipCapsule(o.gitdir, o.tip);
       if (current) {
-        const published = peekPayload(current);
+        const published = peekCapsule(current);
         if (published.payload.watermark === payload.watermark && published.digest === digest) {
           return { commit: o.tip, watermark: payload.watermark, digest, unchanged: true };
         }
         if (payload.watermark <= published.payload.watermark) {
-          throw new PublishRefusedError(`watermark ${payload.watermark} is not above the published watermark ${published.payload.watermark} on ${branch}; sign again with --watermark auto`);
+          throw new PublishRefusedError(
+            'watermark_not_above',
+            `watermark ${payload.watermark} is not above the published watermark ${published.payload.watermark} on ${branch}; sign again with --watermark auto`,
+          );
         }
       }
     }
@@ -190,7 +210,7 @@ export async function publishCapsule(bytes: Uint8Array, target: RepoTarget, opts
     } else {
       // Local repository: move the branch only if nobody moved it meanwhile.
       const now = await git.resolveRef({ fs, gitdir, ref: `refs/heads/${branch}` }).catch(() => null);
-      if (now !== o.tip) throw new PublishRefusedError(`${branch} moved while publishing (now ${now}); try again`);
+      if (now !== o.tip) throw new PublishRefusedError('branch_moved', `${branch} moved while publishing (now ${now}); try again`);
       await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
     }
     return { commit, watermark: payload.watermark, digest, unchanged: false };

@@ -1,10 +1,11 @@
 // `lilith sign [DIR]`: validate a policy repository and sign it into a capsule.
-import { writeFile, rename, stat } from 'node:fs/promises';
+import { writeFile, stat } from 'node:fs/promises';
 import fs from 'node:fs';
 import { resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { readSigningKey, signCapsule, sha256Hex, signTrustUpdate, parseTrust, type SigningKey } from '../../capsule/index.js';
+import { readSigningKey, signCapsule, peekCapsule, signTrustUpdate, parseTrust, type SigningKey } from '../../capsule/index.js';
+import { writeFileAtomic } from '../../capsule/atomic-file.js';
 import { readFile } from 'node:fs/promises';
 import { buildPayload, DEFAULT_VALIDITY, fileDigest, parseDuration } from '../../pipeline/capsule-build.js';
 import { readPolicyDir } from '../../pipeline/policy-source.js';
@@ -113,11 +114,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.proof ? { proofDigest: await fileDigest(values.proof) } : {}),
     });
     const bytes = signCapsule(payload, keys);
-    const tmp = `${values.out}.tmp-${process.pid}`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, values.out);
-    const env = JSON.parse(Buffer.from(bytes).toString('utf8')) as { payload: string };
-    const digest = sha256Hex(Buffer.from(env.payload, 'base64'));
+    await writeFileAtomic(values.out, bytes);
+    const { digest } = peekCapsule(bytes);
     process.stdout.write(
       `signed ${values.out}: watermark ${watermark}, ${report.policyIds.length} policies, expires ${payload.expires_at}\n` +
         `payload sha256 ${digest}\nsigned by ${keys.map((k) => k.keyid.slice(0, 16)).join(', ')}\n`,

@@ -12,11 +12,9 @@ import { join } from 'node:path';
 import {
   CapsuleError,
   bundleOf,
-  decodeEnvelope,
-  CAPSULE_PAYLOAD_TYPE,
-  parsePayload,
+  peekCapsule,
+  peekCapsuleClaims,
   readState,
-  sha256Hex,
   stateFor,
   verifyCapsule,
   writeStateAtomic,
@@ -174,7 +172,7 @@ export class Activator implements SnapshotSource {
       verified = c.source === 'disk' ? this.#verify(c, now) : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
     } catch (err) {
       if (err instanceof CapsuleError) {
-        const peek = peek_(c.bytes);
+        const peek = peekCapsuleClaims(c.bytes);
         return this.#refuse(c, err.code, err.message, peek.watermark, peek.digest);
       }
       throw err;
@@ -275,7 +273,7 @@ export class Activator implements SnapshotSource {
       // still with every other check (signatures, threshold, anti-rollback) at a time
       // just before its expiry.
       if (c.source !== 'disk' || !(err instanceof CapsuleError) || err.code !== 'expired') throw err;
-      const payload = parsePayload(decodeEnvelope(c.bytes, CAPSULE_PAYLOAD_TYPE).payloadBytes);
+      const { payload } = peekCapsule(c.bytes);
       if (payload.config?.on_expiry !== 'keep') throw err;
       const verified = verifyCapsule(c.bytes, trust, this.#state, new Date(new Date(payload.expires_at).getTime() - 1), opts);
       this.#log(`persisted capsule watermark ${payload.watermark} has EXPIRED (${payload.expires_at}); on_expiry=keep: enforcing it anyway`);
@@ -376,20 +374,3 @@ export class Activator implements SnapshotSource {
     return this.#opts.now?.() ?? new Date();
   }
 }
-
-/** What a refused capsule claims (watermark, payload digest), as far as it parses; for status only. */
-function peek_(bytes: Uint8Array): { watermark: number | null; digest: string | null } {
-  let payloadBytes: Uint8Array;
-  try {
-    payloadBytes = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE).payloadBytes;
-  } catch {
-    return { watermark: null, digest: null };
-  }
-  const digest = sha256Hex(payloadBytes);
-  try {
-    return { watermark: parsePayload(payloadBytes).watermark, digest };
-  } catch {
-    return { watermark: null, digest };
-  }
-}
-

@@ -7,6 +7,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname } from 'node:path';
+import { parseHostPort } from '../../net/address.js';
 
 export interface AdminHandlers {
   status(): unknown;
@@ -129,12 +130,11 @@ export async function listenAdminSocket(path: string, h: AdminHandlers): Promise
 
 /** Listens on "host:port" (loopback expected). */
 export async function listenAdminTcp(addr: string, h: AdminHandlers): Promise<AdminServer> {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`admin address '${addr}' must be host:port`);
+  const { host, port } = parseHostPort(addr, 'admin address');
   const server = http.createServer(handler(h, false));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(m[2]), m[1], () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const a = server.address() as net.AddressInfo;
   return {

@@ -42,12 +42,6 @@ export function formatDestination(d: { address: string; port: number }): string 
   return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
 }
 
-/** Parses "host:port" / "[v6]:port". */
-export function parseHostPort(text: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m || Number(m[2]) > 65535) throw new Error(`expected host:port or [v6]:port, got '${text}'`);
-  return { host: m[1], port: Number(m[2]) };
-}
 
 const compiled = new WeakMap<Registration[], CompiledRegistration<Registration>[]>();
 

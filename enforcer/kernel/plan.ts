@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { KernelConfig, LilithConfig, ProxyConfig, Registration } from '../../capsule/config.js';
 import type { ExecProgram } from './exec-inodes.js';
+import { parseHostPort } from '../../net/address.js';
 
 /** Where managed traffic is sent: the proxy's addresses as bpf/index.ts ProxySettings wants them. */
 export interface ProxyPlan {
@@ -83,16 +84,10 @@ export function planKernel(input: KernelPlanInput): KernelPlan {
   };
 }
 
-function hostPort(addr: string, what: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr);
-  if (!m) throw new Error(`${what} '${addr}' is not host:port`);
-  return { host: m[1], port: Number(m[2]) };
-}
-
 function planProxy(proxy: ProxyConfig): ProxyPlan {
-  const listen = hostPort(proxy.listen, 'proxy.listen');
-  const dns = hostPort(proxy.dns_listen, 'proxy.dns_listen');
-  return { address: listen.host, port: listen.port, dnsPort: dns.port, ...(proxy.listen6 ? { address6: hostPort(proxy.listen6, 'proxy.listen6').host } : {}) };
+  const listen = parseHostPort(proxy.listen, 'proxy.listen');
+  const dns = parseHostPort(proxy.dns_listen, 'proxy.dns_listen');
+  return { address: listen.host, port: listen.port, dnsPort: dns.port, ...(proxy.listen6 ? { address6: parseHostPort(proxy.listen6, 'proxy.listen6').host } : {}) };
 }
 
 function planDeniedFamilies(kernel: KernelConfig): number[] {

@@ -11,7 +11,20 @@ export interface Approval {
   source: string;
 }
 
-export class ApprovalError extends Error {}
+export type ApprovalErrorCode =
+  /** An approvals file cannot be read or is not JSON. */
+  | 'unreadable'
+  /** An approval entry has the wrong shape. */
+  | 'invalid';
+
+export class ApprovalError extends Error {
+  constructor(
+    readonly code: ApprovalErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export const APPROVALS_DIR = 'approvals';
 
@@ -21,17 +34,17 @@ export function parseApprovalFile(path: string, text: string): Approval[] {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ApprovalError(`${path}: ${(err as Error).message}`);
+    throw new ApprovalError('unreadable', `${path}: ${(err as Error).message}`);
   }
   const items = Array.isArray(value) ? value : [value];
   return items.map((item, i) => {
     const where = Array.isArray(value) ? `${path}[${i}]` : path;
-    if (!item || typeof item !== 'object') throw new ApprovalError(`${where}: expected an object`);
+    if (!item || typeof item !== 'object') throw new ApprovalError('invalid', `${where}: expected an object`);
     const o = item as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!['action', 'principal_type', 'resource_type', 'reason'].includes(k)) throw new ApprovalError(`${where}: unknown field "${k}"`);
-    if (typeof o.action !== 'string' || !o.action) throw new ApprovalError(`${where}: "action" must name an action (or "*")`);
-    if (typeof o.reason !== 'string' || !o.reason.trim()) throw new ApprovalError(`${where}: "reason" is required`);
-    for (const k of ['principal_type', 'resource_type']) if (o[k] !== undefined && typeof o[k] !== 'string') throw new ApprovalError(`${where}: "${k}" must be a string`);
+    for (const k of Object.keys(o)) if (!['action', 'principal_type', 'resource_type', 'reason'].includes(k)) throw new ApprovalError('invalid', `${where}: unknown field "${k}"`);
+    if (typeof o.action !== 'string' || !o.action) throw new ApprovalError('invalid', `${where}: "action" must name an action (or "*")`);
+    if (typeof o.reason !== 'string' || !o.reason.trim()) throw new ApprovalError('invalid', `${where}: "reason" is required`);
+    for (const k of ['principal_type', 'resource_type']) if (o[k] !== undefined && typeof o[k] !== 'string') throw new ApprovalError('invalid', `${where}: "${k}" must be a string`);
     return { action: o.action, principal_type: o.principal_type as string | undefined, resource_type: o.resource_type as string | undefined, reason: o.reason, source: path };
   });
 }

@@ -22,7 +22,10 @@ export interface Counterexample {
   entities: { uid: EntityUid; attrs: Record<string, CedarJson>; parents: EntityUid[] }[];
 }
 
-export class CounterexampleError extends Error {}
+export class CounterexampleError extends Error {
+  /** A counterexample needs a value the report cannot write (an extension value). */
+  readonly code = 'unsupported_value';
+}
 
 interface Leaf {
   path: string[];

@@ -2,7 +2,22 @@
 import type { Ty } from './env.js';
 
 export type SExpr = string | SExpr[];
-export class DecodeError extends Error {}
+export type DecodeErrorCode =
+  /** The solver output is not a well-formed s-expression. */
+  | 'syntax'
+  /** A value does not have the type the model says. */
+  | 'type_mismatch'
+  /** A Long beyond what JSON (and so cedar-wasm) carries exactly. */
+  | 'long_out_of_range';
+
+export class DecodeError extends Error {
+  constructor(
+    readonly code: DecodeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Reads one complete s-expression from `buf` at `pos`; returns undefined when incomplete. */
 export function readSExpr(buf: string, pos: number): { expr: SExpr; end: number } | undefined {
@@ -24,7 +39,7 @@ export function readSExpr(buf: string, pos: number): { expr: SExpr; end: number 
       continue;
     } else if (c === ')') {
       const list = stack.pop();
-      if (!list) throw new DecodeError('unbalanced ) in solver output');
+      if (!list) throw new DecodeError('syntax', 'unbalanced ) in solver output');
       i++;
       if (stack.length === 0) {
         top = list;
@@ -63,13 +78,13 @@ export function readSExpr(buf: string, pos: number): { expr: SExpr; end: number 
 
 export function parseSExpr(text: string): SExpr {
   const r = readSExpr(text + ' ', 0);
-  if (!r) throw new DecodeError(`incomplete s-expression: ${text.slice(0, 200)}`);
+  if (!r) throw new DecodeError('syntax', `incomplete s-expression: ${text.slice(0, 200)}`);
   return r.expr;
 }
 
 /** Decodes an SMT-LIB string literal (with "" and \u{..} escapes). */
 export function decodeString(lit: string): string {
-  if (!lit.startsWith('"') || !lit.endsWith('"')) throw new DecodeError(`expected a string literal, got ${lit}`);
+  if (!lit.startsWith('"') || !lit.endsWith('"')) throw new DecodeError('type_mismatch', `expected a string literal, got ${lit}`);
   const body = lit.slice(1, -1).replace(/""/g, '"');
   return body.replace(/\\u\{([0-9a-fA-F]{1,5})\}|\\u([0-9a-fA-F]{4})/g, (_m, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt(a ?? b!, 16)));
 }
@@ -87,13 +102,13 @@ export function decodeLong(e: SExpr): bigint {
     const u = BigInt(e[1].slice(2));
     return u >= 1n << 63n ? u - (1n << 64n) : u;
   }
-  throw new DecodeError(`expected a bit-vector, got ${JSON.stringify(e)}`);
+  throw new DecodeError('type_mismatch', `expected a bit-vector, got ${JSON.stringify(e)}`);
 }
 
 export function decodeBool(e: SExpr): boolean {
   if (e === 'true') return true;
   if (e === 'false') return false;
-  throw new DecodeError(`expected a Bool, got ${JSON.stringify(e)}`);
+  throw new DecodeError('type_mismatch', `expected a Bool, got ${JSON.stringify(e)}`);
 }
 
 export function decodeEntity(e: SExpr): { type: string; id: string } {
@@ -101,7 +116,7 @@ export function decodeEntity(e: SExpr): { type: string; id: string } {
     const m = /^E\.(.+)\.mk$/.exec(e[0]);
     if (m) return { type: m[1], id: decodeString(e[1]) };
   }
-  throw new DecodeError(`expected an entity, got ${JSON.stringify(e)}`);
+  throw new DecodeError('type_mismatch', `expected an entity, got ${JSON.stringify(e)}`);
 }
 
 /** Elements of a model set value (set.empty / set.singleton / set.union / set.insert). */
@@ -112,12 +127,16 @@ export function decodeSet(e: SExpr): SExpr[] {
     if (e[0] === 'set.union') return [...decodeSet(e[1]), ...decodeSet(e[2])];
     if (e[0] === 'set.insert') return [...e.slice(1, -1), ...decodeSet(e[e.length - 1])];
   }
-  throw new DecodeError(`expected a set, got ${JSON.stringify(e)}`);
+  throw new DecodeError('type_mismatch', `expected a set, got ${JSON.stringify(e)}`);
 }
 
 export type CedarJson = boolean | number | string | CedarJson[] | { __entity: { type: string; id: string } } | { [k: string]: CedarJson };
 
-export class LongOutOfRange extends DecodeError {}
+export class LongOutOfRange extends DecodeError {
+  constructor(message: string) {
+    super('long_out_of_range', message);
+  }
+}
 
 /** A model value of a (non-record) Cedar type → Cedar JSON value. */
 export function decodeValue(e: SExpr, ty: Ty): CedarJson {
@@ -130,7 +149,7 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       return Number(n);
     }
     case 'string':
-      if (typeof e !== 'string') throw new DecodeError(`expected a string, got ${JSON.stringify(e)}`);
+      if (typeof e !== 'string') throw new DecodeError('type_mismatch', `expected a string, got ${JSON.stringify(e)}`);
       return decodeString(e);
     case 'entity':
       return { __entity: decodeEntity(e) };
@@ -143,6 +162,6 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       return [...seen.keys()].sort().map((k) => seen.get(k)!);
     }
     default:
-      throw new DecodeError(`cannot decode a value of type ${ty.k}`);
+      throw new DecodeError('type_mismatch', `cannot decode a value of type ${ty.k}`);
   }
 }

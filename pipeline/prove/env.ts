@@ -1,7 +1,7 @@
 // Stage 1 (env): the schema as the prover sees it — Cedar types, the entity
 // ancestor-type relation, the concrete action hierarchy and the request
 // environments (principal type, action, resource type, context type).
-import * as cedar from '../../cedar/wasm-loader.js';
+import { CedarSchemaError, readSchema, type CedarSchema, type SchemaErrorCode, type SchemaType } from '../../cedar/schema.js';
 
 export type Ty =
   | { k: 'bool' }
@@ -12,7 +12,21 @@ export type Ty =
   | { k: 'record'; fields: Record<string, { ty: Ty; required: boolean }> }
   | { k: 'ext'; name: string };
 
-export class SchemaError extends Error {}
+export type ProverSchemaErrorCode =
+  | SchemaErrorCode
+  /** Namespaces, entity tags or enumerated entity types: the prover does not encode them. */
+  | 'unsupported'
+  /** An action's context is not a record. */
+  | 'bad_context';
+
+export class SchemaError extends Error {
+  constructor(
+    readonly code: ProverSchemaErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface RequestEnv {
   principalType: string;
@@ -29,20 +43,6 @@ export interface ProverSchema {
   /** Action id → ids of all its ancestor action groups (transitive, not reflexive). */
   actionAncestors: Map<string, Set<string>>;
   envs: RequestEnv[];
-}
-
-type JsonType = {
-  type: string;
-  name?: string;
-  element?: JsonType;
-  attributes?: Record<string, JsonType & { required?: boolean }>;
-  required?: boolean;
-};
-
-interface JsonSchemaNs {
-  commonTypes?: Record<string, JsonType>;
-  entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: unknown; enum?: unknown }>;
-  actions?: Record<string, { memberOf?: { id: string; type?: string }[]; appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType } }>;
 }
 
 export function tyEq(a: Ty, b: Ty): boolean {
@@ -114,94 +114,59 @@ export function tyName(t: Ty): string {
   }
 }
 
+/** Maps the schema reader's type to the prover's. */
+function toTy(t: SchemaType): Ty {
+  switch (t.kind) {
+    case 'Bool':
+      return { k: 'bool' };
+    case 'Long':
+      return { k: 'long' };
+    case 'String':
+      return { k: 'string' };
+    case 'Set':
+      return { k: 'set', elem: toTy(t.element) };
+    case 'Record': {
+      const fields: Record<string, { ty: Ty; required: boolean }> = {};
+      for (const [k, a] of Object.entries(t.attributes)) fields[k] = { ty: toTy(a.type), required: a.required };
+      return { k: 'record', fields };
+    }
+    case 'Entity':
+      return { k: 'entity', name: t.name };
+    case 'Extension':
+      return { k: 'ext', name: t.name };
+  }
+}
+
 /** Parses Cedar schema text (human form) into the prover's view. Only the empty namespace is supported. */
 export function loadSchema(text: string): ProverSchema {
-  const answer = cedar.schemaToJson(text);
-  if (answer.type === 'failure') throw new SchemaError(`schema: ${answer.errors.map((e) => e.message).join('; ')}`);
-  const json = answer.json as unknown as Record<string, JsonSchemaNs>;
-  const names = Object.keys(json);
-  if (names.some((n) => n !== '')) throw new SchemaError(`unsupported: schema namespaces (${names.filter((n) => n).join(', ')})`);
-  const ns = json[''] ?? {};
-  const common = ns.commonTypes ?? {};
-
-  const resolve = (t: JsonType, seen: string[] = []): Ty => {
-    switch (t.type) {
-      case 'Boolean':
-        return { k: 'bool' };
-      case 'Long':
-        return { k: 'long' };
-      case 'String':
-        return { k: 'string' };
-      case 'Set':
-        if (!t.element) throw new SchemaError('schema: Set without element type');
-        return { k: 'set', elem: resolve(t.element, seen) };
-      case 'Record': {
-        const fields: Record<string, { ty: Ty; required: boolean }> = {};
-        for (const [k, v] of Object.entries(t.attributes ?? {})) fields[k] = { ty: resolve(v, seen), required: v.required !== false };
-        return { k: 'record', fields };
-      }
-      case 'Entity':
-        return { k: 'entity', name: t.name! };
-      case 'Extension':
-        return { k: 'ext', name: t.name! };
-      case 'EntityOrCommon': {
-        const n = t.name!;
-        if (n === 'String' || n === 'Long' || n === 'Bool' || n === 'Boolean') return resolve({ type: n === 'Bool' ? 'Boolean' : n });
-        if (n === 'ipaddr' || n === 'decimal' || n === 'datetime' || n === 'duration') return { k: 'ext', name: n };
-        if (common[n]) {
-          if (seen.includes(n)) throw new SchemaError(`schema: recursive common type ${n}`);
-          return resolve(common[n], [...seen, n]);
-        }
-        if (ns.entityTypes?.[n]) return { k: 'entity', name: n };
-        throw new SchemaError(`schema: unknown type ${n}`);
-      }
-      default:
-        if (common[t.type]) return resolve(common[t.type], seen);
-        throw new SchemaError(`schema: unsupported type ${t.type}`);
-    }
-  };
+  let schema: CedarSchema;
+  try {
+    schema = readSchema(text);
+  } catch (err) {
+    if (err instanceof CedarSchemaError) throw new SchemaError(err.code, err.message);
+    throw err;
+  }
+  if (schema.namespaces.length) throw new SchemaError('unsupported', `unsupported: schema namespaces (${schema.namespaces.join(', ')})`);
 
   const entityTypes = new Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>();
-  for (const [name, et] of Object.entries(ns.entityTypes ?? {})) {
-    if (et.tags) throw new SchemaError(`unsupported: entity tags on ${name}`);
-    if (et.enum) throw new SchemaError(`unsupported: enumerated entity type ${name}`);
-    const shape = et.shape ? (resolve(et.shape) as Ty & { k: 'record' }) : undefined;
-    entityTypes.set(name, { memberOf: et.memberOfTypes ?? [], shape: shape && Object.keys(shape.fields).length ? shape : undefined });
-  }
   const ancestorTypes = new Map<string, Set<string>>();
-  for (const name of entityTypes.keys()) {
-    const out = new Set<string>();
-    const stack = [...entityTypes.get(name)!.memberOf];
-    while (stack.length) {
-      const t = stack.pop()!;
-      if (out.has(t)) continue;
-      out.add(t);
-      stack.push(...(entityTypes.get(t)?.memberOf ?? []));
-    }
-    ancestorTypes.set(name, out);
+  for (const [name, et] of schema.entityTypes) {
+    if (et.tags) throw new SchemaError('unsupported', `unsupported: entity tags on ${name}`);
+    if (et.enum) throw new SchemaError('unsupported', `unsupported: enumerated entity type ${name}`);
+    const shape = et.shape ? (toTy(et.shape) as Ty & { k: 'record' }) : undefined;
+    entityTypes.set(name, { memberOf: et.memberOfTypes, shape: shape && Object.keys(shape.fields).length ? shape : undefined });
+    ancestorTypes.set(name, new Set(et.ancestorTypes));
   }
 
-  const actions = ns.actions ?? {};
   const actionAncestors = new Map<string, Set<string>>();
-  for (const id of Object.keys(actions)) {
-    const out = new Set<string>();
-    const stack = (actions[id].memberOf ?? []).map((m) => m.id);
-    while (stack.length) {
-      const a = stack.pop()!;
-      if (out.has(a)) continue;
-      out.add(a);
-      stack.push(...(actions[a]?.memberOf ?? []).map((m) => m.id));
-    }
-    actionAncestors.set(id, out);
-  }
-
   const envs: RequestEnv[] = [];
-  for (const [id, a] of Object.entries(actions)) {
+  for (const [id, a] of schema.actions) {
+    actionAncestors.set(id, new Set(a.ancestors));
     const at = a.appliesTo;
     if (!at) continue;
-    const ctx = at.context ? resolve(at.context) : ({ k: 'record', fields: {} } as Ty);
-    if (ctx.k !== 'record') throw new SchemaError(`schema: context of action ${id} is not a record`);
-    for (const p of at.principalTypes ?? []) for (const r of at.resourceTypes ?? []) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
+    const ctx = at.context ? toTy(at.context) : ({ k: 'record', fields: {} } as Ty);
+    if (ctx.k !== 'record') throw new SchemaError('bad_context', `schema: context of action ${id} is not a record`);
+    for (const p of at.principalTypes) for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
   }
   return { entityTypes, ancestorTypes, actionAncestors, envs };
 }

@@ -37,7 +37,28 @@ export interface GateOptions {
 }
 
 /** A finding that is not a proof outcome: bad input, unsupported Cedar, solver unknown, encoder bug. Exit 2. */
-export class GateError extends Error {}
+export type GateErrorCode =
+  /** lilith.json cannot be read or its taint labels are out of range. */
+  | 'bad_config'
+  /** A policy or schema uses something the prover does not encode. */
+  | 'unsupported'
+  /** The solver failed or answered unknown. */
+  | 'solver'
+  /** The solver no longer has the model it reported. */
+  | 'lost_model'
+  /** A counterexample holds a Long cedar-wasm cannot take exactly. */
+  | 'long_out_of_range'
+  /** A counterexample does not re-check with cedar-wasm: a prover bug. */
+  | 'encoder_bug';
+
+export class GateError extends Error {
+  constructor(
+    readonly code: GateErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 interface EnvProblem {
   env: RequestEnv;
@@ -56,12 +77,12 @@ function taintOf(configText: string): TaintAssumption | undefined {
     const cfg = JSON.parse(configText) as { taint_labels?: Record<string, number> };
     if (!cfg.taint_labels) return undefined;
     for (const [l, b] of Object.entries(cfg.taint_labels)) {
-      if (!Number.isInteger(b) || b < 0 || b > 63) throw new GateError(`lilith.json: taint label ${l} has bit ${b} (must be 0..63)`);
+      if (!Number.isInteger(b) || b < 0 || b > 63) throw new GateError('bad_config', `lilith.json: taint label ${l} has bit ${b} (must be 0..63)`);
     }
     return { labels: cfg.taint_labels };
   } catch (err) {
     if (err instanceof GateError) throw err;
-    throw new GateError(`lilith.json: ${(err as Error).message}`);
+    throw new GateError('bad_config', `lilith.json: ${(err as Error).message}`);
   }
 }
 
@@ -86,7 +107,7 @@ function side<T>(what: string, f: () => T): T {
   try {
     return f();
   } catch (err) {
-    if (err instanceof UnsupportedError) throw new GateError(`${err.message} (${what})`);
+    if (err instanceof UnsupportedError) throw new GateError('unsupported', `${err.message} (${what})`);
     throw err;
   }
 }
@@ -246,11 +267,13 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
           }
           solver.send('(pop 1)\n');
         }
-        if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError(`solver lost the model for ${key}`);
+        if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError('lost_model', `solver lost the model for ${key}`);
         try {
           return await extract(solver, pr.env, pr.decls, headSchema);
         } catch (err) {
-          if (err instanceof LongOutOfRange) throw new GateError(`counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
+          if (err instanceof LongOutOfRange) {
+            throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
+          }
           throw err;
         } finally {
           if (scopes) solver.send('(pop 1)\n');
@@ -268,6 +291,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         const b = decide(baseCx, toStaticPolicies(basePolicies), base.source.schema);
         if (h.decision !== 'allow' || b.decision !== 'deny') {
           throw new GateError(
+            'encoder_bug',
             `encoder bug: counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, base ${b.decision}; ` +
               `head errors: ${h.errors.join('; ') || 'none'})\n${describeCounterexample(cx)}`,
           );
@@ -317,7 +341,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
       solver.send('(pop 1)\n');
     }
   } catch (err) {
-    if (err instanceof SolverError) throw new GateError(err.message);
+    if (err instanceof SolverError) throw new GateError('solver', err.message);
     throw err;
   } finally {
     await solver.close();
@@ -358,6 +382,7 @@ function recheckInvariant(cx: Counterexample, inv: NamedPolicy, head: NamedPolic
     if (h.decision === 'deny' && matched) return;
   }
   throw new GateError(
+    'encoder_bug',
     `encoder bug: invariant ${inv.id} counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, invariant ${matched ? 'matches' : 'does not match'})\n${describeCounterexample(cx)}`,
   );
 }

@@ -5,7 +5,24 @@ import git from 'isomorphic-git';
 import { policySourceFromFiles, type PolicySource } from '../policy-source.js';
 import { APPROVALS_DIR, parseApprovalFile, type Approval } from './approvals.js';
 
-export class GitSourceError extends Error {}
+export type GitSourceErrorCode =
+  /** The git ref does not resolve. */
+  | 'bad_ref'
+  /** ref^N names a parent the commit does not have. */
+  | 'no_parent'
+  /** The policy directory is not in that commit. */
+  | 'no_directory'
+  /** A file in that commit cannot be read. */
+  | 'unreadable';
+
+export class GitSourceError extends Error {
+  constructor(
+    readonly code: GitSourceErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Resolves REF, REF^, REF~N (branch, tag, remote branch, full or short commit id). */
 export async function resolveCommit(dir: string, ref: string): Promise<string> {
@@ -29,7 +46,7 @@ export async function resolveCommit(dir: string, ref: string): Promise<string> {
       else break;
     }
   } catch (err) {
-    throw new GitSourceError(`cannot resolve git ref "${baseRef}" in ${dir}: ${(err as Error).message}`);
+    throw new GitSourceError('bad_ref', `cannot resolve git ref "${baseRef}" in ${dir}: ${(err as Error).message}`);
   }
   for (const step of m[2].match(/[~^]\d*/g) ?? []) {
     const n = step.length > 1 ? Number(step.slice(1)) : 1;
@@ -43,7 +60,7 @@ export async function resolveCommit(dir: string, ref: string): Promise<string> {
 async function parent(dir: string, oid: string, index: number, ref: string): Promise<string> {
   const { commit } = await git.readCommit({ fs, dir, oid });
   const p = commit.parent[index];
-  if (!p) throw new GitSourceError(`git ref "${ref}": commit ${oid.slice(0, 12)} has no parent #${index + 1}`);
+  if (!p) throw new GitSourceError('no_parent', `git ref "${ref}": commit ${oid.slice(0, 12)} has no parent #${index + 1}`);
   return p;
 }
 
@@ -63,7 +80,7 @@ export async function readPoliciesAtRef(dir: string, ref: string, path = 'polici
   try {
     entries = (await git.readTree({ fs, dir, oid: commit, filepath: cleanPath || undefined })).tree;
   } catch (err) {
-    throw new GitSourceError(`${ref} (${commit.slice(0, 12)}): no directory "${cleanPath}": ${(err as Error).message}`);
+    throw new GitSourceError('no_directory', `${ref} (${commit.slice(0, 12)}): no directory "${cleanPath}": ${(err as Error).message}`);
   }
   const blob = async (oid: string) => new TextDecoder().decode((await git.readBlob({ fs, dir, oid })).blob);
   for (const e of entries) {
@@ -82,7 +99,7 @@ export async function readPoliciesAtRef(dir: string, ref: string, path = 'polici
   try {
     return { commit, source: policySourceFromFiles(files), approvals };
   } catch (err) {
-    throw new GitSourceError(`${ref} (${commit.slice(0, 12)}) ${cleanPath}/: ${(err as Error).message}`);
+    throw new GitSourceError('unreadable', `${ref} (${commit.slice(0, 12)}) ${cleanPath}/: ${(err as Error).message}`);
   }
 }
 

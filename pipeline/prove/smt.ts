@@ -2,7 +2,10 @@
 // folding `true`/`false` keeps scripts small without changing meaning.
 import type { Ty } from './env.js';
 
-export class UnsupportedError extends Error {}
+export class UnsupportedError extends Error {
+  /** Something the prover does not encode (the gate answers exit 2, never "proven"). */
+  readonly code = 'unsupported';
+}
 
 export const TRUE = 'true';
 export const FALSE = 'false';

@@ -4,7 +4,26 @@
 import { execa, type ResultPromise } from 'execa';
 import { readSExpr, type SExpr } from './decoder.js';
 
-export class SolverError extends Error {}
+export type SolverErrorCode =
+  /** cvc5 exited or could not be started mid-session. */
+  | 'exited'
+  /** cvc5 reported an error for a command. */
+  | 'solver_error'
+  /** cvc5 answered unknown (or timed out): not proven. */
+  | 'unknown'
+  /** An answer of a shape the session does not expect. */
+  | 'unexpected_answer'
+  /** The cvc5 binary cannot be run. */
+  | 'not_installed';
+
+export class SolverError extends Error {
+  constructor(
+    readonly code: SolverErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export type SatResult = 'sat' | 'unsat';
 
@@ -58,7 +77,7 @@ export class Cvc5 {
   }
 
   send(text: string): void {
-    if (this.exited) throw new SolverError(this.exited);
+    if (this.exited) throw new SolverError('exited', this.exited);
     this.opts.transcript?.(text);
     this.proc.stdin!.write(text);
   }
@@ -68,10 +87,10 @@ export class Cvc5 {
       const r = readSExpr(this.buf, 0);
       if (r) {
         this.buf = this.buf.slice(r.end);
-        if (Array.isArray(r.expr) && r.expr[0] === 'error') throw new SolverError(`cvc5: ${String(r.expr[1])}`);
+        if (Array.isArray(r.expr) && r.expr[0] === 'error') throw new SolverError('solver_error', `cvc5: ${String(r.expr[1])}`);
         return r.expr;
       }
-      if (this.exited) throw new SolverError(this.exited);
+      if (this.exited) throw new SolverError('exited', this.exited);
       await new Promise<void>((res) => this.waiters.push(res));
     }
   }
@@ -80,7 +99,7 @@ export class Cvc5 {
     this.send('(check-sat)\n');
     const r = await this.read();
     if (r === 'sat' || r === 'unsat') return r;
-    throw new SolverError(`cvc5 answered ${JSON.stringify(r)} (unknown or timeout): the property is not proven`);
+    throw new SolverError('unknown', `cvc5 answered ${JSON.stringify(r)} (unknown or timeout): the property is not proven`);
   }
 
   /** Like checkSat, but reports `unknown` instead of failing (for optional, best-effort queries). */
@@ -88,7 +107,7 @@ export class Cvc5 {
     this.send('(check-sat)\n');
     const r = await this.read();
     if (r === 'sat' || r === 'unsat' || r === 'unknown') return r;
-    throw new SolverError(`cvc5 answered ${JSON.stringify(r)}`);
+    throw new SolverError('unexpected_answer', `cvc5 answered ${JSON.stringify(r)}`);
   }
 
   /** Values of the given terms in the current model, in order. */
@@ -96,7 +115,7 @@ export class Cvc5 {
     if (terms.length === 0) return [];
     this.send(`(get-value (${terms.join(' ')}))\n`);
     const r = await this.read();
-    if (!Array.isArray(r) || r.length !== terms.length) throw new SolverError(`unexpected get-value answer: ${JSON.stringify(r).slice(0, 300)}`);
+    if (!Array.isArray(r) || r.length !== terms.length) throw new SolverError('unexpected_answer', `unexpected get-value answer: ${JSON.stringify(r).slice(0, 300)}`);
     return r.map((pair) => (pair as SExpr[])[1]);
   }
 
@@ -117,6 +136,6 @@ export async function cvc5Version(binary = 'cvc5'): Promise<string> {
     const r = await execa(binary, ['--version']);
     return /cvc5 version (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
   } catch (err) {
-    throw new SolverError(`cannot run ${binary}: ${(err as Error).message} (install the Debian package cvc5)`);
+    throw new SolverError('not_installed', `cannot run ${binary}: ${(err as Error).message} (install the Debian package cvc5)`);
   }
 }

@@ -15,6 +15,7 @@ const FLOORS: Record<string, number> = {
   cedar: 0,
   identity: 0,
   bpf: 0,
+  net: 0,
   capsule: 1,
   confine: 2,
   pipeline: 3,
@@ -26,7 +27,7 @@ const FLOORS: Record<string, number> = {
   'vm-tests': 6,
   test: 7,
 };
-const PRODUCT = ['cedar', 'identity', 'bpf', 'capsule', 'confine', 'pipeline', 'enforcer', 'cli'];
+const PRODUCT = ['cedar', 'identity', 'bpf', 'net', 'capsule', 'confine', 'pipeline', 'enforcer', 'cli'];
 /** The enforcer's rooms: the daemon wires the others; the audit contract is shared by all. */
 const ROOMS: Record<string, number> = { audit: 0, control: 1, dataplane: 2, kernel: 2, daemon: 3 };
 

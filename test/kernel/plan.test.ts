@@ -61,7 +61,7 @@ test('socket families are named case-insensitively and map to AF_* numbers', () 
 
 test('an unknown socket family or a malformed address refuses the plan', () => {
   assert.throws(() => plan(config({ kernel: { deny_socket_families: ['AF_INET9'] } })), /unknown family AF_INET9/);
-  assert.throws(() => plan(config({ proxy: { listen: 'localhost' } })), /proxy\.listen 'localhost' is not host:port/);
+  assert.throws(() => plan(config({ proxy: { listen: 'localhost' } })), /proxy\.listen: expected host:port or \[v6\]:port, got 'localhost'/);
   assert.throws(() => plan(config({ proxy: { dns_listen: '127.0.0.1' } })), /proxy\.dns_listen/);
 });
 

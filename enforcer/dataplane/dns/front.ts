@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { parseHostPort } from '../../../net/address.js';
 import type { OriginResolver } from '../origin.js';
 import type { Decider } from '../decide.js';
 import type { LearnedNames } from './names.js';
@@ -40,9 +41,7 @@ export async function startDnsFront(opts: DnsFrontOptions, deps: { origin: Origi
   const family = net.isIPv6(opts.listen.host) ? 'udp6' : 'udp4';
   const sock = dgram.createSocket(family);
   const upstreamText = opts.upstream ?? systemResolver();
-  const um = /^\[([^\]]+)\]:(\d+)$/.exec(upstreamText) ?? /^([^:]+):(\d+)$/.exec(upstreamText);
-  if (!um) throw new Error(`dns upstream: expected ip:port, got '${upstreamText}'`);
-  const upstream = { host: um[1], port: Number(um[2]) };
+  const upstream = parseHostPort(upstreamText, 'dns upstream');
   const denyRcode = RCODE[opts.denyRcode ?? 'NXDOMAIN'];
   const timeoutMs = opts.timeoutMs ?? 3000;
   const inflight = new Set<dgram.Socket>();

@@ -2,7 +2,7 @@
 // (their context has `tool` and `arguments`) and which argument attributes the
 // ToolArguments record declares, with their types. Requests are built to
 // exactly this shape because the engine validates them against the schema.
-import * as cedar from '../../../cedar/wasm-loader.js';
+import { readSchema, type CedarSchema, type SchemaType } from '../../../cedar/schema.js';
 import type { CedarValue } from '../../../cedar/types.js';
 
 type AttrType = 'String' | 'Long' | 'Boolean' | 'SetString';
@@ -14,38 +14,31 @@ export interface ToolShapes {
   argumentTypes: Map<string, AttrType>;
 }
 
-interface JsonType {
-  type: string;
-  name?: string;
-  attributes?: Record<string, JsonType & { required?: boolean }>;
-  element?: JsonType;
-}
-
-function resolve(t: JsonType | undefined, common: Record<string, JsonType>, depth = 0): JsonType | undefined {
-  if (!t || depth > 8) return undefined;
-  if (t.type === 'Record' || t.type === 'Set' || t.type === 'String' || t.type === 'Long' || t.type === 'Boolean') return t;
-  const name = t.type === 'EntityOrCommon' ? t.name : t.type;
-  return name && common[name] ? resolve(common[name], common, depth + 1) : undefined;
+/** The argument type projectArguments keeps, or undefined for any other type. */
+function attrType(t: SchemaType): AttrType | undefined {
+  if (t.kind === 'String' || t.kind === 'Long') return t.kind;
+  if (t.kind === 'Bool') return 'Boolean';
+  return t.kind === 'Set' && t.element.kind === 'String' ? 'SetString' : undefined;
 }
 
 export function toolShapesFromSchema(schemaText: string): ToolShapes {
-  const answer = cedar.schemaToJsonWithResolvedTypes(schemaText) as unknown as { type: string; json?: Record<string, { commonTypes?: Record<string, JsonType>; actions?: Record<string, { appliesTo?: { context?: JsonType } }> }> };
   const shapes: ToolShapes = { toolActions: new Set(), argumentTypes: new Map() };
-  if (answer.type !== 'success' || !answer.json) return shapes;
+  let schema: CedarSchema;
+  try {
+    schema = readSchema(schemaText);
+  } catch {
+    return shapes;
+  }
   // The dataplane's actions live in the empty namespace (Action::"read_file").
-  const ns = answer.json[''] ?? {};
-  const common = ns.commonTypes ?? {};
-  for (const [action, def] of Object.entries(ns.actions ?? {})) {
-    const ctx = resolve(def.appliesTo?.context, common);
-    const attrs = ctx?.attributes;
+  for (const [action, def] of schema.actions) {
+    const ctx = def.appliesTo?.context;
+    const attrs = ctx?.kind === 'Record' ? ctx.attributes : undefined;
     if (!attrs || !attrs.tool || !attrs.arguments) continue;
     shapes.toolActions.add(action);
-    const args = resolve(attrs.arguments, common);
-    for (const [name, at] of Object.entries(args?.attributes ?? {})) {
-      const r = resolve(at, common);
-      if (!r) continue;
-      if (r.type === 'String' || r.type === 'Long' || r.type === 'Boolean') shapes.argumentTypes.set(name, r.type);
-      else if (r.type === 'Set' && resolve(r.element, common)?.type === 'String') shapes.argumentTypes.set(name, 'SetString');
+    const args = attrs.arguments.type;
+    for (const [name, at] of Object.entries(args.kind === 'Record' ? args.attributes : {})) {
+      const type = attrType(at.type);
+      if (type) shapes.argumentTypes.set(name, type);
     }
   }
   return shapes;
