@@ -6,7 +6,7 @@
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { splitPolicies } from '../cedar/policy-set.js';
 import { readPolicyDir, type PolicySource } from '../pipeline/policy-source.js';

@@ -76,7 +76,9 @@ export function ip16(address: string): Buffer {
   const fill = rest === undefined ? 0 : 8 - hs.length - rs.length;
   const groups = [...hs, ...Array<string>(fill).fill('0'), ...rs].map((g) => parseInt(g, 16));
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(g, i * 2);
+  });
   if (tail.length === 4) Buffer.from(tail).copy(out, 12);
   return out;
 }

@@ -88,7 +88,7 @@ export function pinReplacing(pinRoot: string, spec: ProgramSpec, link: BpfLink, 
 export function pinMapsFrom(objPath: string, pinRoot: string): void {
   const obj = BpfObject.open(objPath, { pinRoot });
   try {
-    obj.programs().forEach((p) => p.setAutoload(false));
+    for (const p of obj.programs()) p.setAutoload(false);
     obj.load();
   } finally {
     obj.close();

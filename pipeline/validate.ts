@@ -107,13 +107,13 @@ function parseCedarFile(ctx: Ctx, file: string, text: string): ParsedFile {
 function validateAgainstSchema(ctx: Ctx, files: ParsedFile[], schema: string): void {
   const where = new Map<string, { file: ParsedFile; policy: ParsedPolicy }>();
   const staticPolicies: Record<string, string> = {};
-  files.forEach((file, i) =>
-    file.policies?.forEach((policy, j) => {
+  for (const [i, file] of files.entries()) {
+    for (const [j, policy] of (file.policies ?? []).entries()) {
       const key = `f${i}p${j}`;
       where.set(key, { file, policy });
       staticPolicies[key] = policy.text;
-    }),
-  );
+    }
+  }
   if (where.size === 0) return;
   const answer = cedar.validate({ validationSettings: { mode: 'strict' }, schema, policies: { staticPolicies } });
   if (answer.type === 'failure') {

@@ -136,7 +136,7 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   const adminSocket = join(work, 'admin.sock');
 
   log(`starting the enforcer (proxy 127.0.0.1:${proxyPort}, pins ${pinRoot})`);
-  let daemon: ChildProcess = spawn(process.execPath, [CLI, 'enforcer', '--capsule-dir', drops, '--trust', trust, '--state-dir', join(work, 'state'), '--admin-socket', adminSocket, '--admin-listen', 'off', '--audit', join(work, 'audit.jsonl')], {
+  const daemon: ChildProcess = spawn(process.execPath, [CLI, 'enforcer', '--capsule-dir', drops, '--trust', trust, '--state-dir', join(work, 'state'), '--admin-socket', adminSocket, '--admin-listen', 'off', '--audit', join(work, 'audit.jsonl')], {
     env: { ...process.env, LILITH_PIN_ROOT: pinRoot },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -32,7 +32,7 @@ export interface CompiledPolicy {
   source: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the policy JSON from cedar-wasm is walked by shape, checked node by node
 type Json = any;
 
 const SAFE = 9007199254740991n;
@@ -84,7 +84,7 @@ function exactEst(p: NamedPolicy): { json: Json; bigs: Map<string, bigint> } {
 }
 
 function uidOf(j: Json): EUid {
-  const inner = j && j.__entity ? j.__entity : j;
+  const inner = j?.__entity ? j.__entity : j;
   if (!inner || typeof inner.type !== 'string' || typeof inner.id !== 'string') throw new Unsupported(`entity reference ${JSON.stringify(j)}`);
   return new EUid(inner.type, inner.id);
 }

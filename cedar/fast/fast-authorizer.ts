@@ -252,7 +252,7 @@ export class FastAuthorizer implements Authorizer {
       const b = byR.get(R.type);
       if (b === undefined) return `resource type \`${R.type}\` ${this.schema.entityTypes.has(R.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
       this.C = entry.ctxCheck(req.context) ? (req.context as Record<string, Value>) : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
-      if (req.entities !== undefined && req.entities.length) this.loadRequestEntities(req.entities);
+      if (req.entities?.length) this.loadRequestEntities(req.entities);
       if (this.staticError !== null) return this.staticError;
       this.A = A;
       this.P = P;

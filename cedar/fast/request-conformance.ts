@@ -13,7 +13,7 @@ function bad(message: string): never {
   throw new RequestError(message);
 }
 
-const TWO63 = 9223372036854775808;
+const TWO63 = 2 ** 63;
 
 /** Own data property even for "__proto__". */
 export function setProp(o: Record<string, Value>, k: string, v: Value): void {

@@ -17,7 +17,7 @@ export class EntData {
 
 function ancHas(anc: Map<string, Set<string>>, b: EUid): boolean {
   const ids = anc.get(b.type);
-  return ids !== undefined && ids.has(b.id);
+  return ids?.has(b.id) === true;
 }
 
 /** Entities visible to one decision. Reused across decisions (decisions are synchronous). */
@@ -169,7 +169,7 @@ export function has(S: Store, v: unknown, k: string): boolean {
 }
 
 // Entities carry no tags here (schemas with tags are not compiled), so every tag is absent.
-export function hasTag(S: Store, v: unknown, tag: unknown): boolean {
+export function hasTag(_S: Store, v: unknown, tag: unknown): boolean {
   if (!(v instanceof EUid)) fail(`type error: \`hasTag\` expects an entity, got ${typeName(v)}`);
   if (typeof tag !== 'string') fail(`type error: tag must be a string, got ${typeName(tag)}`);
   return false;

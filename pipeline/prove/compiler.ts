@@ -331,6 +331,7 @@ export class Compiler {
     const keys = Object.keys(x);
     if (keys.length !== 1) this.unsupported(`expression with keys ${keys.join(',')}`);
     const op = keys[0];
+    // biome-ignore lint/suspicious/noExplicitAny: a policy JSON node, checked by shape per operator below
     const arg = (x as Record<string, any>)[op];
     switch (op) {
       case 'Value':

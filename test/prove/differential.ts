@@ -39,7 +39,7 @@ export class DiffHarness {
   private readonly solver: Cvc5;
   stats = { cases: 0, allow: 0, deny: 0, withErrors: 0, policies: 0, satisfied: 0, erroring: 0 };
 
-  constructor(private readonly schemaText: string, private readonly universe: Uid[], private readonly taint?: TaintAssumption) {
+  constructor(readonly schemaText: string, private readonly universe: Uid[], private readonly taint?: TaintAssumption) {
     this.schema = loadSchema(schemaText);
     this.solver = new Cvc5({ timeoutMs: 20000 });
     this.solver.send(declareSorts([...this.schema.entityTypes.keys(), 'Action']));
@@ -121,6 +121,8 @@ export class DiffHarness {
 
 export function namedPolicies(texts: string[]): NamedPolicy[] {
   const files: Record<string, string> = {};
-  texts.forEach((t, i) => (files[`p${String(i).padStart(3, '0')}.cedar`] = t));
+  texts.forEach((t, i) => {
+    files[`p${String(i).padStart(3, '0')}.cedar`] = t;
+  });
   return splitPolicies(files);
 }

@@ -54,7 +54,9 @@ export function decideIn(dir: string, cx: Counterexample, files: string[]): 'all
   for (const f of files) {
     const parts = cedar.policySetTextToParts(read(dir, f));
     if (parts.type === 'failure') throw new Error(`${f}: parse error`);
-    parts.policies.forEach((p, i) => (policies[`${f}#${i}`] = p));
+    parts.policies.forEach((p, i) => {
+      policies[`${f}#${i}`] = p;
+    });
   }
   const answer = cedar.isAuthorized({
     principal: cx.principal,

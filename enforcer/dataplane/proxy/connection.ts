@@ -1,6 +1,6 @@
 // One accepted connection: find its origin, detect the protocol from the first
 // bytes, and hand it to the TLS, HTTP or opaque-TCP path.
-import net from 'node:net';
+import type net from 'node:net';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin, type OriginResolver } from '../origin.js';
 import type { SnapshotSource } from '../../control/index.js';

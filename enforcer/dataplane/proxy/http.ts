@@ -110,7 +110,7 @@ export class HttpConnection {
       } catch (err) {
         this.#internalError(err);
       } finally {
-        if (up && up.writableCorked) up.uncork();
+        if (up?.writableCorked) up.uncork();
         const now = this.#upstream;
         if (now && now !== up && now.writableCorked) now.uncork();
       }

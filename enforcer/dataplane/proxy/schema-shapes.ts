@@ -33,7 +33,7 @@ export function toolShapesFromSchema(schemaText: string): ToolShapes {
   for (const [action, def] of schema.actions) {
     const ctx = def.appliesTo?.context;
     const attrs = ctx?.kind === 'Record' ? ctx.attributes : undefined;
-    if (!attrs || !attrs.tool || !attrs.arguments) continue;
+    if (!attrs?.tool || !attrs.arguments) continue;
     shapes.toolActions.add(action);
     const args = attrs.arguments.type;
     for (const [name, at] of Object.entries(args.kind === 'Record' ? args.attributes : {})) {
@@ -48,7 +48,7 @@ export function toolShapesFromSchema(schemaText: string): ToolShapes {
 export function projectArguments(args: Record<string, unknown>, types: Map<string, AttrType>): Record<string, CedarValue> {
   const out: Record<string, CedarValue> = {};
   for (const [name, type] of types) {
-    if (!Object.prototype.hasOwnProperty.call(args, name)) continue;
+    if (!Object.hasOwn(args, name)) continue;
     const v = args[name];
     if (type === 'String' && typeof v === 'string') out[name] = v;
     else if (type === 'Long' && typeof v === 'number' && Number.isSafeInteger(v)) out[name] = v;
