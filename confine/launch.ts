@@ -126,7 +126,8 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
       await exited;
       throw new AgentRefused(
         `agent "${opts.agent}" (${identity.spiffeId}) refused: this kernel cannot apply ${describeMissing(refused)}. ` +
-          `It does not run with less confinement than planned unless its registration lists ${refused.map((m) => `"${m.layer}"`).join(', ')} in allow_degraded (lilith.json)`,
+          `It does not run with less confinement than planned unless its registration lists ` +
+          `${refused.map((m) => `"${m.layer}"`).join(', ')} in allow_degraded (lilith.json)`,
       );
     }
     opts.onPlan?.(plan, identity);

@@ -79,9 +79,8 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
     const probe = new RegExp(`\\{"attempt":"${attempt}","ok":(true|false),"errno":\\d+,"error":"([^"]*)"\\}`).exec(r.output);
     const failed = probe?.[1] === 'false';
     if (!failed || r.typed !== '') blocked = false;
-    details.push(
-      `${attempt}: ${r.typed ? `the shell would run ${JSON.stringify(r.typed.trim())}` : 'nothing reached the shell'}, ioctl ${probe ? (failed ? `failed: ${probe[2]}` : 'succeeded') : `no result: ${r.output.trim().slice(-200)}`}`,
-    );
+    const ioctl = probe ? (failed ? `failed: ${probe[2]}` : 'succeeded') : `no result: ${r.output.trim().slice(-200)}`;
+    details.push(`${attempt}: ${r.typed ? `the shell would run ${JSON.stringify(r.typed.trim())}` : 'nothing reached the shell'}, ioctl ${ioctl}`);
   }
   return { blocked, detail: details.join('; ') };
 }
@@ -251,7 +250,9 @@ export const ATTEMPTS: Attempt[] = [
     what: 'push a command into the invoking shell through the terminal (ioctl TIOCSTI), run from a real pty',
     layer: 'seccomp',
     expect: 'blocked',
-    note: 'three locks: seccomp denies TIOCSTI/TIOCLINUX on the low 32 bits of the request, the agent runs in a new session without a controlling terminal, and without CAP_SYS_ADMIN the kernel refuses TIOCSTI on any other terminal',
+    note:
+      'three locks: seccomp denies TIOCSTI/TIOCLINUX on the low 32 bits of the request, the agent runs in a new session without a controlling ' +
+      'terminal, and without CAP_SYS_ADMIN the kernel refuses TIOCSTI on any other terminal',
     run: terminalInjection,
   },
   {

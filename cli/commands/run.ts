@@ -99,7 +99,8 @@ export function run(argv: string[]): Promise<number> {
         kernelRedirect,
         // Not behind --verbose: running with less confinement than planned is never silent.
         onDegraded: (degraded, identity) => {
-          process.stderr.write(`lilith: warning: agent ${identity.spiffeId} runs DEGRADED (its allow_degraded permits it): without ${degraded.map((m) => `${m.layer} (${m.why})`).join(', ')}\n`);
+          const without = degraded.map((m) => `${m.layer} (${m.why})`).join(', ');
+          process.stderr.write(`lilith: warning: agent ${identity.spiffeId} runs DEGRADED (its allow_degraded permits it): without ${without}\n`);
         },
         onPlan: (plan, identity) => {
           if (!values.verbose) return;

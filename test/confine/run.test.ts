@@ -180,6 +180,7 @@ test('bad input: unknown profile and missing command are usage errors', () => {
 });
 
 const EPERM = 1;
+const rootOnly = { skip: process.getuid?.() !== 0 ? 'needs root' : false };
 
 test('terminal: an agent on a real pty cannot push input into the invoking shell (TIOCSTI)', async () => {
   const marker = 'echo INJECTED-BY-AGENT';
@@ -196,13 +197,11 @@ test('terminal: an agent on a real pty cannot push input into the invoking shell
 });
 
 test('terminal: the agent has no controlling terminal, yet its stdio still works on a tty and in pipes', async () => {
-  const r = await runInPty(
-    [process.execPath, ...runArgv('tester', ['/bin/sh', '-c', 'test -t 0 && test -t 1 && echo STDIO-IS-TTY; (: > /dev/tty) 2>/dev/null || echo NO-CONTROLLING-TTY; exit 5'])],
-    { ...process.env, HOME: home },
-  );
+  const script = 'test -t 0 && test -t 1 && echo STDIO-IS-TTY; (: >/dev/tty) 2>/dev/null || echo NO-CTTY; exit 5';
+  const r = await runInPty([process.execPath, ...runArgv('tester', ['/bin/sh', '-c', script])], { ...process.env, HOME: home });
   assert.equal(r.exit, 5, r.output);
   assert.match(r.output, /STDIO-IS-TTY/);
-  assert.match(r.output, /NO-CONTROLLING-TTY/);
+  assert.match(r.output, /NO-CTTY/);
   // Unconfined the same shell has one.
   const bare = await runInPty(['/bin/sh', '-c', ': > /dev/tty && echo HAS-CONTROLLING-TTY']);
   assert.match(bare.output, /HAS-CONTROLLING-TTY/);
@@ -236,7 +235,7 @@ test('signals sent to lilith run reach the agent in its own session', async () =
   }
 });
 
-test('capabilities: an agent started as root holds none, in any set', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, () => {
+test('capabilities: an agent started as root holds none, in any set', rootOnly, () => {
   const bare = bareProbe('caps');
   assert.equal(bare.ok, true, 'root holds capabilities unconfined: the probe is real');
   for (const agent of ['tester', 'strict']) {
@@ -253,7 +252,7 @@ test('capabilities: an agent started as root holds none, in any set', { skip: pr
   assert.equal(statSync(file).uid, 0);
 });
 
-test('device nodes: mknod of a character device fails with EPERM in every profile; FIFOs only outside strict', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, () => {
+test('device nodes: mknod of a character device fails with EPERM in every profile; FIFOs only outside strict', rootOnly, () => {
   const dev = join(work, 'workspace', 'null-clone');
   assert.equal(bareProbe('mknod_chr', dev).ok, true, 'root can make device nodes unconfined: the probe is real');
   assert.equal(lstatSync(dev).isCharacterDevice(), true);
@@ -315,12 +314,13 @@ test('no silent downgrade: a Landlock layer this kernel lacks refuses the agent 
 });
 
 test('no silent downgrade: the helper refuses on its own when called without lilith run', () => {
-  const r = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--scope', '--', '/bin/true'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '3' } });
+  const abi3 = { ...process.env, LILITH_TEST_LANDLOCK_ABI: '3' };
+  const r = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--scope', '--', '/bin/true'], { encoding: 'utf8', env: abi3 });
   assert.equal(r.status, 126);
   assert.match(r.stderr, /cannot apply landlock-truncate|cannot apply landlock-net/);
   assert.match(r.stderr, /landlock-scope/);
   const ok = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--ro', '/lib', '--scope', '--allow-degraded', 'landlock-net', '--allow-degraded', 'landlock-ioctl-dev',
-    '--allow-degraded', 'landlock-scope', '--', '/bin/true'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '3' } });
+    '--allow-degraded', 'landlock-scope', '--', '/bin/true'], { encoding: 'utf8', env: abi3 });
   assert.equal(ok.status, 0, ok.stderr);
   // The hook only lowers: it cannot claim more than the kernel has.
   const abi = JSON.parse(spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '99' } }).stdout);
