@@ -13,6 +13,9 @@ export interface FilesystemRules {
   read_write?: string[];
 }
 
+/** A confinement layer `lilith run` may start an agent without, when this kernel lacks it (docs/confinement.md). */
+export type DegradableLayer = 'landlock' | 'landlock-truncate' | 'landlock-net' | 'landlock-ioctl-dev' | 'landlock-scope' | 'seccomp';
+
 export interface Registration {
   spiffe_id: string;
   /** All selectors must match (AND). The most specific registration wins. */
@@ -23,6 +26,8 @@ export interface Registration {
   /** Allows anonymous executable memory (JIT runtimes) past the W^X hooks. */
   jit?: boolean;
   filesystem?: FilesystemRules;
+  /** Layers this agent may run without when the kernel lacks them; any other missing layer refuses the agent. */
+  allow_degraded?: DegradableLayer[];
 }
 
 /** A classifier sets taint bits from what flowed into the session. Exactly one trigger in `when`. */

@@ -2,8 +2,10 @@
 // Sequence: create the agent cgroup → spawn lilith-confine, which joins it and
 // reports "ready <pid>" → the enforcer (or, standalone, the local config)
 // attests that process and resolves its SPIFFE ID and registration → we send
-// "go" with that registration's rules → the helper sets no_new_privs, Landlock,
-// seccomp and execs. Refused agents never start.
+// "go" with that registration's rules → the helper starts a new session, sets
+// no_new_privs, Landlock, drops every capability, loads seccomp and execs.
+// Refused agents never start, and neither do agents whose confinement this
+// kernel cannot fully apply, unless their registration allows it (allow_degraded).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
@@ -15,7 +17,8 @@ import type { LilithConfig, Registration, SeccompProfileName } from '../capsule/
 import { parseHostPort } from '../net/address.js';
 import { agentCgroup } from './cgroup.js';
 import { confineArgs, planConfinement, type ConfinePlan } from './plan.js';
-import { requireHelper } from './native.js';
+import { kernelSupport, requireHelper } from './native.js';
+import { decideDegraded, describeMissing, missingLayers, type KernelSupport, type MissingLayer } from './degraded.js';
 
 export interface Attestation {
   spiffeId: string;
@@ -37,6 +40,10 @@ export interface LaunchOptions {
   kernelRedirect?: boolean;
   /** Called with the rules about to be applied, before the agent starts. */
   onPlan?: (plan: ConfinePlan, identity: Attestation) => void;
+  /** Called when the agent starts without layers its registration's allow_degraded permits to be missing. */
+  onDegraded?: (degraded: MissingLayer[], identity: Attestation) => void;
+  /** This kernel's support (default: asked of lilith-confine). */
+  kernel?: KernelSupport;
 }
 
 export class AgentRefused extends Error {}
@@ -79,7 +86,9 @@ function readReady(stream: Socket): Promise<number> {
   });
 }
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+// The agent runs in its own session with no controlling terminal: the terminal's
+// signals (^C, ^\, hangup, resize) reach only us, and we pass them on.
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 /** Runs the agent to completion; resolves with its exit code (128+signal when killed by one). */
 export async function launchAgent(opts: LaunchOptions): Promise<number> {
@@ -110,8 +119,20 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
       proxyPort: proxyPort(opts.config),
       kernelRedirect: opts.kernelRedirect,
     });
+    const { refused, degraded } = decideDegraded(missingLayers(opts.kernel ?? kernelSupport()), identity.registration.allow_degraded);
+    if (refused.length) {
+      sync.end('no');
+      await exited;
+      throw new AgentRefused(
+        `agent "${opts.agent}" (${identity.spiffeId}) refused: this kernel cannot apply ${describeMissing(refused)}. ` +
+          `It does not run with less confinement than planned unless its registration lists ` +
+          `${refused.map((m) => `"${m.layer}"`).join(', ')} in allow_degraded (lilith.json)`,
+      );
+    }
     opts.onPlan?.(plan, identity);
-    sync.end(Buffer.from(['go', ...confineArgs(plan, { audit: opts.audit })].join('\0') + '\0'));
+    if (degraded.length) opts.onDegraded?.(degraded, identity);
+    const allowDegraded = degraded.map((m) => m.layer);
+    sync.end(Buffer.from(['go', ...confineArgs(plan, { audit: opts.audit, allowDegraded })].join('\0') + '\0'));
     const [code, signal] = await exited;
     return code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
   } finally {

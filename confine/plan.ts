@@ -94,8 +94,9 @@ export function planConfinement(input: PlanInput): ConfinePlan {
 }
 
 /** The lilith-confine argument vector for a plan (before `--`). */
-export function confineArgs(plan: ConfinePlan, opts: { audit?: boolean; cgroupProcs?: string; syncFd?: number } = {}): string[] {
+export function confineArgs(plan: ConfinePlan, opts: { audit?: boolean; cgroupProcs?: string; syncFd?: number; allowDegraded?: string[] } = {}): string[] {
   const args = ['--profile', plan.profile, '--scope'];
+  for (const layer of opts.allowDegraded ?? []) args.push('--allow-degraded', layer);
   for (const p of plan.readOnly) args.push('--ro', p);
   for (const p of plan.readWrite) args.push('--rw', p);
   for (const p of plan.connectPorts) args.push('--connect-port', String(p));

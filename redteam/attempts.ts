@@ -2,7 +2,13 @@
 // enforcer (kernel programs in cgroup-only mode on this host, the dataplane,
 // lilith run confinement) and judged by what actually happened: did the data
 // reach the attacker's listener, did the syscall fail, is the daemon alive.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RedteamEnv } from './env.js';
+import { runInPty } from './pty.js';
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 export interface Outcome {
   blocked: boolean;
@@ -13,7 +19,7 @@ export interface Attempt {
   id: string;
   what: string;
   /** The layer expected to stop it. */
-  layer: 'kernel (cgroup BPF)' | 'dataplane' | 'seccomp' | 'landlock' | 'kernel (BPF-LSM)' | 'heartbeat';
+  layer: 'kernel (cgroup BPF)' | 'dataplane' | 'seccomp' | 'landlock' | 'kernel (BPF-LSM)' | 'heartbeat' | 'capabilities';
   /**
    * 'blocked': must be blocked here. 'vm-only': needs BPF-LSM, which this
    * host's lockdown refuses; run on the VM kernels (npm run redteam -- --vm).
@@ -55,7 +61,28 @@ async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, pro
   } catch {
     return { blocked: false, detail: `no result (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}` };
   }
-  return { blocked: !parsed.ok, detail: parsed.ok ? 'succeeded' : `failed: ${parsed.error}` };
+  return { blocked: !parsed.ok, detail: parsed.ok ? `succeeded${parsed.error ? ` (${parsed.error})` : ''}` : `failed: ${parsed.error}` };
+}
+
+/**
+ * The agent, started by `lilith run` from a shell on a real terminal, pushes a
+ * command into that terminal's input (TIOCSTI), also with the request's upper
+ * 32 bits set (the kernel ignores them; a filter that compares them would not).
+ * Blocked when the ioctl failed and the shell read nothing after the agent.
+ */
+async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
+  const command = `echo lilith-redteam-injected-${process.pid}`;
+  const details: string[] = [];
+  let blocked = true;
+  for (const attempt of ['tiocsti', 'tiocsti_hibits']) {
+    const r = await runInPty([process.execPath, CLI, 'run', '--socket', env.adminSocket, '--agent', 'coder', '--', env.escapeProbe, attempt, command]);
+    const probe = new RegExp(`\\{"attempt":"${attempt}","ok":(true|false),"errno":\\d+,"error":"([^"]*)"\\}`).exec(r.output);
+    const failed = probe?.[1] === 'false';
+    if (!failed || r.typed !== '') blocked = false;
+    const ioctl = probe ? (failed ? `failed: ${probe[2]}` : 'succeeded') : `no result: ${r.output.trim().slice(-200)}`;
+    details.push(`${attempt}: ${r.typed ? `the shell would run ${JSON.stringify(r.typed.trim())}` : 'nothing reached the shell'}, ioctl ${ioctl}`);
+  }
+  return { blocked, detail: details.join('; ') };
 }
 
 /** A confined agent (Node) connects to a unix socket path or abstract name. */
@@ -217,6 +244,48 @@ export const ATTEMPTS: Attempt[] = [
     expect: 'blocked',
     minLandlockAbi: 6, // abstract unix socket scoping: Linux 6.12
     run: (env) => unixConnect(env, env.abstractSocket),
+  },
+  {
+    id: 'tiocsti-injection',
+    what: 'push a command into the invoking shell through the terminal (ioctl TIOCSTI), run from a real pty',
+    layer: 'seccomp',
+    expect: 'blocked',
+    note:
+      'three locks: seccomp denies TIOCSTI/TIOCLINUX on the low 32 bits of the request, the agent runs in a new session without a controlling ' +
+      'terminal, and without CAP_SYS_ADMIN the kernel refuses TIOCSTI on any other terminal',
+    run: terminalInjection,
+  },
+  {
+    id: 'mknod-device',
+    what: 'create a character device node (a copy of /dev/null, standing in for /dev/mem or a disk)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    async run(env) {
+      const node = join(dirname(env.copiedBinary), `chr-${process.pid}`);
+      const outcome = await confinedProbe(env, 'mknod_chr', node);
+      const made = existsSync(node);
+      return { blocked: outcome.blocked && !made, detail: `${outcome.detail}${made ? '; the device node exists' : ''}` };
+    },
+  },
+  {
+    id: 'netlink-netfilter',
+    what: 'open a NETLINK_NETFILTER socket (the way to add an nftables DNAT rule)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    run: (env) => confinedProbe(env, 'netlink', '12'),
+  },
+  {
+    id: 'capabilities',
+    what: 'keep root capabilities (CAP_NET_ADMIN, CAP_MKNOD, CAP_SYS_ADMIN...) in an agent started as root',
+    layer: 'capabilities',
+    expect: 'blocked',
+    note: 'judged from /proc/self/status inside the agent: every set (CapInh, CapPrm, CapEff, CapBnd, CapAmb) must be 0',
+    async run(env) {
+      const outcome = await confinedProbe(env, 'caps');
+      const sets = /Cap\w+=.*Cap\w+=[0-9a-f]+/.exec(outcome.detail)?.[0];
+      const none = outcome.blocked && !!sets && /CapEff=0{16}/.test(sets) && /CapBnd=0{16}/.test(sets);
+      return { blocked: none, detail: sets ? `${none ? 'no capability left' : 'capabilities held'}: ${sets}` : outcome.detail };
+    },
   },
   {
     id: 'kill-daemon-then-exfil',

@@ -123,9 +123,11 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
   // native agent without JIT, where anonymous executable memory is refused.
   const filesystem = { read_only: ['/usr', '/lib', '/etc', '/proc', ROOT], read_write: [workspace] };
+  // A Landlock layer this kernel lacks is reported per attempt as a kernel gap, so the agents may run without it (each run warns).
+  const allow_degraded = landlockSupport().missing.filter((layer) => layer !== 'seccomp');
   payload.config.registrations = [
-    { spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'], profile: 'standard', jit: true, filesystem },
-    { spiffe_id: 'spiffe://corp.example/agents/native', selectors: [`cgroup:/${tag}/agents/native`], groups: ['coding'], profile: 'standard', jit: false, filesystem },
+    { spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'], profile: 'standard', jit: true, filesystem, allow_degraded },
+    { spiffe_id: 'spiffe://corp.example/agents/native', selectors: [`cgroup:/${tag}/agents/native`], groups: ['coding'], profile: 'standard', jit: false, filesystem, allow_degraded },
   ];
   const key = generateSigningKey();
   const drops = join(work, 'drops');

@@ -11,8 +11,11 @@ export const usage = `usage: lilith run [--agent NAME] [--profile strict|standar
 
 Starts COMMAND in the agent cgroup for NAME, has the running enforcer attest it
 (its SPIFFE ID comes from the capsule's registrations; unknown agents are
-refused), then applies no_new_privs, Landlock and seccomp before exec.
-Signals and the exit code pass through; stdio is untouched.
+refused), then starts it in a new session (no controlling terminal) with
+no_new_privs, Landlock, no capabilities and seccomp. A layer this kernel cannot
+apply refuses the agent unless its registration lists it in allow_degraded;
+then every run prints a warning. Signals and the exit code pass through; stdio
+is untouched.
 
 options:
   --agent NAME        agent name: cgroup <kernel.cgroup_root>/NAME (default: default)
@@ -93,6 +96,11 @@ export function run(argv: string[]): Promise<number> {
         profile,
         audit: values.audit,
         kernelRedirect,
+        // Not behind --verbose: running with less confinement than planned is never silent.
+        onDegraded: (degraded, identity) => {
+          const without = degraded.map((m) => `${m.layer} (${m.why})`).join(', ');
+          process.stderr.write(`lilith: warning: agent ${identity.spiffeId} runs DEGRADED (its allow_degraded permits it): without ${without}\n`);
+        },
         onPlan: (plan, identity) => {
           if (!values.verbose) return;
           const ll = landlockSupport();

@@ -3,6 +3,9 @@
  * syscall outcomes from inside a confined process.
  *
  *   escape-probe ATTEMPT [ARG]   prints {"attempt":..., "ok":bool, "errno":N, "error":"..."}
+ *
+ * "ok" means the escape primitive worked. For "caps" it means a capability is
+ * held in some set, and "error" lists the sets from /proc/self/status.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -10,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/keyctl.h>
+#include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -18,10 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +44,46 @@ static int report(const char *attempt, long rc) {
 	printf("{\"attempt\":\"%s\",\"ok\":%s,\"errno\":%d,\"error\":\"%s\"}\n", attempt, rc < 0 ? "false" : "true", err,
 	       rc < 0 ? strerror(err) : "");
 	return rc < 0 ? 1 : 0;
+}
+
+/* The terminal an injection would target: stdin when it is one, else the
+ * controlling terminal; /dev/null when there is neither (then the kernel
+ * answers ENOTTY and only a seccomp filter says EPERM). */
+static int terminal_fd(void) {
+	if (isatty(0)) return 0;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY);
+	return fd >= 0 ? fd : open("/dev/null", O_RDWR);
+}
+
+/* Pushes ARG and a newline into the terminal's input queue, one byte per
+ * ioctl: the next reader (the invoking shell) would run it as a command.
+ * `hibits` sets the upper half of the request, which the kernel ignores. */
+static long inject(const char *text, int hibits) {
+	char line[256];
+	snprintf(line, sizeof line, "%s\n", text ? text : "id");
+	unsigned long request = TIOCSTI | (hibits ? 0xffffffff00000000UL : 0);
+	int fd = terminal_fd();
+	long rc = fd < 0 ? -1 : 0;
+	for (const char *c = line; *c && rc == 0; c++) rc = syscall(SYS_ioctl, fd, request, c);
+	return rc;
+}
+
+/* Prints every capability set; ok when any capability is left in any of them. */
+static int report_caps(void) {
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f) return report("caps", -1);
+	char line[256], sets[512] = "";
+	int held = 0;
+	while (fgets(line, sizeof line, f)) {
+		char name[16];
+		unsigned long long value;
+		if (sscanf(line, "Cap%15[^:]:%llx", name, &value) != 2) continue;
+		held |= value != 0;
+		snprintf(sets + strlen(sets), sizeof sets - strlen(sets), "%sCap%s=%016llx", *sets ? " " : "", name, value);
+	}
+	fclose(f);
+	printf("{\"attempt\":\"caps\",\"ok\":%s,\"errno\":0,\"error\":\"%s\"}\n", held ? "true" : "false", sets);
+	return held ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -102,6 +149,18 @@ int main(int argc, char **argv) {
 		rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sin, sizeof sin);
 	} else if (!strcmp(a, "kill")) rc = kill(atoi(arg), 0);
 	else if (!strcmp(a, "setuid")) rc = setuid(0);
+	else if (!strcmp(a, "tiocsti")) rc = inject(arg, 0);
+	else if (!strcmp(a, "tiocsti_hibits")) rc = inject(arg, 1);
+	else if (!strcmp(a, "tioclinux")) {
+		char subcode = 6; /* TIOCL_GETSHIFTSTATE: harmless; a pty answers ENOTTY */
+		int fd = terminal_fd();
+		rc = fd < 0 ? -1 : ioctl(fd, TIOCLINUX, &subcode);
+	} else if (!strcmp(a, "mknod_chr")) rc = mknod(arg, S_IFCHR | 0666, makedev(1, 3)); /* a second /dev/null; glibc: mknodat */
+	else if (!strcmp(a, "mknod_legacy_chr")) rc = syscall(SYS_mknod, arg, S_IFCHR | 0666, makedev(1, 3));
+	else if (!strcmp(a, "mkfifo")) rc = mkfifo(arg, 0600);
+	else if (!strcmp(a, "netlink")) rc = socket(AF_NETLINK, SOCK_DGRAM, arg ? atoi(arg) : NETLINK_ROUTE);
+	else if (!strcmp(a, "netlink_raw")) rc = socket(AF_NETLINK, SOCK_RAW, arg ? atoi(arg) : NETLINK_ROUTE);
+	else if (!strcmp(a, "caps")) return report_caps();
 	else {
 		fprintf(stderr, "escape-probe: unknown attempt %s\n", a);
 		return 2;

@@ -1,7 +1,7 @@
 /* lilith-confine: confine the calling process, then exec the agent.
  *
  *   lilith-confine [options] -- COMMAND [ARGS...]
- *     --abi                 print {"landlock_abi":N,"seccomp":true} and exit
+ *     --abi                 print {"landlock_abi":N,"seccomp":BOOL} and exit
  *     --profile P           strict | standard | jit (seccomp allowlist)
  *     --ro PATH             Landlock: read + execute beneath PATH
  *     --rw PATH             Landlock: read, write, create, remove beneath PATH
@@ -14,6 +14,10 @@
  *                           destination before that rewrite and would refuse it)
  *     --scope               Landlock (ABI >= 6): no abstract unix sockets or
  *                           signals outside the sandbox
+ *     --allow-degraded NAME run although this kernel cannot apply NAME (landlock,
+ *                           landlock-truncate, landlock-net, landlock-ioctl-dev,
+ *                           landlock-scope, seccomp); without it a missing layer
+ *                           is a refusal (exit 126), never a silent skip
  *     --audit               log denied syscalls to the kernel audit log
  *     --cgroup-procs FILE   write our pid into FILE (cgroup.procs) first
  *     --sync-fd N           after joining the cgroup write "ready <pid>\n" on fd N,
@@ -22,12 +26,22 @@
  *
  * The order matters: join the cgroup (kernel enforcement sees us as managed
  * from the first instruction of the agent), wait for the enforcer to register
- * us, then no_new_privs, Landlock, seccomp last (it must allow the execve). */
+ * us, refuse if a layer cannot be applied, then a new session (no controlling
+ * terminal), no_new_privs, Landlock, drop every capability (after Landlock,
+ * whose rules open paths with the caller's rights), seccomp last (it must
+ * allow the execve and denies capset).
+ *
+ * Test hook: LILITH_TEST_LANDLOCK_ABI=N makes the kernel look like Landlock ABI
+ * N (only ever lower than the real one), so the refusal of a missing layer can
+ * be exercised on a new kernel. It can only remove layers that allow_degraded
+ * permits to be missing; anything else is refused. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -38,6 +52,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <linux/netlink.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -92,7 +108,45 @@ static void fail(const char *msg) {
 
 static int landlock_abi(void) {
 	long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	return abi < 0 ? 0 : (int)abi;
+	if (abi < 0) abi = 0;
+	const char *simulated = getenv("LILITH_TEST_LANDLOCK_ABI"); /* test hook: only lowers */
+	if (simulated && *simulated) {
+		long s = strtol(simulated, NULL, 10);
+		if (s >= 0 && s < abi) abi = s;
+	}
+	return (int)abi;
+}
+
+/* seccomp(2): with filter mode compiled in, a NULL program is EFAULT; without it, EINVAL. */
+static int seccomp_available(void) {
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0) < 0 && errno == EFAULT;
+}
+
+/* Layers a kernel may lack, by the names lilith.json's allow_degraded uses. */
+enum {
+	DEG_LANDLOCK = 1 << 0,
+	DEG_LANDLOCK_TRUNCATE = 1 << 1,
+	DEG_LANDLOCK_NET = 1 << 2,
+	DEG_LANDLOCK_IOCTL_DEV = 1 << 3,
+	DEG_LANDLOCK_SCOPE = 1 << 4,
+	DEG_SECCOMP = 1 << 5,
+};
+static const struct {
+	unsigned bit;
+	const char *name, *what;
+} degradable[] = {
+	{ DEG_LANDLOCK, "landlock", "no Landlock at all" },
+	{ DEG_LANDLOCK_TRUNCATE, "landlock-truncate", "Landlock ABI < 3: truncate not controlled" },
+	{ DEG_LANDLOCK_NET, "landlock-net", "Landlock ABI < 4: no TCP bind/connect rules" },
+	{ DEG_LANDLOCK_IOCTL_DEV, "landlock-ioctl-dev", "Landlock ABI < 5: device ioctls not controlled" },
+	{ DEG_LANDLOCK_SCOPE, "landlock-scope", "Landlock ABI < 6: no abstract unix socket or signal scoping" },
+	{ DEG_SECCOMP, "seccomp", "no seccomp filter support" },
+};
+
+static unsigned degradable_bit(const char *name) {
+	for (size_t d = 0; d < sizeof degradable / sizeof degradable[0]; d++)
+		if (!strcmp(name, degradable[d].name)) return degradable[d].bit;
+	return 0;
 }
 
 static uint64_t fs_access_for_abi(int abi) {
@@ -144,6 +198,28 @@ static void allow_list(scmp_filter_ctx ctx, const char *const *names) {
 	}
 }
 
+/* Allows syscall `name` for every value of the low 32 bits of argument `arg`
+ * except `denied`. The kernel reads ioctl's request as an unsigned int, so the
+ * upper half of the register is ignored there and must be here too: libseccomp
+ * compares only with masked equality without looking at it (its LT/GT/NE and
+ * even SCMP_A*_32 inspect the upper half, so 1<<32 | TIOCSTI would pass them).
+ * The values are walked as a binary trie from the top bit: every subtree that
+ * holds no denied value becomes one "masked bits == prefix" rule. */
+static void allow_u32_except(scmp_filter_ctx ctx, const char *name, unsigned arg, const uint32_t *denied, unsigned ndenied,
+			     uint32_t prefix, int depth) {
+	for (uint32_t bit = 0; bit < 2; bit++) {
+		uint32_t child = prefix | (bit << (31 - depth));
+		uint32_t mask = depth == 31 ? 0xffffffffu : ~(0xffffffffu >> (depth + 1));
+		int holds_denied = 0;
+		for (unsigned d = 0; d < ndenied; d++)
+			if ((denied[d] & mask) == child) holds_denied = 1;
+		if (!holds_denied)
+			rule(ctx, SCMP_ACT_ALLOW, name, 1, SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, mask, child));
+		else if (depth < 31)
+			allow_u32_except(ctx, name, arg, denied, ndenied, child, depth + 1);
+	}
+}
+
 static void apply_seccomp(const char *profile, int audit) {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	if (!ctx) fail("seccomp_init failed");
@@ -177,8 +253,28 @@ static void apply_seccomp(const char *profile, int audit) {
 			rule(ctx, SCMP_ACT_ALLOW, "socket", 2, SCMP_A0(SCMP_CMP_EQ, families[i]),
 			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
 		}
-		rule(ctx, SCMP_ACT_ALLOW, "socket", 2, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-		     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+		/* netlink: NETLINK_ROUTE only (interfaces, addresses, routes; changing them needs
+		 * CAP_NET_ADMIN, which the agent no longer has). Never NETLINK_NETFILTER (nftables),
+		 * audit, xfrm, kobject uevents... SOCK_RAW and SOCK_DGRAM are the same for netlink;
+		 * glibc's getifaddrs uses SOCK_RAW. */
+		const int netlink_types[] = { SOCK_DGRAM, SOCK_RAW };
+		for (unsigned i = 0; i < 2; i++)
+			rule(ctx, SCMP_ACT_ALLOW, "socket", 3, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
+			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, netlink_types[i]), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE));
+	}
+
+	/* ioctl, every profile: never TIOCSTI (push input into a terminal: type commands into
+	 * the invoking shell) or TIOCLINUX (the same on a virtual console, plus selection paste). */
+	const uint32_t tty_injection[] = { TIOCSTI, TIOCLINUX };
+	allow_u32_except(ctx, "ioctl", 1, tty_injection, 2, 0, 0);
+
+	/* mknod/mknodat, every profile: no device nodes. FIFOs stay possible outside strict
+	 * (mkfifo in scripts; Landlock's MAKE_FIFO right still decides where); regular files
+	 * are made with open/creat, sockets with bind. The mode is a umode_t: S_IFMT is in
+	 * the low bits a masked comparison reads. */
+	if (!strict) {
+		rule(ctx, SCMP_ACT_ALLOW, "mknodat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO));
+		rule(ctx, SCMP_ACT_ALLOW, "mknod", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO));
 	}
 
 	/* memfd_create(MFD_EXEC) would give executable anonymous memory with a file behind it. */
@@ -214,12 +310,28 @@ static void rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigne
 	}
 }
 
+/* Every capability, from every set: an agent started as root keeps none. The
+ * bounding set is emptied so exec cannot hand root's capabilities back;
+ * without CAP_SETPCAP (an unprivileged caller) it cannot be, and need not be:
+ * with no_new_privs an exec never grants more than the empty permitted set. */
+static void drop_capabilities(void) {
+	/* PR_CAPBSET_READ is EINVAL past the running kernel's /proc/sys/kernel/cap_last_cap. */
+	for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EPERM) die("PR_CAPBSET_DROP");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL) die("PR_CAP_AMBIENT_CLEAR_ALL");
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capset, &header, data)) die("capset (drop all capabilities)");
+}
+
 struct opts {
 	const char *profile, *cgroup_procs;
 	const char *ro[MAX_RULES], *rw[MAX_RULES];
 	long connect_ports[MAX_RULES], bind_ports[MAX_RULES];
 	int nro, nrw, nconnect, nbind, sync_fd;
 	int landlock_fs, landlock_net, landlock_connect, use_seccomp, audit, scope;
+	unsigned allow_degraded;
 };
 
 /* Parses one option at argv[i]; returns how many arguments it used, 0 at "--", -1 on error. */
@@ -228,7 +340,7 @@ static int parse_opt(struct opts *o, char **argv, int i, int argc) {
 	const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 	if (!strcmp(a, "--")) return 0;
 	if (!strcmp(a, "--abi")) {
-		printf("{\"landlock_abi\":%d,\"seccomp\":true}\n", landlock_abi());
+		printf("{\"landlock_abi\":%d,\"seccomp\":%s}\n", landlock_abi(), seccomp_available() ? "true" : "false");
 		exit(0);
 	}
 	if (!strcmp(a, "--audit")) { o->audit = 1; return 1; }
@@ -246,6 +358,11 @@ static int parse_opt(struct opts *o, char **argv, int i, int argc) {
 	else if (!strcmp(a, "--bind-port")) o->bind_ports[o->nbind++] = strtol(next, NULL, 10);
 	else if (!strcmp(a, "--cgroup-procs")) o->cgroup_procs = next;
 	else if (!strcmp(a, "--sync-fd")) o->sync_fd = (int)strtol(next, NULL, 10);
+	else if (!strcmp(a, "--allow-degraded")) {
+		unsigned bit = degradable_bit(next);
+		if (!bit) { fprintf(stderr, "lilith-confine: --allow-degraded: unknown layer %s\n", next); return -1; }
+		o->allow_degraded |= bit;
+	}
 	else { fprintf(stderr, "lilith-confine: unknown option %s\n", a); return -1; }
 	return 2;
 }
@@ -267,7 +384,7 @@ static void read_sync(struct opts *o) {
 		if (len >= sizeof buf - 1) fail("sync message too large");
 	}
 	close(o->sync_fd);
-	if (len < 3 || memcmp(buf, "go", 3)) fail("the enforcer refused this agent; not starting it");
+	if (len < 3 || memcmp(buf, "go", 3)) fail("this agent was refused; not starting it");
 	int nargs = 0;
 	for (size_t p = 3; p < len && nargs < 4095;) {
 		args[nargs++] = buf + p;
@@ -278,6 +395,33 @@ static void read_sync(struct opts *o) {
 		if (used <= 0) fail("bad options in sync message");
 		i += used;
 	}
+}
+
+/* A layer this kernel cannot apply is a refusal unless explicitly allowed:
+ * never a silent downgrade. lilith run checks first with a friendlier message. */
+static void refuse_missing_layers(const struct opts *o, int abi, int have_seccomp) {
+	unsigned missing = 0;
+	if (o->landlock_fs || o->landlock_net || o->scope) {
+		if (abi < 1) missing |= DEG_LANDLOCK;
+		else {
+			if (o->landlock_fs && abi < 3) missing |= DEG_LANDLOCK_TRUNCATE;
+			if (o->landlock_net && abi < 4) missing |= DEG_LANDLOCK_NET;
+			if (o->landlock_fs && abi < 5) missing |= DEG_LANDLOCK_IOCTL_DEV;
+			if (o->scope && abi < 6) missing |= DEG_LANDLOCK_SCOPE;
+		}
+	}
+	if (o->use_seccomp && !have_seccomp) missing |= DEG_SECCOMP;
+	unsigned refused = missing & ~o->allow_degraded;
+	if (!refused) return;
+	fprintf(stderr, "lilith-confine: refusing to start the agent: this kernel cannot apply");
+	const char *sep = " ";
+	for (size_t d = 0; d < sizeof degradable / sizeof degradable[0]; d++)
+		if (refused & degradable[d].bit) {
+			fprintf(stderr, "%s%s (%s)", sep, degradable[d].name, degradable[d].what);
+			sep = ", ";
+		}
+	fprintf(stderr, "; allow it with --allow-degraded (allow_degraded in lilith.json)\n");
+	exit(126);
 }
 
 int main(int argc, char **argv) {
@@ -303,9 +447,16 @@ int main(int argc, char **argv) {
 		return 125;
 	}
 
+	int abi = landlock_abi();
+	refuse_missing_layers(&o, abi, seccomp_available());
+
+	/* A new session: no controlling terminal to inject keystrokes into or to
+	 * signal; stdio stays the same file descriptors. lilith run never starts us
+	 * as a process-group leader, the one case where this fails. */
+	if (setsid() < 0) die("setsid (a new session for the agent)");
+
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) die("no_new_privs");
 
-	int abi = landlock_abi();
 	if ((o.landlock_fs || o.landlock_net || o.scope) && abi > 0) {
 		struct ll_ruleset_attr attr = { 0 };
 		size_t attr_size = abi >= 6 ? sizeof attr : abi >= 4 ? 16 : 8;
@@ -326,7 +477,8 @@ int main(int argc, char **argv) {
 		close(ruleset);
 	}
 
-	if (o.use_seccomp) apply_seccomp(o.profile, o.audit);
+	drop_capabilities();
+	if (o.use_seccomp && seccomp_available()) apply_seccomp(o.profile, o.audit);
 
 	execvp(argv[i], &argv[i]);
 	fprintf(stderr, "lilith-confine: exec %s: %s\n", argv[i], strerror(errno));

@@ -17,7 +17,7 @@ static const char *const strict_syscalls[] = {
 	"getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
 	"exit", "exit_group", "execve", "set_tid_address", "set_robust_list",
 	"rseq", "prlimit64", "arch_prctl", "getrandom", "uname", "sched_yield",
-	"dup", "dup2", "dup3", "pipe2", "fcntl", "ioctl",
+	"dup", "dup2", "dup3", "pipe2", "fcntl", /* ioctl: minus TIOCSTI/TIOCLINUX, in code */
 	"connect", "sendto", "recvfrom", "sendmsg", "recvmsg",
 	NULL,
 };
@@ -38,9 +38,9 @@ static const char *const standard_syscalls[] = {
 	"getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
 	"getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname", "getsockopt",
 	"gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init",
-	"inotify_init1", "inotify_rm_watch", "ioctl", "kill", "lchown", "lgetxattr", "link",
+	"inotify_init1", "inotify_rm_watch", "kill", "lchown", "lgetxattr", "link",
 	"linkat", "listen", "listxattr", "llistxattr", "lseek", "lstat", "madvise", "membarrier",
-	"mincore", "mkdir", "mkdirat", "mknodat", "mlock",
+	"mincore", "mkdir", "mkdirat", "mlock", /* ioctl, mknod, mknodat: rules in code */
 	"mremap", "msync", "munlock", "munmap", "nanosleep", "newfstatat", "open", "openat",
 	"openat2", "pause", "pipe", "pipe2", "poll", "ppoll", "prctl", "pread64", "preadv",
 	"preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2", "read",

@@ -1,13 +1,15 @@
 // `lilith run` end to end: real programs under real Landlock and seccomp on this kernel.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ESCAPE_PROBE_BIN } from '../../confine/native.js';
+import { CONFINE_BIN, ESCAPE_PROBE_BIN } from '../../confine/native.js';
 import { cgroup2Root } from '../../confine/cgroup.js';
+import { runInPty } from '../../redteam/pty.js';
 
 const CLI = join(process.cwd(), 'dist/cli/main.js');
 let work: string;
@@ -17,23 +19,39 @@ let proxy: Server;
 let other: Server;
 const cgroupBase = `lilith-test-${process.pid}/agents`;
 
-function lilithRun(agent: string, command: string[], extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [CLI, 'run', '--standalone', '--policies', policies, '--agent', agent, ...extra, '--', ...command], {
+function runArgv(agent: string, command: string[], extra: string[] = []): string[] {
+  return [CLI, 'run', '--standalone', '--policies', policies, '--agent', agent, ...extra, '--', ...command];
+}
+
+function lilithRun(agent: string, command: string[], extra: string[] = [], env: NodeJS.ProcessEnv = {}, input?: string) {
+  const r = spawnSync(process.execPath, runArgv(agent, command, extra), {
     encoding: 'utf8',
     env: { ...process.env, HOME: home, ...env },
     timeout: 30_000,
+    input,
   });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-function probe(agent: string, attempt: string, arg?: string) {
-  const r = lilithRun(agent, [ESCAPE_PROBE_BIN, attempt, ...(arg ? [arg] : [])]);
-  const line = r.stdout.trim().split('\n').pop() ?? '';
+type ProbeResult = { attempt: string; ok: boolean; errno: number; error: string };
+
+function parseProbe(stdout: string, what: string): ProbeResult {
+  const line = stdout.trim().split('\n').pop() ?? '';
   try {
-    return JSON.parse(line) as { attempt: string; ok: boolean; errno: number; error: string };
+    return JSON.parse(line) as ProbeResult;
   } catch {
-    throw new Error(`probe ${attempt} printed ${JSON.stringify(r.stdout)} stderr ${r.stderr}`);
+    throw new Error(`${what} printed ${JSON.stringify(stdout)}`);
   }
+}
+
+/** The same probe without any confinement: shows the attempt is real (it works, or fails for another reason). */
+function bareProbe(attempt: string, arg?: string): ProbeResult {
+  return parseProbe(spawnSync(ESCAPE_PROBE_BIN, [attempt, ...(arg ? [arg] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).stdout, attempt);
+}
+
+function probe(agent: string, attempt: string, arg?: string, env: NodeJS.ProcessEnv = {}) {
+  const r = lilithRun(agent, [ESCAPE_PROBE_BIN, attempt, ...(arg ? [arg] : [])], [], env);
+  return parseProbe(r.stdout, `probe ${attempt} (stderr ${r.stderr})`);
 }
 
 before(async () => {
@@ -55,6 +73,8 @@ before(async () => {
   config.registrations = [
     { spiffe_id: 'spiffe://corp.example/agents/tester', selectors: [`cgroup:/${cgroupBase}/tester`], profile: 'standard', filesystem: fs },
     { spiffe_id: 'spiffe://corp.example/agents/strict', selectors: [`cgroup:/${cgroupBase}/strict`], profile: 'strict', filesystem: fs },
+    // May run without Landlock scoping (and only that) where the kernel lacks it.
+    { spiffe_id: 'spiffe://corp.example/agents/degraded', selectors: [`cgroup:/${cgroupBase}/degraded`], profile: 'standard', filesystem: fs, allow_degraded: ['landlock-scope'] },
   ];
   writeFileSync(join(policies, 'lilith.json'), JSON.stringify(config, null, 2));
 });
@@ -64,7 +84,7 @@ after(() => {
   other.close();
   rmSync(work, { recursive: true, force: true });
   const root = join(cgroup2Root(), `lilith-test-${process.pid}`);
-  for (const dir of [join(root, 'agents', 'tester'), join(root, 'agents', 'strict'), join(root, 'agents', 'stranger'), join(root, 'agents'), root]) {
+  for (const dir of [join(root, 'agents', 'tester'), join(root, 'agents', 'strict'), join(root, 'agents', 'stranger'), join(root, 'agents', 'degraded'), join(root, 'agents'), root]) {
     try {
       rmdirSync(dir);
     } catch {
@@ -157,4 +177,153 @@ test('bad input: unknown profile and missing command are usage errors', () => {
   const r2 = spawnSync(process.execPath, [CLI, 'run', '--standalone'], { encoding: 'utf8' });
   assert.equal(r2.status, 2);
   assert.match(r2.stderr, /missing -- COMMAND/);
+});
+
+const EPERM = 1;
+const rootOnly = { skip: process.getuid?.() !== 0 ? 'needs root' : false };
+
+test('terminal: an agent on a real pty cannot push input into the invoking shell (TIOCSTI)', async () => {
+  const marker = 'echo INJECTED-BY-AGENT';
+  // Unconfined, the same probe on the same kind of terminal does inject: the shell would run the marker.
+  const bare = await runInPty([ESCAPE_PROBE_BIN, 'tiocsti', marker]);
+  assert.equal(bare.typed, `${marker}\n`, bare.output);
+  for (const attempt of ['tiocsti', 'tiocsti_hibits']) {
+    const r = await runInPty([process.execPath, ...runArgv('tester', [ESCAPE_PROBE_BIN, attempt, marker])], { ...process.env, HOME: home });
+    assert.equal(r.typed, '', `${attempt}: the shell read ${JSON.stringify(r.typed)}\n${r.output}`);
+    assert.match(r.output, new RegExp(`"attempt":"${attempt}","ok":false,"errno":${EPERM}`), r.output);
+  }
+  const linux = await runInPty([process.execPath, ...runArgv('tester', [ESCAPE_PROBE_BIN, 'tioclinux'])], { ...process.env, HOME: home });
+  assert.match(linux.output, /"attempt":"tioclinux","ok":false,"errno":1,/, linux.output);
+});
+
+test('terminal: the agent has no controlling terminal, yet its stdio still works on a tty and in pipes', async () => {
+  const script = 'test -t 0 && test -t 1 && echo STDIO-IS-TTY; (: >/dev/tty) 2>/dev/null || echo NO-CTTY; exit 5';
+  const r = await runInPty([process.execPath, ...runArgv('tester', ['/bin/sh', '-c', script])], { ...process.env, HOME: home });
+  assert.equal(r.exit, 5, r.output);
+  assert.match(r.output, /STDIO-IS-TTY/);
+  assert.match(r.output, /NO-CTTY/);
+  // Unconfined the same shell has one.
+  const bare = await runInPty(['/bin/sh', '-c', ': > /dev/tty && echo HAS-CONTROLLING-TTY']);
+  assert.match(bare.output, /HAS-CONTROLLING-TTY/);
+  const piped = lilithRun('tester', ['/bin/sh', '-c', 'tr a-z A-Z; exit 3'], [], {}, 'through the pipe\n');
+  assert.equal(piped.code, 3, piped.stderr);
+  assert.equal(piped.stdout, 'THROUGH THE PIPE\n');
+  // Not a terminal at all: the kernel would say ENOTTY, the seccomp filter says EPERM first.
+  assert.equal(bareProbe('tiocsti').errno, 25);
+  assert.equal(probe('tester', 'tiocsti').errno, EPERM);
+  assert.equal(probe('strict', 'tiocsti').errno, EPERM);
+});
+
+test('signals sent to lilith run reach the agent in its own session', async () => {
+  for (const [sig, script, expected] of [
+    ['SIGINT', 'trap "echo got-int; exit 42" INT', 42],
+    ['SIGTERM', 'true', 128 + 15],
+  ] as const) {
+    const child = spawn(process.execPath, runArgv('tester', ['/bin/sh', '-c', `${script}; echo ready; while :; do sleep 0.1; done`]), {
+      env: { ...process.env, HOME: home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += String(c)));
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    const deadline = Date.now() + 20_000;
+    while (!out.includes('ready') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill(sig);
+    const [code] = await exited;
+    assert.equal(code, expected, `${sig}: ${out}`);
+    if (sig === 'SIGINT') assert.match(out, /got-int/);
+  }
+});
+
+test('capabilities: an agent started as root holds none, in any set', rootOnly, () => {
+  const bare = bareProbe('caps');
+  assert.equal(bare.ok, true, 'root holds capabilities unconfined: the probe is real');
+  for (const agent of ['tester', 'strict']) {
+    const r = probe(agent, 'caps');
+    assert.equal(r.ok, false, `${agent}: ${r.error}`);
+    for (const set of ['Inh', 'Prm', 'Eff', 'Bnd', 'Amb']) assert.match(r.error, new RegExp(`Cap${set}=0000000000000000`), `${agent}: ${r.error}`);
+  }
+  // What that means: still uid 0, but no CAP_CHOWN.
+  const file = join(work, 'workspace', 'owned');
+  writeFileSync(file, 'x');
+  const r = lilithRun('tester', ['/bin/sh', '-c', `id -u; chown 4242 ${file} || echo chown-denied`]);
+  assert.match(r.stdout, /^0\n/);
+  assert.match(r.stdout, /chown-denied/);
+  assert.equal(statSync(file).uid, 0);
+});
+
+test('device nodes: mknod of a character device fails with EPERM in every profile; FIFOs only outside strict', rootOnly, () => {
+  const dev = join(work, 'workspace', 'null-clone');
+  assert.equal(bareProbe('mknod_chr', dev).ok, true, 'root can make device nodes unconfined: the probe is real');
+  assert.equal(lstatSync(dev).isCharacterDevice(), true);
+  rmSync(dev);
+  for (const agent of ['tester', 'strict']) {
+    for (const attempt of ['mknod_chr', 'mknod_legacy_chr']) {
+      const r = probe(agent, attempt, dev);
+      assert.deepEqual([r.ok, r.errno], [false, EPERM], `${agent} ${attempt}: ${r.error}`);
+      assert.equal(existsSync(dev), false);
+    }
+  }
+  const fifo = join(work, 'workspace', 'fifo');
+  assert.equal(probe('tester', 'mkfifo', fifo).ok, true);
+  assert.equal(lstatSync(fifo).isFIFO(), true);
+  assert.equal(probe('strict', 'mkfifo', join(work, 'workspace', 'fifo2')).errno, EPERM);
+});
+
+test('netlink: only NETLINK_ROUTE; NETLINK_NETFILTER (nftables) fails with EPERM', () => {
+  const NETLINK_NETFILTER = '12';
+  const NETLINK_ROUTE = '0';
+  assert.equal(bareProbe('netlink', NETLINK_NETFILTER).ok, true, 'unconfined the socket opens: the probe is real');
+  for (const attempt of ['netlink', 'netlink_raw']) {
+    assert.deepEqual([probe('tester', attempt, NETLINK_NETFILTER).errno], [EPERM], attempt);
+    assert.equal(probe('tester', attempt, NETLINK_ROUTE).ok, true, attempt);
+  }
+  for (const other of ['9' /* audit */, '15' /* kobject uevent */, '6' /* xfrm */]) assert.equal(probe('tester', 'netlink', other).errno, EPERM, other);
+  assert.equal(probe('strict', 'netlink', NETLINK_ROUTE).errno, EPERM);
+  // glibc's getifaddrs (Node's os.networkInterfaces) uses NETLINK_ROUTE and keeps working.
+  const r = lilithRun('tester', [process.execPath, '-e', "console.log(Object.keys(require('os').networkInterfaces()).includes('lo'))"]);
+  assert.equal(r.stdout.trim(), 'true', r.stderr);
+});
+
+test('no silent downgrade: a Landlock layer this kernel lacks refuses the agent unless allow_degraded lists it', () => {
+  const marker = join(work, 'workspace', 'degraded-ran');
+  const older = { LILITH_TEST_LANDLOCK_ABI: '5' }; // test hook: the kernel looks like Landlock ABI 5 (no scoping)
+  const refused = lilithRun('tester', ['/bin/sh', '-c', `touch ${marker}`], [], older);
+  assert.equal(refused.code, 126, refused.stderr);
+  assert.match(refused.stderr, /refused: this kernel cannot apply landlock-scope \(Landlock ABI 5 < 6: no abstract unix socket or signal scoping\)/);
+  assert.match(refused.stderr, /allow_degraded/);
+  assert.equal(existsSync(marker), false);
+
+  // Allowed: it runs, says so in one line without --verbose, and scoping really is off (a signal leaves the sandbox).
+  const allowed = lilithRun('degraded', [ESCAPE_PROBE_BIN, 'kill', String(process.pid)], [], older);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  const warnings = allowed.stderr.split('\n').filter((l) => /DEGRADED/.test(l));
+  assert.equal(warnings.length, 1, allowed.stderr);
+  assert.match(warnings[0], /^lilith: warning: agent spiffe:\/\/corp.example\/agents\/degraded runs DEGRADED .*without landlock-scope/);
+  assert.match(allowed.stdout, /"attempt":"kill","ok":true/);
+  // On the real kernel the same agent runs fully confined, silently: the signal is refused.
+  const full = lilithRun('degraded', [ESCAPE_PROBE_BIN, 'kill', String(process.pid)]);
+  assert.doesNotMatch(full.stderr, /DEGRADED/);
+  assert.match(full.stdout, /"attempt":"kill","ok":false,"errno":1,/);
+
+  // No Landlock at all is more than scoping: still refused, naming it.
+  const none = lilithRun('degraded', ['/bin/sh', '-c', `touch ${marker}`], [], { LILITH_TEST_LANDLOCK_ABI: '0' });
+  assert.equal(none.code, 126);
+  assert.match(none.stderr, /cannot apply landlock \(no Landlock on this kernel/);
+  assert.equal(existsSync(marker), false);
+});
+
+test('no silent downgrade: the helper refuses on its own when called without lilith run', () => {
+  const abi3 = { ...process.env, LILITH_TEST_LANDLOCK_ABI: '3' };
+  const r = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--scope', '--', '/bin/true'], { encoding: 'utf8', env: abi3 });
+  assert.equal(r.status, 126);
+  assert.match(r.stderr, /cannot apply landlock-truncate|cannot apply landlock-net/);
+  assert.match(r.stderr, /landlock-scope/);
+  const ok = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--ro', '/lib', '--scope', '--allow-degraded', 'landlock-net', '--allow-degraded', 'landlock-ioctl-dev',
+    '--allow-degraded', 'landlock-scope', '--', '/bin/true'], { encoding: 'utf8', env: abi3 });
+  assert.equal(ok.status, 0, ok.stderr);
+  // The hook only lowers: it cannot claim more than the kernel has.
+  const abi = JSON.parse(spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '99' } }).stdout);
+  assert.equal(abi.landlock_abi, JSON.parse(spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8' }).stdout).landlock_abi);
+  assert.equal(abi.seccomp, true);
 });

@@ -21,7 +21,8 @@ test('npm run redteam: every attempt expected blocked on this host is blocked', 
     assert.deepEqual(missed, [], r.stdout + r.stderr);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     // The suite covers what the issue lists.
-    for (const id of ['raw-socket', 'udp-exfil', 'dns-tunnel', 'ipv6-exfil', 'tfo-exfil', 'daemonized-child', 'exec-new-binary', 'rwx-memory-strict', 'ptrace-daemon', 'bpffs-pins', 'kill-daemon-then-exfil', 'admin-socket']) {
+    for (const id of ['raw-socket', 'udp-exfil', 'dns-tunnel', 'ipv6-exfil', 'tfo-exfil', 'daemonized-child', 'exec-new-binary', 'rwx-memory-strict', 'ptrace-daemon', 'bpffs-pins', 'kill-daemon-then-exfil', 'admin-socket',
+      'tiocsti-injection', 'mknod-device', 'netlink-netfilter', 'capabilities']) {
       assert.ok(report.some((a) => a.id === id), `attempt ${id} is in the suite`);
     }
   } finally {
