@@ -46,7 +46,9 @@ async function main(): Promise<void> {
     const keys = perOp(20, () => counts.keys());
     for (const k of counts.keys()) counts.delete(k);
     console.log(`addon call + syscall floor (close(-1)): ${floor.toFixed(0)} ns`);
-    console.log(`map update: ${upd.toFixed(0)} ns/op, lookup: ${look.toFixed(0)} ns/op, keys() over 1000 entries: ${(keys / 1000).toFixed(0)} µs`);
+    console.log(
+      `map update: ${upd.toFixed(0)} ns/op, lookup: ${look.toFixed(0)} ns/op, keys() over 1000 entries: ${(keys / 1000).toFixed(0)} µs`,
+    );
 
     // One child in the cgroup connects to a closed port in a loop; each connect
     // runs the program, which stamps an event. The listener-free main thread only
@@ -54,17 +56,27 @@ async function main(): Promise<void> {
     const lat: number[] = [];
     const rb = new RingBuffer(obj.map('test_events'), (d) => lat.push(Number(monotonicNs() - d.readBigUInt64LE(16))));
     const link = obj.program('test_connect4').attachCgroup(cg);
-    const child = spawn(process.execPath, ['-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       require('fs').writeFileSync(process.argv[1], String(process.pid));
       const net = require('net'); let left = ${events};
       (function go() { if (!left--) return; const s = net.connect(1, '127.0.0.1'); s.on('error', () => { s.destroy(); go(); }); s.on('connect', () => { s.destroy(); go(); }); })();
-    `, join(cg, 'cgroup.procs')], { stdio: 'inherit' });
+    `,
+        join(cg, 'cgroup.procs'),
+      ],
+      { stdio: 'inherit' },
+    );
     await new Promise((r) => child.on('exit', r));
     for (let i = 0; i < 100 && lat.length < events; i++) await new Promise((r) => setTimeout(r, 10));
     rb.close();
     link.destroy();
     lat.sort((a, b) => a - b);
-    console.log(`ring buffer: ${lat.length}/${events} events, kernel→JS latency p50 ${(pct(lat, 0.5) / 1000).toFixed(0)} µs, p99 ${(pct(lat, 0.99) / 1000).toFixed(0)} µs`);
+    console.log(
+      `ring buffer: ${lat.length}/${events} events, kernel→JS latency p50 ${(pct(lat, 0.5) / 1000).toFixed(0)} µs, p99 ${(pct(lat, 0.99) / 1000).toFixed(0)} µs`,
+    );
   } finally {
     obj.close();
     rmSync(pins, { recursive: true, force: true });

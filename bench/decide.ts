@@ -16,7 +16,11 @@ function taint(mask: number): { taint: string[]; data_touched: number } {
 }
 
 function agent(id: string, groups: string[]): Entity {
-  return { uid: { type: 'Agent', id: `spiffe://corp.example/agents/${id}` }, attrs: {}, parents: groups.map((g) => ({ type: 'AgentGroup', id: g })) };
+  return {
+    uid: { type: 'Agent', id: `spiffe://corp.example/agents/${id}` },
+    attrs: {},
+    parents: groups.map((g) => ({ type: 'AgentGroup', id: g })),
+  };
 }
 
 /** The dataplane's request mix: MCP tools, HTTP, connects, DNS; with the agent entity, as enforcer/proxy/decide.ts sends it. */
@@ -29,13 +33,48 @@ function dataplaneRequests(hosts: string[], servers: string[]): AuthzRequest[] {
       const base = { principal: a.uid, entities: [a] };
       const server = { type: 'MCPServer', id: servers[n++ % servers.length] };
       const host = { type: 'Host', id: hosts[n++ % hosts.length] };
-      out.push({ ...base, action: { type: 'Action', id: 'read_file' }, resource: server, context: { ...taint(mask), tool: 'read_file', arguments: { path: '/workspace/src/main.ts' } } });
-      out.push({ ...base, action: { type: 'Action', id: 'write_file' }, resource: server, context: { ...taint(mask), tool: 'write_file', arguments: { path: '/workspace/src/main.ts' } } });
-      out.push({ ...base, action: { type: 'Action', id: 'run_command' }, resource: server, context: { ...taint(mask), tool: 'run_command', arguments: { command: 'npm test' } } });
-      out.push({ ...base, action: { type: 'Action', id: 'http_post' }, resource: server, context: { ...taint(mask), tool: 'http_post', arguments: { url: 'https://x.example' } } });
-      out.push({ ...base, action: { type: 'Action', id: 'GET' }, resource: host, context: { ...taint(mask), method: 'GET', path: '/api/v1/x', port: 443, tls: true, host_mismatch: false } });
-      out.push({ ...base, action: { type: 'Action', id: 'POST' }, resource: host, context: { ...taint(mask), method: 'POST', path: '/api/v1/x', port: 443, tls: true, host_mismatch: false, content_length: 120 } });
-      out.push({ ...base, action: { type: 'Action', id: 'connect' }, resource: host, context: { ...taint(mask), protocol: 'tls', ip: '140.82.112.3', port: 443, sni: host.id } });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'read_file' },
+        resource: server,
+        context: { ...taint(mask), tool: 'read_file', arguments: { path: '/workspace/src/main.ts' } },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'write_file' },
+        resource: server,
+        context: { ...taint(mask), tool: 'write_file', arguments: { path: '/workspace/src/main.ts' } },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'run_command' },
+        resource: server,
+        context: { ...taint(mask), tool: 'run_command', arguments: { command: 'npm test' } },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'http_post' },
+        resource: server,
+        context: { ...taint(mask), tool: 'http_post', arguments: { url: 'https://x.example' } },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'GET' },
+        resource: host,
+        context: { ...taint(mask), method: 'GET', path: '/api/v1/x', port: 443, tls: true, host_mismatch: false },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'POST' },
+        resource: host,
+        context: { ...taint(mask), method: 'POST', path: '/api/v1/x', port: 443, tls: true, host_mismatch: false, content_length: 120 },
+      });
+      out.push({
+        ...base,
+        action: { type: 'Action', id: 'connect' },
+        resource: host,
+        context: { ...taint(mask), protocol: 'tls', ip: '140.82.112.3', port: 443, sni: host.id },
+      });
       out.push({ ...base, action: { type: 'Action', id: 'dns_resolve' }, resource: host, context: { ...taint(mask), qtype: 'A' } });
     }
   }
@@ -52,7 +91,11 @@ function generatedBundle(base: PolicyBundle): { bundle: PolicyBundle; hosts: str
   const tools = ['read_file', 'write_file', 'list_directory', 'search_docs', 'run_command', 'http_post', 'send_email'];
   for (let i = 0; i < 100; i++) {
     hosts.push(`svc${i}.corp.example`);
-    entities.push({ uid: { type: 'Host', id: `svc${i}.corp.example` }, attrs: {}, parents: [{ type: 'Zone', id: i % 2 ? 'internal' : 'allowlisted' }] });
+    entities.push({
+      uid: { type: 'Host', id: `svc${i}.corp.example` },
+      attrs: {},
+      parents: [{ type: 'Zone', id: i % 2 ? 'internal' : 'allowlisted' }],
+    });
     servers.push(`mcp${i}`);
     entities.push({ uid: { type: 'MCPServer', id: `mcp${i}` }, attrs: {}, parents: [{ type: 'Zone', id: 'approved-mcp' }] });
   }
@@ -61,23 +104,37 @@ function generatedBundle(base: PolicyBundle): { bundle: PolicyBundle; hosts: str
     const s = servers[i % servers.length];
     switch (i % 5) {
       case 0:
-        policies.push(`@id("gen-${i}") permit (principal in AgentGroup::"coding", action == Action::"${http[i % http.length]}", resource == Host::"${h}") when { context.path like "/api/v${i % 3}/*" && !context.host_mismatch };`);
+        policies.push(
+          `@id("gen-${i}") permit (principal in AgentGroup::"coding", action == Action::"${http[i % http.length]}", resource == Host::"${h}") when { context.path like "/api/v${i % 3}/*" && !context.host_mismatch };`,
+        );
         break;
       case 1:
-        policies.push(`@id("gen-${i}") forbid (principal, action in Action::"egress", resource == Host::"${h}") when { context.taint.contains("${LABELS[i % LABELS.length]}") };`);
+        policies.push(
+          `@id("gen-${i}") forbid (principal, action in Action::"egress", resource == Host::"${h}") when { context.taint.contains("${LABELS[i % LABELS.length]}") };`,
+        );
         break;
       case 2:
-        policies.push(`@id("gen-${i}") permit (principal, action == Action::"${tools[i % tools.length]}", resource == MCPServer::"${s}") when { context.arguments has path && context.arguments.path like "/workspace/*" };`);
+        policies.push(
+          `@id("gen-${i}") permit (principal, action == Action::"${tools[i % tools.length]}", resource == MCPServer::"${s}") when { context.arguments has path && context.arguments.path like "/workspace/*" };`,
+        );
         break;
       case 3:
-        policies.push(`@id("gen-${i}") permit (principal, action == Action::"connect", resource == Host::"${h}") when { context.port == ${443 + (i % 3)} && context.protocol == "tls" };`);
+        policies.push(
+          `@id("gen-${i}") permit (principal, action == Action::"connect", resource == Host::"${h}") when { context.port == ${443 + (i % 3)} && context.protocol == "tls" };`,
+        );
         break;
       case 4:
-        policies.push(`@id("gen-${i}") forbid (principal in AgentGroup::"readers", action in [Action::"write_file", Action::"run_command"], resource == MCPServer::"${s}") unless { context.data_touched == 0 };`);
+        policies.push(
+          `@id("gen-${i}") forbid (principal in AgentGroup::"readers", action in [Action::"write_file", Action::"run_command"], resource == MCPServer::"${s}") unless { context.data_touched == 0 };`,
+        );
         break;
     }
   }
-  return { bundle: { policies: { ...base.policies, 'generated.cedar': policies.join('\n') }, schema: base.schema, entities }, hosts, servers };
+  return {
+    bundle: { policies: { ...base.policies, 'generated.cedar': policies.join('\n') }, schema: base.schema, entities },
+    hosts,
+    servers,
+  };
 }
 
 interface Measure {
@@ -131,11 +188,17 @@ export async function run(argv: string[]): Promise<void> {
   const staticServers = base.entities.filter((e) => e.uid.type === 'MCPServer').map((e) => e.uid.id);
   const gen = generatedBundle(base);
   const sets: { name: string; bundle: PolicyBundle; reqs: AuthzRequest[] }[] = [
-    { name: `bundled (${Object.values(base.policies).join('\n').match(/@id\(/g)?.length ?? 0} policies)`, bundle: base, reqs: dataplaneRequests(staticHosts, staticServers) },
+    {
+      name: `bundled (${Object.values(base.policies).join('\n').match(/@id\(/g)?.length ?? 0} policies)`,
+      bundle: base,
+      reqs: dataplaneRequests(staticHosts, staticServers),
+    },
     { name: 'generated (1,000 + bundled policies)', bundle: gen.bundle, reqs: dataplaneRequests(gen.hosts, gen.servers) },
   ];
   const load = (await import('node:os')).loadavg()[0];
-  process.stdout.write(`node ${process.version}, ${seconds}s per measurement, one thread, load average ${load.toFixed(1)}; request mix: MCP tools/HTTP/connect/DNS × 2 agents × 4 taints\n`);
+  process.stdout.write(
+    `node ${process.version}, ${seconds}s per measurement, one thread, load average ${load.toFixed(1)}; request mix: MCP tools/HTTP/connect/DNS × 2 agents × 4 taints\n`,
+  );
   for (const set of sets) {
     const fast = new FastAuthorizer(set.bundle);
     const wasm = new WasmAuthorizer(set.bundle);
@@ -143,7 +206,8 @@ export async function run(argv: string[]): Promise<void> {
     for (const r of set.reqs) {
       const a = fast.isAuthorized(r);
       const b = wasm.isAuthorized(r);
-      if (a.decision !== b.decision || [...a.reasons].sort().join() !== [...b.reasons].sort().join()) throw new Error(`engines disagree on ${JSON.stringify(r)}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+      if (a.decision !== b.decision || [...a.reasons].sort().join() !== [...b.reasons].sort().join())
+        throw new Error(`engines disagree on ${JSON.stringify(r)}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
     }
     const allowed = set.reqs.filter((r) => fast.isAuthorized(r).decision === 'allow').length;
     const mf = measure(fast, set.reqs, seconds);
@@ -152,8 +216,13 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(`${set.name}: ${set.reqs.length} distinct requests (${allowed} allowed)\n`);
     process.stdout.write(`  fast (compiled)   ${fmt(mf)}\n`);
     process.stdout.write(`  cedar-wasm        ${fmt(mw)}\n`);
-    process.stdout.write(`  ratio             ${(mf.perSecond / mw.perSecond).toFixed(0)}× throughput, ${(mw.p50us / mf.p50us).toFixed(0)}× p50, ${(mw.p99us / mf.p99us).toFixed(0)}× p99\n`);
-    const target = set === sets[0] ? `  target (bundled)  ≥ 1.5 M/s: ${mf.perSecond >= 1.5e6 ? 'met' : 'NOT met'}; p99 ≤ 10 µs: ${mf.p99us <= 10 ? 'met' : 'NOT met'}; ≥ 100× cedar-wasm: ${mf.perSecond / mw.perSecond >= 100 ? 'met' : 'NOT met'}\n` : '';
+    process.stdout.write(
+      `  ratio             ${(mf.perSecond / mw.perSecond).toFixed(0)}× throughput, ${(mw.p50us / mf.p50us).toFixed(0)}× p50, ${(mw.p99us / mf.p99us).toFixed(0)}× p99\n`,
+    );
+    const target =
+      set === sets[0]
+        ? `  target (bundled)  ≥ 1.5 M/s: ${mf.perSecond >= 1.5e6 ? 'met' : 'NOT met'}; p99 ≤ 10 µs: ${mf.p99us <= 10 ? 'met' : 'NOT met'}; ≥ 100× cedar-wasm: ${mf.perSecond / mw.perSecond >= 100 ? 'met' : 'NOT met'}\n`
+        : '';
     process.stdout.write(target);
   }
 }

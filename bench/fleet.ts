@@ -8,7 +8,16 @@ import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGitServer } from '../pipeline/git-http-server.js';
-import { EnforcerProcess, generateSigningKey, makeCapsule, Publisher, REPO_ROOT, sleep, tempDir, writeTrust } from '../testkit/control-plane.js';
+import {
+  EnforcerProcess,
+  generateSigningKey,
+  makeCapsule,
+  Publisher,
+  REPO_ROOT,
+  sleep,
+  tempDir,
+  writeTrust,
+} from '../testkit/control-plane.js';
 
 export const summary = 'N enforcers on one git server: time until all enforce a new capsule, idle request load';
 
@@ -41,8 +50,24 @@ export async function run(argv: string[]): Promise<void> {
     const key = generateSigningKey();
     const trust = await writeTrust(dir, [key]);
     await pub.publish(await makeCapsule(key, 1));
-    const args = (i: number | string) => ['--git', srv.repoUrl('policies.git'), '--trust', trust, '--state-dir', join(dir, `e${i}`), '--no-kernel', '--no-dataplane',
-      '--poll-min-ms', String(pollMin), '--poll-max-ms', String(pollMax), '--timeout-ms', '30000', '--audit', join(dir, `e${i}`, 'audit.jsonl')];
+    const args = (i: number | string) => [
+      '--git',
+      srv.repoUrl('policies.git'),
+      '--trust',
+      trust,
+      '--state-dir',
+      join(dir, `e${i}`),
+      '--no-kernel',
+      '--no-dataplane',
+      '--poll-min-ms',
+      String(pollMin),
+      '--poll-max-ms',
+      String(pollMax),
+      '--timeout-ms',
+      '30000',
+      '--audit',
+      join(dir, `e${i}`, 'audit.jsonl'),
+    ];
 
     // Baseline in the same run: one enforcer alone picks up watermark 1 → 0 (a
     // separate branch would need its own server; instead it follows the same one
@@ -65,7 +90,9 @@ export async function run(argv: string[]): Promise<void> {
       await sleep(n > 40 ? 500 : 250);
     }
     await Promise.all(fleet.map((e) => e.waitFor((s) => s.active?.watermark === 2, 'first capsule', 600_000, 1000)));
-    process.stdout.write(`  ${n} enforcers started and enforcing watermark 2 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`);
+    process.stdout.write(
+      `  ${n} enforcers started and enforcing watermark 2 after ${((Date.now() - t0) / 1000).toFixed(1)} s (process start included)\n`,
+    );
 
     // Idle load: nothing published, count what the fleet asks the server.
     await sleep(pollMax); // let the start-up fetches settle
@@ -88,9 +115,15 @@ export async function run(argv: string[]): Promise<void> {
     const residual = pollMax === pollMin ? pollMin / 2 : ex2 / (2 * meanPoll);
 
     process.stdout.write(`  poll delay uniform in [${pollMin}, ${pollMax}] ms; push took ${visible - pushed} ms\n`);
-    process.stdout.write(`  time until enforced after the push: p50 ${pct(lat, 50)} ms, p90 ${pct(lat, 90)} ms, max ${Math.max(...lat)} ms (n=${n})\n`);
-    process.stdout.write(`    of which: branch move seen p50 ${pct(seen, 50)} ms, max ${Math.max(...seen)} ms; fetch + verify + build + persist + swap p50 ${pct(act, 50)} ms, max ${Math.max(...act)} ms\n`);
-    process.stdout.write(`    baseline: mean wait for the next poll alone ${residual.toFixed(0)} ms, worst ${pollMax} ms; one enforcer alone (same run): ${single} ms\n`);
+    process.stdout.write(
+      `  time until enforced after the push: p50 ${pct(lat, 50)} ms, p90 ${pct(lat, 90)} ms, max ${Math.max(...lat)} ms (n=${n})\n`,
+    );
+    process.stdout.write(
+      `    of which: branch move seen p50 ${pct(seen, 50)} ms, max ${Math.max(...seen)} ms; fetch + verify + build + persist + swap p50 ${pct(act, 50)} ms, max ${Math.max(...act)} ms\n`,
+    );
+    process.stdout.write(
+      `    baseline: mean wait for the next poll alone ${residual.toFixed(0)} ms, worst ${pollMax} ms; one enforcer alone (same run): ${single} ms\n`,
+    );
     process.stdout.write(`  idle git load: ${idleReqs} requests in ${idleS} s = ${perMin.toFixed(1)} requests per enforcer per minute\n`);
     process.stdout.write(`    baseline: one request per poll = ${(60_000 / meanPoll).toFixed(1)} per enforcer per minute\n`);
   } finally {

@@ -53,7 +53,13 @@ export async function run(argv: string[]): Promise<void> {
   await new Promise<void>((r) => unixServer.listen({ path: unixPath, backlog: 4096 }, r));
   let kernel: Kernel | undefined;
   try {
-    kernel = await attach({ cgroupPath: agent.dir, pinRoot: makePinRoot(), mode: 'cgroup-only', proxy: { address: '127.0.0.1', port, dnsPort: port }, unixAllowlist: [unixPath] });
+    kernel = await attach({
+      cgroupPath: agent.dir,
+      pinRoot: makePinRoot(),
+      mode: 'cgroup-only',
+      proxy: { address: '127.0.0.1', port, dnsPort: port },
+      unixAllowlist: [unixPath],
+    });
     const unixHook = kernel.hooks.active.includes('cgroup/connect_unix');
     kernel.registerIdentity({ cgroup: agent.dir }, 1);
     kernel.startHeartbeat();
@@ -79,8 +85,18 @@ export async function run(argv: string[]): Promise<void> {
     }
     const tcp = Object.fromEntries(Object.entries(samples).filter(([k]) => !k.includes('unix')));
     printLatency(tcp, n, rounds, Object.keys(cases)[0]!);
-    if (unixHook) printLatency(Object.fromEntries(Object.entries(samples).filter(([k]) => k.includes('unix'))), n, rounds, 'unmanaged → unix socket (baseline)', 'means and p99 carry scheduling noise of a loaded 2-core host');
-    else process.stdout.write(`AF_UNIX: connect_unix not available here (${JSON.stringify(kernel.hooks.missing.find((m) => m.hook === 'cgroup/connect_unix'))})\n`);
+    if (unixHook)
+      printLatency(
+        Object.fromEntries(Object.entries(samples).filter(([k]) => k.includes('unix'))),
+        n,
+        rounds,
+        'unmanaged → unix socket (baseline)',
+        'means and p99 carry scheduling noise of a loaded 2-core host',
+      );
+    else
+      process.stdout.write(
+        `AF_UNIX: connect_unix not available here (${JSON.stringify(kernel.hooks.missing.find((m) => m.hook === 'cgroup/connect_unix'))})\n`,
+      );
   } finally {
     kernel?.detachAll();
     agent.remove();
@@ -91,24 +107,36 @@ export async function run(argv: string[]): Promise<void> {
   await new Promise<void>((r) => server.close(() => r()));
 }
 
-function printLatency(samples: Record<string, Sample[]>, n: number, rounds: number, baseline: string, note = 'means and p99 carry SYN-backlog retransmits of the shared listener'): void {
+function printLatency(
+  samples: Record<string, Sample[]>,
+  n: number,
+  rounds: number,
+  baseline: string,
+  note = 'means and p99 carry SYN-backlog retransmits of the shared listener',
+): void {
   const base = median(samples[baseline]!.map((s) => s.p50));
-    process.stdout.write(`connect() on ${process.platform} ${execFileSync('uname', ['-r']).toString().trim()}, ${n} connects × ${rounds} rounds (median of rounds)\n`);
-    process.stdout.write(`${'case'.padEnd(42)} ${'p50 µs'.padStart(8)} ${'mean µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'Δp50 µs'.padStart(8)}\n`);
-    for (const [name, ss] of Object.entries(samples)) {
-      const p50 = median(ss.map((s) => s.p50));
-      const mean = median(ss.map((s) => s.mean));
-      const p99 = median(ss.map((s) => s.p99));
-      const f = (ns: number): string => (ns / 1000).toFixed(2).padStart(8);
-      process.stdout.write(`${name.padEnd(42)} ${f(p50)} ${f(mean)} ${f(p99)} ${f(p50 - base)}\n`);
-    }
+  process.stdout.write(
+    `connect() on ${process.platform} ${execFileSync('uname', ['-r']).toString().trim()}, ${n} connects × ${rounds} rounds (median of rounds)\n`,
+  );
+  process.stdout.write(
+    `${'case'.padEnd(42)} ${'p50 µs'.padStart(8)} ${'mean µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'Δp50 µs'.padStart(8)}\n`,
+  );
+  for (const [name, ss] of Object.entries(samples)) {
+    const p50 = median(ss.map((s) => s.p50));
+    const mean = median(ss.map((s) => s.mean));
+    const p99 = median(ss.map((s) => s.p99));
+    const f = (ns: number): string => (ns / 1000).toFixed(2).padStart(8);
+    process.stdout.write(`${name.padEnd(42)} ${f(p50)} ${f(mean)} ${f(p99)} ${f(p50 - base)}\n`);
+  }
   process.stdout.write(`(p50 is the figure to read: ${note})\n`);
 }
 
 function startDaemon(config: object): Promise<{ child: ChildProcess; startedNs: bigint; adopted: boolean }> {
   return new Promise((resolve, reject) => {
     const startedNs = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'bpf', 'daemon-lite.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'bpf', 'daemon-lite.js'), JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout!.on('data', (d) => {
       out += d;
@@ -127,7 +155,13 @@ function startDaemon(config: object): Promise<{ child: ChildProcess; startedNs: 
 async function failClosed(port: number, kills: number): Promise<void> {
   const agent = makeCgroup();
   const pinRoot = makePinRoot();
-  const config = { cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port, dnsPort: port }, identities: [{ selector: { cgroup: agent.dir }, identity: 1 }] };
+  const config = {
+    cgroupPath: agent.dir,
+    pinRoot,
+    mode: 'cgroup-only',
+    proxy: { address: '127.0.0.1', port, dnsPort: port },
+    identities: [{ selector: { cgroup: agent.dir }, identity: 1 }],
+  };
   const deny: number[] = [];
   const restore: number[] = [];
   let daemon: ChildProcess | undefined;
@@ -146,7 +180,8 @@ async function failClosed(port: number, kills: number): Promise<void> {
       const next = await startDaemon(config);
       daemon = next.child;
       const a = (await watcher2).at(-1) as { ok: boolean; mono_ns?: number } | undefined;
-      if (!a?.ok || !a.mono_ns || !next.adopted) throw new Error('traffic did not resume after the daemon restarted (or it did not re-adopt)');
+      if (!a?.ok || !a.mono_ns || !next.adopted)
+        throw new Error('traffic did not resume after the daemon restarted (or it did not re-adopt)');
       restore.push(Number(BigInt(a.mono_ns) - next.startedNs) / 1e6);
     }
   } finally {

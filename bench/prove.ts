@@ -28,7 +28,17 @@ function rng(seed: number) {
   return { next, pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)] };
 }
 
-const MCP_TOOLS = ['read_file', 'list_directory', 'search_docs', 'fetch_report', 'write_file', 'run_command', 'http_post', 'send_email', 'call_tool'];
+const MCP_TOOLS = [
+  'read_file',
+  'list_directory',
+  'search_docs',
+  'fetch_report',
+  'write_file',
+  'run_command',
+  'http_post',
+  'send_email',
+  'call_tool',
+];
 const HTTP = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const ZONES = ['approved-mcp', 'internal', 'allowlisted', 'partners', 'sandbox'];
 const GROUPS = ['coding', 'readers', 'ops', 'research'];
@@ -100,7 +110,9 @@ export async function run(_argv: string[]): Promise<void> {
     ['500 generated', withPolicies(bundled, generatedSet(500))],
   ];
   const cvc5Start = await time(() => execa('cvc5', ['--version']));
-  process.stdout.write(`baseline: cvc5 process start ${cvc5Start.ms.toFixed(0)} ms (load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cpus: wall times stretch with load, cpu = node + cvc5)\n`);
+  process.stdout.write(
+    `baseline: cvc5 process start ${cvc5Start.ms.toFixed(0)} ms (load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cpus: wall times stretch with load, cpu = node + cvc5)\n`,
+  );
   for (const [name, src] of sets) {
     const parse = await time(async () => splitPolicies(src.policies).length);
     const same = await time(() => runGate({ label: 'base', source: src }, { label: 'head', source: src }));

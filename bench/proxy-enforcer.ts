@@ -57,13 +57,25 @@ export async function startBenchProxy(o: BenchProxyOptions): Promise<BenchProxy>
   const src = await readPolicyDir(join(o.dir, 'p'));
   const bundle = toBundle(src);
   const authorizer = createAuthorizer(bundle, o.engine);
-  const snap: PolicySnapshot = { watermark: 1, digest: 'bench', sourceCommit: null, expiresAt: new Date(Date.now() + 3600_000), config: cfg, entities: bundle.entities, authorizer, schema: src.schema };
+  const snap: PolicySnapshot = {
+    watermark: 1,
+    digest: 'bench',
+    sourceCommit: null,
+    expiresAt: new Date(Date.now() + 3600_000),
+    config: cfg,
+    entities: bundle.entities,
+    authorizer,
+    schema: src.schema,
+  };
   const fileSink = o.audit === 'file' ? new FileAuditSink(join(o.dir, 'audit.jsonl')) : null;
   const audit: AuditSink = fileSink ?? { emit: () => undefined, dropped: () => 0, close: async () => undefined };
   const routes = new Map<number, number>();
   const dp = await startDataplane({
     snapshots: { get: () => snap },
-    origin: new StaticOriginResolver({ destination: (peer) => ({ address: '127.0.0.1', port: routes.get(peer.localPort ?? 0) ?? 0, family: 4 }), facts: { pid: process.pid, cgroupPath: '/lilith/agents/coder' } }),
+    origin: new StaticOriginResolver({
+      destination: (peer) => ({ address: '127.0.0.1', port: routes.get(peer.localPort ?? 0) ?? 0, family: 4 }),
+      facts: { pid: process.pid, cgroupPath: '/lilith/agents/coder' },
+    }),
     audit,
     listen: { proxy: ['127.0.0.1:0', '127.0.0.1:0'], dns: null },
   });

@@ -5,7 +5,12 @@ import http from 'node:http';
 import type net from 'node:net';
 import { serveOverIpc, type Part } from './child.js';
 
-export const MCP_BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: '/workspace/README.md' } } });
+export const MCP_BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'read_file', arguments: { path: '/workspace/README.md' } },
+});
 const MCP_RESULT = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'hello from the file server' }] } });
 
 export type UpstreamPorts = { http: number; mcp: number };
@@ -23,7 +28,9 @@ export async function startUpstreams(): Promise<Part<UpstreamPorts, null>> {
   });
   const mcpUp = http.createServer((req, res) => {
     req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(MCP_RESULT)) }).end(MCP_RESULT));
+    req.on('end', () =>
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(MCP_RESULT)) }).end(MCP_RESULT),
+    );
   });
   const ready = { http: await listen(httpUp), mcp: await listen(mcpUp) };
   return {

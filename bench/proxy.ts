@@ -23,7 +23,8 @@ import { startChild, type Part } from './child.js';
 import { startBenchProxy, type BenchProxy, type BenchProxyOptions, type BenchProxyReady } from './proxy-enforcer.js';
 import { MCP_BODY, startUpstreams, type UpstreamPorts } from './proxy-upstreams.js';
 
-export const summary = 'dataplane added latency (HTTP keep-alive, MCP tools/call; p50/p99 vs direct and vs a bare relay) and requests/s at saturation';
+export const summary =
+  'dataplane added latency (HTTP keep-alive, MCP tools/call; p50/p99 vs direct and vs a bare relay) and requests/s at saturation';
 
 type Topology = 'processes' | 'single';
 const here = (name: string) => fileURLToPath(new URL(`./${name}.js`, import.meta.url));
@@ -60,7 +61,8 @@ class KeepAliveClient {
     const m = /content-length: *(\d+)/i.exec(this.#buf.subarray(0, end).toString('latin1'));
     const total = end + 4 + Number(m?.[1] ?? 0);
     if (this.#buf.length < total) return;
-    if (!/^HTTP\/1\.1 200/.test(this.#buf.toString('latin1', 0, 12))) throw new Error(`unexpected response: ${this.#buf.toString('latin1', 0, 200)}`);
+    if (!/^HTTP\/1\.1 200/.test(this.#buf.toString('latin1', 0, 12)))
+      throw new Error(`unexpected response: ${this.#buf.toString('latin1', 0, 200)}`);
     this.#buf = this.#buf.subarray(total);
     const w = this.#waiter;
     this.#waiter = null;
@@ -111,8 +113,15 @@ export async function run(argv: string[]): Promise<void> {
     allowPositionals: true,
     strict: false,
   });
-  if (!['both', 'processes', 'single'].includes(String(values.topology))) throw new Error(`--topology must be both, processes or single, got '${String(values.topology)}'`);
-  const o: Options = { iterations: Number(values.iterations), seconds: Number(values.seconds), concurrency: Number(values.concurrency), engine: values.engine as EngineName, audit: values.audit === 'null' ? 'null' : 'file' };
+  if (!['both', 'processes', 'single'].includes(String(values.topology)))
+    throw new Error(`--topology must be both, processes or single, got '${String(values.topology)}'`);
+  const o: Options = {
+    iterations: Number(values.iterations),
+    seconds: Number(values.seconds),
+    concurrency: Number(values.concurrency),
+    engine: values.engine as EngineName,
+    audit: values.audit === 'null' ? 'null' : 'file',
+  };
   const topologies: Topology[] = values.topology === 'both' ? ['single', 'processes'] : [values.topology as Topology];
   const results = new Map<Topology, TopologyResult>();
   for (const t of topologies) results.set(t, await runTopology(t, o));
@@ -121,9 +130,14 @@ export async function run(argv: string[]): Promise<void> {
   const multi = results.get('processes');
   process.stdout.write('\ntarget: p99 added latency < 1000 µs\n');
   const verdict = (n: number) => `${n.toFixed(0)} µs ${n < 1000 ? 'met' : 'MISSED'}`;
-  if (single) process.stdout.write(`  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http)}, mcp ${verdict(single.lilithP99.mcp)}\n`);
+  if (single)
+    process.stdout.write(
+      `  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http)}, mcp ${verdict(single.lilithP99.mcp)}\n`,
+    );
   if (multi) {
-    process.stdout.write(`  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}\n`);
+    process.stdout.write(
+      `  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}\n`,
+    );
     // The wake-up tail of this machine is paid by any proxy in its own process: say how much of it a bare relay already pays.
     process.stdout.write(
       `    of which a bare relay in the same place:    http ${multi.relayP99.http.toFixed(0)} µs, mcp ${multi.relayP99.mcp.toFixed(0)} µs` +
@@ -135,9 +149,13 @@ export async function run(argv: string[]): Promise<void> {
 async function runTopology(topology: Topology, o: Options): Promise<TopologyResult> {
   const { iterations, seconds, concurrency } = o;
   const dir = await mkdtemp(join(tmpdir(), 'lilith-bench-proxy-'));
-  const upstreams: Part<UpstreamPorts, null> = topology === 'single' ? await startUpstreams() : await startChild(here('proxy-upstreams'), {});
+  const upstreams: Part<UpstreamPorts, null> =
+    topology === 'single' ? await startUpstreams() : await startChild(here('proxy-upstreams'), {});
   const proxyOptions: BenchProxyOptions = { upstreams: upstreams.ready, engine: o.engine, audit: o.audit, dir };
-  const proxy: BenchProxy = topology === 'single' ? await startBenchProxy(proxyOptions) : await startChild<BenchProxyOptions, BenchProxyReady, number>(here('proxy-enforcer'), proxyOptions);
+  const proxy: BenchProxy =
+    topology === 'single'
+      ? await startBenchProxy(proxyOptions)
+      : await startChild<BenchProxyOptions, BenchProxyReady, number>(here('proxy-enforcer'), proxyOptions);
   const { lilith, relay, engine: engineName } = proxy.ready;
 
   process.stdout.write(
@@ -166,11 +184,17 @@ async function runTopology(topology: Topology, o: Options): Promise<TopologyResu
     return { p50: pct(sorted, 50), p90: pct(sorted, 90), p99: pct(sorted, 99) };
   });
   process.stdout.write('latency per request (keep-alive, one at a time)\n');
-  for (let k = 0; k < paths.length; k++) process.stdout.write(`  ${paths[k].name.padEnd(16)} p50 ${us(stats[k].p50)}   p90 ${us(stats[k].p90)}   p99 ${us(stats[k].p99)}\n`);
+  for (let k = 0; k < paths.length; k++)
+    process.stdout.write(`  ${paths[k].name.padEnd(16)} p50 ${us(stats[k].p50)}   p90 ${us(stats[k].p90)}   p99 ${us(stats[k].p99)}\n`);
   process.stdout.write('added latency (minus direct)       lilith                     bare relay (baseline)\n');
-  for (const [label, d] of [['http', 0], ['mcp tools/call', 3]] as const) {
+  for (const [label, d] of [
+    ['http', 0],
+    ['mcp tools/call', 3],
+  ] as const) {
     const [direct, bare, lil] = [stats[d], stats[d + 1], stats[d + 2]];
-    process.stdout.write(`  ${label.padEnd(15)} p50 ${us(lil.p50 - direct.p50)}  p99 ${us(lil.p99 - direct.p99)}    p50 ${us(bare.p50 - direct.p50)}  p99 ${us(bare.p99 - direct.p99)}\n`);
+    process.stdout.write(
+      `  ${label.padEnd(15)} p50 ${us(lil.p50 - direct.p50)}  p99 ${us(lil.p99 - direct.p99)}    p50 ${us(bare.p50 - direct.p50)}  p99 ${us(bare.p99 - direct.p99)}\n`,
+    );
   }
 
   // Saturation: `concurrency` keep-alive connections sending back to back.
@@ -194,7 +218,9 @@ async function runTopology(topology: Topology, o: Options): Promise<TopologyResu
   for (let k = 0; k < paths.length; k++) {
     rates.push(await saturate(paths[k].port, paths[k].req));
     const direct = rates[k - (k % 3)];
-    process.stdout.write(`  ${paths[k].name.padEnd(16)} ${Math.round(rates[k]).toString().padStart(8)} req/s   ${(rates[k] / direct).toFixed(2)}× direct\n`);
+    process.stdout.write(
+      `  ${paths[k].name.padEnd(16)} ${Math.round(rates[k]).toString().padStart(8)} req/s   ${(rates[k] / direct).toFixed(2)}× direct\n`,
+    );
   }
 
   const dropped = await proxy.stop();
@@ -206,7 +232,10 @@ async function runTopology(topology: Topology, o: Options): Promise<TopologyResu
     .filter((e) => e.protocol === 'http' || e.protocol === 'mcp')
     .map((e) => e.latency_us)
     .sort((a, b) => a - b);
-  if (lat.length) process.stdout.write(`decision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${dropped} audit events dropped)\n`);
+  if (lat.length)
+    process.stdout.write(
+      `decision share (build + evaluate + taint, from the audit log): p50 ${us(pct(lat, 50))}   p99 ${us(pct(lat, 99))}   (${lat.length} decisions, ${dropped} audit events dropped)\n`,
+    );
   await rm(dir, { recursive: true, force: true });
   return {
     lilithP99: { http: stats[2].p99 - stats[0].p99, mcp: stats[5].p99 - stats[3].p99 },

@@ -7,12 +7,47 @@ import { fileURLToPath } from 'node:url';
 import { BpfError } from './errors.js';
 import { errnoValue } from './errors.js';
 
-export interface NativeProgram { name: string; section: string; type: number; expectedAttachType: number; autoload: boolean }
-export interface NativeMapDesc { name: string; type: number; keySize: number; valueSize: number; maxEntries: number; fd: number }
-export interface NativeMapInfo { name: string; type: number; keySize: number; valueSize: number; maxEntries: number; id: number; flags: number }
-export interface NativeProgInfo { name: string; type: number; id: number }
-export interface NativeLinkInfo { id: number; type: number; progId: number; cgroupId?: bigint; attachType?: number }
-export interface NativeRingBuf { close(): void; ref(): void; unref(): void }
+export interface NativeProgram {
+  name: string;
+  section: string;
+  type: number;
+  expectedAttachType: number;
+  autoload: boolean;
+}
+export interface NativeMapDesc {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  fd: number;
+}
+export interface NativeMapInfo {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  id: number;
+  flags: number;
+}
+export interface NativeProgInfo {
+  name: string;
+  type: number;
+  id: number;
+}
+export interface NativeLinkInfo {
+  id: number;
+  type: number;
+  progId: number;
+  cgroupId?: bigint;
+  attachType?: number;
+}
+export interface NativeRingBuf {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
 
 export interface Native {
   objectOpen(path: string, pinRoot?: string): number;

@@ -115,7 +115,10 @@ function loadObjects(r: ResolvedConfig, loaded: Loaded, adopted: ReadonlyMap<str
         // A kernel older than the hook (connect_unix: Linux 6.7) refuses the program type.
         for (const s of specs) {
           loaded.unsupported.add(s.program);
-          loaded.missing.push({ hook: s.hook, reason: `this kernel cannot load it (${(err as Error).message.split('\n')[0]}); needs Linux 6.7+` });
+          loaded.missing.push({
+            hook: s.hook,
+            reason: `this kernel cannot load it (${(err as Error).message.split('\n')[0]}); needs Linux 6.7+`,
+          });
         }
         continue;
       }
@@ -136,6 +139,10 @@ function loadObjects(r: ResolvedConfig, loaded: Loaded, adopted: ReadonlyMap<str
 /** A load failure whose message carries the end of the verifier log (the line that matters). */
 function withLogTail(err: unknown): unknown {
   if (!(err instanceof BpfError) || !err.log) return err;
-  const tail = err.log.split('\n').filter((l) => l.trim()).slice(-12).join('\n');
+  const tail = err.log
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-12)
+    .join('\n');
   return new BpfError(err.operation, err.errno, { log: err.log, detail: `${err.message}\nverifier log (end):\n${tail}` });
 }

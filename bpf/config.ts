@@ -60,7 +60,9 @@ export interface KernelConfig {
 }
 
 /** The part of KernelConfig that can change on a live kernel (Kernel.configure). */
-export type SettingsUpdate = Partial<Pick<KernelConfig, 'proxy' | 'heartbeatTtlMs' | 'deniedFamilies' | 'execAllowlist' | 'wx' | 'minAddr'>>;
+export type SettingsUpdate = Partial<
+  Pick<KernelConfig, 'proxy' | 'heartbeatTtlMs' | 'deniedFamilies' | 'execAllowlist' | 'wx' | 'minAddr'>
+>;
 
 export class KernelConfigError extends Error {
   readonly field: string;
@@ -99,10 +101,12 @@ export function settingsOf(c: KernelConfig, intercept: boolean, where: { id: big
   const ttl = c.heartbeatTtlMs ?? 1000;
   if (!Number.isFinite(ttl) || ttl < 50 || ttl > 3_600_000) throw new KernelConfigError('heartbeatTtlMs', `${ttl} is outside 50..3600000`);
   const minAddr = c.minAddr ?? 65536;
-  if (!Number.isInteger(minAddr) || minAddr < 0 || minAddr > 0xffffffff) throw new KernelConfigError('minAddr', `${minAddr} is not a 32-bit address`);
+  if (!Number.isInteger(minAddr) || minAddr < 0 || minAddr > 0xffffffff)
+    throw new KernelConfigError('minAddr', `${minAddr} is not a 32-bit address`);
   for (const f of c.deniedFamilies ?? []) {
     if (!Number.isInteger(f) || f < 0 || f > 63) throw new KernelConfigError('deniedFamilies', `${f} is not a socket family (0-63)`);
-    if (f === 2 || f === 10) throw new KernelConfigError('deniedFamilies', `denying AF_INET/AF_INET6 (${f}) would cut managed processes off from the proxy`);
+    if (f === 2 || f === 10)
+      throw new KernelConfigError('deniedFamilies', `denying AF_INET/AF_INET6 (${f}) would cut managed processes off from the proxy`);
   }
   return {
     heartbeatTtlNs: BigInt(Math.round(ttl * 1e6)),
@@ -149,12 +153,14 @@ export function unixKeyOf(path: string, field: string): Buffer {
 export function resolveConfig(c: KernelConfig): ResolvedConfig {
   if (!c || typeof c !== 'object') throw new KernelConfigError('config', 'is required');
   const mode = c.mode ?? 'auto';
-  if (!['auto', 'bpf-lsm', 'cgroup-only'].includes(mode)) throw new KernelConfigError('mode', `${JSON.stringify(mode)} is not auto, bpf-lsm or cgroup-only`);
+  if (!['auto', 'bpf-lsm', 'cgroup-only'].includes(mode))
+    throw new KernelConfigError('mode', `${JSON.stringify(mode)} is not auto, bpf-lsm or cgroup-only`);
   if (typeof c.cgroupPath !== 'string' || !existsSync(join(c.cgroupPath, 'cgroup.procs'))) {
     throw new KernelConfigError('cgroupPath', `${JSON.stringify(c.cgroupPath)} is not a cgroup v2 directory`);
   }
-  const intercept = mode === 'cgroup-only' ? true : c.intercept ?? true;
-  if (c.unixAllowlist !== undefined && !Array.isArray(c.unixAllowlist)) throw new KernelConfigError('unixAllowlist', 'must be an array of socket paths');
+  const intercept = mode === 'cgroup-only' ? true : (c.intercept ?? true);
+  if (c.unixAllowlist !== undefined && !Array.isArray(c.unixAllowlist))
+    throw new KernelConfigError('unixAllowlist', 'must be an array of socket paths');
   const unixKeys = (c.unixAllowlist ?? []).map((p, i) => unixKeyOf(p, `unixAllowlist[${i}]`));
   return {
     unixKeys,

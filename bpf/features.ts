@@ -82,9 +82,10 @@ export function probeBpfLsm(objPath: string = objectPath('lsm_probe')): LsmProbe
     };
   } catch (e) {
     if (!(e instanceof BpfError)) throw e;
-    const reason = stage === 'load' && e.code === 'EPERM' && lockdownMode() && lockdownMode() !== 'none'
-      ? `${e.message}; kernel lockdown (${lockdownMode()}) refuses LSM programs`
-      : e.message;
+    const reason =
+      stage === 'load' && e.code === 'EPERM' && lockdownMode() && lockdownMode() !== 'none'
+        ? `${e.message}; kernel lockdown (${lockdownMode()}) refuses LSM programs`
+        : e.message;
     return { loadable: stage === 'trigger', fires: false, error: reason, code: e.code };
   } finally {
     link?.destroy();
@@ -135,7 +136,11 @@ export interface DetectOptions {
 
 export function readLsmList(file = '/sys/kernel/security/lsm'): string[] | null {
   try {
-    return readFileSync(file, 'utf8').trim().split(',').map((s) => s.trim()).filter(Boolean);
+    return readFileSync(file, 'utf8')
+      .trim()
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   } catch {
     return null;
   }
@@ -171,5 +176,10 @@ export function detectBpfLsm(opts: DetectOptions = {}): BpfLsmStatus {
       reason: `bpf is not in the active LSM list (${lsmList.join(',')}): BPF-LSM programs would attach and never run; boot with lsm=${bootWith}`,
     };
   }
-  return { ...base, state: 'unknown', active: false, reason: `cannot read ${lsmFile} (is securityfs mounted?): BPF-LSM treated as inactive` };
+  return {
+    ...base,
+    state: 'unknown',
+    active: false,
+    reason: `cannot read ${lsmFile} (is securityfs mounted?): BPF-LSM treated as inactive`,
+  };
 }

@@ -67,7 +67,10 @@ export function ip16(address: string): Buffer {
   let tail: number[] = [];
   const lastColon = text.lastIndexOf(':');
   if (text.slice(lastColon + 1).includes('.')) {
-    tail = text.slice(lastColon + 1).split('.').map(Number);
+    tail = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     text = text.slice(0, lastColon + 1) + '0:0';
   }
   const [head, rest] = text.split('::') as [string, string | undefined];
@@ -96,12 +99,19 @@ export function ipString(b: Buffer): { address: string; family: 4 | 6 } {
   if (isMapped(b)) return { address: [...b.subarray(12, 16)].join('.'), family: 4 };
   const groups = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2));
   // Longest run of zero groups (length ≥ 2) becomes "::".
-  let best = -1, bestLen = 0;
+  let best = -1,
+    bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -193,7 +203,8 @@ export function unixKey(path: string): Buffer {
   const abstract = bytes[0] === 0;
   if (abstract && bytes.length < 2) throw new TypeError('abstract unix socket name is empty');
   if (!abstract && bytes.includes(0)) throw new TypeError(`unix socket path ${JSON.stringify(path)} contains a NUL byte`);
-  if (bytes.length > UNIX_PATH_MAX) throw new TypeError(`unix socket path ${JSON.stringify(path)} is ${bytes.length} bytes (at most ${UNIX_PATH_MAX})`);
+  if (bytes.length > UNIX_PATH_MAX)
+    throw new TypeError(`unix socket path ${JSON.stringify(path)} is ${bytes.length} bytes (at most ${UNIX_PATH_MAX})`);
   const b = Buffer.alloc(SIZES.unixKey);
   b.writeUInt32LE(bytes.length, 0);
   bytes.copy(b, 4);

@@ -188,7 +188,8 @@ export class BpfProgram {
    * for sections the linked libbpf does not know (e.g. cgroup/connect_unix).
    */
   setType(progType: number, expectedAttachType: number): void {
-    if (this.object.loaded) throw new BpfError('program.setType', errnoValue('EBUSY'), { target: this.name, detail: 'object already loaded' });
+    if (this.object.loaded)
+      throw new BpfError('program.setType', errnoValue('EBUSY'), { target: this.name, detail: 'object already loaded' });
     check('program.setType', native().programSetType(this.object.handle, this.name, progType, expectedAttachType), this.name);
     this.type = progType;
     this.expectedAttachType = expectedAttachType;
@@ -196,7 +197,8 @@ export class BpfProgram {
 
   /** Before load: false skips loading this program (e.g. LSM programs in cgroup-only mode). */
   setAutoload(on: boolean): void {
-    if (this.object.loaded) throw new BpfError('program.setAutoload', errnoValue('EBUSY'), { target: this.name, detail: 'object already loaded' });
+    if (this.object.loaded)
+      throw new BpfError('program.setAutoload', errnoValue('EBUSY'), { target: this.name, detail: 'object already loaded' });
     check('program.setAutoload', native().programSetAutoload(this.object.handle, this.name, on), this.name);
   }
 
@@ -326,7 +328,8 @@ export class BpfMap {
   /** Wraps a map fd this process already owns (e.g. from another loader); closes it on close(). */
   static fromFd(fd: number): BpfMap {
     const kind = fdKind(fd);
-    if (kind !== 'bpf-map') throw new BpfError('map.fromFd', errnoValue('EINVAL'), { target: `fd ${fd}`, detail: `not a BPF map (${kind})` });
+    if (kind !== 'bpf-map')
+      throw new BpfError('map.fromFd', errnoValue('EINVAL'), { target: `fd ${fd}`, detail: `not a BPF map (${kind})` });
     return new BpfMap(check('map.fromFd', native().mapInfo(fd)), fd);
   }
 
@@ -426,7 +429,10 @@ export class BpfMap {
   #checkKey(op: string, key: Buffer): void {
     if (!Buffer.isBuffer(key)) throw new TypeError(`${op}: key must be a Buffer`);
     if (key.length !== this.keySize) {
-      throw new BpfError(op, errnoValue('EINVAL'), { target: this.name, detail: `key is ${key.length} bytes, map expects ${this.keySize}` });
+      throw new BpfError(op, errnoValue('EINVAL'), {
+        target: this.name,
+        detail: `key is ${key.length} bytes, map expects ${this.keySize}`,
+      });
     }
   }
 }
@@ -454,7 +460,8 @@ export class RingBuffer {
       throw new BpfError('ringbuf.open', errnoValue('EINVAL'), { target: map.name, detail: `map type ${map.type} is not a ring buffer` });
     }
     const n = native();
-    const warn = (err: unknown): void => process.emitWarning(`ring buffer ${map.name}: sample handler threw: ${String(err)}`, 'LilithBpfWarning');
+    const warn = (err: unknown): void =>
+      process.emitWarning(`ring buffer ${map.name}: sample handler threw: ${String(err)}`, 'LilithBpfWarning');
     const onError = opts.onError ?? warn;
     const deliver = (data: Buffer): void => {
       try {

@@ -31,13 +31,16 @@ export function lsmUnavailable(objectDir?: string): string | null {
 export function startingMode(requested: 'auto' | KernelMode, objectDir?: string): { mode: KernelMode; lsmWhy: string | null } {
   if (requested === 'cgroup-only') return { mode: 'cgroup-only', lsmWhy: 'cgroup-only mode requested' };
   const lsmWhy = lsmUnavailable(objectDir);
-  if (lsmWhy && requested === 'bpf-lsm') throw new BpfError('attach', 95 /* EOPNOTSUPP */, { detail: `BPF-LSM requested but unavailable: ${lsmWhy}` });
+  if (lsmWhy && requested === 'bpf-lsm')
+    throw new BpfError('attach', 95 /* EOPNOTSUPP */, { detail: `BPF-LSM requested but unavailable: ${lsmWhy}` });
   return { mode: lsmWhy ? 'cgroup-only' : 'bpf-lsm', lsmWhy };
 }
 
 /** The programs a mode runs; without interception only the programs outside the redirect path. */
 export function programsFor(mode: KernelMode, intercept: boolean): ProgramSpec[] {
-  return PROGRAMS.filter((s) => (s.kind === 'lsm' ? mode === 'bpf-lsm' : s.cgroupModeOnly ? mode === 'cgroup-only' : intercept || !s.intercept));
+  return PROGRAMS.filter((s) =>
+    s.kind === 'lsm' ? mode === 'bpf-lsm' : s.cgroupModeOnly ? mode === 'cgroup-only' : intercept || !s.intercept,
+  );
 }
 
 /** Every LSM hook is missing, for one reason, in cgroup-only mode. */

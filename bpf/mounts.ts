@@ -27,7 +27,9 @@ export function mounts(): MountEntry[] {
 
 /** Mount points of a filesystem type, in mount order. */
 export function mountPointsOf(fstype: string): string[] {
-  return mounts().filter((m) => m.fstype === fstype).map((m) => m.target);
+  return mounts()
+    .filter((m) => m.fstype === fstype)
+    .map((m) => m.target);
 }
 
 function ensure(fstype: string, defaultTarget: string, source: string): string {

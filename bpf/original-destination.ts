@@ -8,7 +8,10 @@ import { decodeOrig, tupleKey, type OriginalDestination } from './layout.js';
 import type { PinnedMaps } from './pinned-maps.js';
 
 /** null when the peer is not an IP:port or the connection was not redirected by Lilith. */
-export function lookupOriginalDestination(maps: PinnedMaps, peer: { remoteAddress?: string; remotePort?: number }): OriginalDestination | null {
+export function lookupOriginalDestination(
+  maps: PinnedMaps,
+  peer: { remoteAddress?: string; remotePort?: number },
+): OriginalDestination | null {
   if (!peer.remoteAddress || !(isIPv4(peer.remoteAddress) || isIPv6(peer.remoteAddress)) || !isPort(peer.remotePort)) return null;
   const v = maps.get('lil_orig_tp').lookup(tupleKey(peer.remoteAddress, peer.remotePort));
   return v ? decodeOrig(v) : null;

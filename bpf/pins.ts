@@ -53,7 +53,11 @@ function adoptable(link: BpfLink, spec: ProgramSpec, cgId: bigint): boolean {
  * enforcing as they are; `stale` (other cgroup, or maps gone) are replaced once
  * their successor is attached. Pins that are not links any more are removed.
  */
-export function openPinnedLinks(pinRoot: string, wanted: readonly ProgramSpec[], cgId: bigint): { adopted: Map<string, BpfLink>; stale: Map<string, BpfLink> } {
+export function openPinnedLinks(
+  pinRoot: string,
+  wanted: readonly ProgramSpec[],
+  cgId: bigint,
+): { adopted: Map<string, BpfLink>; stale: Map<string, BpfLink> } {
   const adopted = new Map<string, BpfLink>();
   const stale = new Map<string, BpfLink>();
   const withMaps = mapsPinned(pinRoot);

@@ -26,7 +26,13 @@ export interface ProgramSpec {
 }
 
 const lsm = (object: string, program: string, hook: string): ProgramSpec => ({ object, program, hook, kind: 'lsm', intercept: false });
-const cg = (object: string, program: string, hook: string, intercept = true): ProgramSpec => ({ object, program, hook, kind: 'cgroup', intercept });
+const cg = (object: string, program: string, hook: string, intercept = true): ProgramSpec => ({
+  object,
+  program,
+  hook,
+  kind: 'cgroup',
+  intercept,
+});
 
 // enum bpf_prog_type / bpf_attach_type values (uapi, stable).
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18;

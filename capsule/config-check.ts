@@ -27,14 +27,18 @@ export function semanticIssues(config: LilithConfig): ConfigIssue[] {
   const bitOwner = new Map<number, string>();
   for (const [label, bit] of Object.entries(config.taint_labels)) {
     const other = bitOwner.get(bit);
-    if (other !== undefined) issues.push({ path: `/taint_labels/${label}`, message: `taint label ${label} uses bit ${bit}, already used by ${other}` });
+    if (other !== undefined)
+      issues.push({ path: `/taint_labels/${label}`, message: `taint label ${label} uses bit ${bit}, already used by ${other}` });
     else bitOwner.set(bit, label);
   }
   config.registrations.forEach((reg, i) => {
     const problem = validateSpiffeId(reg.spiffe_id);
     if (problem) issues.push({ path: `/registrations/${i}/spiffe_id`, message: `invalid SPIFFE ID "${reg.spiffe_id}": ${problem}` });
     else if (trustDomainOf(reg.spiffe_id) !== config.trust_domain) {
-      issues.push({ path: `/registrations/${i}/spiffe_id`, message: `SPIFFE ID "${reg.spiffe_id}" is outside the trust domain "${config.trust_domain}"` });
+      issues.push({
+        path: `/registrations/${i}/spiffe_id`,
+        message: `SPIFFE ID "${reg.spiffe_id}" is outside the trust domain "${config.trust_domain}"`,
+      });
     }
     const seen = new Set<string>();
     reg.selectors.forEach((s, j) => {
@@ -69,10 +73,14 @@ export function semanticIssues(config: LilithConfig): ConfigIssue[] {
     const hasArg = rule.when.argument !== undefined;
     const hasGlob = rule.when.glob !== undefined;
     if (hasArg !== hasGlob) issues.push({ path: `${at}/when`, message: `classifier "${rule.id}": "argument" and "glob" go together` });
-    if ((hasArg || hasGlob) && rule.when.tool === undefined) issues.push({ path: `${at}/when`, message: `classifier "${rule.id}": "argument"/"glob" need "tool"` });
+    if ((hasArg || hasGlob) && rule.when.tool === undefined)
+      issues.push({ path: `${at}/when`, message: `classifier "${rule.id}": "argument"/"glob" need "tool"` });
     rule.set.forEach((label, j) => {
       if (!(label in config.taint_labels)) {
-        issues.push({ path: `${at}/set/${j}`, message: `classifier "${rule.id}" sets unknown taint label "${label}" (taint_labels has ${Object.keys(config.taint_labels).join(', ') || 'none'})` });
+        issues.push({
+          path: `${at}/set/${j}`,
+          message: `classifier "${rule.id}" sets unknown taint label "${label}" (taint_labels has ${Object.keys(config.taint_labels).join(', ') || 'none'})`,
+        });
       }
     });
   });

@@ -121,7 +121,10 @@ export function requireThreshold(check: SignatureCheck, threshold: number, what:
   if (check.valid.length >= threshold) return;
   const got = `${check.valid.length} of ${threshold} required valid signature(s)`;
   if (check.bad.length > 0) {
-    throw new CapsuleError('bad_signature', `${what}: signature by key ${check.bad.join(', ')} does not verify (payload or signature altered); ${got}`);
+    throw new CapsuleError(
+      'bad_signature',
+      `${what}: signature by key ${check.bad.join(', ')} does not verify (payload or signature altered); ${got}`,
+    );
   }
   if (check.unknown.length > 0 && check.valid.length === 0) {
     throw new CapsuleError('unknown_key', `${what}: signed only by key(s) not in the trust file: ${check.unknown.join(', ')}`);

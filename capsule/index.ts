@@ -33,7 +33,16 @@ export {
   type Trust,
   type TrustFile,
 } from './trust.js';
-export { CAPSULE_FORMAT, parsePayload, encodePayload, bundleOf, sha256Hex, peekCapsule, peekCapsuleClaims, type CapsulePayload } from './payload.js';
+export {
+  CAPSULE_FORMAT,
+  parsePayload,
+  encodePayload,
+  bundleOf,
+  sha256Hex,
+  peekCapsule,
+  peekCapsuleClaims,
+  type CapsulePayload,
+} from './payload.js';
 export { readState, writeStateAtomic, statePath, STATE_FILE, type CapsuleState } from './state.js';
 export {
   verifyCapsule,

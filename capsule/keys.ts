@@ -69,7 +69,8 @@ export function parseSecretKeyFile(text: string, source = 'key file'): SigningKe
     throw new Error(`${source}: not a lilith secret key file (expected {type: "ed25519", secret_key, ...})`);
   }
   const seed = new Uint8Array(Buffer.from(value.secret_key, 'base64'));
-  if (seed.length !== nacl.sign.seedLength) throw new Error(`${source}: secret_key is not a base64 ${nacl.sign.seedLength}-byte Ed25519 seed`);
+  if (seed.length !== nacl.sign.seedLength)
+    throw new Error(`${source}: secret_key is not a base64 ${nacl.sign.seedLength}-byte Ed25519 seed`);
   const key = signingKeyFromSeed(seed);
   if (value.keyid !== undefined && value.keyid !== key.keyid) throw new Error(`${source}: keyid does not match the secret key`);
   return key;

@@ -56,22 +56,27 @@ export function parsePayload(bytes: Uint8Array): CapsulePayload {
     throw new CapsuleError('malformed', `payload is not valid JSON: ${(err as Error).message}`);
   }
   if (!isRecord(v)) throw new CapsuleError('malformed', 'payload is not a JSON object');
-  if (v.format !== CAPSULE_FORMAT) throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}", got ${JSON.stringify(v.format)}`);
+  if (v.format !== CAPSULE_FORMAT)
+    throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}", got ${JSON.stringify(v.format)}`);
   if (typeof v.watermark !== 'number' || !Number.isSafeInteger(v.watermark) || v.watermark < 0) {
     throw new CapsuleError('malformed', 'payload.watermark must be a non-negative integer');
   }
   const created = isoTime(v.created_at, 'created_at');
   const expires = isoTime(v.expires_at, 'expires_at');
   if (expires.getTime() <= created.getTime()) throw new CapsuleError('malformed', 'payload.expires_at must be after created_at');
-  if (v.source_commit !== null && typeof v.source_commit !== 'string') throw new CapsuleError('malformed', 'payload.source_commit must be a string or null');
+  if (v.source_commit !== null && typeof v.source_commit !== 'string')
+    throw new CapsuleError('malformed', 'payload.source_commit must be a string or null');
   if (v.proof_digest !== undefined && (typeof v.proof_digest !== 'string' || !HEX64.test(v.proof_digest))) {
     throw new CapsuleError('malformed', 'payload.proof_digest must be a lowercase sha256 hex digest');
   }
-  if (!isStringMap(v.policies) || Object.keys(v.policies).length === 0) throw new CapsuleError('malformed', 'payload.policies must be a non-empty map of file name to Cedar text');
+  if (!isStringMap(v.policies) || Object.keys(v.policies).length === 0)
+    throw new CapsuleError('malformed', 'payload.policies must be a non-empty map of file name to Cedar text');
   if (!isStringMap(v.invariants)) throw new CapsuleError('malformed', 'payload.invariants must be a map of file name to Cedar text');
-  if (typeof v.schema !== 'string' || v.schema.length === 0) throw new CapsuleError('malformed', 'payload.schema must be the Cedar schema text');
+  if (typeof v.schema !== 'string' || v.schema.length === 0)
+    throw new CapsuleError('malformed', 'payload.schema must be the Cedar schema text');
   if (!Array.isArray(v.entities)) throw new CapsuleError('malformed', 'payload.entities must be an array');
-  if (!isRecord(v.config) || v.config.version !== 1) throw new CapsuleError('malformed', 'payload.config must be a lilith.json object with version 1');
+  if (!isRecord(v.config) || v.config.version !== 1)
+    throw new CapsuleError('malformed', 'payload.config must be a lilith.json object with version 1');
   return v as unknown as CapsulePayload;
 }
 

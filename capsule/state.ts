@@ -35,15 +35,25 @@ export async function readState(dir: string): Promise<CapsuleState | null> {
   try {
     v = JSON.parse(text) as Partial<CapsuleState>;
   } catch (err) {
-    throw new CapsuleError('state_corrupt', `capsule state ${path} is not valid JSON (${(err as Error).message}); refusing to reset it — inspect or remove it by hand`);
+    throw new CapsuleError(
+      'state_corrupt',
+      `capsule state ${path} is not valid JSON (${(err as Error).message}); refusing to reset it — inspect or remove it by hand`,
+    );
   }
   if (
-    typeof v !== 'object' || v === null ||
-    typeof v.watermark !== 'number' || !Number.isSafeInteger(v.watermark) || v.watermark < 0 ||
-    typeof v.digest !== 'string' || !/^[0-9a-f]{64}$/.test(v.digest) ||
+    typeof v !== 'object' ||
+    v === null ||
+    typeof v.watermark !== 'number' ||
+    !Number.isSafeInteger(v.watermark) ||
+    v.watermark < 0 ||
+    typeof v.digest !== 'string' ||
+    !/^[0-9a-f]{64}$/.test(v.digest) ||
     typeof v.accepted_at !== 'string'
   ) {
-    throw new CapsuleError('state_corrupt', `capsule state ${path} does not have {watermark, digest, accepted_at}; refusing to reset it — inspect or remove it by hand`);
+    throw new CapsuleError(
+      'state_corrupt',
+      `capsule state ${path} does not have {watermark, digest, accepted_at}; refusing to reset it — inspect or remove it by hand`,
+    );
   }
   return { watermark: v.watermark, digest: v.digest, accepted_at: v.accepted_at };
 }

@@ -35,7 +35,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function parseTrustValue(value: unknown, source = 'trust file'): Trust {
   if (!isRecord(value)) throw new CapsuleError('bad_trust', `${source}: not a JSON object`);
   if (value.version !== 1) throw new CapsuleError('bad_trust', `${source}: version must be 1`);
-  if (!Array.isArray(value.keys) || value.keys.length === 0) throw new CapsuleError('bad_trust', `${source}: keys must be a non-empty array`);
+  if (!Array.isArray(value.keys) || value.keys.length === 0)
+    throw new CapsuleError('bad_trust', `${source}: keys must be a non-empty array`);
   const keys = new Map<string, Uint8Array>();
   value.keys.forEach((entry: unknown, i: number) => {
     const what = `${source}: keys[${i}]`;

@@ -27,9 +27,16 @@ export interface VerifyOptions {
   clockSkewMs?: number;
 }
 
-export function verifyCapsule(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, options: VerifyOptions = {}): VerifiedCapsule {
+export function verifyCapsule(
+  bytes: Uint8Array,
+  trust: Trust,
+  state: CapsuleState | null,
+  now: Date,
+  options: VerifyOptions = {},
+): VerifiedCapsule {
   const maxBytes = options.maxBytes ?? MAX_CAPSULE_BYTES;
-  if (bytes.length > maxBytes) throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
+  if (bytes.length > maxBytes)
+    throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
   checkTrustCurrent(trust, now);
   const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
   const check = checkSignatures(env, trust.keys);
@@ -54,7 +61,10 @@ export function verifyCapsule(bytes: Uint8Array, trust: Trust, state: CapsuleSta
     }
     if (payload.watermark === state.watermark) {
       if (digest !== state.digest) {
-        throw new CapsuleError('watermark_reuse', `capsule reuses watermark ${payload.watermark} with a different payload (digest ${digest.slice(0, 16)}…, accepted ${state.digest.slice(0, 16)}…)`);
+        throw new CapsuleError(
+          'watermark_reuse',
+          `capsule reuses watermark ${payload.watermark} with a different payload (digest ${digest.slice(0, 16)}…, accepted ${state.digest.slice(0, 16)}…)`,
+        );
       }
       alreadyAccepted = true;
     }

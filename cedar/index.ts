@@ -32,7 +32,9 @@ export function createAuthorizer(bundle: PolicyBundle, engine: EngineName = 'fas
         const wasm = new WasmAuthorizer(bundle);
         const why = err instanceof Unsupported ? err.message : `internal compiler error: ${(err as Error).message}`;
         engineFallbacks.inc({ reason: why.slice(0, 80) });
-        (options.log ?? ((l) => process.stderr.write(`${l}\n`)))(`lilith engine: compiled engine cannot take this policy set (${why}); using cedar-wasm`);
+        (options.log ?? ((l) => process.stderr.write(`${l}\n`)))(
+          `lilith engine: compiled engine cannot take this policy set (${why}); using cedar-wasm`,
+        );
         return wasm;
       }
   }

@@ -75,10 +75,13 @@ interface JsonType {
 interface JsonNamespace {
   commonTypes?: Record<string, JsonType>;
   entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: unknown; enum?: unknown }>;
-  actions?: Record<string, {
-    memberOf?: { id: string; type?: string }[];
-    appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType };
-  }>;
+  actions?: Record<
+    string,
+    {
+      memberOf?: { id: string; type?: string }[];
+      appliesTo?: { principalTypes?: string[]; resourceTypes?: string[]; context?: JsonType };
+    }
+  >;
 }
 
 /** Names reachable from `start` through `next`, depth first (stack order), without repeats. */
@@ -99,7 +102,11 @@ export function closure(start: string[], next: (name: string) => string[]): stri
  * answer when already made (cedar/prepare.ts makes it on the verification worker).
  */
 export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
-  const answer = (resolvedJson ?? cedar.schemaToJsonWithResolvedTypes(text)) as { type: string; json?: unknown; errors?: { message: string }[] };
+  const answer = (resolvedJson ?? cedar.schemaToJsonWithResolvedTypes(text)) as {
+    type: string;
+    json?: unknown;
+    errors?: { message: string }[];
+  };
   if (answer.type !== 'success') throw new CedarSchemaError('invalid', `schema: ${(answer.errors ?? []).map((e) => e.message).join('; ')}`);
   const json = (answer.json ?? {}) as Record<string, JsonNamespace>;
   const ns = json[''] ?? {};
@@ -170,9 +177,16 @@ export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
     const at = decl.appliesTo;
     actions.set(id, {
       memberOf,
-      ancestors: closure(memberOf.map((m) => m.id), (p) => (actionDecls[p]?.memberOf ?? []).map((m) => m.id)),
+      ancestors: closure(
+        memberOf.map((m) => m.id),
+        (p) => (actionDecls[p]?.memberOf ?? []).map((m) => m.id),
+      ),
       ...(at && {
-        appliesTo: { principalTypes: at.principalTypes ?? [], resourceTypes: at.resourceTypes ?? [], ...(at.context && { context: toType(at.context) }) },
+        appliesTo: {
+          principalTypes: at.principalTypes ?? [],
+          resourceTypes: at.resourceTypes ?? [],
+          ...(at.context && { context: toType(at.context) }),
+        },
       }),
     });
   }

@@ -12,7 +12,9 @@ export class WasmAuthorizer implements Authorizer {
   private readonly staticUids: Set<string>;
 
   constructor(bundle: PolicyBundle) {
-    const parsed = cedar.preparsePolicySet(this.psetId, { staticPolicies: toStaticPolicies(bundle.prepared?.policies ?? splitPolicies(bundle.policies)) });
+    const parsed = cedar.preparsePolicySet(this.psetId, {
+      staticPolicies: toStaticPolicies(bundle.prepared?.policies ?? splitPolicies(bundle.policies)),
+    });
     if (parsed.type === 'failure') throw new Error(`policy set: ${parsed.errors.map((e) => e.message).join('; ')}`);
     // The schema supplies the action hierarchy (`action in Action::"egress"`) and
     // request validation: a context of the wrong shape is an error, hence a deny.

@@ -95,16 +95,23 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
   const exePath = resolveCommand(opts.command[0]);
   const exeSha256 = createHash('sha256').update(readFileSync(exePath)).digest('hex');
   const cgroup = agentCgroup(opts.config.kernel.cgroup_root, opts.agent);
-  const child = spawn(requireHelper(), ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)], {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-    argv0: opts.command[0],
-  });
+  const child = spawn(
+    requireHelper(),
+    ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)],
+    {
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+      argv0: opts.command[0],
+    },
+  );
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const sync = child.stdio[3] as Socket;
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   for (const sig of FORWARDED) process.on(sig, forward);
   try {
-    const pid = await Promise.race([readReady(sync), exited.then(() => Promise.reject(new Error('lilith-confine exited before it was ready')))]);
+    const pid = await Promise.race([
+      readReady(sync),
+      exited.then(() => Promise.reject(new Error('lilith-confine exited before it was ready'))),
+    ]);
     let identity: Attestation;
     try {
       identity = await opts.attest({ pid, exePath, exeSha256 });

@@ -8,7 +8,11 @@ import type { DegradableLayer } from '../capsule/config.js';
 import { missingLayers, type KernelSupport } from './degraded.js';
 
 // dist/confine/native.js and confine/native.ts both sit two levels below the project root.
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json')) ? '' : '..');
+const ROOT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json')) ? '' : '..',
+);
 
 export const CONFINE_BIN = join(ROOT, 'confine', 'native', 'build', 'lilith-confine');
 export const ESCAPE_PROBE_BIN = join(ROOT, 'confine', 'native', 'build', 'escape-probe');

@@ -94,7 +94,10 @@ export function planConfinement(input: PlanInput): ConfinePlan {
 }
 
 /** The lilith-confine argument vector for a plan (before `--`). */
-export function confineArgs(plan: ConfinePlan, opts: { audit?: boolean; cgroupProcs?: string; syncFd?: number; allowDegraded?: string[] } = {}): string[] {
+export function confineArgs(
+  plan: ConfinePlan,
+  opts: { audit?: boolean; cgroupProcs?: string; syncFd?: number; allowDegraded?: string[] } = {},
+): string[] {
   const args = ['--profile', plan.profile, '--scope'];
   for (const layer of opts.allowDegraded ?? []) args.push('--allow-degraded', layer);
   for (const p of plan.readOnly) args.push('--ro', p);

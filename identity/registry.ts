@@ -3,7 +3,14 @@
 // specific wins: the one whose selectors imply every other match's selectors.
 // Without such a winner the identity is ambiguous and the process is unknown
 // (deny); `findAmbiguities` reports those pairs at `lilith validate` time.
-import { parseSelector, selectorImplies, selectorMatches, selectorsCompatible, type ParsedSelector, type ProcessFacts } from './selectors.js';
+import {
+  parseSelector,
+  selectorImplies,
+  selectorMatches,
+  selectorsCompatible,
+  type ParsedSelector,
+  type ProcessFacts,
+} from './selectors.js';
 
 /** What the registry needs of a registration; lilith.json's carries more (groups, profile, …). */
 export interface Registered {
@@ -31,10 +38,15 @@ function atLeastAsSpecific(a: CompiledRegistration, b: CompiledRegistration): bo
   return b.selectors.every((sb) => a.selectors.some((sa) => selectorImplies(sa, sb)));
 }
 
-export function resolveIdentity<R extends Registered>(facts: ProcessFacts, registrations: CompiledRegistration<R>[]): ResolvedIdentity<R> | null {
+export function resolveIdentity<R extends Registered>(
+  facts: ProcessFacts,
+  registrations: CompiledRegistration<R>[],
+): ResolvedIdentity<R> | null {
   const matches = registrations.filter((r) => r.selectors.length > 0 && r.selectors.every((s) => selectorMatches(s, facts)));
   if (matches.length === 0) return null;
-  const winner = matches.find((m) => matches.every((other) => other === m || (atLeastAsSpecific(m, other) && !atLeastAsSpecific(other, m))));
+  const winner = matches.find((m) =>
+    matches.every((other) => other === m || (atLeastAsSpecific(m, other) && !atLeastAsSpecific(other, m))),
+  );
   if (!winner) return null;
   return { spiffeId: winner.registration.spiffe_id, registration: winner.registration };
 }

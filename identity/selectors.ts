@@ -55,8 +55,10 @@ export function parseSelector(text: string): ParsedSelector {
   if (!m) throw new SelectorError('syntax', `selector "${text}": expected unix:{uid,gid,user,group,path,sha256}:<value> or cgroup:/<path>`);
   const kind = m[1] as SelectorKind;
   const value = m[2];
-  if ((kind === 'uid' || kind === 'gid') && !/^\d+$/.test(value)) throw new SelectorError('not_a_number', `selector "${text}": ${kind} must be a number`);
-  if (kind === 'sha256' && !/^[0-9a-f]{64}$/.test(value)) throw new SelectorError('bad_sha256', `selector "${text}": sha256 must be 64 lowercase hex digits`);
+  if ((kind === 'uid' || kind === 'gid') && !/^\d+$/.test(value))
+    throw new SelectorError('not_a_number', `selector "${text}": ${kind} must be a number`);
+  if (kind === 'sha256' && !/^[0-9a-f]{64}$/.test(value))
+    throw new SelectorError('bad_sha256', `selector "${text}": sha256 must be 64 lowercase hex digits`);
   if (kind === 'path' && !value.startsWith('/')) throw new SelectorError('not_absolute', `selector "${text}": path must be absolute`);
   return { kind, value, text };
 }

@@ -28,7 +28,8 @@ export interface BuildOptions {
 }
 
 export function buildPayload(src: PolicySource, opts: BuildOptions): CapsulePayload {
-  if (!Number.isSafeInteger(opts.watermark) || opts.watermark < 0) throw new Error(`watermark must be a non-negative integer, got ${opts.watermark}`);
+  if (!Number.isSafeInteger(opts.watermark) || opts.watermark < 0)
+    throw new Error(`watermark must be a non-negative integer, got ${opts.watermark}`);
   return {
     format: CAPSULE_FORMAT,
     watermark: opts.watermark,
@@ -46,5 +47,7 @@ export function buildPayload(src: PolicySource, opts: BuildOptions): CapsulePayl
 
 /** sha256 hex of a file's bytes (the proof report digest recorded in the capsule). */
 export async function fileDigest(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }

@@ -71,7 +71,8 @@ export async function readPolicyDir(dir: string): Promise<PolicySource> {
   for (const name of entries) {
     const path = join(dir, name);
     const st = await stat(path);
-    if (st.isFile() && (name.endsWith('.cedar') || name === SCHEMA_FILE || name === CONFIG_FILE || name === ENTITIES_FILE)) await wanted(path);
+    if (st.isFile() && (name.endsWith('.cedar') || name === SCHEMA_FILE || name === CONFIG_FILE || name === ENTITIES_FILE))
+      await wanted(path);
     if (st.isDirectory() && name === INVARIANTS_DIR) {
       for (const inv of await readdir(path)) if (inv.endsWith('.cedar')) await wanted(join(path, inv));
     }

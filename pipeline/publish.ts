@@ -68,7 +68,8 @@ function httpFor(branch: string) {
 async function localGitdir(repo: string): Promise<string> {
   const dotgit = join(repo, '.git');
   if ((await stat(dotgit).catch(() => null))?.isDirectory()) return dotgit;
-  if ((await stat(join(repo, 'HEAD')).catch(() => null))?.isFile() && (await stat(join(repo, 'objects')).catch(() => null))?.isDirectory()) return repo;
+  if ((await stat(join(repo, 'HEAD')).catch(() => null))?.isFile() && (await stat(join(repo, 'objects')).catch(() => null))?.isDirectory())
+    return repo;
   throw new PublishError('not_a_repository', `${repo} is not a git repository (no .git directory, not a bare repository)`);
 }
 
@@ -105,7 +106,11 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
     if (forPush) {
       opened.push = async () => {
         const res = await git.push({ fs, http: h, dir, remote: 'origin', ref: branch, remoteRef: branch });
-        if (!res.ok) throw new PublishRefusedError('push_refused', `push to ${target.repo} ${branch} was refused: ${res.error ?? JSON.stringify(res.refs)}`);
+        if (!res.ok)
+          throw new PublishRefusedError(
+            'push_refused',
+            `push to ${target.repo} ${branch} was refused: ${res.error ?? JSON.stringify(res.refs)}`,
+          );
       };
     }
     return opened;
@@ -160,7 +165,11 @@ function summary(payload: CapsulePayload, digest: string): string {
  * Refuses a watermark not above the published one (enforcers would refuse it);
  * publishing the identical capsule again is a no-op.
  */
-export async function publishCapsule(bytes: Uint8Array, target: RepoTarget, opts: { now?: Date; author?: { name: string; email: string } } = {}): Promise<PublishedCapsule & { unchanged: boolean }> {
+export async function publishCapsule(
+  bytes: Uint8Array,
+  target: RepoTarget,
+  opts: { now?: Date; author?: { name: string; email: string } } = {},
+): Promise<PublishedCapsule & { unchanged: boolean }> {
   const { payload, digest } = peekCapsule(bytes);
   const branch = target.branch ?? DEFAULT_BRANCH;
   const o = await open(target, true);

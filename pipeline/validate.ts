@@ -33,7 +33,14 @@ interface Ctx {
   out: Diagnostic[];
 }
 
-function add(ctx: Ctx, file: string, text: string, byteOffset: number | undefined, message: string, severity: Diagnostic['severity'] = 'error') {
+function add(
+  ctx: Ctx,
+  file: string,
+  text: string,
+  byteOffset: number | undefined,
+  message: string,
+  severity: Diagnostic['severity'] = 'error',
+) {
   const pos = byteOffset === undefined ? { line: 1, col: 1 } : positionOfByteOffset(text, byteOffset);
   ctx.out.push({ file, ...pos, severity, message });
 }
@@ -46,7 +53,14 @@ function describe(e: DetailedError): string {
   return msg;
 }
 
-function addCedarErrors(ctx: Ctx, file: string, text: string, errors: DetailedError[], severity: Diagnostic['severity'] = 'error', rename?: (m: string) => string) {
+function addCedarErrors(
+  ctx: Ctx,
+  file: string,
+  text: string,
+  errors: DetailedError[],
+  severity: Diagnostic['severity'] = 'error',
+  rename?: (m: string) => string,
+) {
   for (const e of errors) {
     const msg = describe(e);
     add(ctx, file, text, e.sourceLocations?.[0]?.start, rename ? rename(msg) : msg, severity);
@@ -91,7 +105,12 @@ function parseCedarFile(ctx: Ctx, file: string, text: string): ParsedFile {
     const id = json.type === 'success' ? json.json.annotations?.id : undefined;
     const byteStart = Buffer.byteLength(text.slice(0, start));
     if (id === undefined || id === null || id === '') {
-      ctx.out.push({ file, ...positionOfIndex(text, start), severity: 'error', message: `policy #${index + 1} has no @id("…") annotation (every policy needs a stable id)` });
+      ctx.out.push({
+        file,
+        ...positionOfIndex(text, start),
+        severity: 'error',
+        message: `policy #${index + 1} has no @id("…") annotation (every policy needs a stable id)`,
+      });
       policies.push({ id: `${file}#${index}`, text: policyText, byteStart, json: json.type === 'success' ? json.json : null });
     } else {
       policies.push({ id, text: policyText, byteStart, json: json.type === 'success' ? json.json : null });
@@ -144,7 +163,12 @@ function checkDuplicateIds(ctx: Ctx, files: ParsedFile[]): void {
         const index = Buffer.from(f.text).subarray(0, p.byteStart).toString('utf8').length;
         ID_ANNOTATION.lastIndex = 0;
         const m = ID_ANNOTATION.exec(p.text);
-        ctx.out.push({ file: f.file, ...positionOfIndex(f.text, index + (m?.index ?? 0)), severity: 'error', message: `duplicate policy id "${p.id}" (also in ${previous})` });
+        ctx.out.push({
+          file: f.file,
+          ...positionOfIndex(f.text, index + (m?.index ?? 0)),
+          severity: 'error',
+          message: `duplicate policy id "${p.id}" (also in ${previous})`,
+        });
       } else {
         seen.set(p.id, f.file);
       }
@@ -218,7 +242,12 @@ function jsonParse(ctx: Ctx, file: string, text: string): { ok: true; value: unk
 
 function addJsonIssue(ctx: Ctx, file: string, text: string, issue: ConfigIssue) {
   const where = issue.path || '/';
-  ctx.out.push({ file, ...positionOfIndex(text, locateJsonPointer(text, issue.path)), severity: 'error', message: `${where}: ${issue.message}` });
+  ctx.out.push({
+    file,
+    ...positionOfIndex(text, locateJsonPointer(text, issue.path)),
+    severity: 'error',
+    message: `${where}: ${issue.message}`,
+  });
 }
 
 interface EntityLike {
@@ -251,12 +280,19 @@ function crossCheckConfig(ctx: Ctx, text: string, config: LilithConfig, entities
   config.classifiers.forEach((rule, i) => {
     const zone = rule.when.upstream_not_in_zone;
     if (zone !== undefined && !has('Zone', zone)) {
-      addJsonIssue(ctx, CONFIG_FILE, text, { path: `/classifiers/${i}/when/upstream_not_in_zone`, message: `Zone "${zone}" is not defined in ${ENTITIES_FILE}` });
+      addJsonIssue(ctx, CONFIG_FILE, text, {
+        path: `/classifiers/${i}/when/upstream_not_in_zone`,
+        message: `Zone "${zone}" is not defined in ${ENTITIES_FILE}`,
+      });
     }
   });
   config.registrations.forEach((reg, i) => {
     (reg.groups ?? []).forEach((g, j) => {
-      if (!has('AgentGroup', g)) addJsonIssue(ctx, CONFIG_FILE, text, { path: `/registrations/${i}/groups/${j}`, message: `AgentGroup "${g}" is not defined in ${ENTITIES_FILE}` });
+      if (!has('AgentGroup', g))
+        addJsonIssue(ctx, CONFIG_FILE, text, {
+          path: `/registrations/${i}/groups/${j}`,
+          message: `AgentGroup "${g}" is not defined in ${ENTITIES_FILE}`,
+        });
     });
   });
 }
@@ -310,7 +346,8 @@ export function validatePolicySource(src: PolicySource): ValidationReport {
 export function formatDiagnostic(d: Diagnostic, fileLabel: string, format: 'text' | 'github'): string {
   if (format === 'github') {
     // GitHub workflow commands: properties are escaped differently from the message.
-    const prop = (s: string) => s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A').replace(/:/g, '%3A').replace(/,/g, '%2C');
+    const prop = (s: string) =>
+      s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A').replace(/:/g, '%3A').replace(/,/g, '%2C');
     const msg = d.message.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
     return `::${d.severity} file=${prop(fileLabel)},line=${d.line},col=${d.col}::${msg}`;
   }

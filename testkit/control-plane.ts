@@ -22,12 +22,24 @@ export async function tempDir(prefix: string): Promise<string> {
 /** A capsule policy variant: 'base' is the bundled set; 'deny-all' adds a forbid-everything policy. */
 export type Variant = 'base' | 'deny-all';
 
-let basePromise: Promise<{ policies: Record<string, string>; invariants: Record<string, string>; schema: string; entities: CapsulePayload['entities']; config: LilithConfig }> | null = null;
+let basePromise: Promise<{
+  policies: Record<string, string>;
+  invariants: Record<string, string>;
+  schema: string;
+  entities: CapsulePayload['entities'];
+  config: LilithConfig;
+}> | null = null;
 async function base() {
   basePromise ??= (async () => {
     const src = await readPolicyDir(join(REPO_ROOT, 'policies'));
     const bundle = toBundle(src);
-    return { policies: src.policies, invariants: src.invariants, schema: src.schema, entities: bundle.entities, config: JSON.parse(src.configText) as LilithConfig };
+    return {
+      policies: src.policies,
+      invariants: src.invariants,
+      schema: src.schema,
+      entities: bundle.entities,
+      config: JSON.parse(src.configText) as LilithConfig,
+    };
   })();
   return basePromise;
 }
@@ -177,7 +189,9 @@ export class EnforcerProcess {
       if (this.child.exitCode !== null) break;
       await sleep(intervalMs);
     }
-    throw new Error(`timed out waiting for: ${what}\nlast status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}\nstderr:\n${this.stderr.slice(-3000)}`);
+    throw new Error(
+      `timed out waiting for: ${what}\nlast status: ${JSON.stringify(last, null, 1)?.slice(0, 3000)}\nstderr:\n${this.stderr.slice(-3000)}`,
+    );
   }
 
   /** What-if decision of the active capsule for the standard probe request (read_file by the coder agent). */
@@ -212,7 +226,10 @@ export async function cliStatus(socket: string): Promise<{ code: number; status:
 
 export async function readAudit(path: string): Promise<Array<Record<string, unknown>>> {
   try {
-    return (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return (await readFile(path, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   } catch {
     return [];
   }

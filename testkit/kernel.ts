@@ -97,7 +97,12 @@ export function runProbe(args: string[], opts: { timeoutMs?: number; stdin?: str
     child.on('close', () => {
       clearTimeout(timer);
       try {
-        resolve(out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProbeLine));
+        resolve(
+          out
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as ProbeLine),
+        );
       } catch (e) {
         reject(new Error(`probe ${args.join(' ')} printed ${JSON.stringify(out)}: ${(e as Error).message}`));
       }

@@ -69,7 +69,11 @@ const u64le = (v: bigint) => {
 };
 
 export async function markManaged(pinDir: string, cgroupId: bigint): Promise<void> {
-  await execFileP('bpftool', ['map', 'update', 'pinned', join(pinDir, 'smoke_managed'), 'key', 'hex', ...u64le(cgroupId), 'value', 'hex', '01'], { timeout: 30_000 });
+  await execFileP(
+    'bpftool',
+    ['map', 'update', 'pinned', join(pinDir, 'smoke_managed'), 'key', 'hex', ...u64le(cgroupId), 'value', 'hex', '01'],
+    { timeout: 30_000 },
+  );
 }
 
 /** smoke_hits: denied = connects denied for managed cgroups, seen = every connect the hook saw. */
@@ -97,7 +101,11 @@ export async function listen(): Promise<{ server: Server; port: number }> {
   return { server, port: addr.port };
 }
 
-export interface ConnectOutcome { ok: boolean; code?: string; message?: string }
+export interface ConnectOutcome {
+  ok: boolean;
+  code?: string;
+  message?: string;
+}
 
 // Runs in a fresh node process: optionally joins a cgroup (so the kernel sees it as managed),
 // then connect()s to the listener and reports the outcome as JSON.

@@ -29,7 +29,13 @@ function parse() {
   const timeoutS = Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error('--timeout must be a positive number of seconds');
   if (!positionals.length) throw new Error('no scenario named');
-  return { resultsDir: values.results, bootLsm: bootLsm as BootLsm, timeoutMs: timeoutS * 1000, names: positionals, extraDirs: values['scenarios-dir'] };
+  return {
+    resultsDir: values.results,
+    bootLsm: bootLsm as BootLsm,
+    timeoutMs: timeoutS * 1000,
+    names: positionals,
+    extraDirs: values['scenarios-dir'],
+  };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -40,7 +46,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeoutMs: number, kernelRelease: string, extraDirs: string[]): Promise<ScenarioReport> {
+async function runOne(
+  name: string,
+  resultsDir: string,
+  bootLsm: BootLsm,
+  timeoutMs: number,
+  kernelRelease: string,
+  extraDirs: string[],
+): Promise<ScenarioReport> {
   const logFile = join(resultsDir, `${name}.log`);
   writeFileSync(logFile, '');
   const workDir = mkdtempSync(`/tmp/lilith-${name}-`);
@@ -66,7 +79,15 @@ async function runOne(name: string, resultsDir: string, bootLsm: BootLsm, timeou
     rmSync(workDir, { recursive: true, force: true });
   }
   const ok = !error && checks.every((c) => c.ok);
-  return { scenario: name, kernelRelease, bootLsm, ok, durationMs: Math.round(performance.now() - started), checks, ...(error ? { error } : {}) };
+  return {
+    scenario: name,
+    kernelRelease,
+    bootLsm,
+    ok,
+    durationMs: Math.round(performance.now() - started),
+    checks,
+    ...(error ? { error } : {}),
+  };
 }
 
 async function main(): Promise<number> {

@@ -2,7 +2,18 @@
 // .cache/vm/kernels/<release>/, or any bzImage given by path (e.g. an lvh kernel image).
 // The cache keeps only what a boot needs: vmlinuz, config, and the 9p/virtio modules
 // (decompressed, in load order), so a cached kernel is a few MB, not the 400 MB package.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { run, runBytes } from './exec.js';
@@ -56,11 +67,17 @@ function cachedReleases(cacheRoot: string, series: string): string[] {
 
 function loadCached(dir: string): KernelArtifacts {
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { label: string; modules: string[] };
-  return { label: meta.label, vmlinuz: join(dir, 'vmlinuz'), modules: meta.modules.map((m) => join(dir, 'modules', m)), modulesNote: `cached Debian modules in ${dir}` };
+  return {
+    label: meta.label,
+    vmlinuz: join(dir, 'vmlinuz'),
+    modules: meta.modules.map((m) => join(dir, 'modules', m)),
+    modulesNote: `cached Debian modules in ${dir}`,
+  };
 }
 
 export function debianKernel(series: string, cacheRoot: string, log: Log): KernelArtifacts {
-  if (!DEBIAN_SERIES[series]) throw new Error(`unknown kernel ${JSON.stringify(series)}: use ${Object.keys(DEBIAN_SERIES).join(' or ')}, or --kernel-image PATH`);
+  if (!DEBIAN_SERIES[series])
+    throw new Error(`unknown kernel ${JSON.stringify(series)}: use ${Object.keys(DEBIAN_SERIES).join(' or ')}, or --kernel-image PATH`);
   let pkg: string | null = null;
   try {
     pkg = newestPackage(series, log);
@@ -90,7 +107,10 @@ export function debianKernel(series: string, cacheRoot: string, log: Log): Kerne
     copyFileSync(join(root, 'boot', `config-${release}`), join(staging, 'config'));
     const modules = resolveModules(join(root, 'lib', 'modules', release), ROOT_MODULES);
     for (const m of modules) writeFileSync(join(staging, 'modules', `${m.name}.ko`), m.data);
-    writeFileSync(join(staging, 'meta.json'), `${JSON.stringify({ label: release, package: deb, modules: modules.map((m) => `${m.name}.ko`) }, null, 2)}\n`);
+    writeFileSync(
+      join(staging, 'meta.json'),
+      `${JSON.stringify({ label: release, package: deb, modules: modules.map((m) => `${m.name}.ko`) }, null, 2)}\n`,
+    );
     try {
       renameSync(staging, dir);
     } catch (err) {
@@ -110,17 +130,31 @@ export function customKernel(image: string, modulesDir: string | undefined, cach
   const vmlinuz = resolve(image);
   if (!existsSync(vmlinuz) || !statSync(vmlinuz).isFile()) throw new Error(`--kernel-image ${image}: no such file`);
   if (!modulesDir) {
-    return { label: basename(vmlinuz), vmlinuz, modules: [], modulesNote: 'no --modules-dir given: the kernel must have virtio-pci, 9pnet_virtio and 9p built in (CONFIG_NET_9P=y, CONFIG_NET_9P_VIRTIO=y, CONFIG_9P_FS=y)' };
+    return {
+      label: basename(vmlinuz),
+      vmlinuz,
+      modules: [],
+      modulesNote:
+        'no --modules-dir given: the kernel must have virtio-pci, 9pnet_virtio and 9p built in (CONFIG_NET_9P=y, CONFIG_NET_9P_VIRTIO=y, CONFIG_9P_FS=y)',
+    };
   }
   const mods = resolveModules(resolve(modulesDir), ROOT_MODULES);
   const dir = join(cacheRoot, 'custom', basename(vmlinuz).replace(/[^\w.+-]/g, '_'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const m of mods) writeFileSync(join(dir, `${m.name}.ko`), m.data);
-  return { label: basename(vmlinuz), vmlinuz, modules: mods.map((m) => join(dir, `${m.name}.ko`)), modulesNote: `modules from ${modulesDir}` };
+  return {
+    label: basename(vmlinuz),
+    vmlinuz,
+    modules: mods.map((m) => join(dir, `${m.name}.ko`)),
+    modulesNote: `modules from ${modulesDir}`,
+  };
 }
 
-interface Module { readonly name: string; readonly data: Buffer }
+interface Module {
+  readonly name: string;
+  readonly data: Buffer;
+}
 
 /** Module names are compared with '-' and '_' unified, as the kernel does. */
 const norm = (n: string) => n.replace(/-/g, '_');
@@ -134,7 +168,10 @@ export function resolveModules(modDir: string, roots: string[]): Module[] {
   if (!existsSync(join(modDir, 'kernel'))) throw new Error(`${modDir} is not a lib/modules/<release> directory (no kernel/)`);
   const builtin = new Set(
     existsSync(join(modDir, 'modules.builtin'))
-      ? readFileSync(join(modDir, 'modules.builtin'), 'utf8').split('\n').filter(Boolean).map((l) => norm(basename(l).replace(/\.ko.*$/, '')))
+      ? readFileSync(join(modDir, 'modules.builtin'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => norm(basename(l).replace(/\.ko.*$/, '')))
       : [],
   );
   const files = new Map<string, string>();
@@ -154,7 +191,8 @@ export function resolveModules(modDir: string, roots: string[]): Module[] {
     if (seen.has(n) || builtin.has(n)) return;
     seen.add(n);
     const file = files.get(n);
-    if (!file) throw new Error(`module ${n} (needed by ${chain.join(' <- ') || 'the 9p host share'}) not found under ${modDir} and not built in`);
+    if (!file)
+      throw new Error(`module ${n} (needed by ${chain.join(' <- ') || 'the 9p host share'}) not found under ${modDir} and not built in`);
     const data = readModule(file);
     for (const dep of modinfoField(data, 'depends')) visit(dep, [n, ...chain]);
     out.push({ name: n, data });

@@ -35,11 +35,25 @@ export interface BootOutcome {
 
 export function qemuArgs(o: BootOptions): string[] {
   return [
-    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']), '-m', String(o.memoryMb ?? 2048), '-smp', '2',
-    '-nographic', '-no-reboot', '-nic', 'none',
-    '-kernel', o.kernel, '-initrd', o.initrd, '-append', o.append,
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${o.resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
+    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    '-m',
+    String(o.memoryMb ?? 2048),
+    '-smp',
+    '2',
+    '-nographic',
+    '-no-reboot',
+    '-nic',
+    'none',
+    '-kernel',
+    o.kernel,
+    '-initrd',
+    o.initrd,
+    '-append',
+    o.append,
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${o.resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
   ];
 }
 

@@ -38,7 +38,8 @@ export async function loadScenario(name: string, extraDirs: string[] = []): Prom
   }
   const bootLsm = s.bootLsm ?? 'bpf';
   if (bootLsm !== 'bpf' && bootLsm !== 'no-bpf') throw new Error(`scenario ${name}: bootLsm must be 'bpf' or 'no-bpf'`);
-  if (s.timeoutS !== undefined && !(Number.isFinite(s.timeoutS) && s.timeoutS > 0)) throw new Error(`scenario ${name}: timeoutS must be a positive number of seconds`);
+  if (s.timeoutS !== undefined && !(Number.isFinite(s.timeoutS) && s.timeoutS > 0))
+    throw new Error(`scenario ${name}: timeoutS must be a positive number of seconds`);
   return { description: s.description, bootLsm, timeoutS: s.timeoutS, run: s.run.bind(s) };
 }
 

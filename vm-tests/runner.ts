@@ -82,7 +82,9 @@ function parse(argv: string[]): Options | null {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number of seconds, got ${JSON.stringify(v)}`);
     return n;
   };
-  for (const k of values.kernel) if (!DEBIAN_SERIES[k]) throw new Error(`--kernel ${k}: unknown series (use ${Object.keys(DEBIAN_SERIES).join(' or ')}, or --kernel-image PATH)`);
+  for (const k of values.kernel)
+    if (!DEBIAN_SERIES[k])
+      throw new Error(`--kernel ${k}: unknown series (use ${Object.keys(DEBIAN_SERIES).join(' or ')}, or --kernel-image PATH)`);
   if (values['modules-dir'] && !values['kernel-image'].length) throw new Error('--modules-dir only applies to --kernel-image');
   if (values.accel !== 'tcg' && values.accel !== 'kvm') throw new Error(`--accel must be tcg or kvm, got ${JSON.stringify(values.accel)}`);
   const scenarioDirs = values['scenarios-dir'].map((d) => {
@@ -90,7 +92,8 @@ function parse(argv: string[]): Options | null {
     // The guest mounts fresh tmpfs/proc/sys/dev/run over these, hiding the host's content;
     // the project tree itself is bound back (init.sh), so anything inside it stays visible.
     const insideProject = abs === projectRoot || abs.startsWith(`${projectRoot}/`);
-    if (!insideProject && /^\/(tmp|run|proc|sys|dev)(\/|$)/.test(abs)) throw new Error(`--scenarios-dir ${abs}: not visible in the guest (its /tmp, /run, /proc, /sys, /dev are its own)`);
+    if (!insideProject && /^\/(tmp|run|proc|sys|dev)(\/|$)/.test(abs))
+      throw new Error(`--scenarios-dir ${abs}: not visible in the guest (its /tmp, /run, /proc, /sys, /dev are its own)`);
     if (/[\s,]/.test(abs)) throw new Error(`--scenarios-dir ${abs}: path must not contain whitespace or commas`);
     return abs;
   });
@@ -139,37 +142,55 @@ interface GroupResult {
   resultsDir: string;
 }
 
-async function runGroup(kernel: KernelArtifacts, initrd: string, bootLsm: BootLsm, names: string[], opts: Options, dir: string): Promise<GroupResult> {
+async function runGroup(
+  kernel: KernelArtifacts,
+  initrd: string,
+  bootLsm: BootLsm,
+  names: string[],
+  opts: Options,
+  dir: string,
+): Promise<GroupResult> {
   const resultsDir = join(dir, `results-${bootLsm}`);
   mkdirSync(resultsDir, { recursive: true });
   let guestTimeout = 30;
   for (const n of names) guestTimeout += timeoutSOf(await loadScenario(n, opts.scenarioDirs), opts.timeoutS);
   const append = [
-    'console=ttyS0', `lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}`, 'panic=-1', 'loglevel=4', 'rdinit=/init',
-    `lilith.root=${projectRoot}`, `lilith.scenarios=${names.join(',')}`, `lilith.bootlsm=${bootLsm}`,
-    `lilith.timeout=${guestTimeout}`, `lilith.scenariotimeout=${opts.timeoutS}`, `lilith.nodedir=${dirname(process.execPath)}`,
+    'console=ttyS0',
+    `lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}`,
+    'panic=-1',
+    'loglevel=4',
+    'rdinit=/init',
+    `lilith.root=${projectRoot}`,
+    `lilith.scenarios=${names.join(',')}`,
+    `lilith.bootlsm=${bootLsm}`,
+    `lilith.timeout=${guestTimeout}`,
+    `lilith.scenariotimeout=${opts.timeoutS}`,
+    `lilith.nodedir=${dirname(process.execPath)}`,
     ...(opts.scenarioDirs.length ? [`lilith.scenariosdirs=${opts.scenarioDirs.join(',')}`] : []),
     ...(opts.append ? [opts.append] : []),
   ].join(' ');
   const consoleLog = join(dir, `console-${bootLsm}.log`);
   log(`${kernel.label}: booting lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'} for ${names.join(', ')}`);
-  const bootOnce = () => boot({
-    kernel: kernel.vmlinuz,
-    initrd,
-    append,
-    resultsDir,
-    consoleLog,
-    bootTimeoutMs: opts.bootTimeoutS * 1000,
-    totalTimeoutMs: (opts.bootTimeoutS + guestTimeout + 30) * 1000,
-    accel: opts.accel,
-    onLine: opts.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
-  });
+  const bootOnce = () =>
+    boot({
+      kernel: kernel.vmlinuz,
+      initrd,
+      append,
+      resultsDir,
+      consoleLog,
+      bootTimeoutMs: opts.bootTimeoutS * 1000,
+      totalTimeoutMs: (opts.bootTimeoutS + guestTimeout + 30) * 1000,
+      accel: opts.accel,
+      onLine: opts.verbose ? (l) => process.stderr.write(`  | ${l}\n`) : undefined,
+    });
   let outcome = await bootOnce();
   // Multi-threaded TCG occasionally trips the guest kernel's own boot-time code
   // patching (an int3 oops in early initcalls, before any of our code runs). That
   // is the emulator, not the scenario: boot once more, and say so.
   if (!outcome.booted && !outcome.killed && !outcome.fatal && EARLY_OOPS.test(outcome.console)) {
-    log(`${kernel.label}: the guest kernel crashed while booting (${EARLY_OOPS.exec(outcome.console)![0].trim()}), before the scenario runner; booting again`);
+    log(
+      `${kernel.label}: the guest kernel crashed while booting (${EARLY_OOPS.exec(outcome.console)![0].trim()}), before the scenario runner; booting again`,
+    );
     outcome = await bootOnce();
   }
   const reports: ScenarioReport[] = [];
@@ -193,7 +214,9 @@ const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(
 
 function printGroup(g: GroupResult): void {
   const o = g.outcome;
-  process.stdout.write(`\n== ${g.kernel} (lsm=${g.bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}): ${g.ok ? 'PASS' : 'FAIL'}  boot ${secs(o.bootMs)}  scenarios ${secs(o.scenarioMs)}  total ${secs(o.totalMs)}\n`);
+  process.stdout.write(
+    `\n== ${g.kernel} (lsm=${g.bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}): ${g.ok ? 'PASS' : 'FAIL'}  boot ${secs(o.bootMs)}  scenarios ${secs(o.scenarioMs)}  total ${secs(o.totalMs)}\n`,
+  );
   for (const r of g.reports) {
     process.stdout.write(`   ${r.ok ? 'ok  ' : 'FAIL'} ${r.scenario} (${secs(r.durationMs)}) on ${r.kernelRelease}\n`);
     for (const c of r.checks) process.stdout.write(`        ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}\n`);
@@ -201,10 +224,13 @@ function printGroup(g: GroupResult): void {
   }
   for (const m of g.missing) process.stdout.write(`   FAIL ${m}: no report from the guest\n`);
   if (o.killed) process.stdout.write(`   FAIL ${o.killed}\n`);
-  else if (!o.booted && !o.fatal) process.stdout.write(`   FAIL qemu exited (code ${o.exitCode}) before the scenario runner started: the kernel did not boot\n`);
+  else if (!o.booted && !o.fatal)
+    process.stdout.write(`   FAIL qemu exited (code ${o.exitCode}) before the scenario runner started: the kernel did not boot\n`);
   if (o.fatal) process.stdout.write(`   FAIL guest init: ${o.fatal}\n`);
   if (!g.ok) {
-    process.stdout.write(`\n---- guest console (${g.kernel}, lsm=${g.bootLsm}) ----\n${printable(o.console)}\n---- end of guest console ----\n`);
+    process.stdout.write(
+      `\n---- guest console (${g.kernel}, lsm=${g.bootLsm}) ----\n${printable(o.console)}\n---- end of guest console ----\n`,
+    );
     for (const r of g.reports.filter((x) => !x.ok)) {
       const f = join(g.resultsDir, `${r.scenario}.log`);
       if (existsSync(f)) process.stdout.write(`---- ${r.scenario}.log ----\n${readFileSync(f, 'utf8')}---- end ----\n`);
@@ -267,7 +293,9 @@ async function main(): Promise<number> {
   }
   process.stdout.write('\nkernel                      lsm     boot     scenarios  result\n');
   for (const g of results) {
-    process.stdout.write(`${g.kernel.padEnd(28)}${g.bootLsm.padEnd(8)}${secs(g.outcome.bootMs).padEnd(9)}${secs(g.outcome.scenarioMs).padEnd(11)}${g.ok ? 'PASS' : 'FAIL'}\n`);
+    process.stdout.write(
+      `${g.kernel.padEnd(28)}${g.bootLsm.padEnd(8)}${secs(g.outcome.bootMs).padEnd(9)}${secs(g.outcome.scenarioMs).padEnd(11)}${g.ok ? 'PASS' : 'FAIL'}\n`,
+    );
   }
   return results.every((g) => g.ok) ? 0 : 1;
 }

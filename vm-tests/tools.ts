@@ -2,7 +2,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { run, which } from './exec.js';
 
-interface Tool { readonly check: () => boolean; readonly pkg: string; readonly what: string }
+interface Tool {
+  readonly check: () => boolean;
+  readonly pkg: string;
+  readonly what: string;
+}
 
 const TOOLS: Tool[] = [
   { check: () => which('qemu-system-x86_64') !== null, pkg: 'qemu-system-x86', what: 'qemu-system-x86_64' },

@@ -61,11 +61,22 @@ export function withHeadShim(inner: HttpPlugin, branchRef: string): HttpPlugin {
   return {
     async request(req) {
       const res = await inner.request(req);
-      if (!/\/info\/refs\?service=git-upload-pack$/.test(req.url) || res.statusCode !== 200 || req.headers?.['Git-Protocol'] || req.headers?.['git-protocol']) return res;
+      if (
+        !/\/info\/refs\?service=git-upload-pack$/.test(req.url) ||
+        res.statusCode !== 200 ||
+        req.headers?.['Git-Protocol'] ||
+        req.headers?.['git-protocol']
+      )
+        return res;
       const parts: Buffer[] = [];
       for await (const c of res.body) parts.push(Buffer.from(c));
       const body = rewriteAdvertisement(Buffer.concat(parts), branchRef);
-      return { ...res, body: (async function* () { yield body; })() };
+      return {
+        ...res,
+        body: (async function* () {
+          yield body;
+        })(),
+      };
     },
   };
 }

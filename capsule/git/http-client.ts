@@ -67,7 +67,16 @@ export function limitedHttp(opts: LimitedHttpOptions) {
           r.destroy();
           reject(err);
         };
-        const timer = setTimeout(() => fail(new SyncNetworkError('timeout', `${req.method ?? 'GET'} ${url.origin}${url.pathname}: no complete response within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+        const timer = setTimeout(
+          () =>
+            fail(
+              new SyncNetworkError(
+                'timeout',
+                `${req.method ?? 'GET'} ${url.origin}${url.pathname}: no complete response within ${opts.timeoutMs} ms`,
+              ),
+            ),
+          opts.timeoutMs,
+        );
         const headers: Record<string, string> = { ...(req.headers ?? {}) };
         if (body) headers['content-length'] = String(body.length);
         const r = mod.request(url, { method: req.method ?? 'GET', headers, agent: false }, (res) => {

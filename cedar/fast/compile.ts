@@ -38,7 +38,35 @@ type Json = any;
 const SAFE = 9007199254740991n;
 
 /** Operators whose result is always a boolean (or an error). */
-const BOOL_OPS = new Set(['lessThan', 'lessThanOrEqual', 'greaterThan', 'greaterThanOrEqual', 'isIpv4', 'isIpv6', 'isLoopback', 'isMulticast', 'isInRange', '!', '==', '!=', 'in', '<', '<=', '>', '>=', '&&', '||', 'contains', 'containsAll', 'containsAny', 'isEmpty', 'hasTag', 'has', 'like', 'is']);
+const BOOL_OPS = new Set([
+  'lessThan',
+  'lessThanOrEqual',
+  'greaterThan',
+  'greaterThanOrEqual',
+  'isIpv4',
+  'isIpv6',
+  'isLoopback',
+  'isMulticast',
+  'isInRange',
+  '!',
+  '==',
+  '!=',
+  'in',
+  '<',
+  '<=',
+  '>',
+  '>=',
+  '&&',
+  '||',
+  'contains',
+  'containsAll',
+  'containsAny',
+  'isEmpty',
+  'hasTag',
+  'has',
+  'like',
+  'is',
+]);
 
 /**
  * cedar-wasm's JSON form carries Long literals as JS numbers, which round above 2^53.
@@ -85,7 +113,8 @@ function exactEst(p: NamedPolicy): { json: Json; bigs: Map<string, bigint> } {
 
 function uidOf(j: Json): EUid {
   const inner = j?.__entity ? j.__entity : j;
-  if (!inner || typeof inner.type !== 'string' || typeof inner.id !== 'string') throw new Unsupported(`entity reference ${JSON.stringify(j)}`);
+  if (!inner || typeof inner.type !== 'string' || typeof inner.id !== 'string')
+    throw new Unsupported(`entity reference ${JSON.stringify(j)}`);
   return new EUid(inner.type, inner.id);
 }
 
@@ -214,7 +243,8 @@ class Gen {
       case 'neg': {
         // `-<literal>` that did not fold because the literal needed a marker.
         const inner = a.arg;
-        if (inner && typeof inner.Value === 'string' && this.bigs.has(inner.Value)) return this.literal(fromBig(-this.bigs.get(inner.Value)!, 'negate'));
+        if (inner && typeof inner.Value === 'string' && this.bigs.has(inner.Value))
+          return this.literal(fromBig(-this.bigs.get(inner.Value)!, 'negate'));
         return `neg(${this.expr(inner)})`;
       }
       case '==':
@@ -295,7 +325,9 @@ class Gen {
       case 'Record': {
         const c = this.constant(e);
         if (c) return this.konst(c.v);
-        return `{${Object.keys(a).map((k) => `[${JSON.stringify(k)}]: ${this.expr(a[k])}`).join(', ')}}`;
+        return `{${Object.keys(a)
+          .map((k) => `[${JSON.stringify(k)}]: ${this.expr(a[k])}`)
+          .join(', ')}}`;
       }
       // ipaddr extension (function-style ip(), method-style predicates).
       case 'ip':
@@ -312,7 +344,8 @@ class Gen {
       case 'greaterThanOrEqual': {
         const args = a as Json[];
         const arity = op === 'ip' || op === 'decimal' || op.startsWith('is') ? 1 + (op === 'isInRange' ? 1 : 0) : 2;
-        if (!Array.isArray(args) || args.length !== arity) throw new Unsupported(`${op} with ${Array.isArray(args) ? args.length : '?'} arguments`);
+        if (!Array.isArray(args) || args.length !== arity)
+          throw new Unsupported(`${op} with ${Array.isArray(args) ? args.length : '?'} arguments`);
         // Both arguments are evaluated before either is checked, as in Cedar.
         return `${op === 'ip' ? 'ipFn' : op === 'decimal' ? 'decimalFn' : op}(${args.map((x) => this.expr(x)).join(', ')})`;
       }
@@ -340,7 +373,10 @@ class Gen {
 const RT_NAMES = Object.keys(rt).filter((k) => typeof (rt as Record<string, unknown>)[k] === 'function' && k !== 'Store');
 
 /** `requiredContext(actions, actionIn)`: context attributes required for every action the scope admits. */
-export function compilePolicy(p: NamedPolicy, requiredContext: (actions: EUid[] | null, actionIn: boolean) => ReadonlySet<string> = () => new Set()): CompiledPolicy {
+export function compilePolicy(
+  p: NamedPolicy,
+  requiredContext: (actions: EUid[] | null, actionIn: boolean) => ReadonlySet<string> = () => new Set(),
+): CompiledPolicy {
   const { json, bigs } = exactEst(p);
   const principal = scopeOf(json.principal, 'principal');
   const resource = scopeOf(json.resource, 'resource');

@@ -90,7 +90,9 @@ export class FastAuthorizer implements Authorizer {
   /** Throws Unsupported when the policy set or schema uses something this engine does not compile. */
   constructor(bundle: PolicyBundle) {
     this.schema = buildSchema(bundle.schema, bundle.prepared?.schemaJson);
-    this.policies = (bundle.prepared?.policies ?? splitPolicies(bundle.policies)).map((p) => compilePolicy(p, (actions, actionIn) => this.requiredContext(actions, actionIn)));
+    this.policies = (bundle.prepared?.policies ?? splitPolicies(bundle.policies)).map((p) =>
+      compilePolicy(p, (actions, actionIn) => this.requiredContext(actions, actionIn)),
+    );
     const statics = new Map<string, Map<string, EntData>>();
     const put = (e: EntData) => {
       let m = statics.get(e.uid.type);
@@ -103,7 +105,8 @@ export class FastAuthorizer implements Authorizer {
         const e = parseEntity(this.schema, raw);
         if (!e) continue;
         const existing = statics.get(e.uid.type)?.get(e.uid.id);
-        if (existing && !sameEntity(existing, e)) throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
+        if (existing && !sameEntity(existing, e))
+          throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
         put(new EntData(e.uid, e.attrs, e.parents, null));
       }
     } catch (err) {
@@ -131,7 +134,8 @@ export class FastAuthorizer implements Authorizer {
         }
         e.anc = anc;
         // Cedar requires the hierarchy to be acyclic.
-        if (this.staticError === null && anc.get(e.uid.type)?.has(e.uid.id)) this.staticError = `hierarchy cycle containing ${e.uid.type}::${JSON.stringify(e.uid.id)}`;
+        if (this.staticError === null && anc.get(e.uid.type)?.has(e.uid.id))
+          this.staticError = `hierarchy cycle containing ${e.uid.type}::${JSON.stringify(e.uid.id)}`;
       }
     }
     this.store = new Store(statics);
@@ -142,7 +146,10 @@ export class FastAuthorizer implements Authorizer {
       for (const pt of info.principalTypes) {
         const byR = new Map<string, Bucket>();
         for (const rtype of info.resourceTypes) {
-          byR.set(rtype, makeBucket(applicable.filter((p) => scopeAdmits(p.principal, pt, this.schema) && scopeAdmits(p.resource, rtype, this.schema))));
+          byR.set(
+            rtype,
+            makeBucket(applicable.filter((p) => scopeAdmits(p.principal, pt, this.schema) && scopeAdmits(p.resource, rtype, this.schema))),
+          );
         }
         byType.set(pt, byR);
       }
@@ -237,7 +244,8 @@ export class FastAuthorizer implements Authorizer {
     S.override = false;
     try {
       const ra = req.action as { type?: unknown; id?: unknown } | undefined;
-      let entry = ra !== undefined && ra !== null && ra.type === 'Action' && typeof ra.id === 'string' ? this.actions.get(ra.id) : undefined;
+      let entry =
+        ra !== undefined && ra !== null && ra.type === 'Action' && typeof ra.id === 'string' ? this.actions.get(ra.id) : undefined;
       if (entry === undefined) {
         const action = parseUid(req.action, 'action');
         entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
@@ -248,10 +256,14 @@ export class FastAuthorizer implements Authorizer {
       const R = this.uidSlot(req.resource, this.scratchR, 'resource');
       const byR = entry.byType.get(P.type);
       // Messages follow cedar-wasm's wording (the dataplane matches "does not exist" / "not declared").
-      if (byR === undefined) return `principal type \`${P.type}\` ${this.schema.entityTypes.has(P.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
+      if (byR === undefined)
+        return `principal type \`${P.type}\` ${this.schema.entityTypes.has(P.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
       const b = byR.get(R.type);
-      if (b === undefined) return `resource type \`${R.type}\` ${this.schema.entityTypes.has(R.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
-      this.C = entry.ctxCheck(req.context) ? (req.context as Record<string, Value>) : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
+      if (b === undefined)
+        return `resource type \`${R.type}\` ${this.schema.entityTypes.has(R.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
+      this.C = entry.ctxCheck(req.context)
+        ? (req.context as Record<string, Value>)
+        : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
       if (req.entities?.length) this.loadRequestEntities(req.entities);
       if (this.staticError !== null) return this.staticError;
       this.A = A;
@@ -272,17 +284,24 @@ export class FastAuthorizer implements Authorizer {
    * objects: the store only reads their fields.)
    */
   private fastEntity(raw: unknown): EntData | undefined {
-    const r = raw as { uid?: { type?: unknown; id?: unknown; __entity?: unknown }; attrs?: unknown; parents?: unknown; tags?: unknown } | null;
+    const r = raw as {
+      uid?: { type?: unknown; id?: unknown; __entity?: unknown };
+      attrs?: unknown;
+      parents?: unknown;
+      tags?: unknown;
+    } | null;
     if (r === null || typeof r !== 'object' || r.tags !== undefined) return undefined;
     const u = r.uid;
-    if (u === undefined || u === null || typeof u.type !== 'string' || typeof u.id !== 'string' || u.__entity !== undefined) return undefined;
+    if (u === undefined || u === null || typeof u.type !== 'string' || typeof u.id !== 'string' || u.__entity !== undefined)
+      return undefined;
     const t = this.attrChecks.get(u.type);
     if (t === undefined || !t.check(r.attrs)) return undefined;
     const parents = r.parents;
     if (!Array.isArray(parents)) return undefined;
     for (let i = 0; i < parents.length; i++) {
       const p = parents[i] as { type?: unknown; id?: unknown; __entity?: unknown } | null;
-      if (p === null || typeof p !== 'object' || typeof p.type !== 'string' || typeof p.id !== 'string' || p.__entity !== undefined) return undefined;
+      if (p === null || typeof p !== 'object' || typeof p.type !== 'string' || typeof p.id !== 'string' || p.__entity !== undefined)
+        return undefined;
       if (!t.info.allowedParents.has(p.type) || !this.schema.entityTypes.has(p.type)) return undefined;
     }
     // The store only reads uid fields, so the request's own objects serve as is.
@@ -296,7 +315,8 @@ export class FastAuthorizer implements Authorizer {
       const uidRaw = (raw as { uid?: unknown } | null)?.uid;
       if (uidRaw && typeof uidRaw === 'object') {
         const u = uidRaw as { type?: unknown; id?: unknown };
-        if (typeof u.type === 'string' && typeof u.id === 'string' && u.type !== 'Action' && this.store.statics.get(u.type)?.has(u.id)) continue;
+        if (typeof u.type === 'string' && typeof u.id === 'string' && u.type !== 'Action' && this.store.statics.get(u.type)?.has(u.id))
+          continue;
       }
       const e = this.fastEntity(raw) ?? parseEntity(this.schema, raw);
       if (!e) continue;

@@ -30,7 +30,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function parseUid(v: unknown, what: string): EUid {
   if (typeof v === 'object' && v !== null) {
     const u = v as { type?: unknown; id?: unknown; __entity?: unknown };
-    if (typeof u.type === 'string' && typeof u.id === 'string' && u.__entity === undefined && !Array.isArray(v)) return new EUid(u.type, u.id);
+    if (typeof u.type === 'string' && typeof u.id === 'string' && u.__entity === undefined && !Array.isArray(v))
+      return new EUid(u.type, u.id);
   }
   if (isPlainObject(v)) {
     const inner = (v.__entity !== undefined ? v.__entity : v) as Record<string, unknown>;

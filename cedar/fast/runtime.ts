@@ -121,7 +121,8 @@ export function inExpr(S: Store, l: unknown, r: unknown): boolean {
   if (r instanceof EUid) return S.isIn(l, r);
   if (!Array.isArray(r)) fail(`type error: \`in\` expects an entity or a set of entities on the right, got ${typeName(r)}`);
   // Cedar checks every element is an entity before looking for a match.
-  for (let i = 0; i < r.length; i++) if (!(r[i] instanceof EUid)) fail(`type error: \`in\` set element is ${typeName(r[i])}, not an entity`);
+  for (let i = 0; i < r.length; i++)
+    if (!(r[i] instanceof EUid)) fail(`type error: \`in\` set element is ${typeName(r[i])}, not an entity`);
   for (let i = 0; i < r.length; i++) if (S.isIn(l, r[i] as EUid)) return true;
   return false;
 }
@@ -164,7 +165,8 @@ export function has(S: Store, v: unknown, k: string): boolean {
     const e = S.find(v);
     return e !== undefined && Object.hasOwn(e.attrs, k);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal)) return Object.hasOwn(v, k);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal))
+    return Object.hasOwn(v, k);
   return fail(`type error: \`has\` expects an entity or record, got ${typeName(v)}`);
 }
 

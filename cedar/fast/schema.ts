@@ -77,7 +77,13 @@ function buildSchemaUncached(text: string, resolvedJson: unknown): SchemaModel {
         const attrs = new Map<string, { type: SType; required: boolean }>();
         for (const [k, a] of Object.entries(t.attributes)) attrs.set(k, { type: toType(a.type), required: a.required });
         // Parallel arrays: the request validator walks them with indexed loops.
-        return { kind: 'Record', attrs, names: [...attrs.keys()], types: [...attrs.values()].map((a) => a.type), required: [...attrs.values()].map((a) => a.required) };
+        return {
+          kind: 'Record',
+          attrs,
+          names: [...attrs.keys()],
+          types: [...attrs.values()].map((a) => a.type),
+          required: [...attrs.values()].map((a) => a.required),
+        };
       }
       case 'Entity':
         if (!schema.entityTypes.has(t.name)) throw new Unsupported(`schema entity type "${t.name}"`);
@@ -115,6 +121,7 @@ function buildSchemaUncached(text: string, resolvedJson: unknown): SchemaModel {
       context,
     });
   }
-  for (const [id, info] of actions) info.ancestors = schema.actions.get(id)!.ancestors.map((a) => actions.get(a)?.uid ?? new EUid('Action', a));
+  for (const [id, info] of actions)
+    info.ancestors = schema.actions.get(id)!.ancestors.map((a) => actions.get(a)?.uid ?? new EUid('Action', a));
   return { entityTypes, actions };
 }

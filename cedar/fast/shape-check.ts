@@ -42,7 +42,10 @@ function gen(t: SType, v: string, out: string[], depth: number): boolean {
         const k = t.names[i];
         const a = `a${counter++}`;
         // Names Object.prototype also has (toString, constructor…) must be own.
-        const read = k in Object.prototype ? `(Object.hasOwn(${v}, ${JSON.stringify(k)}) ? ${v}[${JSON.stringify(k)}] : undefined)` : `${v}[${JSON.stringify(k)}]`;
+        const read =
+          k in Object.prototype
+            ? `(Object.hasOwn(${v}, ${JSON.stringify(k)}) ? ${v}[${JSON.stringify(k)}] : undefined)`
+            : `${v}[${JSON.stringify(k)}]`;
         out.push(`const ${a} = ${read};`);
         out.push(`if (${a} === undefined) { ${t.required[i] ? 'return false;' : ''} } else { ${n}++;`);
         if (!gen(t.types[i], a, out, depth + 1)) return false;

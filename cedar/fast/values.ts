@@ -15,7 +15,10 @@ import { IPAddr } from './ipaddr.js';
 export { Decimal, IPAddr };
 
 export class EUid {
-  constructor(readonly type: string, readonly id: string) {}
+  constructor(
+    readonly type: string,
+    readonly id: string,
+  ) {}
 }
 
 /** A Cedar evaluation error: the policy is not satisfied and is reported. */
@@ -59,7 +62,9 @@ export function isLong(v: unknown): v is number | bigint {
 }
 
 export function isRecord(v: unknown): v is Record<string, Value> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr) && !(v instanceof Decimal);
+  return (
+    typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr) && !(v instanceof Decimal)
+  );
 }
 
 /** Canonical Long from a BigInt; an error when outside the 64-bit signed range. */

@@ -40,8 +40,11 @@ export function formatEvent(e: AuditEvent): string {
     case 'decision': {
       const verdict = e.decision === 'allow' ? 'ALLOW' : 'DENY ';
       const why = e.policies.length ? `[${e.policies.join(', ')}]` : e.reason ? `(${e.reason})` : '(default deny)';
-      const taint = e.taint_before === e.taint_after ? `taint ${short(e.taint_after)}` : `taint ${short(e.taint_before)}→${short(e.taint_after)}`;
-      const extra = [e.findings?.length ? `findings ${e.findings.join(',')}` : '', e.errors.length ? `errors ${e.errors.join('; ')}` : ''].filter(Boolean).join('  ');
+      const taint =
+        e.taint_before === e.taint_after ? `taint ${short(e.taint_after)}` : `taint ${short(e.taint_before)}→${short(e.taint_after)}`;
+      const extra = [e.findings?.length ? `findings ${e.findings.join(',')}` : '', e.errors.length ? `errors ${e.errors.join('; ')}` : '']
+        .filter(Boolean)
+        .join('  ');
       return `${e.time}  ${verdict} ${e.protocol.padEnd(4)} ${e.spiffe_id ?? '<unknown>'} (pid ${e.pid ?? '?'})  ${e.action} → ${e.resource}  dst ${e.destination ?? '-'}  ${why}  ${taint}  w${e.watermark ?? '-'}  ${e.latency_us}µs${extra ? '  ' + extra : ''}`;
     }
     case 'capsule':
@@ -67,7 +70,12 @@ export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
     const { values } = parseCommandArgs(
       argv,
-      { file: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, filter: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+      {
+        file: { type: 'string' },
+        follow: { type: 'boolean', short: 'f' },
+        filter: { type: 'string', multiple: true },
+        json: { type: 'boolean' },
+      },
       usage,
     );
     const file = values.file ?? defaultFile();

@@ -43,7 +43,8 @@ function uid(v: unknown, what: string): { type: string; id: string } {
     if (m) return { type: m[1], id: JSON.parse(m[2]) as string };
     throw new UsageError(`request ${what}: expected Type::"id", got ${v}`);
   }
-  if (v && typeof v === 'object' && typeof (v as { type?: unknown }).type === 'string' && typeof (v as { id?: unknown }).id === 'string') return v as { type: string; id: string };
+  if (v && typeof v === 'object' && typeof (v as { type?: unknown }).type === 'string' && typeof (v as { id?: unknown }).id === 'string')
+    return v as { type: string; id: string };
   throw new UsageError(`request ${what}: expected {"type": …, "id": …} or Type::"id"`);
 }
 
@@ -116,5 +117,3 @@ export async function run(argv: string[]): Promise<number> {
     }
   });
 }
-
-

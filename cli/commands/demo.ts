@@ -46,7 +46,15 @@ async function devKey(dir: string): Promise<{ key: SigningKey; created: boolean 
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { policies: { type: 'string', default: 'policies' }, work: { type: 'string', default: '.cache' }, 'keep-running': { type: 'boolean', default: false } }, usage);
+    const { values } = parseCommandArgs(
+      argv,
+      {
+        policies: { type: 'string', default: 'policies' },
+        work: { type: 'string', default: '.cache' },
+        'keep-running': { type: 'boolean', default: false },
+      },
+      usage,
+    );
     const policiesDir = values.policies;
     const keysDir = join(values.work, 'dev-keys');
     const stateDir = join(values.work, 'demo-state');
@@ -146,9 +154,26 @@ async function gitopsLoop(o: { bytes: Uint8Array; keysDir: string; keepRunning: 
 
     say('6. start an enforcer that follows the branch (sync + verify + activate; kernel and proxy off in the demo)');
     const socket = join(tmp, 'admin.sock');
-    const args = [fileURLToPath(new URL('../main.js', import.meta.url)), 'enforcer', '--git', url, '--trust', join(o.keysDir, 'trust.json'),
-      '--state-dir', join(tmp, 'state'), '--admin-socket', socket, '--admin-listen', 'off', '--no-kernel', '--no-dataplane',
-      '--poll-min-ms', '500', '--poll-max-ms', '1000'];
+    const args = [
+      fileURLToPath(new URL('../main.js', import.meta.url)),
+      'enforcer',
+      '--git',
+      url,
+      '--trust',
+      join(o.keysDir, 'trust.json'),
+      '--state-dir',
+      join(tmp, 'state'),
+      '--admin-socket',
+      socket,
+      '--admin-listen',
+      'off',
+      '--no-kernel',
+      '--no-dataplane',
+      '--poll-min-ms',
+      '500',
+      '--poll-max-ms',
+      '1000',
+    ];
     say(`   lilith ${args.slice(1).join(' ')}`);
     const t0 = Date.now();
     enforcer = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -166,16 +191,24 @@ async function gitopsLoop(o: { bytes: Uint8Array; keysDir: string; keepRunning: 
     for (const line of formatStatus((await status()) ?? active).split('\n')) say(`     ${line}`);
 
     say('7. decisions by the enforcer on the capsule it synced');
-    for (const [label, req] of [['allowed', ALLOWED], ['denied', DENIED]] as const) {
+    for (const [label, req] of [
+      ['allowed', ALLOWED],
+      ['denied', DENIED],
+    ] as const) {
       const r = await adminPost(socket, '/authorize', req);
       const d = JSON.parse(r.body) as { decision: string; reasons: string[]; watermark: number };
       const ctx = req.context as { taint: string[] };
-      say(`   ${label.padEnd(7)} ${req.action.id} by ${req.principal.id} on ${req.resource.type}::"${req.resource.id}" (taint [${ctx.taint.join(', ')}]) → ${d.decision.toUpperCase()} by ${d.reasons.join(', ') || 'no permit'} (watermark ${d.watermark})`);
+      say(
+        `   ${label.padEnd(7)} ${req.action.id} by ${req.principal.id} on ${req.resource.type}::"${req.resource.id}" (taint [${ctx.taint.join(', ')}]) → ${d.decision.toUpperCase()} by ${d.reasons.join(', ') || 'no permit'} (watermark ${d.watermark})`,
+      );
     }
 
     say('8. a tampered capsule is refused; the enforcer keeps the verified one');
     const env = JSON.parse(Buffer.from(o.bytes).toString('utf8')) as { payload: string };
-    const payload = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { watermark: number; policies: Record<string, string> };
+    const payload = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
+      watermark: number;
+      policies: Record<string, string>;
+    };
     payload.watermark += 1;
     payload.policies['backdoor.cedar'] = '@id("backdoor")\npermit (principal, action, resource);\n';
     env.payload = Buffer.from(JSON.stringify(payload)).toString('base64');

@@ -1,6 +1,13 @@
 // `lilith enforcer`: runs the enforcer daemon in the foreground (systemd, k8s, compose).
 import { parseCommandArgs, runCommand } from '../args.js';
-import { DaemonConfigError, loadPlugins, readSettingsFile, resolveDaemonConfig, startDaemon, type RawSettings } from '../../enforcer/daemon/index.js';
+import {
+  DaemonConfigError,
+  loadPlugins,
+  readSettingsFile,
+  resolveDaemonConfig,
+  startDaemon,
+  type RawSettings,
+} from '../../enforcer/daemon/index.js';
 import { StartupStateError } from '../../enforcer/control/index.js';
 
 export const summary = 'run the enforcer daemon: sync signed capsules from git/a directory and enforce them';
@@ -42,27 +49,31 @@ Exit: runs until SIGTERM/SIGINT (exit 0); 2 on a configuration or state error.`;
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, {
-      git: { type: 'string' },
-      branch: { type: 'string' },
-      'capsule-file': { type: 'string' },
-      'capsule-dir': { type: 'string' },
-      trust: { type: 'string' },
-      'state-dir': { type: 'string' },
-      'reset-state': { type: 'boolean' },
-      'poll-min-ms': { type: 'string' },
-      'poll-max-ms': { type: 'string' },
-      'backoff-max-ms': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      'max-capsule-bytes': { type: 'string' },
-      engine: { type: 'string' },
-      'no-kernel': { type: 'boolean' },
-      'no-dataplane': { type: 'boolean' },
-      'admin-socket': { type: 'string' },
-      'admin-listen': { type: 'string' },
-      audit: { type: 'string' },
-      config: { type: 'string' },
-    }, usage);
+    const { values } = parseCommandArgs(
+      argv,
+      {
+        git: { type: 'string' },
+        branch: { type: 'string' },
+        'capsule-file': { type: 'string' },
+        'capsule-dir': { type: 'string' },
+        trust: { type: 'string' },
+        'state-dir': { type: 'string' },
+        'reset-state': { type: 'boolean' },
+        'poll-min-ms': { type: 'string' },
+        'poll-max-ms': { type: 'string' },
+        'backoff-max-ms': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        'max-capsule-bytes': { type: 'string' },
+        engine: { type: 'string' },
+        'no-kernel': { type: 'boolean' },
+        'no-dataplane': { type: 'boolean' },
+        'admin-socket': { type: 'string' },
+        'admin-listen': { type: 'string' },
+        audit: { type: 'string' },
+        config: { type: 'string' },
+      },
+      usage,
+    );
     const flags: RawSettings = {
       git_url: values.git,
       git_branch: values.branch,

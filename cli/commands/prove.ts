@@ -72,7 +72,8 @@ export async function run(argv: string[]): Promise<number> {
     format = values.format!;
     if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json\n\n${usage}`);
     const timeoutMs = Number(values.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds\n\n${usage}`);
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+      throw new UsageError(`--timeout must be a positive number of milliseconds\n\n${usage}`);
 
     const jobs = Number(values.jobs);
     if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError(`--jobs must be between 1 and 64\n\n${usage}`);
@@ -85,7 +86,10 @@ export async function run(argv: string[]): Promise<number> {
     if (useGit) {
       if (!values.base || !values.head) throw new UsageError(`--base and --head are both required\n\n${usage}`);
       const repo = resolve(values.repo!);
-      const [b, h] = [await readPoliciesAtRef(repo, values.base, values['policies-path']), await readPoliciesAtRef(repo, values.head, values['policies-path'])];
+      const [b, h] = [
+        await readPoliciesAtRef(repo, values.base, values['policies-path']),
+        await readPoliciesAtRef(repo, values.head, values['policies-path']),
+      ];
       base = { label: values.base, commit: b.commit, source: b.source };
       head = { label: values.head, commit: h.commit, source: h.source };
       approvals = h.approvals;
@@ -115,7 +119,9 @@ export async function run(argv: string[]): Promise<number> {
     return exitCodeOf(report.verdict);
   });
   if (code === 2 && format === 'markdown') {
-    process.stdout.write('<!-- lilith-prove -->\n### ❌ Lilith policy proof: error\n\nThe proof gate could not run to a result (see the job log); the change is not proven safe.\n');
+    process.stdout.write(
+      '<!-- lilith-prove -->\n### ❌ Lilith policy proof: error\n\nThe proof gate could not run to a result (see the job log); the change is not proven safe.\n',
+    );
   }
   return code;
 }

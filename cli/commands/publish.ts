@@ -20,7 +20,11 @@ Exit status: 0 published, 1 refused, 2 usage, I/O or network error.
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, { repo: { type: 'string' }, branch: { type: 'string', default: DEFAULT_BRANCH }, trust: { type: 'string' } }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      { repo: { type: 'string' }, branch: { type: 'string', default: DEFAULT_BRANCH }, trust: { type: 'string' } },
+      usage,
+    );
     if (positionals.length !== 1 || !values.repo) throw new UsageError(usage.trimEnd());
     const bytes = await readFile(positionals[0]);
     try {

@@ -30,13 +30,19 @@ options:
 const DEFAULT_SOCKET = '/run/lilith/admin.sock';
 
 /** An admin-socket call with JSON in and out; a missing enforcer is named as such. */
-async function adminRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function adminRequest(
+  socketPath: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
   let res: { status: number; body: string };
   try {
     res = method === 'GET' ? await adminGet(socketPath, path, 10_000) : await adminPost(socketPath, path, body, 10_000);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new Error(`no running enforcer at ${socketPath} (start \`lilith enforcer\`, or use --standalone)`);
+    if (code === 'ENOENT' || code === 'ECONNREFUSED')
+      throw new Error(`no running enforcer at ${socketPath} (start \`lilith enforcer\`, or use --standalone)`);
     throw err;
   }
   try {
@@ -50,17 +56,22 @@ export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
     const sep = argv.indexOf('--');
     if (sep < 0 || sep === argv.length - 1) throw new UsageError(`missing -- COMMAND\n\n${usage}`);
-    const { values } = parseCommandArgs(argv.slice(0, sep), {
-      agent: { type: 'string', default: 'default' },
-      profile: { type: 'string' },
-      socket: { type: 'string', default: DEFAULT_SOCKET },
-      standalone: { type: 'boolean', default: false },
-      policies: { type: 'string', default: 'policies' },
-      audit: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-    }, usage);
+    const { values } = parseCommandArgs(
+      argv.slice(0, sep),
+      {
+        agent: { type: 'string', default: 'default' },
+        profile: { type: 'string' },
+        socket: { type: 'string', default: DEFAULT_SOCKET },
+        standalone: { type: 'boolean', default: false },
+        policies: { type: 'string', default: 'policies' },
+        audit: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
+      },
+      usage,
+    );
     const profile = values.profile as SeccompProfileName | undefined;
-    if (profile && !['strict', 'standard', 'jit'].includes(profile)) throw new UsageError(`--profile must be strict, standard or jit\n\n${usage}`);
+    if (profile && !['strict', 'standard', 'jit'].includes(profile))
+      throw new UsageError(`--profile must be strict, standard or jit\n\n${usage}`);
 
     let config: LilithConfig;
     let attest: Attestor;
@@ -80,7 +91,11 @@ export function run(argv: string[]): Promise<number> {
       const st = await adminRequest(values.socket!, 'GET', '/status');
       kernelRedirect = ((st.json as { kernel?: { mode?: string } } | null)?.kernel?.mode ?? 'off') !== 'off';
       attest = async (req) => {
-        const r = await adminRequest(values.socket!, 'POST', '/v1/agents', { pid: req.pid, exe_path: req.exePath, exe_sha256: req.exeSha256 });
+        const r = await adminRequest(values.socket!, 'POST', '/v1/agents', {
+          pid: req.pid,
+          exe_path: req.exePath,
+          exe_sha256: req.exeSha256,
+        });
         const body = r.json as { spiffe_id?: string; registration?: Attestation['registration']; error?: string };
         if (r.status !== 200 || !body.spiffe_id || !body.registration) throw new Error(body.error ?? `enforcer answered ${r.status}`);
         return { spiffeId: body.spiffe_id, registration: body.registration };
@@ -99,14 +114,18 @@ export function run(argv: string[]): Promise<number> {
         // Not behind --verbose: running with less confinement than planned is never silent.
         onDegraded: (degraded, identity) => {
           const without = degraded.map((m) => `${m.layer} (${m.why})`).join(', ');
-          process.stderr.write(`lilith: warning: agent ${identity.spiffeId} runs DEGRADED (its allow_degraded permits it): without ${without}\n`);
+          process.stderr.write(
+            `lilith: warning: agent ${identity.spiffeId} runs DEGRADED (its allow_degraded permits it): without ${without}\n`,
+          );
         },
         onPlan: (plan, identity) => {
           if (!values.verbose) return;
           const ll = landlockSupport();
           process.stderr.write(`lilith: agent ${identity.spiffeId} profile=${plan.profile} landlock-abi=${ll.abi}\n`);
           if (ll.notEnforced.length) process.stderr.write(`lilith: not enforced on this kernel: ${ll.notEnforced.join(', ')}\n`);
-          process.stderr.write(`lilith: read-only ${plan.readOnly.join(':')}\nlilith: read-write ${plan.readWrite.join(':')}\nlilith: tcp connect ports ${plan.connectPorts.join(',')}\n`);
+          process.stderr.write(
+            `lilith: read-only ${plan.readOnly.join(':')}\nlilith: read-write ${plan.readWrite.join(':')}\nlilith: tcp connect ports ${plan.connectPorts.join(',')}\n`,
+          );
           if (plan.carved.length) process.stderr.write(`lilith: credential paths kept out: ${plan.carved.join(', ')}\n`);
         },
       });

@@ -52,7 +52,9 @@ async function signTrust(newTrustPath: string, keyPaths: string[], out: string |
   const bytes = signTrustUpdate(next.file, keys);
   await writeFile(out, bytes);
   const own = keys.filter((k) => next.keys.has(k.keyid)).length;
-  process.stdout.write(`signed trust update ${out}: ${next.keys.size} key(s), threshold ${next.threshold}; signed by ${keys.length} key(s), ${own} of them in the new file\n`);
+  process.stdout.write(
+    `signed trust update ${out}: ${next.keys.size} key(s), threshold ${next.threshold}; signed by ${keys.length} key(s), ${own} of them in the new file\n`,
+  );
   return 0;
 }
 
@@ -75,12 +77,15 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (values['trust-update'] !== undefined) return signTrust(values['trust-update'], values.key ?? [], values.out);
     if (positionals.length > 1) throw new UsageError(`expected at most one directory\n\n${usage.trimEnd()}`);
-    if (!values.key?.length || !values.watermark || !values.out) throw new UsageError(`--key, --watermark and --out are required\n\n${usage.trimEnd()}`);
+    if (!values.key?.length || !values.watermark || !values.out)
+      throw new UsageError(`--key, --watermark and --out are required\n\n${usage.trimEnd()}`);
     const validityMs = parseDuration(values.expires);
     if (validityMs === null) throw new UsageError(`--expires: "${values.expires}" is not a duration like 30d, 12h, 90m`);
     if (values.watermark === 'auto' && !values.repo) throw new UsageError('--watermark auto needs --repo (where capsules are published)');
-    if (values.watermark !== 'auto' && !/^\d+$/.test(values.watermark)) throw new UsageError('--watermark must be a non-negative integer or "auto"');
-    if (values['source-commit'] !== undefined && !/^[0-9a-f]{7,64}$/.test(values['source-commit'])) throw new UsageError('--source-commit must be a hex commit id');
+    if (values.watermark !== 'auto' && !/^\d+$/.test(values.watermark))
+      throw new UsageError('--watermark must be a non-negative integer or "auto"');
+    if (values['source-commit'] !== undefined && !/^[0-9a-f]{7,64}$/.test(values['source-commit']))
+      throw new UsageError('--source-commit must be a hex commit id');
     const dir = positionals[0] ?? 'policies';
 
     const keys: SigningKey[] = [];
@@ -88,7 +93,8 @@ export async function run(argv: string[]): Promise<number> {
       keys.push(await readSigningKey(path));
       if ((await stat(path)).mode & 0o077) process.stderr.write(`lilith sign: warning: ${path} is readable by others (chmod 600 it)\n`);
     }
-    if (new Set(keys.map((k) => k.keyid)).size !== keys.length) throw new UsageError('the same key was given twice (a key counts once towards the threshold)');
+    if (new Set(keys.map((k) => k.keyid)).size !== keys.length)
+      throw new UsageError('the same key was given twice (a key counts once towards the threshold)');
 
     const src = await readPolicyDir(dir);
     const report = validatePolicySource(src);

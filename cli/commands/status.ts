@@ -26,10 +26,14 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
     lines.push(`active capsule:  watermark ${a.watermark}${a.expired ? '  *** EXPIRED ***' : ''}`);
     lines.push(`  digest         ${a.digest}`);
     lines.push(`  source         ${a.source}`);
-    lines.push(`  source commit  ${a.source_commit ?? '-'}${a.capsule_commit && a.capsule_commit !== a.source_commit ? ` (capsule branch at ${a.capsule_commit.slice(0, 12)})` : ''}`);
+    lines.push(
+      `  source commit  ${a.source_commit ?? '-'}${a.capsule_commit && a.capsule_commit !== a.source_commit ? ` (capsule branch at ${a.capsule_commit.slice(0, 12)})` : ''}`,
+    );
     lines.push(`  signed by      ${a.keyids.join(', ')}`);
     lines.push(`  activated      ${ago(a.activated_at, now)}`);
-    lines.push(`  expires        ${a.expires_at}${a.expired ? ` — EXPIRED, on_expiry=${a.on_expiry}: ${a.enforcing ? 'still enforcing it' : 'denying everything'}` : ''}`);
+    lines.push(
+      `  expires        ${a.expires_at}${a.expired ? ` — EXPIRED, on_expiry=${a.on_expiry}: ${a.enforcing ? 'still enforcing it' : 'denying everything'}` : ''}`,
+    );
     lines.push(`  engine         ${a.engine}`);
   } else lines.push('active capsule:  none (every decision is denied)');
   lines.push(`anti-rollback:   ${st.state ? `watermark ${st.state.watermark}, digest ${st.state.digest.slice(0, 16)}…` : 'no state yet'}`);
@@ -41,10 +45,16 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
   const r = st.last_refusal;
   lines.push(`refusals:        ${st.refusals}${r ? `; last ${r.time} from ${r.source}: ${r.code}: ${r.reason}` : ''}`);
   const k = st.kernel;
-  lines.push(`kernel:          ${k.mode}${k.hooks.length ? `, hooks ${k.hooks.join(' ')}` : ''}${k.heartbeat_age_ms !== null ? `, heartbeat ${k.heartbeat_age_ms} ms ago` : ''}${k.error ? ` — ${k.error}` : ''}`);
+  lines.push(
+    `kernel:          ${k.mode}${k.hooks.length ? `, hooks ${k.hooks.join(' ')}` : ''}${k.heartbeat_age_ms !== null ? `, heartbeat ${k.heartbeat_age_ms} ms ago` : ''}${k.error ? ` — ${k.error}` : ''}`,
+  );
   const dp = st.dataplane as { enabled: boolean; error?: string; listen?: string[]; dns?: string | null; active_connections?: number };
-  lines.push(`dataplane:       ${dp.enabled ? `on${dp.listen ? `, proxy ${dp.listen.join(' ')}` : ''}${dp.dns ? `, dns ${dp.dns}` : ''}${dp.active_connections !== undefined ? `, ${dp.active_connections} connections` : ''}` : 'off'}${dp.error ? ` — ${dp.error}` : ''}`);
-  lines.push(`admin:           ${st.admin.socket}${st.admin.listen ? `, http://${st.admin.listen}` : ''}; audit ${st.audit.path}${st.audit.dropped ? ` (${st.audit.dropped} dropped)` : ''}`);
+  lines.push(
+    `dataplane:       ${dp.enabled ? `on${dp.listen ? `, proxy ${dp.listen.join(' ')}` : ''}${dp.dns ? `, dns ${dp.dns}` : ''}${dp.active_connections !== undefined ? `, ${dp.active_connections} connections` : ''}` : 'off'}${dp.error ? ` — ${dp.error}` : ''}`,
+  );
+  lines.push(
+    `admin:           ${st.admin.socket}${st.admin.listen ? `, http://${st.admin.listen}` : ''}; audit ${st.audit.path}${st.audit.dropped ? ` (${st.audit.dropped} dropped)` : ''}`,
+  );
   return lines.join('\n');
 }
 

@@ -25,7 +25,11 @@ Exit status: 0 clean (warnings allowed), 1 findings, 2 usage or I/O error.
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, { format: { type: 'string', default: 'text' }, quiet: { type: 'boolean', short: 'q' } }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      { format: { type: 'string', default: 'text' }, quiet: { type: 'boolean', short: 'q' } },
+      usage,
+    );
     if (positionals.length > 1) throw new UsageError(`expected at most one directory\n\n${usage.trimEnd()}`);
     const format = values.format;
     if (format !== 'text' && format !== 'github') throw new UsageError(`--format must be text or github\n\n${usage.trimEnd()}`);

@@ -2,7 +2,17 @@
 // runs before activating a capsule; with --state, records the acceptance.
 import { readFile } from 'node:fs/promises';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { CapsuleError, MAX_CAPSULE_BYTES, parseTrust, readState, stateFor, TRUST_PAYLOAD_TYPE, verifyCapsule, verifyTrustUpdate, writeStateAtomic } from '../../capsule/index.js';
+import {
+  CapsuleError,
+  MAX_CAPSULE_BYTES,
+  parseTrust,
+  readState,
+  stateFor,
+  TRUST_PAYLOAD_TYPE,
+  verifyCapsule,
+  verifyTrustUpdate,
+  writeStateAtomic,
+} from '../../capsule/index.js';
 import { open, writeFile } from 'node:fs/promises';
 
 export const summary = 'verify a capsule (signatures, threshold, expiry, anti-rollback state)';
@@ -51,7 +61,11 @@ function isTrustUpdate(bytes: Uint8Array): boolean {
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, { trust: { type: 'string' }, state: { type: 'string' }, at: { type: 'string' }, 'write-trust': { type: 'string' } }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      { trust: { type: 'string' }, state: { type: 'string' }, at: { type: 'string' }, 'write-trust': { type: 'string' } },
+      usage,
+    );
     if (positionals.length !== 1 || !values.trust) throw new UsageError(usage.trimEnd());
     const now = values.at ? new Date(values.at) : new Date();
     if (Number.isNaN(now.getTime())) throw new UsageError(`--at: "${values.at}" is not an ISO 8601 time`);
@@ -63,14 +77,22 @@ export async function run(argv: string[]): Promise<number> {
       if (isTrustUpdate(bytes)) {
         const next = verifyTrustUpdate(bytes, trust, now);
         if (values['write-trust']) await writeFile(values['write-trust'], JSON.stringify(next.file, null, 2) + '\n');
-        process.stdout.write(`valid trust update: ${next.keys.size} key(s), threshold ${next.threshold}${values['write-trust'] ? `; written to ${values['write-trust']}` : ''}\n`);
+        process.stdout.write(
+          `valid trust update: ${next.keys.size} key(s), threshold ${next.threshold}${values['write-trust'] ? `; written to ${values['write-trust']}` : ''}\n`,
+        );
         return 0;
       }
       if (values['write-trust']) throw new UsageError('--write-trust applies to trust updates only');
       const verified = verifyCapsule(bytes, trust, state, now);
       const p = verified.payload;
       if (values.state && !values.at && !verified.alreadyAccepted) await writeStateAtomic(values.state, stateFor(verified, now));
-      const stateNote = !values.state ? '' : verified.alreadyAccepted ? '\nstate: already accepted (same watermark and digest)' : values.at ? '\nstate: not written (--at)' : `\nstate: recorded in ${values.state}`;
+      const stateNote = !values.state
+        ? ''
+        : verified.alreadyAccepted
+          ? '\nstate: already accepted (same watermark and digest)'
+          : values.at
+            ? '\nstate: not written (--at)'
+            : `\nstate: recorded in ${values.state}`;
       process.stdout.write(
         `valid: ${file}: watermark ${p.watermark}, ${Object.keys(p.policies).length} policy file(s), expires ${p.expires_at}\n` +
           `payload sha256 ${verified.digest}\n` +

@@ -132,19 +132,24 @@ export class Activator implements SnapshotSource {
     try {
       bytes = await readFile(join(stateDir, PERSISTED_CAPSULE));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StartupStateError(`cannot read persisted capsule ${join(stateDir, PERSISTED_CAPSULE)}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new StartupStateError(`cannot read persisted capsule ${join(stateDir, PERSISTED_CAPSULE)}: ${(err as Error).message}`);
     }
     let state: CapsuleState | null;
     try {
       state = await readState(stateDir);
     } catch (err) {
       if (!resetState) {
-        throw new StartupStateError(`${(err as Error).message}. The anti-rollback state cannot be trusted; refusing to start. Restart with --reset-state to re-seed it from the persisted capsule${bytes ? '' : ' (there is none: the next capsule synced becomes the floor)'}.`);
+        throw new StartupStateError(
+          `${(err as Error).message}. The anti-rollback state cannot be trusted; refusing to start. Restart with --reset-state to re-seed it from the persisted capsule${bytes ? '' : ' (there is none: the next capsule synced becomes the floor)'}.`,
+        );
       }
       state = null;
     }
     if (state === null && bytes !== null && !resetState) {
-      throw new StartupStateError(`anti-rollback state ${join(stateDir, 'state.json')} is missing but a persisted capsule exists: the state was deleted, so a rollback could no longer be detected. Refusing to start; restart with --reset-state to re-seed the state from the persisted capsule.`);
+      throw new StartupStateError(
+        `anti-rollback state ${join(stateDir, 'state.json')} is missing but a persisted capsule exists: the state was deleted, so a rollback could no longer be detected. Refusing to start; restart with --reset-state to re-seed the state from the persisted capsule.`,
+      );
     }
     this.#state = state;
     let meta: { source?: string; commit?: string | null } = {};
@@ -169,7 +174,10 @@ export class Activator implements SnapshotSource {
     const now = this.#now();
     let verified: VerifiedForActivation;
     try {
-      verified = c.source === 'disk' ? this.#verify(c, now) : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
+      verified =
+        c.source === 'disk'
+          ? this.#verify(c, now)
+          : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
     } catch (err) {
       if (err instanceof CapsuleError) {
         const peek = peekCapsuleClaims(c.bytes);
@@ -187,7 +195,16 @@ export class Activator implements SnapshotSource {
     // a config the enforcer cannot honour exactly is refused, never half-applied.
     const configIssues = checkConfig(payload.config);
     if (configIssues.length) {
-      return this.#refuse(c, 'bad_config', `lilith.json in the capsule is invalid: ${configIssues.slice(0, 5).map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`, payload.watermark, digest);
+      return this.#refuse(
+        c,
+        'bad_config',
+        `lilith.json in the capsule is invalid: ${configIssues
+          .slice(0, 5)
+          .map((i) => `${i.path || '/'}: ${i.message}`)
+          .join('; ')}`,
+        payload.watermark,
+        digest,
+      );
     }
 
     let authorizer;
@@ -218,7 +235,8 @@ export class Activator implements SnapshotSource {
         await this.#opts.kernel.apply(snapshot, previous);
       } catch (err) {
         authorizer.dispose();
-        if (previous) await this.#opts.kernel.apply(previous, snapshot).catch((e: Error) => this.#log(`kernel restore failed: ${e.message}`));
+        if (previous)
+          await this.#opts.kernel.apply(previous, snapshot).catch((e: Error) => this.#log(`kernel restore failed: ${e.message}`));
         return this.#refuse(c, 'kernel_apply', `kernel maps could not be updated: ${(err as Error).message}`, payload.watermark, digest);
       }
     }
@@ -256,7 +274,9 @@ export class Activator implements SnapshotSource {
     controlMetrics.expired.set(0);
     controlMetrics.swapPause.set(swapPauseUs / 1e6);
     this.#audit({ result: 'activated', source: snapshot.source, watermark: snapshot.watermark, digest, swap_pause_us: swapPauseUs });
-    this.#log(`activated capsule watermark ${snapshot.watermark} digest ${digest.slice(0, 16)} from ${snapshot.source}${snapshot.sourceCommit ? ` (commit ${snapshot.sourceCommit.slice(0, 12)})` : ''}`);
+    this.#log(
+      `activated capsule watermark ${snapshot.watermark} digest ${digest.slice(0, 16)} from ${snapshot.source}${snapshot.sourceCommit ? ` (commit ${snapshot.sourceCommit.slice(0, 12)})` : ''}`,
+    );
     if (previous) this.#retire(previous);
     this.#armExpiry();
     return { result: 'activated', watermark: snapshot.watermark, swapPauseUs };
@@ -276,7 +296,9 @@ export class Activator implements SnapshotSource {
       const { payload } = peekCapsule(c.bytes);
       if (payload.config?.on_expiry !== 'keep') throw err;
       const verified = verifyCapsule(c.bytes, trust, this.#state, new Date(new Date(payload.expires_at).getTime() - 1), opts);
-      this.#log(`persisted capsule watermark ${payload.watermark} has EXPIRED (${payload.expires_at}); on_expiry=keep: enforcing it anyway`);
+      this.#log(
+        `persisted capsule watermark ${payload.watermark} has EXPIRED (${payload.expires_at}); on_expiry=keep: enforcing it anyway`,
+      );
       return verified;
     }
   }
@@ -322,11 +344,19 @@ export class Activator implements SnapshotSource {
       this.#expired = true;
       controlMetrics.expired.set(1);
       if (policy === 'fail_closed') this.#served = null;
-      this.#audit({ result: 'expired', source: active.source, watermark: active.watermark, digest: active.digest, reason: `expired at ${active.expiresAt.toISOString()}; on_expiry=${policy}` });
+      this.#audit({
+        result: 'expired',
+        source: active.source,
+        watermark: active.watermark,
+        digest: active.digest,
+        reason: `expired at ${active.expiresAt.toISOString()}; on_expiry=${policy}`,
+      });
     }
     if (now - this.#lastExpiryLog >= 60_000) {
       this.#lastExpiryLog = now;
-      this.#log(`ACTIVE CAPSULE EXPIRED: watermark ${active.watermark} expired at ${active.expiresAt.toISOString()}; on_expiry=${policy}: ${policy === 'keep' ? 'still enforcing it' : 'every decision is denied'} until a newer capsule is published`);
+      this.#log(
+        `ACTIVE CAPSULE EXPIRED: watermark ${active.watermark} expired at ${active.expiresAt.toISOString()}; on_expiry=${policy}: ${policy === 'keep' ? 'still enforcing it' : 'every decision is denied'} until a newer capsule is published`,
+      );
     }
   }
 

@@ -21,7 +21,9 @@ interface Job {
   nowMs: number;
   maxBytes?: number;
 }
-type Reply = { id: number; ok: true; verified: VerifiedCapsule; prepared?: PreparedBundle } | { id: number; ok: false; code: string | null; message: string };
+type Reply =
+  | { id: number; ok: true; verified: VerifiedCapsule; prepared?: PreparedBundle }
+  | { id: number; ok: false; code: string | null; message: string };
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
@@ -79,7 +81,9 @@ export class VerifyWorker {
       this.#pending.clear();
     };
     w.on('error', fail);
-    w.on('exit', (code) => { if (code !== 0) fail(new Error(`exited with ${code}`)); });
+    w.on('exit', (code) => {
+      if (code !== 0) fail(new Error(`exited with ${code}`));
+    });
     this.#worker = w;
     return w;
   }

@@ -120,11 +120,12 @@ export async function listenAdminSocket(path: string, h: AdminHandlers): Promise
   await chmod(path, 0o600);
   return {
     address: path,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-      unlink(path).catch(() => undefined);
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        unlink(path).catch(() => undefined);
+      }),
   };
 }
 
@@ -139,10 +140,11 @@ export async function listenAdminTcp(addr: string, h: AdminHandlers): Promise<Ad
   const a = server.address() as net.AddressInfo;
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -172,18 +172,23 @@ export function resolveDaemonConfig(
     else if (file[s.key] !== undefined) v[s.key] = convert(s, file[s.key], fileName);
     else if (s.key in DEFAULTS) v[s.key] = DEFAULTS[s.key as keyof typeof DEFAULTS];
   }
-  if (!v.trust) throw new DaemonConfigError('missing_setting', 'no trust file: pass --trust FILE (or LILITH_TRUST, or "trust" in the settings file)');
-  if (!v.state_dir) throw new DaemonConfigError('missing_setting', 'no state directory: pass --state-dir DIR (or LILITH_STATE_DIR, or "state_dir")');
-  if (!v.git_url && !v.capsule_dir) throw new DaemonConfigError('missing_setting', 'no capsule source: pass --git URL and/or --capsule-dir DIR');
+  if (!v.trust)
+    throw new DaemonConfigError('missing_setting', 'no trust file: pass --trust FILE (or LILITH_TRUST, or "trust" in the settings file)');
+  if (!v.state_dir)
+    throw new DaemonConfigError('missing_setting', 'no state directory: pass --state-dir DIR (or LILITH_STATE_DIR, or "state_dir")');
+  if (!v.git_url && !v.capsule_dir)
+    throw new DaemonConfigError('missing_setting', 'no capsule source: pass --git URL and/or --capsule-dir DIR');
   const pollMin = v.poll_min_ms as number;
   const pollMax = v.poll_max_ms as number;
   if (pollMin < 50) throw new DaemonConfigError('bad_setting', `poll_min_ms must be at least 50, got ${pollMin}`);
   if (pollMax < pollMin) throw new DaemonConfigError('bad_setting', `poll_max_ms (${pollMax}) must be at least poll_min_ms (${pollMin})`);
   if ((v.timeout_ms as number) < 100) throw new DaemonConfigError('bad_setting', `timeout_ms must be at least 100, got ${v.timeout_ms}`);
-  if ((v.max_capsule_bytes as number) < 1024) throw new DaemonConfigError('bad_setting', `max_capsule_bytes must be at least 1024, got ${v.max_capsule_bytes}`);
+  if ((v.max_capsule_bytes as number) < 1024)
+    throw new DaemonConfigError('bad_setting', `max_capsule_bytes must be at least 1024, got ${v.max_capsule_bytes}`);
   if (v.git_url) {
     const url = v.git_url as string;
-    if (!/^https?:\/\//.test(url)) throw new DaemonConfigError('bad_setting', `git_url must be an http:// or https:// URL (smart HTTP), got ${url}`);
+    if (!/^https?:\/\//.test(url))
+      throw new DaemonConfigError('bad_setting', `git_url must be an http:// or https:// URL (smart HTTP), got ${url}`);
   }
   const stateDir = v.state_dir as string;
   return {

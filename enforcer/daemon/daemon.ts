@@ -41,7 +41,16 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   const audit = openAudit(cfg.audit);
   const kernel = new KernelHolder();
   const { stateDir, engine, maxCapsuleBytes } = cfg;
-  const activator = new Activator({ trust, stateDir, engine, audit, kernel: kernel.applier, maxCapsuleBytes, pauseAt: pauseFromEnv(log), log });
+  const activator = new Activator({
+    trust,
+    stateDir,
+    engine,
+    audit,
+    kernel: kernel.applier,
+    maxCapsuleBytes,
+    pauseAt: pauseFromEnv(log),
+    log,
+  });
   const parts = { activator, audit, log };
 
   // 1. Last-good capsule from disk, before any network step.
@@ -58,7 +67,16 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   // 4. Admin API: the socket always; TCP on --admin-listen, else where the active capsule says.
   const sources = buildSources(cfg, log);
   const admin = new AdminListeners(cfg.adminSocket, log);
-  const handlers = buildAdminHandlers({ cfg, startedAt, activator, sources, kernel, dataplane, audit, adminTcpAddress: () => admin.tcpAddress });
+  const handlers = buildAdminHandlers({
+    cfg,
+    startedAt,
+    activator,
+    sources,
+    kernel,
+    dataplane,
+    audit,
+    adminTcpAddress: () => admin.tcpAddress,
+  });
   await admin.open(handlers);
   const adminTcpWanted = () => cfg.adminListen ?? activator.active()?.config.proxy?.admin_listen;
   const bindAdminTcp = async () => {

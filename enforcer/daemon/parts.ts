@@ -41,7 +41,8 @@ export class KernelHolder {
 
   /** Attaches and brings the maps in line with the capsule already active. */
   async start(plugin: DaemonPlugins['kernel'], ctx: PartContext): Promise<void> {
-    if (!plugin) throw new DaemonConfigError('unavailable', 'kernel enforcement is enabled but this build has no kernel module; run with --no-kernel');
+    if (!plugin)
+      throw new DaemonConfigError('unavailable', 'kernel enforcement is enabled but this build has no kernel module; run with --no-kernel');
     this.#part = await plugin(ctx);
     const active = ctx.activator.active();
     if (active) {
@@ -75,7 +76,8 @@ export class DataplaneHolder {
   #error: string | undefined;
 
   constructor(enabled: boolean, plugin: DaemonPlugins['dataplane'], ctx: PartContext) {
-    if (enabled && !plugin) throw new DaemonConfigError('unavailable', 'the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
+    if (enabled && !plugin)
+      throw new DaemonConfigError('unavailable', 'the dataplane is enabled but this build has no dataplane; run with --no-dataplane');
     this.#plugin = enabled ? plugin : undefined;
     this.#ctx = ctx;
   }

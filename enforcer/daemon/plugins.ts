@@ -25,7 +25,10 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       try {
         cgroupMount = mounts.ensureCgroup2();
       } catch (err) {
-        throw new DaemonConfigError('unavailable', `kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`);
+        throw new DaemonConfigError(
+          'unavailable',
+          `kernel enforcement needs cgroup v2: ${(err as Error).message}; run with --no-kernel to sync only`,
+        );
       }
       const b = new KernelBridge({ bpf, audit, activator, log, cgroupMount, pinRoot: process.env.LILITH_PIN_ROOT });
       bridge = b;
@@ -38,7 +41,7 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
       const origin = new KernelOriginResolver({
-        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => (bridge?.originalDestination(peer) ?? null),
+        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => bridge?.originalDestination(peer) ?? null,
       });
       const taintState = join(cfg.stateDir, 'taint.json');
       const dp = await startDataplane({ snapshots: activator, origin, audit, taintState });

@@ -49,7 +49,9 @@ export interface Dataplane {
 
 export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane> {
   const snap = opts.snapshots.get();
-  const proxyListen = opts.listen?.proxy ?? (snap ? [snap.config.proxy.listen, ...(snap.config.proxy.listen6 ? [snap.config.proxy.listen6] : [])] : ['127.0.0.1:7890']);
+  const proxyListen =
+    opts.listen?.proxy ??
+    (snap ? [snap.config.proxy.listen, ...(snap.config.proxy.listen6 ? [snap.config.proxy.listen6] : [])] : ['127.0.0.1:7890']);
   const dnsListen = opts.listen?.dns === undefined ? (snap?.config.proxy.dns_listen ?? '127.0.0.1:7853') : opts.listen.dns;
   const taint = new TaintSessions();
   // Restored before any listener exists, so no decision ever sees a mask the agent had shed by a restart.
@@ -91,7 +93,10 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     }
     if (dnsListen) {
       const { host, port } = parseHostPort(dnsListen);
-      dns = await startDnsFront({ listen: { host, port }, upstream: opts.dnsUpstream, denyRcode: opts.dnsDenyRcode }, { origin: opts.origin, decider, names });
+      dns = await startDnsFront(
+        { listen: { host, port }, upstream: opts.dnsUpstream, denyRcode: opts.dnsDenyRcode },
+        { origin: opts.origin, decider, names },
+      );
     }
   } catch (err) {
     await closeAll();

@@ -99,7 +99,8 @@ export class Decider {
     let after = 0n;
 
     if (!snap) reason = 'no active capsule';
-    else if (snap.config.on_expiry === 'fail_closed' && snap.expiresAt.getTime() <= Date.now()) reason = 'active capsule expired (fail_closed)';
+    else if (snap.config.on_expiry === 'fail_closed' && snap.expiresAt.getTime() <= Date.now())
+      reason = 'active capsule expired (fail_closed)';
     else {
       agent = this.agentOf(snap, input.origin);
       if (!input.origin) reason = 'no original destination recorded for this connection';
@@ -210,7 +211,13 @@ function agentFor(id: ResolvedIdentity<Registration>): Agent {
 
 function agentEntities(agent: Agent): Entity[] {
   let list = entities.get(agent);
-  if (list === undefined) entities.set(agent, (list = [{ uid: { type: 'Agent', id: agent.spiffeId }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) }]));
+  if (list === undefined)
+    entities.set(
+      agent,
+      (list = [
+        { uid: { type: 'Agent', id: agent.spiffeId }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) },
+      ]),
+    );
   return list;
 }
 

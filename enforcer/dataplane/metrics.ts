@@ -24,7 +24,14 @@ function create() {
   latencyCells.clear();
   const existing = client.register.getSingleMetric('lilith_decisions_total');
   if (existing) client.register.removeSingleMetric('lilith_decisions_total');
-  for (const name of ['lilith_decision_latency_seconds', 'lilith_active_connections', 'lilith_taint_sessions', 'lilith_capsule_watermark', 'lilith_audit_dropped_events', 'lilith_connections_total'])
+  for (const name of [
+    'lilith_decision_latency_seconds',
+    'lilith_active_connections',
+    'lilith_taint_sessions',
+    'lilith_capsule_watermark',
+    'lilith_audit_dropped_events',
+    'lilith_connections_total',
+  ])
     if (client.register.getSingleMetric(name)) client.register.removeSingleMetric(name);
   return {
     decisions: new client.Counter({
@@ -37,9 +44,25 @@ function create() {
       },
     }),
     latency: latencyHistogram(),
-    connections: new client.Counter({ name: 'lilith_connections_total', help: 'Connections accepted by the proxy, by detected protocol', labelNames: ['protocol'] as const }),
-    active: new client.Gauge({ name: 'lilith_active_connections', help: 'Client connections open in the proxy', collect() { this.set(sum((s) => s.activeConnections())); } }),
-    taint: new client.Gauge({ name: 'lilith_taint_sessions', help: 'Taint sessions held (agents plus MCP sessions)', collect() { this.set(sum((s) => s.taintSessions())); } }),
+    connections: new client.Counter({
+      name: 'lilith_connections_total',
+      help: 'Connections accepted by the proxy, by detected protocol',
+      labelNames: ['protocol'] as const,
+    }),
+    active: new client.Gauge({
+      name: 'lilith_active_connections',
+      help: 'Client connections open in the proxy',
+      collect() {
+        this.set(sum((s) => s.activeConnections()));
+      },
+    }),
+    taint: new client.Gauge({
+      name: 'lilith_taint_sessions',
+      help: 'Taint sessions held (agents plus MCP sessions)',
+      collect() {
+        this.set(sum((s) => s.taintSessions()));
+      },
+    }),
     watermark: new client.Gauge({
       name: 'lilith_capsule_watermark',
       help: 'Watermark of the active capsule (-1 when none)',
@@ -49,7 +72,13 @@ function create() {
         this.set(w);
       },
     }),
-    auditDropped: new client.Gauge({ name: 'lilith_audit_dropped_events', help: 'Audit events dropped because the writer queue was full or the disk failed', collect() { this.set(sum((s) => s.auditDropped())); } }),
+    auditDropped: new client.Gauge({
+      name: 'lilith_audit_dropped_events',
+      help: 'Audit events dropped because the writer queue was full or the disk failed',
+      collect() {
+        this.set(sum((s) => s.auditDropped()));
+      },
+    }),
   };
 }
 

@@ -9,7 +9,14 @@
 //   pointed at the proxy on purpose. It names one destination and one set of
 //   process facts for every connection; it is NOT an enforcement mechanism
 //   (anything that can reach the proxy is treated as that process).
-import { compileRegistrations, readProcessFacts, resolveIdentity, type CompiledRegistration, type ProcessFacts, type ResolvedIdentity } from '../../identity/index.js';
+import {
+  compileRegistrations,
+  readProcessFacts,
+  resolveIdentity,
+  type CompiledRegistration,
+  type ProcessFacts,
+  type ResolvedIdentity,
+} from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
 
 export interface Destination {
@@ -41,7 +48,6 @@ export interface OriginResolver {
 export function formatDestination(d: { address: string; port: number }): string {
   return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
 }
-
 
 const compiled = new WeakMap<Registration[], CompiledRegistration<Registration>[]>();
 

@@ -43,7 +43,11 @@ export class KernelBridge implements KernelApplier {
 
   async apply(next: PolicySnapshot, _previous: PolicySnapshot | null): Promise<void> {
     const cfg = next.config;
-    const plan = planKernel({ config: cfg, cgroupMount: this.#o.cgroupMount, execPrograms: resolveExecPrograms(cfg.kernel.exec_allowlist ?? []) });
+    const plan = planKernel({
+      config: cfg,
+      cgroupMount: this.#o.cgroupMount,
+      execPrograms: resolveExecPrograms(cfg.kernel.exec_allowlist ?? []),
+    });
     const k = await this.#attachOrConfigure(plan);
     for (const w of plan.warnings) this.#o.log(w);
     this.#applyExec(k, plan);
@@ -59,9 +63,16 @@ export class KernelBridge implements KernelApplier {
       return this.#kernel;
     }
     mkdirSync(plan.cgroupPath, { recursive: true });
-    const k = await this.#o.bpf.attach({ cgroupPath: plan.cgroupPath, ...settings, unixAllowlist: plan.unixAllowlist, pinRoot: this.#o.pinRoot });
+    const k = await this.#o.bpf.attach({
+      cgroupPath: plan.cgroupPath,
+      ...settings,
+      unixAllowlist: plan.unixAllowlist,
+      pinRoot: this.#o.pinRoot,
+    });
     this.#kernel = k;
-    this.#o.log(`kernel programs attached (${k.mode}${k.adopted ? ', re-adopted from pins' : ''}) on ${plan.cgroupPath}: ${k.hooks.active.join(' ')}`);
+    this.#o.log(
+      `kernel programs attached (${k.mode}${k.adopted ? ', re-adopted from pins' : ''}) on ${plan.cgroupPath}: ${k.hooks.active.join(' ')}`,
+    );
     const detail = { hooks: k.hooks.active, missing: k.hooks.missing };
     this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'mode', reason: k.mode, detail });
     this.#offEvents = k.onEvent((e) => this.#onEvent(e));
@@ -117,7 +128,15 @@ export class KernelBridge implements KernelApplier {
         ...(e.destination ? { destination: `${e.destination.address}:${e.destination.port}` } : {}),
         ...(e.path ? { path: e.path } : {}),
       };
-      this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'deny', hook: e.hook, pid: e.tgid, reason: e.reason, detail });
+      this.#o.audit.emit({
+        kind: 'kernel',
+        time: new Date().toISOString(),
+        event: 'deny',
+        hook: e.hook,
+        pid: e.tgid,
+        reason: e.reason,
+        detail,
+      });
       return;
     }
     // A managed process exec'd: classify it from attested facts against the capsule's registrations.
@@ -128,7 +147,9 @@ export class KernelBridge implements KernelApplier {
         const resolved = resolveIdentity(await readProcessFacts(e.tgid), compileRegistrations(snap.config.registrations));
         if (resolved) {
           spiffe = resolved.spiffeId;
-          this.#kernel?.registerIdentity({ pid: e.tgid, startNs: e.startNs }, identityNumber(spiffe), { jit: resolved.registration.jit === true });
+          this.#kernel?.registerIdentity({ pid: e.tgid, startNs: e.startNs }, identityNumber(spiffe), {
+            jit: resolved.registration.jit === true,
+          });
         }
       } catch {
         // The process may be gone already; unclassified means denied.

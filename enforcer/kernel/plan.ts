@@ -58,8 +58,21 @@ export interface KernelPlanInput {
 const MIN_HEARTBEAT_INTERVAL_MS = 10;
 
 const FAMILIES: Record<string, number> = {
-  AF_UNIX: 1, AF_LOCAL: 1, AF_AX25: 3, AF_IPX: 4, AF_APPLETALK: 5, AF_NETLINK: 16, AF_PACKET: 17,
-  AF_CAN: 29, AF_TIPC: 30, AF_BLUETOOTH: 31, AF_ALG: 38, AF_VSOCK: 40, AF_KCM: 41, AF_QIPCRTR: 42, AF_XDP: 44,
+  AF_UNIX: 1,
+  AF_LOCAL: 1,
+  AF_AX25: 3,
+  AF_IPX: 4,
+  AF_APPLETALK: 5,
+  AF_NETLINK: 16,
+  AF_PACKET: 17,
+  AF_CAN: 29,
+  AF_TIPC: 30,
+  AF_BLUETOOTH: 31,
+  AF_ALG: 38,
+  AF_VSOCK: 40,
+  AF_KCM: 41,
+  AF_QIPCRTR: 42,
+  AF_XDP: 44,
 };
 
 /** Stable, non-zero 32-bit identity number for a SPIFFE ID (FNV-1a). */
@@ -75,7 +88,10 @@ export function planKernel(input: KernelPlanInput): KernelPlan {
   return {
     cgroupPath: join(cgroupMount, config.kernel.cgroup_root),
     proxy: planProxy(config.proxy),
-    heartbeat: { ttlMs: config.kernel.heartbeat_ttl_ms, intervalMs: Math.max(MIN_HEARTBEAT_INTERVAL_MS, config.kernel.heartbeat_interval_ms) },
+    heartbeat: {
+      ttlMs: config.kernel.heartbeat_ttl_ms,
+      intervalMs: Math.max(MIN_HEARTBEAT_INTERVAL_MS, config.kernel.heartbeat_interval_ms),
+    },
     deniedFamilies: planDeniedFamilies(config.kernel),
     unixAllowlist: [...new Set(config.kernel.unix_allowlist ?? [])],
     exec: planExec(input.execPrograms, warnings),
@@ -87,7 +103,12 @@ export function planKernel(input: KernelPlanInput): KernelPlan {
 function planProxy(proxy: ProxyConfig): ProxyPlan {
   const listen = parseHostPort(proxy.listen, 'proxy.listen');
   const dns = parseHostPort(proxy.dns_listen, 'proxy.dns_listen');
-  return { address: listen.host, port: listen.port, dnsPort: dns.port, ...(proxy.listen6 ? { address6: parseHostPort(proxy.listen6, 'proxy.listen6').host } : {}) };
+  return {
+    address: listen.host,
+    port: listen.port,
+    dnsPort: dns.port,
+    ...(proxy.listen6 ? { address6: parseHostPort(proxy.listen6, 'proxy.listen6').host } : {}),
+  };
 }
 
 function planDeniedFamilies(kernel: KernelConfig): number[] {

@@ -41,25 +41,40 @@ export function parseApprovalFile(path: string, text: string): Approval[] {
     const where = Array.isArray(value) ? `${path}[${i}]` : path;
     if (!item || typeof item !== 'object') throw new ApprovalError('invalid', `${where}: expected an object`);
     const o = item as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!['action', 'principal_type', 'resource_type', 'reason'].includes(k)) throw new ApprovalError('invalid', `${where}: unknown field "${k}"`);
+    for (const k of Object.keys(o))
+      if (!['action', 'principal_type', 'resource_type', 'reason'].includes(k))
+        throw new ApprovalError('invalid', `${where}: unknown field "${k}"`);
     if (typeof o.action !== 'string' || !o.action) throw new ApprovalError('invalid', `${where}: "action" must name an action (or "*")`);
     if (typeof o.reason !== 'string' || !o.reason.trim()) throw new ApprovalError('invalid', `${where}: "reason" is required`);
-    for (const k of ['principal_type', 'resource_type']) if (o[k] !== undefined && typeof o[k] !== 'string') throw new ApprovalError('invalid', `${where}: "${k}" must be a string`);
-    return { action: o.action, principal_type: o.principal_type as string | undefined, resource_type: o.resource_type as string | undefined, reason: o.reason, source: path };
+    for (const k of ['principal_type', 'resource_type'])
+      if (o[k] !== undefined && typeof o[k] !== 'string') throw new ApprovalError('invalid', `${where}: "${k}" must be a string`);
+    return {
+      action: o.action,
+      principal_type: o.principal_type as string | undefined,
+      resource_type: o.resource_type as string | undefined,
+      reason: o.reason,
+      source: path,
+    };
   });
 }
 
 /** `--approve ACTION[,ACTION…]` (optionally `ACTION:reason`). */
 export function parseApproveFlag(values: string[]): Approval[] {
   return values.flatMap((v) =>
-    v.split(',').filter(Boolean).map((item) => {
-      const [action, ...rest] = item.split(':');
-      return { action: action.trim(), reason: rest.join(':').trim() || 'approved with --approve', source: '--approve' };
-    }),
+    v
+      .split(',')
+      .filter(Boolean)
+      .map((item) => {
+        const [action, ...rest] = item.split(':');
+        return { action: action.trim(), reason: rest.join(':').trim() || 'approved with --approve', source: '--approve' };
+      }),
   );
 }
 
-export function findApproval(approvals: Approval[], env: { principalType: string; action: string; resourceType: string }): Approval | undefined {
+export function findApproval(
+  approvals: Approval[],
+  env: { principalType: string; action: string; resourceType: string },
+): Approval | undefined {
   return approvals.find(
     (a) =>
       (a.action === '*' || a.action === env.action) &&

@@ -9,7 +9,23 @@
 import type { PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { tyEq, tyName, type ProverSchema, type RequestEnv, type Ty } from './env.js';
 import {
-  and, ancsFn, BV_ZERO, bvLit, emptySet, entityLit, entitySort, eq, FALSE, ite, not, or, sortOf, strLit, sym, TRUE, UnsupportedError,
+  and,
+  ancsFn,
+  BV_ZERO,
+  bvLit,
+  emptySet,
+  entityLit,
+  entitySort,
+  eq,
+  FALSE,
+  ite,
+  not,
+  or,
+  sortOf,
+  strLit,
+  sym,
+  TRUE,
+  UnsupportedError,
 } from './smt.js';
 
 type Inner = string | RecInner;
@@ -126,7 +142,8 @@ export function symbolicRecord(path: string[], ty: Ty & { k: 'record' }, decls: 
     const present = f.required ? TRUE : decls.addConst(ctxPresent(p), 'Bool');
     let v: Inner;
     if (f.ty.k === 'record') v = symbolicRecord(p, f.ty, decls);
-    else if (f.ty.k === 'ext') v = FALSE; // unusable: any use is reported unsupported
+    else if (f.ty.k === 'ext')
+      v = FALSE; // unusable: any use is reported unsupported
     else {
       if (f.ty.k === 'entity') decls.useSort(f.ty.name);
       v = decls.addConst(ctxConst(p), sortOf(f.ty));
@@ -185,7 +202,11 @@ export class Compiler {
       resource: ScopeJson;
       conditions: { kind: 'when' | 'unless'; body: unknown }[];
     };
-    const scope = and(this.entityScope(p.principal, this.vars.principal), this.actionScope(p.action), this.entityScope(p.resource, this.vars.resource));
+    const scope = and(
+      this.entityScope(p.principal, this.vars.principal),
+      this.actionScope(p.action),
+      this.entityScope(p.resource, this.vars.resource),
+    );
     const passes: string[] = [scope];
     const errs: string[] = [];
     for (const cond of p.conditions ?? []) {
@@ -252,8 +273,9 @@ export class Compiler {
   /** Cedar `==` on two evaluated values (no error part). */
   private eqVal(a: Term, b: Term): string {
     if (a.ty.k === 'ext' || b.ty.k === 'ext') this.unsupported('extension values');
-    if (a.lit && b.lit && (a.ty.k === 'entity') && (b.ty.k === 'entity')) return a.lit.type === b.lit.type && a.lit.id === b.lit.id ? TRUE : FALSE;
-    if (a.ty.k === 'entity' && a.ty.name === 'Action' || b.ty.k === 'entity' && b.ty.name === 'Action') {
+    if (a.lit && b.lit && a.ty.k === 'entity' && b.ty.k === 'entity')
+      return a.lit.type === b.lit.type && a.lit.id === b.lit.id ? TRUE : FALSE;
+    if ((a.ty.k === 'entity' && a.ty.name === 'Action') || (b.ty.k === 'entity' && b.ty.name === 'Action')) {
       if (a.ty.k === 'entity' && b.ty.k === 'entity' && a.ty.name === b.ty.name) this.unsupported('comparison of non-literal actions');
       return FALSE;
     }
@@ -417,7 +439,11 @@ export class Compiler {
           errs.push(t.err);
           rec[k] = { present: TRUE, ty: t.ty, v: t.v };
         }
-        return { ty: { k: 'record', fields: Object.fromEntries(Object.entries(rec).map(([k, f]) => [k, { ty: f.ty, required: true }])) }, err: or(...errs), v: { rec } };
+        return {
+          ty: { k: 'record', fields: Object.fromEntries(Object.entries(rec).map(([k, f]) => [k, { ty: f.ty, required: true }])) },
+          err: or(...errs),
+          v: { rec },
+        };
       }
       case 'getTag':
       case 'hasTag':
@@ -485,8 +511,10 @@ export class Compiler {
     if (t.dead && e.dead) return ERR;
     if (isMixed(t) || isMixed(e)) this.unsupported('if-then-else yielding a set literal mixing entity types');
     const ty = t.dead ? e.ty : t.ty;
-    if (!t.dead && !e.dead && !tyEq(t.ty, e.ty)) this.unsupported(`if-then-else with branches of different types (${tyName(t.ty)}, ${tyName(e.ty)})`);
-    if (ty.k === 'record' || (ty.k === 'entity' && ty.name === 'Action')) this.unsupported(`if-then-else yielding ${ty.k === 'record' ? 'records' : 'actions'}`);
+    if (!t.dead && !e.dead && !tyEq(t.ty, e.ty))
+      this.unsupported(`if-then-else with branches of different types (${tyName(t.ty)}, ${tyName(e.ty)})`);
+    if (ty.k === 'record' || (ty.k === 'entity' && ty.name === 'Action'))
+      this.unsupported(`if-then-else yielding ${ty.k === 'record' ? 'records' : 'actions'}`);
     if (ty.k === 'ext') this.unsupported(`extension type ${ty.name}`);
     const tv = t.dead ? (e.v as string) : (t.v as string);
     const ev = e.dead ? (t.v as string) : (e.v as string);
@@ -561,13 +589,17 @@ export class Compiler {
     const elem = ts[0].ty;
     if (!ts.every((t) => tyEq(t.ty, elem))) {
       // `in [Group::"a", Folder::"b"]`: kept as its elements; only `in`, `contains` and `isEmpty` use it.
-      if (ts.every((t) => t.ty.k === 'entity')) return { ty: { k: 'set', elem: MIXED }, err: or(...ts.map((t) => t.err)), v: '', elems: ts };
+      if (ts.every((t) => t.ty.k === 'entity'))
+        return { ty: { k: 'set', elem: MIXED }, err: or(...ts.map((t) => t.err)), v: '', elems: ts };
       this.unsupported('set literal with elements of different types');
     }
     sortOf({ k: 'set', elem }); // rejects sets of records/sets/extensions
     if (elem.k === 'entity') this.c.decls.useSort(elem.name);
     const vals = ts.map((t) => this.valueOf(t));
-    const v = vals.length === 1 ? `(set.singleton ${vals[0]})` : `(set.insert ${vals.slice(0, -1).join(' ')} (set.singleton ${vals[vals.length - 1]}))`;
+    const v =
+      vals.length === 1
+        ? `(set.singleton ${vals[0]})`
+        : `(set.insert ${vals.slice(0, -1).join(' ')} (set.singleton ${vals[vals.length - 1]}))`;
     return { ty: { k: 'set', elem }, err: or(...ts.map((t) => t.err)), v, elems: ts };
   }
 

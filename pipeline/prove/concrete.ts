@@ -35,7 +35,9 @@ export function encodeValue(v: unknown, ty: Ty): string {
     case 'set': {
       const xs = (v as unknown[]).map((x) => encodeValue(x, ty.elem));
       if (xs.length === 0) return emptySet(ty.elem);
-      return xs.length === 1 ? `(set.singleton ${xs[0]})` : `(set.insert ${xs.slice(0, -1).join(' ')} (set.singleton ${xs[xs.length - 1]}))`;
+      return xs.length === 1
+        ? `(set.singleton ${xs[0]})`
+        : `(set.insert ${xs.slice(0, -1).join(' ')} (set.singleton ${xs[xs.length - 1]}))`;
     }
     default:
       throw new UnsupportedError(`cannot pin a value of type ${ty.k}`);
@@ -47,7 +49,13 @@ interface LeafNames {
   present(path: string[]): string | undefined;
 }
 
-function recordAsserts(rec: Record<string, unknown> | undefined, ty: Ty & { k: 'record' }, path: string[], names: LeafNames, out: string[]): void {
+function recordAsserts(
+  rec: Record<string, unknown> | undefined,
+  ty: Ty & { k: 'record' },
+  path: string[],
+  names: LeafNames,
+  out: string[],
+): void {
   for (const [name, f] of Object.entries(ty.fields)) {
     const p = [...path, name];
     const v = rec?.[name];
@@ -89,7 +97,10 @@ export function key(u: Uid): string {
 
 /** Assertions fixing the request; `universe` must include every entity a footprint term can denote. */
 export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, req: ConcreteRequest, universe: Uid[]): string[] {
-  const out = [`(= ${PRINCIPAL} ${entityLit(req.principal.type, req.principal.id)})`, `(= ${RESOURCE} ${entityLit(req.resource.type, req.resource.id)})`];
+  const out = [
+    `(= ${PRINCIPAL} ${entityLit(req.principal.type, req.principal.id)})`,
+    `(= ${RESOURCE} ${entityLit(req.resource.type, req.resource.id)})`,
+  ];
   recordAsserts(req.context, env.context, [], { value: ctxConst, present: ctxPresent }, out);
   const ancs = ancestorsOf(req.entities);
   const all = new Map<string, Uid>();
@@ -103,7 +114,13 @@ export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, 
       out.push(e ? `(${existsFn(u.type)} ${lit})` : `(not (${existsFn(u.type)} ${lit}))`);
       if (e) {
         const app = (f: string) => (decls.funcs.has(f) ? `(${f} ${lit})` : undefined);
-        recordAsserts(e.attrs ?? {}, shape, [], { value: (p) => app(attrFn(u.type, p)), present: (p) => app(attrPresentFn(u.type, p)) }, out);
+        recordAsserts(
+          e.attrs ?? {},
+          shape,
+          [],
+          { value: (p) => app(attrFn(u.type, p)), present: (p) => app(attrPresentFn(u.type, p)) },
+          out,
+        );
       }
     }
     for (const b of schema.ancestorTypes.get(u.type) ?? []) {

@@ -59,7 +59,11 @@ function defaultValue(ty: Ty): CedarJson {
     case 'entity':
       return { __entity: { type: ty.name, id: '' } };
     case 'record':
-      return Object.fromEntries(Object.entries(ty.fields).filter(([, f]) => f.required).map(([k, f]) => [k, defaultValue(f.ty)]));
+      return Object.fromEntries(
+        Object.entries(ty.fields)
+          .filter(([, f]) => f.required)
+          .map(([k, f]) => [k, defaultValue(f.ty)]),
+      );
     case 'ext':
       throw new CounterexampleError(`unsupported: a counterexample needs a value of extension type ${ty.name}`);
   }
@@ -91,11 +95,14 @@ function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[]): Re
 export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSchema): string[] {
   const lim = BigInt(Number.MAX_SAFE_INTEGER);
   const bound = (t: string) => `(and (bvsge ${t} ${bvLit(-lim)}) (bvsle ${t} ${bvLit(lim)}))`;
-  const out = leaves(env.context).filter((l) => l.ty.k === 'long').map((l) => bound(ctxConst(l.path)));
+  const out = leaves(env.context)
+    .filter((l) => l.ty.k === 'long')
+    .map((l) => bound(ctxConst(l.path)));
   for (const [t, { type }] of decls.footprint) {
     const shape = schema.entityTypes.get(type)?.shape;
     if (!shape) continue;
-    for (const l of leaves(shape)) if (l.ty.k === 'long' && decls.funcs.has(attrFn(type, l.path))) out.push(bound(`(${attrFn(type, l.path)} ${t})`));
+    for (const l of leaves(shape))
+      if (l.ty.k === 'long' && decls.funcs.has(attrFn(type, l.path))) out.push(bound(`(${attrFn(type, l.path)} ${t})`));
   }
   return out;
 }
@@ -116,7 +123,8 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     present?: number;
     value?: number;
   }
-  const fp: { type: string; guard: number; value: number; exists?: number; attrs?: AttrLeaf[]; ancs: { type: string; idx: number }[] }[] = [];
+  const fp: { type: string; guard: number; value: number; exists?: number; attrs?: AttrLeaf[]; ancs: { type: string; idx: number }[] }[] =
+    [];
   for (const [t, { type, guard }] of decls.footprint) {
     const item: (typeof fp)[number] = { type, guard: terms.push(guard) - 1, value: terms.push(t) - 1, ancs: [] };
     for (const b of schema.ancestorTypes.get(type) ?? []) {
@@ -127,8 +135,10 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
       if (decls.funcs.has(existsFn(type))) item.exists = terms.push(`(${existsFn(type)} ${t})`) - 1;
       item.attrs = leaves(shape).map((leaf) => {
         const a: AttrLeaf = { leaf };
-        if (!leaf.required && decls.funcs.has(attrPresentFn(type, leaf.path))) a.present = terms.push(`(${attrPresentFn(type, leaf.path)} ${t})`) - 1;
-        if (leaf.ty.k !== 'record' && decls.funcs.has(attrFn(type, leaf.path))) a.value = terms.push(`(${attrFn(type, leaf.path)} ${t})`) - 1;
+        if (!leaf.required && decls.funcs.has(attrPresentFn(type, leaf.path)))
+          a.present = terms.push(`(${attrPresentFn(type, leaf.path)} ${t})`) - 1;
+        if (leaf.ty.k !== 'record' && decls.funcs.has(attrFn(type, leaf.path)))
+          a.value = terms.push(`(${attrFn(type, leaf.path)} ${t})`) - 1;
         return a;
       });
     }
@@ -156,7 +166,10 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     target[name] = leaf.ty.k === 'record' ? {} : decodeValue(vals[value!], leaf.ty);
   }
 
-  const entities = new Map<string, { uid: EntityUid; attrs: Record<string, CedarJson>; parents: Map<string, EntityUid>; inStore: boolean }>();
+  const entities = new Map<
+    string,
+    { uid: EntityUid; attrs: Record<string, CedarJson>; parents: Map<string, EntityUid>; inStore: boolean }
+  >();
   const entity = (uid: EntityUid) => {
     const k = `${uid.type}::${JSON.stringify(uid.id)}`;
     let e = entities.get(k);
@@ -181,7 +194,14 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
       // Entities with attributes are in the store exactly when the model says they exist
       // (or, existence unobserved, when they need parents); others stay dangling references.
       e.inStore = item.exists !== undefined ? decodeBool(vals[item.exists]) : e.parents.size > 0;
-      if (e.inStore) e.attrs = buildRecord(item.attrs.map((a) => ({ ...a, present: a.present === undefined ? undefined : decodeBool(vals[a.present]), value: a.value === undefined ? undefined : vals[a.value] })));
+      if (e.inStore)
+        e.attrs = buildRecord(
+          item.attrs.map((a) => ({
+            ...a,
+            present: a.present === undefined ? undefined : decodeBool(vals[a.present]),
+            value: a.value === undefined ? undefined : vals[a.value],
+          })),
+        );
     } else e.inStore = true;
   }
   // Ancestors no query term mentions stay dangling parent references (Cedar allows them).
@@ -193,7 +213,11 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     entities: [...entities.values()]
       .filter((e) => e.inStore)
       .sort((a, b) => (`${a.uid.type}::${a.uid.id}` < `${b.uid.type}::${b.uid.id}` ? -1 : 1))
-      .map((e) => ({ uid: e.uid, attrs: e.attrs, parents: [...e.parents.values()].sort((a, b) => (`${a.type}::${a.id}` < `${b.type}::${b.id}` ? -1 : 1)) })),
+      .map((e) => ({
+        uid: e.uid,
+        attrs: e.attrs,
+        parents: [...e.parents.values()].sort((a, b) => (`${a.type}::${a.id}` < `${b.type}::${b.id}` ? -1 : 1)),
+      })),
   };
 }
 

@@ -29,7 +29,9 @@ export function hierarchyAssumptions(decls: Decls, schema: ProverSchema): string
   for (const [t, { type, guard }] of terms) {
     const exists = existsFn(type);
     if (!decls.funcs.has(exists)) continue;
-    const empties = [...anc(type)].filter((b) => decls.ancs.has(`${type}\u0000${b}`)).map((b) => `(= (${decls.useAncs(type, b)} ${t}) (as set.empty (Set ${entitySort(b)})))`);
+    const empties = [...anc(type)]
+      .filter((b) => decls.ancs.has(`${type}\u0000${b}`))
+      .map((b) => `(= (${decls.useAncs(type, b)} ${t}) (as set.empty (Set ${entitySort(b)})))`);
     if (empties.length) out.push(implies(and(guard, `(not (${exists} ${t}))`), and(...empties)));
   }
   return out.filter((x) => x !== TRUE);
@@ -54,12 +56,19 @@ export function contextAssumptions(env: RequestEnv, taint: TaintAssumption | und
     out.push(eq(`(set.member ${strLit(label)} ${taintSet})`, `(= ((_ extract ${bit} ${bit}) ${mask}) #b1)`));
   }
   const known = labels.map(([l]) => strLit(l));
-  const knownSet = known.length === 0 ? '(as set.empty (Set String))' : known.length === 1 ? `(set.singleton ${known[0]})` : `(set.insert ${known.slice(0, -1).join(' ')} (set.singleton ${known[known.length - 1]}))`;
+  const knownSet =
+    known.length === 0
+      ? '(as set.empty (Set String))'
+      : known.length === 1
+        ? `(set.singleton ${known[0]})`
+        : `(set.insert ${known.slice(0, -1).join(' ')} (set.singleton ${known[known.length - 1]}))`;
   out.push(`(set.subset ${taintSet} ${knownSet})`);
   return out;
 }
 
 export function describeTaintAssumption(taint: TaintAssumption): string {
-  const labels = Object.entries(taint.labels).map(([l, b]) => `${l}=bit ${b}`).join(', ');
+  const labels = Object.entries(taint.labels)
+    .map(([l, b]) => `${l}=bit ${b}`)
+    .join(', ');
   return `context domain: label L ∈ context.taint iff bit taint_labels[L] of context.data_touched is set, and context.taint ⊆ {known labels} (${labels}) — guaranteed by the enforcer, assumed by the prover`;
 }

@@ -86,7 +86,9 @@ export function parseSExpr(text: string): SExpr {
 export function decodeString(lit: string): string {
   if (!lit.startsWith('"') || !lit.endsWith('"')) throw new DecodeError('type_mismatch', `expected a string literal, got ${lit}`);
   const body = lit.slice(1, -1).replace(/""/g, '"');
-  return body.replace(/\\u\{([0-9a-fA-F]{1,5})\}|\\u([0-9a-fA-F]{4})/g, (_m, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt(a ?? b!, 16)));
+  return body.replace(/\\u\{([0-9a-fA-F]{1,5})\}|\\u([0-9a-fA-F]{4})/g, (_m, a: string | undefined, b: string | undefined) =>
+    String.fromCodePoint(parseInt(a ?? b!, 16)),
+  );
 }
 
 export function decodeLong(e: SExpr): bigint {
@@ -145,7 +147,8 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       return decodeBool(e);
     case 'long': {
       const n = decodeLong(e);
-      if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw new LongOutOfRange(`Long ${n} is beyond what JSON carries exactly`);
+      if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER))
+        throw new LongOutOfRange(`Long ${n} is beyond what JSON carries exactly`);
       return Number(n);
     }
     case 'string':

@@ -43,5 +43,8 @@ export class Definitions {
 }
 
 export function assertAll(formulas: string[]): string {
-  return formulas.filter((f) => f !== TRUE).map((f) => `(assert ${f})\n`).join('');
+  return formulas
+    .filter((f) => f !== TRUE)
+    .map((f) => `(assert ${f})\n`)
+    .join('');
 }

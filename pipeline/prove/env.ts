@@ -58,7 +58,10 @@ export function tyEq(a: Ty, b: Ty): boolean {
       const bf = (b as typeof a).fields;
       const ak = Object.keys(a.fields).sort();
       const bk = Object.keys(bf).sort();
-      return ak.length === bk.length && ak.every((k, i) => k === bk[i] && a.fields[k].required === bf[k].required && tyEq(a.fields[k].ty, bf[k].ty));
+      return (
+        ak.length === bk.length &&
+        ak.every((k, i) => k === bk[i] && a.fields[k].required === bf[k].required && tyEq(a.fields[k].ty, bf[k].ty))
+      );
     }
     default:
       return true;
@@ -108,7 +111,9 @@ export function tyName(t: Ty): string {
     case 'set':
       return `Set<${tyName(t.elem)}>`;
     case 'record':
-      return `{${Object.entries(t.fields).map(([k, f]) => `${k}${f.required ? '' : '?'}: ${tyName(f.ty)}`).join(', ')}}`;
+      return `{${Object.entries(t.fields)
+        .map(([k, f]) => `${k}${f.required ? '' : '?'}: ${tyName(f.ty)}`)
+        .join(', ')}}`;
     default:
       return t.k;
   }
@@ -166,7 +171,8 @@ export function loadSchema(text: string): ProverSchema {
     if (!at) continue;
     const ctx = at.context ? toTy(at.context) : ({ k: 'record', fields: {} } as Ty);
     if (ctx.k !== 'record') throw new SchemaError('bad_context', `schema: context of action ${id} is not a record`);
-    for (const p of at.principalTypes) for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
+    for (const p of at.principalTypes)
+      for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
   }
   return { entityTypes, ancestorTypes, actionAncestors, envs };
 }

@@ -17,9 +17,14 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
   const out: string[] = [];
   out.push(`lilith prove: ${side(r.base)} → ${side(r.head)}`);
   out.push(HEADLINE[r.verdict]);
-  out.push(`  ${r.environments.length} request environments${extra?.queries !== undefined ? `, ${extra.queries} solver queries` : ''} (cvc5 ${r.solver.version})${extra?.seconds !== undefined ? `, ${extra.seconds.toFixed(2)} s` : ''}`);
+  out.push(
+    `  ${r.environments.length} request environments${extra?.queries !== undefined ? `, ${extra.queries} solver queries` : ''} (cvc5 ${r.solver.version})${extra?.seconds !== undefined ? `, ${extra.seconds.toFixed(2)} s` : ''}`,
+  );
   for (const e of r.escalations) {
-    out.push('', `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`);
+    out.push(
+      '',
+      `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
+    );
     out.push(indent(describeCounterexample(e.counterexample)));
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
   }
@@ -42,7 +47,10 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
 }
 
 function indent(s: string): string {
-  return s.split('\n').map((l) => `    ${l}`).join('\n');
+  return s
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 }
 
 function mdCx(cx: NonNullable<ProofReport['invariants'][number]['counterexample']>): string {
@@ -52,7 +60,10 @@ function mdCx(cx: NonNullable<ProofReport['invariants'][number]['counterexample'
 export function formatMarkdown(r: ProofReport, extra?: { digest: string }): string {
   const icon = r.verdict === 'proven' ? '✅' : r.verdict === 'approved' ? '⚠️' : '❌';
   const out: string[] = [`<!-- lilith-prove -->`, `### ${icon} Lilith policy proof: ${r.verdict}`, '', HEADLINE[r.verdict] + '.', ''];
-  out.push(`Base \`${side(r.base)}\` → head \`${side(r.head)}\` · ${r.environments.length} request environments · cvc5 ${r.solver.version}`, '');
+  out.push(
+    `Base \`${side(r.base)}\` → head \`${side(r.head)}\` · ${r.environments.length} request environments · cvc5 ${r.solver.version}`,
+    '',
+  );
   if (r.escalations.length) {
     out.push('#### Escalations', '');
     for (const e of r.escalations) {
@@ -62,9 +73,11 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
     }
   }
   out.push('#### Invariants', '', '| invariant | file | result |', '|---|---|---|');
-  for (const i of r.invariants) out.push(`| \`${i.id}\` | \`${i.file}\` | ${i.result === 'holds' ? '✅ holds' : `❌ violated in ${i.env}`} |`);
+  for (const i of r.invariants)
+    out.push(`| \`${i.id}\` | \`${i.file}\` | ${i.result === 'holds' ? '✅ holds' : `❌ violated in ${i.env}`} |`);
   out.push('');
-  for (const i of r.invariants.filter((x) => x.counterexample)) out.push(`Counterexample for \`${i.id}\`:`, '', mdCx(i.counterexample!), '');
+  for (const i of r.invariants.filter((x) => x.counterexample))
+    out.push(`Counterexample for \`${i.id}\`:`, '', mdCx(i.counterexample!), '');
   if (r.warnings.length) {
     out.push('#### Warnings', '');
     for (const w of r.warnings) out.push(`- **${w.kind}** \`${w.policy}\` (\`${w.file}\`): ${w.detail}`);

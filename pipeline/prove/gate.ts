@@ -14,8 +14,14 @@ import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js
 import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './dataplane-model.js';
 import { baseView, envKey, loadSchema, projectValue, tyEq, type ProverSchema, type RequestEnv } from './env.js';
 import {
-  digestFiles, reportDigest, verdictOf, REPORT_FORMAT,
-  type EscalationFinding, type InvariantResult, type ProofReport, type Warning,
+  digestFiles,
+  reportDigest,
+  verdictOf,
+  REPORT_FORMAT,
+  type EscalationFinding,
+  type InvariantResult,
+  type ProofReport,
+  type Warning,
 } from './report.js';
 import { UnsupportedError, FALSE, sym } from './smt.js';
 import { Cvc5, cvc5Version, SolverError } from './solver.js';
@@ -77,7 +83,8 @@ function taintOf(configText: string): TaintAssumption | undefined {
     const cfg = JSON.parse(configText) as { taint_labels?: Record<string, number> };
     if (!cfg.taint_labels) return undefined;
     for (const [l, b] of Object.entries(cfg.taint_labels)) {
-      if (!Number.isInteger(b) || b < 0 || b > 63) throw new GateError('bad_config', `lilith.json: taint label ${l} has bit ${b} (must be 0..63)`);
+      if (!Number.isInteger(b) || b < 0 || b > 63)
+        throw new GateError('bad_config', `lilith.json: taint label ${l} has bit ${b} (must be 0..63)`);
     }
     return { labels: cfg.taint_labels };
   } catch (err) {
@@ -93,7 +100,9 @@ function taintOf(configText: string): TaintAssumption | undefined {
  * would reject such requests, so they count as denied by the base.
  */
 function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
-  const same = base.envs.filter((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
+  const same = base.envs.filter(
+    (e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType,
+  );
   const exact = same.find((e) => tyEq(e.context, env.context));
   if (exact) return exact;
   for (const e of same) {
@@ -137,10 +146,25 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
     const baseEnv = baseEnvFor(baseSchema, env);
     // The base sees the context as its own schema types it: attributes the head added are absent to it.
-    const bc = new Compiler({ schema: headSchema, actionAncestors: baseSchema.actionAncestors, env: baseEnv ? { ...env, context: baseEnv.context } : env, decls });
+    const bc = new Compiler({
+      schema: headSchema,
+      actionAncestors: baseSchema.actionAncestors,
+      env: baseEnv ? { ...env, context: baseEnv.context } : env,
+      decls,
+    });
     const defs = new Definitions();
-    const headSet = nameTerms(side('head', () => compileSet(hc, headPolicies)), 'head', defs.define);
-    const baseSet = baseEnv ? nameTerms(side('base', () => compileSet(bc, basePolicies)), 'base', defs.define) : undefined;
+    const headSet = nameTerms(
+      side('head', () => compileSet(hc, headPolicies)),
+      'head',
+      defs.define,
+    );
+    const baseSet = baseEnv
+      ? nameTerms(
+          side('base', () => compileSet(bc, basePolicies)),
+          'base',
+          defs.define,
+        )
+      : undefined;
     const invs = side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
       ...p,
       sat: defs.define(`inv.sat.${i}`, p.sat),
@@ -161,9 +185,18 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const t1 = performance.now();
   const ctx: SolveContext = { sorts, headSchema, headPolicies, basePolicies, invariants, head, base, opts };
   const parts = await Promise.all(
-    Array.from({ length: workers }, (_, w) => solveEnvs(problems.map((p, i) => ({ p, i })).filter(({ i }) => i % workers === w), ctx, w === 0 ? opts.transcript : undefined)),
+    Array.from({ length: workers }, (_, w) =>
+      solveEnvs(
+        problems.map((p, i) => ({ p, i })).filter(({ i }) => i % workers === w),
+        ctx,
+        w === 0 ? opts.transcript : undefined,
+      ),
+    ),
   );
-  const escalations = parts.flatMap((x) => x.escalations).sort((a, b) => a.index - b.index).map((x) => x.finding);
+  const escalations = parts
+    .flatMap((x) => x.escalations)
+    .sort((a, b) => a.index - b.index)
+    .map((x) => x.finding);
   const invResults = new Map<string, InvariantResult>(
     invariants.map((p) => [p.id, { id: p.id, file: p.file, effect: p.json.effect as 'permit' | 'forbid', result: 'holds' as const }]),
   );
@@ -178,7 +211,11 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       const m = hygiene.get(id)!;
       m.matched ||= h.matched;
       m.effective ||= h.effective;
-      if (h.errorIndex !== undefined && (m.errorEnv === undefined || h.errorIndex < problems.findIndex((x) => envKey(x.env) === m.errorEnv))) m.errorEnv = envKey(problems[h.errorIndex].env);
+      if (
+        h.errorIndex !== undefined &&
+        (m.errorEnv === undefined || h.errorIndex < problems.findIndex((x) => envKey(x.env) === m.errorEnv))
+      )
+        m.errorEnv = envKey(problems[h.errorIndex].env);
     }
   }
   const queries = parts.reduce((n, x) => n + x.queries, 0);
@@ -189,8 +226,15 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     for (const p of headPolicies) {
       const h = hygiene.get(p.id)!;
       if (!h.matched) warnings.push({ kind: 'dead', policy: p.id, file: p.file, detail: 'matches no request in any environment' });
-      else if (h.permit && !h.effective) warnings.push({ kind: 'shadowed', policy: p.id, file: p.file, detail: 'every request it permits is forbidden by a forbid policy' });
-      if (h.errorEnv) warnings.push({ kind: 'may-error', policy: p.id, file: p.file, detail: `evaluation can raise an error (e.g. in ${h.errorEnv}); an erroring policy is skipped` });
+      else if (h.permit && !h.effective)
+        warnings.push({ kind: 'shadowed', policy: p.id, file: p.file, detail: 'every request it permits is forbidden by a forbid policy' });
+      if (h.errorEnv)
+        warnings.push({
+          kind: 'may-error',
+          policy: p.id,
+          file: p.file,
+          detail: `evaluation can raise an error (e.g. in ${h.errorEnv}); an erroring policy is skipped`,
+        });
     }
   }
   const assumptions = [
@@ -258,7 +302,10 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
       const model = async (): Promise<Counterexample> => {
         // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
         let scopes = 0;
-        for (const extra of [[...safeLongBounds(pr.env, pr.decls, headSchema), ...readableIds(pr.env)], safeLongBounds(pr.env, pr.decls, headSchema)]) {
+        for (const extra of [
+          [...safeLongBounds(pr.env, pr.decls, headSchema), ...readableIds(pr.env)],
+          safeLongBounds(pr.env, pr.decls, headSchema),
+        ]) {
           solver.send(`(push 1)\n${assertAll(extra)}`);
           // Preferences only: unsat or unknown just means "take the next one".
           if ((await solver.checkSatMaybe()) === 'sat') {
@@ -317,7 +364,10 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         const original = invariants.find((p) => p.id === inv.id)!;
         recheckInvariant(cx, original, headPolicies, head.source.schema, key);
         violated.add(inv.id);
-        out.violations.push({ index, result: { id: inv.id, file: original.file, effect: inv.effect, result: 'violated', env: key, counterexample: cx } });
+        out.violations.push({
+          index,
+          result: { id: inv.id, file: original.file, effect: inv.effect, result: 'violated', env: key, counterexample: cx },
+        });
       }
 
       // Hygiene (head only).
@@ -373,7 +423,7 @@ function recheckInvariant(cx: Counterexample, inv: NamedPolicy, head: NamedPolic
   const h = decide(cx, toStaticPolicies(head), schema);
   let matched: boolean;
   if (inv.json.effect === 'forbid') {
-    const d = decide(cx, { [inv.id]: inv.text, '__lilith_permit_all': PERMIT_ALL }, schema);
+    const d = decide(cx, { [inv.id]: inv.text, __lilith_permit_all: PERMIT_ALL }, schema);
     matched = d.decision === 'deny' && d.reasons.includes(inv.id);
     if (h.decision === 'allow' && matched) return;
   } else {

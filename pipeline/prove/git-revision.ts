@@ -113,6 +113,7 @@ export async function readApprovalsDir(policyDir: string): Promise<Approval[]> {
     return [];
   }
   const out: Approval[] = [];
-  for (const n of names.sort()) if (n.endsWith('.json')) out.push(...parseApprovalFile(`${dir}/${n}`, await fs.promises.readFile(`${dir}/${n}`, 'utf8')));
+  for (const n of names.sort())
+    if (n.endsWith('.json')) out.push(...parseApprovalFile(`${dir}/${n}`, await fs.promises.readFile(`${dir}/${n}`, 'utf8')));
   return out;
 }

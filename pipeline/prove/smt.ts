@@ -126,7 +126,8 @@ export function sortOf(t: Ty): string {
     case 'entity':
       return entitySort(t.name);
     case 'set':
-      if (t.elem.k === 'set' || t.elem.k === 'record' || t.elem.k === 'ext') throw new UnsupportedError(`set of ${t.elem.k === 'ext' ? t.elem.name : t.elem.k}`);
+      if (t.elem.k === 'set' || t.elem.k === 'record' || t.elem.k === 'ext')
+        throw new UnsupportedError(`set of ${t.elem.k === 'ext' ? t.elem.name : t.elem.k}`);
       return `(Set ${sortOf(t.elem)})`;
     case 'record':
       throw new UnsupportedError('record used where a value sort is needed (e.g. inside a set)');

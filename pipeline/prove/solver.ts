@@ -115,7 +115,8 @@ export class Cvc5 {
     if (terms.length === 0) return [];
     this.send(`(get-value (${terms.join(' ')}))\n`);
     const r = await this.read();
-    if (!Array.isArray(r) || r.length !== terms.length) throw new SolverError('unexpected_answer', `unexpected get-value answer: ${JSON.stringify(r).slice(0, 300)}`);
+    if (!Array.isArray(r) || r.length !== terms.length)
+      throw new SolverError('unexpected_answer', `unexpected get-value answer: ${JSON.stringify(r).slice(0, 300)}`);
     return r.map((pair) => (pair as SExpr[])[1]);
   }
 

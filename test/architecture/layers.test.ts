@@ -132,7 +132,7 @@ test("the enforcer's rooms import only rooms below them", () => {
   assert.deepEqual(bad, []);
 });
 
-test("outside callers enter an enforcer room only through its front door (index.ts)", () => {
+test('outside callers enter an enforcer room only through its front door (index.ts)', () => {
   const bad = all
     .filter((e) => topOf(e.from) !== 'test' && roomOf(e.to) !== null && roomOf(e.to) !== 'audit')
     .filter((e) => roomOf(e.from) !== roomOf(e.to) && !e.to.endsWith(`${sep}index.ts`))

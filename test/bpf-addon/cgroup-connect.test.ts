@@ -4,7 +4,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject, RingBuffer, monotonicNs, type BpfLink } from '../../bpf/loader.js';
-import { connectFrom, listen, makeCgroup, makePinDir, removeCgroup, removePinDir, testObjects, u32, u64, type Listener } from './helpers.js';
+import {
+  connectFrom,
+  listen,
+  makeCgroup,
+  makePinDir,
+  removeCgroup,
+  removePinDir,
+  testObjects,
+  u32,
+  u64,
+  type Listener,
+} from './helpers.js';
 
 let objPath: string;
 let obj: BpfObject;
@@ -38,7 +49,10 @@ after(async () => {
 
 test('object exposes its programs and maps with their kernel shapes', () => {
   const progs = obj.programs();
-  assert.deepEqual(progs.map((p) => [p.name, p.section]), [['test_connect4', 'cgroup/connect4']]);
+  assert.deepEqual(
+    progs.map((p) => [p.name, p.section]),
+    [['test_connect4', 'cgroup/connect4']],
+  );
   assert.ok(progs[0]!.fd > 0);
   const counts = obj.map('test_counts');
   assert.equal(counts.keySize, 4);

@@ -40,7 +40,10 @@ after(async () => {
 });
 
 test('sock_create program denies raw sockets in the cgroup and only there', () => {
-  assert.deepEqual(links.map((l) => l.info().attachType), [2 /* CGROUP_INET_SOCK_CREATE */, 3 /* CGROUP_SOCK_OPS */]);
+  assert.deepEqual(
+    links.map((l) => l.info().attachType),
+    [2 /* CGROUP_INET_SOCK_CREATE */, 3 /* CGROUP_SOCK_OPS */],
+  );
   assert.equal(rawSocketFrom(cgroup), '1' /* EPERM */);
   assert.equal(rawSocketFrom(null), 'ok');
 });

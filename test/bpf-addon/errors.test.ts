@@ -9,15 +9,18 @@ import { makePinDir, removePinDir, testObjects, u32 } from './helpers.js';
 const objs = testObjects();
 
 test('opening a missing object file is ENOENT', () => {
-  assert.throws(() => BpfObject.open('/nonexistent/x.bpf.o'), (e: unknown) => {
-    assert.ok(e instanceof BpfError);
-    assert.equal(e.operation, 'object.open');
-    assert.equal(e.errno, 2);
-    assert.equal(e.code, 'ENOENT');
-    assert.match(e.message, /\/nonexistent\/x\.bpf\.o/);
-    assert.match(e.log ?? '', /failed to open/);
-    return true;
-  });
+  assert.throws(
+    () => BpfObject.open('/nonexistent/x.bpf.o'),
+    (e: unknown) => {
+      assert.ok(e instanceof BpfError);
+      assert.equal(e.operation, 'object.open');
+      assert.equal(e.errno, 2);
+      assert.equal(e.code, 'ENOENT');
+      assert.match(e.message, /\/nonexistent\/x\.bpf\.o/);
+      assert.match(e.log ?? '', /failed to open/);
+      return true;
+    },
+  );
 });
 
 test('a file that is not a BPF object is a libbpf format error', () => {
@@ -33,14 +36,17 @@ test('a file that is not a BPF object is a libbpf format error', () => {
 test('a program the verifier rejects fails load with the verifier log', () => {
   const obj = BpfObject.open(objs.reject, { pinRoot: '/nonexistent' });
   try {
-    assert.throws(() => obj.load(), (e: unknown) => {
-      assert.ok(e instanceof BpfError);
-      assert.equal(e.operation, 'object.load');
-      assert.equal(e.code, 'EACCES');
-      assert.match(e.log ?? '', /test_reject/);
-      assert.match(e.log ?? '', /invalid mem access 'map_value_or_null'/);
-      return true;
-    });
+    assert.throws(
+      () => obj.load(),
+      (e: unknown) => {
+        assert.ok(e instanceof BpfError);
+        assert.equal(e.operation, 'object.load');
+        assert.equal(e.code, 'EACCES');
+        assert.match(e.log ?? '', /test_reject/);
+        assert.match(e.log ?? '', /invalid mem access 'map_value_or_null'/);
+        return true;
+      },
+    );
   } finally {
     obj.close();
   }
@@ -61,7 +67,10 @@ test('unknown programs, maps and wrong key or value sizes are clear errors', () 
     assert.throws(() => cfg.update(u32(0), Buffer.alloc(8)), { code: 'EINVAL', message: /value is 8 bytes, map expects 4/ });
     // An array index past max_entries: the kernel's own answer.
     assert.throws(() => cfg.update(u32(5), u32(1)), { operation: 'map.update', code: 'E2BIG' });
-    assert.throws(() => obj.program('test_connect4').attachCgroup('/nonexistent-cgroup'), { operation: 'program.attachCgroup', code: 'ENOENT' });
+    assert.throws(() => obj.program('test_connect4').attachCgroup('/nonexistent-cgroup'), {
+      operation: 'program.attachCgroup',
+      code: 'ENOENT',
+    });
     assert.throws(() => obj.program('test_connect4').setAutoload(false), { code: 'EBUSY' });
     cfg.update(u32(0), u32(7));
     assert.equal(cfg.lookup(u32(0))?.readUInt32LE(0), 7);

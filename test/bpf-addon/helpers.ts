@@ -120,7 +120,11 @@ export function connectFrom(cgroup: string | null, host: string, port: number): 
 }
 
 /** Runs a node ESM script in a separate process; resolves with its exit code and stdout. */
-export function runNode(script: string, timeoutMs = 20000, nodeArgs: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runNode(
+  script: string,
+  timeoutMs = 20000,
+  nodeArgs: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -6,7 +6,19 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfLink, BpfMap, BpfObject } from '../../bpf/loader.js';
-import { connectFrom, distModule, listen, makeCgroup, makePinDir, removeCgroup, removePinDir, runNode, testObjects, u32, type Listener } from './helpers.js';
+import {
+  connectFrom,
+  distModule,
+  listen,
+  makeCgroup,
+  makePinDir,
+  removeCgroup,
+  removePinDir,
+  runNode,
+  testObjects,
+  u32,
+  type Listener,
+} from './helpers.js';
 
 let objPath: string;
 let cgroup: string;
@@ -82,7 +94,14 @@ test('pinned link and maps outlive the object; another process re-adopts them an
   `;
   const r = await runNode(script);
   assert.equal(r.code, 0, r.stderr);
-  const seen = JSON.parse(r.stdout) as { name: string; keySize: number; valueSize: number; type: number; entries: [number, number][]; linkType: number };
+  const seen = JSON.parse(r.stdout) as {
+    name: string;
+    keySize: number;
+    valueSize: number;
+    type: number;
+    entries: [number, number][];
+    linkType: number;
+  };
   assert.deepEqual(
     { name: seen.name, keySize: seen.keySize, valueSize: seen.valueSize, type: seen.type, linkType: seen.linkType },
     { name: 'test_counts', keySize: 4, valueSize: 8, type: 1 /* HASH */, linkType: 3 /* cgroup */ },
@@ -132,7 +151,11 @@ test('opening pins that are missing or of the wrong kind fails with a typed erro
     const link = obj.program('test_connect4').attachCgroup(cgroup);
     link.pin(join(pins, 'a-link'));
     try {
-      assert.throws(() => BpfMap.openPinned(join(pins, 'a-link')), { operation: 'map.openPinned', code: 'EINVAL', message: /not a BPF map \(bpf-link\)/ });
+      assert.throws(() => BpfMap.openPinned(join(pins, 'a-link')), {
+        operation: 'map.openPinned',
+        code: 'EINVAL',
+        message: /not a BPF map \(bpf-link\)/,
+      });
     } finally {
       link.unpin();
       link.destroy();

@@ -40,7 +40,8 @@ test('an unref()ed open ring buffer does not keep the process alive', async () =
 test('ring buffers opened, closed from inside their own handler, and collected do not crash the process', async () => {
   // A managed connect produces events; each consumer closes itself from its
   // handler on the first one, then everything is garbage-collected.
-  const r = await runNode(`
+  const r = await runNode(
+    `
     import { BpfObject, RingBuffer } from ${JSON.stringify(distModule('bpf/loader.js'))};
     import { mkdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
     import { execFileSync } from 'node:child_process';
@@ -62,7 +63,10 @@ test('ring buffers opened, closed from inside their own handler, and collected d
     }
     link.destroy(); obj.close(); rmSync(pins, { recursive: true }); rmdirSync(cg);
     console.log('closedInHandler=' + closedInHandler);
-  `, 60000, ['--expose-gc']);
+  `,
+    60000,
+    ['--expose-gc'],
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'closedInHandler=5');
 });

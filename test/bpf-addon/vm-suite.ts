@@ -24,7 +24,10 @@ function parseTap(out: string): TapLine[] {
 export async function runSuite(ctx: ScenarioContext, bootLsm: BootLsm): Promise<ScenarioResult> {
   const dir = join(ctx.projectRoot, 'dist', 'test', 'bpf-addon');
   const out = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', dir], { cwd: ctx.projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', dir], {
+      cwd: ctx.projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => ctx.log(String(d).trimEnd()));
@@ -39,6 +42,10 @@ export async function runSuite(ctx: ScenarioContext, bootLsm: BootLsm): Promise<
     ok: r.ok && !(r.skip !== undefined && bootLsm === 'bpf'),
     detail: r.skip !== undefined ? `skipped: ${r.skip}` : r.ok ? 'passed' : 'failed (see the scenario log)',
   }));
-  checks.push({ name: 'loader test suite exits 0', ok: out.code === 0 && results.length > 0, detail: `exit ${out.code}, ${results.length} tests` });
+  checks.push({
+    name: 'loader test suite exits 0',
+    ok: out.code === 0 && results.length > 0,
+    detail: `exit ${out.code}, ${results.length} tests`,
+  });
   return { checks };
 }

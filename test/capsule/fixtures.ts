@@ -3,7 +3,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CAPSULE_FORMAT, generateSigningKey, parseTrust, trustFromKeys, type CapsulePayload, type SigningKey, type Trust } from '../../capsule/index.js';
+import {
+  CAPSULE_FORMAT,
+  generateSigningKey,
+  parseTrust,
+  trustFromKeys,
+  type CapsulePayload,
+  type SigningKey,
+  type Trust,
+} from '../../capsule/index.js';
 import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { buildPayload } from '../../pipeline/capsule-build.js';
 
@@ -40,7 +48,10 @@ export async function readBytes(path: string): Promise<Buffer> {
 }
 
 /** Re-encodes an envelope after `edit` changes its JSON form. */
-export function editEnvelope(bytes: Uint8Array, edit: (env: { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] }) => void): Uint8Array {
+export function editEnvelope(
+  bytes: Uint8Array,
+  edit: (env: { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] }) => void,
+): Uint8Array {
   const env = JSON.parse(Buffer.from(bytes).toString('utf8'));
   edit(env);
   return Buffer.from(JSON.stringify(env));

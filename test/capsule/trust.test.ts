@@ -26,7 +26,10 @@ describe('trust file parsing', () => {
   test('keyid must be the sha256 of the public key', () => {
     const file = trustFromKeys([a1], 1);
     file.keys[0].keyid = b1.keyid;
-    assert.throws(() => parseTrust(JSON.stringify(file)), (e: unknown) => code('bad_trust')(e) && /sha256/.test((e as Error).message));
+    assert.throws(
+      () => parseTrust(JSON.stringify(file)),
+      (e: unknown) => code('bad_trust')(e) && /sha256/.test((e as Error).message),
+    );
   });
   test('threshold must be between 1 and the number of keys', () => {
     assert.throws(() => parseTrust(JSON.stringify(trustFromKeys([a1], 2))), code('bad_trust'));
@@ -34,7 +37,10 @@ describe('trust file parsing', () => {
   });
   test('the same key listed twice is refused (it would inflate the threshold)', () => {
     const file = trustFromKeys([a1, a1], 2);
-    assert.throws(() => parseTrust(JSON.stringify(file)), (e: unknown) => code('bad_trust')(e) && /twice/.test((e as Error).message));
+    assert.throws(
+      () => parseTrust(JSON.stringify(file)),
+      (e: unknown) => code('bad_trust')(e) && /twice/.test((e as Error).message),
+    );
   });
   test('not JSON → bad_trust', () => {
     assert.throws(() => parseTrust('{"version": 1,'), code('bad_trust'));
@@ -56,17 +62,26 @@ describe('key rotation', () => {
 
   test('refused with only the new keys (old threshold not met)', () => {
     const update = signTrustUpdate(nextFile, [b1, b2, b3]);
-    assert.throws(() => verifyTrustUpdate(update, oldTrust, NOW), (e: unknown) => code('unknown_key')(e) && /current keys/.test((e as Error).message));
+    assert.throws(
+      () => verifyTrustUpdate(update, oldTrust, NOW),
+      (e: unknown) => code('unknown_key')(e) && /current keys/.test((e as Error).message),
+    );
   });
 
   test('refused with one old key and all new keys', () => {
     const update = signTrustUpdate(nextFile, [a1, b1, b2, b3]);
-    assert.throws(() => verifyTrustUpdate(update, oldTrust, NOW), (e: unknown) => code('below_threshold')(e) && /current keys/.test((e as Error).message));
+    assert.throws(
+      () => verifyTrustUpdate(update, oldTrust, NOW),
+      (e: unknown) => code('below_threshold')(e) && /current keys/.test((e as Error).message),
+    );
   });
 
   test('refused with the old keys only (new threshold not met): old keys cannot hand control to keys that never signed', () => {
     const update = signTrustUpdate(trustFromKeys([mallory, b1], 2), [a1, a2, mallory]);
-    assert.throws(() => verifyTrustUpdate(update, oldTrust, NOW), (e: unknown) => code('below_threshold')(e) && /new keys/.test((e as Error).message));
+    assert.throws(
+      () => verifyTrustUpdate(update, oldTrust, NOW),
+      (e: unknown) => code('below_threshold')(e) && /new keys/.test((e as Error).message),
+    );
   });
 
   test('one old key signing twice does not meet the old threshold', () => {

@@ -162,7 +162,12 @@ describe('refusals', () => {
   test('garbage bytes → malformed', async () => {
     await refuses(Buffer.from([0xff, 0x00, 0x13, 0x37, 0x42]), trust1, 'malformed');
     await refuses(Buffer.from('[1,2,3]'), trust1, 'malformed', /not a JSON object/);
-    await refuses(Buffer.from('{"payloadType":"application/vnd.lilith.capsule+json","payload":"!!!","signatures":[{"keyid":"x","sig":"AAAA"}]}'), trust1, 'malformed', /base64/);
+    await refuses(
+      Buffer.from('{"payloadType":"application/vnd.lilith.capsule+json","payload":"!!!","signatures":[{"keyid":"x","sig":"AAAA"}]}'),
+      trust1,
+      'malformed',
+      /base64/,
+    );
   });
 
   test('oversized file → too_large, before any parsing', async () => {
@@ -216,7 +221,10 @@ describe('acceptance state', () => {
       const path = join(dir.path, 'state.json');
       for (const content of ['{"watermark": 3, "dig', '{"watermark": -1, "digest": "x", "accepted_at": "y"}', '']) {
         await writeFile(path, content);
-        await assert.rejects(acceptCapsule(signCapsule(await payload(5), [k1]), trust1, dir.path, NOW), refusedWith('state_corrupt', /refusing to reset/));
+        await assert.rejects(
+          acceptCapsule(signCapsule(await payload(5), [k1]), trust1, dir.path, NOW),
+          refusedWith('state_corrupt', /refusing to reset/),
+        );
         assert.equal(await readFile(path, 'utf8'), content);
       }
     } finally {

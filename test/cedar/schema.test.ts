@@ -31,7 +31,10 @@ test('readSchema: common types inlined, names resolved, hierarchies closed', () 
   assert.deepEqual(ctx.attributes.arguments.type, {
     kind: 'Record',
     additionalAttributes: false,
-    attributes: { path: { type: { kind: 'String' }, required: false }, tags: { type: { kind: 'Set', element: { kind: 'String' } }, required: true } },
+    attributes: {
+      path: { type: { kind: 'String' }, required: false },
+      tags: { type: { kind: 'Set', element: { kind: 'String' } }, required: true },
+    },
   });
 });
 
@@ -49,5 +52,8 @@ test('readSchema: errors carry a code', () => {
 
 test('closure: depth first, no repeats, cycles end', () => {
   const g: Record<string, string[]> = { a: ['b', 'c'], b: ['a'], c: ['d'] };
-  assert.deepEqual(closure(['a'], (n) => g[n] ?? []), ['a', 'c', 'd', 'b']);
+  assert.deepEqual(
+    closure(['a'], (n) => g[n] ?? []),
+    ['a', 'c', 'd', 'b'],
+  );
 });

@@ -22,13 +22,25 @@ test('missing layers by Landlock ABI and seccomp support', () => {
 test('a missing layer refuses unless allow_degraded lists it', () => {
   const missing = missingLayers({ landlockAbi: 3, seccomp: true });
   const none = decideDegraded(missing);
-  assert.deepEqual(none.refused.map((m) => m.layer), ['landlock-net', 'landlock-ioctl-dev', 'landlock-scope']);
+  assert.deepEqual(
+    none.refused.map((m) => m.layer),
+    ['landlock-net', 'landlock-ioctl-dev', 'landlock-scope'],
+  );
   assert.deepEqual(none.degraded, []);
   const some = decideDegraded(missing, ['landlock-scope', 'landlock-ioctl-dev']);
-  assert.deepEqual(some.refused.map((m) => m.layer), ['landlock-net']);
-  assert.deepEqual(some.degraded.map((m) => m.layer), ['landlock-ioctl-dev', 'landlock-scope']);
+  assert.deepEqual(
+    some.refused.map((m) => m.layer),
+    ['landlock-net'],
+  );
+  assert.deepEqual(
+    some.degraded.map((m) => m.layer),
+    ['landlock-ioctl-dev', 'landlock-scope'],
+  );
   const noLandlock = decideDegraded(missingLayers({ landlockAbi: 0, seccomp: true }), ['landlock-scope', 'landlock-net']);
-  assert.deepEqual(noLandlock.refused.map((m) => m.layer), ['landlock']);
+  assert.deepEqual(
+    noLandlock.refused.map((m) => m.layer),
+    ['landlock'],
+  );
   assert.deepEqual(decideDegraded(missingLayers({ landlockAbi: 7, seccomp: true }), []), { refused: [], degraded: [] });
   // Every reason names the ABI that lacks it.
   assert.match(missing.find((m) => m.layer === 'landlock-net')!.why, /ABI 3 < 4/);

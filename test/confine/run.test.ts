@@ -46,7 +46,10 @@ function parseProbe(stdout: string, what: string): ProbeResult {
 
 /** The same probe without any confinement: shows the attempt is real (it works, or fails for another reason). */
 function bareProbe(attempt: string, arg?: string): ProbeResult {
-  return parseProbe(spawnSync(ESCAPE_PROBE_BIN, [attempt, ...(arg ? [arg] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).stdout, attempt);
+  return parseProbe(
+    spawnSync(ESCAPE_PROBE_BIN, [attempt, ...(arg ? [arg] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).stdout,
+    attempt,
+  );
 }
 
 function probe(agent: string, attempt: string, arg?: string, env: NodeJS.ProcessEnv = {}) {
@@ -74,7 +77,13 @@ before(async () => {
     { spiffe_id: 'spiffe://corp.example/agents/tester', selectors: [`cgroup:/${cgroupBase}/tester`], profile: 'standard', filesystem: fs },
     { spiffe_id: 'spiffe://corp.example/agents/strict', selectors: [`cgroup:/${cgroupBase}/strict`], profile: 'strict', filesystem: fs },
     // May run without Landlock scoping (and only that) where the kernel lacks it.
-    { spiffe_id: 'spiffe://corp.example/agents/degraded', selectors: [`cgroup:/${cgroupBase}/degraded`], profile: 'standard', filesystem: fs, allow_degraded: ['landlock-scope'] },
+    {
+      spiffe_id: 'spiffe://corp.example/agents/degraded',
+      selectors: [`cgroup:/${cgroupBase}/degraded`],
+      profile: 'standard',
+      filesystem: fs,
+      allow_degraded: ['landlock-scope'],
+    },
   ];
   writeFileSync(join(policies, 'lilith.json'), JSON.stringify(config, null, 2));
 });
@@ -84,7 +93,14 @@ after(() => {
   other.close();
   rmSync(work, { recursive: true, force: true });
   const root = join(cgroup2Root(), `lilith-test-${process.pid}`);
-  for (const dir of [join(root, 'agents', 'tester'), join(root, 'agents', 'strict'), join(root, 'agents', 'stranger'), join(root, 'agents', 'degraded'), join(root, 'agents'), root]) {
+  for (const dir of [
+    join(root, 'agents', 'tester'),
+    join(root, 'agents', 'strict'),
+    join(root, 'agents', 'stranger'),
+    join(root, 'agents', 'degraded'),
+    join(root, 'agents'),
+    root,
+  ]) {
     try {
       rmdirSync(dir);
     } catch {
@@ -95,7 +111,11 @@ after(() => {
 
 test('files: writes outside the allowed roots fail, inside succeed', () => {
   const target = join(work, 'workspace', 'ok.txt');
-  const r = lilithRun('tester', ['/bin/sh', '-c', `echo in > ${target} && echo wrote-in; echo out > ${join(work, 'outside.txt')} || echo denied-out`]);
+  const r = lilithRun('tester', [
+    '/bin/sh',
+    '-c',
+    `echo in > ${target} && echo wrote-in; echo out > ${join(work, 'outside.txt')} || echo denied-out`,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /wrote-in/);
   assert.match(r.stdout, /denied-out/);
@@ -111,7 +131,20 @@ test('files: ~/.ssh stays unreadable although its home directory is read-write',
 });
 
 test('seccomp: escape primitives fail with EPERM', () => {
-  for (const attempt of ['ptrace', 'io_uring_setup', 'bpf', 'unshare', 'mount', 'memfd_exec', 'process_vm_readv', 'userfaultfd', 'keyctl', 'perf_event_open', 'raw_socket', 'packet_socket']) {
+  for (const attempt of [
+    'ptrace',
+    'io_uring_setup',
+    'bpf',
+    'unshare',
+    'mount',
+    'memfd_exec',
+    'process_vm_readv',
+    'userfaultfd',
+    'keyctl',
+    'perf_event_open',
+    'raw_socket',
+    'packet_socket',
+  ]) {
     const r = probe('tester', attempt, attempt === 'mount' ? work : undefined);
     assert.deepEqual([r.attempt, r.ok, r.errno], [attempt, false, 1], `${attempt}: ${r.error}`);
   }
@@ -129,10 +162,13 @@ test('strict profile: no anonymous executable memory, no inet sockets', () => {
 
 test('a Node program and a shell pipeline work under the standard profile', () => {
   const script = join(work, 'workspace', 'agent.mjs');
-  writeFileSync(script, `import { execSync } from 'node:child_process';
+  writeFileSync(
+    script,
+    `import { execSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 writeFileSync(${JSON.stringify(join(work, 'workspace', 'node-out.txt'))}, 'from node');
-console.log('node', execSync('echo pipeline | tr a-z A-Z | cat').toString().trim());`);
+console.log('node', execSync('echo pipeline | tr a-z A-Z | cat').toString().trim());`,
+  );
   const r = lilithRun('tester', [process.execPath, script]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /node PIPELINE/);
@@ -148,8 +184,12 @@ test('network: TCP connect only to the proxy port under Landlock', () => {
 });
 
 test('children inherit the cgroup, seccomp and Landlock', () => {
-  const r = lilithRun('tester', ['/bin/sh', '-c', `sh -c 'cat /proc/self/cgroup; ${ESCAPE_PROBE_BIN} bpf; ${ESCAPE_PROBE_BIN} read ${join(home, '.ssh', 'id_ed25519')}' &
-wait $!`]);
+  const r = lilithRun('tester', [
+    '/bin/sh',
+    '-c',
+    `sh -c 'cat /proc/self/cgroup; ${ESCAPE_PROBE_BIN} bpf; ${ESCAPE_PROBE_BIN} read ${join(home, '.ssh', 'id_ed25519')}' &
+wait $!`,
+  ]);
   assert.equal(r.code, 1, r.stderr); // the last probe fails
   assert.match(r.stdout, new RegExp(`0::/${cgroupBase}/tester`));
   assert.match(r.stdout, /"attempt":"bpf","ok":false,"errno":1/);
@@ -241,7 +281,8 @@ test('capabilities: an agent started as root holds none, in any set', rootOnly, 
   for (const agent of ['tester', 'strict']) {
     const r = probe(agent, 'caps');
     assert.equal(r.ok, false, `${agent}: ${r.error}`);
-    for (const set of ['Inh', 'Prm', 'Eff', 'Bnd', 'Amb']) assert.match(r.error, new RegExp(`Cap${set}=0000000000000000`), `${agent}: ${r.error}`);
+    for (const set of ['Inh', 'Prm', 'Eff', 'Bnd', 'Amb'])
+      assert.match(r.error, new RegExp(`Cap${set}=0000000000000000`), `${agent}: ${r.error}`);
   }
   // What that means: still uid 0, but no CAP_CHOWN.
   const file = join(work, 'workspace', 'owned');
@@ -278,7 +319,8 @@ test('netlink: only NETLINK_ROUTE; NETLINK_NETFILTER (nftables) fails with EPERM
     assert.deepEqual([probe('tester', attempt, NETLINK_NETFILTER).errno], [EPERM], attempt);
     assert.equal(probe('tester', attempt, NETLINK_ROUTE).ok, true, attempt);
   }
-  for (const other of ['9' /* audit */, '15' /* kobject uevent */, '6' /* xfrm */]) assert.equal(probe('tester', 'netlink', other).errno, EPERM, other);
+  for (const other of ['9' /* audit */, '15' /* kobject uevent */, '6' /* xfrm */])
+    assert.equal(probe('tester', 'netlink', other).errno, EPERM, other);
   assert.equal(probe('strict', 'netlink', NETLINK_ROUTE).errno, EPERM);
   // glibc's getifaddrs (Node's os.networkInterfaces) uses NETLINK_ROUTE and keeps working.
   const r = lilithRun('tester', [process.execPath, '-e', "console.log(Object.keys(require('os').networkInterfaces()).includes('lo'))"]);
@@ -290,7 +332,10 @@ test('no silent downgrade: a Landlock layer this kernel lacks refuses the agent 
   const older = { LILITH_TEST_LANDLOCK_ABI: '5' }; // test hook: the kernel looks like Landlock ABI 5 (no scoping)
   const refused = lilithRun('tester', ['/bin/sh', '-c', `touch ${marker}`], [], older);
   assert.equal(refused.code, 126, refused.stderr);
-  assert.match(refused.stderr, /refused: this kernel cannot apply landlock-scope \(Landlock ABI 5 < 6: no abstract unix socket or signal scoping\)/);
+  assert.match(
+    refused.stderr,
+    /refused: this kernel cannot apply landlock-scope \(Landlock ABI 5 < 6: no abstract unix socket or signal scoping\)/,
+  );
   assert.match(refused.stderr, /allow_degraded/);
   assert.equal(existsSync(marker), false);
 
@@ -319,11 +364,30 @@ test('no silent downgrade: the helper refuses on its own when called without lil
   assert.equal(r.status, 126);
   assert.match(r.stderr, /cannot apply landlock-truncate|cannot apply landlock-net/);
   assert.match(r.stderr, /landlock-scope/);
-  const ok = spawnSync(CONFINE_BIN, ['--ro', '/usr', '--ro', '/lib', '--scope', '--allow-degraded', 'landlock-net', '--allow-degraded', 'landlock-ioctl-dev',
-    '--allow-degraded', 'landlock-scope', '--', '/bin/true'], { encoding: 'utf8', env: abi3 });
+  const ok = spawnSync(
+    CONFINE_BIN,
+    [
+      '--ro',
+      '/usr',
+      '--ro',
+      '/lib',
+      '--scope',
+      '--allow-degraded',
+      'landlock-net',
+      '--allow-degraded',
+      'landlock-ioctl-dev',
+      '--allow-degraded',
+      'landlock-scope',
+      '--',
+      '/bin/true',
+    ],
+    { encoding: 'utf8', env: abi3 },
+  );
   assert.equal(ok.status, 0, ok.stderr);
   // The hook only lowers: it cannot claim more than the kernel has.
-  const abi = JSON.parse(spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '99' } }).stdout);
+  const abi = JSON.parse(
+    spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8', env: { ...process.env, LILITH_TEST_LANDLOCK_ABI: '99' } }).stdout,
+  );
   assert.equal(abi.landlock_abi, JSON.parse(spawnSync(CONFINE_BIN, ['--abi'], { encoding: 'utf8' }).stdout).landlock_abi);
   assert.equal(abi.seccomp, true);
 });

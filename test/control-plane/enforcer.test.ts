@@ -8,9 +8,30 @@ import { readState, type SigningKey } from '../../capsule/index.js';
 import { PERSISTED_CAPSULE } from '../../enforcer/control/activation.js';
 import { adminGet, adminPost } from '../../enforcer/daemon/admin.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
-import { cliStatus, EnforcerProcess, generateSigningKey, makeCapsule, Publisher, readAudit, sleep, tempDir, writeTrust } from '../../testkit/control-plane.js';
+import {
+  cliStatus,
+  EnforcerProcess,
+  generateSigningKey,
+  makeCapsule,
+  Publisher,
+  readAudit,
+  sleep,
+  tempDir,
+  writeTrust,
+} from '../../testkit/control-plane.js';
 
-const FAST_POLL = ['--poll-min-ms', '100', '--poll-max-ms', '300', '--backoff-max-ms', '800', '--timeout-ms', '3000', '--no-kernel', '--no-dataplane'];
+const FAST_POLL = [
+  '--poll-min-ms',
+  '100',
+  '--poll-max-ms',
+  '300',
+  '--backoff-max-ms',
+  '800',
+  '--timeout-ms',
+  '3000',
+  '--no-kernel',
+  '--no-dataplane',
+];
 
 describe('lilith enforcer following a git capsule branch', () => {
   let srv: GitServer;
@@ -23,7 +44,11 @@ describe('lilith enforcer following a git capsule branch', () => {
   let socket: string;
   let enf: EnforcerProcess | null = null;
   const start = (extra: string[] = [], env: NodeJS.ProcessEnv = {}) =>
-    new EnforcerProcess(['--git', url, '--trust', trust, '--state-dir', stateDir, '--admin-listen', '127.0.0.1:0', ...FAST_POLL, ...extra], socket, env);
+    new EnforcerProcess(
+      ['--git', url, '--trust', trust, '--state-dir', stateDir, '--admin-listen', '127.0.0.1:0', ...FAST_POLL, ...extra],
+      socket,
+      env,
+    );
 
   before(async () => {
     srv = await startGitServer();
@@ -60,7 +85,10 @@ describe('lilith enforcer following a git capsule branch', () => {
     assert.ok(st.status!.sync.sources[0].last_attempt);
     assert.equal(st.status!.kernel.mode, 'off');
     const audit = await readAudit(join(stateDir, 'audit.jsonl'));
-    assert.deepEqual(audit.filter((e) => e.result === 'activated').map((e) => e.watermark), [1, 2]);
+    assert.deepEqual(
+      audit.filter((e) => e.result === 'activated').map((e) => e.watermark),
+      [1, 2],
+    );
     const d = await enf.probe();
     assert.equal(d.decision, 'allow');
     assert.deepEqual(d.reasons, ['read-file-clean']);
@@ -94,23 +122,42 @@ describe('lilith enforcer following a git capsule branch', () => {
 
   const refusalCases: Array<[string, string, () => Promise<Uint8Array | string>]> = [
     ['a rollback (lower watermark)', 'rollback', () => makeCapsule(key, 1)],
-    ['a tampered signature', 'bad_signature', async () => {
-      const env = JSON.parse(Buffer.from(await makeCapsule(key, 3)).toString()) as { signatures: { sig: string }[] };
-      const sig = Buffer.from(env.signatures[0].sig, 'base64');
-      sig[5] ^= 0x40;
-      env.signatures[0].sig = sig.toString('base64');
-      return JSON.stringify(env);
-    }],
-    ['a tampered payload', 'bad_signature', async () => {
-      const env = JSON.parse(Buffer.from(await makeCapsule(key, 3)).toString()) as { payload: string };
-      env.payload = Buffer.from(Buffer.from(env.payload, 'base64').toString().replace('"watermark":3', '"watermark":9')).toString('base64');
-      return JSON.stringify(env);
-    }],
+    [
+      'a tampered signature',
+      'bad_signature',
+      async () => {
+        const env = JSON.parse(Buffer.from(await makeCapsule(key, 3)).toString()) as { signatures: { sig: string }[] };
+        const sig = Buffer.from(env.signatures[0].sig, 'base64');
+        sig[5] ^= 0x40;
+        env.signatures[0].sig = sig.toString('base64');
+        return JSON.stringify(env);
+      },
+    ],
+    [
+      'a tampered payload',
+      'bad_signature',
+      async () => {
+        const env = JSON.parse(Buffer.from(await makeCapsule(key, 3)).toString()) as { payload: string };
+        env.payload = Buffer.from(Buffer.from(env.payload, 'base64').toString().replace('"watermark":3', '"watermark":9')).toString(
+          'base64',
+        );
+        return JSON.stringify(env);
+      },
+    ],
     ['a capsule signed by an unknown key', 'unknown_key', () => makeCapsule(generateSigningKey(), 3)],
-    ['an expired capsule', 'expired', () => makeCapsule(key, 3, { createdAt: new Date(Date.now() - 7200_000), expiresAt: new Date(Date.now() - 3600_000) })],
+    [
+      'an expired capsule',
+      'expired',
+      () => makeCapsule(key, 3, { createdAt: new Date(Date.now() - 7200_000), expiresAt: new Date(Date.now() - 3600_000) }),
+    ],
     ['a garbage blob', 'malformed', async () => 'this is not a capsule \x00\xff'],
     ['the same watermark with a different payload', 'watermark_reuse', () => makeCapsule(key, 2, { variant: 'deny-all' })],
-    ['a validly signed capsule whose lilith.json is invalid', 'bad_config', () => makeCapsule(key, 3, { registrations: [{ spiffe_id: 'spiffe://Corp.Example/agents/x', selectors: ['cgroup:/lilith/agents/x'] }] })],
+    [
+      'a validly signed capsule whose lilith.json is invalid',
+      'bad_config',
+      () =>
+        makeCapsule(key, 3, { registrations: [{ spiffe_id: 'spiffe://Corp.Example/agents/x', selectors: ['cgroup:/lilith/agents/x'] }] }),
+    ],
   ];
   for (const [what, code, make] of refusalCases) {
     it(`refuses ${what} (${code}), keeps the active capsule, reports it in status and audit`, async () => {
@@ -144,7 +191,10 @@ describe('lilith enforcer following a git capsule branch', () => {
     await sleep(1500); // a few backoff rounds
     await srv.start();
     await pub.publish(await makeCapsule(key, 5));
-    await enf!.waitFor((s) => s.active?.watermark === 5 && s.sync.sources[0].last_result !== 'error', 'watermark 5 after the server came back');
+    await enf!.waitFor(
+      (s) => s.active?.watermark === 5 && s.sync.sources[0].last_result !== 'error',
+      'watermark 5 after the server came back',
+    );
   });
 
   it('after a restart with the git server down, enforces the persisted capsule at once', async () => {
@@ -249,7 +299,10 @@ describe('lilith enforcer with a watched capsule directory', () => {
       await (await import('node:fs/promises')).mkdir(drops);
       const trust = await writeTrust(dir, [key]);
       await pub.publish(await makeCapsule(key, 3));
-      enf = new EnforcerProcess(['--git', url, '--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), ...FAST_POLL], join(dir, 'admin.sock'));
+      enf = new EnforcerProcess(
+        ['--git', url, '--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), ...FAST_POLL],
+        join(dir, 'admin.sock'),
+      );
       await enf.waitFor((s) => s.active?.watermark === 3, 'git watermark 3');
       // The safe way to drop a file: write elsewhere in the directory, rename over.
       await writeFile(join(drops, '.incoming'), await makeCapsule(key, 7));
@@ -257,7 +310,10 @@ describe('lilith enforcer with a watched capsule directory', () => {
       let st = await enf.waitFor((s) => s.active?.watermark === 7, 'dir watermark 7');
       assert.match(st.active!.source, /^dir:/);
       await pub.publish(await makeCapsule(key, 5));
-      st = await enf.waitFor((s) => s.sync.sources[0].last_commit !== null && s.refusals >= 1, 'git watermark 5 refused below the dir capsule');
+      st = await enf.waitFor(
+        (s) => s.sync.sources[0].last_commit !== null && s.refusals >= 1,
+        'git watermark 5 refused below the dir capsule',
+      );
       assert.equal(st.active!.watermark, 7);
       assert.equal(st.last_refusal!.code, 'rollback');
       assert.equal((await enf.probe()).decision, 'allow');
@@ -293,7 +349,10 @@ describe('lilith enforcer when the active capsule expires', () => {
       const drops = join(sub, 'drops');
       await (await import('node:fs/promises')).mkdir(drops, { recursive: true });
       const trust = await writeTrust(sub, [key]);
-      const enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(sub, 'state'), '--no-kernel', '--no-dataplane'], join(sub, 'admin.sock'));
+      const enf = new EnforcerProcess(
+        ['--capsule-dir', drops, '--trust', trust, '--state-dir', join(sub, 'state'), '--no-kernel', '--no-dataplane'],
+        join(sub, 'admin.sock'),
+      );
       procs.push(enf);
       await enf.waitFor(() => true, 'admin socket up');
       // Dropped once the daemon runs, valid for a few seconds: activated, then expires.
@@ -334,7 +393,10 @@ describe('lilith enforcer after a trust file rotation', () => {
     await (await import('node:fs/promises')).mkdir(drops);
     const trust = await writeTrust(dir, [oldKey]);
     await writeFile(join(drops, 'a.json'), await makeCapsule(oldKey, 1));
-    enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), '--no-kernel', '--no-dataplane'], join(dir, 'admin.sock'));
+    enf = new EnforcerProcess(
+      ['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state'), '--no-kernel', '--no-dataplane'],
+      join(dir, 'admin.sock'),
+    );
     await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 by the old key');
     // A broken trust file on SIGHUP is reported and ignored.
     await writeFile(trust, '{"version": 1, "keys": [');

@@ -36,7 +36,9 @@ it('swapping capsules under a steady decision stream: zero failed, zero mixed de
   const trust = parseTrust(await readFile(await writeTrust(dir, [key])));
   const act = new Activator({ trust, stateDir: join(dir, 'state'), engine: 'wasm', log: () => undefined });
   const SWAPS = 20;
-  const capsules = await Promise.all(Array.from({ length: SWAPS + 1 }, (_, i) => makeCapsule(key, i + 2, { variant: (i + 2) % 2 === 0 ? 'base' : 'deny-all' })));
+  const capsules = await Promise.all(
+    Array.from({ length: SWAPS + 1 }, (_, i) => makeCapsule(key, i + 2, { variant: (i + 2) % 2 === 0 ? 'base' : 'deny-all' })),
+  );
   assert.equal((await act.offer({ source: 'test', bytes: capsules[0], commit: null })).result, 'activated');
 
   let decisions = 0;
@@ -99,9 +101,15 @@ it('swapping capsules under a steady decision stream: zero failed, zero mixed de
   const during = gaps.filter((g) => g.at > baselineEnd).map((g) => g.gapUs);
   t.diagnostic(`decisions: ${decisions}, failed: ${failures}, mixed: ${mixed}, watermarks seen: ${seen.size}/${SWAPS + 1}`);
   t.diagnostic(`reference swap: max ${Math.max(...swapPauses).toFixed(2)} µs, p50 ${percentile(swapPauses, 50).toFixed(2)} µs`);
-  t.diagnostic(`activation (verify + build engine + persist + swap): p50 ${percentile(activationMs, 50).toFixed(1)} ms, max ${Math.max(...activationMs).toFixed(1)} ms`);
-  t.diagnostic(`gap between requests, baseline: p50 ${percentile(base, 50).toFixed(0)} µs, p99 ${percentile(base, 99).toFixed(0)} µs, max ${Math.max(...base).toFixed(0)} µs`);
-  t.diagnostic(`gap between requests, while swapping: p50 ${percentile(during, 50).toFixed(0)} µs, p99 ${percentile(during, 99).toFixed(0)} µs, max ${Math.max(...during).toFixed(0)} µs (the max is the engine compile on the event loop; verification and the cedar-wasm parse run in a worker; the swap is microseconds)`);
+  t.diagnostic(
+    `activation (verify + build engine + persist + swap): p50 ${percentile(activationMs, 50).toFixed(1)} ms, max ${Math.max(...activationMs).toFixed(1)} ms`,
+  );
+  t.diagnostic(
+    `gap between requests, baseline: p50 ${percentile(base, 50).toFixed(0)} µs, p99 ${percentile(base, 99).toFixed(0)} µs, max ${Math.max(...base).toFixed(0)} µs`,
+  );
+  t.diagnostic(
+    `gap between requests, while swapping: p50 ${percentile(during, 50).toFixed(0)} µs, p99 ${percentile(during, 99).toFixed(0)} µs, max ${Math.max(...during).toFixed(0)} µs (the max is the engine compile on the event loop; verification and the cedar-wasm parse run in a worker; the swap is microseconds)`,
+  );
 
   assert.equal(failures, 0);
   assert.equal(mixed, 0);

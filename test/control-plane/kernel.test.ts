@@ -8,9 +8,23 @@ import { rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { createServer, type AddressInfo } from 'node:net';
-import { EnforcerProcess, generateSigningKey, makeCapsule, REPO_ROOT, sleep, tempDir, writeTrust, readAudit } from '../../testkit/control-plane.js';
+import {
+  EnforcerProcess,
+  generateSigningKey,
+  makeCapsule,
+  REPO_ROOT,
+  sleep,
+  tempDir,
+  writeTrust,
+  readAudit,
+} from '../../testkit/control-plane.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : !existsSync(join(REPO_ROOT, 'bpf/build')) || !existsSync(join(REPO_ROOT, 'bpf/addon/build')) ? 'BPF objects or addon not built' : false;
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : !existsSync(join(REPO_ROOT, 'bpf/build')) || !existsSync(join(REPO_ROOT, 'bpf/addon/build'))
+      ? 'BPF objects or addon not built'
+      : false;
 
 let dir: string | undefined;
 let enf: EnforcerProcess | null = null;
@@ -22,7 +36,11 @@ after(async () => {
   await enf?.kill('SIGKILL');
   if (!skip) {
     const { detachPinned } = await import('../../bpf/index.js');
-    try { detachPinned(pinRoot); } catch { /* nothing pinned */ }
+    try {
+      detachPinned(pinRoot);
+    } catch {
+      /* nothing pinned */
+    }
     rmSync(pinRoot, { recursive: true, force: true });
     if (cgroupMount) {
       const root = join(cgroupMount, tag);
@@ -48,7 +66,9 @@ function freePort(): Promise<number> {
   });
 }
 
-it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and a fresh heartbeat; expiry under fail_closed stops the heartbeat', { skip }, async () => {
+it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and a fresh heartbeat; expiry under fail_closed stops the heartbeat', {
+  skip,
+}, async () => {
   const { ensureCgroup2 } = await import('../../bpf/mounts.js');
   const proxyPort = await freePort();
   const dnsPort = await freePort();
@@ -58,13 +78,18 @@ it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and 
   const trust = await writeTrust(dir, [key]);
   const drops = join(dir, 'drops');
   await mkdir(drops);
-  await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, {
-    expiresAt: new Date(Date.now() + 6000),
-    kernel: { cgroup_root: `${tag}/agents`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 1000 },
-    proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
-    registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'] }],
-  }));
-  enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state')], join(dir, 'admin.sock'), { LILITH_PIN_ROOT: pinRoot });
+  await writeFile(
+    join(drops, 'c.json'),
+    await makeCapsule(key, 1, {
+      expiresAt: new Date(Date.now() + 6000),
+      kernel: { cgroup_root: `${tag}/agents`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 1000 },
+      proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
+      registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/agents/coder`], groups: ['coding'] }],
+    }),
+  );
+  enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state')], join(dir, 'admin.sock'), {
+    LILITH_PIN_ROOT: pinRoot,
+  });
   const st = await enf.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
   assert.equal(st.kernel.mode, 'cgroup-only'); // host lockdown blocks BPF-LSM
   assert.ok(st.kernel.hooks.length > 0, JSON.stringify(st.kernel));
@@ -85,7 +110,9 @@ it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and 
   assert.equal(await enf.kill('SIGTERM'), 0);
 });
 
-it("the capsule's kernel.unix_allowlist reaches the kernel: a managed agent reaches a listed unix socket and is refused any other", { skip }, async () => {
+it("the capsule's kernel.unix_allowlist reaches the kernel: a managed agent reaches a listed unix socket and is refused any other", {
+  skip,
+}, async () => {
   const { ensureCgroup2 } = await import('../../bpf/mounts.js');
   const { execFile } = await import('node:child_process');
   const [proxyPort, dnsPort] = [await freePort(), await freePort()];
@@ -98,25 +125,37 @@ it("the capsule's kernel.unix_allowlist reaches the kernel: a managed agent reac
   const trust = await writeTrust(d, [key]);
   const drops = join(d, 'drops');
   await mkdir(drops);
-  await writeFile(join(drops, 'c.json'), await makeCapsule(key, 1, {
-    kernel: { cgroup_root: `${tag}/unix`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 5000, unix_allowlist: [allowed] },
-    proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
-    registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/unix/coder`], groups: ['coding'] }],
-  }));
-  const e = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(d, 'state'), '--no-dataplane'], join(d, 'admin.sock'), { LILITH_PIN_ROOT: `${pinRoot}-unix` });
+  await writeFile(
+    join(drops, 'c.json'),
+    await makeCapsule(key, 1, {
+      kernel: { cgroup_root: `${tag}/unix`, heartbeat_interval_ms: 100, heartbeat_ttl_ms: 5000, unix_allowlist: [allowed] },
+      proxy: { listen: `127.0.0.1:${proxyPort}`, dns_listen: `127.0.0.1:${dnsPort}`, listen6: undefined },
+      registrations: [{ spiffe_id: 'spiffe://corp.example/agents/coder', selectors: [`cgroup:/${tag}/unix/coder`], groups: ['coding'] }],
+    }),
+  );
+  const e = new EnforcerProcess(
+    ['--capsule-dir', drops, '--trust', trust, '--state-dir', join(d, 'state'), '--no-dataplane'],
+    join(d, 'admin.sock'),
+    { LILITH_PIN_ROOT: `${pinRoot}-unix` },
+  );
   try {
     await e.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
     const procs = join(cgroupMount, tag, 'unix', 'coder', 'cgroup.procs');
-    const agent = (path: string) => new Promise<string>((resolve) => {
-      const js = `const s=require('net').connect(${JSON.stringify(path)});s.on('data',()=>{console.log('CONNECTED');s.destroy()});s.on('error',(x)=>console.log(x.code))`;
-      execFile('/bin/sh', ['-c', `echo $$ > ${procs} && exec ${process.execPath} -e "$0"`, js], (_err, stdout) => resolve(stdout.trim()));
-    });
+    const agent = (path: string) =>
+      new Promise<string>((resolve) => {
+        const js = `const s=require('net').connect(${JSON.stringify(path)});s.on('data',()=>{console.log('CONNECTED');s.destroy()});s.on('error',(x)=>console.log(x.code))`;
+        execFile('/bin/sh', ['-c', `echo $$ > ${procs} && exec ${process.execPath} -e "$0"`, js], (_err, stdout) => resolve(stdout.trim()));
+      });
     assert.equal(await agent(allowed), 'CONNECTED');
     assert.equal(await agent(other), 'EPERM');
   } finally {
     await e.kill('SIGKILL');
     const { detachPinned } = await import('../../bpf/index.js');
-    try { detachPinned(`${pinRoot}-unix`); } catch { /* nothing pinned */ }
+    try {
+      detachPinned(`${pinRoot}-unix`);
+    } catch {
+      /* nothing pinned */
+    }
     rmSync(`${pinRoot}-unix`, { recursive: true, force: true });
     for (const s of servers) s.close();
     await rm(d, { recursive: true, force: true });

@@ -35,14 +35,27 @@ async function source(url: string, extra: Partial<ConstructorParameters<typeof G
   const dir = await tempDir('cp-limits');
   dirs.push(dir);
   const offered: CapsuleCandidate[] = [];
-  const src = new GitSource({ url, branch: 'capsules', file: 'capsule.json', cloneDir: join(dir, 'git'), pollMinMs: 60_000, pollMaxMs: 60_000, backoffMaxMs: 60_000, timeoutMs: 500, maxCapsuleBytes: 4096, ...extra });
+  const src = new GitSource({
+    url,
+    branch: 'capsules',
+    file: 'capsule.json',
+    cloneDir: join(dir, 'git'),
+    pollMinMs: 60_000,
+    pollMaxMs: 60_000,
+    backoffMaxMs: 60_000,
+    timeoutMs: 500,
+    maxCapsuleBytes: 4096,
+    ...extra,
+  });
   await mkdir(join(dir, 'git'), { recursive: true });
   // Rounds are driven by the test (syncNow) unless it calls start().
   return { src, offered };
 }
 
 it('a git server that accepts and never answers: the round fails on the deadline', async () => {
-  const url = await hostile(() => { /* never respond */ });
+  const url = await hostile(() => {
+    /* never respond */
+  });
   const { src } = await source(url);
   const t0 = Date.now();
   const out = await src.syncNow();
@@ -56,7 +69,11 @@ it('a git server that streams without end: cut off at the byte cap', async () =>
   const url = await hostile((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement' });
     const chunk = Buffer.alloc(64 * 1024, 0x41);
-    const pump = () => { while (res.write(chunk)) { /* fill */ } };
+    const pump = () => {
+      while (res.write(chunk)) {
+        /* fill */
+      }
+    };
     res.on('drain', pump);
     pump();
   });
@@ -84,7 +101,9 @@ it('an oversized capsule on a real git server is refused, never offered', async 
     const pub = await Publisher.create(srv.repoUrl('p.git'));
     await pub.publish(randomBytes(20_000).toString('base64'));
     const { src, offered } = await source(srv.repoUrl('p.git'), { timeoutMs: 10_000 });
-    await src.start(async (c) => { offered.push(c); });
+    await src.start(async (c) => {
+      offered.push(c);
+    });
     const deadline = Date.now() + 20_000;
     while (src.status().last_result === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await src.stop();
@@ -103,7 +122,9 @@ it('an oversized drop file is reported and not read', async () => {
   await writeFile(join(dir, 'big.json'), Buffer.alloc(10_000, 0x7b));
   const offered: CapsuleCandidate[] = [];
   const src = new DirSource({ dir, maxCapsuleBytes: 4096 });
-  await src.start(async (c) => { offered.push(c); });
+  await src.start(async (c) => {
+    offered.push(c);
+  });
   await src.stop();
   assert.equal(offered.length, 0);
   assert.equal(src.status().last_result, 'error');

@@ -20,7 +20,10 @@ test('a verified capsule comes back with its policies and schema already parsed;
   try {
     const v = await worker.verify(signCapsule(payload, [key]), trust, null, new Date());
     assert.ok(v.prepared, 'prepared on the worker');
-    assert.deepEqual(v.prepared.policies.map((p) => p.id), splitPolicies(payload.policies).map((p) => p.id));
+    assert.deepEqual(
+      v.prepared.policies.map((p) => p.id),
+      splitPolicies(payload.policies).map((p) => p.id),
+    );
     assert.equal((v.prepared.schemaJson as { type: string }).type, 'success');
     const fromWorker = createAuthorizer({ ...bundleOf(v.payload), prepared: v.prepared }, 'fast');
     const fromText = createAuthorizer(bundleOf(payload), 'fast');
@@ -29,9 +32,12 @@ test('a verified capsule comes back with its policies and schema already parsed;
       action: { type: 'Action', id: tool },
       resource: { type: 'MCPServer', id: 'files' },
       context: { tool, arguments: { path: '/workspace/a' }, taint: labels, data_touched: mask },
-      entities: [{ uid: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' }, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] }],
+      entities: [
+        { uid: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' }, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] },
+      ],
     });
-    for (const r of [req('read_file', [], 0), req('http_post', [], 0), req('http_post', ['PII'], 1)]) assert.deepEqual(fromWorker.isAuthorized(r), fromText.isAuthorized(r));
+    for (const r of [req('read_file', [], 0), req('http_post', [], 0), req('http_post', ['PII'], 1)])
+      assert.deepEqual(fromWorker.isAuthorized(r), fromText.isAuthorized(r));
     assert.equal(fromWorker.isAuthorized(req('read_file', [], 0)).decision, 'allow');
     assert.equal(fromWorker.isAuthorized(req('http_post', ['PII'], 1)).decision, 'deny');
     fromWorker.dispose();

@@ -81,8 +81,14 @@ test('events are serialized by the writer: one that cannot be is dropped and cou
     sink.emit({ ...event(2), latency_us: 1n as unknown as number }); // BigInt: JSON.stringify throws
     sink.emit(event(3, 'deny'));
     await sink.close();
-    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as DecisionAuditEvent);
-    assert.deepEqual(lines.map((e) => e.time), [event(1).time, event(3).time]);
+    const lines = (await readFile(path, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as DecisionAuditEvent);
+    assert.deepEqual(
+      lines.map((e) => e.time),
+      [event(1).time, event(3).time],
+    );
     assert.equal(lines[1].decision, 'deny');
     assert.equal(sink.dropped(), 1);
     assert.equal(sink.written(), 2);
@@ -98,11 +104,32 @@ test('lilith audit prints readably, filters, and follows new events', async () =
     await appendFile(path, [event(1), event(2, 'deny'), event(3, 'deny')].map((e) => JSON.stringify(e) + '\n').join(''));
     const all = await run(process.execPath, ['dist/cli/main.js', 'audit', '--file', path]);
     assert.equal(all.stdout.trim().split('\n').length, 3);
-    assert.match(all.stdout, /ALLOW mcp +spiffe:\/\/corp\.example\/agents\/coder \(pid 42\)  Action::"read_file" → MCPServer::"files"  dst 10\.0\.1\.50:8080  \[read-file-clean\]  taint 0x1→0x3  w7  55\.5µs/);
-    const denies = await run(process.execPath, ['dist/cli/main.js', 'audit', '--file', path, '--filter', 'decision=deny', '--filter', 'action=Action::"http*', '--json']);
-    const lines = denies.stdout.trim().split('\n').map((l) => JSON.parse(l) as DecisionAuditEvent);
-    assert.deepEqual(lines.map((e) => e.time), [event(3).time]);
-    const bad = await run(process.execPath, ['dist/cli/main.js', 'audit', '--file', path, '--filter', 'nonsense']).catch((e: { code: number; stderr: string }) => e);
+    assert.match(
+      all.stdout,
+      /ALLOW mcp +spiffe:\/\/corp\.example\/agents\/coder \(pid 42\)  Action::"read_file" → MCPServer::"files"  dst 10\.0\.1\.50:8080  \[read-file-clean\]  taint 0x1→0x3  w7  55\.5µs/,
+    );
+    const denies = await run(process.execPath, [
+      'dist/cli/main.js',
+      'audit',
+      '--file',
+      path,
+      '--filter',
+      'decision=deny',
+      '--filter',
+      'action=Action::"http*',
+      '--json',
+    ]);
+    const lines = denies.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as DecisionAuditEvent);
+    assert.deepEqual(
+      lines.map((e) => e.time),
+      [event(3).time],
+    );
+    const bad = await run(process.execPath, ['dist/cli/main.js', 'audit', '--file', path, '--filter', 'nonsense']).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     assert.equal((bad as { code: number }).code, 2);
 
     const child = spawn(process.execPath, ['dist/cli/main.js', 'audit', '--file', path, '--follow', '--filter', 'decision=deny']);

@@ -113,7 +113,10 @@ export async function startHarness(opts: {
     async events() {
       await audit.flush();
       const text = await readFile(auditPath, 'utf8').catch(() => '');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as DecisionAuditEvent);
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as DecisionAuditEvent);
     },
     async settled() {
       for (let i = 0; i < 1000 && dp.activeConnections() > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -142,7 +145,12 @@ export async function closeServer(server: net.Server | import('node:http').Serve
 }
 
 /** Sends raw bytes on a fresh connection and collects everything until the peer closes or `ms` pass. */
-export function rawExchange(port: number, chunks: Array<Buffer | string>, ms = 1000, opts: { endAfter?: boolean; gapMs?: number } = {}): Promise<{ data: string; closed: boolean; reset: boolean }> {
+export function rawExchange(
+  port: number,
+  chunks: Array<Buffer | string>,
+  ms = 1000,
+  opts: { endAfter?: boolean; gapMs?: number } = {},
+): Promise<{ data: string; closed: boolean; reset: boolean }> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     let data = '';

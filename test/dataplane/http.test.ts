@@ -70,7 +70,11 @@ test('node fetch keep-alive: several requests reuse one proxied connection', asy
     const res = await fetch(`http://localhost:${h.proxy.port}/hello?i=${i}`);
     assert.equal(await res.text(), `hello GET /hello?i=${i}`);
   }
-  const res = await fetch(`http://localhost:${h.proxy.port}/api/echo`, { method: 'POST', body: 'ping', headers: { 'content-type': 'text/plain' } });
+  const res = await fetch(`http://localhost:${h.proxy.port}/api/echo`, {
+    method: 'POST',
+    body: 'ping',
+    headers: { 'content-type': 'text/plain' },
+  });
   assert.equal(await res.text(), 'ping');
 });
 
@@ -101,10 +105,18 @@ test('bad input: each is refused clearly and the proxy still serves a good reque
   const cases: Array<[string, Array<string | Buffer>, RegExp]> = [
     ['malformed request line', ['GET /a b HTTP/1.1\r\n\r\n'], /^HTTP\/1\.1 400/],
     ['oversized header block', [`GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`], /^HTTP\/1\.1 431/],
-    ['Transfer-Encoding with Content-Length (smuggling)', ['POST /api/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'], /^HTTP\/1\.1 400/],
+    [
+      'Transfer-Encoding with Content-Length (smuggling)',
+      ['POST /api/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+      /^HTTP\/1\.1 400/,
+    ],
     ['obsolete line folding', ['GET / HTTP/1.1\r\nHost: localhost\r\nX: a\r\n b\r\n\r\n'], /^HTTP\/1\.1 400/],
     ['missing Host', ['GET / HTTP/1.1\r\n\r\n'], /^HTTP\/1\.1 400/],
-    ['bad chunk size', ['POST /api/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'], /^(HTTP\/1\.1 200[\s\S]*)?$/],
+    [
+      'bad chunk size',
+      ['POST /api/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+      /^(HTTP\/1\.1 200[\s\S]*)?$/,
+    ],
     ['HTTP/2 preface on the HTTP path', ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'], /^(HTTP\/1\.1 (400|505)[\s\S]*)?$/],
   ];
   for (const [name, chunks, expect] of cases) {
@@ -213,7 +225,9 @@ test('fuzz: random and mutated inputs (HTTP, chunked, TLS-looking) never take th
     const base = Buffer.from(seeds[rand(seeds.length)]);
     const b = Buffer.from(base);
     for (let k = 0, m = 1 + rand(6); k < m; k++) b[rand(b.length)] = rand(256);
-    inputs.push(rand(4) === 0 ? Buffer.concat([Buffer.from([0x16, 0x03, rand(4)]), randomBytes(rand(300))]) : b.subarray(0, 1 + rand(b.length)));
+    inputs.push(
+      rand(4) === 0 ? Buffer.concat([Buffer.from([0x16, 0x03, rand(4)]), randomBytes(rand(300))]) : b.subarray(0, 1 + rand(b.length)),
+    );
   }
   for (let i = 0; i < inputs.length; i += 10) {
     await Promise.all(inputs.slice(i, i + 10).map((inp) => rawExchange(h.proxy.port, [inp], 1500, { endAfter: rand(2) === 0 })));
@@ -247,8 +261,15 @@ test('response detectors run before the next decision, even for a request pipeli
   // A fresh agent identity, so its mask starts clean.
   const reader = await startHarness({ destination: loopback(up.port), facts: { pid: process.pid, cgroupPath: '/lilith/agents/reader' } });
   try {
-    const r = await rawExchange(reader.proxy.port, ['GET /secret HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello?after HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'], 15000);
-    assert.deepEqual([...r.data.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ['200', '200']);
+    const r = await rawExchange(
+      reader.proxy.port,
+      ['GET /secret HTTP/1.1\r\nHost: localhost\r\n\r\nGET /hello?after HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'],
+      15000,
+    );
+    assert.deepEqual(
+      [...r.data.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]),
+      ['200', '200'],
+    );
     const evs = (await reader.events()).filter((e) => e.protocol === 'http');
     assert.equal(evs.length, 2);
     assert.equal(evs[0].taint_before, '0x0000000000000000');

@@ -75,12 +75,24 @@ before(async () => {
     entities: (list: Entity[]) => [
       ...list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
       // Allowlisted too, so the opaque TCP test does not set UNTRUSTED before the seed sequence.
-      { uid: { type: 'Endpoint', id: `127.0.0.1:${echoPort}` }, attrs: {}, parents: [{ type: 'Zone', id: 'internal' }, { type: 'Zone', id: 'allowlisted' }] },
+      {
+        uid: { type: 'Endpoint', id: `127.0.0.1:${echoPort}` },
+        attrs: {},
+        parents: [
+          { type: 'Zone', id: 'internal' },
+          { type: 'Zone', id: 'allowlisted' },
+        ],
+      },
     ],
     config: (c) => {
       // The coder registration selects this test's agent cgroup (as /proc/<pid>/cgroup shows it).
-      c.registrations = c.registrations.map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r)).filter((r) => !r.spiffe_id.endsWith('/coder/node'));
-      c.upstreams = { files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' }, reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' } };
+      c.registrations = c.registrations
+        .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r))
+        .filter((r) => !r.spiffe_id.endsWith('/coder/node'));
+      c.upstreams = {
+        files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' },
+        reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' },
+      };
     },
   });
   auditPath = join(dir, 'audit.jsonl');
@@ -124,21 +136,39 @@ function inAgent(cmd: string, args: string[]): Promise<{ stdout: string; stderr:
 
 async function events(): Promise<DecisionAuditEvent[]> {
   await audit.flush();
-  return (await readFile(auditPath, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as DecisionAuditEvent);
+  return (await readFile(auditPath, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as DecisionAuditEvent);
 }
 
 test('kernel redirect: curl in the agent cgroup reaches the real HTTP server only through the proxy, decided per request', async (t) => {
   if (skip) return t.skip(skip);
   const ok = await inAgent('/usr/bin/curl', ['-sS', '--max-time', '20', `http://localhost:${httpPort}/hello`]);
   assert.equal(ok.stdout, 'hello GET /hello');
-  const denied = await inAgent('/usr/bin/curl', ['-sS', '--max-time', '20', '-X', 'POST', '--data', 'x', `http://localhost:${httpPort}/upload`]);
+  const denied = await inAgent('/usr/bin/curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '-X',
+    'POST',
+    '--data',
+    'x',
+    `http://localhost:${httpPort}/upload`,
+  ]);
   assert.match(denied.stdout, /"error":"forbidden"/);
   const ev = (await events()).filter((e) => e.protocol === 'http');
-  assert.deepEqual(ev.map((e) => [e.action, e.decision, e.destination, e.spiffe_id]), [
-    ['Action::"GET"', 'allow', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
-    ['Action::"POST"', 'deny', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
-  ]);
-  assert.ok(ev.every((e) => typeof e.pid === 'number' && e.pid !== process.pid), 'pid of the managed curl, from the kernel');
+  assert.deepEqual(
+    ev.map((e) => [e.action, e.decision, e.destination, e.spiffe_id]),
+    [
+      ['Action::"GET"', 'allow', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
+      ['Action::"POST"', 'deny', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
+    ],
+  );
+  assert.ok(
+    ev.every((e) => typeof e.pid === 'number' && e.pid !== process.pid),
+    'pid of the managed curl, from the kernel',
+  );
 });
 
 test('kernel redirect: HTTPS decided on SNI and relayed intact', async (t) => {
@@ -161,10 +191,13 @@ test('kernel redirect: DNS to any resolver is answered by the front (allowed for
   assert.equal(JSON.parse(tcp.stdout.trim()).data, 'opaque\x00bytes');
   const ev = await events();
   const d = ev.filter((e) => e.protocol === 'dns');
-  assert.deepEqual(d.map((e) => [e.resource, e.decision, e.spiffe_id]), [
-    ['Host::"api.github.com"', 'allow', 'spiffe://corp.example/agents/coder'],
-    ['Host::"exfil.evil.example"', 'deny', 'spiffe://corp.example/agents/coder'],
-  ]);
+  assert.deepEqual(
+    d.map((e) => [e.resource, e.decision, e.spiffe_id]),
+    [
+      ['Host::"api.github.com"', 'allow', 'spiffe://corp.example/agents/coder'],
+      ['Host::"exfil.evil.example"', 'deny', 'spiffe://corp.example/agents/coder'],
+    ],
+  );
   assert.equal(ev.filter((e) => e.protocol === 'tcp').at(-1)!.decision, 'allow');
   assert.equal(dp.activeConnections(), 0);
 });
@@ -172,16 +205,29 @@ test('kernel redirect: DNS to any resolver is answered by the front (allowed for
 // Last: the seed sequence leaves the agent tainted, and taint blocks every egress action after it (DNS, connects).
 test('kernel redirect: the MCP SDK client reproduces the seed sequence (read_file, fetch_report allowed; http_post denied)', async (t) => {
   if (skip) return t.skip(skip);
-  const r = await inAgent(process.execPath, [agentScript, 'seed', `http://127.0.0.1:${files.port}/mcp`, `http://127.0.0.1:${reports.port}/mcp`]);
-  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { pid: number; read: string; report: string; post: { code: number; message: string } };
+  const r = await inAgent(process.execPath, [
+    agentScript,
+    'seed',
+    `http://127.0.0.1:${files.port}/mcp`,
+    `http://127.0.0.1:${reports.port}/mcp`,
+  ]);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    pid: number;
+    read: string;
+    report: string;
+    post: { code: number; message: string };
+  };
   assert.match(out.read, /Alice Doe/);
   assert.equal(out.report, 'revenue up 4%');
   assert.equal(out.post.code, -32600);
   assert.match(out.post.message, /taint-blocks-egress/);
   const tools = (await events()).filter((e) => e.protocol === 'mcp' && e.action !== 'Action::"mcp_session"');
-  assert.deepEqual(tools.map((e) => [e.action, e.decision, e.taint_after, e.pid]), [
-    ['Action::"read_file"', 'allow', '0x0000000000000001', out.pid],
-    ['Action::"fetch_report"', 'allow', '0x0000000000000003', out.pid],
-    ['Action::"http_post"', 'deny', '0x0000000000000003', out.pid],
-  ]);
+  assert.deepEqual(
+    tools.map((e) => [e.action, e.decision, e.taint_after, e.pid]),
+    [
+      ['Action::"read_file"', 'allow', '0x0000000000000001', out.pid],
+      ['Action::"fetch_report"', 'allow', '0x0000000000000003', out.pid],
+      ['Action::"http_post"', 'deny', '0x0000000000000003', out.pid],
+    ],
+  );
 });

@@ -16,7 +16,11 @@ export interface TestMcpServer {
   close(): Promise<void>;
 }
 
-export async function startMcpServer(name: string, tools: Record<string, { args: string[]; impl: ToolImpl }>, opts: { json?: boolean } = {}): Promise<TestMcpServer> {
+export async function startMcpServer(
+  name: string,
+  tools: Record<string, { args: string[]; impl: ToolImpl }>,
+  opts: { json?: boolean } = {},
+): Promise<TestMcpServer> {
   const calls: TestMcpServer['calls'] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const build = () => {
@@ -48,7 +52,9 @@ export async function startMcpServer(name: string, tools: Record<string, { args:
       transport = t;
     }
     if (!transport) {
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'no session' } }));
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'no session' } }));
       return;
     }
     await transport.handleRequest(req, res, body);
@@ -66,7 +72,10 @@ export async function startMcpServer(name: string, tools: Record<string, { args:
 }
 
 /** The older HTTP+SSE transport: GET /sse opens the stream, POST /messages?sessionId=… carries requests. */
-export async function startLegacySseServer(name: string, tools: Record<string, { args: string[]; impl: ToolImpl }>): Promise<TestMcpServer> {
+export async function startLegacySseServer(
+  name: string,
+  tools: Record<string, { args: string[]; impl: ToolImpl }>,
+): Promise<TestMcpServer> {
   const { SSEServerTransport } = await import('@modelcontextprotocol/sdk/server/sse.js');
   const calls: TestMcpServer['calls'] = [];
   const transports = new Map<string, InstanceType<typeof SSEServerTransport>>();

@@ -15,12 +15,19 @@ let reportsProxyPort: number;
 
 before(async () => {
   files = await startMcpServer('files', {
-    read_file: { args: ['path'], impl: (a) => (a.path.includes('customers') ? 'id,name\n1,Alice Doe\n2,Bob Roe\n' : `contents of ${a.path}`) },
+    read_file: {
+      args: ['path'],
+      impl: (a) => (a.path.includes('customers') ? 'id,name\n1,Alice Doe\n2,Bob Roe\n' : `contents of ${a.path}`),
+    },
     http_post: { args: ['url', 'body'], impl: () => 'posted' },
     weather: { args: ['city'], impl: (a) => `sunny in ${a.city}` },
     write_file: { args: ['path', 'content'], impl: () => 'written' },
   });
-  reports = await startMcpServer('reports', { fetch_report: { args: ['report'], impl: (a) => `report ${a.report}: revenue up 4%` } }, { json: true });
+  reports = await startMcpServer(
+    'reports',
+    { fetch_report: { args: ['report'], impl: (a) => `report ${a.report}: revenue up 4%` } },
+    { json: true },
+  );
   // The bundled MCP servers sit in Zone::"approved-mcp" under Zone::"trusted", so the
   // untrusted-upstream classifier stays quiet for them without any test tweak.
   let routes = new Map<number, number>();
@@ -28,7 +35,10 @@ before(async () => {
     listeners: 2,
     tweaks: {
       config: (c) => {
-        c.upstreams = { files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' }, reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' } };
+        c.upstreams = {
+          files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' },
+          reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' },
+        };
       },
     },
     destination: (peer) => {
@@ -57,7 +67,7 @@ async function connect(port: number): Promise<{ client: Client; transport: Strea
   return { client, transport };
 }
 
-const text = (r: unknown) => ((r as { content: Array<{ text: string }> }).content[0].text);
+const text = (r: unknown) => (r as { content: Array<{ text: string }> }).content[0].text;
 
 test('the seed sequence through the proxy: read_file ALLOW (PII), fetch_report ALLOW (PII|FINANCIAL), http_post DENY', async () => {
   const f = await connect(filesProxyPort);
@@ -73,7 +83,10 @@ test('the seed sequence through the proxy: read_file ALLOW (PII), fetch_report A
     (err: unknown) => err instanceof McpError && err.code === -32600 && /taint-blocks-egress/.test(err.message),
   );
   // The server never saw the denied call.
-  assert.deepEqual(files.calls.map((c) => c.tool), ['read_file']);
+  assert.deepEqual(
+    files.calls.map((c) => c.tool),
+    ['read_file'],
+  );
   // The session keeps working after a denial.
   const again = await f.client.callTool({ name: 'read_file', arguments: { path: '/data/readme.txt' } });
   assert.equal(text(again), 'contents of /data/readme.txt');
@@ -102,7 +115,10 @@ test('the seed sequence through the proxy: read_file ALLOW (PII), fetch_report A
 
 test('a tool the schema does not name is decided as call_tool (and denied by default)', async () => {
   const f = await connect(filesProxyPort);
-  await assert.rejects(f.client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), (err: unknown) => err instanceof McpError && err.code === -32600);
+  await assert.rejects(
+    f.client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }),
+    (err: unknown) => err instanceof McpError && err.code === -32600,
+  );
   const ev = (await h.events()).filter((e) => e.action === 'Action::"call_tool"').at(-1)!;
   assert.equal(ev.decision, 'deny');
   assert.equal(ev.resource, 'MCPServer::"files"');
@@ -113,7 +129,10 @@ test('tool arguments reach policy projected onto the schema: write_file outside 
   // A fresh agent identity would carry no taint; this one is tainted from the seed test, so use reads only.
   const f = await connect(filesProxyPort);
   const list = await f.client.listTools();
-  assert.ok(list.tools.some((t) => t.name === 'read_file'), 'tools/list passes through');
+  assert.ok(
+    list.tools.some((t) => t.name === 'read_file'),
+    'tools/list passes through',
+  );
   await assert.rejects(f.client.callTool({ name: 'write_file', arguments: { path: '/etc/passwd', content: 'x' } }), McpError);
   const ev = (await h.events()).filter((e) => e.action === 'Action::"write_file"').at(-1)!;
   assert.equal(ev.decision, 'deny');
@@ -136,7 +155,11 @@ test('malformed JSON-RPC and oversized MCP bodies are refused without reaching t
   assert.equal(badBody.error.code, -32700);
   const notRpc = await fetch(url, { method: 'POST', headers, body: '{"hello":"world"}' });
   assert.equal(notRpc.status, 400);
-  const noName = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { arguments: {} } }) });
+  const noName = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { arguments: {} } }),
+  });
   const noNameBody = (await noName.json()) as { id: number; error: { code: number; message: string } };
   assert.equal(noNameBody.id, 7);
   assert.equal(noNameBody.error.code, -32600);
@@ -151,8 +174,18 @@ test('malformed JSON-RPC and oversized MCP bodies are refused without reaching t
     ]),
   });
   const batchBody = (await batch.json()) as Array<{ id: number; error: { code: number } }>;
-  assert.deepEqual(batchBody.map((b) => [b.id, b.error.code]), [[1, -32600], [2, -32600]]);
-  const big = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(11 * 1024 * 1024) } }) }).catch((e: Error) => e);
+  assert.deepEqual(
+    batchBody.map((b) => [b.id, b.error.code]),
+    [
+      [1, -32600],
+      [2, -32600],
+    ],
+  );
+  const big = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(11 * 1024 * 1024) } }),
+  }).catch((e: Error) => e);
   if (!(big instanceof Error)) assert.equal(big.status, 413);
   assert.equal(files.calls.length, callsBefore, 'nothing malformed or refused reached the server');
   const f = await connect(filesProxyPort);
@@ -165,7 +198,9 @@ test('malformed JSON-RPC and oversized MCP bodies are refused without reaching t
 });
 
 test('response content sets taint: a private key in a tool result adds CREDENTIALS, after which read_file is denied', async () => {
-  const keyServer = await startMcpServer('files', { read_file: { args: ['path'], impl: () => '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----' } });
+  const keyServer = await startMcpServer('files', {
+    read_file: { args: ['path'], impl: () => '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----' },
+  });
   const other = await startHarness({
     tweaks: { config: (c) => void (c.upstreams = { files: { address: `127.0.0.1:${keyServer.port}`, kind: 'mcp' } }) },
     destination: loopback(keyServer.port),
@@ -193,7 +228,8 @@ test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): 
   });
   const lh = await startHarness({
     tweaks: {
-      entities: (list: Entity[]) => list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
+      entities: (list: Entity[]) =>
+        list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
       config: (c) => void (c.upstreams = { files: { address: `127.0.0.1:${legacy.port}`, kind: 'mcp' } }),
     },
     destination: loopback(legacy.port),
@@ -205,10 +241,14 @@ test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): 
     const r = await client.callTool({ name: 'read_file', arguments: { path: '/notes.txt' } });
     assert.equal(text(r), 'contact: carol@corp.example.com');
     // The email in the result arrived over the event stream and set PII.
-    for (let i = 0; i < 100 && lh.dp.taint.mask('spiffe://corp.example/agents/reader') === 0n; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = 0; i < 100 && lh.dp.taint.mask('spiffe://corp.example/agents/reader') === 0n; i++)
+      await new Promise((res) => setTimeout(res, 10));
     assert.equal(lh.dp.taint.mask('spiffe://corp.example/agents/reader'), 0x1n);
     await assert.rejects(client.callTool({ name: 'http_post', arguments: { url: 'https://x.example' } }), /403[\s\S]*taint-blocks-egress/);
-    assert.deepEqual(legacy.calls.map((c) => c.tool), ['read_file']);
+    assert.deepEqual(
+      legacy.calls.map((c) => c.tool),
+      ['read_file'],
+    );
     const ev = (await lh.events()).filter((e) => e.action === 'Action::"http_post"');
     assert.equal(ev.length, 1);
     assert.equal(ev[0].decision, 'deny');
@@ -221,10 +261,29 @@ test('older HTTP+SSE transport (SDK SSEClientTransport ↔ SSEServerTransport): 
 });
 
 test('curl POSTing JSON-RPC with Expect: 100-continue gets exactly one 100 and the server answer', async () => {
-  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } };
+  const init = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+  };
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
-  const { stdout } = await promisify(execFile)('curl', ['-sS', '-i', '--max-time', '20', '-H', 'Expect: 100-continue', '-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream', '--data', JSON.stringify(init), `http://127.0.0.1:${reportsProxyPort}/mcp`]);
+  const { stdout } = await promisify(execFile)('curl', [
+    '-sS',
+    '-i',
+    '--max-time',
+    '20',
+    '-H',
+    'Expect: 100-continue',
+    '-H',
+    'Content-Type: application/json',
+    '-H',
+    'Accept: application/json, text/event-stream',
+    '--data',
+    JSON.stringify(init),
+    `http://127.0.0.1:${reportsProxyPort}/mcp`,
+  ]);
   assert.equal(stdout.match(/HTTP\/1\.1 100 Continue/g)?.length, 1);
   assert.match(stdout, /HTTP\/1\.1 200 OK/);
   assert.match(stdout, /"serverInfo":\{"name":"reports"/);

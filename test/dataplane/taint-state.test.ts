@@ -27,7 +27,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const status = async (port: number, ...args: string[]) => (await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '20', ...args, `http://localhost:${port}/api/echo`])).stdout;
+const status = async (port: number, ...args: string[]) =>
+  (await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '20', ...args, `http://localhost:${port}/api/echo`]))
+    .stdout;
 
 /** One dataplane life: optionally download the key, then try an egress POST; returns the POST's status and its audit event's taint_before. */
 async function life(taintState: string | undefined, download: boolean): Promise<{ post: string; taintBefore: string | undefined }> {
@@ -67,7 +69,11 @@ test('a corrupt or unreadable taint state stops the start with the path and the 
     await writeFile(path, text);
     await assert.rejects(
       startHarness({ destination: loopback(up.port), extra: { taintState: path } }),
-      (err: Error) => err instanceof TaintStateError && err.message.includes(path) && why.test(err.message) && /refusing to start every agent clean/.test(err.message),
+      (err: Error) =>
+        err instanceof TaintStateError &&
+        err.message.includes(path) &&
+        why.test(err.message) &&
+        /refusing to start every agent clean/.test(err.message),
     );
     assert.equal(await readFile(path, 'utf8'), text);
   }

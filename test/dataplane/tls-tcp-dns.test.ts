@@ -22,7 +22,14 @@ after(async () => {
 });
 
 test('curl over HTTPS: decided on SNI (Host::"localhost"), relayed intact to the TLS server', async () => {
-  const { stdout } = await run('curl', ['-sS', '--max-time', '20', '--cacert', tlsUp.certPath, `https://localhost:${h.proxy.port}/hello?tls`]);
+  const { stdout } = await run('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '--cacert',
+    tlsUp.certPath,
+    `https://localhost:${h.proxy.port}/hello?tls`,
+  ]);
   assert.equal(stdout, 'hello GET /hello?tls');
   const ev = (await h.events()).filter((e) => e.protocol === 'tls').at(-1)!;
   assert.equal(ev.action, 'Action::"connect"');
@@ -38,7 +45,19 @@ test('node fetch over HTTPS (certificate verified end to end through the proxy)'
 });
 
 test('TLS to a name outside every zone is reset, and audited with the SNI', async () => {
-  await assert.rejects(run('curl', ['-sS', '--max-time', '20', '--cacert', tlsUp.certPath, '--resolve', `evil.example:${h.proxy.port}:127.0.0.1`, `https://evil.example:${h.proxy.port}/`]), (err: { code?: number }) => err.code === 35 || err.code === 56);
+  await assert.rejects(
+    run('curl', [
+      '-sS',
+      '--max-time',
+      '20',
+      '--cacert',
+      tlsUp.certPath,
+      '--resolve',
+      `evil.example:${h.proxy.port}:127.0.0.1`,
+      `https://evil.example:${h.proxy.port}/`,
+    ]),
+    (err: { code?: number }) => err.code === 35 || err.code === 56,
+  );
   const ev = (await h.events()).filter((e) => e.protocol === 'tls').at(-1)!;
   assert.equal(ev.resource, 'Host::"evil.example"');
   assert.equal(ev.decision, 'deny');
@@ -65,7 +84,12 @@ test('malformed and oversized ClientHellos are reset and audited; the proxy keep
 
 test('opaque TCP: an echo to an internal endpoint is relayed; an unlisted endpoint is reset', async () => {
   const echo = await startEchoServer();
-  const dir = await startHarness({ destination: loopback(echo.port), tweaks: { entities: [{ uid: { type: 'Endpoint', id: `127.0.0.1:${echo.port}` }, attrs: {}, parents: [{ type: 'Zone', id: 'internal' }] }] } });
+  const dir = await startHarness({
+    destination: loopback(echo.port),
+    tweaks: {
+      entities: [{ uid: { type: 'Endpoint', id: `127.0.0.1:${echo.port}` }, attrs: {}, parents: [{ type: 'Zone', id: 'internal' }] }],
+    },
+  });
   try {
     const payload = Buffer.from([0x00, 0x01, 0x02, 0xfe, 0xff, ...Buffer.from(' opaque bytes')]);
     const r = await rawExchange(dir.proxy.port, [payload], 10_000, { endAfter: true });
@@ -115,7 +139,18 @@ test('DNS: allowed names are forwarded and learned; denied names get NXDOMAIN wi
     dns: true,
     dnsUpstream: `127.0.0.1:${resolver.port}`,
     destination: { address: '127.0.0.2', port: echo.port, family: 4 },
-    tweaks: { entities: [{ uid: { type: 'Host', id: 'db.corp.example' }, attrs: {}, parents: [{ type: 'Zone', id: 'allowlisted' }, { type: 'Zone', id: 'internal' }] }] },
+    tweaks: {
+      entities: [
+        {
+          uid: { type: 'Host', id: 'db.corp.example' },
+          attrs: {},
+          parents: [
+            { type: 'Zone', id: 'allowlisted' },
+            { type: 'Zone', id: 'internal' },
+          ],
+        },
+      ],
+    },
   });
   try {
     const port = dp.dp.dnsAddress!.port;
@@ -163,7 +198,14 @@ test('DNS: allowed names are forwarded and learned; denied names get NXDOMAIN wi
 test('domain fronting: an SNI the agent did not resolve the destination to is denied; one it did (even among several names on one IP) is allowed', async () => {
   const resolver = await startDnsServer({ 'db.corp.example': '127.0.0.2', 'front.corp.example': '127.0.0.2' });
   const echo = await startEchoServer('127.0.0.2');
-  const internal = (id: string) => ({ uid: { type: 'Host', id }, attrs: {}, parents: [{ type: 'Zone', id: 'allowlisted' }, { type: 'Zone', id: 'internal' }] });
+  const internal = (id: string) => ({
+    uid: { type: 'Host', id },
+    attrs: {},
+    parents: [
+      { type: 'Zone', id: 'allowlisted' },
+      { type: 'Zone', id: 'internal' },
+    ],
+  });
   const dp = await startHarness({
     dns: true,
     dnsUpstream: `127.0.0.1:${resolver.port}`,
@@ -172,7 +214,16 @@ test('domain fronting: an SNI the agent did not resolve the destination to is de
   });
   // curl sends a real ClientHello with the URL's name as SNI; the proxy decides on it and either
   // relays it to the echo server (the handshake then fails: it is an echo) or resets.
-  const tlsTo = (name: string) => run('curl', ['-sS', '--max-time', '20', '-k', '--resolve', `${name}:${dp.proxy.port}:127.0.0.1`, `https://${name}:${dp.proxy.port}/`]).catch(() => undefined);
+  const tlsTo = (name: string) =>
+    run('curl', [
+      '-sS',
+      '--max-time',
+      '20',
+      '-k',
+      '--resolve',
+      `${name}:${dp.proxy.port}:127.0.0.1`,
+      `https://${name}:${dp.proxy.port}/`,
+    ]).catch(() => undefined);
   const lastTls = async () => (await dp.events()).filter((e) => e.protocol === 'tls').at(-1)!;
   try {
     const port = dp.dp.dnsAddress!.port;

@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseClientHello } from '../../enforcer/dataplane/protocols/tls.js';
-import { BodyTracker, ChunkedScanner, header, headerTokens, headerValues, parseRequestHead, requestFraming } from '../../enforcer/dataplane/protocols/http1.js';
+import {
+  BodyTracker,
+  ChunkedScanner,
+  header,
+  headerTokens,
+  headerValues,
+  parseRequestHead,
+  requestFraming,
+} from '../../enforcer/dataplane/protocols/http1.js';
 import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/dataplane/protocols/mcp.js';
 import { detectProtocol } from '../../enforcer/dataplane/protocols/detect.js';
 import { detect, luhnValid } from '../../enforcer/dataplane/taint/detectors.js';
@@ -28,7 +36,13 @@ async function realClientHello(servername: string, alpn: string[]): Promise<Buff
       });
     });
     server.listen(0, '127.0.0.1', () => {
-      const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername, ALPNProtocols: alpn, rejectUnauthorized: false });
+      const c = tls.connect({
+        port: (server.address() as net.AddressInfo).port,
+        host: '127.0.0.1',
+        servername,
+        ALPNProtocols: alpn,
+        rejectUnauthorized: false,
+      });
       c.on('error', () => undefined);
     });
   });
@@ -89,7 +103,12 @@ test('request heads: smuggling-prone forms are refused', () => {
 });
 
 test('request heads: header lookups are case-insensitive, keep every value in order, and split tokens', () => {
-  const r = parseRequestHead(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nACCEPT: text/html, Application/JSON\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: keep-alive,\r\n\r\n'), 1024);
+  const r = parseRequestHead(
+    Buffer.from(
+      'GET / HTTP/1.1\r\nHost: a\r\nACCEPT: text/html, Application/JSON\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: keep-alive,\r\n\r\n',
+    ),
+    1024,
+  );
   assert.equal(r.kind, 'head');
   if (r.kind !== 'head') return;
   assert.equal(header(r.head, 'host'), 'a');
@@ -98,7 +117,11 @@ test('request heads: header lookups are case-insensitive, keep every value in or
   assert.deepEqual(headerTokens(r.head, 'connection'), ['keep-alive'], 'empty tokens dropped');
   assert.deepEqual(headerValues(r.head, 'absent'), []);
   assert.equal(header(r.head, 'absent'), undefined);
-  assert.deepEqual(r.head.headers.map(([n]) => n), ['Host', 'ACCEPT', 'X-Dup', 'x-dup', 'Connection'], 'names as sent, in order');
+  assert.deepEqual(
+    r.head.headers.map(([n]) => n),
+    ['Host', 'ACCEPT', 'X-Dup', 'x-dup', 'Connection'],
+    'names as sent, in order',
+  );
 });
 
 test('SSE events across chunk boundaries and line ending styles', () => {
@@ -110,7 +133,9 @@ test('SSE events across chunk boundaries and line ending styles', () => {
 });
 
 test('JSON-RPC classification', () => {
-  const parsed = parseJsonRpc('[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/x"}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]');
+  const parsed = parseJsonRpc(
+    '[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/x"}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]',
+  );
   assert.ok(parsed.ok);
   if (parsed.ok) {
     assert.deepEqual(classifyMessage(parsed.messages[0]), { kind: 'tool', tool: 'read_file', arguments: { path: '/x' } });
@@ -167,7 +192,12 @@ test('DNS wire: queries, compression loops, error responses, answers', () => {
   const loop = Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12]);
   assert.throws(() => parseQuery(loop), /loop/);
   assert.throws(() => readName(Buffer.from([5, 0x61]), 0), /past the end/);
-  const resp = Buffer.concat([Buffer.from([0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]), q.subarray(12), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]), Buffer.from([0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])]);
+  const resp = Buffer.concat([
+    Buffer.from([0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]),
+    q.subarray(12),
+    Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]),
+    Buffer.from([0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+  ]);
   assert.deepEqual(answerAddresses(resp), ['10.0.0.1', '2001:db8::1']);
 });
 
@@ -187,7 +217,11 @@ test('decision metrics: counts by protocol and result, cumulative latency bucket
   assert.equal(await value(/^lilith_decisions_total\{protocol="unit",decision="deny"\}/), 1);
   assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.00001",protocol="unit"\}/), 0);
   assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.000025",protocol="unit"\}/), before.le25 + 1);
-  assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.005",protocol="unit"\}/), before.le25 + 2, 'buckets are cumulative');
+  assert.equal(
+    await value(/^lilith_decision_latency_seconds_bucket\{le="0\.005",protocol="unit"\}/),
+    before.le25 + 2,
+    'buckets are cumulative',
+  );
   assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="0\.05",protocol="unit"\}/), before.le25 + 2);
   assert.equal(await value(/^lilith_decision_latency_seconds_bucket\{le="\+Inf",protocol="unit"\}/), before.inf + 3);
   assert.equal(await value(/^lilith_decision_latency_seconds_count\{protocol="unit"\}/), before.inf + 3);

@@ -33,7 +33,9 @@ export function httpHandler(requests: HttpUpstream['requests']): http.RequestLis
         hash.update(d);
       });
       req.pipe(res);
-      req.on('end', () => requests.push({ method: req.method!, url: req.url!, host: req.headers.host ?? '', bodyBytes: bytes, sha256: hash.digest('hex') }));
+      req.on('end', () =>
+        requests.push({ method: req.method!, url: req.url!, host: req.headers.host ?? '', bodyBytes: bytes, sha256: hash.digest('hex') }),
+      );
       return;
     }
     req.on('data', (d: Buffer) => {
@@ -105,7 +107,29 @@ export interface TlsUpstream {
 /** HTTPS server with a fresh self-signed certificate for localhost (openssl). */
 export async function startTlsUpstream(): Promise<TlsUpstream> {
   const dir = mkdtempSync(join(tmpdir(), 'lilith-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
   const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: certPem }, httpHandler([]));
   const port = await listen(server);

@@ -41,7 +41,9 @@ function assertFlagsKnown(args: string[], where: string) {
   for (const a of args) if (a.startsWith('--')) assert.ok(usage.includes(a.split('=')[0]), `${where}: unknown enforcer flag ${a}`);
 }
 
-it('systemd unit passes systemd-analyze verify without warnings', { skip: hasSystemdAnalyze ? false : 'systemd-analyze not installed' }, () => {
+it('systemd unit passes systemd-analyze verify without warnings', {
+  skip: hasSystemdAnalyze ? false : 'systemd-analyze not installed',
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'lilith-unit-'));
   try {
     copyFileSync(join(DEPLOY, 'systemd/lilith-enforcer.service'), join(dir, 'lilith-enforcer.service'));
@@ -67,7 +69,10 @@ it('systemd unit: runs `lilith enforcer`, restarts on failure, has the BPF capab
     assert.ok(bounding.includes(cap), `bounding set lacks ${cap}`);
     assert.ok(ambient.includes(cap), `ambient set lacks ${cap}`);
   }
-  assert.ok(ambient.every((c) => bounding.includes(c)), 'ambient capabilities must be in the bounding set');
+  assert.ok(
+    ambient.every((c) => bounding.includes(c)),
+    'ambient capabilities must be in the bounding set',
+  );
   assert.deepEqual(svc.get('RuntimeDirectory'), ['lilith']); // /run/lilith/admin.sock
   assert.ok(u.get('Install')!.get('WantedBy'));
 });
@@ -125,22 +130,51 @@ it('compose file: parses, restarts on failure, BPF capabilities, state volume', 
 });
 
 it('daemon settings: flags beat env beat file, and bad values are named', () => {
-  const cfg = resolveDaemonConfig({ poll_min_ms: '100' }, { LILITH_POLL_MIN_MS: '200', LILITH_POLL_MAX_MS: '300' }, { trust: '/t', state_dir: '/s', git_url: 'http://x/r.git', poll_max_ms: 9000 });
+  const cfg = resolveDaemonConfig(
+    { poll_min_ms: '100' },
+    { LILITH_POLL_MIN_MS: '200', LILITH_POLL_MAX_MS: '300' },
+    { trust: '/t', state_dir: '/s', git_url: 'http://x/r.git', poll_max_ms: 9000 },
+  );
   assert.equal(cfg.pollMinMs, 100);
   assert.equal(cfg.pollMaxMs, 300);
   assert.equal(cfg.trust, '/t');
   assert.throws(() => resolveDaemonConfig({ trust: '/t', state_dir: '/s' }, {}), /no capsule source/);
   assert.throws(() => resolveDaemonConfig({ trust: '/t', state_dir: '/s', git_url: 'ssh://x' }, {}), /git_url must be an http/);
-  assert.throws(() => resolveDaemonConfig({ trust: '/t', state_dir: '/s', git_url: 'http://x', poll_min_ms: 'soon' }, {}), /poll_min_ms \(flag\): expected a non-negative integer/);
-  assert.throws(() => resolveDaemonConfig({ trust: '/t', state_dir: '/s', git_url: 'http://x' }, { LILITH_ENGINE: 'turbo' }), /engine \(env LILITH_ENGINE\)/);
+  assert.throws(
+    () => resolveDaemonConfig({ trust: '/t', state_dir: '/s', git_url: 'http://x', poll_min_ms: 'soon' }, {}),
+    /poll_min_ms \(flag\): expected a non-negative integer/,
+  );
+  assert.throws(
+    () => resolveDaemonConfig({ trust: '/t', state_dir: '/s', git_url: 'http://x' }, { LILITH_ENGINE: 'turbo' }),
+    /engine \(env LILITH_ENGINE\)/,
+  );
   assert.throws(() => resolveDaemonConfig({ state_dir: '/s', git_url: 'http://x' }, {}), /no trust file/);
 });
 
 it('lilith enforcer exits 2 with a clear message on bad settings', () => {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'enforcer', '--state-dir', '/nonexistent', '--git', 'http://127.0.0.1:1/x.git'], { encoding: 'utf8', env: { ...process.env, LILITH_TRUST: '' } });
+  const r = spawnSync(
+    process.execPath,
+    [join(ROOT, 'dist/cli/main.js'), 'enforcer', '--state-dir', '/nonexistent', '--git', 'http://127.0.0.1:1/x.git'],
+    { encoding: 'utf8', env: { ...process.env, LILITH_TRUST: '' } },
+  );
   assert.equal(r.status, 2);
   assert.match(r.stderr, /no trust file/);
-  const r2 = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'enforcer', '--trust', '/nonexistent/trust.json', '--state-dir', '/tmp/x', '--git', 'http://127.0.0.1:1/x.git', '--no-kernel', '--no-dataplane'], { encoding: 'utf8' });
+  const r2 = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'dist/cli/main.js'),
+      'enforcer',
+      '--trust',
+      '/nonexistent/trust.json',
+      '--state-dir',
+      '/tmp/x',
+      '--git',
+      'http://127.0.0.1:1/x.git',
+      '--no-kernel',
+      '--no-dataplane',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r2.status, 2);
   assert.match(r2.stderr, /cannot read trust file \/nonexistent\/trust.json/);
   void execFileSync;

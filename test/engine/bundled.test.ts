@@ -84,7 +84,10 @@ test('bundled policies: both engines decide every dataplane request shape identi
     const d = disagreement(f, w);
     if (d && failures.length < 5) failures.push(`${d}\n  fast ${JSON.stringify(f)}\n  wasm ${JSON.stringify(w)}\n  ${JSON.stringify(req)}`);
     const p = fastPrepared.isAuthorized(req);
-    if (JSON.stringify(p) !== JSON.stringify(f) && failures.length < 5) failures.push(`prepared bundle decides differently\n  prepared ${JSON.stringify(p)}\n  fast ${JSON.stringify(f)}\n  ${JSON.stringify(req)}`);
+    if (JSON.stringify(p) !== JSON.stringify(f) && failures.length < 5)
+      failures.push(
+        `prepared bundle decides differently\n  prepared ${JSON.stringify(p)}\n  fast ${JSON.stringify(f)}\n  ${JSON.stringify(req)}`,
+      );
   };
   for (const [action, info] of schema.actions) {
     const resources = bundle.entities.filter((e) => info.resourceTypes.has(e.uid.type)).map((e) => e.uid);
@@ -93,28 +96,56 @@ test('bundled policies: both engines decide every dataplane request shape identi
     if (resources.length === 0) resources.push({ type: 'MCPServer', id: 'files' });
     const ctxs = contexts(action, [...info.context.attrs.keys()]);
     for (const agent of AGENTS) {
-      const entities: Entity[] = [{ uid: { type: 'Agent', id: agent.id }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) }];
+      const entities: Entity[] = [
+        { uid: { type: 'Agent', id: agent.id }, attrs: {}, parents: agent.groups.map((g) => ({ type: 'AgentGroup', id: g })) },
+      ];
       resources.forEach((resource, ri) => {
         ctxs.forEach((ctx, ci) => {
           const taints = agent === AGENTS[0] && ri === 0 && ci === 0 ? ALL_TAINTS : SOME_TAINTS;
           for (const labels of taints) {
-            check({ principal: { type: 'Agent', id: agent.id }, action: { type: 'Action', id: action }, resource, context: { ...ctx, ...taint(labels) }, entities });
+            check({
+              principal: { type: 'Agent', id: agent.id },
+              action: { type: 'Action', id: action },
+              resource,
+              context: { ...ctx, ...taint(labels) },
+              entities,
+            });
           }
         });
       });
     }
     // Malformed shapes the dataplane must never produce, but which must still agree (deny).
-    const base = { principal: { type: 'Agent', id: AGENTS[0].id }, action: { type: 'Action', id: action }, resource: resources[0], entities: [] };
+    const base = {
+      principal: { type: 'Agent', id: AGENTS[0].id },
+      action: { type: 'Action', id: action },
+      resource: resources[0],
+      entities: [],
+    };
     check({ ...base, context: { ...ctxs[0] } });
     check({ ...base, context: { ...ctxs[0], ...taint([]), extra: 'x' } });
     check({ ...base, context: { ...ctxs[0], taint: [], data_touched: '0' } });
     check({ ...base, resource: { type: 'Zone', id: 'internal' }, context: { ...ctxs[0], ...taint([]) } });
   }
   // Actions the schema does not declare (an MCP tool the dataplane probes for).
-  check({ principal: { type: 'Agent', id: AGENTS[0].id }, action: { type: 'Action', id: 'no_such_tool' }, resource: { type: 'MCPServer', id: 'files' }, context: { taint: [], data_touched: 0, tool: 'x', arguments: {} } });
+  check({
+    principal: { type: 'Agent', id: AGENTS[0].id },
+    action: { type: 'Action', id: 'no_such_tool' },
+    resource: { type: 'MCPServer', id: 'files' },
+    context: { taint: [], data_touched: 0, tool: 'x', arguments: {} },
+  });
   // data_touched with bit 63 set, as the dataplane's maskToLong makes it.
-  check({ principal: { type: 'Agent', id: AGENTS[0].id }, action: { type: 'Action', id: 'http_post' }, resource: { type: 'MCPServer', id: 'files' }, context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | 1n)) } });
-  check({ principal: { type: 'Agent', id: AGENTS[0].id }, action: { type: 'Action', id: 'http_post' }, resource: { type: 'MCPServer', id: 'files' }, context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | (1n << 40n))) } });
+  check({
+    principal: { type: 'Agent', id: AGENTS[0].id },
+    action: { type: 'Action', id: 'http_post' },
+    resource: { type: 'MCPServer', id: 'files' },
+    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | 1n)) },
+  });
+  check({
+    principal: { type: 'Agent', id: AGENTS[0].id },
+    action: { type: 'Action', id: 'http_post' },
+    resource: { type: 'MCPServer', id: 'files' },
+    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | (1n << 40n))) },
+  });
   wasm.dispose();
   process.stdout.write(`# bundled policies: ${count} requests, ${allows} allowed by cedar-wasm\n`);
   assert.deepEqual(failures, []);
@@ -127,7 +158,14 @@ test('createAuthorizer: fast engine by default, visible fallback to cedar-wasm f
   assert.equal(createAuthorizer(bundle, 'wasm').engine, 'wasm');
   const lines: string[] = [];
   const before = (await engineFallbacks.get()).values.reduce((n, v) => n + v.value, 0);
-  const withDatetime = { ...bundle, policies: { ...bundle.policies, 'ip.cedar': '@id("dt-check") permit (principal, action, resource) when { datetime("2024-10-15").toDate() == datetime("2024-10-15") };' } };
+  const withDatetime = {
+    ...bundle,
+    policies: {
+      ...bundle.policies,
+      'ip.cedar':
+        '@id("dt-check") permit (principal, action, resource) when { datetime("2024-10-15").toDate() == datetime("2024-10-15") };',
+    },
+  };
   const authz = createAuthorizer(withDatetime, 'fast', { log: (l) => lines.push(l) });
   assert.equal(authz.engine, 'wasm');
   assert.match(lines.join('\n'), /cannot take this policy set \(.*(toDate|datetime).*\); using cedar-wasm/);

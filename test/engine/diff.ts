@@ -46,7 +46,17 @@ function show(v: unknown): string {
 
 /** Runs `bundles` random bundles × `requests` requests from `seed` (bundle i uses seed + i). */
 export function runDifferential(seed: number, bundles: number, requests: number, policies: number, maxFailures = 5): DiffStats {
-  const st: DiffStats = { bundles: 0, requests: 0, policyEvaluations: 0, allow: 0, deny: 0, requestFailures: 0, policyErrors: 0, skippedBundles: 0, failures: [] };
+  const st: DiffStats = {
+    bundles: 0,
+    requests: 0,
+    policyEvaluations: 0,
+    allow: 0,
+    deny: 0,
+    requestFailures: 0,
+    policyErrors: 0,
+    skippedBundles: 0,
+    failures: [],
+  };
   for (let i = 0; i < bundles && st.failures.length < maxFailures; i++) {
     const bseed = (seed + i) >>> 0;
     const r = new Rng(bseed);

@@ -18,7 +18,11 @@ test('compiled engine agrees with cedar-wasm on random policies, entities and re
   const st = runDifferential(seed, bundles, requests, policies);
   const summary = `seed ${seed}: ${st.bundles} policy sets (${st.skippedBundles} rejected by cedar), ${st.requests} requests, ${st.policyEvaluations} policy evaluations; wasm said allow ${st.allow} / deny ${st.deny}, ${st.requestFailures} malformed requests, ${st.policyErrors} policy errors; ${Date.now() - started} ms`;
   process.stdout.write(`# ${summary}\n`);
-  assert.deepEqual(st.failures, [], `${st.failures.length} disagreement(s); reproduce with LILITH_DIFF_SEED=${seed}\n${st.failures.join('\n\n')}`);
+  assert.deepEqual(
+    st.failures,
+    [],
+    `${st.failures.length} disagreement(s); reproduce with LILITH_DIFF_SEED=${seed}\n${st.failures.join('\n\n')}`,
+  );
   // The run must actually exercise both outcomes and the error paths.
   assert.ok(st.requests >= bundles * requests * 0.9, summary);
   assert.ok(st.allow > 0 && st.deny > 0 && st.policyErrors > 0 && st.requestFailures > 0, summary);

@@ -26,17 +26,106 @@ action "admin" appliesTo { principal: User, resource: Folder, context: {} };
 
 const TYPES = ['User', 'Group', 'Role', 'Folder', 'Doc'] as const;
 type EType = (typeof TYPES)[number];
-const PARENTS: Record<EType, EType[]> = { User: ['Group', 'Role'], Group: ['Group', 'Role'], Role: ['Role'], Folder: ['Folder'], Doc: ['Folder'] };
+const PARENTS: Record<EType, EType[]> = {
+  User: ['Group', 'Role'],
+  Group: ['Group', 'Role'],
+  Role: ['Role'],
+  Folder: ['Folder'],
+  Doc: ['Folder'],
+};
 const ACTIONS = ['read', 'write', 'admin', 'grp', 'all'];
 
 // Edge Longs: limits, the 2^53 boundary, and values whose sums/products overflow.
-const BIG_LITERALS = ['9223372036854775807', '-9223372036854775808', '9223372036854775806', '4611686018427387904', '9007199254740993', '-9007199254740993', '3037000500', '-3037000500', '9007199254740991', '9007199254740992'];
+const BIG_LITERALS = [
+  '9223372036854775807',
+  '-9223372036854775808',
+  '9223372036854775806',
+  '4611686018427387904',
+  '9007199254740993',
+  '-9007199254740993',
+  '3037000500',
+  '-3037000500',
+  '9007199254740991',
+  '9007199254740992',
+];
 const SMALL_LONGS = [0, 1, -1, 2, 3, 7, 10, 100, -100, 65535, 2147483647, -2147483648, 4294967296];
 // Longs as JSON numbers (context/attributes): only doubles reach cedar-wasm.
-const JSON_LONGS = [0, 1, -1, 2, 7, 100, -5, 9007199254740991, -9007199254740991, 9007199254740992, 2 ** 62, 2 ** 63 - 1024, -(2 ** 63) + 1024, 2 ** 62];
-const STRINGS = ['10.0.0.7', '::1', '', 'a', 'ab', 'abc', 'a*b', '*', '\\', 'foo/bar', 'x\u00e9y', '日本語', 'A', 'AAAA', 'tls', '/api/x', 'a\nb', '"q"', 'u0', 'aaa'];
-const ATTRS = ['name', 'age', 'tags', 'active', 'manager', 'profile', 'public', 'depth', 'owner', 'size', 'labels', 'meta', 'level', 'nick', 'score', 'flags', 'kind', 'n', 'missing'];
-const IPS = ['127.0.0.1', '127.0.0.1/4', '10.0.0.0/8', '10.1.2.3', '10.1.2.3/33', '01.2.3.4', '::1', '::/0', 'ff02::1/8', '224.0.0.1/3', '192.168.1.0/24', '10.0.0.1/08', '::ffff:1.2.3.4', '2001:db8::/32', '1:2:3:4:5:6:7::'];
+const JSON_LONGS = [
+  0,
+  1,
+  -1,
+  2,
+  7,
+  100,
+  -5,
+  9007199254740991,
+  -9007199254740991,
+  9007199254740992,
+  2 ** 62,
+  2 ** 63 - 1024,
+  -(2 ** 63) + 1024,
+  2 ** 62,
+];
+const STRINGS = [
+  '10.0.0.7',
+  '::1',
+  '',
+  'a',
+  'ab',
+  'abc',
+  'a*b',
+  '*',
+  '\\',
+  'foo/bar',
+  'x\u00e9y',
+  '日本語',
+  'A',
+  'AAAA',
+  'tls',
+  '/api/x',
+  'a\nb',
+  '"q"',
+  'u0',
+  'aaa',
+];
+const ATTRS = [
+  'name',
+  'age',
+  'tags',
+  'active',
+  'manager',
+  'profile',
+  'public',
+  'depth',
+  'owner',
+  'size',
+  'labels',
+  'meta',
+  'level',
+  'nick',
+  'score',
+  'flags',
+  'kind',
+  'n',
+  'missing',
+];
+const IPS = [
+  '127.0.0.1',
+  '127.0.0.1/4',
+  '10.0.0.0/8',
+  '10.1.2.3',
+  '10.1.2.3/33',
+  '01.2.3.4',
+  '::1',
+  '::/0',
+  'ff02::1/8',
+  '224.0.0.1/3',
+  '192.168.1.0/24',
+  '10.0.0.1/08',
+  '::ffff:1.2.3.4',
+  '2001:db8::/32',
+  '1:2:3:4:5:6:7::',
+];
 const CTX_ATTRS = ['n', 's', 'b', 'tags', 'rec', 'who', 'nums', 'odd key', 'missing'];
 
 function cedarString(s: string): string {
@@ -88,7 +177,9 @@ export class ExprGen {
             return this.access('long', d);
         }
       case 'string':
-        return r.chance(0.5) ? this.access('string', d) : `(if ${this.expr('bool', d)} then ${this.expr('string', d)} else ${this.expr('string', d)})`;
+        return r.chance(0.5)
+          ? this.access('string', d)
+          : `(if ${this.expr('bool', d)} then ${this.expr('string', d)} else ${this.expr('string', d)})`;
       case 'set': {
         if (r.chance(0.4)) return this.access('set', d);
         const et = r.pick(['long', 'string', 'entity', 'set', 'record', 'any'] as const);
@@ -110,7 +201,9 @@ export class ExprGen {
         return `{${parts.join(', ')}}`;
       }
       case 'entity':
-        return r.chance(0.5) ? this.access('entity', d) : `(if ${this.expr('bool', d)} then ${this.expr('entity', d)} else ${this.expr('entity', d)})`;
+        return r.chance(0.5)
+          ? this.access('entity', d)
+          : `(if ${this.expr('bool', d)} then ${this.expr('entity', d)} else ${this.expr('entity', d)})`;
     }
   }
 
@@ -150,9 +243,15 @@ export class ExprGen {
         return r.chance(0.3) ? `(${e} is ${t} in ${this.expr('entity', d)})` : `(${e} is ${t})`;
       }
       case 8: {
-        const target = r.chance(0.5) ? r.pick(['principal', 'resource', 'context', 'action', 'context.rec', 'principal.profile', 'resource.meta']) : this.expr(r.pick(['entity', 'record'] as const), d);
+        const target = r.chance(0.5)
+          ? r.pick(['principal', 'resource', 'context', 'action', 'context.rec', 'principal.profile', 'resource.meta'])
+          : this.expr(r.pick(['entity', 'record'] as const), d);
         const k = r.pick([...ATTRS, ...CTX_ATTRS]);
-        const path = r.chance(0.2) ? `${r.pick(['profile', 'meta', 'rec'])}.${r.pick(['nick', 'kind', 'a', 'n'])}` : k.includes(' ') ? cedarString(k) : k;
+        const path = r.chance(0.2)
+          ? `${r.pick(['profile', 'meta', 'rec'])}.${r.pick(['nick', 'kind', 'a', 'n'])}`
+          : k.includes(' ')
+            ? cedarString(k)
+            : k;
         return `(${target} has ${path})`;
       }
       case 9:
@@ -166,7 +265,9 @@ export class ExprGen {
       case 13:
         return `(if ${this.expr('bool', d)} then ${this.expr('bool', d)} else ${this.expr('bool', d)})`;
       case 14:
-        return r.chance(0.5) ? `(${this.expr('entity', d)}.hasTag(${this.expr('string', d)}))` : `(${this.expr('entity', d)}.getTag(${this.expr('string', d)}) == "x")`;
+        return r.chance(0.5)
+          ? `(${this.expr('entity', d)}.hasTag(${this.expr('string', d)}))`
+          : `(${this.expr('entity', d)}.getTag(${this.expr('string', d)}) == "x")`;
       case 15:
         return `(action ${r.chance(0.5) ? 'in' : '=='} Action::${cedarString(r.pick(ACTIONS))})`;
       case 16:
@@ -174,7 +275,11 @@ export class ExprGen {
       case 17: {
         // ipaddr extension: constructor over literals or strings from the request, predicates, ranges.
         const ipOf = () => (r.chance(0.7) ? `ip(${cedarString(r.pick(IPS))})` : `ip(${this.expr('string', d)})`);
-        return r.chance(0.4) ? `(${ipOf()}.isInRange(${ipOf()}))` : r.chance(0.2) ? `(${ipOf()} == ${ipOf()})` : `(${ipOf()}.${r.pick(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'])}())`;
+        return r.chance(0.4)
+          ? `(${ipOf()}.isInRange(${ipOf()}))`
+          : r.chance(0.2)
+            ? `(${ipOf()} == ${ipOf()})`
+            : `(${ipOf()}.${r.pick(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'])}())`;
       }
       default:
         return this.access('bool', d);
@@ -196,16 +301,32 @@ export class ExprGen {
         return r.chance(0.5) ? String(r.chance(0.5)) : r.pick(['context.b', 'principal.active', 'resource.public', 'context.missing']);
       case 'long':
         if (r.chance(0.2)) return r.pick(BIG_LITERALS);
-        if (r.chance(0.3)) return r.pick(['context.n', 'principal.age', 'resource.size', 'principal.level', 'context.rec.a', 'resource.depth']);
+        if (r.chance(0.3))
+          return r.pick(['context.n', 'principal.age', 'resource.size', 'principal.level', 'context.rec.a', 'resource.depth']);
         return String(r.pick(SMALL_LONGS));
       case 'string':
-        return r.chance(0.6) ? cedarString(r.pick(STRINGS)) : r.pick(['context.s', 'principal.name', 'context.rec.b', 'context["odd key"]']);
+        return r.chance(0.6)
+          ? cedarString(r.pick(STRINGS))
+          : r.pick(['context.s', 'principal.name', 'context.rec.b', 'context["odd key"]']);
       case 'set':
-        return r.pick(['context.tags', 'context.nums', 'principal.tags', 'resource.labels', '[]', '[1, 2]', '["a", "A"]', 'principal.profile.flags', '[[1], [2, 1]]', `[${entityLit(uid(r))}]`]);
+        return r.pick([
+          'context.tags',
+          'context.nums',
+          'principal.tags',
+          'resource.labels',
+          '[]',
+          '[1, 2]',
+          '["a", "A"]',
+          'principal.profile.flags',
+          '[[1], [2, 1]]',
+          `[${entityLit(uid(r))}]`,
+        ]);
       case 'record':
         return r.pick(['context.rec', 'principal.profile', 'resource.meta', 'context', '{}', '{a: 1}', '{"odd key": "x", b: [1]}']);
       case 'entity':
-        return r.chance(0.5) ? r.pick(['principal', 'resource', 'action', 'context.who', 'principal.manager', 'resource.owner']) : entityLit(r.chance(0.1) ? { type: 'Action', id: r.pick(ACTIONS) } : uid(r));
+        return r.chance(0.5)
+          ? r.pick(['principal', 'resource', 'action', 'context.who', 'principal.manager', 'resource.owner'])
+          : entityLit(r.chance(0.1) ? { type: 'Action', id: r.pick(ACTIONS) } : uid(r));
       case 'any':
         return this.leaf(r.pick(['bool', 'long', 'string', 'set', 'record', 'entity'] as const));
     }
@@ -246,7 +367,9 @@ export function randomPolicies(r: Rng, count: number): string {
     const conds: string[] = [];
     const n = r.int(3);
     for (let j = 0; j < n; j++) conds.push(`${r.chance(0.75) ? 'when' : 'unless'} { ${g.expr('bool', 1 + r.int(4))} }`);
-    out.push(`@id("p${i}")\n${r.chance(0.7) ? 'permit' : 'forbid'} (${scope(r, 'principal')}, ${actionScope(r)}, ${scope(r, 'resource')})\n${conds.join('\n')};`);
+    out.push(
+      `@id("p${i}")\n${r.chance(0.7) ? 'permit' : 'forbid'} (${scope(r, 'principal')}, ${actionScope(r)}, ${scope(r, 'resource')})\n${conds.join('\n')};`,
+    );
   }
   return out.join('\n\n');
 }
@@ -270,7 +393,7 @@ function attrsFor(r: Rng, t: EType): Record<string, CedarValue> {
       a.age = jsonLong(r);
       a.tags = strSet(r);
       a.active = r.chance(0.5);
-      if (r.chance(0.5)) a.manager = r.chance(0.5) ? { __entity: uid(r, 'User') } : uid(r, 'User') as unknown as CedarValue;
+      if (r.chance(0.5)) a.manager = r.chance(0.5) ? { __entity: uid(r, 'User') } : (uid(r, 'User') as unknown as CedarValue);
       a.profile = { score: jsonLong(r), flags: Array.from({ length: r.int(3) }, () => jsonLong(r)) };
       if (r.chance(0.5)) (a.profile as Record<string, CedarValue>).nick = r.pick(STRINGS);
       break;
@@ -325,8 +448,7 @@ export function randomEntities(r: Rng): { statics: Entity[]; requestPool: Entity
         statics.push(entityOf(r, u));
         // A request entity naming a static one is ignored (static entities win).
         if (r.chance(0.1)) requestPool.push(entityOf(r, u));
-      }
-      else if (roll < 0.85) requestPool.push(entityOf(r, u));
+      } else if (roll < 0.85) requestPool.push(entityOf(r, u));
     }
   }
   return { statics, requestPool };
@@ -335,7 +457,13 @@ export function randomEntities(r: Rng): { statics: Entity[]; requestPool: Entity
 function contextFor(r: Rng, action: string): Record<string, CedarValue> {
   let c: Record<string, CedarValue> = {};
   if (action === 'read') {
-    c = { n: jsonLong(r), s: r.pick(STRINGS), b: r.chance(0.5), tags: strSet(r), rec: r.chance(0.5) ? { b: r.pick(STRINGS) } : { a: jsonLong(r), b: r.pick(STRINGS) } };
+    c = {
+      n: jsonLong(r),
+      s: r.pick(STRINGS),
+      b: r.chance(0.5),
+      tags: strSet(r),
+      rec: r.chance(0.5) ? { b: r.pick(STRINGS) } : { a: jsonLong(r), b: r.pick(STRINGS) },
+    };
     if (r.chance(0.4)) c.who = { __entity: uid(r, 'User') };
     if (r.chance(0.4)) c.nums = Array.from({ length: r.int(3) }, () => jsonLong(r));
     if (r.chance(0.3)) c['odd key'] = r.pick(STRINGS);

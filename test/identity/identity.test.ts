@@ -4,7 +4,15 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { validateSpiffeId, parseSelector, compileRegistrations, resolveIdentity, findAmbiguities, readProcessFacts, SelectorError } from '../../identity/index.js';
+import {
+  validateSpiffeId,
+  parseSelector,
+  compileRegistrations,
+  resolveIdentity,
+  findAmbiguities,
+  readProcessFacts,
+  SelectorError,
+} from '../../identity/index.js';
 
 test('SPIFFE IDs: valid forms accepted', () => {
   for (const id of ['spiffe://corp.example', 'spiffe://corp.example/agents/coder', 'spiffe://a-b_c.d/x/Y.z-1_2']) {
@@ -40,7 +48,11 @@ test('selectors: malformed ones are refused with the reason', () => {
     ['cgroup:lilith', /must start with/],
     ['k8s:ns:default', /expected/],
   ] as const) {
-    assert.throws(() => parseSelector(s), (e: unknown) => e instanceof SelectorError && why.test((e as Error).message), s);
+    assert.throws(
+      () => parseSelector(s),
+      (e: unknown) => e instanceof SelectorError && why.test((e as Error).message),
+      s,
+    );
   }
 });
 
@@ -54,7 +66,10 @@ const regs = compileRegistrations([
 test('resolution: the most specific registration wins; no match is unknown', () => {
   assert.equal(resolveIdentity({ pid: 1, cgroupPath: '/lilith/agents/x' }, regs)?.spiffeId, 'spiffe://t/agents');
   assert.equal(resolveIdentity({ pid: 1, cgroupPath: '/lilith/agents/coder/sub' }, regs)?.spiffeId, 'spiffe://t/agents/coder');
-  assert.equal(resolveIdentity({ pid: 1, cgroupPath: '/lilith/agents/coder', exePath: '/usr/bin/node' }, regs)?.spiffeId, 'spiffe://t/agents/coder-node');
+  assert.equal(
+    resolveIdentity({ pid: 1, cgroupPath: '/lilith/agents/coder', exePath: '/usr/bin/node' }, regs)?.spiffeId,
+    'spiffe://t/agents/coder-node',
+  );
   assert.equal(resolveIdentity({ pid: 1, cgroupPath: '/lilith/agentsX' }, regs), null);
   assert.equal(resolveIdentity({ pid: 1, cgroupPath: '/other' }, regs), null);
 });
@@ -63,17 +78,30 @@ test('resolution: ambiguous matches resolve to no identity, and validation repor
   // uid:1000 and cgroup:/lilith/agents can both match one process; neither implies the other.
   assert.equal(resolveIdentity({ pid: 1, uid: 1000, cgroupPath: '/lilith/agents/x' }, regs), null);
   const problems = findAmbiguities(regs);
-  assert.ok(problems.some((p) => p.includes('spiffe://t/agents ') && p.includes('spiffe://t/uid1000')), problems.join('\n'));
+  assert.ok(
+    problems.some((p) => p.includes('spiffe://t/agents ') && p.includes('spiffe://t/uid1000')),
+    problems.join('\n'),
+  );
   // Disjoint registrations (different uids, sibling cgroups) are never ambiguous.
-  assert.deepEqual(findAmbiguities(compileRegistrations([
-    { spiffe_id: 'spiffe://t/a', selectors: ['unix:uid:1'] },
-    { spiffe_id: 'spiffe://t/b', selectors: ['unix:uid:2'] },
-  ])), []);
-  assert.deepEqual(findAmbiguities(compileRegistrations([
-    { spiffe_id: 'spiffe://t/c', selectors: ['cgroup:/x/a'] },
-    { spiffe_id: 'spiffe://t/d', selectors: ['cgroup:/x/b'] },
-    { spiffe_id: 'spiffe://t/e', selectors: ['cgroup:/x/a', 'unix:path:/usr/bin/node'] },
-  ])), []);
+  assert.deepEqual(
+    findAmbiguities(
+      compileRegistrations([
+        { spiffe_id: 'spiffe://t/a', selectors: ['unix:uid:1'] },
+        { spiffe_id: 'spiffe://t/b', selectors: ['unix:uid:2'] },
+      ]),
+    ),
+    [],
+  );
+  assert.deepEqual(
+    findAmbiguities(
+      compileRegistrations([
+        { spiffe_id: 'spiffe://t/c', selectors: ['cgroup:/x/a'] },
+        { spiffe_id: 'spiffe://t/d', selectors: ['cgroup:/x/b'] },
+        { spiffe_id: 'spiffe://t/e', selectors: ['cgroup:/x/a', 'unix:path:/usr/bin/node'] },
+      ]),
+    ),
+    [],
+  );
 });
 
 test('process facts: a real child process is attested from /proc', async () => {
@@ -86,7 +114,9 @@ test('process facts: a real child process is attested from /proc', async () => {
     assert.equal(facts.exePath, '/usr/bin/sleep');
     assert.equal(facts.exeSha256, createHash('sha256').update(readFileSync('/usr/bin/sleep')).digest('hex'));
     assert.ok(facts.cgroupPath?.startsWith('/'), `cgroup path ${facts.cgroupPath}`);
-    const ids = compileRegistrations([{ spiffe_id: 'spiffe://t/sleep', selectors: [`unix:sha256:${facts.exeSha256}`, `unix:uid:${facts.uid}`] }]);
+    const ids = compileRegistrations([
+      { spiffe_id: 'spiffe://t/sleep', selectors: [`unix:sha256:${facts.exeSha256}`, `unix:uid:${facts.uid}`] },
+    ]);
     assert.equal(resolveIdentity(facts, ids)?.spiffeId, 'spiffe://t/sleep');
   } finally {
     child.kill();

@@ -8,7 +8,19 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { attach, cgroupId, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { directListener, fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe, sleep, type FakeProxy, type TestCgroup } from '../../testkit/kernel.js';
+import {
+  directListener,
+  fakeProxy,
+  makeCgroup,
+  makePinRoot,
+  probe,
+  probeBinary,
+  repoRoot,
+  runProbe,
+  sleep,
+  type FakeProxy,
+  type TestCgroup,
+} from '../../testkit/kernel.js';
 
 const EPERM = 1;
 const IDENTITY = 7;
@@ -51,7 +63,15 @@ after(async () => {
 
 test('attach reports cgroup-only mode with the cgroup hooks active and the LSM hooks missing', () => {
   assert.equal(kernel!.mode, 'cgroup-only');
-  for (const h of ['cgroup/connect4', 'cgroup/connect6', 'cgroup/sendmsg4', 'cgroup/recvmsg4', 'cgroup/getpeername4', 'cgroup/sock_create', 'sockops']) {
+  for (const h of [
+    'cgroup/connect4',
+    'cgroup/connect6',
+    'cgroup/sendmsg4',
+    'cgroup/recvmsg4',
+    'cgroup/getpeername4',
+    'cgroup/sock_create',
+    'sockops',
+  ]) {
     assert.ok(kernel!.hooks.active.includes(h), `${h} active`);
   }
   assert.ok(!kernel!.hooks.active.includes('socket_connect'));
@@ -260,9 +280,28 @@ test('maps pinned by an incompatible build are refused with a clear error, and l
   const root = makePinRoot();
   mkdirSync(root);
   try {
-    execFileSync('bpftool', ['map', 'create', join(root, 'lil_config'), 'type', 'array', 'key', '4', 'value', '48', 'entries', '1', 'name', 'lil_config']);
+    execFileSync('bpftool', [
+      'map',
+      'create',
+      join(root, 'lil_config'),
+      'type',
+      'array',
+      'key',
+      '4',
+      'value',
+      '48',
+      'entries',
+      '1',
+      'name',
+      'lil_config',
+    ]);
     await assert.rejects(
-      attach({ cgroupPath: agent.dir, pinRoot: root, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort } }),
+      attach({
+        cgroupPath: agent.dir,
+        pinRoot: root,
+        mode: 'cgroup-only',
+        proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort },
+      }),
       /incompatible Lilith build \(config is 48 bytes/,
     );
     assert.ok(existsSync(join(root, 'lil_config')));

@@ -2,7 +2,19 @@
 // config encoding, event and original-destination decoding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeEvent, decodeOrig, decodeUnixKey, encodeConfig, HOOK_NAMES, ip16, ipString, REASON_NAMES, SIZES, tupleKey, unixKey } from '../../bpf/layout.js';
+import {
+  decodeEvent,
+  decodeOrig,
+  decodeUnixKey,
+  encodeConfig,
+  HOOK_NAMES,
+  ip16,
+  ipString,
+  REASON_NAMES,
+  SIZES,
+  tupleKey,
+  unixKey,
+} from '../../bpf/layout.js';
 import { kernelDev } from '../../bpf/cgroups.js';
 
 test('IPv4, IPv6 and v4-mapped addresses round-trip through 16 bytes', () => {
@@ -24,7 +36,18 @@ test('IPv4, IPv6 and v4-mapped addresses round-trip through 16 bytes', () => {
 });
 
 test('config encodes to the 64-byte struct with network-order proxy address and family mask', () => {
-  const b = encodeConfig({ heartbeatTtlNs: 1_000_000_000n, deniedFamilies: [16, 40], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 15001, dnsPort: 15053, flags: 7, minAddr: 65536, interceptCgroupId: 9n, interceptLevel: 2 });
+  const b = encodeConfig({
+    heartbeatTtlNs: 1_000_000_000n,
+    deniedFamilies: [16, 40],
+    proxyV4: '127.0.0.1',
+    proxyV6: '::1',
+    proxyPort: 15001,
+    dnsPort: 15053,
+    flags: 7,
+    minAddr: 65536,
+    interceptCgroupId: 9n,
+    interceptLevel: 2,
+  });
   assert.equal(b.length, SIZES.config);
   assert.equal(b.readBigUInt64LE(48), 9n);
   assert.equal(b.readUInt32LE(56), 2);
@@ -36,7 +59,22 @@ test('config encodes to the 64-byte struct with network-order proxy address and 
   assert.equal(b.readUInt16LE(40), 15001);
   assert.equal(b.readUInt16LE(42), 15053);
   assert.equal(b.readUInt32LE(44), 65536);
-  assert.throws(() => encodeConfig({ heartbeatTtlNs: 1n, deniedFamilies: [64], proxyV4: '127.0.0.1', proxyV6: '::1', proxyPort: 1, dnsPort: 1, flags: 0, minAddr: 0, interceptCgroupId: 1n, interceptLevel: 0 }), /family 64/);
+  assert.throws(
+    () =>
+      encodeConfig({
+        heartbeatTtlNs: 1n,
+        deniedFamilies: [64],
+        proxyV4: '127.0.0.1',
+        proxyV6: '::1',
+        proxyPort: 1,
+        dnsPort: 1,
+        flags: 0,
+        minAddr: 0,
+        interceptCgroupId: 1n,
+        interceptLevel: 0,
+      }),
+    /family 64/,
+  );
 });
 
 test('deny and exec events decode from the 176-byte record', () => {
@@ -79,7 +117,18 @@ test('original destination and tuple key layouts', () => {
   o.writeUInt16LE(10, 18);
   o.writeUInt32LE(42, 24);
   o.writeBigUInt64LE(7n, 40);
-  assert.deepEqual(decodeOrig(o), { address: '2001:db8::5', family: 6, port: 443, socketFamily: 10, pid: 0, tgid: 42, uid: 0, gid: 0, identity: 0, cgroupId: 7n });
+  assert.deepEqual(decodeOrig(o), {
+    address: '2001:db8::5',
+    family: 6,
+    port: 443,
+    socketFamily: 10,
+    pid: 0,
+    tgid: 42,
+    uid: 0,
+    gid: 0,
+    identity: 0,
+    cgroupId: 7n,
+  });
   const k = tupleKey('127.0.0.1', 50000);
   assert.equal(k.length, SIZES.tupleKey);
   assert.equal(k.readUInt16LE(16), 50000);
@@ -90,7 +139,7 @@ test('st_dev converts to the kernel dev_t encoding (major << 20 | minor)', () =>
   assert.equal(kernelDev(0x0801), (8 << 20) | 1); // sda1
   assert.equal(kernelDev(0x00fd0000n | 0x1234n), kernelDev(0x00fd1234));
   assert.equal(kernelDev(259 * 256 + 3), (259 << 20) | 3);
-  assert.equal(kernelDev((0x123n << 8n) | 0x45n | (0x678n << 12n << 8n)), (0x123 << 20) | 0x67845);
+  assert.equal(kernelDev((0x123n << 8n) | 0x45n | ((0x678n << 12n) << 8n)), (0x123 << 20) | 0x67845);
 });
 
 test('unix allowlist keys: 116 bytes, length + name zero-padded; pathname and abstract never collide', () => {

@@ -32,7 +32,8 @@ function config(over: ConfigOverrides = {}): PlanConfig {
   };
 }
 
-const plan = (cfg: PlanConfig, execPrograms: ExecProgram[] = []) => planKernel({ config: cfg, cgroupMount: '/sys/fs/cgroup', execPrograms });
+const plan = (cfg: PlanConfig, execPrograms: ExecProgram[] = []) =>
+  planKernel({ config: cfg, cgroupMount: '/sys/fs/cgroup', execPrograms });
 
 test('proxy addresses, cgroup path and heartbeat come from the config', () => {
   const p = plan(config({ proxy: { listen6: '[::1]:7890' } }));
@@ -61,7 +62,10 @@ test('socket families are named case-insensitively and map to AF_* numbers', () 
 
 test('an unknown socket family or a malformed address refuses the plan', () => {
   assert.throws(() => plan(config({ kernel: { deny_socket_families: ['AF_INET9'] } })), /unknown family AF_INET9/);
-  assert.throws(() => plan(config({ proxy: { listen: 'localhost' } })), /proxy\.listen: expected host:port or \[v6\]:port, got 'localhost'/);
+  assert.throws(
+    () => plan(config({ proxy: { listen: 'localhost' } })),
+    /proxy\.listen: expected host:port or \[v6\]:port, got 'localhost'/,
+  );
   assert.throws(() => plan(config({ proxy: { dns_listen: '127.0.0.1' } })), /proxy\.dns_listen/);
 });
 
@@ -72,14 +76,31 @@ test('the unix allowlist is kept in order, once per path', () => {
 
 test('exec entries: one per inode across programs; unreadable programs and files become warnings', () => {
   const programs: ExecProgram[] = [
-    { path: '/usr/bin/python3', missing: [], files: [{ file: '/usr/bin/python3.12', dev: 2049n, ino: 11n }, { file: '/lib/ld.so', dev: 2049n, ino: 12n }] },
+    {
+      path: '/usr/bin/python3',
+      missing: [],
+      files: [
+        { file: '/usr/bin/python3.12', dev: 2049n, ino: 11n },
+        { file: '/lib/ld.so', dev: 2049n, ino: 12n },
+      ],
+    },
     {
       path: '/usr/bin/git',
       missing: ['libpcre2-8.so.0'],
-      files: [{ file: '/usr/bin/git', dev: 2049n, ino: 21n }, { file: '/lib/ld.so', dev: 2049n, ino: 12n }],
+      files: [
+        { file: '/usr/bin/git', dev: 2049n, ino: 21n },
+        { file: '/lib/ld.so', dev: 2049n, ino: 12n },
+      ],
     },
     { path: '/opt/gone', error: 'ENOENT: no such file or directory' },
-    { path: '/usr/bin/node', missing: [], files: [{ file: '/usr/bin/node', dev: 2050n, ino: 11n }, { file: '/lib/libgone.so', error: 'EACCES' }] },
+    {
+      path: '/usr/bin/node',
+      missing: [],
+      files: [
+        { file: '/usr/bin/node', dev: 2050n, ino: 11n },
+        { file: '/lib/libgone.so', error: 'EACCES' },
+      ],
+    },
   ];
   const p = plan(config(), programs);
   assert.deepEqual(p.exec, [
@@ -96,13 +117,15 @@ test('exec entries: one per inode across programs; unreadable programs and files
 });
 
 test('cgroup selectors become identities under the cgroup mount; other selectors do not', () => {
-  const p = plan(config({
-    registrations: [
-      { spiffe_id: 'spiffe://example.org/agent/a', selectors: ['cgroup:lilith/agents/a', 'unix:uid:1000'] },
-      { spiffe_id: 'spiffe://example.org/agent/b', selectors: ['unix:path:/usr/bin/node'], jit: true },
-      { spiffe_id: 'spiffe://example.org/agent/c', selectors: ['cgroup:/lilith/agents/c'], jit: true },
-    ],
-  }));
+  const p = plan(
+    config({
+      registrations: [
+        { spiffe_id: 'spiffe://example.org/agent/a', selectors: ['cgroup:lilith/agents/a', 'unix:uid:1000'] },
+        { spiffe_id: 'spiffe://example.org/agent/b', selectors: ['unix:path:/usr/bin/node'], jit: true },
+        { spiffe_id: 'spiffe://example.org/agent/c', selectors: ['cgroup:/lilith/agents/c'], jit: true },
+      ],
+    }),
+  );
   assert.deepEqual(p.identities, [
     { cgroup: '/sys/fs/cgroup/lilith/agents/a', id: identityNumber('spiffe://example.org/agent/a'), jit: false },
     { cgroup: '/sys/fs/cgroup/lilith/agents/c', id: identityNumber('spiffe://example.org/agent/c'), jit: true },
@@ -110,13 +133,17 @@ test('cgroup selectors become identities under the cgroup mount; other selectors
 });
 
 test('a cgroup named by two registrations gets the later one', () => {
-  const p = plan(config({
-    registrations: [
-      { spiffe_id: 'spiffe://example.org/first', selectors: ['cgroup:lilith/agents/x'] },
-      { spiffe_id: 'spiffe://example.org/second', selectors: ['cgroup:lilith/agents/x'], jit: true },
-    ],
-  }));
-  assert.deepEqual(p.identities, [{ cgroup: '/sys/fs/cgroup/lilith/agents/x', id: identityNumber('spiffe://example.org/second'), jit: true }]);
+  const p = plan(
+    config({
+      registrations: [
+        { spiffe_id: 'spiffe://example.org/first', selectors: ['cgroup:lilith/agents/x'] },
+        { spiffe_id: 'spiffe://example.org/second', selectors: ['cgroup:lilith/agents/x'], jit: true },
+      ],
+    }),
+  );
+  assert.deepEqual(p.identities, [
+    { cgroup: '/sys/fs/cgroup/lilith/agents/x', id: identityNumber('spiffe://example.org/second'), jit: true },
+  ]);
 });
 
 test('identity numbers are FNV-1a of the SPIFFE ID, never 0', () => {
@@ -132,7 +159,10 @@ test('resolveExecPrograms: a real program resolves to inodes the plan allowlists
   const programs = resolveExecPrograms([process.execPath, '/nonexistent/lilith-plan-test']);
   const p = plan(config(), programs);
   const self = statSync(realpathSync(process.execPath), { bigint: true });
-  assert.ok(p.exec.some((e) => e.dev === self.dev && e.ino === self.ino), 'the node binary itself is allowlisted');
+  assert.ok(
+    p.exec.some((e) => e.dev === self.dev && e.ino === self.ino),
+    'the node binary itself is allowlisted',
+  );
   assert.equal(p.warnings.filter((w) => w.startsWith('exec_allowlist: /nonexistent/lilith-plan-test: ')).length, 1);
   assert.deepEqual(resolveExecPrograms([]), []);
 });

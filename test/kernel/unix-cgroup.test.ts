@@ -56,7 +56,9 @@ before(async () => {
     'threading.Thread(target=lambda: [a.accept()[0].close() for _ in iter(int,1)], daemon=True).start()',
     'time.sleep(600)',
   ].join('\n');
-  const py = execFileSync('sh', ['-c', `/usr/bin/python3 -c '${helper}' ${dgram} ${abstractName} >/dev/null 2>&1 & echo $!`]).toString().trim();
+  const py = execFileSync('sh', ['-c', `/usr/bin/python3 -c '${helper}' ${dgram} ${abstractName} >/dev/null 2>&1 & echo $!`])
+    .toString()
+    .trim();
   closeDgram = () => {
     try {
       process.kill(Number(py), 'SIGKILL');
@@ -107,7 +109,10 @@ test('connect_unix and sendmsg_unix are active on this kernel', () => {
   assert.ok(kernel!.hooks.active.includes('cgroup/connect_unix'), JSON.stringify(kernel!.hooks));
   assert.ok(kernel!.hooks.active.includes('cgroup/sendmsg_unix'), JSON.stringify(kernel!.hooks));
   assert.ok(!kernel!.hooks.missing.some((m) => m.hook.includes('unix') && m.hook.startsWith('cgroup/')));
-  assert.ok(kernel!.hooks.missing.some((m) => m.hook === 'unix_stream_connect'), 'the LSM unix hook is reported missing');
+  assert.ok(
+    kernel!.hooks.missing.some((m) => m.hook === 'unix_stream_connect'),
+    'the LSM unix hook is reported missing',
+  );
   assert.deepEqual(kernel!.unixAllowlist(), [allowed]);
 });
 
@@ -169,12 +174,18 @@ test('datagram sendto and connect to a non-allowlisted unix socket are denied; a
 
 test('a managed node process gets EPERM from net.connect to a non-allowlisted socket', async () => {
   const script = `require('net').connect(${JSON.stringify(denied)}).on('connect',()=>{console.log('connected');process.exit(0)}).on('error',(e)=>{console.log(e.code);process.exit(0)})`;
-  const out = execFileSync(probeBinary(false), inAgent('exec', process.execPath, '-e', script)).toString().trim();
+  const out = execFileSync(probeBinary(false), inAgent('exec', process.execPath, '-e', script))
+    .toString()
+    .trim();
   assert.equal(out, 'EPERM');
 });
 
 test('an unmanaged process is untouched', async () => {
-  for (const args of [['unix', 'stream', denied], ['unix', 'stream', `@${abstractName}`], ['unix', 'dgram', dgram]]) {
+  for (const args of [
+    ['unix', 'stream', denied],
+    ['unix', 'stream', `@${abstractName}`],
+    ['unix', 'dgram', dgram],
+  ]) {
     const r = await probe(args);
     assert.equal(r.ok, true, JSON.stringify([args, r]));
   }
@@ -194,7 +205,13 @@ test('fail closed: with a stale heartbeat even an allowlisted path is denied', a
 
 test('a second attach re-adopts connect_unix/sendmsg_unix from the pins and makes the allowlist exactly its config', async () => {
   kernel!.allowUnixPath('/run/stale-entry.sock');
-  const k2 = await attach({ cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 }, unixAllowlist: [allowed, dgram] });
+  const k2 = await attach({
+    cgroupPath: agent.dir,
+    pinRoot,
+    mode: 'cgroup-only',
+    proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
+    unixAllowlist: [allowed, dgram],
+  });
   try {
     assert.equal(k2.adopted, true);
     assert.ok(k2.hooks.active.includes('cgroup/connect_unix'));
@@ -212,7 +229,13 @@ test('bad unix paths are refused with an error naming what is wrong, and change 
   assert.throws(() => kernel!.allowUnixPath('/a\0b'), /NUL/);
   assert.throws(() => kernel!.allowUnixPath('/' + 'x'.repeat(200)), /at most 108/);
   await assert.rejects(
-    attach({ cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 }, unixAllowlist: ['ok', 42 as unknown as string] }),
+    attach({
+      cgroupPath: agent.dir,
+      pinRoot,
+      mode: 'cgroup-only',
+      proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
+      unixAllowlist: ['ok', 42 as unknown as string],
+    }),
     (e: unknown) => e instanceof KernelConfigError && e.field === 'unixAllowlist[1]',
   );
   assert.deepEqual(kernel!.unixAllowlist(), [allowed]);

@@ -45,12 +45,18 @@ describe('lilith validate', () => {
   });
 
   test('exit 1 with file:line:col, and GitHub annotations with --format github', async () => {
-    await copy.edit('egress.cedar', (t) => t + '\n@id("typo")\nforbid (principal, action, resource) when { context.taint.contians("PII") };\n');
+    await copy.edit(
+      'egress.cedar',
+      (t) => t + '\n@id("typo")\nforbid (principal, action, resource) when { context.taint.contians("PII") };\n',
+    );
     const text = await copy.read('egress.cedar');
     const at = lineColOf(text, 'context.taint.contians');
     const r = await lilith(['validate', copy.dir], work);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    const line = r.stdout.trim().split('\n').find((l) => l.includes('egress.cedar'));
+    const line = r.stdout
+      .trim()
+      .split('\n')
+      .find((l) => l.includes('egress.cedar'));
     assert.ok(line, r.stdout);
     assert.match(line, new RegExp(`egress\\.cedar:${at.line}:\\d+: .*contians`));
     const gh = await lilith(['validate', copy.dir, '--format', 'github'], work);
@@ -94,7 +100,22 @@ describe('keygen, sign, verify, publish', () => {
     const c1 = join(work, 'c1.json');
     const proof = join(work, 'proof.json');
     await writeFile(proof, '{"result":"proved"}\n');
-    const s = await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', 'auto', '--repo', url, '--out', c1, '--proof', proof, '--source-commit', 'deadbeef']);
+    const s = await lilith([
+      'sign',
+      POLICIES_DIR,
+      '--key',
+      join(keys, 'lilith.key'),
+      '--watermark',
+      'auto',
+      '--repo',
+      url,
+      '--out',
+      c1,
+      '--proof',
+      proof,
+      '--source-commit',
+      'deadbeef',
+    ]);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout, /watermark 1,/);
 
@@ -110,7 +131,10 @@ describe('keygen, sign, verify, publish', () => {
     const p = await lilith(['publish', c1, '--repo', url, '--trust', join(keys, 'trust.json')]);
     assert.equal(p.code, 0, p.stderr);
     const c2 = join(work, 'c2.json');
-    assert.equal((await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', 'auto', '--repo', url, '--out', c2])).code, 0);
+    assert.equal(
+      (await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', 'auto', '--repo', url, '--out', c2])).code,
+      0,
+    );
     assert.equal(JSON.parse(Buffer.from(JSON.parse(await readFile(c2, 'utf8')).payload, 'base64').toString()).watermark, 2);
     assert.equal((await lilith(['publish', c2, '--repo', url])).code, 0);
     // Re-publishing the older capsule is refused with exit 1.
@@ -178,7 +202,23 @@ describe('keygen, sign, verify, publish', () => {
     const trust2 = join(work, 'trust2.json');
     await writeFile(trust2, JSON.stringify({ version: 1, threshold: 2, keys: pubs }));
     const both = join(work, 'both.json');
-    assert.equal((await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--key', join(k2, 'second.key'), '--watermark', '7', '--out', both])).code, 0);
+    assert.equal(
+      (
+        await lilith([
+          'sign',
+          POLICIES_DIR,
+          '--key',
+          join(keys, 'lilith.key'),
+          '--key',
+          join(k2, 'second.key'),
+          '--watermark',
+          '7',
+          '--out',
+          both,
+        ])
+      ).code,
+      0,
+    );
     const ok = await lilith(['verify', both, '--trust', trust2]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /signed by 2 of threshold 2/);
@@ -201,8 +241,27 @@ describe('keygen, sign, verify, publish', () => {
     } finally {
       await copy.remove();
     }
-    assert.equal((await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', 'auto', '--out', join(work, 'x.json')])).code, 2);
-    assert.equal((await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', '1', '--out', join(work, 'x.json'), '--expires', 'soon'])).code, 2);
+    assert.equal(
+      (await lilith(['sign', POLICIES_DIR, '--key', join(keys, 'lilith.key'), '--watermark', 'auto', '--out', join(work, 'x.json')])).code,
+      2,
+    );
+    assert.equal(
+      (
+        await lilith([
+          'sign',
+          POLICIES_DIR,
+          '--key',
+          join(keys, 'lilith.key'),
+          '--watermark',
+          '1',
+          '--out',
+          join(work, 'x.json'),
+          '--expires',
+          'soon',
+        ])
+      ).code,
+      2,
+    );
     assert.equal((await lilith(['verify', join(work, 'c1.json')])).code, 2);
   });
 });
@@ -225,7 +284,22 @@ test('key rotation from the CLI: accepted with old and new keys, refused with th
   assert.equal((await lilith(['keygen', '--out', join(dir, 'new')])).code, 0);
   const newTrust = join(dir, 'new', 'trust.json');
   const update = join(dir, 'update.json');
-  assert.equal((await lilith(['sign', '--trust-update', newTrust, '--key', join(dir, 'old', 'lilith.key'), '--key', join(dir, 'new', 'lilith.key'), '--out', update])).code, 0);
+  assert.equal(
+    (
+      await lilith([
+        'sign',
+        '--trust-update',
+        newTrust,
+        '--key',
+        join(dir, 'old', 'lilith.key'),
+        '--key',
+        join(dir, 'new', 'lilith.key'),
+        '--out',
+        update,
+      ])
+    ).code,
+    0,
+  );
   const written = join(dir, 'accepted-trust.json');
   const ok = await lilith(['verify', update, '--trust', join(dir, 'old', 'trust.json'), '--write-trust', written]);
   assert.equal(ok.code, 0, ok.stderr);

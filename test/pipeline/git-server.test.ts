@@ -26,7 +26,13 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' };
+const gitEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@example.com',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@example.com',
+};
 
 test('git CLI pushes over smart HTTP and isomorphic-git clones the same bytes', async () => {
   await server.createBareRepo('policies.git');

@@ -97,8 +97,14 @@ test('publishing a lower or equal-but-different watermark is refused; the same c
   const first = await publishCapsule(bytes, { repo: url });
   const again = await publishCapsule(bytes, { repo: url });
   assert.deepEqual({ unchanged: again.unchanged, commit: again.commit }, { unchanged: true, commit: first.commit });
-  await assert.rejects(publishCapsule(signCapsule(await payload(9), [key]), { repo: url }), (e: unknown) => e instanceof PublishRefusedError && /9 is not above the published watermark 10/.test(e.message));
-  await assert.rejects(publishCapsule(signCapsule(await payload(10, { source_commit: 'def5678' }), [key]), { repo: url }), PublishRefusedError);
+  await assert.rejects(
+    publishCapsule(signCapsule(await payload(9), [key]), { repo: url }),
+    (e: unknown) => e instanceof PublishRefusedError && /9 is not above the published watermark 10/.test(e.message),
+  );
+  await assert.rejects(
+    publishCapsule(signCapsule(await payload(10, { source_commit: 'def5678' }), [key]), { repo: url }),
+    PublishRefusedError,
+  );
   assert.equal((await latestPublished({ repo: url }))?.commit, first.commit);
 });
 

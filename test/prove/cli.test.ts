@@ -47,7 +47,10 @@ before(async () => {
   await git('update-ref', 'refs/remotes/origin/main', cleanCommit);
   await git('checkout', '-q', '-b', 'widen');
   const egress = join(repo, 'policies/egress.cedar');
-  writeFileSync(egress, readFileSync(egress, 'utf8').replace('context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"'));
+  writeFileSync(
+    egress,
+    readFileSync(egress, 'utf8').replace('context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"'),
+  );
   await git('commit', '-q', '-am', 'TLS on any port');
 });
 
@@ -113,7 +116,10 @@ test('--base-dir/--head-dir compares directories', async () => {
 
 // ---- the CI workflows -------------------------------------------------------
 
-function workflow(name: string): { on: Record<string, unknown>; jobs: Record<string, { steps: { run?: string; uses?: string; with?: Record<string, unknown>; id?: string }[] }> } {
+function workflow(name: string): {
+  on: Record<string, unknown>;
+  jobs: Record<string, { steps: { run?: string; uses?: string; with?: Record<string, unknown>; id?: string }[] }>;
+} {
   return parse(readFileSync(join(ROOT, '.github/workflows', name), 'utf8'));
 }
 
@@ -150,7 +156,10 @@ for (const file of ['policy-gate.yml', 'release.yml']) {
       for (const m of s.run.matchAll(/npm run (\S+)/g)) assert.ok(pkg.scripts[m[1]], `${file}: npm script ${m[1]} missing`);
     }
     assert.ok(called >= 2);
-    assert.ok(steps.some((s) => s.uses?.startsWith('actions/checkout') && (s.with?.['fetch-depth'] === 0)), 'full history for the base ref');
+    assert.ok(
+      steps.some((s) => s.uses?.startsWith('actions/checkout') && s.with?.['fetch-depth'] === 0),
+      'full history for the base ref',
+    );
   });
 }
 
@@ -161,8 +170,14 @@ test('policy-gate.yml runs on pull requests and its prove command works as writt
   const proveStep = steps.find((s) => s.id === 'prove')!;
   const inv = lilithInvocations(proveStep.run!).find((i) => i[0] === 'prove')!;
   assert.ok(inv.includes('--format') && inv.includes('markdown'));
-  assert.ok(steps.some((s) => s.uses?.startsWith('actions/github-script')), 'posts a PR comment');
-  assert.ok(steps.some((s) => s.run?.includes('exit 1') && String((s as { if?: string }).if).includes("steps.prove.outputs.code != '0'")), 'fails the check on a non-zero exit');
+  assert.ok(
+    steps.some((s) => s.uses?.startsWith('actions/github-script')),
+    'posts a PR comment',
+  );
+  assert.ok(
+    steps.some((s) => s.run?.includes('exit 1') && String((s as { if?: string }).if).includes("steps.prove.outputs.code != '0'")),
+    'fails the check on a non-zero exit',
+  );
   // Run the command as CI would (base_ref = main, the PR branch checked out), minus the shell plumbing.
   const args = ['prove', '--base', 'origin/main', '--head', 'HEAD', '--format', 'markdown'];
   assert.deepEqual(inv.slice(0, args.length), args, 'the workflow runs exactly this command');
@@ -194,7 +209,18 @@ test('release flow: the proof report digest is what the signed capsule records a
     assert.equal(createHash('sha256').update(readFileSync(proof)).digest('hex'), printed);
     const keys = await lilith(['keygen', '--out', join(work, 'keys')]);
     assert.equal(keys.code, 0, keys.stderr);
-    const signed = await lilith(['sign', 'policies', '--key', join(work, 'keys/lilith.key'), '--watermark', '1', '--proof', proof, '--out', join(work, 'capsule.json')]);
+    const signed = await lilith([
+      'sign',
+      'policies',
+      '--key',
+      join(work, 'keys/lilith.key'),
+      '--watermark',
+      '1',
+      '--proof',
+      proof,
+      '--out',
+      join(work, 'capsule.json'),
+    ]);
     assert.equal(signed.code, 0, signed.stderr);
     const envelope = JSON.parse(readFileSync(join(work, 'capsule.json'), 'utf8')) as { payload: string };
     const payload = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as { proof_digest?: string };

@@ -38,7 +38,9 @@ test(`random policies and requests: SMT encoding == cedar-wasm (${CASES} cases, 
   } finally {
     await Promise.all(harnesses.map((h) => h.close()));
   }
-  const stats = harnesses.map((h) => h.stats).reduce((a, b) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v + b[k as keyof typeof b]])) as typeof a);
+  const stats = harnesses
+    .map((h) => h.stats)
+    .reduce((a, b) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v + b[k as keyof typeof b]])) as typeof a);
   t.diagnostic(`stats ${JSON.stringify(stats)}`);
   assert.equal(bad.length, 0, `disagreements:\n${bad.map(show).join('\n')}`);
   assert.equal(stats.cases, CASES);
@@ -53,7 +55,11 @@ test(`bundled policies, random enforcer-shaped requests (taint assumption on): S
   const src = await readPolicyDir(BUNDLED);
   const entities = parseEntities(src.entitiesText) as Parameters<typeof genBundledRequest>[2];
   // entities.json names every group and zone the bundled policies mention.
-  const h = new DiffHarness(src.schema, entities.map((e) => e.uid), { labels: LABEL_BITS });
+  const h = new DiffHarness(
+    src.schema,
+    entities.map((e) => e.uid),
+    { labels: LABEL_BITS },
+  );
   const policies = splitPolicies(src.policies);
   const rng = new Rng(SEED);
   const bad: Disagreement[] = [];

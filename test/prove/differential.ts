@@ -39,7 +39,11 @@ export class DiffHarness {
   private readonly solver: Cvc5;
   stats = { cases: 0, allow: 0, deny: 0, withErrors: 0, policies: 0, satisfied: 0, erroring: 0 };
 
-  constructor(readonly schemaText: string, private readonly universe: Uid[], private readonly taint?: TaintAssumption) {
+  constructor(
+    readonly schemaText: string,
+    private readonly universe: Uid[],
+    private readonly taint?: TaintAssumption,
+  ) {
     this.schema = loadSchema(schemaText);
     this.solver = new Cvc5({ timeoutMs: 20000 });
     this.solver.send(declareSorts([...this.schema.entityTypes.keys(), 'Action']));
@@ -63,13 +67,16 @@ export class DiffHarness {
       entities: c.entities as unknown as cedar.EntityJson[],
       validateRequest: true,
     });
-    if (answer.type === 'failure') throw new Error(`cedar-wasm rejected the generated request: ${answer.errors.map((e) => e.message).join('; ')}`);
+    if (answer.type === 'failure')
+      throw new Error(`cedar-wasm rejected the generated request: ${answer.errors.map((e) => e.message).join('; ')}`);
     const { decision, diagnostics } = answer.response;
     return { decision, satisfied: [...diagnostics.reason].sort(), errors: [...new Set(diagnostics.errors.map((e) => e.policyId))].sort() };
   }
 
   async smt(c: DiffCase): Promise<DiffOutcome> {
-    const env = this.schema.envs.find((e) => e.principalType === c.principal.type && e.action === c.action && e.resourceType === c.resource.type);
+    const env = this.schema.envs.find(
+      (e) => e.principalType === c.principal.type && e.action === c.action && e.resourceType === c.resource.type,
+    );
     if (!env) throw new Error(`no environment for ${c.principal.type}/${c.action}/${c.resource.type}`);
     const policies = c.policies;
     const decls = new Decls();
@@ -79,7 +86,13 @@ export class DiffHarness {
     // The prover's assumptions must hold of every real request: asserting them
     // next to a concrete one must stay satisfiable.
     const assumptions = [...hierarchyAssumptions(decls, this.schema), ...contextAssumptions(env, this.taint)];
-    const pins = pinRequest(env, decls, this.schema, { principal: c.principal, resource: c.resource, context: c.context, entities: c.entities }, this.universe);
+    const pins = pinRequest(
+      env,
+      decls,
+      this.schema,
+      { principal: c.principal, resource: c.resource, context: c.context, entities: c.entities },
+      this.universe,
+    );
     this.solver.send('(push 1)\n' + declareScope(decls) + defs.text() + assertAll(assumptions) + assertAll(pins));
     try {
       const r = await this.solver.checkSat();
@@ -110,7 +123,8 @@ export class DiffHarness {
     this.stats.policies += c.policies.length;
     this.stats.satisfied += wasm.satisfied.length;
     this.stats.erroring += wasm.errors.length;
-    const same = smt.decision === wasm.decision && smt.satisfied.join() === wasm.satisfied.join() && smt.errors.join() === wasm.errors.join();
+    const same =
+      smt.decision === wasm.decision && smt.satisfied.join() === wasm.satisfied.join() && smt.errors.join() === wasm.errors.join();
     return same ? undefined : { case: c, smt, wasm };
   }
 

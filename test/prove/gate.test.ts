@@ -17,10 +17,20 @@ const POLICY_FILES = ['egress.cedar', 'mcp.cedar'];
 
 async function gate(baseDir: string, headDir: string, opts: { hygiene?: boolean } = {}) {
   const approvals = await readApprovalsDir(headDir);
-  return runGate({ label: 'base', source: await readPolicyDir(baseDir) }, { label: 'head', source: await readPolicyDir(headDir) }, { approvals, ...opts });
+  return runGate(
+    { label: 'base', source: await readPolicyDir(baseDir) },
+    { label: 'head', source: await readPolicyDir(headDir) },
+    { approvals, ...opts },
+  );
 }
 
-function assertRechecks(baseDir: string, headDir: string, cx: Parameters<typeof decideIn>[1], headFiles = POLICY_FILES, baseFiles = POLICY_FILES) {
+function assertRechecks(
+  baseDir: string,
+  headDir: string,
+  cx: Parameters<typeof decideIn>[1],
+  headFiles = POLICY_FILES,
+  baseFiles = POLICY_FILES,
+) {
   assert.equal(decideIn(headDir, cx, headFiles), 'allow', 'head must allow the counterexample');
   assert.equal(decideIn(baseDir, cx, baseFiles), 'deny', 'base must deny the counterexample');
 }
@@ -29,15 +39,21 @@ test('bundled policies: proven against themselves, every invariant holds, no war
   const { report, digest } = await gate(BUNDLED, BUNDLED);
   assert.equal(report.verdict, 'proven');
   assert.equal(report.escalations.length, 0);
-  assert.deepEqual(report.invariants.map((i) => [i.id, i.result]), [
-    ['inv-no-credential-egress', 'holds'],
-    ['inv-no-host-mismatch', 'holds'],
-    ['inv-no-pii-egress', 'holds'],
-    ['inv-readers-read-only', 'holds'],
-  ]);
+  assert.deepEqual(
+    report.invariants.map((i) => [i.id, i.result]),
+    [
+      ['inv-no-credential-egress', 'holds'],
+      ['inv-no-host-mismatch', 'holds'],
+      ['inv-no-pii-egress', 'holds'],
+      ['inv-readers-read-only', 'holds'],
+    ],
+  );
   assert.deepEqual(report.warnings, []);
   assert.equal(report.environments.length, 22);
-  assert.ok(report.assumptions.some((a) => a.includes('context.taint') && a.includes('data_touched')), 'the taint assumption is stated');
+  assert.ok(
+    report.assumptions.some((a) => a.includes('context.taint') && a.includes('data_touched')),
+    'the taint assumption is stated',
+  );
   // Stable report: the same inputs give the same digest.
   const again = await gate(BUNDLED, BUNDLED);
   assert.equal(again.digest, digest);
@@ -54,7 +70,9 @@ test('the taint/data_touched assumption is what proves "no credential egress"', 
 });
 
 test('widened permit (TLS on any port) → escalation with a re-checked counterexample', async () => {
-  const head = dirs.make((d) => replaceIn(d, 'egress.cedar', 'context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"'));
+  const head = dirs.make((d) =>
+    replaceIn(d, 'egress.cedar', 'context.protocol == "tls" && context.port == 443', 'context.protocol == "tls"'),
+  );
   const { report } = await gate(BUNDLED, head);
   assert.equal(report.verdict, 'escalation');
   assert.deepEqual(report.escalations.map((e) => e.env).sort(), ['Agent, Action::"connect", Endpoint', 'Agent, Action::"connect", Host']);
@@ -69,7 +87,12 @@ test('widened permit (TLS on any port) → escalation with a re-checked countere
 
 test('deleted forbid → escalations and an invariant violation, all re-checked', async () => {
   const head = dirs.make((d) =>
-    replaceIn(d, 'egress.cedar', /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/, ''),
+    replaceIn(
+      d,
+      'egress.cedar',
+      /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/,
+      '',
+    ),
   );
   const { report } = await gate(BUNDLED, head);
   assert.equal(report.verdict, 'violation');
@@ -78,7 +101,10 @@ test('deleted forbid → escalations and an invariant violation, all re-checked'
     assert.notEqual(e.counterexample.context.data_touched, 0);
     assertRechecks(BUNDLED, head, e.counterexample);
   }
-  const broken = report.invariants.filter((i) => i.result === 'violated').map((i) => i.id).sort();
+  const broken = report.invariants
+    .filter((i) => i.result === 'violated')
+    .map((i) => i.id)
+    .sort();
   assert.deepEqual(broken, ['inv-no-credential-egress', 'inv-no-pii-egress']);
   for (const i of report.invariants.filter((x) => x.counterexample)) {
     assert.equal(decideIn(head, i.counterexample!, POLICY_FILES), 'allow');
@@ -90,7 +116,10 @@ test('weakened `when` (.git/hooks exclusion dropped) → escalation on write_fil
   const head = dirs.make((d) => replaceIn(d, 'mcp.cedar', ' &&\n  !(context.arguments.path like "*/.git/hooks/*")', ''));
   const { report } = await gate(BUNDLED, head);
   assert.equal(report.verdict, 'escalation');
-  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"write_file", MCPServer']);
+  assert.deepEqual(
+    report.escalations.map((e) => e.env),
+    ['Agent, Action::"write_file", MCPServer'],
+  );
   const cx = report.escalations[0].counterexample;
   const path = (cx.context.arguments as { path: string }).path;
   assert.ok(path.startsWith('/workspace/') && path.includes('/.git/hooks/'), path);
@@ -98,7 +127,8 @@ test('weakened `when` (.git/hooks exclusion dropped) → escalation on write_fil
 });
 
 test('an action added to a group a permit names → escalation (each side uses its own action hierarchy)', async () => {
-  const groupPermit = '\n@id("read-group")\npermit (principal, action in Action::"read", resource is MCPServer in Zone::"approved-mcp")\nwhen { context.data_touched == 0 };\n';
+  const groupPermit =
+    '\n@id("read-group")\npermit (principal, action in Action::"read", resource is MCPServer in Zone::"approved-mcp")\nwhen { context.data_touched == 0 };\n';
   const base = dirs.make((d) => write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit));
   const head = dirs.make((d) => {
     write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit);
@@ -106,19 +136,34 @@ test('an action added to a group a permit names → escalation (each side uses i
   });
   const { report } = await gate(base, head);
   assert.equal(report.verdict, 'escalation');
-  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"run_command", MCPServer']);
+  assert.deepEqual(
+    report.escalations.map((e) => e.env),
+    ['Agent, Action::"run_command", MCPServer'],
+  );
   assert.deepEqual(report.escalations[0].recheck.headReasons, ['read-group']);
   assertRechecks(base, head, report.escalations[0].counterexample);
 });
 
 test('a new action in an existing group → escalation (the base never saw the action)', async () => {
   const head = dirs.make((d) => {
-    write(d, 'schema.cedarschema', read(d, 'schema.cedarschema') + '\naction "upload" in ["egress"] appliesTo { principal: Agent, resource: MCPServer, context: ToolContext };\n');
-    write(d, 'mcp.cedar', read(d, 'mcp.cedar') + '\n@id("uploads")\npermit (principal, action == Action::"upload", resource in Zone::"approved-mcp");\n');
+    write(
+      d,
+      'schema.cedarschema',
+      read(d, 'schema.cedarschema') +
+        '\naction "upload" in ["egress"] appliesTo { principal: Agent, resource: MCPServer, context: ToolContext };\n',
+    );
+    write(
+      d,
+      'mcp.cedar',
+      read(d, 'mcp.cedar') + '\n@id("uploads")\npermit (principal, action == Action::"upload", resource in Zone::"approved-mcp");\n',
+    );
   });
   const { report } = await gate(BUNDLED, head);
   assert.equal(report.verdict, 'escalation');
-  assert.deepEqual(report.escalations.map((e) => e.env), ['Agent, Action::"upload", MCPServer']);
+  assert.deepEqual(
+    report.escalations.map((e) => e.env),
+    ['Agent, Action::"upload", MCPServer'],
+  );
   assert.equal(report.escalations[0].counterexample.context.data_touched, 0, 'the egress forbid still applies to the new action');
   assert.equal(decideIn(head, report.escalations[0].counterexample, POLICY_FILES), 'allow');
 });
@@ -131,7 +176,10 @@ function withoutSniDns(d: string): void {
 
 test('a context that only gains an optional attribute is compared on what the base knows: adding sni_dns and its forbid is proven', async () => {
   const base = dirs.make(withoutSniDns);
-  assert.ok(!read(base, 'schema.cedarschema').includes('sni_dns') && !read(base, 'egress.cedar').includes('sni_dns'), 'fixture removed the attribute');
+  assert.ok(
+    !read(base, 'schema.cedarschema').includes('sni_dns') && !read(base, 'egress.cedar').includes('sni_dns'),
+    'fixture removed the attribute',
+  );
   const { report } = await gate(base, BUNDLED);
   assert.equal(report.verdict, 'proven', JSON.stringify(report.escalations.map((e) => e.env)));
   // The other way round drops the forbid: connects with sni_dns "mismatch" become allowed again.
@@ -140,7 +188,8 @@ test('a context that only gains an optional attribute is compared on what the ba
 });
 
 test('the base cannot observe an attribute its schema lacks: a base forbid keyed on its absence still binds', async () => {
-  const forbidWithout = '\n@id("no-connect-without-sni-dns")\nforbid (principal, action == Action::"connect", resource) unless { context has sni_dns };\n';
+  const forbidWithout =
+    '\n@id("no-connect-without-sni-dns")\nforbid (principal, action == Action::"connect", resource) unless { context has sni_dns };\n';
   // Base: the old schema, where `context has sni_dns` is always false, so every connect is forbidden.
   const base = dirs.make((d) => {
     withoutSniDns(d);
@@ -154,7 +203,11 @@ test('the base cannot observe an attribute its schema lacks: a base forbid keyed
     assert.equal(typeof e.counterexample.context.sni_dns, 'string', 'the escalation needs the new attribute present');
     assert.equal(decideIn(head, e.counterexample, POLICY_FILES), 'allow');
     const { sni_dns: _dropped, ...projected } = e.counterexample.context;
-    assert.equal(decideIn(base, { ...e.counterexample, context: projected }, POLICY_FILES), 'deny', 'the base, on the request its enforcer would send, denies');
+    assert.equal(
+      decideIn(base, { ...e.counterexample, context: projected }, POLICY_FILES),
+      'deny',
+      'the base, on the request its enforcer would send, denies',
+    );
   }
 });
 
@@ -176,7 +229,9 @@ test('harmless refactor (reordered, reformatted, split, moved between files) is 
     const split = mcp
       .replace(
         /@id\("read-tools"\)\npermit \(\n  principal,\n  action in \[Action::"list_directory", Action::"search_docs", Action::"fetch_report"\],\n  resource in Zone::"approved-mcp"\n\);/,
-        ['list_directory', 'search_docs', 'fetch_report'].map((a) => `@id("read-tools-${a}")\npermit(principal,action==Action::"${a}",resource in Zone::"approved-mcp");`).join('\n'),
+        ['list_directory', 'search_docs', 'fetch_report']
+          .map((a) => `@id("read-tools-${a}")\npermit(principal,action==Action::"${a}",resource in Zone::"approved-mcp");`)
+          .join('\n'),
       )
       .replace(
         /@id\("mcp-read-resources"\)\npermit \(principal, action in \[Action::"resources\/read", Action::"prompts\/get"\], resource in Zone::"approved-mcp"\);/,
@@ -184,8 +239,14 @@ test('harmless refactor (reordered, reformatted, split, moved between files) is 
       );
     assert.notEqual(split, mcp);
     // Reordered: policies reversed across files; reformatted: `unless` for a negated `when`.
-    const reordered = (split + '\n' + egress).split(/\n(?=@id)/).reverse().join('\n');
-    const reformatted = reordered.replace('when { context.taint.contains("UNTRUSTED") };', 'unless { !context.taint.contains("UNTRUSTED") };');
+    const reordered = (split + '\n' + egress)
+      .split(/\n(?=@id)/)
+      .reverse()
+      .join('\n');
+    const reformatted = reordered.replace(
+      'when { context.taint.contains("UNTRUSTED") };',
+      'unless { !context.taint.contains("UNTRUSTED") };',
+    );
     assert.notEqual(reformatted, reordered);
     write(d, 'all.cedar', reformatted);
   });
@@ -229,8 +290,17 @@ permit (principal, action == Action::"read_file", resource) when { context.argum
 });
 
 test('unsupported Cedar is an error naming the construct and the policy, never an answer', async () => {
-  const head = dirs.make((d) => write(d, 'extra.cedar', '@id("uses-ip")\npermit (principal, action == Action::"connect", resource) when { ip(context.ip).isLoopback() };\n'));
-  await assert.rejects(gate(BUNDLED, head), (err: Error) => err instanceof GateError && /unsupported: .* in policy uses-ip/.test(err.message));
+  const head = dirs.make((d) =>
+    write(
+      d,
+      'extra.cedar',
+      '@id("uses-ip")\npermit (principal, action == Action::"connect", resource) when { ip(context.ip).isLoopback() };\n',
+    ),
+  );
+  await assert.rejects(
+    gate(BUNDLED, head),
+    (err: Error) => err instanceof GateError && /unsupported: .* in policy uses-ip/.test(err.message),
+  );
 });
 
 test('solver unknown/timeout is a failure, never a pass', async () => {
@@ -245,7 +315,12 @@ test('solver unknown/timeout is a failure, never a pass', async () => {
 
 test('findings do not depend on the number of cvc5 processes; the report is stable for a given number', async () => {
   const head = dirs.make((d) =>
-    replaceIn(d, 'egress.cedar', /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/, ''),
+    replaceIn(
+      d,
+      'egress.cedar',
+      /@id\("taint-blocks-egress"\)\nforbid \(principal, action in Action::"egress", resource\)\nwhen \{ context.data_touched != 0 \};/,
+      '',
+    ),
   );
   const src = async (dir: string) => ({ label: 'x', source: await readPolicyDir(dir) });
   const one = await runGate(await src(BUNDLED), await src(head), { workers: 1 });

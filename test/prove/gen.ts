@@ -87,19 +87,38 @@ export class PolicyGen {
   str(d: number): string {
     const r = this.r;
     if (d <= 0 || r.chance(0.5)) {
-      return r.pick([() => lit(r.pick(STRINGS)), () => 'context.s', () => 'context.t', () => 'context.meta.label', () => 'context.opt.label', () => 'principal.name', () => 'principal.info.nick', () => 'resource.owner.name'])();
+      return r.pick([
+        () => lit(r.pick(STRINGS)),
+        () => 'context.s',
+        () => 'context.t',
+        () => 'context.meta.label',
+        () => 'context.opt.label',
+        () => 'principal.name',
+        () => 'principal.info.nick',
+        () => 'resource.owner.name',
+      ])();
     }
     return `(if ${this.bool(d - 1)} then ${this.str(d - 1)} else ${this.str(d - 1)})`;
   }
 
   setLong(d: number): string {
     const r = this.r;
-    return r.pick([() => 'context.ls', () => `[${this.long(d - 1)}]`, () => `[${this.long(d - 1)}, ${this.long(d - 1)}, ${r.pick(LONGS)}]`])();
+    return r.pick([
+      () => 'context.ls',
+      () => `[${this.long(d - 1)}]`,
+      () => `[${this.long(d - 1)}, ${this.long(d - 1)}, ${r.pick(LONGS)}]`,
+    ])();
   }
 
   setStr(d: number): string {
     const r = this.r;
-    return r.pick([() => 'context.ss', () => 'context.meta.tags', () => 'context.opt.tags', () => 'principal.info.tags', () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`])();
+    return r.pick([
+      () => 'context.ss',
+      () => 'context.meta.tags',
+      () => 'context.opt.tags',
+      () => 'principal.info.tags',
+      () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`,
+    ])();
   }
 
   entity(): string {
@@ -202,9 +221,34 @@ export class PolicyGen {
   policy(id: string): string {
     const r = this.r;
     const effect = r.chance(0.75) ? 'permit' : 'forbid';
-    const principal = r.pick(['principal', 'principal', 'principal', `principal == ${ent('User', r.pick(POOL.User))}`, `principal in ${ent('Group', r.pick(POOL.Group))}`, 'principal is User', `principal is User in ${ent('Group', r.pick(POOL.Group))}`, 'principal is Group']);
-    const action = r.pick(['action', 'action', 'action', 'action == Action::"read"', 'action in Action::"group"', 'action in [Action::"read", Action::"admin"]', 'action == Action::"write"']);
-    const resource = r.pick(['resource', 'resource', 'resource', `resource in ${ent('Folder', r.pick(POOL.Folder))}`, 'resource is Doc', `resource == ${ent('Doc', r.pick(POOL.Doc))}`, `resource is Folder in ${ent('Folder', r.pick(POOL.Folder))}`]);
+    const principal = r.pick([
+      'principal',
+      'principal',
+      'principal',
+      `principal == ${ent('User', r.pick(POOL.User))}`,
+      `principal in ${ent('Group', r.pick(POOL.Group))}`,
+      'principal is User',
+      `principal is User in ${ent('Group', r.pick(POOL.Group))}`,
+      'principal is Group',
+    ]);
+    const action = r.pick([
+      'action',
+      'action',
+      'action',
+      'action == Action::"read"',
+      'action in Action::"group"',
+      'action in [Action::"read", Action::"admin"]',
+      'action == Action::"write"',
+    ]);
+    const resource = r.pick([
+      'resource',
+      'resource',
+      'resource',
+      `resource in ${ent('Folder', r.pick(POOL.Folder))}`,
+      'resource is Doc',
+      `resource == ${ent('Doc', r.pick(POOL.Doc))}`,
+      `resource is Folder in ${ent('Folder', r.pick(POOL.Folder))}`,
+    ]);
     const conds: string[] = [];
     const n = r.int(3);
     for (let i = 0; i < n; i++) conds.push(`${r.chance(0.7) ? 'when' : 'unless'} { ${this.bool(1 + r.int(3))} }`);
@@ -282,7 +326,25 @@ export function genRequest(r: Rng): GenRequest {
 
 // ---- requests for the bundled schema and policies ----------------------------
 
-const B_STRINGS = ['', 'tls', 'tcp', 'A', 'AAAA', 'MX', 'GET', '/api/v1', '/api/', '/other', '/workspace/src/a.ts', '/workspace/.git/hooks/pre-commit', '/etc/passwd', 'curl http://x', 'ls -la', 'read_file', '10.0.1.50'];
+const B_STRINGS = [
+  '',
+  'tls',
+  'tcp',
+  'A',
+  'AAAA',
+  'MX',
+  'GET',
+  '/api/v1',
+  '/api/',
+  '/other',
+  '/workspace/src/a.ts',
+  '/workspace/.git/hooks/pre-commit',
+  '/etc/passwd',
+  'curl http://x',
+  'ls -la',
+  'read_file',
+  '10.0.1.50',
+];
 const B_LONGS = [0, 1, 22, 80, 443, 1023, 1024, 8080, 65535, -1];
 export const LABEL_BITS: Record<string, number> = { PII: 0, FINANCIAL: 1, UNTRUSTED: 2, CREDENTIALS: 3, SOURCE_CODE: 4 };
 

@@ -35,7 +35,11 @@ test(`random policy changes: every counterexample re-checks with cedar-wasm (${P
     else if (mutation === 1) head = base.filter((_, k) => k !== rng.int(base.length));
     else head = Array.from({ length: 1 + rng.int(4) }, (_, k) => gen.policy(`h${i}-${k}`));
     if (head.length === 0) head = [gen.policy(`h${i}-only`)];
-    const { report } = await runGate({ label: `base${i}`, source: source(base) }, { label: `head${i}`, source: source(head) }, { hygiene: false });
+    const { report } = await runGate(
+      { label: `base${i}`, source: source(base) },
+      { label: `head${i}`, source: source(head) },
+      { hygiene: false },
+    );
     escalations += report.escalations.length;
     if (report.verdict === 'proven') proven++;
     for (const e of report.escalations) assert.deepEqual([e.recheck.head, e.recheck.base], ['allow', 'deny']);

@@ -17,7 +17,9 @@ test('a dynamically linked binary and a non-ELF file are not static', () => {
   assert.equal(isStatic(join(root, 'package.json')), false);
 });
 
-test('busybox-static is recognised as static', { skip: existsSync('/bin/busybox') ? false : 'busybox-static not installed (the VM runner installs it)' }, () => {
+test('busybox-static is recognised as static', {
+  skip: existsSync('/bin/busybox') ? false : 'busybox-static not installed (the VM runner installs it)',
+}, () => {
   assert.equal(isStatic('/bin/busybox'), true);
 });
 
@@ -26,7 +28,12 @@ test('9p modules resolve dependencies first, skip built-ins, read .ko.xz, and na
   const byName = new Map(k.modules.map((m) => [m.split('/').pop()!.replace(/\.ko$/, ''), m]));
   assert.ok(byName.has('9p') && byName.has('9pnet_virtio') && byName.has('virtio_pci'), [...byName.keys()].join(','));
   const order = [...byName.keys()];
-  for (const [dep, user] of [['9pnet', '9p'], ['9pnet', '9pnet_virtio'], ['virtio', 'virtio_pci'], ['netfs', '9p']]) {
+  for (const [dep, user] of [
+    ['9pnet', '9p'],
+    ['9pnet', '9pnet_virtio'],
+    ['virtio', 'virtio_pci'],
+    ['netfs', '9p'],
+  ]) {
     assert.ok(order.indexOf(dep) < order.indexOf(user), `${dep} loads before ${user}: ${order.join(',')}`);
   }
 

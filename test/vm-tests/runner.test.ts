@@ -22,7 +22,8 @@ function runRunner(args: string[], timeoutMs = 240_000) {
 test('--help prints the flags and exits 0', () => {
   const r = runRunner(['--help']);
   assert.equal(r.code, 0);
-  for (const flag of ['--kernel', '--kernel-image', '--scenario', '--no-bpf-lsm', '--timeout', '--keep']) assert.match(r.out, new RegExp(flag));
+  for (const flag of ['--kernel', '--kernel-image', '--scenario', '--no-bpf-lsm', '--timeout', '--keep'])
+    assert.match(r.out, new RegExp(flag));
 });
 
 test('an unknown kernel series is a usage error naming the series', () => {
@@ -68,15 +69,33 @@ test('a boot that exceeds --boot-timeout is killed and reported', { skip: skipVm
 
 test('a kernel image without 9p modules stops with the reason, not a hang', { skip: skipVm }, () => {
   const cache = join(root, '.cache', 'vm', 'kernels');
-  const rel = existsSync(cache) ? readdirSync(cache).find((d) => d.startsWith('6.12.') && existsSync(join(cache, d, 'meta.json'))) : undefined;
+  const rel = existsSync(cache)
+    ? readdirSync(cache).find((d) => d.startsWith('6.12.') && existsSync(join(cache, d, 'meta.json')))
+    : undefined;
   assert.ok(rel, 'the 6.12 kernel is cached by the boot-timeout test');
   const r = runRunner(['--kernel-image', join(cache, rel, 'vmlinuz'), '--scenario', 'smoke']);
   assert.equal(r.code, 1, r.out);
-  assert.match(r.out, /FAIL guest init: cannot mount the results share over 9p: no --modules-dir given: the kernel must have virtio-pci, 9pnet_virtio and 9p built in/);
+  assert.match(
+    r.out,
+    /FAIL guest init: cannot mount the results share over 9p: no --modules-dir given: the kernel must have virtio-pci, 9pnet_virtio and 9p built in/,
+  );
 });
 
 test('a failing check and a hanging scenario fail the run with the guest console and logs', { skip: skipVm }, () => {
-  const r = runRunner(['--kernel', '6.12', '--scenarios-dir', fixtures, '--scenario', 'broken-check', '--scenario', 'hangs', '--scenario', 'passes', '--timeout', '5']);
+  const r = runRunner([
+    '--kernel',
+    '6.12',
+    '--scenarios-dir',
+    fixtures,
+    '--scenario',
+    'broken-check',
+    '--scenario',
+    'hangs',
+    '--scenario',
+    'passes',
+    '--timeout',
+    '5',
+  ]);
   assert.equal(r.code, 1, r.out);
   assert.match(r.out, /FAIL deliberately failing check: expected failure from broken-check fixture/);
   assert.match(r.out, /FAIL hangs/);
@@ -88,7 +107,7 @@ test('a failing check and a hanging scenario fail the run with the guest console
   assert.match(r.out, /6\.12\.\S+\s+bpf\s+\S+s\s+\S+s\s+FAIL/);
 });
 
-test('a scenario\'s own minimum time survives loading and wins over a smaller --timeout', async () => {
+test("a scenario's own minimum time survives loading and wins over a smaller --timeout", async () => {
   const { loadScenario, timeoutSOf } = await import('../../vm-tests/registry.js');
   const redteam = await loadScenario('redteam');
   assert.equal(redteam.timeoutS, 420);

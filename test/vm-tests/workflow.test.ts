@@ -10,8 +10,21 @@ import { parse } from 'yaml';
 const root = resolve(import.meta.dirname, '..', '..', '..');
 const KERNELS = ['5.15', '6.1', '6.6', '6.12', '6.18', 'bpf-next'];
 
-interface Step { name?: string; run?: string; uses?: string; with?: Record<string, unknown> }
-interface Job { needs?: string | string[]; if?: string; 'runs-on': string; container?: unknown; strategy?: { matrix?: { kernel?: string[] } }; steps: Step[]; 'timeout-minutes'?: number }
+interface Step {
+  name?: string;
+  run?: string;
+  uses?: string;
+  with?: Record<string, unknown>;
+}
+interface Job {
+  needs?: string | string[];
+  if?: string;
+  'runs-on': string;
+  container?: unknown;
+  strategy?: { matrix?: { kernel?: string[] } };
+  steps: Step[];
+  'timeout-minutes'?: number;
+}
 const wf = parse(readFileSync(join(root, '.github', 'workflows', 'vm-tests.yml'), 'utf8')) as { on: unknown; jobs: Record<string, Job> };
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const jobs = Object.entries(wf.jobs);

@@ -28,7 +28,13 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   let kernel: Kernel | undefined;
   const n = '300';
   try {
-    kernel = await attach({ cgroupPath: ensureCgroup2(), pinRoot: makePinRoot(), mode: 'bpf-lsm', heartbeatTtlMs: 15000, proxy: { address: '127.0.0.1', port, dnsPort: port } });
+    kernel = await attach({
+      cgroupPath: ensureCgroup2(),
+      pinRoot: makePinRoot(),
+      mode: 'bpf-lsm',
+      heartbeatTtlMs: 15000,
+      proxy: { address: '127.0.0.1', port, dnsPort: port },
+    });
     kernel.registerIdentity({ binary: agentBin }, 3);
     kernel.startHeartbeat();
     const cases: Record<string, string[]> = {
@@ -45,8 +51,15 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       }
     }
     const base = median(p50['unmanaged → 127.0.0.1 (baseline)']!);
-    const rows = Object.entries(p50).map(([name, xs]) => ({ name, p50us: +(median(xs) / 1000).toFixed(1), deltaUs: +((median(xs) - base) / 1000).toFixed(1) }));
-    writeFileSync(join(ctx.resultsDir, 'kernel-bench-numbers.json'), `${JSON.stringify({ kernel: ctx.kernelRelease, connects: Number(n), rounds: 3, rows }, null, 2)}\n`);
+    const rows = Object.entries(p50).map(([name, xs]) => ({
+      name,
+      p50us: +(median(xs) / 1000).toFixed(1),
+      deltaUs: +((median(xs) - base) / 1000).toFixed(1),
+    }));
+    writeFileSync(
+      join(ctx.resultsDir, 'kernel-bench-numbers.json'),
+      `${JSON.stringify({ kernel: ctx.kernelRelease, connects: Number(n), rounds: 3, rows }, null, 2)}\n`,
+    );
     for (const r of rows) c.expect(`connect p50: ${r.name}`, true, `${r.p50us} µs (Δ ${r.deltaUs} µs vs unmanaged)`);
   } finally {
     kernel?.detachAll();

@@ -11,7 +11,8 @@ import { ensureCgroup2 } from '../../bpf/mounts.js';
 import { fakeProxy, makePinRoot, probe, probeBinary, runProbe, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
-export const description = 'fail-closed: SIGKILL the heartbeating daemon → time until a managed connect gets EPERM; restart → time until traffic flows';
+export const description =
+  'fail-closed: SIGKILL the heartbeating daemon → time until a managed connect gets EPERM; restart → time until traffic flows';
 export const bootLsm = 'bpf';
 
 interface Daemon {
@@ -24,7 +25,9 @@ interface Daemon {
 function startDaemon(projectRoot: string, config: object): Promise<Daemon> {
   return new Promise((resolve, reject) => {
     const startedNs = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'testkit', 'daemon-lite.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'testkit', 'daemon-lite.js'), JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
@@ -59,9 +62,17 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const first = await startDaemon(ctx.projectRoot, config);
     daemons.push(first.child);
     numbers.firstAttachMs = first.ready.ms;
-    c.expect('daemon-lite attached in bpf-lsm mode', first.ready.mode === 'bpf-lsm' && first.ready.missing === 0, JSON.stringify(first.ready));
+    c.expect(
+      'daemon-lite attached in bpf-lsm mode',
+      first.ready.mode === 'bpf-lsm' && first.ready.missing === 0,
+      JSON.stringify(first.ready),
+    );
     const before = await probe([agentBin, 'connect', '10.9.9.9', '80']);
-    c.expect('while the daemon heartbeats, a managed connect reaches the proxy', before.reply === 'proxy unknown' && before.peer === '10.9.9.9:80', `${before.op} ok=${before.ok} errno=${before.errno} reply=${before.reply} peer=${before.peer}`);
+    c.expect(
+      'while the daemon heartbeats, a managed connect reaches the proxy',
+      before.reply === 'proxy unknown' && before.peer === '10.9.9.9:80',
+      `${before.op} ok=${before.ok} errno=${before.errno} reply=${before.reply} peer=${before.peer}`,
+    );
 
     // Kill -9 while a managed process keeps connecting.
     const watcher = runProbe([agentBin, 'until', 'denied', '5000', '10.9.9.9', '80']);
@@ -72,9 +83,17 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const failClosedMs = denied?.ok && denied.mono_ns ? ms(BigInt(denied.mono_ns) - killNs) : NaN;
     numbers.failClosedMs = Math.round(failClosedMs);
     // Reported, not asserted against a clock (target with the defaults: < 1 s).
-    c.expect('after SIGKILL of the daemon a managed connect gets EPERM (time reported)', denied?.ok === true, `EPERM ${failClosedMs.toFixed(0)} ms after SIGKILL (target < 1000 ms; ${denied?.attempts ?? 0} connect attempts)`);
+    c.expect(
+      'after SIGKILL of the daemon a managed connect gets EPERM (time reported)',
+      denied?.ok === true,
+      `EPERM ${failClosedMs.toFixed(0)} ms after SIGKILL (target < 1000 ms; ${denied?.attempts ?? 0} connect attempts)`,
+    );
     const still = await probe([agentBin, 'connect', '10.9.9.9', '80']);
-    c.expect('with the daemon dead the programs stay attached (pinned) and keep denying', still.errno === 1, `${still.op} errno=${still.errno}`);
+    c.expect(
+      'with the daemon dead the programs stay attached (pinned) and keep denying',
+      still.errno === 1,
+      `${still.op} errno=${still.errno}`,
+    );
 
     // Restart: re-adopt, heartbeat, traffic again.
     const watcher2 = runProbe([agentBin, 'until', 'allowed', '90000', '10.9.9.9', '80'], { timeoutMs: 95000 });
@@ -87,8 +106,16 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     numbers.restartAttachMs = second.ready.ms;
     numbers.restoreMs = Math.round(restoreMs);
     numbers.readopted = second.ready.adopted;
-    c.expect('the restarted daemon re-adopts the pinned programs (no reload, no gap)', second.ready.adopted === true, JSON.stringify(second.ready));
-    c.expect('after restart a managed connect flows again', allowed?.ok === true, `traffic restored ${restoreMs.toFixed(0)} ms after the daemon process started (node start + attach ${second.ready.ms} ms)`);
+    c.expect(
+      'the restarted daemon re-adopts the pinned programs (no reload, no gap)',
+      second.ready.adopted === true,
+      JSON.stringify(second.ready),
+    );
+    c.expect(
+      'after restart a managed connect flows again',
+      allowed?.ok === true,
+      `traffic restored ${restoreMs.toFixed(0)} ms after the daemon process started (node start + attach ${second.ready.ms} ms)`,
+    );
   } finally {
     for (const d of daemons) d.kill('SIGKILL');
     detachPinned(pinRoot);

@@ -8,7 +8,8 @@ import { activeLsms, bpfLsmActive, detectBpfLsm, probeBpfLsm, type LsmProbe } fr
 import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
-export const description = 'booted without bpf in the LSM list: detection reports BPF-LSM inactive and an attached LSM program does not fire';
+export const description =
+  'booted without bpf in the LSM list: detection reports BPF-LSM inactive and an attached LSM program does not fire';
 export const bootLsm = 'no-bpf';
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
@@ -20,7 +21,11 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   });
   c.expect('bpfLsmActive() reports BPF-LSM inactive', !bpfLsmActive(), `bpfLsmActive() = ${bpfLsmActive()}`);
   const status = detectBpfLsm();
-  c.expect('detectBpfLsm() reports not-in-lsm-list with the boot fix', status.state === 'not-in-lsm-list' && !status.active && /lsm=.*bpf/.test(status.reason), `${status.state}: ${status.reason}`);
+  c.expect(
+    'detectBpfLsm() reports not-in-lsm-list with the boot fix',
+    status.state === 'not-in-lsm-list' && !status.active && /lsm=.*bpf/.test(status.reason),
+    `${status.state}: ${status.reason}`,
+  );
   let probe: LsmProbe | undefined;
   await c.attempt('probeBpfLsm() reports the LSM hook does not fire, with a reason', () => {
     probe = probeBpfLsm();
@@ -31,7 +36,14 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   const { object, attacher } = smokeArtifacts(ctx.projectRoot);
   for (const f of [object, attacher]) {
-    if (!c.expect(`${f.slice(ctx.projectRoot.length + 1)} is built`, existsSync(f), existsSync(f) ? 'present' : 'missing: run scripts/build.sh')) return c.result();
+    if (
+      !c.expect(
+        `${f.slice(ctx.projectRoot.length + 1)} is built`,
+        existsSync(f),
+        existsSync(f) ? 'present' : 'missing: run scripts/build.sh',
+      )
+    )
+      return c.result();
   }
   const pinDir = join('/sys/fs/bpf', `lilith-nobpf-${process.pid}`);
   const cg = makeCgroup(`lilith-nobpf-${process.pid}`);
@@ -41,15 +53,27 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     ctx.log(`attach: ${JSON.stringify(attached)}`);
     if (!attached.ok) {
       // Also a correct outcome for "inactive": the kernel refuses the program outright.
-      c.expect('the LSM program is refused or inert, as detection said', detectedInactive, `attach refused at ${attached.step}: ${attached.error}`);
+      c.expect(
+        'the LSM program is refused or inert, as detection said',
+        detectedInactive,
+        `attach refused at ${attached.step}: ${attached.error}`,
+      );
       return c.result();
     }
     await markManaged(pinDir, cg.id);
     const managed = await connectFrom(port, cg.dir);
     c.expect('a managed process is not denied (no enforcement without bpf in the LSM list)', managed.ok, describe(managed));
     const hits = await readHits(pinDir);
-    c.expect('the attached hook never ran', hits.seen === 0 && hits.denied === 0, `program attached (${attached.programs.map((p) => p.name).join(', ')}) but seen=${hits.seen} denied=${hits.denied}`);
-    c.expect('detection agrees with the kernel: inactive and inert', detectedInactive && managed.ok && hits.seen === 0, `detected inactive: ${detectedInactive}; hook runs: ${hits.seen}`);
+    c.expect(
+      'the attached hook never ran',
+      hits.seen === 0 && hits.denied === 0,
+      `program attached (${attached.programs.map((p) => p.name).join(', ')}) but seen=${hits.seen} denied=${hits.denied}`,
+    );
+    c.expect(
+      'detection agrees with the kernel: inactive and inert',
+      detectedInactive && managed.ok && hits.seen === 0,
+      `detected inactive: ${detectedInactive}; hook runs: ${hits.seen}`,
+    );
   } finally {
     detach(pinDir);
     server.close();

@@ -8,7 +8,8 @@ import { ATTEMPTS, kernelGap } from '../../redteam/attempts.js';
 import { startRedteamEnv } from '../../redteam/env.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
-export const description = 'red team under BPF-LSM: every escape attempt against a real enforcer, one check per attempt (all must be blocked)';
+export const description =
+  'red team under BPF-LSM: every escape attempt against a real enforcer, one check per attempt (all must be blocked)';
 export const bootLsm = 'bpf';
 // The real enforcer (Node, cedar-wasm, every BPF program) starts in 30-90 s under TCG.
 export const timeoutS = 420;
@@ -29,7 +30,11 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       }
       // Known gaps ('open', or a layer this kernel lacks) are reported, not failed: they are listed in the README.
       const gap = blocked ? null : kernelGap(a, env);
-      c.expect(`${a.id} [${a.layer}] ${a.what}`, blocked || a.expect === 'open' || gap !== null, `${blocked ? 'BLOCKED' : gap ? `KERNEL-GAP (${gap})` : 'NOT BLOCKED'}: ${detail}`);
+      c.expect(
+        `${a.id} [${a.layer}] ${a.what}`,
+        blocked || a.expect === 'open' || gap !== null,
+        `${blocked ? 'BLOCKED' : gap ? `KERNEL-GAP (${gap})` : 'NOT BLOCKED'}: ${detail}`,
+      );
     }
   } finally {
     await env.close();

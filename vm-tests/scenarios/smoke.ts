@@ -7,7 +7,8 @@ import { activeLsms, bpfLsmActive, detectBpfLsm, hasBtf, probeBpfLsm } from '../
 import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
-export const description = 'kernel version, bpf in the LSM list, BTF, and a BPF-LSM socket_connect program denying a managed process with EPERM';
+export const description =
+  'kernel version, bpf in the LSM list, BTF, and a BPF-LSM socket_connect program denying a managed process with EPERM';
 export const bootLsm = 'bpf';
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
@@ -29,7 +30,14 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   const { object, attacher } = smokeArtifacts(ctx.projectRoot);
   for (const f of [object, attacher]) {
-    if (!c.expect(`${f.slice(ctx.projectRoot.length + 1)} is built`, existsSync(f), existsSync(f) ? 'present' : 'missing: run scripts/build.sh')) return c.result();
+    if (
+      !c.expect(
+        `${f.slice(ctx.projectRoot.length + 1)} is built`,
+        existsSync(f),
+        existsSync(f) ? 'present' : 'missing: run scripts/build.sh',
+      )
+    )
+      return c.result();
   }
   const pinDir = join('/sys/fs/bpf', `lilith-smoke-${process.pid}`);
   const cg = makeCgroup(`lilith-smoke-${process.pid}`);
@@ -39,7 +47,9 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const attachedOk = c.expect(
       'smoke_lsm.bpf.o loads and attaches to lsm/socket_connect',
       attached.ok,
-      attached.ok ? attached.programs.map((p) => `${p.name} prog id ${p.id}`).join(', ') : `${attached.step} ${attached.name}: ${attached.error}\n${attached.stderr}`,
+      attached.ok
+        ? attached.programs.map((p) => `${p.name} prog id ${p.id}`).join(', ')
+        : `${attached.step} ${attached.name}: ${attached.error}\n${attached.stderr}`,
     );
     if (!attachedOk) return c.result();
     await markManaged(pinDir, cg.id);

@@ -40,9 +40,13 @@ export class DirSource implements CapsuleSource {
     this.#onCandidate = onCandidate;
     this.#watcher = watch(this.#opts.dir, { depth: 0, ignoreInitial: true, persistent: true });
     const kick = () => this.#kick();
-    this.#watcher.on('add', kick).on('change', kick).on('unlink', kick).on('error', (err) => {
-      this.#status.last_error = `watch: ${(err as Error).message}`;
-    });
+    this.#watcher
+      .on('add', kick)
+      .on('change', kick)
+      .on('unlink', kick)
+      .on('error', (err) => {
+        this.#status.last_error = `watch: ${(err as Error).message}`;
+      });
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
     await this.rescan();
   }

@@ -149,7 +149,10 @@ export class GitSource implements CapsuleSource {
     }
     if (blob.length > this.#opts.maxCapsuleBytes) {
       this.#lastOffered = head;
-      return { result: 'error', error: `${file} at ${head.slice(0, 12)} is ${blob.length} bytes, over the ${this.#opts.maxCapsuleBytes}-byte cap` };
+      return {
+        result: 'error',
+        error: `${file} at ${head.slice(0, 12)} is ${blob.length} bytes, over the ${this.#opts.maxCapsuleBytes}-byte cap`,
+      };
     }
     this.#status.last_commit = head;
     // Marked as seen only after activation decided, so a transient failure there
@@ -174,7 +177,18 @@ export class GitSource implements CapsuleSource {
     } else if ((await git.getConfig({ fs, dir: cloneDir, path: 'remote.origin.url' })) !== url) {
       await git.setConfig({ fs, dir: cloneDir, path: 'remote.origin.url', value: url });
     }
-    const res = await git.fetch({ fs, http: this.#fetchHttp, dir: cloneDir, remote: 'origin', ref, remoteRef: ref, singleBranch: true, depth: 1, tags: false, prune: false });
+    const res = await git.fetch({
+      fs,
+      http: this.#fetchHttp,
+      dir: cloneDir,
+      remote: 'origin',
+      ref,
+      remoteRef: ref,
+      singleBranch: true,
+      depth: 1,
+      tags: false,
+      prune: false,
+    });
     if (!res.fetchHead) throw new Error(`fetch of ${ref} returned no commit`);
     return res.fetchHead;
   }

@@ -11,10 +11,7 @@ export interface CapsuleCandidate {
 }
 
 /** The outcome of one sync attempt. */
-export type SyncOutcome =
-  | { result: 'unchanged' }
-  | { result: 'fetched'; commit: string | null }
-  | { result: 'error'; error: string };
+export type SyncOutcome = { result: 'unchanged' } | { result: 'fetched'; commit: string | null } | { result: 'error'; error: string };
 
 export interface SourceStatus {
   name: string;
@@ -44,5 +41,16 @@ export interface CapsuleSource {
 }
 
 export function emptyStatus(name: string, kind: SourceStatus['kind']): SourceStatus {
-  return { name, kind, last_attempt: null, last_result: null, last_error: null, last_success: null, last_commit: null, last_change_at: null, consecutive_failures: 0, next_attempt: null };
+  return {
+    name,
+    kind,
+    last_attempt: null,
+    last_result: null,
+    last_error: null,
+    last_success: null,
+    last_commit: null,
+    last_change_at: null,
+    consecutive_failures: 0,
+    next_attempt: null,
+  };
 }

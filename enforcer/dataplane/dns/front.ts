@@ -37,7 +37,10 @@ export interface DnsFront {
   close(): Promise<void>;
 }
 
-export async function startDnsFront(opts: DnsFrontOptions, deps: { origin: OriginResolver; decider: Decider; names: LearnedNames }): Promise<DnsFront> {
+export async function startDnsFront(
+  opts: DnsFrontOptions,
+  deps: { origin: OriginResolver; decider: Decider; names: LearnedNames },
+): Promise<DnsFront> {
   const family = net.isIPv6(opts.listen.host) ? 'udp6' : 'udp4';
   const sock = dgram.createSocket(family);
   const upstreamText = opts.upstream ?? systemResolver();

@@ -62,7 +62,15 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
   }
   const first = firstEnd < 0 ? text : text.slice(0, firstEnd);
   if (first.includes('\n') || first.includes('\r')) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
-  const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw: buf.subarray(0, end + 4) };
+  const head: HttpHead = {
+    method: '',
+    target: '',
+    status: 0,
+    version: '1.1',
+    headers: [],
+    byName: new Map(),
+    raw: buf.subarray(0, end + 4),
+  };
   const problem = parseStartLine(head, first, isRequest);
   if (problem) return problem;
   if (firstEnd < 0) return { kind: 'head', head, consumed: end + 4 };
@@ -107,8 +115,17 @@ function parseStartLine(head: HttpHead, first: string, isRequest: boolean): Head
 /** The line-by-line parse: slower, and says exactly what is wrong. */
 function parseHeadLines(buf: Buffer, text: string, end: number, isRequest: boolean): HeadResult {
   const lines = text.split('\r\n');
-  if (lines.some((l) => l.includes('\n') || l.includes('\r'))) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
-  const head: HttpHead = { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw: buf.subarray(0, end + 4) };
+  if (lines.some((l) => l.includes('\n') || l.includes('\r')))
+    return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
+  const head: HttpHead = {
+    method: '',
+    target: '',
+    status: 0,
+    version: '1.1',
+    headers: [],
+    byName: new Map(),
+    raw: buf.subarray(0, end + 4),
+  };
   const problem = parseStartLine(head, lines[0], isRequest);
   if (problem) return problem;
   for (let i = 1; i < lines.length; i++) {
@@ -151,11 +168,7 @@ export function headerTokens(head: HttpHead, name: string): string[] {
   return out;
 }
 
-export type Framing =
-  | { kind: 'none' }
-  | { kind: 'length'; length: number }
-  | { kind: 'chunked' }
-  | { kind: 'until_close' };
+export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'until_close' };
 
 export type FramingResult = Framing | { kind: 'error'; reason: string };
 
@@ -185,7 +198,8 @@ export function requestFraming(head: HttpHead): FramingResult {
 }
 
 export function responseFraming(head: HttpHead, requestMethod: string): FramingResult {
-  if (requestMethod === 'HEAD' || (head.status >= 100 && head.status < 200) || head.status === 204 || head.status === 304) return { kind: 'none' };
+  if (requestMethod === 'HEAD' || (head.status >= 100 && head.status < 200) || head.status === 204 || head.status === 304)
+    return { kind: 'none' };
   if (requestMethod === 'CONNECT' && head.status >= 200 && head.status < 300) return { kind: 'none' };
   const te = headerTokens(head, 'transfer-encoding');
   if (te.length) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'until_close' };
@@ -344,9 +358,21 @@ export class BodyTracker {
 }
 
 /** A complete response the proxy itself writes (403, 400, 502…). */
-export function simpleResponse(status: number, reason: string, body: string, contentType: string, close: boolean, extra: Array<[string, string]> = []): Buffer {
+export function simpleResponse(
+  status: number,
+  reason: string,
+  body: string,
+  contentType: string,
+  close: boolean,
+  extra: Array<[string, string]> = [],
+): Buffer {
   const bodyBuf = Buffer.from(body);
-  const lines = [`HTTP/1.1 ${status} ${reason}`, `Content-Type: ${contentType}`, `Content-Length: ${bodyBuf.length}`, ...extra.map(([k, v]) => `${k}: ${v}`)];
+  const lines = [
+    `HTTP/1.1 ${status} ${reason}`,
+    `Content-Type: ${contentType}`,
+    `Content-Length: ${bodyBuf.length}`,
+    ...extra.map(([k, v]) => `${k}: ${v}`),
+  ];
   if (close) lines.push('Connection: close');
   return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), bodyBuf]);
 }

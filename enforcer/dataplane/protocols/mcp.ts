@@ -12,9 +12,7 @@ export interface JsonRpcMessage {
   error?: unknown;
 }
 
-export type ParsedBody =
-  | { ok: true; messages: JsonRpcMessage[]; batch: boolean }
-  | { ok: false; reason: string };
+export type ParsedBody = { ok: true; messages: JsonRpcMessage[]; batch: boolean } | { ok: false; reason: string };
 
 /** Parses a POST body: one JSON-RPC message or a batch (array) of them. */
 export function parseJsonRpc(text: string): ParsedBody {
@@ -33,7 +31,8 @@ export function parseJsonRpc(text: string): ParsedBody {
     const m = item as Record<string, unknown>;
     if (m.jsonrpc !== '2.0') return { ok: false, reason: 'missing jsonrpc: "2.0"' };
     if ('method' in m && typeof m.method !== 'string') return { ok: false, reason: 'method is not a string' };
-    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number') return { ok: false, reason: 'id is not a string or number' };
+    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number')
+      return { ok: false, reason: 'id is not a string or number' };
     if (!('method' in m) && !('result' in m) && !('error' in m)) return { ok: false, reason: 'neither a request nor a response' };
     messages.push(m as JsonRpcMessage);
   }
@@ -55,7 +54,8 @@ export function classifyMessage(m: JsonRpcMessage): McpCall {
     case 'tools/call': {
       if (typeof params.name !== 'string' || params.name === '') return { kind: 'invalid', reason: 'tools/call without a tool name' };
       const args = params.arguments;
-      if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args))) return { kind: 'invalid', reason: 'tools/call arguments is not an object' };
+      if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args)))
+        return { kind: 'invalid', reason: 'tools/call arguments is not an object' };
       return { kind: 'tool', tool: params.name, arguments: (args ?? {}) as Record<string, unknown> };
     }
     case 'resources/read':
@@ -96,7 +96,10 @@ export class SseParser {
   #id: string | undefined;
   #oversized = false;
   readonly #decoder = new TextDecoder();
-  constructor(private readonly onEvent: (e: SseEvent) => void, private readonly maxEventBytes = 10 * 1024 * 1024) {}
+  constructor(
+    private readonly onEvent: (e: SseEvent) => void,
+    private readonly maxEventBytes = 10 * 1024 * 1024,
+  ) {}
 
   push(chunk: Buffer): void {
     this.#buf += this.#decoder.decode(chunk, { stream: true });
@@ -117,7 +120,8 @@ export class SseParser {
 
   #line(line: string): void {
     if (line === '') {
-      if (this.#data.length && !this.#oversized) this.onEvent({ event: this.#event || 'message', data: this.#data.join('\n'), id: this.#id });
+      if (this.#data.length && !this.#oversized)
+        this.onEvent({ event: this.#event || 'message', data: this.#data.join('\n'), id: this.#id });
       this.#data = [];
       this.#dataBytes = 0;
       this.#event = '';

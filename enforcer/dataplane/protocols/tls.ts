@@ -11,10 +11,7 @@ export interface ClientHello {
   version: number;
 }
 
-export type ClientHelloResult =
-  | { status: 'need_more' }
-  | { status: 'ok'; hello: ClientHello }
-  | { status: 'invalid'; reason: string };
+export type ClientHelloResult = { status: 'need_more' } | { status: 'ok'; hello: ClientHello } | { status: 'invalid'; reason: string };
 
 /** Largest ClientHello we wait for (post-quantum key shares make them ~2 KiB; 64 KiB is generous). */
 export const MAX_CLIENT_HELLO = 64 * 1024;

@@ -31,7 +31,15 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   client.on('error', early);
   let origin: Origin | null = null;
   try {
-    origin = await deps.origin.resolve({ remoteAddress: client.remoteAddress ?? '', remotePort: client.remotePort ?? 0, localAddress: client.localAddress, localPort: client.localPort }, 'tcp');
+    origin = await deps.origin.resolve(
+      {
+        remoteAddress: client.remoteAddress ?? '',
+        remotePort: client.remotePort ?? 0,
+        localAddress: client.localAddress,
+        localPort: client.localPort,
+      },
+      'tcp',
+    );
   } catch {
     origin = null;
   }
@@ -44,7 +52,10 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
 
   let buf: Buffer = Buffer.alloc(0);
   let decided = false;
-  const timer = setTimeout(() => settle(buf.length ? (detectProtocol(buf) === 'maybe' ? 'tcp' : (detectProtocol(buf) as Detected)) : 'tcp'), deps.detectTimeoutMs);
+  const timer = setTimeout(
+    () => settle(buf.length ? (detectProtocol(buf) === 'maybe' ? 'tcp' : (detectProtocol(buf) as Detected)) : 'tcp'),
+    deps.detectTimeoutMs,
+  );
   const onData = (d: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     try {
@@ -116,7 +127,16 @@ function endpointId(o: Origin): string {
 }
 
 /** TLS and opaque TCP: one `connect` decision, then a byte relay or a reset. */
-function connectDecision(client: net.Socket, origin: Origin | null, deps: ConnectionDeps, protocol: 'tls' | 'tcp', initial: Buffer, limits: Limits, hello: ClientHello | null, bad?: string): void {
+function connectDecision(
+  client: net.Socket,
+  origin: Origin | null,
+  deps: ConnectionDeps,
+  protocol: 'tls' | 'tcp',
+  initial: Buffer,
+  limits: Limits,
+  hello: ClientHello | null,
+  bad?: string,
+): void {
   const fallback: EntityUid = origin ? { type: 'Endpoint', id: endpointId(origin) } : { type: 'Endpoint', id: 'unknown' };
   const result = deps.decider.decide({
     origin,

@@ -96,7 +96,8 @@ export class HttpConnection {
     c.on('end', () => {
       this.#clientEnded = true;
       if (this.#state === 'head' && !this.#exchange) this.#finishClient();
-      else if (this.#state === 'req_body') this.#abort(); // body cut short: nothing sane to forward
+      else if (this.#state === 'req_body')
+        this.#abort(); // body cut short: nothing sane to forward
       // An event stream to a client that stopped sending is a stream to nobody: end it.
       else if (this.#exchange && this.#wantsEventStream(this.#exchange)) this.#abort();
     });
@@ -163,7 +164,12 @@ export class HttpConnection {
   }
 
   #replyForbidden(result: DecisionResult, close: boolean): void {
-    this.#replyJson(403, 'Forbidden', { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) }, close);
+    this.#replyJson(
+      403,
+      'Forbidden',
+      { error: 'forbidden', policy: result.policies[0] ?? null, policies: result.policies, reason: denialText(result) },
+      close,
+    );
   }
 
   #pump(): void {
@@ -179,7 +185,8 @@ export class HttpConnection {
         this.#headTimer = null;
         if (r.kind === 'error') {
           this.#refuseMalformed(r.reason);
-          const text = r.status === 431 ? 'Request Header Fields Too Large' : r.status === 505 ? 'HTTP Version Not Supported' : 'Bad Request';
+          const text =
+            r.status === 431 ? 'Request Header Fields Too Large' : r.status === 505 ? 'HTTP Version Not Supported' : 'Bad Request';
           this.#replyJson(r.status, text, { error: text.toLowerCase(), reason: r.reason }, true);
           return;
         }
@@ -205,7 +212,12 @@ export class HttpConnection {
           this.#held.raw.push(part);
           if (tracker.seen > this.limits.maxBodyBytes) {
             this.#refuseMalformed(`MCP request body exceeds ${this.limits.maxBodyBytes} bytes`);
-            this.#replyJson(413, 'Payload Too Large', { error: 'payload too large', reason: `body exceeds ${this.limits.maxBodyBytes} bytes` }, true);
+            this.#replyJson(
+              413,
+              'Payload Too Large',
+              { error: 'payload too large', reason: `body exceeds ${this.limits.maxBodyBytes} bytes` },
+              true,
+            );
             return;
           }
         } else if (part.length && !this.#upstream!.write(part)) {
@@ -310,7 +322,13 @@ export class HttpConnection {
       build: (_snap, agent): RequestSpec => {
         const { host, mismatch, path } = this.#hostOf(head, agent);
         if (!host) return { action: head.method, resource: this.#endpointUid(), context: {}, refuse: 'malformed request: empty Host' };
-        const context: RequestSpec['context'] = { method: head.method, path, port: this.origin!.destination.port, tls: false, host_mismatch: mismatch };
+        const context: RequestSpec['context'] = {
+          method: head.method,
+          path,
+          port: this.origin!.destination.port,
+          tls: false,
+          host_mismatch: mismatch,
+        };
         const ct = header(head, 'content-type');
         if (ct !== undefined) context.content_type = ct;
         const cl = header(head, 'content-length');
@@ -318,7 +336,13 @@ export class HttpConnection {
         const ua = header(head, 'user-agent');
         if (ua !== undefined) context.user_agent = ua;
         const resource = { type: 'Host', id: host };
-        return { action: head.method, resource, context, findings: mismatch ? ['host_mismatch'] : undefined, taintOnAllow: (c) => c.upstreamBits(resource) };
+        return {
+          action: head.method,
+          resource,
+          context,
+          findings: mismatch ? ['host_mismatch'] : undefined,
+          taintOnAllow: (c) => c.upstreamBits(resource),
+        };
       },
     });
   }
@@ -365,7 +389,13 @@ export class HttpConnection {
     this.#upstream = null;
     if (!this.#exchange) return;
     const resp = this.#resp;
-    if (resp.phase === 'body' && resp.tracker && !resp.tracker.done && resp.head && responseFraming(resp.head, this.#exchange.method).kind === 'until_close') {
+    if (
+      resp.phase === 'body' &&
+      resp.tracker &&
+      !resp.tracker.done &&
+      resp.head &&
+      responseFraming(resp.head, this.#exchange.method).kind === 'until_close'
+    ) {
       resp.inspector?.finish?.();
       this.#exchange = null;
       this.#finishClient();
@@ -432,7 +462,8 @@ export class HttpConnection {
           this.#upstream?.destroy();
           this.#upstream = null;
           this.#exchange = null;
-          if (!this.#respStarted) this.#replyJson(502, 'Bad Gateway', { error: 'bad gateway', reason: `upstream response: ${r.reason}` }, true);
+          if (!this.#respStarted)
+            this.#replyJson(502, 'Bad Gateway', { error: 'bad gateway', reason: `upstream response: ${r.reason}` }, true);
           else this.#abort();
           return;
         }
@@ -531,7 +562,12 @@ export class HttpConnection {
     }
     if (framing.kind === 'length' && framing.length > this.limits.maxBodyBytes) {
       this.#refuseMalformed(`MCP request body of ${framing.length} bytes exceeds ${this.limits.maxBodyBytes}`);
-      this.#replyJson(413, 'Payload Too Large', { error: 'payload too large', reason: `body exceeds ${this.limits.maxBodyBytes} bytes` }, true);
+      this.#replyJson(
+        413,
+        'Payload Too Large',
+        { error: 'payload too large', reason: `body exceeds ${this.limits.maxBodyBytes} bytes` },
+        true,
+      );
       return;
     }
     this.#exchange = null;

@@ -9,7 +9,15 @@ import type { CedarValue, EntityUid } from '../../../cedar/types.js';
 import type { PolicySnapshot } from '../../control/index.js';
 import { formatDestination, type Origin } from '../origin.js';
 import { header, headerTokens, type HttpHead } from '../protocols/http1.js';
-import { classifyMessage, jsonRpcError, parseJsonRpc, PARSE_ERROR_CODE, POLICY_DENIED_CODE, type JsonRpcMessage, type McpCall } from '../protocols/mcp.js';
+import {
+  classifyMessage,
+  jsonRpcError,
+  parseJsonRpc,
+  PARSE_ERROR_CODE,
+  POLICY_DENIED_CODE,
+  type JsonRpcMessage,
+  type McpCall,
+} from '../protocols/mcp.js';
 import { denialText, uidText, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
 import { projectArguments, toolShapesFor } from './schema-shapes.js';
 import type { McpReplyScope } from './sse-inspect.js';
@@ -87,7 +95,11 @@ export class McpGate {
     if (this.#upstreamAlias() !== null) return true;
     if (header(head, 'mcp-session-id') !== undefined || header(head, 'mcp-protocol-version') !== undefined) return true;
     const ct = header(head, 'content-type')?.toLowerCase() ?? '';
-    return head.method === 'POST' && ct.startsWith('application/json') && headerTokens(head, 'accept').some((a) => a.startsWith('text/event-stream'));
+    return (
+      head.method === 'POST' &&
+      ct.startsWith('application/json') &&
+      headerTokens(head, 'accept').some((a) => a.startsWith('text/event-stream'))
+    );
   }
 
   /**
@@ -97,7 +109,8 @@ export class McpGate {
   decideStream(head: HttpHead): McpReplyScope {
     const session = sessionOf(head);
     const decision = this.#decide({ kind: 'session', method: `http:${head.method}` }, session);
-    if (decision.allowed && head.method === 'DELETE' && session !== undefined && decision.agent) this.#decider.taint.closeMcp(decision.agent.spiffeId, session);
+    if (decision.allowed && head.method === 'DELETE' && session !== undefined && decision.agent)
+      this.#decider.taint.closeMcp(decision.agent.spiffeId, session);
     return { decision, session, dataIds: 'all' };
   }
 
@@ -185,9 +198,19 @@ export class McpGate {
             };
           }
           case 'resource':
-            return { action: 'resources/read', resource, context: context({ method: 'resources/read', uri: call.uri }), taintOnAllow: upstream };
+            return {
+              action: 'resources/read',
+              resource,
+              context: context({ method: 'resources/read', uri: call.uri }),
+              taintOnAllow: upstream,
+            };
           case 'prompt':
-            return { action: 'prompts/get', resource, context: context({ method: 'prompts/get', prompt: call.prompt }), taintOnAllow: upstream };
+            return {
+              action: 'prompts/get',
+              resource,
+              context: context({ method: 'prompts/get', prompt: call.prompt }),
+              taintOnAllow: upstream,
+            };
           case 'session':
             return { action: 'mcp_session', resource, context: context({ method: call.method }) };
         }

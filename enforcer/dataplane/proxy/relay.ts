@@ -14,7 +14,13 @@ export function connectUpstream(dest: Destination): net.Socket {
  * already read from the client). An upstream that refuses or resets makes the
  * client see a reset; a client that vanishes tears the upstream down.
  */
-export function relay(client: net.Socket, dest: Destination, initial: Buffer, idleTimeoutMs: number, upstream: net.Socket = connectUpstream(dest)): net.Socket {
+export function relay(
+  client: net.Socket,
+  dest: Destination,
+  initial: Buffer,
+  idleTimeoutMs: number,
+  upstream: net.Socket = connectUpstream(dest),
+): net.Socket {
   if (initial.length) upstream.write(initial);
   const kill = () => {
     if (!client.destroyed) client.resetAndDestroy();

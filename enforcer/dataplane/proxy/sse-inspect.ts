@@ -53,7 +53,12 @@ export function inspectMcpResponse(scope: McpReplyScope, head: HttpHead, decider
 }
 
 /** The inspector for a permitted plain HTTP response, or null when it is not uncompressed text. */
-export function inspectTextResponse(decision: DecisionResult, head: HttpHead, decider: Decider, maxBodyBytes: number): ResponseInspector | null {
+export function inspectTextResponse(
+  decision: DecisionResult,
+  head: HttpHead,
+  decider: Decider,
+  maxBodyBytes: number,
+): ResponseInspector | null {
   if (!decision.snapshot || !decision.agent) return null;
   if (!TEXT_LIKE.test((header(head, 'content-type') ?? '').toLowerCase())) return null;
   if (isCompressed(head)) return null;
@@ -108,7 +113,8 @@ class McpJsonInspector implements ResponseInspector {
   }
 
   finish(): void {
-    if (this.#size <= this.#maxBodyBytes) taintFromReplies(Buffer.concat(this.#parts).toString('utf8'), this.#scope, this.#session, this.#decider);
+    if (this.#size <= this.#maxBodyBytes)
+      taintFromReplies(Buffer.concat(this.#parts).toString('utf8'), this.#scope, this.#session, this.#decider);
   }
 }
 

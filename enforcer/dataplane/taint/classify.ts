@@ -41,7 +41,12 @@ export function ancestorIndex(entities: Entity[]): Map<string, Set<string>> {
   return memo;
 }
 
-interface ToolRule { tool: string; argument?: string; glob?: RegExp; bits: bigint }
+interface ToolRule {
+  tool: string;
+  argument?: string;
+  glob?: RegExp;
+  bits: bigint;
+}
 
 export class Classifiers {
   readonly #tools: ToolRule[] = [];
@@ -57,7 +62,8 @@ export class Classifiers {
   #add(rule: ClassifierRule, config: LilithConfig): void {
     const bits = labelsToMask(rule.set, config.taint_labels);
     const w = rule.when;
-    if (w.tool !== undefined) this.#tools.push({ tool: w.tool, argument: w.argument, glob: w.glob !== undefined ? globToRegExp(w.glob) : undefined, bits });
+    if (w.tool !== undefined)
+      this.#tools.push({ tool: w.tool, argument: w.argument, glob: w.glob !== undefined ? globToRegExp(w.glob) : undefined, bits });
     else if (w.upstream_not_in_zone !== undefined) this.#zones.push({ zone: w.upstream_not_in_zone, bits });
     else if (w.response_detector !== undefined) this.#detectors.push({ name: w.response_detector, bits });
   }

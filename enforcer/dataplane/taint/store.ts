@@ -38,17 +38,21 @@ export async function readTaintFile(path: string): Promise<ReturnType<TaintSessi
     throw new TaintStateError(`cannot read taint state ${path}: ${(err as Error).message}`);
   }
   const bad = (why: string) =>
-    new TaintStateError(`taint state ${path} is corrupt (${why}); refusing to start every agent clean — inspect it, or remove it to reset all taint on purpose`);
+    new TaintStateError(
+      `taint state ${path} is corrupt (${why}); refusing to start every agent clean — inspect it, or remove it to reset all taint on purpose`,
+    );
   let v: SavedFile;
   try {
     v = JSON.parse(text) as SavedFile;
   } catch (err) {
     throw bad(`not JSON: ${(err as Error).message}`);
   }
-  if (!v || typeof v !== 'object' || v.version !== VERSION || !Array.isArray(v.agents)) throw bad(`expected {"version": ${VERSION}, "agents": [...]}`);
+  if (!v || typeof v !== 'object' || v.version !== VERSION || !Array.isArray(v.agents))
+    throw bad(`expected {"version": ${VERSION}, "agents": [...]}`);
   const out: ReturnType<TaintSessions['snapshot']> = [];
   for (const [i, a] of v.agents.entries()) {
-    if (!a || typeof a.spiffe_id !== 'string' || typeof a.mask !== 'string' || !Array.isArray(a.mcp)) throw bad(`agents[${i}] needs spiffe_id, mask and mcp`);
+    if (!a || typeof a.spiffe_id !== 'string' || typeof a.mask !== 'string' || !Array.isArray(a.mcp))
+      throw bad(`agents[${i}] needs spiffe_id, mask and mcp`);
     try {
       out.push({
         spiffeId: a.spiffe_id,
@@ -87,7 +91,13 @@ export async function persistTaint(sessions: TaintSessions, path: string): Promi
   const serialize = (): string => {
     const file: SavedFile = {
       version: VERSION,
-      agents: sessions.snapshot().map((a) => ({ spiffe_id: a.spiffeId, mask: maskHex(a.mask), mcp: a.mcp.filter((m) => m.mask !== 0n).map((m) => ({ id: m.id, mask: maskHex(m.mask) })) })),
+      agents: sessions
+        .snapshot()
+        .map((a) => ({
+          spiffe_id: a.spiffeId,
+          mask: maskHex(a.mask),
+          mcp: a.mcp.filter((m) => m.mask !== 0n).map((m) => ({ id: m.id, mask: maskHex(m.mask) })),
+        })),
     };
     return JSON.stringify(file) + '\n';
   };
