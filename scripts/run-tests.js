@@ -23,9 +23,13 @@ function findTests(dir) {
 const built = spawnSync('bash', ['scripts/build-tests.sh'], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(1);
 
+// Formatting and lint first: a finding fails the run but does not hide the test results.
+const lint = spawnSync('npx', ['--no-install', 'biome', 'ci', '.'], { stdio: 'inherit' });
+const lintFailed = lint.status !== 0;
+
 let files = existsSync('dist/test') ? findTests('dist/test') : [];
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
-let failed = false;
+let failed = lintFailed;
 if (files.length) {
   // Serial: kernel tests attach cgroup programs and must not interleave.
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
