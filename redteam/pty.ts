@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 
 // python3's pty.fork: the child is a session leader with the pty slave as its
 // controlling terminal; the parent drains the master until the child is gone.
-const HARNESS = String.raw`
+const HARNESS = `
 import json, os, pty, select, sys
 pid, fd = pty.fork()
 if pid == 0:

@@ -91,13 +91,11 @@ export async function persistTaint(sessions: TaintSessions, path: string): Promi
   const serialize = (): string => {
     const file: SavedFile = {
       version: VERSION,
-      agents: sessions
-        .snapshot()
-        .map((a) => ({
-          spiffe_id: a.spiffeId,
-          mask: maskHex(a.mask),
-          mcp: a.mcp.filter((m) => m.mask !== 0n).map((m) => ({ id: m.id, mask: maskHex(m.mask) })),
-        })),
+      agents: sessions.snapshot().map((a) => ({
+        spiffe_id: a.spiffeId,
+        mask: maskHex(a.mask),
+        mcp: a.mcp.filter((m) => m.mask !== 0n).map((m) => ({ id: m.id, mask: maskHex(m.mask) })),
+      })),
     };
     return JSON.stringify(file) + '\n';
   };
