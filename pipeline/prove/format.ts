@@ -26,6 +26,7 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
       `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
     );
     out.push(indent(describeCounterexample(e.counterexample)));
+    if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
   }
   for (const i of r.invariants) {

@@ -6,13 +6,14 @@
 import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
 import type { PolicySource } from '../policy-source.js';
 import { findApproval, type Approval } from './approvals.js';
-import { compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
+import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
-import { decide, describeCounterexample, extract, safeLongBounds, type Counterexample } from './counterexample.js';
+import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
 import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './dataplane-model.js';
-import { baseView, envKey, loadSchema, projectValue, tyEq, type ProverSchema, type RequestEnv } from './env.js';
+import { contextView, type ContextView } from './context-view.js';
+import { envKey, loadSchema, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles,
   reportDigest,
@@ -73,8 +74,8 @@ interface EnvProblem {
   assumptions: string[];
   head: CompiledSet;
   base: CompiledSet | undefined;
-  /** The base environment compared with (its context type may lack attributes the head added). */
-  baseEnv: RequestEnv | undefined;
+  /** How the base sees the head request's context (context-view.ts); undefined: no base environment. */
+  view: ContextView | undefined;
   invariants: CompiledPolicy[];
 }
 
@@ -93,23 +94,9 @@ function taintOf(configText: string): TaintAssumption | undefined {
   }
 }
 
-/**
- * The environment the base decides a head environment's requests in: the same
- * one, or one whose context differs only by optional attributes (the base then
- * sees the attributes both declare; see baseView). Undefined: the base capsule
- * would reject such requests, so they count as denied by the base.
- */
+/** The base's environment for the same principal type, action and resource type; undefined: the base schema has none (denied by the base). */
 function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
-  const same = base.envs.filter(
-    (e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType,
-  );
-  const exact = same.find((e) => tyEq(e.context, env.context));
-  if (exact) return exact;
-  for (const e of same) {
-    const view = baseView(env.context, e.context);
-    if (view) return { ...e, context: view as RequestEnv['context'] };
-  }
-  return undefined;
+  return base.envs.find((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
 }
 
 function side<T>(what: string, f: () => T): T {
@@ -145,12 +132,14 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     const decls = new Decls();
     const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
     const baseEnv = baseEnvFor(baseSchema, env);
-    // The base sees the context as its own schema types it: attributes the head added are absent to it.
+    // The base sees the context as its own schema types it (context-view.ts).
+    const view = baseEnv ? contextView(env.context, baseEnv.context, decls) : undefined;
     const bc = new Compiler({
       schema: headSchema,
       actionAncestors: baseSchema.actionAncestors,
       env: baseEnv ? { ...env, context: baseEnv.context } : env,
       decls,
+      context: view?.rec,
     });
     const defs = new Definitions();
     const headSet = nameTerms(
@@ -158,10 +147,14 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       'head',
       defs.define,
     );
-    const baseSet = baseEnv
-      ? nameTerms(
-          side('base', () => compileSet(bc, basePolicies)),
-          'base',
+    const baseSet = view
+      ? admitted(
+          nameTerms(
+            side('base', () => compileSet(bc, basePolicies)),
+            'base',
+            defs.define,
+          ),
+          view.admit,
           defs.define,
         )
       : undefined;
@@ -172,7 +165,7 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     }));
     const assumptions = [...hierarchyAssumptions(decls, headSchema), ...contextAssumptions(env, taint)];
     for (const s of decls.sorts) sorts.add(s);
-    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, baseEnv, invariants: invs });
+    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs });
   }
   const compileMs = performance.now() - t0;
 
@@ -299,7 +292,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         if (r === 'unsat') solver.send('(pop 1)\n');
         return r === 'sat';
       };
-      const model = async (): Promise<Counterexample> => {
+      const model = async (): Promise<Counterexample & { baseContext?: Counterexample['context'] }> => {
         // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
         let scopes = 0;
         for (const extra of [
@@ -316,7 +309,8 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         }
         if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError('lost_model', `solver lost the model for ${key}`);
         try {
-          return await extract(solver, pr.env, pr.decls, headSchema);
+          const cx = await extract(solver, pr.env, pr.decls, headSchema);
+          return pr.view ? { ...cx, baseContext: await readContext(solver, pr.view.leaves) } : cx;
         } catch (err) {
           if (err instanceof LongOutOfRange) {
             throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
@@ -330,11 +324,11 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
 
       // Non-escalation.
       if (await query(verifier.escalation(pr.head, pr.base))) {
-        const cx = await model();
+        const { baseContext, ...cx } = await model();
         done();
         const h = decide(cx, toStaticPolicies(headPolicies), head.source.schema);
-        // The base decides the request as its own enforcer would have sent it: without the attributes the head added.
-        const baseCx = pr.baseEnv ? { ...cx, context: projectValue(cx.context, pr.baseEnv.context) as Counterexample['context'] } : cx;
+        // The base decides the request as its own enforcer would have sent it (context-view.ts).
+        const baseCx = baseContext ? { ...cx, context: baseContext } : cx;
         const b = decide(baseCx, toStaticPolicies(basePolicies), base.source.schema);
         if (h.decision !== 'allow' || b.decision !== 'deny') {
           throw new GateError(
@@ -350,6 +344,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
             env: key,
             ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
             counterexample: cx,
+            ...(baseContext && JSON.stringify(baseContext) !== JSON.stringify(cx.context) ? { baseContext } : {}),
             recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
           },
         });
@@ -359,7 +354,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
       for (const inv of pr.invariants) {
         if (violated.has(inv.id)) continue;
         if (!(await query(verifier.invariantBreach(pr.head, inv)))) continue;
-        const cx = await model();
+        const { baseContext: _, ...cx } = await model();
         done();
         const original = invariants.find((p) => p.id === inv.id)!;
         recheckInvariant(cx, original, headPolicies, head.source.schema, key);

@@ -18,6 +18,12 @@ export interface EscalationFinding {
   env: string;
   approved?: { reason: string; source: string };
   counterexample: Counterexample;
+  /**
+   * The context the base decided, when it differs from the counterexample's (the
+   * schemas differ): head-only attributes dropped, base-only ones with the
+   * values that make the base deny (context-view.ts).
+   */
+  baseContext?: Counterexample['context'];
   /** The cedar-wasm re-check: head allows (by these permits), base denies. */
   recheck: { head: 'allow'; base: 'deny'; headReasons: string[]; baseErrors: string[] };
 }
