@@ -51,7 +51,12 @@ function sameKind(h: Ty, b: Ty): boolean {
   return b.k === 'record' ? h.k === 'record' : tyEq(h, b);
 }
 
-export function contextView(head: RecordTy, base: RecordTy, decls: Decls): ContextView {
+/**
+ * `separate`: top-level attributes the base reads from its own constants even when
+ * both declare them (the taint set, when the two label tables differ: the same
+ * session mask names different labels on each side; dataplane-model.ts relates them).
+ */
+export function contextView(head: RecordTy, base: RecordTy, decls: Decls, separate: string[] = []): ContextView {
   const view: ContextView = { rec: { rec: {} }, admit: TRUE, leaves: [], unconstrained: [], dropped: [] };
   const admit: string[] = [];
   const walk = (path: string[], b: RecordTy, h: RecordTy | undefined, headHasParent: string): RecInner => {
@@ -59,7 +64,7 @@ export function contextView(head: RecordTy, base: RecordTy, decls: Decls): Conte
     for (const [name, bf] of Object.entries(b.fields).sort(([x], [y]) => (x < y ? -1 : 1))) {
       const p = [...path, name];
       const hf = h?.fields[name];
-      const shared = hf !== undefined && sameKind(hf.ty, bf.ty);
+      const shared = hf !== undefined && sameKind(hf.ty, bf.ty) && !(path.length === 0 && separate.includes(name));
       let present: string;
       let headHas = FALSE;
       if (shared) {
@@ -67,7 +72,7 @@ export function contextView(head: RecordTy, base: RecordTy, decls: Decls): Conte
         present = bf.required ? TRUE : headHas;
         if (bf.required && !hf.required) admit.push(implies(headHasParent, headHas));
       } else {
-        if (h) view.unconstrained.push(p.join('.'));
+        if (h && !(path.length === 0 && separate.includes(name))) view.unconstrained.push(p.join('.'));
         present = bf.required ? TRUE : decls.addConst(ctxPresent(p, BASE_ONLY_ROOT), 'Bool');
       }
       const leaf: ViewLeaf = { path: p, ty: bf.ty, present: shared ? and(headHasParent, headHas) : present };

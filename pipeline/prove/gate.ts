@@ -7,11 +7,19 @@ import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/p
 import type { PolicySource } from '../policy-source.js';
 import { findApproval, type Approval } from './approvals.js';
 import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
-import { Compiler, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
+import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
-import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './dataplane-model.js';
+import {
+  contextAssumptions,
+  describeTaintAssumption,
+  hasTaintContext,
+  hierarchyAssumptions,
+  needsRoundedMask,
+  roundedMaskAssumptions,
+  type TaintAssumption,
+} from './dataplane-model.js';
 import { contextView, type ContextView } from './context-view.js';
 import { envKey, loadSchema, type ProverSchema, type RequestEnv } from './env.js';
 import {
@@ -99,6 +107,42 @@ function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined
   return base.envs.find((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
 }
 
+function labelKey(t: TaintAssumption | undefined): string {
+  return t ? JSON.stringify(Object.entries(t.labels).sort(([a], [b]) => (a < b ? -1 : 1))) : '';
+}
+
+/**
+ * The context domain of both sides over one session mask: the head's labels on the
+ * request's taint set; the base's (when its table differs) on the taint set the base
+ * sees; data_touched the mask as the enforcer sends it (rounded above bit 52).
+ */
+function taintAssumptions(
+  env: RequestEnv,
+  baseEnv: RequestEnv | undefined,
+  view: ContextView | undefined,
+  decls: Decls,
+  head: TaintAssumption | undefined,
+  base: TaintAssumption | undefined,
+  rounded: boolean,
+): string[] {
+  if (!hasTaintContext(env.context)) return [];
+  const dataTouched = ctxConst(['data_touched']);
+  const out: string[] = [];
+  let mask = dataTouched;
+  if (rounded) {
+    mask = decls.addConst(sym('taint.mask'), '(_ BitVec 64)');
+    out.push(...roundedMaskAssumptions(mask, dataTouched));
+  }
+  out.push(...contextAssumptions(env, head, { taint: ctxConst(['taint']), mask }));
+  if (base && baseEnv && view && hasTaintContext(baseEnv.context)) {
+    const leaf = (name: string) => view.leaves.find((l) => l.path.length === 1 && l.path[0] === name)?.value;
+    const baseTaintSet = leaf('taint');
+    const baseMask = leaf('data_touched') === dataTouched ? mask : leaf('data_touched');
+    if (baseTaintSet && baseMask) out.push(...contextAssumptions(baseEnv, base, { taint: baseTaintSet, mask: baseMask }));
+  }
+  return out;
+}
+
 function side<T>(what: string, f: () => T): T {
   try {
     return f();
@@ -125,6 +169,10 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const basePolicies = splitPolicies(base.source.policies);
   const invariants = splitPolicies(head.source.invariants);
   const taint = taintOf(head.source.configText);
+  const baseTaint = taintOf(base.source.configText);
+  // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
+  const sameLabels = labelKey(taint) === labelKey(baseTaint);
+  const rounded = needsRoundedMask(taint, baseTaint);
 
   const problems: EnvProblem[] = [];
   const sorts = new Set<string>();
@@ -133,7 +181,7 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
     const baseEnv = baseEnvFor(baseSchema, env);
     // The base sees the context as its own schema types it (context-view.ts).
-    const view = baseEnv ? contextView(env.context, baseEnv.context, decls) : undefined;
+    const view = baseEnv ? contextView(env.context, baseEnv.context, decls, sameLabels ? [] : ['taint']) : undefined;
     const bc = new Compiler({
       schema: headSchema,
       actionAncestors: baseSchema.actionAncestors,
@@ -163,7 +211,10 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       sat: defs.define(`inv.sat.${i}`, p.sat),
       err: p.err,
     }));
-    const assumptions = [...hierarchyAssumptions(decls, headSchema), ...contextAssumptions(env, taint)];
+    const assumptions = [
+      ...hierarchyAssumptions(decls, headSchema),
+      ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
+    ];
     for (const s of decls.sorts) sorts.add(s);
     problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs });
   }
@@ -235,6 +286,12 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     'requests: every (principal, action, resource) environment of the head schema, with a context of the declared type; the base set denies requests its schema does not describe',
   ];
   if (taint) assumptions.push(describeTaintAssumption(taint));
+  if (baseTaint && !sameLabels)
+    assumptions.push(
+      `base taint labels differ from the head's (base: ${Object.entries(baseTaint.labels)
+        .map(([l, b]) => `${l}=bit ${b}`)
+        .join(', ')}): each side names the same session mask's bits by its own table`,
+    );
   const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const report: ProofReport = {
     format: REPORT_FORMAT,
