@@ -5,7 +5,10 @@
 // per environment.
 import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
 import type { PolicySource } from '../policy-source.js';
-import { findApproval, type Approval } from './approvals.js';
+import { findApproval, findChangeApproval, type Approval } from './approvals.js';
+import { capsuleChanges } from './capsule-diff.js';
+import { checkConfig } from '../../capsule/config-check.js';
+import type { LilithConfig } from '../../capsule/config.js';
 import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
@@ -105,6 +108,23 @@ function taintOf(configText: string): TaintAssumption | undefined {
 /** The base's environment for the same principal type, action and resource type; undefined: the base schema has none (denied by the base). */
 function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
   return base.envs.find((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
+}
+
+/** lilith.json and entities.json of one side, for capsule-diff.ts. */
+function capsuleOf(src: PolicySource): { config: LilithConfig; entities: Parameters<typeof capsuleChanges>[0]['entities'] } {
+  const parse = (file: string, text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new GateError('bad_config', `${file}: ${(err as Error).message}`);
+    }
+  };
+  const config = parse('lilith.json', src.configText);
+  const issues = checkConfig(config);
+  if (issues.length) throw new GateError('bad_config', `lilith.json: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
+  const entities = parse('entities.json', src.entitiesText);
+  if (!Array.isArray(entities)) throw new GateError('bad_config', 'entities.json: expected an array of entities');
+  return { config: config as LilithConfig, entities };
 }
 
 function labelKey(t: TaintAssumption | undefined): string {
@@ -292,16 +312,21 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
         .map(([l, b]) => `${l}=bit ${b}`)
         .join(', ')}): each side names the same session mask's bits by its own table`,
     );
+  const capsule = capsuleChanges(capsuleOf(base.source), capsuleOf(head.source)).map((c) => {
+    const a = findChangeApproval(opts.approvals ?? [], c.key);
+    return a ? { ...c, approved: { reason: a.reason, source: a.source } } : c;
+  });
   const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const report: ProofReport = {
     format: REPORT_FORMAT,
-    verdict: verdictOf(escalations, invList),
+    verdict: verdictOf(escalations, invList, capsule),
     base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
     head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
     solver: { name: 'cvc5', version, jobs: workers },
     assumptions,
     environments: problems.map((p) => envKey(p.env)),
     escalations,
+    capsule,
     invariants: invList,
     warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
   };

@@ -1,6 +1,7 @@
 // The gate's result: a stable JSON document (no timings, sorted lists) whose
 // sha256 `lilith sign --proof` records as the capsule's proof_digest.
 import { createHash } from 'node:crypto';
+import type { CapsuleChange } from './capsule-diff.js';
 import type { Counterexample } from './counterexample.js';
 
 export const REPORT_FORMAT = 'lilith-proof/1';
@@ -53,6 +54,8 @@ export interface ProofReport {
   assumptions: string[];
   environments: string[];
   escalations: EscalationFinding[];
+  /** Widening changes to lilith.json / entities.json the proof does not encode (capsule-diff.ts); each needs an approval. */
+  capsule: CapsuleChange[];
   invariants: InvariantResult[];
   warnings: Warning[];
 }
@@ -72,10 +75,10 @@ export function reportDigest(r: ProofReport): string {
   return createHash('sha256').update(reportJson(r)).digest('hex');
 }
 
-export function verdictOf(escalations: EscalationFinding[], invariants: InvariantResult[]): Verdict {
+export function verdictOf(escalations: EscalationFinding[], invariants: InvariantResult[], capsule: CapsuleChange[] = []): Verdict {
   if (invariants.some((i) => i.result === 'violated')) return 'violation';
-  if (escalations.some((e) => !e.approved)) return 'escalation';
-  if (escalations.length) return 'approved';
+  if (escalations.some((e) => !e.approved) || capsule.some((c) => !c.approved)) return 'escalation';
+  if (escalations.length || capsule.length) return 'approved';
   return 'proven';
 }
 
