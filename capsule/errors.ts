@@ -24,7 +24,11 @@ export type CapsuleErrorCode =
   /** The stored anti-rollback state cannot be read or parsed; never silently reset. */
   | 'state_corrupt'
   /** A trust file (plain or rotation envelope) is unusable. */
-  | 'bad_trust';
+  | 'bad_trust'
+  /** Signed, but a policy or invariant fails strict validation against the capsule's schema (or the schema does not parse). */
+  | 'invalid_policies'
+  /** Signed, but the static entities do not conform to the capsule's schema. */
+  | 'invalid_entities';
 
 export class CapsuleError extends Error {
   override readonly name = 'CapsuleError';

@@ -14,6 +14,7 @@ import {
   writeStateAtomic,
 } from '../../capsule/index.js';
 import { open, writeFile } from 'node:fs/promises';
+import { contentRefusal } from '../../enforcer/control/index.js';
 
 export const summary = 'verify a capsule (signatures, threshold, expiry, anti-rollback state)';
 
@@ -21,8 +22,11 @@ export const usage = `usage: lilith verify FILE --trust FILE [--state DIR] [--at
        lilith verify TRUST_UPDATE --trust CURRENT_TRUST [--write-trust NEW_TRUST]
 
 Checks, in order: size cap, envelope, signatures by distinct trusted keys
-(threshold), payload, validity window, and with --state the anti-rollback
-state in DIR/state.json. A capsule that passes with --state is recorded as
+(threshold), payload, validity window, with --state the anti-rollback state
+in DIR/state.json, then every content check an enforcer runs before
+activation: lilith.json, policies and invariants in Cedar strict mode against
+the schema (invalid_policies), entities against the schema (invalid_entities),
+and the engine build. A capsule that passes with --state is recorded as
 accepted (the file is replaced atomically).
   --at TIME   check as of this ISO 8601 time instead of now (state is not written)
 A trust update (from lilith sign --trust-update) is accepted only when signed by
@@ -85,6 +89,12 @@ export async function run(argv: string[]): Promise<number> {
       if (values['write-trust']) throw new UsageError('--write-trust applies to trust updates only');
       const verified = verifyCapsule(bytes, trust, state, now);
       const p = verified.payload;
+      // What activation checks after the signatures: lilith.json, strict validation, entities, engine build.
+      const refusal = contentRefusal(p);
+      if (refusal) {
+        process.stderr.write(`lilith verify: refused (${refusal.code}): ${refusal.reason}\n`);
+        return 1;
+      }
       if (values.state && !values.at && !verified.alreadyAccepted) await writeStateAtomic(values.state, stateFor(verified, now));
       const stateNote = !values.state
         ? ''

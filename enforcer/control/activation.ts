@@ -29,6 +29,7 @@ import { checkConfig } from '../../capsule/config-check.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
 import type { CapsuleCandidate } from './sync/types.js';
 import { VerifyWorker, type VerifiedForActivation } from './verify-worker.js';
+import { validated } from './validate-capsule.js';
 import { writeFileAtomic } from '../../capsule/atomic-file.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
@@ -176,7 +177,7 @@ export class Activator implements SnapshotSource {
     try {
       verified =
         c.source === 'disk'
-          ? this.#verify(c, now)
+          ? validated(this.#verify(c, now))
           : await this.#verifier.verify(c.bytes, this.#opts.trust, this.#state, now, this.#opts.maxCapsuleBytes);
     } catch (err) {
       if (err instanceof CapsuleError) {

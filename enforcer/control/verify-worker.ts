@@ -9,6 +9,7 @@ import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { bundleOf, CapsuleError, verifyCapsule, type CapsuleState, type Trust, type VerifiedCapsule } from '../../capsule/index.js';
 import { prepareBundle } from '../../cedar/prepare.js';
 import type { PreparedBundle } from '../../cedar/types.js';
+import { validateCapsule, validated } from './validate-capsule.js';
 
 /** A verified capsule, with its engine input already parsed when the worker could. */
 export type VerifiedForActivation = VerifiedCapsule & { prepared?: PreparedBundle };
@@ -37,6 +38,7 @@ if (!isMainThread && parentPort) {
       } catch {
         // A policy set that does not parse: the activation's own build reports why.
       }
+      if (prepared) validateCapsule(verified.payload);
       reply = { id: job.id, ok: true, verified, prepared };
     } catch (err) {
       reply = { id: job.id, ok: false, code: err instanceof CapsuleError ? err.code : null, message: (err as Error).message };
@@ -53,7 +55,7 @@ export class VerifyWorker {
   #broken = false;
 
   verify(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, maxBytes?: number): Promise<VerifiedForActivation> {
-    if (this.#broken) return Promise.resolve().then(() => verifyCapsule(bytes, trust, state, now, maxBytes ? { maxBytes } : {}));
+    if (this.#broken) return Promise.resolve().then(() => validated(verifyCapsule(bytes, trust, state, now, maxBytes ? { maxBytes } : {})));
     const w = this.#ensure();
     const id = this.#next++;
     return new Promise<VerifiedForActivation>((resolve, reject) => {

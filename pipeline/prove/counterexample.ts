@@ -65,8 +65,61 @@ function defaultValue(ty: Ty): CedarJson {
           .map(([k, f]) => [k, defaultValue(f.ty)]),
       );
     case 'ext':
-      throw new CounterexampleError(`unsupported: a counterexample needs a value of extension type ${ty.name}`);
+      return extensionValue(ty.name);
   }
+}
+
+/**
+ * A value of an extension type. The prover refuses every policy that reads one,
+ * so no decision depends on which: a required extension-typed attribute only
+ * needs some valid value for cedar-wasm to accept the request.
+ */
+function extensionValue(name: string): CedarJson {
+  const arg = {
+    ipaddr: ['ip', '0.0.0.0'],
+    decimal: ['decimal', '0.0'],
+    datetime: ['datetime', '1970-01-01'],
+    duration: ['duration', '0ms'],
+  }[name];
+  if (!arg) throw new CounterexampleError(`unsupported: a counterexample needs a value of extension type ${name}`);
+  return { __extn: { fn: arg[0], arg: arg[1] } } as unknown as CedarJson;
+}
+
+/** One attribute of a context to read back: its presence and value terms (records and extension values have no value term). */
+export interface ContextLeaf {
+  path: string[];
+  ty: Ty;
+  present: string;
+  value?: string;
+}
+
+/** Reads a context record from the model: absent optionals omitted, extension values filled in. */
+export async function readContext(solver: Cvc5, ls: ContextLeaf[]): Promise<Record<string, CedarJson>> {
+  const terms: string[] = [];
+  const idx = ls.map((l) => ({
+    l,
+    present: l.present === 'true' ? undefined : terms.push(l.present) - 1,
+    value: l.value === undefined ? undefined : terms.push(l.value) - 1,
+  }));
+  const vals = await solver.getValues(terms);
+  const out: Record<string, CedarJson> = {};
+  const absent = new Set<string>();
+  for (const { l, present, value } of idx) {
+    const key = l.path.join('\u0000');
+    if (l.path.length > 1 && absent.has(l.path.slice(0, -1).join('\u0000'))) {
+      absent.add(key);
+      continue;
+    }
+    if (present !== undefined && !decodeBool(vals[present])) {
+      absent.add(key);
+      continue;
+    }
+    let target = out;
+    for (const p of l.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
+    target[l.path[l.path.length - 1]] =
+      l.ty.k === 'record' ? {} : l.ty.k === 'ext' ? extensionValue(l.ty.name) : decodeValue(vals[value!], l.ty);
+  }
+  return out;
 }
 
 /** Rebuilds a (possibly nested) record from decoded leaves; undecided optionals are left out. */
@@ -95,9 +148,17 @@ function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[]): Re
 export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSchema): string[] {
   const lim = BigInt(Number.MAX_SAFE_INTEGER);
   const bound = (t: string) => `(and (bvsge ${t} ${bvLit(-lim)}) (bvsle ${t} ${bvLit(lim)}))`;
-  const out = leaves(env.context)
-    .filter((l) => l.ty.k === 'long')
-    .map((l) => bound(ctxConst(l.path)));
+  // Every Long constant: the request's and the base-only attributes' (context-view.ts).
+  const out = [
+    ...new Set([
+      ...leaves(env.context)
+        .filter((l) => l.ty.k === 'long')
+        .map((l) => ctxConst(l.path)),
+      ...[...decls.consts].filter(([, sort]) => sort === '(_ BitVec 64)').map(([n]) => n),
+    ]),
+  ]
+    .sort()
+    .map(bound);
   for (const [t, { type }] of decls.footprint) {
     const shape = schema.entityTypes.get(type)?.shape;
     if (!shape) continue;
@@ -109,13 +170,13 @@ export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSche
 
 /** Reads the model of the current (sat) solver state into a concrete request. */
 export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schema: ProverSchema): Promise<Counterexample> {
-  const ls = leaves(env.context).filter((l) => l.ty.k !== 'ext');
+  const ls = leaves(env.context);
   const terms: string[] = [PRINCIPAL, RESOURCE];
   const leafIdx: { leaf: Leaf; present?: number; value?: number }[] = [];
   for (const l of ls) {
     const e: { leaf: Leaf; present?: number; value?: number } = { leaf: l };
     if (!l.required) e.present = terms.push(ctxPresent(l.path)) - 1;
-    if (l.ty.k !== 'record') e.value = terms.push(ctxConst(l.path)) - 1;
+    if (l.ty.k !== 'record' && l.ty.k !== 'ext') e.value = terms.push(ctxConst(l.path)) - 1;
     leafIdx.push(e);
   }
   interface AttrLeaf {
@@ -163,7 +224,7 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     let target = context;
     for (const p of leaf.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
     const name = leaf.path[leaf.path.length - 1];
-    target[name] = leaf.ty.k === 'record' ? {} : decodeValue(vals[value!], leaf.ty);
+    target[name] = leaf.ty.k === 'record' ? {} : leaf.ty.k === 'ext' ? extensionValue(leaf.ty.name) : decodeValue(vals[value!], leaf.ty);
   }
 
   const entities = new Map<

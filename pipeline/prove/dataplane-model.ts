@@ -5,9 +5,9 @@
 // - Context domain (docs/ARCHITECTURE.md): label L ∈ context.taint iff bit
 //   taint_labels[L] of context.data_touched is set, and taint ⊆ known labels.
 //   The enforcer guarantees it; the prover assumes it.
-import type { ProverSchema, RequestEnv } from './env.js';
+import type { ProverSchema, RequestEnv, Ty } from './env.js';
 import { ctxConst, existsFn, type Decls } from './compiler.js';
-import { and, entitySort, eq, implies, not, strLit, TRUE } from './smt.js';
+import { and, bvLit, entitySort, eq, implies, not, strLit, TRUE } from './smt.js';
 
 export function hierarchyAssumptions(decls: Decls, schema: ProverSchema): string[] {
   const out: string[] = [];
@@ -41,15 +41,23 @@ export interface TaintAssumption {
   labels: Record<string, number>;
 }
 
+/** Where one side's taint assumption reads: its `context.taint` set and the session mask (default: the request's constants). */
+export interface TaintTerms {
+  taint: string;
+  mask: string;
+}
+
 /** Applies when the env's context has `taint: Set<String>` and `data_touched: Long`. */
-export function contextAssumptions(env: RequestEnv, taint: TaintAssumption | undefined): string[] {
-  if (!taint) return [];
-  const f = env.context.fields;
-  const t = f.taint;
-  const d = f.data_touched;
-  if (!t || !d || !t.required || !d.required || t.ty.k !== 'set' || t.ty.elem.k !== 'string' || d.ty.k !== 'long') return [];
-  const taintSet = ctxConst(['taint']);
-  const mask = ctxConst(['data_touched']);
+export function hasTaintContext(ctx: Ty & { k: 'record' }): boolean {
+  const t = ctx.fields.taint;
+  const d = ctx.fields.data_touched;
+  return !!t && !!d && t.required && d.required && t.ty.k === 'set' && t.ty.elem.k === 'string' && d.ty.k === 'long';
+}
+
+export function contextAssumptions(env: RequestEnv, taint: TaintAssumption | undefined, terms?: TaintTerms): string[] {
+  if (!taint || !hasTaintContext(env.context)) return [];
+  const taintSet = terms?.taint ?? ctxConst(['taint']);
+  const mask = terms?.mask ?? ctxConst(['data_touched']);
   const out: string[] = [];
   const labels = Object.entries(taint.labels).sort(([a], [b]) => (a < b ? -1 : 1));
   for (const [label, bit] of labels) {
@@ -66,9 +74,30 @@ export function contextAssumptions(env: RequestEnv, taint: TaintAssumption | und
   return out;
 }
 
+/** The first bit a JSON number (an IEEE double) cannot carry exactly in every mask. */
+export const FIRST_INEXACT_BIT = 53;
+
+/**
+ * The enforcer sends `data_touched` as a JSON number: the 64-bit mask (signed)
+ * rounded to the nearest double, ties to even (Number(BigInt.asIntN(64, mask))).
+ * With a label at bit ≥ 53 that differs from the mask, so the session mask is a
+ * separate constant and `data_touched` is its rounding, encoded with the
+ * floating-point theory. Masks that would round up to 2^63 (beyond a Long) are
+ * excluded: every bit 53..62 set.
+ */
+export function roundedMaskAssumptions(mask: string, dataTouched: string): string[] {
+  const rounded = `((_ fp.to_sbv 64) RTZ ((_ to_fp 11 53) RNE ${mask}))`;
+  const limit = bvLit((1n << 63n) - (1n << 9n));
+  return [`(= ${dataTouched} ${rounded})`, `(bvslt ${mask} ${limit})`];
+}
+
+export function needsRoundedMask(...taints: (TaintAssumption | undefined)[]): boolean {
+  return taints.some((t) => t && Object.values(t.labels).some((b) => b >= FIRST_INEXACT_BIT));
+}
+
 export function describeTaintAssumption(taint: TaintAssumption): string {
   const labels = Object.entries(taint.labels)
     .map(([l, b]) => `${l}=bit ${b}`)
     .join(', ');
-  return `context domain: label L ∈ context.taint iff bit taint_labels[L] of context.data_touched is set, and context.taint ⊆ {known labels} (${labels}) — guaranteed by the enforcer, assumed by the prover`;
+  return `context domain: label L ∈ context.taint iff bit taint_labels[L] of the session mask is set, and context.taint ⊆ {known labels} (${labels}); context.data_touched is the mask as the enforcer sends it (rounded to a double when a label is at bit ≥ ${FIRST_INEXACT_BIT}) — guaranteed by the enforcer, assumed by the prover`;
 }

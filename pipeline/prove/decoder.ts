@@ -147,7 +147,8 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       return decodeBool(e);
     case 'long': {
       const n = decodeLong(e);
-      if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER))
+      // Beyond 2^53 only values a double holds exactly (a rounded taint mask is one) are written.
+      if ((n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) && BigInt(Number(n)) !== n)
         throw new LongOutOfRange(`Long ${n} is beyond what JSON carries exactly`);
       return Number(n);
     }

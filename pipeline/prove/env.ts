@@ -68,40 +68,6 @@ export function tyEq(a: Ty, b: Ty): boolean {
   }
 }
 
-/**
- * How the base sees a head context type, or undefined when it cannot: the
- * attributes both declare (same required flag, compatible types), provided
- * every attribute only one side declares is optional. A head request cut down
- * to these attributes is then a valid base request, and the base's policies
- * cannot observe the rest (validation rejects reading an undeclared attribute;
- * `has` on one is false). A changed type or a required attribute on one side
- * only is not compatible: the base would reject such requests.
- */
-export function baseView(head: Ty, base: Ty): Ty | undefined {
-  if (head.k !== 'record' || base.k !== 'record') return tyEq(head, base) ? head : undefined;
-  const fields: Record<string, { ty: Ty; required: boolean }> = {};
-  for (const [k, bf] of Object.entries(base.fields)) {
-    const hf = head.fields[k];
-    if (!hf) {
-      if (bf.required) return undefined;
-      continue;
-    }
-    const ty = hf.required === bf.required ? baseView(hf.ty, bf.ty) : undefined;
-    if (!ty) return undefined;
-    fields[k] = { ty, required: bf.required };
-  }
-  for (const [k, hf] of Object.entries(head.fields)) if (!(k in base.fields) && hf.required) return undefined;
-  return { k: 'record', fields };
-}
-
-/** A value cut down to type `base` (see baseView): record attributes `base` lacks are dropped. */
-export function projectValue(value: unknown, base: Ty): unknown {
-  if (base.k !== 'record' || value === null || typeof value !== 'object' || Array.isArray(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (k in base.fields) out[k] = projectValue(v, base.fields[k].ty);
-  return out;
-}
-
 export function tyName(t: Ty): string {
   switch (t.k) {
     case 'entity':

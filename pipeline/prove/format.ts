@@ -26,7 +26,15 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
       `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
     );
     out.push(indent(describeCounterexample(e.counterexample)));
+    if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
+  }
+  for (const c of r.capsule) {
+    out.push(
+      '',
+      `${c.approved ? 'approved capsule change' : 'capsule escalation'} in ${c.part}: ${c.what}${c.approved ? ` — ${c.approved.reason} (${c.approved.source})` : ''}`,
+      `  approval: {"change": ${JSON.stringify(c.key)}, "reason": "…"} in approvals/*.json (or --approve change=${c.key})`,
+    );
   }
   for (const i of r.invariants) {
     if (i.result === 'holds') out.push(`invariant ${i.id}: holds`);
@@ -71,6 +79,17 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
       out.push(mdCx(e.counterexample), '');
       out.push(`Re-checked with cedar-wasm: head allows (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies.`, '');
     }
+  }
+  if (r.capsule.length) {
+    out.push(
+      '#### Capsule changes (lilith.json, entities.json)',
+      '',
+      '| file | what widened | approval key | approved |',
+      '|---|---|---|---|',
+    );
+    for (const c of r.capsule)
+      out.push(`| \`${c.part}\` | ${c.what.replace(/\|/g, '\\|')} | \`${c.key}\` | ${c.approved ? `✅ ${c.approved.reason}` : '❌'} |`);
+    out.push('');
   }
   out.push('#### Invariants', '', '| invariant | file | result |', '|---|---|---|');
   for (const i of r.invariants)

@@ -5,14 +5,26 @@
 // per environment.
 import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
 import type { PolicySource } from '../policy-source.js';
-import { findApproval, type Approval } from './approvals.js';
-import { compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
-import { Compiler, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
-import { decide, describeCounterexample, extract, safeLongBounds, type Counterexample } from './counterexample.js';
+import { findApproval, findChangeApproval, type Approval } from './approvals.js';
+import { capsuleChanges } from './capsule-diff.js';
+import { checkConfig } from '../../capsule/config-check.js';
+import type { LilithConfig } from '../../capsule/config.js';
+import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
+import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
+import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
 import { LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
-import { contextAssumptions, describeTaintAssumption, hierarchyAssumptions, type TaintAssumption } from './dataplane-model.js';
-import { baseView, envKey, loadSchema, projectValue, tyEq, type ProverSchema, type RequestEnv } from './env.js';
+import {
+  contextAssumptions,
+  describeTaintAssumption,
+  hasTaintContext,
+  hierarchyAssumptions,
+  needsRoundedMask,
+  roundedMaskAssumptions,
+  type TaintAssumption,
+} from './dataplane-model.js';
+import { contextView, type ContextView } from './context-view.js';
+import { envKey, loadSchema, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles,
   reportDigest,
@@ -73,8 +85,8 @@ interface EnvProblem {
   assumptions: string[];
   head: CompiledSet;
   base: CompiledSet | undefined;
-  /** The base environment compared with (its context type may lack attributes the head added). */
-  baseEnv: RequestEnv | undefined;
+  /** How the base sees the head request's context (context-view.ts); undefined: no base environment. */
+  view: ContextView | undefined;
   invariants: CompiledPolicy[];
 }
 
@@ -93,23 +105,62 @@ function taintOf(configText: string): TaintAssumption | undefined {
   }
 }
 
-/**
- * The environment the base decides a head environment's requests in: the same
- * one, or one whose context differs only by optional attributes (the base then
- * sees the attributes both declare; see baseView). Undefined: the base capsule
- * would reject such requests, so they count as denied by the base.
- */
+/** The base's environment for the same principal type, action and resource type; undefined: the base schema has none (denied by the base). */
 function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
-  const same = base.envs.filter(
-    (e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType,
-  );
-  const exact = same.find((e) => tyEq(e.context, env.context));
-  if (exact) return exact;
-  for (const e of same) {
-    const view = baseView(env.context, e.context);
-    if (view) return { ...e, context: view as RequestEnv['context'] };
+  return base.envs.find((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
+}
+
+/** lilith.json and entities.json of one side, for capsule-diff.ts. */
+function capsuleOf(src: PolicySource): { config: LilithConfig; entities: Parameters<typeof capsuleChanges>[0]['entities'] } {
+  const parse = (file: string, text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new GateError('bad_config', `${file}: ${(err as Error).message}`);
+    }
+  };
+  const config = parse('lilith.json', src.configText);
+  const issues = checkConfig(config);
+  if (issues.length) throw new GateError('bad_config', `lilith.json: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
+  const entities = parse('entities.json', src.entitiesText);
+  if (!Array.isArray(entities)) throw new GateError('bad_config', 'entities.json: expected an array of entities');
+  return { config: config as LilithConfig, entities };
+}
+
+function labelKey(t: TaintAssumption | undefined): string {
+  return t ? JSON.stringify(Object.entries(t.labels).sort(([a], [b]) => (a < b ? -1 : 1))) : '';
+}
+
+/**
+ * The context domain of both sides over one session mask: the head's labels on the
+ * request's taint set; the base's (when its table differs) on the taint set the base
+ * sees; data_touched the mask as the enforcer sends it (rounded above bit 52).
+ */
+function taintAssumptions(
+  env: RequestEnv,
+  baseEnv: RequestEnv | undefined,
+  view: ContextView | undefined,
+  decls: Decls,
+  head: TaintAssumption | undefined,
+  base: TaintAssumption | undefined,
+  rounded: boolean,
+): string[] {
+  if (!hasTaintContext(env.context)) return [];
+  const dataTouched = ctxConst(['data_touched']);
+  const out: string[] = [];
+  let mask = dataTouched;
+  if (rounded) {
+    mask = decls.addConst(sym('taint.mask'), '(_ BitVec 64)');
+    out.push(...roundedMaskAssumptions(mask, dataTouched));
   }
-  return undefined;
+  out.push(...contextAssumptions(env, head, { taint: ctxConst(['taint']), mask }));
+  if (base && baseEnv && view && hasTaintContext(baseEnv.context)) {
+    const leaf = (name: string) => view.leaves.find((l) => l.path.length === 1 && l.path[0] === name)?.value;
+    const baseTaintSet = leaf('taint');
+    const baseMask = leaf('data_touched') === dataTouched ? mask : leaf('data_touched');
+    if (baseTaintSet && baseMask) out.push(...contextAssumptions(baseEnv, base, { taint: baseTaintSet, mask: baseMask }));
+  }
+  return out;
 }
 
 function side<T>(what: string, f: () => T): T {
@@ -138,6 +189,10 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const basePolicies = splitPolicies(base.source.policies);
   const invariants = splitPolicies(head.source.invariants);
   const taint = taintOf(head.source.configText);
+  const baseTaint = taintOf(base.source.configText);
+  // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
+  const sameLabels = labelKey(taint) === labelKey(baseTaint);
+  const rounded = needsRoundedMask(taint, baseTaint);
 
   const problems: EnvProblem[] = [];
   const sorts = new Set<string>();
@@ -145,12 +200,14 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     const decls = new Decls();
     const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
     const baseEnv = baseEnvFor(baseSchema, env);
-    // The base sees the context as its own schema types it: attributes the head added are absent to it.
+    // The base sees the context as its own schema types it (context-view.ts).
+    const view = baseEnv ? contextView(env.context, baseEnv.context, decls, sameLabels ? [] : ['taint']) : undefined;
     const bc = new Compiler({
       schema: headSchema,
       actionAncestors: baseSchema.actionAncestors,
       env: baseEnv ? { ...env, context: baseEnv.context } : env,
       decls,
+      context: view?.rec,
     });
     const defs = new Definitions();
     const headSet = nameTerms(
@@ -158,10 +215,14 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       'head',
       defs.define,
     );
-    const baseSet = baseEnv
-      ? nameTerms(
-          side('base', () => compileSet(bc, basePolicies)),
-          'base',
+    const baseSet = view
+      ? admitted(
+          nameTerms(
+            side('base', () => compileSet(bc, basePolicies)),
+            'base',
+            defs.define,
+          ),
+          view.admit,
           defs.define,
         )
       : undefined;
@@ -170,9 +231,12 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       sat: defs.define(`inv.sat.${i}`, p.sat),
       err: p.err,
     }));
-    const assumptions = [...hierarchyAssumptions(decls, headSchema), ...contextAssumptions(env, taint)];
+    const assumptions = [
+      ...hierarchyAssumptions(decls, headSchema),
+      ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
+    ];
     for (const s of decls.sorts) sorts.add(s);
-    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, baseEnv, invariants: invs });
+    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs });
   }
   const compileMs = performance.now() - t0;
 
@@ -242,16 +306,27 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     'requests: every (principal, action, resource) environment of the head schema, with a context of the declared type; the base set denies requests its schema does not describe',
   ];
   if (taint) assumptions.push(describeTaintAssumption(taint));
+  if (baseTaint && !sameLabels)
+    assumptions.push(
+      `base taint labels differ from the head's (base: ${Object.entries(baseTaint.labels)
+        .map(([l, b]) => `${l}=bit ${b}`)
+        .join(', ')}): each side names the same session mask's bits by its own table`,
+    );
+  const capsule = capsuleChanges(capsuleOf(base.source), capsuleOf(head.source)).map((c) => {
+    const a = findChangeApproval(opts.approvals ?? [], c.key);
+    return a ? { ...c, approved: { reason: a.reason, source: a.source } } : c;
+  });
   const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const report: ProofReport = {
     format: REPORT_FORMAT,
-    verdict: verdictOf(escalations, invList),
+    verdict: verdictOf(escalations, invList, capsule),
     base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
     head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
     solver: { name: 'cvc5', version, jobs: workers },
     assumptions,
     environments: problems.map((p) => envKey(p.env)),
     escalations,
+    capsule,
     invariants: invList,
     warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
   };
@@ -299,7 +374,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         if (r === 'unsat') solver.send('(pop 1)\n');
         return r === 'sat';
       };
-      const model = async (): Promise<Counterexample> => {
+      const model = async (): Promise<Counterexample & { baseContext?: Counterexample['context'] }> => {
         // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
         let scopes = 0;
         for (const extra of [
@@ -316,7 +391,8 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         }
         if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError('lost_model', `solver lost the model for ${key}`);
         try {
-          return await extract(solver, pr.env, pr.decls, headSchema);
+          const cx = await extract(solver, pr.env, pr.decls, headSchema);
+          return pr.view ? { ...cx, baseContext: await readContext(solver, pr.view.leaves) } : cx;
         } catch (err) {
           if (err instanceof LongOutOfRange) {
             throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
@@ -330,11 +406,11 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
 
       // Non-escalation.
       if (await query(verifier.escalation(pr.head, pr.base))) {
-        const cx = await model();
+        const { baseContext, ...cx } = await model();
         done();
         const h = decide(cx, toStaticPolicies(headPolicies), head.source.schema);
-        // The base decides the request as its own enforcer would have sent it: without the attributes the head added.
-        const baseCx = pr.baseEnv ? { ...cx, context: projectValue(cx.context, pr.baseEnv.context) as Counterexample['context'] } : cx;
+        // The base decides the request as its own enforcer would have sent it (context-view.ts).
+        const baseCx = baseContext ? { ...cx, context: baseContext } : cx;
         const b = decide(baseCx, toStaticPolicies(basePolicies), base.source.schema);
         if (h.decision !== 'allow' || b.decision !== 'deny') {
           throw new GateError(
@@ -350,6 +426,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
             env: key,
             ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
             counterexample: cx,
+            ...(baseContext && JSON.stringify(baseContext) !== JSON.stringify(cx.context) ? { baseContext } : {}),
             recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
           },
         });
@@ -359,7 +436,7 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
       for (const inv of pr.invariants) {
         if (violated.has(inv.id)) continue;
         if (!(await query(verifier.invariantBreach(pr.head, inv)))) continue;
-        const cx = await model();
+        const { baseContext: _, ...cx } = await model();
         done();
         const original = invariants.find((p) => p.id === inv.id)!;
         recheckInvariant(cx, original, headPolicies, head.source.schema, key);

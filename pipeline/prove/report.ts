@@ -1,6 +1,7 @@
 // The gate's result: a stable JSON document (no timings, sorted lists) whose
 // sha256 `lilith sign --proof` records as the capsule's proof_digest.
 import { createHash } from 'node:crypto';
+import type { CapsuleChange } from './capsule-diff.js';
 import type { Counterexample } from './counterexample.js';
 
 export const REPORT_FORMAT = 'lilith-proof/1';
@@ -18,6 +19,12 @@ export interface EscalationFinding {
   env: string;
   approved?: { reason: string; source: string };
   counterexample: Counterexample;
+  /**
+   * The context the base decided, when it differs from the counterexample's (the
+   * schemas differ): head-only attributes dropped, base-only ones with the
+   * values that make the base deny (context-view.ts).
+   */
+  baseContext?: Counterexample['context'];
   /** The cedar-wasm re-check: head allows (by these permits), base denies. */
   recheck: { head: 'allow'; base: 'deny'; headReasons: string[]; baseErrors: string[] };
 }
@@ -47,6 +54,8 @@ export interface ProofReport {
   assumptions: string[];
   environments: string[];
   escalations: EscalationFinding[];
+  /** Widening changes to lilith.json / entities.json the proof does not encode (capsule-diff.ts); each needs an approval. */
+  capsule: CapsuleChange[];
   invariants: InvariantResult[];
   warnings: Warning[];
 }
@@ -66,10 +75,10 @@ export function reportDigest(r: ProofReport): string {
   return createHash('sha256').update(reportJson(r)).digest('hex');
 }
 
-export function verdictOf(escalations: EscalationFinding[], invariants: InvariantResult[]): Verdict {
+export function verdictOf(escalations: EscalationFinding[], invariants: InvariantResult[], capsule: CapsuleChange[] = []): Verdict {
   if (invariants.some((i) => i.result === 'violated')) return 'violation';
-  if (escalations.some((e) => !e.approved)) return 'escalation';
-  if (escalations.length) return 'approved';
+  if (escalations.some((e) => !e.approved) || capsule.some((c) => !c.approved)) return 'escalation';
+  if (escalations.length || capsule.length) return 'approved';
   return 'proven';
 }
 

@@ -2,7 +2,7 @@
 // the authorization term: (∃ permit satisfied) ∧ ¬(∃ forbid satisfied).
 import type { NamedPolicy } from '../../cedar/policy-set.js';
 import type { Compiler, CompiledPolicy } from './compiler.js';
-import { and, not, or } from './smt.js';
+import { and, not, or, TRUE } from './smt.js';
 
 export interface CompiledSet {
   policies: CompiledPolicy[];
@@ -34,4 +34,9 @@ export function nameTerms(set: CompiledSet, prefix: string, define: (name: strin
   }));
   const named = fromCompiled(policies);
   return { ...named, auth: define(`${prefix}.auth`, named.auth) };
+}
+
+/** The set as decided only for requests `admit` holds of (others are denied): the base for requests its schema rejects. */
+export function admitted(set: CompiledSet, admit: string, define: (name: string, body: string) => string): CompiledSet {
+  return admit === TRUE ? set : { ...set, auth: define('base.auth.admitted', and(admit, set.auth)) };
 }

@@ -1,0 +1,141 @@
+// The gate's subject is the capsule: widening changes to lilith.json and
+// entities.json that the Cedar proof does not encode are reported as escalations
+// needing an approval, named by a key an approval file accepts; changes that only
+// narrow (or reorder) are proven. Through the real gate (cvc5) on fixture copies.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { readPolicyDir } from '../../pipeline/policy-source.js';
+import { formatMarkdown, formatText } from '../../pipeline/prove/format.js';
+import { runGate } from '../../pipeline/prove/gate.js';
+import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
+import type { LilithConfig } from '../../capsule/config.js';
+import { BUNDLED, PolicyDirs, read, write } from './fixtures.js';
+
+const dirs = new PolicyDirs();
+after(() => dirs.cleanup());
+
+async function gate(baseDir: string, headDir: string) {
+  return runGate(
+    { label: 'base', source: await readPolicyDir(baseDir) },
+    { label: 'head', source: await readPolicyDir(headDir) },
+    { hygiene: false, approvals: await readApprovalsDir(headDir) },
+  );
+}
+
+function editConfig(d: string, f: (c: LilithConfig) => void): void {
+  const c = JSON.parse(read(d, 'lilith.json')) as LilithConfig;
+  f(c);
+  write(d, 'lilith.json', JSON.stringify(c, null, 2));
+}
+
+type Entity = { uid: { type: string; id: string }; attrs: object; parents: { type: string; id: string }[] };
+function editEntities(d: string, f: (e: Entity[]) => void): void {
+  const e = JSON.parse(read(d, 'entities.json')) as Entity[];
+  f(e);
+  write(d, 'entities.json', JSON.stringify(e, null, 2));
+}
+
+const READER = 'spiffe://corp.example/agents/reader';
+const reg = (c: LilithConfig, id: string) => c.registrations.find((r) => r.spiffe_id === id)!;
+
+const widening: Array<[string, (d: string) => void, string | string[]]> = [
+  [
+    'an agent moved readers → coding',
+    (d) => editConfig(d, (c) => (reg(c, READER).groups = ['coding'])),
+    `registrations/Agent::"${READER}" in AgentGroup::"coding"`,
+  ],
+  [
+    'a host added to the allowlisted zone (entities only)',
+    (d) =>
+      editEntities(d, (e) =>
+        e.push({ uid: { type: 'Host', id: 'exfil.example' }, attrs: {}, parents: [{ type: 'Zone', id: 'allowlisted' }] }),
+      ),
+    // Transitively in trusted as well: each new ancestor is named.
+    ['entities/Host::"exfil.example" in Zone::"allowlisted"', 'entities/Host::"exfil.example" in Zone::"trusted"'],
+  ],
+  [
+    'a binary added to the exec allowlist',
+    (d) => editConfig(d, (c) => c.kernel.exec_allowlist!.push('/usr/bin/python3')),
+    'kernel.exec_allowlist//usr/bin/python3',
+  ],
+  [
+    'a denied socket family removed',
+    (d) => editConfig(d, (c) => (c.kernel.deny_socket_families = [])),
+    'kernel.deny_socket_families/AF_PACKET',
+  ],
+  [
+    'a unix socket allowlisted',
+    (d) => editConfig(d, (c) => (c.kernel.unix_allowlist = ['/run/docker.sock'])),
+    'kernel.unix_allowlist//run/docker.sock',
+  ],
+  ['a longer heartbeat TTL', (d) => editConfig(d, (c) => (c.kernel.heartbeat_ttl_ms = 60_000)), 'kernel.heartbeat_ttl_ms'],
+  ['a new upstream', (d) => editConfig(d, (c) => (c.upstreams.paste = { address: '10.0.9.9:80', kind: 'http' })), 'upstreams/paste'],
+  [
+    'a classifier removed',
+    (d) => editConfig(d, (c) => (c.classifiers = c.classifiers.filter((x) => x.id !== 'ssh-keys'))),
+    'classifiers/ssh-keys',
+  ],
+  [
+    'a looser filesystem rule',
+    (d) => editConfig(d, (c) => reg(c, READER).filesystem!.read_write!.push('/home')),
+    `registrations/${READER}/filesystem.read_write//home`,
+  ],
+  ['a looser seccomp profile', (d) => editConfig(d, (c) => (reg(c, READER).profile = 'jit')), `registrations/${READER}/profile`],
+];
+
+for (const [what, edit, key] of widening) {
+  test(`capsule escalation: ${what}`, async () => {
+    const head = dirs.make(edit);
+    const { report } = await gate(BUNDLED, head);
+    assert.equal(report.verdict, 'escalation', JSON.stringify(report.capsule));
+    const keys = Array.isArray(key) ? key : [key];
+    assert.deepEqual(
+      report.capsule.map((c) => c.key),
+      keys,
+    );
+    assert.deepEqual(report.escalations, [], 'the Cedar proof itself holds over every entity store');
+    for (const k of keys) assert.ok(formatText(report).includes(k) && formatMarkdown(report).includes(k), k);
+  });
+}
+
+test('an approval file naming the change key accepts it (and only it)', async () => {
+  const head = dirs.make((d) => {
+    editConfig(d, (c) => {
+      reg(c, READER).groups = ['coding'];
+      c.kernel.exec_allowlist!.push('/usr/bin/python3');
+    });
+    write(
+      d,
+      'approvals/reader.json',
+      JSON.stringify({ change: `registrations/Agent::"${READER}" in *`, reason: 'SEC-7: reader joins coding' }),
+    );
+  });
+  const first = await gate(BUNDLED, head);
+  assert.equal(first.report.verdict, 'escalation');
+  assert.deepEqual(
+    first.report.capsule.map((c) => [c.key, c.approved?.reason ?? null]),
+    [
+      ['kernel.exec_allowlist//usr/bin/python3', null],
+      [`registrations/Agent::"${READER}" in AgentGroup::"coding"`, 'SEC-7: reader joins coding'],
+    ],
+  );
+  write(head, 'approvals/python.json', JSON.stringify({ change: 'kernel.exec_allowlist//usr/bin/python3', reason: 'SEC-8' }));
+  assert.equal((await gate(BUNDLED, head)).report.verdict, 'approved');
+});
+
+test('changes that only narrow or reorder are proven', async () => {
+  const head = dirs.make((d) => {
+    editConfig(d, (c) => {
+      c.registrations.reverse();
+      reg(c, READER).selectors.push('unix:uid:1000');
+      c.kernel.exec_allowlist = c.kernel.exec_allowlist!.filter((x) => x !== '/usr/bin/git');
+      c.kernel.deny_socket_families!.push('AF_NETLINK');
+      c.kernel.heartbeat_ttl_ms = 500;
+      c.classifiers.push({ id: 'extra', when: { tool: 'search_docs' }, set: ['UNTRUSTED'] });
+    });
+    editEntities(d, (e) => e.reverse());
+  });
+  const { report } = await gate(BUNDLED, head);
+  assert.equal(report.verdict, 'proven', JSON.stringify(report.capsule));
+  assert.deepEqual(report.capsule, []);
+});
