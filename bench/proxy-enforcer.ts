@@ -54,6 +54,18 @@ export async function startBenchProxy(o: BenchProxyOptions): Promise<BenchProxy>
   const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as LilithConfig;
   cfg.upstreams = { files: { address: `127.0.0.1:${o.upstreams.mcp}`, kind: 'mcp' } };
   await writeFile(cfgPath, JSON.stringify(cfg));
+  // The bundled policies reach no loopback service unless the capsule lists it: the bench's HTTP upstream is "localhost".
+  const entPath = join(o.dir, 'p', 'entities.json');
+  const entities = JSON.parse(await readFile(entPath, 'utf8')) as unknown[];
+  entities.push({
+    uid: { type: 'Host', id: 'localhost' },
+    attrs: {},
+    parents: [
+      { type: 'Zone', id: 'allowlisted' },
+      { type: 'Zone', id: 'internal' },
+    ],
+  });
+  await writeFile(entPath, JSON.stringify(entities));
   const src = await readPolicyDir(join(o.dir, 'p'));
   const bundle = toBundle(src);
   const authorizer = createAuthorizer(bundle, o.engine);

@@ -50,7 +50,8 @@ export interface ClassifierRule {
 export interface Upstream {
   /** "host:port" or "[v6]:port": the original destination that names this upstream. */
   address: string;
-  kind: 'mcp' | 'http' | 'tcp';
+  /** What the destination speaks, enforced by the proxy: mcp and http accept HTTP/1 only, tls a TLS ClientHello only, tcp opaque bytes (decided at connect, server may speak first). */
+  kind: 'mcp' | 'http' | 'tcp' | 'tls';
 }
 
 export interface ProxyConfig {

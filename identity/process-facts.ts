@@ -30,22 +30,26 @@ async function namesFromDb(file: string): Promise<Map<number, string>> {
   return out;
 }
 
-// Cache executable hashes by (path, dev, ino, mtime): hashing node on every connection would dominate.
-const hashCache = new Map<string, string>();
+// Executable hashes by inode (dev, ino, size, mtime): hashing node (~100 MB) on
+// every connection would dominate, and concurrent first connections from one new
+// executable share a single hash in flight instead of each reading the file.
+const hashCache = new Map<string, Promise<string>>();
 
-async function exeSha256(pid: number, exePath: string): Promise<string | undefined> {
+async function exeSha256(pid: number): Promise<string | undefined> {
   try {
     const { stat } = await import('node:fs/promises');
     // /proc/<pid>/exe opens the very inode the process runs, even if the path was replaced.
     const st = await stat(`/proc/${pid}/exe`);
-    const key = `${exePath}:${st.dev}:${st.ino}:${st.mtimeMs}`;
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     let digest = hashCache.get(key);
     if (!digest) {
-      digest = await sha256File(`/proc/${pid}/exe`);
-      if (hashCache.size > 1024) hashCache.clear();
+      if (hashCache.size >= 1024) hashCache.delete(hashCache.keys().next().value!);
+      digest = sha256File(`/proc/${pid}/exe`);
       hashCache.set(key, digest);
+      // A failed read (the process exited mid-hash) is not remembered.
+      digest.catch(() => hashCache.get(key) === digest && hashCache.delete(key));
     }
-    return digest;
+    return await digest;
   } catch {
     return undefined;
   }
@@ -80,7 +84,7 @@ export async function readProcessFacts(pid: number): Promise<ProcessFacts> {
     user: uid !== undefined ? users.get(uid) : undefined,
     groups: gids.map((g) => groups.get(g)).filter((n): n is string => n !== undefined),
     exePath,
-    exeSha256: exePath ? await exeSha256(pid, exePath) : undefined,
+    exeSha256: exePath ? await exeSha256(pid) : undefined,
     cgroupPath,
   };
 }

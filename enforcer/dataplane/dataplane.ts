@@ -12,6 +12,8 @@ import { handleConnection } from './proxy/connection.js';
 import { Decider } from './decide.js';
 import type { SnapshotSource } from '../control/index.js';
 import { TaintSessions } from './taint/sessions.js';
+import { OwnListeners } from './proxy/admission.js';
+import { AgentBudgets, DEFAULT_BUDGETS, type BudgetLimits } from './proxy/budgets.js';
 import { persistTaint } from './taint/store.js';
 
 export interface DataplaneOptions {
@@ -28,8 +30,12 @@ export interface DataplaneOptions {
   dnsUpstream?: string;
   /** rcode for denied DNS names. @default NXDOMAIN */
   dnsDenyRcode?: 'NXDOMAIN' | 'REFUSED';
-  /** How long to wait for a client's first bytes before deciding the stream as opaque TCP (server-speaks-first protocols wait this long). @default 1000 */
+  /** Deadline for a client's first recognisable bytes (and a whole TLS ClientHello); passing it refuses the connection. Server-speaks-first destinations are declared `kind: "tcp"` upstreams. @default 1000 */
   detectTimeoutMs?: number;
+  /** Total lifetime of an upgraded (websocket…) tunnel. @default 3600000 */
+  tunnelMaxMs?: number;
+  /** Per-agent caps (open connections, held body bytes, DNS queries in flight). @default DEFAULT_BUDGETS */
+  budgets?: Partial<BudgetLimits>;
   /** File the taint masks are saved to and restored from (the daemon uses <state-dir>/taint.json); none: taint lives in memory only. A corrupt file stops the start (TaintStateError). */
   taintState?: string;
 }
@@ -59,7 +65,18 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
   const names = new LearnedNames();
   const decider = new Decider(opts.snapshots, taint, opts.audit);
   const sockets = new Set<net.Socket>();
-  const deps = { snapshots: opts.snapshots, origin: opts.origin, decider, names, detectTimeoutMs: opts.detectTimeoutMs ?? 1000 };
+  const own = new OwnListeners();
+  const budgets = new AgentBudgets({ ...DEFAULT_BUDGETS, ...opts.budgets });
+  const deps = {
+    snapshots: opts.snapshots,
+    origin: opts.origin,
+    decider,
+    names,
+    detectTimeoutMs: opts.detectTimeoutMs ?? 1000,
+    own,
+    budgets,
+    tunnelMaxMs: opts.tunnelMaxMs ?? 3_600_000,
+  };
   dataplaneMetrics();
 
   const servers: net.Server[] = [];
@@ -89,14 +106,16 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
       });
       servers.push(server);
       const a = server.address() as net.AddressInfo;
+      own.add(a.port);
       addresses.push({ address: a.address, port: a.port, family: a.family });
     }
     if (dnsListen) {
       const { host, port } = parseHostPort(dnsListen);
       dns = await startDnsFront(
         { listen: { host, port }, upstream: opts.dnsUpstream, denyRcode: opts.dnsDenyRcode },
-        { origin: opts.origin, decider, names },
+        { origin: opts.origin, decider, names, budgets },
       );
+      own.add(dns.address.port);
     }
   } catch (err) {
     await closeAll();

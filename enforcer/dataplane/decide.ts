@@ -70,6 +70,12 @@ export class Decider {
     return id ? agentFor(id) : null;
   }
 
+  /** The key an origin's per-agent budgets are counted under (its SPIFFE ID under the active capsule). */
+  agentKey(origin: Origin | null): string {
+    const snap = this.snapshots.get();
+    return (snap && this.agentOf(snap, origin)?.spiffeId) || 'unknown identity';
+  }
+
   /** Whether `tool` names an action declared in the snapshot's schema. */
   isDeclaredAction(snap: PolicySnapshot, tool: string, declared: Set<string> | null, agent: Agent): boolean {
     if (declared) return declared.has(tool);

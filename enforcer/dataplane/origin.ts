@@ -18,6 +18,7 @@ import {
   type ResolvedIdentity,
 } from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
+import { UdpOwners } from './dns/udp-owner.js';
 
 export interface Destination {
   address: string;
@@ -150,31 +151,9 @@ export class KernelOriginResolver implements OriginResolver {
   }
 }
 
-/** The process owning the UDP socket bound to address:port (loopback senders only), or null. */
-export async function udpSocketOwner(address: string, port: number): Promise<number | null> {
-  const { readFile, readdir, readlink } = await import('node:fs/promises');
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  let inode: string | null = null;
-  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
-    const text = await readFile(table, 'utf8').catch(() => '');
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const [, local] = f[1].split(':').length === 2 ? [null, f[1].split(':')[1]] : [null, ''];
-      if (local === hexPort && f[9] !== '0') {
-        inode = f[9];
-        break;
-      }
-    }
-    if (inode) break;
-  }
-  void address;
-  if (!inode) return null;
-  const want = `socket:[${inode}]`;
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === want) return Number(pid);
-  }
-  return null;
+const owners = new UdpOwners();
+
+/** The process owning the UDP socket bound to `port` (loopback senders only), or null. */
+export async function udpSocketOwner(_address: string, port: number): Promise<number | null> {
+  return owners.ownerOf(port);
 }

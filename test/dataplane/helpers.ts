@@ -30,13 +30,27 @@ export interface PolicyTweaks {
   /** Entities to add, or a function rewriting the list. */
   entities?: Entity[] | ((list: Entity[]) => Entity[]);
   config?: (c: LilithConfig) => void;
+  /** Add Host::"localhost" to the allowlisted and internal zones (default true). */
+  localhost?: boolean;
 }
+
+export const LOCALHOST_ENTITY: Entity = {
+  uid: { type: 'Host', id: 'localhost' },
+  attrs: {},
+  parents: [
+    { type: 'Zone', id: 'allowlisted' },
+    { type: 'Zone', id: 'internal' },
+  ],
+};
 
 /** Copies policies/ to a temp dir, adds entities and adjusts lilith.json. */
 export async function testPolicyDir(tweaks: PolicyTweaks = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'lilith-dp-policies-'));
   await cp('policies', dir, { recursive: true });
   const entities = JSON.parse(await readFile(join(dir, 'entities.json'), 'utf8')) as Entity[];
+  // The bundled policies reach no loopback service by default; these tests' local
+  // upstreams stand for services a capsule lists, named "localhost".
+  if (tweaks.localhost !== false) entities.push(LOCALHOST_ENTITY);
   const e = tweaks.entities;
   const next = typeof e === 'function' ? e(entities) : [...entities, ...(e ?? [])];
   await writeFile(join(dir, 'entities.json'), JSON.stringify(next, null, 1));

@@ -46,10 +46,11 @@ test('bundled policies: proven against themselves, every invariant holds, no war
       ['inv-no-host-mismatch', 'holds'],
       ['inv-no-pii-egress', 'holds'],
       ['inv-readers-read-only', 'holds'],
+      ['inv-sensitive-stays-trusted', 'holds'],
     ],
   );
   assert.deepEqual(report.warnings, []);
-  assert.equal(report.environments.length, 22);
+  assert.equal(report.environments.length, 23);
   assert.ok(
     report.assumptions.some((a) => a.includes('context.taint') && a.includes('data_touched')),
     'the taint assumption is stated',
@@ -132,7 +133,12 @@ test('an action added to a group a permit names → escalation (each side uses i
   const base = dirs.make((d) => write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit));
   const head = dirs.make((d) => {
     write(d, 'mcp.cedar', read(d, 'mcp.cedar') + groupPermit);
-    replaceIn(d, 'schema.cedarschema', 'action "run_command" in ["tools/call"]', 'action "run_command" in ["tools/call", "read"]');
+    replaceIn(
+      d,
+      'schema.cedarschema',
+      'action "run_command" in ["tools/call", "egress"]',
+      'action "run_command" in ["tools/call", "egress", "read"]',
+    );
   });
   const { report } = await gate(base, head);
   assert.equal(report.verdict, 'escalation');

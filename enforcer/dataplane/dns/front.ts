@@ -7,7 +7,8 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { parseHostPort } from '../../../net/address.js';
-import type { OriginResolver } from '../origin.js';
+import type { Origin, OriginResolver } from '../origin.js';
+import type { AgentBudgets } from '../proxy/budgets.js';
 import type { Decider } from '../decide.js';
 import type { LearnedNames } from './names.js';
 import { answerAddresses, errorResponse, parseQuery, qtypeName, RCODE, DnsFormatError } from './wire.js';
@@ -39,7 +40,7 @@ export interface DnsFront {
 
 export async function startDnsFront(
   opts: DnsFrontOptions,
-  deps: { origin: OriginResolver; decider: Decider; names: LearnedNames },
+  deps: { origin: OriginResolver; decider: Decider; names: LearnedNames; budgets?: AgentBudgets },
 ): Promise<DnsFront> {
   const family = net.isIPv6(opts.listen.host) ? 'udp6' : 'udp4';
   const sock = dgram.createSocket(family);
@@ -47,30 +48,45 @@ export async function startDnsFront(
   const upstream = parseHostPort(upstreamText, 'dns upstream');
   const denyRcode = RCODE[opts.denyRcode ?? 'NXDOMAIN'];
   const timeoutMs = opts.timeoutMs ?? 3000;
-  const inflight = new Set<dgram.Socket>();
   let closed = false;
   // A reply after close() (a forward still in flight) is dropped, never thrown.
   const send = (buf: Buffer, port: number, host: string) => {
     if (!closed) sock.send(buf, port, host, () => undefined);
   };
 
+  // One socket to the resolver for every forwarded query, each under a fresh id: an
+  // unanswering resolver costs a table entry until the timeout, never an fd per query.
+  const up = dgram.createSocket(net.isIPv6(upstream.host) ? 'udp6' : 'udp4');
+  up.on('error', () => undefined);
+  const pending = new Map<number, { done: (r: Buffer | null) => void; id: number }>();
+  let nextId = Math.floor(Math.random() * 0x10000);
+  up.on('message', (r, from) => {
+    if (r.length < 12 || from.port !== upstream.port) return;
+    const p = pending.get(r.readUInt16BE(0));
+    if (!p) return;
+    const out = Buffer.from(r);
+    out.writeUInt16BE(p.id, 0);
+    p.done(out);
+  });
   const forward = (msg: Buffer): Promise<Buffer | null> =>
     new Promise((resolve) => {
-      const s = dgram.createSocket(net.isIPv6(upstream.host) ? 'udp6' : 'udp4');
-      inflight.add(s);
-      const done = (r: Buffer | null) => {
-        clearTimeout(t);
-        inflight.delete(s);
-        s.close();
-        resolve(r);
+      if (closed || pending.size >= 0xffff) return resolve(null);
+      while (pending.has(nextId)) nextId = (nextId + 1) & 0xffff;
+      const id = nextId;
+      nextId = (nextId + 1) & 0xffff;
+      const t = setTimeout(() => entry.done(null), timeoutMs);
+      const entry = {
+        id: msg.readUInt16BE(0),
+        done: (r: Buffer | null) => {
+          clearTimeout(t);
+          pending.delete(id);
+          resolve(r);
+        },
       };
-      const t = setTimeout(() => done(null), timeoutMs);
-      s.on('error', () => done(null));
-      s.on('message', (r) => {
-        // Only the answer to this query (same id) counts.
-        if (r.length >= 2 && r.readUInt16BE(0) === msg.readUInt16BE(0)) done(r);
-      });
-      s.send(msg, upstream.port, upstream.host);
+      pending.set(id, entry);
+      const out = Buffer.from(msg);
+      out.writeUInt16BE(id, 0);
+      up.send(out, upstream.port, upstream.host, (err) => err && entry.done(null));
     });
 
   sock.on('message', async (msg, rinfo) => {
@@ -94,6 +110,21 @@ export async function startDnsFront(
       origin = null;
     }
     const name = q.name;
+    // Per-agent cap on queries in flight: a flood from one agent is answered REFUSED, not queued.
+    const agent = deps.budgets ? deps.decider.agentKey(origin) : null;
+    const release = agent !== null ? deps.budgets!.startDns(agent) : () => undefined;
+    if (!release) {
+      send(errorResponse(msg, q, RCODE.REFUSED), rinfo.port, rinfo.address);
+      return;
+    }
+    try {
+      await answer(msg, q, rinfo, origin, name);
+    } finally {
+      release();
+    }
+  });
+
+  const answer = async (msg: Buffer, q: ReturnType<typeof parseQuery>, rinfo: dgram.RemoteInfo, origin: Origin | null, name: string) => {
     const result = deps.decider.decide({
       origin,
       protocol: 'dns',
@@ -109,14 +140,14 @@ export async function startDnsFront(
       send(errorResponse(msg, q, denyRcode), rinfo.port, rinfo.address);
       return;
     }
-    const answer = await forward(msg);
-    if (!answer) {
+    const reply = await forward(msg);
+    if (!reply) {
       send(errorResponse(msg, q, RCODE.SERVFAIL), rinfo.port, rinfo.address);
       return;
     }
-    if (result.agent) for (const ip of answerAddresses(answer)) deps.names.learn(result.agent.spiffeId, ip, name);
-    send(answer, rinfo.port, rinfo.address);
-  });
+    if (result.agent) for (const ip of answerAddresses(reply)) deps.names.learn(result.agent.spiffeId, ip, name);
+    send(reply, rinfo.port, rinfo.address);
+  };
 
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -131,7 +162,8 @@ export async function startDnsFront(
     address: { address: addr.address, port: addr.port },
     close: async () => {
       closed = true;
-      for (const s of inflight) s.close();
+      for (const p of [...pending.values()]) p.done(null);
+      up.close();
       await new Promise<void>((r) => sock.close(() => r()));
     },
   };

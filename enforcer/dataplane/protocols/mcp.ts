@@ -22,6 +22,17 @@ export function parseJsonRpc(text: string): ParsedBody {
   } catch (err) {
     return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
   }
+  return jsonRpcFromValue(value);
+}
+
+/** Whether a parsed JSON body is meant as JSON-RPC (an object, or array of objects, naming jsonrpc or method): then it is decided as MCP. */
+export function looksLikeJsonRpc(value: unknown): boolean {
+  const items = Array.isArray(value) ? value : [value];
+  return items.some((m) => m !== null && typeof m === 'object' && !Array.isArray(m) && ('jsonrpc' in m || 'method' in m));
+}
+
+/** Validates a parsed body as one JSON-RPC message or a batch. */
+export function jsonRpcFromValue(value: unknown): ParsedBody {
   const batch = Array.isArray(value);
   const items = batch ? (value as unknown[]) : [value];
   if (items.length === 0) return { ok: false, reason: 'empty JSON-RPC batch' };

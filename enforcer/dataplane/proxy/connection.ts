@@ -1,5 +1,9 @@
-// One accepted connection: find its origin, detect the protocol from the first
-// bytes, and hand it to the TLS, HTTP or opaque-TCP path.
+// One accepted connection: find its origin, refuse what may never be relayed
+// (the enforcer's own listeners, an agent over its connection cap), then learn
+// the protocol — from the capsule when the destination is a declared upstream
+// of kind tcp, else from the first bytes under a deadline — and hand it to the
+// TLS, HTTP or opaque-TCP path. A deadline, or bytes the destination's declared
+// kind does not accept, refuse the connection: nothing unrecognised is relayed.
 import type net from 'node:net';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin, type OriginResolver } from '../origin.js';
@@ -10,6 +14,8 @@ import { parseClientHello, MAX_CLIENT_HELLO, type ClientHello } from '../protoco
 import { dataplaneMetrics } from '../metrics.js';
 import { HttpConnection, type Limits } from './http.js';
 import { relay } from './relay.js';
+import { ACCEPTS, declaredUpstream, type OwnListeners } from './admission.js';
+import type { AgentBudgets } from './budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
 
 export interface ConnectionDeps {
@@ -17,8 +23,12 @@ export interface ConnectionDeps {
   origin: OriginResolver;
   decider: Decider;
   names: LearnedNames;
-  /** Wait this long for a client's first bytes before treating the stream as opaque TCP (server-speaks-first protocols). */
+  /** Deadline for a client's first bytes (and a whole TLS ClientHello): passing it refuses the connection. */
   detectTimeoutMs: number;
+  own: OwnListeners;
+  budgets: AgentBudgets;
+  /** Total lifetime of an upgraded tunnel. */
+  tunnelMaxMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
@@ -45,37 +55,81 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   }
   if (client.destroyed) return;
   const snap = deps.snapshots.get();
-  const p = snap?.config.proxy;
+  const config = snap?.config ?? null;
+  const p = config?.proxy;
   const limits: Limits = p
     ? { maxHeaderBytes: p.max_header_bytes, maxBodyBytes: p.max_body_bytes, idleTimeoutMs: p.idle_timeout_ms }
     : DEFAULT_LIMITS;
+  const refuse = (protocol: 'tls' | 'tcp', reason: string, initial: Buffer = EMPTY) =>
+    connectDecision(client, origin, deps, protocol, initial, limits, null, reason);
 
-  let buf: Buffer = Buffer.alloc(0);
+  if (origin && deps.own.isOwn(origin.destination, config))
+    return refuse('tcp', `destination ${formatDestination(origin.destination)} is one of the enforcer's own listeners (never relayed)`);
+  const agentKey = (snap && deps.decider.agentOf(snap, origin)?.spiffeId) || 'unknown identity';
+  const over = deps.budgets.openConnection(agentKey, client);
+  if (over) return refuse('tcp', over);
+
+  const upstream = origin ? declaredUpstream(config, origin.destination) : null;
+  if (upstream?.kind === 'tcp') {
+    // Declared opaque TCP: no detection (the server may speak first); the policy decides it as protocol "tcp".
+    dataplaneMetrics().connections.inc({ protocol: 'tcp' });
+    client.off('error', early);
+    connectDecision(client, origin, deps, 'tcp', EMPTY, limits, null);
+    return;
+  }
+  const accepts = upstream ? ACCEPTS[upstream.kind] : null;
+  const notAccepted = (proto: Detected) =>
+    accepts && !accepts.has(proto)
+      ? `destination is declared '${upstream!.kind}' (lilith.json upstreams.${upstream!.alias}); ${proto === 'tcp' ? 'unrecognised bytes' : proto.toUpperCase()} refused`
+      : undefined;
+
+  let buf: Buffer = EMPTY;
   let decided = false;
-  const timer = setTimeout(
-    () => settle(buf.length ? (detectProtocol(buf) === 'maybe' ? 'tcp' : (detectProtocol(buf) as Detected)) : 'tcp'),
-    deps.detectTimeoutMs,
-  );
+  const timer = setTimeout(() => {
+    if (decided) return;
+    const tls = buf.length > 0 && buf[0] === 0x16;
+    finishDetection();
+    if (!buf.length && !origin) return void client.destroy();
+    refuse(
+      tls ? 'tls' : 'tcp',
+      `${tls ? 'TLS ClientHello' : buf.length ? 'recognisable protocol' : 'first bytes'} not received within ${deps.detectTimeoutMs} ms`,
+      buf,
+    );
+  }, deps.detectTimeoutMs);
   const onData = (d: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     try {
-      const proto = detectProtocol(buf);
+      const proto = detectProtocol(buf, limits.maxHeaderBytes);
+      if (proto === 'maybe') return;
+      const bad = notAccepted(proto);
+      if (bad) {
+        finishDetection();
+        return refuse(proto === 'tls' ? 'tls' : 'tcp', bad, buf);
+      }
       if (proto === 'tls') return tlsStep();
-      if (proto !== 'maybe') settle(proto);
+      settle(proto);
     } catch (err) {
       // A bug costs this connection, never the daemon.
       process.stderr.write(`lilith dataplane: internal error on a new connection (dropped): ${(err as Error)?.stack ?? String(err)}\n`);
       client.destroy();
     }
   };
-  const onEnd = () => settle(buf.length ? 'tcp' : 'tcp');
-  const detach = () => {
+  const onEnd = () => {
+    if (decided) return;
+    finishDetection();
+    // Closed before saying anything recognisable: nothing to relay.
+    if (!buf.length) return void client.destroy();
+    refuse(buf[0] === 0x16 ? 'tls' : 'tcp', 'client closed before its protocol was recognised', buf);
+  };
+  const finishDetection = () => {
+    decided = true;
     clearTimeout(timer);
     client.off('data', onData);
     client.off('end', onEnd);
     client.off('error', early);
+    client.pause();
   };
-  // TLS: keep reading until the whole ClientHello is in.
+  // TLS: keep reading until the whole ClientHello is in (still under the deadline).
   const tlsStep = () => {
     const r = parseClientHello(buf);
     if (r.status === 'need_more') {
@@ -87,24 +141,19 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   };
   const settleTls = (hello: ClientHello | null, bad?: string) => {
     if (decided) return;
-    decided = true;
-    detach();
-    client.pause();
+    finishDetection();
     dataplaneMetrics().connections.inc({ protocol: 'tls' });
     connectDecision(client, origin, deps, 'tls', buf, limits, hello, bad);
   };
   function settle(proto: Detected): void {
     if (decided) return;
-    if (proto === 'tls') return tlsStep();
-    decided = true;
-    detach();
-    client.pause();
+    finishDetection();
     dataplaneMetrics().connections.inc({ protocol: proto });
     if (proto === 'http') {
-      if (!origin) {
-        // Still decided (and audited) per request: unknown origin denies each one.
-      }
-      new HttpConnection(client, origin, { decider: deps.decider, names: deps.names }, limits, snap?.config ?? null).start(buf);
+      // Still decided (and audited) per request: an unknown origin denies each one.
+      new HttpConnection(client, origin, { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey }, limits, config, {
+        tunnelMaxMs: deps.tunnelMaxMs,
+      }).start(buf);
       return;
     }
     connectDecision(client, origin, deps, 'tcp', buf, limits, null);
@@ -113,6 +162,8 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   client.on('end', onEnd);
   client.resume();
 }
+
+const EMPTY: Buffer = Buffer.alloc(0);
 
 /** How a TLS SNI compares with the names this agent resolved the destination to (context.sni_dns). */
 export function sniAgainstDns(sni: string, learned: readonly string[], destination: string): 'match' | 'mismatch' | 'unknown' {
@@ -126,7 +177,7 @@ function endpointId(o: Origin): string {
   return formatDestination(o.destination);
 }
 
-/** TLS and opaque TCP: one `connect` decision, then a byte relay or a reset. */
+/** TLS and opaque TCP: one `connect` decision, then a byte relay or a reset; `bad` refuses without evaluating policy. */
 function connectDecision(
   client: net.Socket,
   origin: Origin | null,
@@ -138,36 +189,47 @@ function connectDecision(
   bad?: string,
 ): void {
   const fallback: EntityUid = origin ? { type: 'Endpoint', id: endpointId(origin) } : { type: 'Endpoint', id: 'unknown' };
-  const result = deps.decider.decide({
-    origin,
-    protocol,
-    fallback: { action: 'connect', resource: fallback },
-    build: (_snap, agent): RequestSpec => {
-      const o = origin!;
-      const learned = deps.names.namesFor(agent.spiffeId, o.destination.address);
-      const context: RequestSpec['context'] = { protocol, ip: o.destination.address, port: o.destination.port };
-      if (bad) return { action: 'connect', resource: fallback, context, refuse: bad };
-      let resource: EntityUid;
-      const findings: string[] = [];
-      if (hello?.sni) {
-        resource = { type: 'Host', id: hello.sni };
-        context.sni = hello.sni;
-        // SNI is the client's claim. "match": this agent resolved the destination to that
-        // name through the DNS front (or localhost → loopback). "mismatch": it resolved the
-        // destination to other names only (domain fronting). "unknown": nothing to compare.
-        const sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
-        context.sni_dns = sniDns;
-        if (sniDns === 'mismatch') findings.push('sni_mismatch');
-        else if (sniDns === 'unknown') findings.push('sni_unverified');
-      } else if (protocol === 'tcp' && learned.length) resource = { type: 'Host', id: learned[learned.length - 1] };
-      else resource = fallback;
-      if (hello?.alpn.length) context.alpn = hello.alpn;
-      return { action: 'connect', resource, context, findings, taintOnAllow: (c) => c.upstreamBits(resource) };
-    },
-  });
+  const decide = () =>
+    deps.decider.decide({
+      origin,
+      protocol,
+      fallback: { action: 'connect', resource: fallback },
+      build: (_snap, agent): RequestSpec => {
+        const o = origin!;
+        const learned = deps.names.namesFor(agent.spiffeId, o.destination.address);
+        const context: RequestSpec['context'] = { protocol, ip: o.destination.address, port: o.destination.port };
+        if (bad) return { action: 'connect', resource: fallback, context, refuse: bad };
+        let resource: EntityUid;
+        const findings: string[] = [];
+        if (hello?.sni) {
+          resource = { type: 'Host', id: hello.sni };
+          context.sni = hello.sni;
+          // SNI is the client's claim. "match": this agent resolved the destination to that
+          // name through the DNS front (or localhost → loopback). "mismatch": it resolved the
+          // destination to other names only (domain fronting). "unknown": nothing to compare.
+          const sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
+          context.sni_dns = sniDns;
+          if (sniDns === 'mismatch') findings.push('sni_mismatch');
+          else if (sniDns === 'unknown') findings.push('sni_unverified');
+        } else if (protocol === 'tcp' && learned.length) resource = { type: 'Host', id: learned[learned.length - 1] };
+        else resource = fallback;
+        if (hello?.alpn.length) context.alpn = hello.alpn;
+        return { action: 'connect', resource, context, findings, taintOnAllow: (c) => c.upstreamBits(resource) };
+      },
+    });
+  const result = decide();
   if (!result.allowed) {
     client.resetAndDestroy();
     return;
   }
-  relay(client, origin!.destination, initial, limits.idleTimeoutMs);
+  // The stream stays decided only while the agent's taint is what it was: when it grows, decide again.
+  const spiffeId = result.agent!.spiffeId;
+  let mask = deps.decider.taint.mask(spiffeId);
+  const stillAllowed = () => {
+    const now = deps.decider.taint.mask(spiffeId);
+    if (now === mask) return true;
+    mask = now;
+    return decide().allowed;
+  };
+  relay(client, origin!.destination, initial, { idleTimeoutMs: limits.idleTimeoutMs, stillAllowed });
 }

@@ -1,8 +1,10 @@
 // One client connection speaking HTTP/1.1 (plain HTTP or MCP over HTTP): the
 // relay. Requests are handled one at a time in order, which makes pipelining
 // safe: a pipelined request waits in the buffer until the previous response has
-// been relayed. Heads are parsed; bodies stream through unchanged (MCP JSON-RPC
-// POST bodies are held up to the body limit so each message can be decided first).
+// been relayed. What goes upstream is the canonical form of what was decided
+// (protocols/http-canonical.ts): the head re-emitted, chunked bodies re-encoded,
+// JSON bodies held up to the body limit, decided (as MCP when they are JSON-RPC)
+// and forwarded as the proxy serialises them. Upgrades are their own decision.
 // What MCP requests mean and how they are decided is mcp-exchange.ts; what is read
 // out of relayed responses is sse-inspect.ts.
 import net from 'node:net';
@@ -24,9 +26,12 @@ import {
   type Framing,
   type HttpHead,
 } from '../protocols/http1.js';
-import { connectUpstream } from './relay.js';
+import { connectUpstream, relay } from './relay.js';
 import { denialText, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
-import { HeldBody, isRefusal, McpGate } from './mcp-exchange.js';
+import { isRefusal, McpGate } from './mcp-exchange.js';
+import { looksLikeJsonRpc } from '../protocols/mcp.js';
+import { canonicalHead, canonicalTarget, charsetOf, chunk, isJsonType, LAST_CHUNK, NO_BODY_METHODS } from '../protocols/http-canonical.js';
+import type { AgentBudgets } from './budgets.js';
 import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
 
 export interface Limits {
@@ -38,7 +43,17 @@ export interface Limits {
 export interface HttpDeps {
   decider: Decider;
   names: LearnedNames;
+  budgets: AgentBudgets;
+  /** Whose budgets this connection draws on. */
+  agentKey: string;
 }
+
+export interface HttpOptions {
+  /** Total lifetime of an upgraded tunnel. */
+  tunnelMaxMs: number;
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
@@ -46,6 +61,13 @@ interface Exchange {
   method: string;
   head: HttpHead;
   keepAlive: boolean;
+  /** The decided path (origin form, normalised) and authority the canonical head carries. */
+  path: string;
+  authority: string;
+  /** The Upgrade token the client asked for, if any. */
+  upgrade?: string;
+  /** Set once the upgrade itself was permitted: re-decides it when the agent's taint changes. */
+  upgradeDecision?: () => boolean;
   /** Set for MCP exchanges: what the response inspector needs. */
   mcp: McpReplyScope | null;
   /** Set for permitted plain HTTP exchanges: text responses run the content detectors. */
@@ -68,8 +90,10 @@ export class HttpConnection {
   #upBuf: Buffer = EMPTY;
   #exchange: Exchange | null = null;
   #reqBody: BodyTracker | null = null;
-  /** MCP POST body being held until it can be decided, and the exchange it belongs to. */
-  #held: HeldBody | null = null;
+  /** Whether the request body in flight is re-encoded as chunks. */
+  #reChunk = false;
+  /** A JSON body held until it can be decided (decoded bytes), whether it goes to an MCP upstream, and its exchange. */
+  #held: { parts: Buffer[]; bytes: number; mcp: boolean } | null = null;
   #pendingMcp: Exchange | null = null;
   #resp: ResponseState = { phase: 'head', tracker: null, inspector: null, head: null };
   #respStarted = false;
@@ -83,6 +107,7 @@ export class HttpConnection {
     private readonly deps: HttpDeps,
     private readonly limits: Limits,
     config: LilithConfig | null,
+    private readonly options: HttpOptions = { tunnelMaxMs: 3_600_000 },
   ) {
     this.#mcp = new McpGate(origin, deps.decider, config, () => this.#endpointUid());
   }
@@ -135,6 +160,7 @@ export class HttpConnection {
   }
 
   #abort(): void {
+    this.#releaseHeld();
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     if (this.#headTimer) clearTimeout(this.#headTimer);
@@ -208,10 +234,10 @@ export class HttpConnection {
         }
         const part = this.#buf.subarray(0, n);
         this.#buf = this.#buf.subarray(n);
-        if (this.#held) {
-          this.#held.raw.push(part);
-          if (tracker.seen > this.limits.maxBodyBytes) {
-            this.#refuseMalformed(`MCP request body exceeds ${this.limits.maxBodyBytes} bytes`);
+        const held = this.#held;
+        if (held) {
+          if (held.bytes > this.limits.maxBodyBytes) {
+            this.#refuseMalformed(`held request body exceeds ${this.limits.maxBodyBytes} bytes`);
             this.#replyJson(
               413,
               'Payload Too Large',
@@ -220,14 +246,25 @@ export class HttpConnection {
             );
             return;
           }
-        } else if (part.length && !this.#upstream!.write(part)) {
+          if (held.bytes < 0) {
+            this.#refuseMalformed('the agent holds too many request body bytes awaiting decisions');
+            this.#replyJson(503, 'Service Unavailable', { error: 'busy', reason: 'held body budget exhausted' }, true);
+            return;
+          }
+        } else if (!this.#reChunk && part.length && !this.#upstream!.write(part)) {
+          this.client.pause();
+          this.#upstream!.once('drain', () => this.client.resume());
+        } else if (this.#reChunk && this.#upstream!.writableNeedDrain) {
           this.client.pause();
           this.#upstream!.once('drain', () => this.client.resume());
         }
         if (tracker.done) {
           this.#reqBody = null;
-          if (this.#held) this.#decideHeldBody();
-          else this.#state = 'wait_resp';
+          if (held) this.#decideHeldBody();
+          else {
+            if (this.#reChunk) this.#upstream!.write(LAST_CHUNK);
+            this.#state = 'wait_resp';
+          }
         }
         continue;
       }
@@ -263,44 +300,109 @@ export class HttpConnection {
     return this.#endpoint;
   }
 
+  /** Refuses a request that cannot be decided as sent; the connection is closed (its body, if any, is never read). */
+  #refuseRequest(status: number, text: string, reason: string): void {
+    this.#refuseMalformed(reason);
+    this.#replyJson(status, text, { error: text.toLowerCase(), reason }, true);
+  }
+
   #startRequest(head: HttpHead): void {
     const framing = requestFraming(head);
     const hosts = headerValues(head, 'host');
     if (framing.kind === 'error' || hosts.length > 1 || (hosts.length === 0 && head.version === '1.1')) {
       const reason = framing.kind === 'error' ? framing.reason : hosts.length > 1 ? 'more than one Host header' : 'missing Host header';
-      this.#refuseMalformed(reason);
-      this.#replyJson(400, 'Bad Request', { error: 'bad request', reason }, true);
-      return;
+      return this.#refuseRequest(400, 'Bad Request', reason);
     }
-    const ex: Exchange = { method: head.method, head, keepAlive: keepAlive(head), mcp: null };
-    if (this.#mcp.recognises(head)) return this.#startMcp(head, ex, framing);
-    const result = this.#decideHttp(head);
+    if (head.method === 'CONNECT') return this.#refuseRequest(405, 'Method Not Allowed', 'CONNECT is not relayed (not a forward proxy)');
+    if (framing.kind !== 'none' && NO_BODY_METHODS.has(head.method))
+      return this.#refuseRequest(400, 'Bad Request', `a ${head.method} request carries a body (${head.method} defines none)`);
+    const target = canonicalTarget(head.method, head.target);
+    if (!target.ok) return this.#refuseRequest(400, 'Bad Request', target.reason);
+    const authority = target.authority ?? hosts[0] ?? '';
+    if (target.authority !== undefined && hosts.length && hosts[0].toLowerCase() !== target.authority.toLowerCase())
+      return this.#refuseRequest(400, 'Bad Request', 'absolute-form target names another authority than Host');
+    const expect = headerTokens(head, 'expect');
+    if (expect.some((e) => e !== '100-continue')) return this.#refuseRequest(417, 'Expectation Failed', 'unsupported Expect');
+    const connection = headerTokens(head, 'connection');
+    const upgrades = headerValues(head, 'upgrade');
+    if (upgrades.length > 1 || (connection.includes('upgrade') && upgrades.length === 0))
+      return this.#refuseRequest(400, 'Bad Request', 'ambiguous Upgrade request');
+    const ex: Exchange = {
+      method: head.method,
+      head,
+      keepAlive: keepAlive(head),
+      mcp: null,
+      path: target.path,
+      authority,
+      upgrade: upgrades[0]?.trim() || undefined,
+    };
+    if (this.#mcp.toMcpUpstream) return this.#startMcp(head, ex, framing);
+    // A JSON body may be JSON-RPC to an MCP server the capsule does not name: held and looked
+    // at, so MCP is recognised by its body, not by how Accept or other headers are spelled.
+    // (MCP servers refuse bodies not typed as JSON.)
+    if (framing.kind !== 'none' && isJsonType(header(head, 'content-type'))) return this.#startHeld(head, ex, framing, false);
+    const result = this.#decideHttp(ex);
     // A refused request's body is never read: close instead of draining it.
     if (!result.allowed) return this.#replyForbidden(result, framing.kind !== 'none' || !ex.keepAlive);
+    if (ex.upgrade && !this.#decideUpgrade(ex, result)) return;
     ex.http = result;
-    this.#forwardHead(ex);
+    this.#forwardHead(ex, framing);
     this.#streamBody(framing);
+  }
+
+  /** An Upgrade is its own action ("upgrade", context.upgrade = the token): false when refused (the reply is written). */
+  #decideUpgrade(ex: Exchange, method: DecisionResult): boolean {
+    const decide = () =>
+      this.deps.decider.decide({
+        origin: this.origin,
+        protocol: 'http',
+        fallback: { action: 'upgrade', resource: method.resource },
+        build: (_snap, agent): RequestSpec => {
+          const spec = this.#httpSpec(ex, agent);
+          spec.action = 'upgrade';
+          spec.context.upgrade = ex.upgrade!.toLowerCase();
+          return spec;
+        },
+      });
+    const result = decide();
+    if (!result.allowed) {
+      this.#replyForbidden(result, true);
+      return false;
+    }
+    const spiffeId = result.agent!.spiffeId;
+    let mask = this.deps.decider.taint.mask(spiffeId);
+    ex.upgradeDecision = () => {
+      const now = this.deps.decider.taint.mask(spiffeId);
+      if (now === mask) return true;
+      mask = now;
+      return decide().allowed;
+    };
+    return true;
   }
 
   /** After a forwarded head: relay the request body (if any) as it arrives, then wait for the response. */
   #streamBody(framing: Framing): void {
     if (framing.kind === 'none') this.#state = 'wait_resp';
     else {
-      this.#reqBody = new BodyTracker(framing);
+      this.#reChunk = framing.kind === 'chunked';
+      const up = this.#upstream!;
+      // Chunked bodies are re-encoded from the decoded data: the upstream sees the proxy's framing only.
+      this.#reqBody = new BodyTracker(
+        framing,
+        this.#reChunk
+          ? (d) => {
+              for (const b of chunk(d)) up.write(b);
+            }
+          : undefined,
+      );
       this.#state = 'req_body';
     }
   }
 
   /** Host header (or absolute-form target) → lowercase hostname and whether it disagrees with the real destination. */
-  #hostOf(head: HttpHead, agent: Agent): { host: string; mismatch: boolean; path: string } {
-    let hostport = header(head, 'host') ?? '';
-    let path = head.target;
-    const abs = path.startsWith('/') ? null : /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(head.target);
-    if (abs) {
-      hostport = abs[1];
-      path = abs[2] || '/';
-    }
+  #hostOf(hostport: string, agent: Agent): { host: string; mismatch: boolean; port: string } {
     let host = hostport;
+    const port = /:(\d*)$/.exec(hostport.startsWith('[') ? hostport.slice(hostport.indexOf(']')) : hostport)?.[1] ?? '';
     const v6 = hostport.startsWith('[') ? /^\[([^\]]+)\](?::\d+)?$/.exec(hostport) : null;
     if (v6) host = v6[1];
     else if (hostport.includes(':')) host = hostport.replace(/:\d*$/, '');
@@ -311,40 +413,46 @@ export class HttpConnection {
     if (net.isIP(host)) mismatch = normalizeIp(host) !== normalizeIp(dest);
     else if (host === 'localhost') mismatch = !isLoopback(dest);
     else mismatch = !this.deps.names.namesFor(agent.spiffeId, dest).includes(host);
-    return { host, mismatch, path };
+    return { host, mismatch, port };
   }
 
-  #decideHttp(head: HttpHead): DecisionResult {
+  #decideHttp(ex: Exchange): DecisionResult {
     return this.deps.decider.decide({
       origin: this.origin,
       protocol: 'http',
-      fallback: { action: head.method, resource: this.#endpointUid() },
-      build: (_snap, agent): RequestSpec => {
-        const { host, mismatch, path } = this.#hostOf(head, agent);
-        if (!host) return { action: head.method, resource: this.#endpointUid(), context: {}, refuse: 'malformed request: empty Host' };
-        const context: RequestSpec['context'] = {
-          method: head.method,
-          path,
-          port: this.origin!.destination.port,
-          tls: false,
-          host_mismatch: mismatch,
-        };
-        const ct = header(head, 'content-type');
-        if (ct !== undefined) context.content_type = ct;
-        const cl = header(head, 'content-length');
-        if (cl !== undefined && /^\d{1,15}$/.test(cl)) context.content_length = Number(cl);
-        const ua = header(head, 'user-agent');
-        if (ua !== undefined) context.user_agent = ua;
-        const resource = { type: 'Host', id: host };
-        return {
-          action: head.method,
-          resource,
-          context,
-          findings: mismatch ? ['host_mismatch'] : undefined,
-          taintOnAllow: (c) => c.upstreamBits(resource),
-        };
-      },
+      fallback: { action: ex.method, resource: this.#endpointUid() },
+      build: (_snap, agent) => this.#httpSpec(ex, agent),
     });
+  }
+
+  /** The request as policy sees it; also fixes the authority the canonical head carries. */
+  #httpSpec(ex: Exchange, agent: Agent): RequestSpec {
+    const head = ex.head;
+    const { host, mismatch, port } = this.#hostOf(ex.authority, agent);
+    if (!host || !/^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host))
+      return { action: head.method, resource: this.#endpointUid(), context: {}, refuse: 'malformed request: empty or invalid Host' };
+    ex.authority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
+    const context: RequestSpec['context'] = {
+      method: head.method,
+      path: ex.path,
+      port: this.origin!.destination.port,
+      tls: false,
+      host_mismatch: mismatch,
+    };
+    const ct = header(head, 'content-type');
+    if (ct !== undefined) context.content_type = ct;
+    const cl = header(head, 'content-length');
+    if (cl !== undefined && /^\d{1,15}$/.test(cl)) context.content_length = Number(cl);
+    const ua = header(head, 'user-agent');
+    if (ua !== undefined) context.user_agent = ua;
+    const resource = { type: 'Host', id: host };
+    return {
+      action: head.method,
+      resource,
+      context,
+      findings: mismatch ? ['host_mismatch'] : undefined,
+      taintOnAllow: (c) => c.upstreamBits(resource),
+    };
   }
 
   #ensureUpstream(): net.Socket {
@@ -363,11 +471,27 @@ export class HttpConnection {
     return up;
   }
 
-  #forwardHead(ex: Exchange): void {
+  /** Writes the canonical head of a decided request upstream (`framing`: the body the proxy will send). */
+  #forwardHead(
+    ex: Exchange,
+    framing: Framing,
+    expect100 = !ex.answered100 && headerTokens(ex.head, 'expect').includes('100-continue'),
+  ): void {
     this.#exchange = ex;
     this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
     this.#respStarted = false;
-    this.#ensureUpstream().write(ex.head.raw);
+    this.#ensureUpstream().write(
+      canonicalHead(ex.head, {
+        method: ex.method,
+        path: ex.path,
+        authority: ex.authority || formatDestination(this.origin!.destination),
+        version: ex.head.version,
+        framing,
+        keepAlive: ex.keepAlive,
+        upgrade: ex.upgradeDecision ? ex.upgrade : undefined,
+        expect100: framing.kind !== 'none' && expect100,
+      }),
+    );
   }
 
   #upstreamFailed(err: Error): void {
@@ -470,10 +594,21 @@ export class HttpConnection {
         this.#upBuf = this.#upBuf.subarray(r.consumed);
         const head = r.head;
         if (head.status === 100 && ex.answered100) continue;
+        if (head.status === 101 && !ex.upgradeDecision) {
+          this.client.resetAndDestroy();
+          return this.#abort();
+        }
         this.#respStarted = true;
         this.client.write(head.raw);
         if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
-        if (head.status === 101 || (ex.method === 'CONNECT' && head.status >= 200 && head.status < 300)) return this.#switchToTunnel();
+        if (head.status === 101) {
+          // Only a permitted upgrade becomes a tunnel; a 101 nobody asked for is an upstream out of protocol.
+          if (!ex.upgradeDecision) {
+            this.client.resetAndDestroy();
+            return this.#abort();
+          }
+          return this.#switchToTunnel(ex.upgradeDecision);
+        }
         const framing = responseFraming(head, ex.method);
         if (framing.kind === 'error') {
           this.client.resetAndDestroy();
@@ -536,69 +671,125 @@ export class HttpConnection {
     });
   }
 
-  #switchToTunnel(): void {
+  /** A permitted upgrade: an opaque stream, idle- and total-bounded, re-decided when the agent's taint changes. */
+  #switchToTunnel(stillAllowed: () => boolean): void {
     const up = this.#upstream!;
     this.#state = 'closed';
+    if (this.#headTimer) clearTimeout(this.#headTimer);
     if (this.#upBuf.length) this.client.write(this.#upBuf);
-    if (this.#buf.length) up.write(this.#buf);
+    const pending = this.#buf;
     this.#upBuf = this.#buf = EMPTY;
     up.removeAllListeners('data');
     this.client.removeAllListeners('data');
-    this.client.pipe(up);
-    up.pipe(this.client);
-    this.client.resume();
+    this.client.removeAllListeners('timeout');
+    this.client.removeAllListeners('end');
+    if (pending.length && !stillAllowed()) {
+      this.client.resetAndDestroy();
+      up.destroy();
+      return;
+    }
+    relay(
+      this.client,
+      this.origin!.destination,
+      pending,
+      { idleTimeoutMs: this.limits.idleTimeoutMs, maxMs: this.options.tunnelMaxMs, stillAllowed },
+      up,
+    );
   }
 
   // ---- MCP: held bodies (deciding is McpGate's job) ------------------------
 
   #startMcp(head: HttpHead, ex: Exchange, framing: Framing): void {
     if (head.method !== 'POST') {
+      if (framing.kind !== 'none') return this.#refuseRequest(400, 'Bad Request', `MCP ${head.method} with a body`);
+      if (ex.upgrade) return this.#refuseRequest(400, 'Bad Request', 'Upgrade on an MCP upstream');
       const scope = this.#mcp.decideStream(head);
-      if (!scope.decision.allowed) return this.#replyForbidden(scope.decision, framing.kind !== 'none' || !ex.keepAlive);
+      if (!scope.decision.allowed) return this.#replyForbidden(scope.decision, !ex.keepAlive);
       ex.mcp = scope;
-      this.#forwardHead(ex);
-      this.#streamBody(framing);
+      this.#forwardHead(ex, framing);
+      this.#state = 'wait_resp';
       return;
     }
-    if (framing.kind === 'length' && framing.length > this.limits.maxBodyBytes) {
-      this.#refuseMalformed(`MCP request body of ${framing.length} bytes exceeds ${this.limits.maxBodyBytes}`);
-      this.#replyJson(
+    const ct = header(head, 'content-type');
+    if (!isJsonType(ct)) return this.#refuseRequest(415, 'Unsupported Media Type', 'an MCP POST must carry application/json');
+    this.#startHeld(head, ex, framing, true);
+  }
+
+  /** Holds a JSON body until it is complete and decided; `mcp`: the destination is a declared MCP upstream. */
+  #startHeld(head: HttpHead, ex: Exchange, framing: Framing, mcp: boolean): void {
+    const charset = charsetOf(header(head, 'content-type'));
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+      return this.#refuseRequest(415, 'Unsupported Media Type', `JSON body declared charset '${charset}' (only UTF-8 is decided)`);
+    if (ex.upgrade) return this.#refuseRequest(400, 'Bad Request', 'Upgrade on a request with a body');
+    if (framing.kind === 'length' && framing.length > this.limits.maxBodyBytes)
+      return this.#refuseRequest(
         413,
         'Payload Too Large',
-        { error: 'payload too large', reason: `body exceeds ${this.limits.maxBodyBytes} bytes` },
-        true,
+        `held request body of ${framing.length} bytes exceeds ${this.limits.maxBodyBytes}`,
       );
-      return;
-    }
     this.#exchange = null;
     // The body must arrive before the decision, so the proxy answers the client's 100-continue itself.
     if (framing.kind !== 'none' && headerTokens(head, 'expect').includes('100-continue')) {
       this.client.write('HTTP/1.1 100 Continue\r\n\r\n');
       ex.answered100 = true;
     }
-    const held = new HeldBody(head.raw);
+    const held = { parts: [] as Buffer[], bytes: 0, mcp };
     this.#held = held;
     this.#pendingMcp = ex;
     if (framing.kind === 'none') return this.#decideHeldBody();
-    this.#reqBody = new BodyTracker(framing, held.collect);
+    const key = this.deps.agentKey;
+    this.#reqBody = new BodyTracker(framing, (d) => {
+      if (held.bytes < 0) return;
+      if (!this.deps.budgets.hold(key, d.length)) {
+        this.deps.budgets.unhold(key, held.bytes);
+        held.bytes = -1; // over the agent's budget: refused by the body loop
+        return;
+      }
+      held.parts.push(d);
+      held.bytes += d.length;
+    });
     this.#state = 'req_body';
   }
 
-  /** The held body is complete: forward it whole if every message is permitted, else answer in the upstream's place. */
+  #releaseHeld(): void {
+    const held = this.#held;
+    if (held && held.bytes > 0) this.deps.budgets.unhold(this.deps.agentKey, held.bytes);
+    if (held) held.bytes = 0;
+  }
+
+  /** The held body is complete: decide it (as MCP when it is JSON-RPC) and forward its canonical form, else answer in the upstream's place. */
   #decideHeldBody(): void {
     const held = this.#held!;
     const ex = this.#pendingMcp!;
+    this.#releaseHeld();
     this.#held = null;
     this.#pendingMcp = null;
-    const verdict = this.#mcp.decideBody(ex.head, held);
-    if (isRefusal(verdict)) return this.#replyJson(verdict.status, verdict.statusText, verdict.body, !ex.keepAlive);
-    ex.mcp = verdict;
-    this.#exchange = ex;
-    this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
-    this.#respStarted = false;
+    const raw = held.parts.length === 1 ? held.parts[0] : Buffer.concat(held.parts);
+    let value: unknown;
+    let parseError: string | null = null;
+    try {
+      value = JSON.parse(STRICT_UTF8.decode(raw));
+    } catch (err) {
+      parseError = (err as Error).message;
+    }
+    if (held.mcp || (parseError === null && looksLikeJsonRpc(value))) {
+      const verdict = this.#mcp.decideBody(ex.head, value, parseError);
+      if (isRefusal(verdict)) return this.#replyJson(verdict.status, verdict.statusText, verdict.body, !ex.keepAlive);
+      ex.mcp = verdict.scope;
+      return this.#sendHeld(ex, verdict.body);
+    }
+    // Not JSON-RPC: a plain request, decided and forwarded with the bytes that were held.
+    const result = this.#decideHttp(ex);
+    if (!result.allowed) return this.#replyForbidden(result, !ex.keepAlive);
+    ex.http = result;
+    this.#sendHeld(ex, raw);
+  }
+
+  #sendHeld(ex: Exchange, body: Buffer): void {
     const up = this.#ensureUpstream();
     up.cork();
-    for (const part of held.raw) up.write(part);
+    this.#forwardHead(ex, body.length ? { kind: 'length', length: body.length } : { kind: 'none' }, false);
+    if (body.length) up.write(body);
     up.uncork();
     this.#state = 'wait_resp';
   }

@@ -8,11 +8,11 @@ import type { LilithConfig } from '../../../capsule/config.js';
 import type { CedarValue, EntityUid } from '../../../cedar/types.js';
 import type { PolicySnapshot } from '../../control/index.js';
 import { formatDestination, type Origin } from '../origin.js';
-import { header, headerTokens, type HttpHead } from '../protocols/http1.js';
+import { header, type HttpHead } from '../protocols/http1.js';
 import {
   classifyMessage,
   jsonRpcError,
-  parseJsonRpc,
+  jsonRpcFromValue,
   PARSE_ERROR_CODE,
   POLICY_DENIED_CODE,
   type JsonRpcMessage,
@@ -41,32 +41,14 @@ export interface McpRefusal {
   body: unknown;
 }
 
-export function isRefusal(v: McpReplyScope | McpRefusal): v is McpRefusal {
-  return 'status' in v;
+/** A permitted MCP POST: what the response inspection needs and the body to forward (the canonical JSON of what was decided). */
+export interface McpPermitted {
+  scope: McpReplyScope;
+  body: Buffer;
 }
 
-/**
- * An MCP POST body held back until the whole of it is in, so every message is
- * decided before any byte goes upstream: the raw bytes (head included) to
- * forward as they came, the decoded bytes (chunked framing removed) to parse.
- */
-export class HeldBody {
-  readonly raw: Buffer[];
-  readonly #decoded: Buffer[] = [];
-
-  constructor(head: Buffer) {
-    this.raw = [head];
-  }
-
-  /** The request body tracker's decoded-bytes callback. */
-  readonly collect = (d: Buffer): void => {
-    this.#decoded.push(d);
-  };
-
-  text(): string {
-    const d = this.#decoded;
-    return (d.length === 1 ? d[0] : Buffer.concat(d)).toString('utf8');
-  }
+export function isRefusal(v: McpPermitted | McpRefusal): v is McpRefusal {
+  return 'status' in v;
 }
 
 /** Decides the MCP requests of one client connection (the destination and config are fixed per connection). */
@@ -90,18 +72,6 @@ export class McpGate {
     return this.#upstreamAlias() !== null;
   }
 
-  /** Whether a request is MCP: to a declared MCP upstream, naming an MCP session or version, or a streamable-HTTP POST. */
-  recognises(head: HttpHead): boolean {
-    if (this.#upstreamAlias() !== null) return true;
-    if (header(head, 'mcp-session-id') !== undefined || header(head, 'mcp-protocol-version') !== undefined) return true;
-    const ct = header(head, 'content-type')?.toLowerCase() ?? '';
-    return (
-      head.method === 'POST' &&
-      ct.startsWith('application/json') &&
-      headerTokens(head, 'accept').some((a) => a.startsWith('text/event-stream'))
-    );
-  }
-
   /**
    * A request without a JSON-RPC body: GET opens a server→client event stream,
    * DELETE ends the session. Denied when `decision.allowed` is false.
@@ -115,12 +85,25 @@ export class McpGate {
   }
 
   /** A whole POST body: every message must be permitted, or the client gets JSON-RPC errors and nothing is forwarded. */
-  decideBody(head: HttpHead, held: HeldBody): McpReplyScope | McpRefusal {
+  decideBody(head: HttpHead, value: unknown, parseError: string | null = null): McpPermitted | McpRefusal {
     const session = sessionOf(head);
-    const parsed = parseJsonRpc(held.text());
-    if (!parsed.ok) {
-      this.#decide({ kind: 'invalid', reason: parsed.reason }, session);
-      return { status: 400, statusText: 'Bad Request', body: jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${parsed.reason}`) };
+    const parsed: ReturnType<typeof jsonRpcFromValue> =
+      parseError === null ? jsonRpcFromValue(value) : { ok: false, reason: `body is not JSON: ${parseError}` };
+    let failure = parsed.ok ? null : parsed.reason;
+    let body: Buffer | null = null;
+    if (parsed.ok) {
+      // Forwarded as the proxy serialises what it decided: duplicate keys, escapes, BOMs and
+      // whitespace tricks never reach a server that might read them differently.
+      try {
+        body = Buffer.from(JSON.stringify(parsed.batch ? parsed.messages : parsed.messages[0]), 'utf8');
+      } catch (err) {
+        failure = `body cannot be re-serialised: ${(err as Error).message}`;
+      }
+    }
+    if (!parsed.ok || !body) {
+      const reason = failure ?? 'unparseable body';
+      this.#decide({ kind: 'invalid', reason }, session);
+      return { status: 400, statusText: 'Bad Request', body: jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${reason}`) };
     }
     const results = parsed.messages.map((m) => ({ m, r: this.#decide(classifyMessage(m), session) }));
     const denied = results.find((x) => !x.r.allowed);
@@ -136,7 +119,7 @@ export class McpGate {
     }
     const dataIds = new Set<string | number>();
     for (const { m } of results) if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(m.id);
-    return { decision: results[0].r, session, dataIds };
+    return { scope: { decision: results[0].r, session, dataIds }, body };
   }
 
   /** Upstream alias from lilith.json whose address is this connection's original destination. */

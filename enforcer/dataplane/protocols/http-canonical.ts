@@ -1,0 +1,171 @@
+// The canonical form of an HTTP/1 request, the only form the proxy forwards:
+// the request target in origin form with its path normalised (percent-encoding
+// and dot segments) before the decision, Host set to the decided authority,
+// framing re-emitted by the proxy (one Content-Length, or chunked re-encoded),
+// hop-by-hop fields dropped. An upstream then reads exactly what was decided.
+import type { Framing, HttpHead } from './http1.js';
+
+export type TargetResult = { ok: true; path: string; authority?: string } | { ok: false; reason: string };
+
+const HEX = '0123456789ABCDEF';
+
+/** RFC 3986 unreserved: decoded when percent-encoded. */
+function isUnreserved(b: number): boolean {
+  return (
+    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e
+  );
+}
+
+/** Bytes kept as they are in a path or query besides unreserved: sub-delims, ':', '@', '/', and '?' in a query. */
+const KEEP = new Set([..."!$&'()*+,;=:@/"].map((c) => c.charCodeAt(0)));
+
+function hexVal(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x41 && b <= 0x46) return b - 0x37;
+  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+  return -1;
+}
+
+/** Percent-encoding made canonical: unreserved decoded, other escapes upper-case, anything else outside the allowed set encoded. */
+function canonicalEncoding(s: string, query: boolean): string | null {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const b = s.charCodeAt(i);
+    if (b === 0x25) {
+      const h = i + 2 < s.length ? hexVal(s.charCodeAt(i + 1)) : -1;
+      const l = i + 2 < s.length ? hexVal(s.charCodeAt(i + 2)) : -1;
+      if (h < 0 || l < 0) return null;
+      const v = h * 16 + l;
+      out += isUnreserved(v) ? String.fromCharCode(v) : `%${HEX[h]}${HEX[l]}`;
+      i += 2;
+    } else if (isUnreserved(b) || KEEP.has(b) || (query && b === 0x3f)) out += s[i];
+    else if (b > 0xff) return null;
+    else out += `%${HEX[b >> 4]}${HEX[b & 15]}`;
+  }
+  return out;
+}
+
+/** RFC 3986 §5.2.4 remove_dot_segments on an absolute path. */
+function removeDotSegments(path: string): string {
+  if (!path.includes('.')) return path;
+  const out: string[] = [];
+  const segs = path.split('/');
+  for (let i = 1; i < segs.length; i++) {
+    const s = segs[i];
+    const last = i === segs.length - 1;
+    if (s === '.') {
+      if (last) out.push('');
+    } else if (s === '..') {
+      out.pop();
+      if (last) out.push('');
+    } else out.push(s);
+  }
+  return `/${out.join('/')}`;
+}
+
+const ABSOLUTE = /^http:\/\/([^/?#@]+)([^#]*)$/i;
+
+/**
+ * The request target as decided and forwarded: origin form ("/path?query"),
+ * normalised. Absolute form gives its authority (which must equal Host); `*` only for OPTIONS.
+ */
+export function canonicalTarget(method: string, target: string): TargetResult {
+  if (target === '*') return method === 'OPTIONS' ? { ok: true, path: '*' } : { ok: false, reason: "'*' target outside OPTIONS" };
+  let authority: string | undefined;
+  let rest = target;
+  if (!target.startsWith('/')) {
+    const m = ABSOLUTE.exec(target);
+    if (!m) return { ok: false, reason: 'request target is neither origin form nor an http:// absolute URI' };
+    authority = m[1];
+    rest = m[2] || '/';
+    if (!rest.startsWith('/')) rest = `/${rest}`;
+  }
+  if (rest.includes('#')) return { ok: false, reason: 'fragment in request target' };
+  if (rest.includes('\\')) return { ok: false, reason: 'backslash in request target' };
+  const q = rest.indexOf('?');
+  const rawPath = q < 0 ? rest : rest.slice(0, q);
+  const path = canonicalEncoding(rawPath, false);
+  const query = q < 0 ? '' : canonicalEncoding(rest.slice(q + 1), true);
+  if (path === null || query === null) return { ok: false, reason: 'invalid percent-encoding in request target' };
+  const normal = removeDotSegments(path);
+  return { ok: true, path: q < 0 ? normal : `${normal}?${query}`, authority };
+}
+
+/** Fields the proxy writes itself or that only concern the hop to the proxy. */
+const DROPPED = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'http2-settings',
+  'proxy-authorization',
+]);
+
+export interface CanonicalRequest {
+  method: string;
+  path: string;
+  /** The decided authority: lowercase host, bracketed when IPv6, with the port the client named. */
+  authority: string;
+  version: '1.0' | '1.1';
+  framing: Framing;
+  keepAlive: boolean;
+  /** The upgrade token the policy permitted (forwarded with Connection: upgrade). */
+  upgrade?: string;
+  expect100?: boolean;
+}
+
+/** The head the upstream gets. Field values were validated by the parser (no CR/LF/controls). */
+export function canonicalHead(head: HttpHead, r: CanonicalRequest): Buffer {
+  const nominated = head.byName.get('connection');
+  let skip: Set<string> | null = null;
+  if (nominated)
+    for (const v of nominated)
+      for (const t of v.split(',')) {
+        const name = t.trim().toLowerCase();
+        if (name) (skip ??= new Set()).add(name);
+      }
+  let text = `${r.method} ${r.path} HTTP/${r.version}\r\nHost: ${r.authority}\r\n`;
+  for (const [name, value] of head.headers) {
+    const key = name.toLowerCase();
+    if (DROPPED.has(key) || skip?.has(key)) continue;
+    text += `${name}: ${value}\r\n`;
+  }
+  if (r.framing.kind === 'length') text += `Content-Length: ${r.framing.length}\r\n`;
+  else if (r.framing.kind === 'chunked') text += 'Transfer-Encoding: chunked\r\n';
+  if (r.expect100) text += 'Expect: 100-continue\r\n';
+  if (r.upgrade) text += `Connection: upgrade\r\nUpgrade: ${r.upgrade}\r\n`;
+  else if (!r.keepAlive) text += 'Connection: close\r\n';
+  else if (r.version === '1.0') text += 'Connection: keep-alive\r\n';
+  return Buffer.from(`${text}\r\n`, 'latin1');
+}
+
+/** One chunk of a re-encoded chunked body. */
+export function chunk(data: Buffer): Buffer[] {
+  return [Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'), data, CRLF];
+}
+
+const CRLF = Buffer.from('\r\n');
+export const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+/** Methods whose requests define no body: one arriving with a body is refused (a server ignoring it would read it as the next request). */
+export const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'TRACE', 'CONNECT']);
+
+/** The charset parameter of a Content-Type, lowercased, or undefined. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  if (!contentType) return undefined;
+  const m = /;\s*charset\s*=\s*("?)([^";\s]*)\1/i.exec(contentType);
+  return m ? m[2].toLowerCase() : undefined;
+}
+
+/** A JSON media type (application/json, anything +json). */
+export function isJsonType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const media = contentType.split(';', 1)[0].trim().toLowerCase();
+  return media === 'application/json' || media.endsWith('+json');
+}

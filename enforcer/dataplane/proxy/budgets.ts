@@ -1,0 +1,88 @@
+// Per-agent resource caps, checked before the work: open connections (each one
+// an fd here and one upstream), bytes of request bodies held for a decision,
+// and DNS queries in flight. One agent exhausting its budget is refused; the
+// others keep theirs.
+
+export interface BudgetLimits {
+  /** Open proxied connections per agent. */
+  connections: number;
+  /** Bytes of request bodies held (MCP/JSON bodies waiting to be decided) per agent. */
+  heldBytes: number;
+  /** DNS queries being decided or forwarded per agent. */
+  dnsInFlight: number;
+}
+
+export const DEFAULT_BUDGETS: BudgetLimits = { connections: 512, heldBytes: 64 * 1024 * 1024, dnsInFlight: 64 };
+
+interface Use {
+  connections: number;
+  heldBytes: number;
+  dns: number;
+}
+
+export class AgentBudgets {
+  readonly #use = new Map<string, Use>();
+  constructor(readonly limits: BudgetLimits = DEFAULT_BUDGETS) {}
+
+  #of(agent: string): Use {
+    let u = this.#use.get(agent);
+    if (!u) this.#use.set(agent, (u = { connections: 0, heldBytes: 0, dns: 0 }));
+    return u;
+  }
+
+  #release(agent: string, u: Use): void {
+    if (u.connections === 0 && u.heldBytes === 0 && u.dns === 0) this.#use.delete(agent);
+  }
+
+  /** Counts `socket` against the agent until it closes; returns the refusal reason when over the cap. */
+  openConnection(agent: string, socket: { once(ev: 'close', f: () => void): unknown }): string | undefined {
+    const u = this.#of(agent);
+    if (u.connections >= this.limits.connections) {
+      this.#release(agent, u);
+      return `agent has ${u.connections} open connections (limit ${this.limits.connections})`;
+    }
+    u.connections++;
+    socket.once('close', () => {
+      u.connections--;
+      this.#release(agent, u);
+    });
+    return undefined;
+  }
+
+  /** Reserves `n` more held body bytes; false (nothing reserved) when over the agent's budget. */
+  hold(agent: string, n: number): boolean {
+    const u = this.#of(agent);
+    if (u.heldBytes + n > this.limits.heldBytes) {
+      this.#release(agent, u);
+      return false;
+    }
+    u.heldBytes += n;
+    return true;
+  }
+
+  unhold(agent: string, n: number): void {
+    const u = this.#use.get(agent);
+    if (!u) return;
+    u.heldBytes = Math.max(0, u.heldBytes - n);
+    this.#release(agent, u);
+  }
+
+  /** Starts a DNS query for the agent; returns its release, or null when the agent has too many in flight. */
+  startDns(agent: string): (() => void) | null {
+    const u = this.#of(agent);
+    if (u.dns >= this.limits.dnsInFlight) return null;
+    u.dns++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      u.dns--;
+      this.#release(agent, u);
+    };
+  }
+
+  /** Current use, for tests and metrics. */
+  use(agent: string): Readonly<Use> {
+    return this.#use.get(agent) ?? { connections: 0, heldBytes: 0, dns: 0 };
+  }
+}
