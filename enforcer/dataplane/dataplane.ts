@@ -13,7 +13,7 @@ import { Decider } from './decide.js';
 import type { SnapshotSource } from '../control/index.js';
 import { TaintSessions } from './taint/sessions.js';
 import { OwnListeners } from './proxy/admission.js';
-import { AgentBudgets, DEFAULT_BUDGETS, type BudgetLimits } from './proxy/budgets.js';
+import { AgentBudgets, DEFAULT_BUDGETS, type BudgetLimits } from './budgets.js';
 import { persistTaint } from './taint/store.js';
 
 export interface DataplaneOptions {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { parseHostPort } from '../../../net/address.js';
 import type { Origin, OriginResolver } from '../origin.js';
-import type { AgentBudgets } from '../proxy/budgets.js';
+import type { AgentBudgets } from '../budgets.js';
 import type { Decider } from '../decide.js';
 import type { LearnedNames } from './names.js';
 import { answerAddresses, errorResponse, parseQuery, qtypeName, RCODE, DnsFormatError } from './wire.js';

@@ -15,7 +15,7 @@ import { dataplaneMetrics } from '../metrics.js';
 import { HttpConnection, type Limits } from './http.js';
 import { relay } from './relay.js';
 import { ACCEPTS, declaredUpstream, type OwnListeners } from './admission.js';
-import type { AgentBudgets } from './budgets.js';
+import type { AgentBudgets } from '../budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
 
 export interface ConnectionDeps {

@@ -31,7 +31,7 @@ import { denialText, type Agent, type Decider, type DecisionResult, type Request
 import { isRefusal, McpGate } from './mcp-exchange.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import { canonicalHead, canonicalTarget, charsetOf, chunk, isJsonType, LAST_CHUNK, NO_BODY_METHODS } from '../protocols/http-canonical.js';
-import type { AgentBudgets } from './budgets.js';
+import type { AgentBudgets } from '../budgets.js';
 import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
 
 export interface Limits {
