@@ -24,7 +24,13 @@ export type CapsuleErrorCode =
   /** The stored anti-rollback state cannot be read or parsed; never silently reset. */
   | 'state_corrupt'
   /** A trust file (plain or rotation envelope) is unusable. */
-  | 'bad_trust';
+  | 'bad_trust'
+  /** expires_at − created_at is longer than the trust file's max_validity_s. */
+  | 'validity_too_long'
+  /** Created before a root-signed watermark reset (the capsule the reset undid, or older). */
+  | 'before_reset'
+  /** A reset or timestamp does not apply (names another state, capsule or trust version). */
+  | 'mismatch';
 
 export class CapsuleError extends Error {
   override readonly name = 'CapsuleError';
