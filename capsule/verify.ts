@@ -88,3 +88,20 @@ export function verifyCapsule(
 export function stateFor(verified: VerifiedCapsule, now: Date): CapsuleState {
   return { watermark: verified.payload.watermark, digest: verified.digest, accepted_at: now.toISOString() };
 }
+
+/**
+ * Who signed a capsule, without the time window or anti-rollback: size, envelope, the
+ * capsule role's threshold, payload shape. For the pipeline, which must know whether a
+ * published capsule (possibly long expired) is genuine before trusting its watermark.
+ */
+export function verifyCapsuleSignatures(
+  bytes: Uint8Array,
+  trust: Trust,
+  maxBytes = MAX_CAPSULE_BYTES,
+): { payload: CapsulePayload; digest: string } {
+  if (bytes.length > maxBytes)
+    throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
+  const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
+  requireThreshold(checkSignatures(env, trust.keys, trust.threshold), trust.threshold, 'capsule');
+  return { payload: parsePayload(env.payloadBytes), digest: sha256Hex(env.payloadBytes) };
+}
