@@ -9,7 +9,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
+import type http from 'isomorphic-git/http/node';
 import { isCapsuleError, peekCapsule, verifyCapsuleSignatures, type CapsulePayload, type Trust } from '../capsule/index.js';
 import { withHeadShim } from '../capsule/git/head-shim.js';
 import { limitedHttp } from '../capsule/git/http-client.js';

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SigningKey } from '../../capsule/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
+import { execFile } from 'node:child_process';
 import {
+  CLI,
   EnforcerProcess,
   generateSigningKey,
   makeCapsule,
@@ -25,7 +27,13 @@ const SYNC_ONLY = ['--no-kernel', '--no-dataplane'];
 /** deploy/kubernetes/daemonset.yaml and deploy/systemd: the enforcer's memory limit. */
 const DEPLOY_LIMIT_MIB = 512;
 /** What these tests allow at peak: the bounds, not the limit, are what is tested. */
-const PEAK_BUDGET_MIB = 320;
+const PEAK_BUDGET_MIB = 384;
+
+function execCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
+  });
+}
 
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -127,6 +135,16 @@ describe('transport-only attacks on the git branch', () => {
     const st = await enf.status();
     const audit = JSON.stringify(await readAudit(join(stateDir, 'audit.jsonl')));
     for (const where of [JSON.stringify(st), audit, enf.stderr]) assert.doesNotMatch(where, /SECRET-TOKEN/);
+    // The refusal history (status keeps the last 20) lists the attacks in order.
+    const codes = st!.refusal_history.map((r) => r.code);
+    // (the compressible blob never reaches activation: the git source refuses its pack)
+    assert.deepEqual(codes.slice(-4), ['too_large', 'too_large', 'bad_signature', 'malformed']);
+    // `lilith status --wait --watermark N` for scripts: exit 0 once N is enforced, 1 on timeout.
+    const ok = await execCli(['status', '--socket', enf.socket, '--wait', '--watermark', String(watermark), '--timeout', '10']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const late = await execCli(['status', '--socket', enf.socket, '--wait', '--watermark', '999', '--timeout', '1']);
+    assert.equal(late.code, 1);
+    assert.match(late.stderr, /not enforcing watermark 999 after 1 s/);
   });
 });
 
