@@ -3,10 +3,16 @@
 // canonicalised before its signature is checked.
 import nacl from 'tweetnacl';
 import { CapsuleError } from './errors.js';
+import { ENVELOPE_SHAPE, parseBoundedJson } from './json-limits.js';
 import type { SigningKey } from './keys.js';
 
 export const CAPSULE_PAYLOAD_TYPE = 'application/vnd.lilith.capsule+json';
 export const TRUST_PAYLOAD_TYPE = 'application/vnd.lilith.trust+json';
+export const TIMESTAMP_PAYLOAD_TYPE = 'application/vnd.lilith.timestamp+json';
+export const RESET_PAYLOAD_TYPE = 'application/vnd.lilith.reset+json';
+/** Most signatures an envelope may carry. */
+export const MAX_SIGNATURES = 64;
+const KEYID = /^[0-9a-f]{64}$/;
 
 export interface EnvelopeSignature {
   keyid: string;
@@ -49,31 +55,43 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parses envelope JSON and checks its structure. Does not verify signatures. */
+/**
+ * Parses envelope JSON and checks its structure. Does not verify signatures. The shape
+ * (depth, containers, signature count) is bounded before JSON.parse, and no refusal
+ * message quotes the input.
+ */
 export function decodeEnvelope(bytes: Uint8Array, expectedType: string): DecodedEnvelope {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw new CapsuleError('malformed', `envelope is not valid JSON: ${(err as Error).message}`);
-  }
+  const value = parseBoundedJson(bytes, ENVELOPE_SHAPE, 'envelope');
   if (!isRecord(value)) throw new CapsuleError('malformed', 'envelope is not a JSON object');
   const { payloadType, payload, signatures } = value;
   if (typeof payloadType !== 'string') throw new CapsuleError('malformed', 'envelope.payloadType must be a string');
-  if (payloadType !== expectedType) {
-    throw new CapsuleError('malformed', `envelope.payloadType is "${payloadType}", expected "${expectedType}"`);
-  }
+  if (payloadType !== expectedType) throw new CapsuleError('malformed', `envelope.payloadType is not "${expectedType}"`);
   if (typeof payload !== 'string') throw new CapsuleError('malformed', 'envelope.payload must be a base64 string');
   if (!Array.isArray(signatures)) throw new CapsuleError('malformed', 'envelope.signatures must be an array');
   if (signatures.length === 0) throw new CapsuleError('malformed', 'envelope has no signatures');
-  if (signatures.length > 64) throw new CapsuleError('malformed', `envelope has ${signatures.length} signatures (at most 64)`);
+  if (signatures.length > MAX_SIGNATURES)
+    throw new CapsuleError('malformed', `envelope has ${signatures.length} signatures (at most ${MAX_SIGNATURES})`);
   const sigs = signatures.map((s, i) => {
     if (!isRecord(s) || typeof s.keyid !== 'string' || typeof s.sig !== 'string') {
       throw new CapsuleError('malformed', `envelope.signatures[${i}] must be {keyid: string, sig: string}`);
     }
+    // Keyids end up in refusal messages (status, audit): only the sha256 hex form.
+    if (!KEYID.test(s.keyid))
+      throw new CapsuleError('malformed', `envelope.signatures[${i}].keyid is not a 64-character lowercase hex sha256`);
+    if (s.sig.length > 128) throw new CapsuleError('malformed', `envelope.signatures[${i}].sig is longer than an Ed25519 signature`);
     return { keyid: s.keyid, sig: decodeBase64Strict(s.sig, `envelope.signatures[${i}].sig`) };
   });
   return { payloadType, payloadBytes: decodeBase64Strict(payload, 'envelope.payload'), signatures: sigs };
+}
+
+/** The payloadType an envelope announces, after the same bounded look as decodeEnvelope; null if it is not an envelope. */
+export function envelopeTypeOf(bytes: Uint8Array): string | null {
+  try {
+    const value = parseBoundedJson(bytes, ENVELOPE_SHAPE, 'envelope');
+    return isRecord(value) && typeof value.payloadType === 'string' ? value.payloadType : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Signs payload bytes with each key; returns the envelope JSON bytes (what gets published). */
@@ -97,13 +115,22 @@ export interface SignatureCheck {
   unknown: string[];
 }
 
-/** Checks every signature against the listed public keys; a key counts once however often it signs. */
-export function checkSignatures(env: DecodedEnvelope, keys: ReadonlyMap<string, Uint8Array>): SignatureCheck {
+/**
+ * Checks signatures against the listed public keys with bounded cost: each keyid is
+ * looked at once (its first signature; a key counts once however often it signs),
+ * unlisted keyids cost nothing, so at most `keys.size` Ed25519 verifications run —
+ * and none after `stopAt` distinct keys verified (the threshold is met).
+ */
+export function checkSignatures(env: DecodedEnvelope, keys: ReadonlyMap<string, Uint8Array>, stopAt = Infinity): SignatureCheck {
   const message = pae(env.payloadType, env.payloadBytes);
   const valid = new Set<string>();
   const bad = new Set<string>();
   const unknown = new Set<string>();
+  const seen = new Set<string>();
   for (const { keyid, sig } of env.signatures) {
+    if (valid.size >= stopAt) break;
+    if (seen.has(keyid)) continue;
+    seen.add(keyid);
     const pub = keys.get(keyid);
     if (!pub) {
       unknown.add(keyid);
@@ -112,7 +139,6 @@ export function checkSignatures(env: DecodedEnvelope, keys: ReadonlyMap<string, 
     if (sig.length === nacl.sign.signatureLength && nacl.sign.detached.verify(message, sig, pub)) valid.add(keyid);
     else bad.add(keyid);
   }
-  for (const k of valid) bad.delete(k);
   return { valid: [...valid], bad: [...bad], unknown: [...unknown] };
 }
 

@@ -28,7 +28,13 @@ export type CapsuleErrorCode =
   /** Signed, but a policy or invariant fails strict validation against the capsule's schema (or the schema does not parse). */
   | 'invalid_policies'
   /** Signed, but the static entities do not conform to the capsule's schema. */
-  | 'invalid_entities';
+  | 'invalid_entities'
+  /** expires_at − created_at is longer than the trust file's max_validity_s. */
+  | 'validity_too_long'
+  /** Created before a root-signed watermark reset (the capsule the reset undid, or older). */
+  | 'before_reset'
+  /** A reset or timestamp does not apply (names another state, capsule or trust version). */
+  | 'mismatch';
 
 export class CapsuleError extends Error {
   override readonly name = 'CapsuleError';

@@ -46,6 +46,7 @@ export {
 export { readState, writeStateAtomic, statePath, STATE_FILE, type CapsuleState } from './state.js';
 export {
   verifyCapsule,
+  verifyCapsuleSignatures,
   stateFor,
   MAX_CAPSULE_BYTES,
   DEFAULT_CLOCK_SKEW_MS,

@@ -4,6 +4,7 @@ import type { Entity, PolicyBundle } from '../cedar/types.js';
 import type { LilithConfig } from './config.js';
 import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope } from './envelope.js';
 import { CapsuleError } from './errors.js';
+import { PAYLOAD_SHAPE, parseBoundedJson } from './json-limits.js';
 
 export const CAPSULE_FORMAT = 'lilith.capsule/v1';
 
@@ -49,15 +50,9 @@ function isoTime(v: unknown, field: string): Date {
 
 /** Parses verified payload bytes and checks the payload's shape (not the policies' meaning). */
 export function parsePayload(bytes: Uint8Array): CapsulePayload {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw new CapsuleError('malformed', `payload is not valid JSON: ${(err as Error).message}`);
-  }
+  const v = parseBoundedJson(bytes, PAYLOAD_SHAPE, 'payload');
   if (!isRecord(v)) throw new CapsuleError('malformed', 'payload is not a JSON object');
-  if (v.format !== CAPSULE_FORMAT)
-    throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}", got ${JSON.stringify(v.format)}`);
+  if (v.format !== CAPSULE_FORMAT) throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}"`);
   if (typeof v.watermark !== 'number' || !Number.isSafeInteger(v.watermark) || v.watermark < 0) {
     throw new CapsuleError('malformed', 'payload.watermark must be a non-negative integer');
   }

@@ -15,6 +15,13 @@ export interface CapsuleState {
   digest: string;
   /** ISO 8601 time of acceptance. */
   accepted_at: string;
+  /**
+   * Set by a root-signed reset (capsule/reset.ts): capsules created before this time are
+   * refused, so the fast-forwarded capsule the reset undid can never be accepted again.
+   */
+  not_before?: string;
+  /** sha256 of the reset that set this state (audit; a reset applies to exactly one state). */
+  reset?: string;
 }
 
 export function statePath(dir: string): string {
@@ -55,7 +62,18 @@ export async function readState(dir: string): Promise<CapsuleState | null> {
       `capsule state ${path} does not have {watermark, digest, accepted_at}; refusing to reset it — inspect or remove it by hand`,
     );
   }
-  return { watermark: v.watermark, digest: v.digest, accepted_at: v.accepted_at };
+  if (v.not_before !== undefined && (typeof v.not_before !== 'string' || Number.isNaN(Date.parse(v.not_before))))
+    throw new CapsuleError(
+      'state_corrupt',
+      `capsule state ${path}: not_before is not an ISO time; refusing to reset it — inspect it by hand`,
+    );
+  return {
+    watermark: v.watermark,
+    digest: v.digest,
+    accepted_at: v.accepted_at,
+    ...(v.not_before !== undefined ? { not_before: v.not_before } : {}),
+    ...(typeof v.reset === 'string' ? { reset: v.reset } : {}),
+  };
 }
 
 /** Replaces the state file atomically and durably. */

@@ -39,7 +39,7 @@ export function verifyCapsule(
     throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
   checkTrustCurrent(trust, now);
   const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
-  const check = checkSignatures(env, trust.keys);
+  const check = checkSignatures(env, trust.keys, trust.threshold);
   requireThreshold(check, trust.threshold, 'capsule');
 
   const payload = parsePayload(env.payloadBytes);
@@ -50,12 +50,24 @@ export function verifyCapsule(
   if (created.getTime() - skew > now.getTime()) {
     throw new CapsuleError('not_yet_valid', `capsule created_at ${payload.created_at} is in the future (now ${now.toISOString()})`);
   }
+  if (expires.getTime() - created.getTime() > trust.maxValidityMs) {
+    throw new CapsuleError(
+      'validity_too_long',
+      `capsule watermark ${payload.watermark} is valid for ${Math.round((expires.getTime() - created.getTime()) / 86_400_000)} days, longer than the trust file's maximum of ${Math.round(trust.maxValidityMs / 86_400_000)} days`,
+    );
+  }
   if (expires.getTime() <= now.getTime()) {
     throw new CapsuleError('expired', `capsule watermark ${payload.watermark} expired at ${payload.expires_at} (now ${now.toISOString()})`);
   }
 
   let alreadyAccepted = false;
   if (state) {
+    if (state.not_before && created.getTime() < Date.parse(state.not_before)) {
+      throw new CapsuleError(
+        'before_reset',
+        `capsule watermark ${payload.watermark} was created at ${payload.created_at}, before the root-signed reset of ${state.not_before}`,
+      );
+    }
     if (payload.watermark < state.watermark) {
       throw new CapsuleError('rollback', `capsule watermark ${payload.watermark} is lower than the accepted watermark ${state.watermark}`);
     }
@@ -75,4 +87,21 @@ export function verifyCapsule(
 /** The state to store after activating a verified capsule. */
 export function stateFor(verified: VerifiedCapsule, now: Date): CapsuleState {
   return { watermark: verified.payload.watermark, digest: verified.digest, accepted_at: now.toISOString() };
+}
+
+/**
+ * Who signed a capsule, without the time window or anti-rollback: size, envelope, the
+ * capsule role's threshold, payload shape. For the pipeline, which must know whether a
+ * published capsule (possibly long expired) is genuine before trusting its watermark.
+ */
+export function verifyCapsuleSignatures(
+  bytes: Uint8Array,
+  trust: Trust,
+  maxBytes = MAX_CAPSULE_BYTES,
+): { payload: CapsulePayload; digest: string } {
+  if (bytes.length > maxBytes)
+    throw new CapsuleError('too_large', `capsule is ${bytes.length} bytes, larger than the ${maxBytes}-byte cap`);
+  const env = decodeEnvelope(bytes, CAPSULE_PAYLOAD_TYPE);
+  requireThreshold(checkSignatures(env, trust.keys, trust.threshold), trust.threshold, 'capsule');
+  return { payload: parsePayload(env.payloadBytes), digest: sha256Hex(env.payloadBytes) };
 }

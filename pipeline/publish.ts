@@ -9,9 +9,11 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
-import { peekCapsule, type CapsulePayload } from '../capsule/index.js';
+import type http from 'isomorphic-git/http/node';
+import { isCapsuleError, peekCapsule, verifyCapsuleSignatures, type CapsulePayload, type Trust } from '../capsule/index.js';
 import { withHeadShim } from '../capsule/git/head-shim.js';
+import { limitedHttp } from '../capsule/git/http-client.js';
+import { withPackLimits } from '../capsule/git/pack-limits.js';
 
 export const DEFAULT_BRANCH = 'capsules';
 export const CAPSULE_PATH = 'capsule.json';
@@ -60,9 +62,20 @@ export function isUrl(repo: string): boolean {
   return /^https?:\/\//i.test(repo);
 }
 
+/** How many commits back publish looks for a capsule that verifies when the tip does not. */
+export const MAX_HISTORY_SEARCH = 50;
+const MAX_OBJECT_BYTES = 16 * 1024 * 1024;
+
 function httpFor(branch: string) {
+  // The branch is written by whoever holds the git transport: the same pack bounds as the
+  // enforcer's (a compressible bomb on the tip must not take CI down either).
+  const limited = withPackLimits(limitedHttp({ timeoutMs: 120_000, maxBytes: 256 * 1024 * 1024 }), {
+    maxObjectBytes: MAX_OBJECT_BYTES,
+    maxTotalBytes: 64 * MAX_OBJECT_BYTES,
+    maxObjects: 16 * MAX_HISTORY_SEARCH,
+  });
   // isomorphic-git's fetch needs the remote HEAD resolvable even for a single-branch fetch.
-  return withHeadShim(http as never, `refs/heads/${branch}`) as unknown as typeof http;
+  return withHeadShim(limited, `refs/heads/${branch}`) as unknown as typeof http;
 }
 
 async function localGitdir(repo: string): Promise<string> {
@@ -79,6 +92,8 @@ interface Opened {
   tip: string | null;
   cleanup(): Promise<void>;
   push?(): Promise<void>;
+  /** Makes up to `depth` commits of history below the tip readable (remote: fetch deeper). */
+  deepen(depth: number): Promise<void>;
 }
 
 /** Opens the target: a local gitdir as is, or a temp clone holding the branch tip (depth 1). */
@@ -88,7 +103,7 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
   if (!isUrl(target.repo)) {
     const gitdir = await localGitdir(target.repo);
     const tip = await git.resolveRef({ fs, gitdir, ref }).catch(() => null);
-    return { gitdir, tip, cleanup: async () => {} };
+    return { gitdir, tip, cleanup: async () => {}, deepen: async () => {} };
   }
   const dir = await mkdtemp(join(tmpdir(), 'lilith-publish-'));
   const cleanup = () => rm(dir, { recursive: true, force: true });
@@ -102,7 +117,10 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
       await git.fetch({ fs, http: h, dir, remote: 'origin', ref: branch, remoteRef: branch, singleBranch: true, depth: 1, tags: false });
       await git.writeRef({ fs, dir, ref, value: remoteTip, force: true });
     }
-    const opened: Opened = { gitdir: join(dir, '.git'), tip: remoteTip, cleanup };
+    const deepen = async (depth: number) => {
+      await git.fetch({ fs, http: h, dir, remote: 'origin', ref: branch, remoteRef: branch, singleBranch: true, depth, tags: false });
+    };
+    const opened: Opened = { gitdir: join(dir, '.git'), tip: remoteTip, cleanup, deepen };
     if (forPush) {
       opened.push = async () => {
         const res = await git.push({ fs, http: h, dir, remote: 'origin', ref: branch, remoteRef: branch });
@@ -120,24 +138,66 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
   }
 }
 
-async function readTipCapsule(gitdir: string, tip: string): Promise<Uint8Array | null> {
+async function readCapsuleAt(gitdir: string, commit: string): Promise<Uint8Array | null> {
   try {
-    const { blob } = await git.readBlob({ fs, gitdir, oid: tip, filepath: CAPSULE_PATH });
+    const { blob } = await git.readBlob({ fs, gitdir, oid: commit, filepath: CAPSULE_PATH });
     return blob;
   } catch {
     return null;
   }
 }
 
-/** The watermark of the capsule at the branch tip (unverified), or null when nothing is published. */
-export async function latestPublished(target: RepoTarget): Promise<{ watermark: number; digest: string; commit: string } | null> {
+/** A published capsule whose watermark can be relied on. */
+export interface PublishedInfo {
+  watermark: number;
+  digest: string;
+  commit: string;
+  /** Newer commits whose capsule.json did not verify (reported, never trusted). */
+  skipped: { commit: string; reason: string }[];
+}
+
+/**
+ * The newest capsule on the branch whose watermark can be trusted. With `trust`, commits
+ * whose capsule does not verify against it are skipped (and reported): an unsigned tip
+ * claiming watermark 2^53−1 must neither freeze publishing nor make CI sign above it.
+ * Searches at most MAX_HISTORY_SEARCH commits. Without `trust` the tip is taken as is.
+ */
+async function findPublished(o: Opened, trust: Trust | null): Promise<PublishedInfo | null> {
+  if (!o.tip) return null;
+  const skipped: PublishedInfo['skipped'] = [];
+  const check = (bytes: Uint8Array | null, commit: string): PublishedInfo | null => {
+    if (!bytes) {
+      skipped.push({ commit, reason: `no readable ${CAPSULE_PATH}` });
+      return null;
+    }
+    try {
+      const { payload, digest } = trust ? verifyCapsuleSignatures(bytes, trust) : peekCapsule(bytes);
+      return { watermark: payload.watermark, digest, commit, skipped };
+    } catch (err) {
+      if (!isCapsuleError(err)) throw err;
+      skipped.push({ commit, reason: `${err.code}: ${err.message}` });
+      return null;
+    }
+  };
+  const atTip = check(await readCapsuleAt(o.gitdir, o.tip), o.tip);
+  if (atTip || !trust) return atTip;
+  await o.deepen(MAX_HISTORY_SEARCH);
+  const commits = await git.log({ fs, gitdir: o.gitdir, ref: o.tip, depth: MAX_HISTORY_SEARCH }).catch(() => []);
+  for (const c of commits.slice(1)) {
+    const found = check(await readCapsuleAt(o.gitdir, c.oid), c.oid);
+    if (found) return found;
+  }
+  return { watermark: -1, digest: '', commit: '', skipped };
+}
+
+/**
+ * The published watermark (see findPublished), or null when nothing is published.
+ * watermark −1: commits exist but none of the last MAX_HISTORY_SEARCH verifies.
+ */
+export async function latestPublished(target: RepoTarget, trust: Trust | null = null): Promise<PublishedInfo | null> {
   const o = await open(target, false);
   try {
-    if (!o.tip) return null;
-    const bytes = await readTipCapsule(o.gitdir, o.tip);
-    if (!bytes) return null;
-    const { payload, digest } = peekCapsule(bytes);
-    return { watermark: payload.watermark, digest, commit: o.tip };
+    return await findPublished(o, trust);
   } finally {
     await o.cleanup();
   }
@@ -168,25 +228,23 @@ function summary(payload: CapsulePayload, digest: string): string {
 export async function publishCapsule(
   bytes: Uint8Array,
   target: RepoTarget,
-  opts: { now?: Date; author?: { name: string; email: string } } = {},
-): Promise<PublishedCapsule & { unchanged: boolean }> {
+  opts: { now?: Date; author?: { name: string; email: string }; trust?: Trust | null } = {},
+): Promise<PublishedCapsule & { unchanged: boolean; skipped: PublishedInfo['skipped'] }> {
   const { payload, digest } = peekCapsule(bytes);
   const branch = target.branch ?? DEFAULT_BRANCH;
   const o = await open(target, true);
   try {
-    if (o.tip) {
-      const current = await readTipCapsule(o.gitdir, o.tip);
-      if (current) {
-        const published = peekCapsule(current);
-        if (published.payload.watermark === payload.watermark && published.digest === digest) {
-          return { commit: o.tip, watermark: payload.watermark, digest, unchanged: true };
-        }
-        if (payload.watermark <= published.payload.watermark) {
-          throw new PublishRefusedError(
-            'watermark_not_above',
-            `watermark ${payload.watermark} is not above the published watermark ${published.payload.watermark} on ${branch}; sign again with --watermark auto`,
-          );
-        }
+    const published = await findPublished(o, opts.trust ?? null);
+    const skipped = published?.skipped ?? [];
+    if (published && published.watermark >= 0) {
+      const same = published.watermark === payload.watermark && published.digest === digest;
+      // Same capsule at the tip: nothing to do. Same capsule below unverifiable commits: commit it again on top.
+      if (same && published.commit === o.tip) return { commit: o.tip, watermark: payload.watermark, digest, unchanged: true, skipped };
+      if (!same && payload.watermark <= published.watermark) {
+        throw new PublishRefusedError(
+          'watermark_not_above',
+          `watermark ${payload.watermark} is not above the published watermark ${published.watermark} on ${branch}${opts.trust ? '' : ' (tip not verified: give --trust to skip capsules that do not verify)'}; sign again with --watermark auto`,
+        );
       }
     }
     const gitdir = o.gitdir;
@@ -222,7 +280,7 @@ export async function publishCapsule(
       if (now !== o.tip) throw new PublishRefusedError('branch_moved', `${branch} moved while publishing (now ${now}); try again`);
       await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
     }
-    return { commit, watermark: payload.watermark, digest, unchanged: false };
+    return { commit, watermark: payload.watermark, digest, unchanged: false, skipped };
   } finally {
     await o.cleanup();
   }

@@ -13,8 +13,10 @@ Commits FILE as capsule.json (plus an unsigned CAPSULE.md summary) on --branch
 of the repository and pushes it: --repo is an http(s) URL (smart HTTP; put
 credentials in the URL if the server needs them) or a local repository path.
 Refuses a capsule whose watermark is not above the published one; publishing
-the same capsule again changes nothing. With --trust, the capsule is verified
-before it is published.
+the same capsule again changes nothing. With --trust (recommended), the capsule
+is verified before it is published, and so is the branch: commits whose capsule
+does not verify are reported and skipped, so an unsigned tip claiming a huge
+watermark cannot block a legitimately signed capsule.
 Exit status: 0 published, 1 refused, 2 usage, I/O or network error.
 `;
 
@@ -28,8 +30,13 @@ export async function run(argv: string[]): Promise<number> {
     if (positionals.length !== 1 || !values.repo) throw new UsageError(usage.trimEnd());
     const bytes = await readFile(positionals[0]);
     try {
-      if (values.trust) verifyCapsule(bytes, parseTrust(await readFile(values.trust), values.trust), null, new Date());
-      const res = await publishCapsule(bytes, { repo: values.repo, branch: values.branch });
+      const trust = values.trust ? parseTrust(await readFile(values.trust), values.trust) : null;
+      if (trust) verifyCapsule(bytes, trust, null, new Date());
+      const res = await publishCapsule(bytes, { repo: values.repo, branch: values.branch }, { trust });
+      for (const s of res.skipped)
+        process.stderr.write(
+          `lilith publish: warning: ${values.branch} commit ${s.commit.slice(0, 12)} does not verify and was skipped: ${s.reason}\n`,
+        );
       process.stdout.write(
         res.unchanged
           ? `already published: watermark ${res.watermark} is the tip of ${values.branch} (${res.commit})\n`

@@ -4,7 +4,16 @@ import fs from 'node:fs';
 import { resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { readSigningKey, signCapsule, peekCapsule, signTrustUpdate, parseTrust, type SigningKey } from '../../capsule/index.js';
+import {
+  readSigningKey,
+  signCapsule,
+  peekCapsule,
+  signTrustUpdate,
+  parseTrust,
+  parseTrustValue,
+  trustFromKeys,
+  type SigningKey,
+} from '../../capsule/index.js';
 import { writeFileAtomic } from '../../capsule/atomic-file.js';
 import { readFile } from 'node:fs/promises';
 import { buildPayload, DEFAULT_VALIDITY, fileDigest, parseDuration } from '../../pipeline/capsule-build.js';
@@ -16,14 +25,16 @@ export const summary = 'validate and sign a policy directory into a capsule';
 
 export const usage = `usage: lilith sign [DIR] --key FILE [--key FILE ...] --watermark N|auto --out FILE
                    [--expires 30d] [--proof REPORT.json] [--source-commit SHA]
-                   [--repo URL|DIR] [--branch capsules]
+                   [--repo URL|DIR] [--branch capsules] [--trust FILE]
        lilith sign --trust-update NEW_TRUST.json --key FILE [--key FILE ...] --out FILE
 
 DIR defaults to ./policies. The directory is validated first (as by lilith
 validate); a capsule is signed only when it is clean.
   --key FILE          secret key file (from lilith keygen); repeat for threshold signing
   --watermark N|auto  capsule watermark; auto = one more than the capsule published
-                      on --branch of --repo (1 when none)
+                      on --branch of --repo (1 when none); only a capsule that
+                      verifies (against --trust, else signed by one of the --key
+                      keys) counts: unverifiable commits are reported and skipped
   --expires DURATION  validity from now: Ns, Nm, Nh, Nd or Nw (default ${DEFAULT_VALIDITY})
   --proof FILE        proof report; its sha256 is recorded as proof_digest
   --source-commit SHA policy repository commit (default: HEAD of the git repository
@@ -72,6 +83,7 @@ export async function run(argv: string[]): Promise<number> {
         repo: { type: 'string' },
         branch: { type: 'string', default: DEFAULT_BRANCH },
         'trust-update': { type: 'string' },
+        trust: { type: 'string' },
       },
       usage,
     );
@@ -106,7 +118,20 @@ export async function run(argv: string[]): Promise<number> {
 
     let watermark: number;
     if (values.watermark === 'auto') {
-      const latest = await latestPublished({ repo: values.repo!, branch: values.branch });
+      const trust = values.trust
+        ? parseTrust(await readFile(values.trust), values.trust)
+        : parseTrustValue(trustFromKeys(keys, 1), 'the --key keys');
+      const latest = await latestPublished({ repo: values.repo!, branch: values.branch }, trust);
+      for (const s of latest?.skipped ?? [])
+        process.stderr.write(
+          `lilith sign: warning: ${values.branch} commit ${s.commit.slice(0, 12)} does not verify, its watermark is ignored: ${s.reason}\n`,
+        );
+      if (latest && latest.watermark < 0) {
+        process.stderr.write(
+          `lilith sign: none of the last commits of ${values.branch} holds a capsule that verifies; give --watermark N\n`,
+        );
+        return 2;
+      }
       watermark = (latest?.watermark ?? 0) + 1;
     } else {
       watermark = Number(values.watermark);

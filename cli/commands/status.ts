@@ -1,13 +1,16 @@
 // `lilith status`: asks the running enforcer (admin socket) what it enforces.
-import { parseCommandArgs, runCommand } from '../args.js';
+import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 import { adminGet, DEFAULTS, type DaemonStatus } from '../../enforcer/daemon/index.js';
 
 export const summary = 'show what the running enforcer enforces (watermark, sync, refusals, kernel)';
 
-export const usage = `usage: lilith status [--socket PATH] [--json]
+export const usage = `usage: lilith status [--socket PATH] [--json] [--watch | --wait [--watermark N] [--timeout SECONDS]]
 
   --socket PATH   admin socket of the enforcer (default $LILITH_ADMIN_SOCKET or ${DEFAULTS.admin_socket})
   --json          print the raw status document
+  --watch         print the status again every --interval seconds (default 2) until interrupted
+  --wait          for scripts: poll until the enforcer is ready (and with --watermark N, enforces
+                  watermark N or above); exit 0 then, 1 when --timeout (default 60) passes first
 
 Exit: 0 enforcing a current capsule; 1 running but not ready (no capsule, or expired
 under fail_closed); 2 cannot reach the enforcer.`;
@@ -44,6 +47,8 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
   }
   const r = st.last_refusal;
   lines.push(`refusals:        ${st.refusals}${r ? `; last ${r.time} from ${r.source}: ${r.code}: ${r.reason}` : ''}`);
+  const history = (st.refusal_history ?? []).slice(0, -1).slice(-4).reverse();
+  for (const h of history) lines.push(`  earlier        ${h.time} from ${h.source}: ${h.code}: ${h.reason.slice(0, 200)}`);
   const k = st.kernel;
   lines.push(
     `kernel:          ${k.mode}${k.hooks.length ? `, hooks ${k.hooks.join(' ')}` : ''}${k.heartbeat_age_ms !== null ? `, heartbeat ${k.heartbeat_age_ms} ms ago` : ''}${k.error ? ` — ${k.error}` : ''}`,
@@ -58,23 +63,71 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
   return lines.join('\n');
 }
 
+async function fetchStatus(socket: string): Promise<{ st: DaemonStatus; body: string } | { error: string }> {
+  try {
+    const res = await adminGet(socket, '/status');
+    if (res.status !== 200) return { error: `enforcer answered HTTP ${res.status}: ${res.body}` };
+    return { st: JSON.parse(res.body) as DaemonStatus, body: res.body };
+  } catch (err) {
+    return { error: `cannot reach the enforcer on ${socket}: ${(err as Error).message}` };
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { socket: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values } = parseCommandArgs(
+      argv,
+      {
+        socket: { type: 'string' },
+        json: { type: 'boolean' },
+        watch: { type: 'boolean' },
+        wait: { type: 'boolean' },
+        watermark: { type: 'string' },
+        timeout: { type: 'string', default: '60' },
+        interval: { type: 'string', default: '2' },
+      },
+      usage,
+    );
     const socket = values.socket ?? process.env.LILITH_ADMIN_SOCKET ?? DEFAULTS.admin_socket;
-    let res;
-    try {
-      res = await adminGet(socket, '/status');
-    } catch (err) {
-      process.stderr.write(`lilith status: cannot reach the enforcer on ${socket}: ${(err as Error).message}\n`);
-      return 2;
+    const timeoutS = Number(values.timeout);
+    const intervalS = Number(values.interval);
+    const want = values.watermark === undefined ? null : Number(values.watermark);
+    if (!(timeoutS > 0) || !(intervalS > 0) || (want !== null && !Number.isSafeInteger(want)))
+      throw new UsageError(`--timeout, --interval and --watermark must be numbers\n\n${usage.trimEnd()}`);
+    const print = (r: { st: DaemonStatus; body: string }) => process.stdout.write(values.json ? r.body : formatStatus(r.st) + '\n');
+    if (values.wait) {
+      const deadline = Date.now() + timeoutS * 1000;
+      let last: Awaited<ReturnType<typeof fetchStatus>> = { error: 'not asked yet' };
+      while (Date.now() < deadline) {
+        last = await fetchStatus(socket);
+        if ('st' in last && last.st.ready && (want === null || (last.st.active?.watermark ?? -1) >= want)) {
+          print(last);
+          return 0;
+        }
+        await sleep(Math.min(500, intervalS * 1000));
+      }
+      if ('st' in last) print(last);
+      process.stderr.write(
+        `lilith status: not ${want === null ? 'ready' : `enforcing watermark ${want}`} after ${timeoutS} s${'error' in last ? `: ${last.error}` : ''}\n`,
+      );
+      return 1;
     }
-    if (res.status !== 200) {
-      process.stderr.write(`lilith status: enforcer answered HTTP ${res.status}: ${res.body}\n`);
-      return 2;
+    for (;;) {
+      const r = await fetchStatus(socket);
+      if (!values.watch) {
+        if ('error' in r) {
+          process.stderr.write(`lilith status: ${r.error}\n`);
+          return 2;
+        }
+        print(r);
+        return r.st.ready ? 0 : 1;
+      }
+      process.stdout.write(`--- ${new Date().toISOString()}\n`);
+      if ('error' in r) process.stdout.write(`${r.error}\n`);
+      else print(r);
+      await sleep(intervalS * 1000);
     }
-    const st = JSON.parse(res.body) as DaemonStatus;
-    process.stdout.write(values.json ? res.body : formatStatus(st) + '\n');
-    return st.ready ? 0 : 1;
   });
 }

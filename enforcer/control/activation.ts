@@ -34,6 +34,8 @@ import { writeFileAtomic } from '../../capsule/atomic-file.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
 export const PERSISTED_META = 'active-capsule.meta.json';
+/** How many recent refusals status keeps. */
+export const REFUSAL_HISTORY = 20;
 
 /** A PolicySnapshot plus what status reports about it. */
 export interface ActiveSnapshot extends PolicySnapshot {
@@ -90,6 +92,8 @@ export class Activator implements SnapshotSource {
   #state: CapsuleState | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #lastRefusal: Refusal | null = null;
+  /** The last REFUSAL_HISTORY refusals, newest last (status). */
+  #refusalHistory: Refusal[] = [];
   #refusals = 0;
   #activations = 0;
   #lastSwapPauseUs: number | null = null;
@@ -314,6 +318,8 @@ export class Activator implements SnapshotSource {
   #refuse(c: CapsuleCandidate, code: string, reason: string, watermark: number | null, digest: string | null = null): OfferResult {
     const refusal: Refusal = { time: this.#now().toISOString(), source: c.source, code, reason, watermark, digest };
     this.#lastRefusal = refusal;
+    this.#refusalHistory.push(refusal);
+    if (this.#refusalHistory.length > REFUSAL_HISTORY) this.#refusalHistory.shift();
     this.#refusals++;
     controlMetrics.refusals.inc({ reason: code });
     this.#audit({ result: 'refused', source: c.source, watermark, digest, reason: `${code}: ${reason}` });
@@ -384,6 +390,7 @@ export class Activator implements SnapshotSource {
       last_swap_pause_us: this.#lastSwapPauseUs,
       refusals: this.#refusals,
       last_refusal: this.#lastRefusal,
+      refusal_history: [...this.#refusalHistory],
     };
   }
 

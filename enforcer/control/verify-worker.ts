@@ -47,6 +47,12 @@ if (!isMainThread && parentPort) {
   });
 }
 
+/**
+ * The worker's heap is capped: capsule parsing is bounded before it starts (capsule/json-limits.ts),
+ * and this is the second wall — whatever slips past kills the worker, never the daemon.
+ */
+export const WORKER_HEAP_MB = 192;
+
 /** A lazily started verification worker; falls back to the caller's thread if it cannot run. */
 export class VerifyWorker {
   #worker: Worker | null = null;
@@ -66,7 +72,7 @@ export class VerifyWorker {
 
   #ensure(): Worker {
     if (this.#worker) return this.#worker;
-    const w = new Worker(new URL(import.meta.url));
+    const w = new Worker(new URL(import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     w.unref();
     w.on('message', (r: Reply) => {
       const p = this.#pending.get(r.id);
@@ -76,9 +82,18 @@ export class VerifyWorker {
       else p.reject(r.code ? new CapsuleError(r.code as CapsuleError['code'], r.message) : new Error(r.message));
     });
     const fail = (err: Error) => {
+      if (this.#worker !== w) return;
+      this.#worker = null;
+      if ((err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        // The capsule being verified blew the heap cap: refuse it (the next job gets a new
+        // worker). Never retried on the main thread, where it would take the daemon down.
+        for (const [, p] of this.#pending)
+          p.reject(new CapsuleError('too_large', `verifying the capsule exceeded the ${WORKER_HEAP_MB} MB verification heap`));
+        this.#pending.clear();
+        return;
+      }
       // Verification must not stop because the worker did: finish on the main thread.
       this.#broken = true;
-      this.#worker = null;
       for (const [, p] of this.#pending) p.reject(new Error(`verification worker failed: ${err.message}; retrying on the next round`));
       this.#pending.clear();
     };

@@ -163,7 +163,9 @@ describe('refusals', () => {
     await refuses(Buffer.from([0xff, 0x00, 0x13, 0x37, 0x42]), trust1, 'malformed');
     await refuses(Buffer.from('[1,2,3]'), trust1, 'malformed', /not a JSON object/);
     await refuses(
-      Buffer.from('{"payloadType":"application/vnd.lilith.capsule+json","payload":"!!!","signatures":[{"keyid":"x","sig":"AAAA"}]}'),
+      Buffer.from(
+        '{"payloadType":"application/vnd.lilith.capsule+json","payload":"!!!","signatures":[{"keyid":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","sig":"AAAA"}]}',
+      ),
       trust1,
       'malformed',
       /base64/,

@@ -128,5 +128,5 @@ it('an oversized drop file is reported and not read', async () => {
   await src.stop();
   assert.equal(offered.length, 0);
   assert.equal(src.status().last_result, 'error');
-  assert.match(src.status().last_error!, /big.json: 10000 bytes, over the 4096-byte cap/);
+  assert.match(src.status().last_error!, /"big.json": 10000 bytes, over the 4096-byte cap/);
 });

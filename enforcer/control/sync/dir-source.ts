@@ -4,7 +4,8 @@
 // activation verifies each and keeps only a higher valid watermark.
 import { watch, type FSWatcher } from 'chokidar';
 import { createHash } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import { emptyStatus, type CandidateHandler, type CapsuleSource, type SourceStatus } from './types.js';
 
@@ -87,7 +88,8 @@ export class DirSource implements CapsuleSource {
         bytes = await readCapped(path, this.#opts.maxCapsuleBytes);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EISDIR' || (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        errors.push(`${basename(path)}: ${(err as Error).message}`);
+        // The name is the dropper's choice: quoted, and nothing of the content is ever shown.
+        errors.push(`${JSON.stringify(basename(path))}: ${(err as Error).message}`);
         continue;
       }
       const digest = createHash('sha256').update(bytes).digest('hex');
@@ -119,14 +121,25 @@ export class DirSource implements CapsuleSource {
   }
 }
 
-/** Reads a regular file, refusing (without reading) one over `max` bytes. */
+/**
+ * Reads a regular file without following symlinks, refusing (without reading) one over
+ * `max` bytes. The type and size come from fstat of the opened descriptor, so a file
+ * swapped for a symlink or FIFO between listing and opening is still refused.
+ * O_NONBLOCK: opening a FIFO must not hang the scan.
+ */
 async function readCapped(path: string, max: number): Promise<Buffer> {
-  const st = await stat(path);
-  if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-  if (!st.isFile()) throw new Error('not a regular file');
-  if (st.size > max) throw new Error(`${st.size} bytes, over the ${max}-byte cap`);
-  const fh = await open(path, 'r');
+  let fh;
   try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new Error('is a symbolic link; only regular files are read');
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (!st.isFile()) throw new Error('is not a regular file');
+    if (st.size > max) throw new Error(`${st.size} bytes, over the ${max}-byte cap`);
     // One byte more than stat promised: a file still being written shows up as grown.
     const buf = Buffer.alloc(st.size + 1);
     let n = 0;

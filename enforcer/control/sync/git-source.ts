@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { rm, mkdir, readdir } from 'node:fs/promises';
 import { withHeadShim } from '../../../capsule/git/head-shim.js';
 import { limitedHttp, SyncNetworkError } from '../../../capsule/git/http-client.js';
+import { withPackLimits } from '../../../capsule/git/pack-limits.js';
 import { emptyStatus, type CandidateHandler, type CapsuleSource, type SourceStatus, type SyncOutcome } from './types.js';
 
 const MAX_PACKS = 32;
@@ -49,7 +50,14 @@ export class GitSource implements CapsuleSource {
     this.#status = emptyStatus(this.name, 'git');
     // Pack files carry some overhead over the blob; refs advertisements are small.
     this.#http = limitedHttp({ timeoutMs: opts.timeoutMs, maxBytes: opts.maxCapsuleBytes * 2 + 1024 * 1024, onRequest: opts.onRequest });
-    this.#fetchHttp = withHeadShim(this.#http, `refs/heads/${opts.branch}`);
+    // Every pack is checked object by object (declared sizes, capped inflation) before
+    // isomorphic-git indexes it: a compressible bomb is refused from its headers.
+    const packed = withPackLimits(this.#http, {
+      maxObjectBytes: opts.maxCapsuleBytes,
+      maxTotalBytes: opts.maxCapsuleBytes * 2 + 1024 * 1024,
+      maxObjects: 256,
+    });
+    this.#fetchHttp = withHeadShim(packed, `refs/heads/${opts.branch}`);
   }
 
   status(): SourceStatus {
