@@ -57,11 +57,12 @@ async function undeclaredEntity(watermark: number): Promise<CapsulePayload> {
 }
 
 const CODER = { type: 'Agent', id: 'spiffe://corp.example/agents/coder' };
-const untrustedShell = {
+// A write in the workspace after an untrusted read: only `untrusted-no-writes` stops it.
+const untrustedWrite = {
   principal: CODER,
-  action: { type: 'Action', id: 'run_command' },
+  action: { type: 'Action', id: 'write_file' },
   resource: { type: 'MCPServer', id: 'files' },
-  context: { taint: ['UNTRUSTED'], data_touched: 4, tool: 'run_command', arguments: { command: 'ls' } },
+  context: { taint: ['UNTRUSTED'], data_touched: 4, tool: 'write_file', arguments: { path: '/workspace/notes.txt' } },
   entities: [{ uid: CODER, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] }],
 };
 
@@ -69,8 +70,8 @@ it('the misspelt forbid really fails open when activated without strict validati
   const good = createAuthorizer(await makePayload(1), 'wasm');
   const typo = createAuthorizer(await misspeltForbid(1), 'wasm');
   try {
-    assert.equal(good.isAuthorized(untrustedShell).decision, 'deny');
-    const d = typo.isAuthorized(untrustedShell);
+    assert.equal(good.isAuthorized(untrustedWrite).decision, 'deny');
+    const d = typo.isAuthorized(untrustedWrite);
     assert.equal(d.decision, 'allow', 'Cedar skips the erroring forbid');
     assert.ok(
       d.errors.some((e) => e.startsWith('untrusted-no-writes')),
