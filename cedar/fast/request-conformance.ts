@@ -3,7 +3,7 @@
 // types (Longs made canonical, entity references made EUid), and anything that
 // does not conform is a request error, hence a deny.
 import type { SchemaModel, SType } from './schema.js';
-import { EUid, type Value } from './values.js';
+import { EUid, LONG_MAX, LONG_MIN, type Value } from './values.js';
 
 export class RequestError {
   constructor(readonly message: string) {}
@@ -14,6 +14,7 @@ function bad(message: string): never {
 }
 
 const TWO63 = 2 ** 63;
+const SAFE = 9007199254740991n;
 
 /** Own data property even for "__proto__". */
 export function setProp(o: Record<string, Value>, k: string, v: Value): void {
@@ -55,6 +56,9 @@ export function conform(t: SType, v: unknown, where: string): Value {
         // cedar-wasm takes integral numbers inside the 64-bit range at their exact double value.
         // (empirically the open interval: -2^63 itself is rejected as a double)
         if (Number.isInteger(v) && v > -TWO63 && v < TWO63) return BigInt(v);
+      } else if (typeof v === 'bigint') {
+        // Exact Longs from a Long-preserving reader (cedar/json-long.ts): canonical form.
+        if (v >= LONG_MIN && v <= LONG_MAX) return v >= -SAFE && v <= SAFE ? Number(v) : v;
       }
       return bad(`${where}: expected a Long (an integer JSON number in the 64-bit range)`);
     case 'Set': {
