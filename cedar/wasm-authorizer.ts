@@ -6,6 +6,8 @@ import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from '.
 
 export class WasmAuthorizer implements Authorizer {
   readonly engine = 'wasm' as const;
+  /** Why the compiled engine was not used, when this engine stands in for it (cedar/index.ts). */
+  fallbackReason?: string;
   private readonly psetId = `pset-${randomUUID()}`;
   private readonly schemaId = `schema-${randomUUID()}`;
   private readonly staticEntities: Entity[];

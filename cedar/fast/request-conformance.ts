@@ -2,8 +2,9 @@
 // validateRequest: context and entity attributes are parsed by their declared
 // types (Longs made canonical, entity references made EUid), and anything that
 // does not conform is a request error, hence a deny.
-import type { SchemaModel, SType } from './schema.js';
-import { EUid, LONG_MAX, LONG_MIN, type Value } from './values.js';
+import { applyExtension } from './extensions.js';
+import { isActionType, type SchemaModel, type SType } from './schema.js';
+import { DateTime, Decimal, Duration, EUid, EvalError, ExtValue, IPAddr, LONG_MAX, LONG_MIN, type Value } from './values.js';
 
 export class RequestError {
   constructor(readonly message: string) {}
@@ -115,9 +116,51 @@ export function conform(t: SType, v: unknown, where: string): Value {
     case 'Entity': {
       const uid = parseUid(v, where);
       if (uid.type !== t.name) bad(`${where}: expected an entity of type ${t.name}, got ${uid.type}`);
+      if (t.enumIds !== null && !t.enumIds.has(uid.id))
+        bad(`${where}: ${uid.type}::${JSON.stringify(uid.id)} is not one of the enumerated ids`);
       return uid;
     }
+    case 'Ext':
+      return extValue(t.name, v, where);
   }
+}
+
+const EXT_CLASS = { ipaddr: IPAddr, decimal: Decimal, datetime: DateTime, duration: Duration } as const;
+const CONSTRUCTOR = { ipaddr: 'ip', decimal: 'decimal', datetime: 'datetime', duration: 'duration' } as const;
+
+/** The value of one `__extn` call ({fn, arg} or {fn, args}); arguments are strings or nested calls. */
+function extCall(x: unknown, where: string, depth: number): Value {
+  if (!isPlainObject(x) || typeof x.fn !== 'string') return bad(`${where}: expected an extension call {fn, arg}`);
+  const rawArgs = Array.isArray(x.args) ? x.args : x.arg !== undefined ? [x.arg] : bad(`${where}: extension call without arguments`);
+  if (depth > 8) bad(`${where}: extension call nested too deep`);
+  const args = rawArgs.map((a) => {
+    if (typeof a === 'string') return a;
+    if (isPlainObject(a) && a.__extn !== undefined) return extCall(a.__extn, where, depth + 1);
+    return bad(`${where}: extension arguments must be strings or extension calls`);
+  });
+  try {
+    return applyExtension(x.fn, args);
+  } catch (err) {
+    if (err instanceof EvalError) bad(`${where}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * An extension-typed value as Cedar reads it with a schema: `{"__extn": {fn, arg|args}}`,
+ * the same call without the escape, or the constructor's string argument alone
+ * (`"10.0.0.1"` for an ipaddr). The result must have the declared type.
+ */
+function extValue(name: keyof typeof EXT_CLASS, v: unknown, where: string): Value {
+  const cls = EXT_CLASS[name];
+  if (v instanceof cls) return v;
+  let r: Value;
+  if (isPlainObject(v) && v.__extn !== undefined) r = extCall(v.__extn, where, 0);
+  else if (isPlainObject(v) && v.fn !== undefined) r = extCall(v, where, 0);
+  else if (typeof v === 'string') r = extCall({ fn: CONSTRUCTOR[name], arg: v }, where, 0);
+  else return bad(`${where}: expected a ${name} value`);
+  if (!(r instanceof cls)) bad(`${where}: expected a ${name} value, got ${r instanceof ExtValue ? r.typeName : 'another type'}`);
+  return r;
 }
 
 /** Formats an entity's name only when an error message needs it. */
@@ -132,6 +175,7 @@ export interface ParsedEntity {
   uid: EUid;
   attrs: Record<string, Value>;
   parents: EUid[];
+  tags: Record<string, Value> | null;
 }
 
 /** Checks one entity (request or static) against the schema; actions are taken from the schema, not from here. */
@@ -142,23 +186,29 @@ export function parseEntity(schema: SchemaModel, raw: unknown): ParsedEntity | n
   if (raw.attrs === undefined) bad(`entity ${name}: missing field \`attrs\``);
   if (raw.parents === undefined) bad(`entity ${name}: missing field \`parents\``);
   if (!Array.isArray(raw.parents)) bad(`entity ${name}: parents must be an array`);
-  if (raw.tags !== undefined && raw.tags !== null) {
-    if (!isPlainObject(raw.tags)) bad(`entity ${name}: tags must be an object`);
-    for (const k in raw.tags) if (Object.hasOwn(raw.tags, k)) bad(`entity ${name}: tag \`${k}\` is not allowed by the schema`);
-  }
-  if (uid.type === 'Action') return null;
+  if (isActionType(uid.type)) return null;
   const type = schema.entityTypes.get(uid.type);
   if (!type) bad(`entity ${name}: type \`${uid.type}\` is not declared in the schema`);
+  if (type.enumIds !== null && !type.enumIds.has(uid.id)) bad(`entity ${name}: id is not one of the enumerated ids of ${uid.type}`);
+  let tags: Record<string, Value> | null = null;
+  if (raw.tags !== undefined && raw.tags !== null) {
+    if (!isPlainObject(raw.tags)) bad(`entity ${name}: tags must be an object`);
+    for (const k in raw.tags) {
+      if (!Object.hasOwn(raw.tags, k)) continue;
+      if (type.tags === null) bad(`entity ${name}: tag \`${k}\` is not allowed by the schema`);
+      setProp((tags ??= {}), k, conform(type.tags, raw.tags[k], `entity ${name} tag \`${k}\``));
+    }
+  }
   const attrs = conform(type.shape, raw.attrs, `entity ${name} attrs`) as Record<string, Value>;
   const rawParents = raw.parents as unknown[];
   const parents: EUid[] = new Array<EUid>(rawParents.length);
   for (let i = 0; i < rawParents.length; i++) {
     const puid = parseUid(rawParents[i], `entity ${name} parent`);
-    if (puid.type === 'Action') {
-      if (!schema.actions.has(puid.id)) bad(`entity ${name}: parent action ${puid.id} is not declared`);
+    if (isActionType(puid.type)) {
+      if (!schema.actions.get(puid.type)?.has(puid.id)) bad(`entity ${name}: parent action ${puid.id} is not declared`);
     } else if (!schema.entityTypes.has(puid.type)) bad(`entity ${name}: parent type \`${puid.type}\` is not declared in the schema`);
     if (!type.allowedParents.has(puid.type)) bad(`entity ${name}: is not allowed to have an ancestor of type \`${puid.type}\``);
     parents[i] = puid;
   }
-  return { uid, attrs, parents };
+  return { uid, attrs, parents, tags };
 }

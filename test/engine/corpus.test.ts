@@ -18,11 +18,9 @@ test('compiled engine decides all of Cedar integration corpus as expected, witho
     process.stdout.write(`# ${summary}\n`);
     for (const r of reasons.slice(0, 20)) process.stdout.write(`#   fallback: ${r}\n`);
     assert.ok(st.tests > 7800 && st.requests > 62000, summary);
-    // Work in progress (issue 20): the compiled engine must agree everywhere; the
-    // fallback count only goes down.
-    const compiledDiffs = st.disagreements.filter((d) => !d.startsWith('[fallback]'));
-    assert.deepEqual(compiledDiffs.slice(0, 20), [], `${compiledDiffs.length} disagreement(s)\n${summary}`);
-    assert.ok(st.fallback <= 4897, `${summary}\n${reasons.join('\n')}`);
+    assert.deepEqual(st.disagreements.slice(0, 20), [], `${st.disagreements.length} disagreement(s)\n${summary}`);
+    assert.equal(st.fallback, 0, `${summary}\n${reasons.join('\n')}`);
+    assert.equal(st.compiled, st.tests, summary);
   } finally {
     cleanup();
   }

@@ -135,7 +135,7 @@ export function runCorpus(files: { base: string; file: string }[], onEngine?: (a
       if (d.decision === 'allow') st.allow++;
       if (d.errors.some((e) => e.startsWith('request: '))) st.requestErrors++;
       const diff = compare(d, r);
-      if (diff) st.disagreements.push(`${engine.engine === 'wasm' ? '[fallback] ' : ''}${file}#${i}: ${diff}`);
+      if (diff) st.disagreements.push(`${engine.engine === 'wasm' ? '[cedar-wasm fallback] ' : ''}${file}#${i}: ${diff}`);
     });
   }
   for (const e of engines.values()) e.dispose();
