@@ -202,6 +202,23 @@ class Gen {
   constant(e: Json): { v: Value } | undefined {
     if (!e || typeof e !== 'object') return undefined;
     if (Object.hasOwn(e, 'Value')) return { v: this.value(e.Value) };
+    const keys = Object.keys(e);
+    const fn = keys.length === 1 ? EXT_FNS.get(keys[0]) : undefined;
+    if (fn !== undefined && Array.isArray(e[keys[0]]) && e[keys[0]].length === fn.arity) {
+      // A pure extension call on constants; one that errors is not a constant.
+      const args: Value[] = [];
+      for (const x of e[keys[0]]) {
+        const c = this.constant(x);
+        if (!c) return undefined;
+        args.push(c.v);
+      }
+      try {
+        return { v: applyExtension(keys[0], args) };
+      } catch (err) {
+        if (err instanceof rt.EvalError) return undefined;
+        throw err;
+      }
+    }
     if (Array.isArray(e.Set)) {
       const out: Value[] = [];
       for (const x of e.Set) {
@@ -351,7 +368,11 @@ class Gen {
         // the wrong number of arguments parses but is an evaluation error.
         const list = args.map((x) => this.expr(x)).join(', ');
         if (args.length !== fn.arity) return `wrongArity(${JSON.stringify(op)}, ${fn.arity}, [${list}])`;
-        return `${fn.name}(${list})`;
+        // Extension functions are pure: a call on constants (datetime("2024-01-01"),
+        // duration("1h"), ip("10.0.0.0/8")) is computed once here. One that errors is
+        // left to error at evaluation, as Cedar does.
+        const folded = this.constant(e);
+        return folded ? this.konst(folded.v) : `${fn.name}(${list})`;
       }
     }
   }

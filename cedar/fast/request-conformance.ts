@@ -19,7 +19,8 @@ const SAFE = 9007199254740991n;
 
 /** Own data property even for "__proto__". */
 export function setProp(o: Record<string, Value>, k: string, v: Value): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -89,7 +90,14 @@ export function conform(t: SType, v: unknown, where: string): Value {
         }
         present++;
         const c = conform(t.types[i], x, where);
-        if (c !== x && out === undefined) out = {};
+        if (c !== x && out === undefined) {
+          // First converted attribute: the copy takes the ones before it as they are.
+          out = {};
+          for (let j = 0; j < i; j++) {
+            const kj = names[j];
+            if (Object.hasOwn(v, kj) && v[kj] !== undefined) setProp(out, kj, v[kj] as Value);
+          }
+        }
         if (out !== undefined) setProp(out, k, c);
       }
       let own = 0;
@@ -104,6 +112,7 @@ export function conform(t: SType, v: unknown, where: string): Value {
         if (!t.attrs.has(k)) bad(`${where}: record attribute \`${k}\` should not exist according to the schema`);
         own++;
       }
+      if (own === present && out !== undefined) return out;
       if (out === undefined && !sawUndefined && own === present) return v as Record<string, Value>;
       const copy: Record<string, Value> = {};
       for (let i = 0; i < names.length; i++) {
@@ -126,6 +135,12 @@ export function conform(t: SType, v: unknown, where: string): Value {
 }
 
 const EXT_CLASS = { ipaddr: IPAddr, decimal: Decimal, datetime: DateTime, duration: Duration } as const;
+const MEMO: Record<keyof typeof EXT_CLASS, Map<string, Value>> = {
+  ipaddr: new Map(),
+  decimal: new Map(),
+  datetime: new Map(),
+  duration: new Map(),
+};
 const CONSTRUCTOR = { ipaddr: 'ip', decimal: 'decimal', datetime: 'datetime', duration: 'duration' } as const;
 
 /** The value of one `__extn` call ({fn, arg} or {fn, args}); arguments are strings or nested calls. */
@@ -157,8 +172,18 @@ function extValue(name: keyof typeof EXT_CLASS, v: unknown, where: string): Valu
   let r: Value;
   if (isPlainObject(v) && v.__extn !== undefined) r = extCall(v.__extn, where, 0);
   else if (isPlainObject(v) && v.fn !== undefined) r = extCall(v, where, 0);
-  else if (typeof v === 'string') r = extCall({ fn: CONSTRUCTOR[name], arg: v }, where, 0);
-  else return bad(`${where}: expected a ${name} value`);
+  else if (typeof v === 'string') {
+    // The same timestamp or address recurs across requests: values are immutable, so
+    // a bounded memo of parsed constructor strings skips the parse.
+    const memo = MEMO[name];
+    const hit = memo.get(v);
+    if (hit !== undefined) return hit;
+    r = extCall({ fn: CONSTRUCTOR[name], arg: v }, where, 0);
+    if (r instanceof cls) {
+      if (memo.size >= 1024) memo.clear();
+      memo.set(v, r);
+    }
+  } else return bad(`${where}: expected a ${name} value`);
   if (!(r instanceof cls)) bad(`${where}: expected a ${name} value, got ${r instanceof ExtValue ? r.typeName : 'another type'}`);
   return r;
 }
