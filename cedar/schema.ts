@@ -27,6 +27,10 @@ export interface SchemaEntityType {
   shape?: SchemaType;
   tags: boolean;
   enum: boolean;
+  /** The declared tag type, when the type has tags. */
+  tagType?: SchemaType;
+  /** The allowed ids of an enumerated entity type. */
+  enumIds?: string[];
 }
 
 export interface SchemaAction {
@@ -34,14 +38,27 @@ export interface SchemaAction {
   memberOf: { id: string; type?: string }[];
   /** Ids of every action group above this action (transitive, not reflexive, parents first). */
   ancestors: string[];
+  /** Qualified action type (`Action`, `NS::Action`). */
+  type: string;
+  /** Every action group above this action with its type (transitive, not reflexive). */
+  ancestorUids: { type: string; id: string }[];
   appliesTo?: { principalTypes: string[]; resourceTypes: string[]; context?: SchemaType };
 }
 
 export interface CedarSchema {
-  /** Non-empty namespaces the schema declares; only the empty namespace is read. */
+  /** Non-empty namespaces the schema declares; read only with `allNamespaces`. */
   namespaces: string[];
+  /** By qualified name (`User`, `NS::User`). */
   entityTypes: Map<string, SchemaEntityType>;
+  /** Actions of type `Action` (the empty namespace), by id. */
   actions: Map<string, SchemaAction>;
+  /** Every action read, by action type then id. */
+  actionsByType: Map<string, Map<string, SchemaAction>>;
+}
+
+export interface ReadOptions {
+  /** Read every namespace (types qualified as `NS::T`), not only the empty one. */
+  allNamespaces?: boolean;
 }
 
 export type SchemaErrorCode =
@@ -74,7 +91,7 @@ interface JsonType {
 
 interface JsonNamespace {
   commonTypes?: Record<string, JsonType>;
-  entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: unknown; enum?: unknown }>;
+  entityTypes?: Record<string, { memberOfTypes?: string[]; shape?: JsonType; tags?: JsonType; enum?: string[] }>;
   actions?: Record<
     string,
     {
@@ -101,7 +118,7 @@ export function closure(start: string[], next: (name: string) => string[]): stri
  * Reads Cedar schema text. `resolvedJson`: cedar-wasm's schemaToJsonWithResolvedTypes(text)
  * answer when already made (cedar/prepare.ts makes it on the verification worker).
  */
-export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
+export function readSchema(text: string, resolvedJson?: unknown, options: ReadOptions = {}): CedarSchema {
   const answer = (resolvedJson ?? cedar.schemaToJsonWithResolvedTypes(text)) as {
     type: string;
     json?: unknown;
@@ -109,10 +126,19 @@ export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
   };
   if (answer.type !== 'success') throw new CedarSchemaError('invalid', `schema: ${(answer.errors ?? []).map((e) => e.message).join('; ')}`);
   const json = (answer.json ?? {}) as Record<string, JsonNamespace>;
-  const ns = json[''] ?? {};
-  const common = ns.commonTypes ?? {};
-  const entityDecls = ns.entityTypes ?? {};
-  const actionDecls = ns.actions ?? {};
+  const read = options.allNamespaces ? Object.keys(json) : Object.hasOwn(json, '') ? [''] : [];
+  const q = (ns: string, name: string) => (ns === '' ? name : `${ns}::${name}`);
+  // Declarations of every namespace read, under qualified names (resolved JSON names types qualified).
+  const common: Record<string, JsonType> = {};
+  const entityDecls: Record<string, NonNullable<JsonNamespace['entityTypes']>[string]> = {};
+  const actionDecls = new Map<string, Map<string, NonNullable<JsonNamespace['actions']>[string]>>();
+  for (const ns of read) {
+    const n = json[ns] ?? {};
+    for (const [k, v] of Object.entries(n.commonTypes ?? {})) common[q(ns, k)] = v;
+    for (const [k, v] of Object.entries(n.entityTypes ?? {})) entityDecls[q(ns, k)] = v;
+    const acts = new Map(Object.entries(n.actions ?? {}));
+    if (acts.size) actionDecls.set(q(ns, 'Action'), acts);
+  }
 
   const resolving = new Set<string>();
   const named = (name: string): SchemaType => {
@@ -153,7 +179,7 @@ export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
       case 'Entity':
         return { kind: 'Entity', name: t.name! };
       case 'Extension':
-        return { kind: 'Extension', name: t.name! };
+        return { kind: 'Extension', name: t.name!.replace(/^__cedar::/, '') };
       case 'EntityOrCommon':
         return named(t.name!);
       default:
@@ -169,26 +195,45 @@ export function readSchema(text: string, resolvedJson?: unknown): CedarSchema {
       ...(decl.shape ? { shape: toType(decl.shape) } : {}),
       tags: Boolean(decl.tags),
       enum: Boolean(decl.enum),
+      ...(decl.tags ? { tagType: toType(decl.tags) } : {}),
+      ...(decl.enum ? { enumIds: [...decl.enum] } : {}),
     });
   }
-  const actions = new Map<string, SchemaAction>();
-  for (const [id, decl] of Object.entries(actionDecls)) {
-    const memberOf = decl.memberOf ?? [];
-    const at = decl.appliesTo;
-    actions.set(id, {
-      memberOf,
-      ancestors: closure(
-        memberOf.map((m) => m.id),
-        (p) => (actionDecls[p]?.memberOf ?? []).map((m) => m.id),
-      ),
-      ...(at && {
-        appliesTo: {
-          principalTypes: at.principalTypes ?? [],
-          resourceTypes: at.resourceTypes ?? [],
-          ...(at.context && { context: toType(at.context) }),
-        },
-      }),
-    });
+  const uidKey = (type: string, id: string) => `${type}\0${id}`;
+  const groupsOf = (type: string, id: string) => (actionDecls.get(type)?.get(id)?.memberOf ?? []).map((m) => uidKey(m.type ?? type, m.id));
+  const actionsByType = new Map<string, Map<string, SchemaAction>>();
+  for (const [type, decls] of actionDecls) {
+    const byId = new Map<string, SchemaAction>();
+    actionsByType.set(type, byId);
+    for (const [id, decl] of decls) {
+      const memberOf = decl.memberOf ?? [];
+      const at = decl.appliesTo;
+      const ancestorUids = closure(groupsOf(type, id), (k) => {
+        const cut = k.indexOf('\0');
+        return groupsOf(k.slice(0, cut), k.slice(cut + 1));
+      }).map((k) => {
+        const cut = k.indexOf('\0');
+        return { type: k.slice(0, cut), id: k.slice(cut + 1) };
+      });
+      byId.set(id, {
+        memberOf,
+        type,
+        ancestors: ancestorUids.filter((u) => u.type === 'Action').map((u) => u.id),
+        ancestorUids,
+        ...(at && {
+          appliesTo: {
+            principalTypes: at.principalTypes ?? [],
+            resourceTypes: at.resourceTypes ?? [],
+            ...(at.context && { context: toType(at.context) }),
+          },
+        }),
+      });
+    }
   }
-  return { namespaces: Object.keys(json).filter((n) => n !== ''), entityTypes, actions };
+  return {
+    namespaces: Object.keys(json).filter((n) => n !== ''),
+    entityTypes,
+    actions: actionsByType.get('Action') ?? new Map(),
+    actionsByType,
+  };
 }

@@ -42,6 +42,11 @@ export interface Decision {
 /** A policy set, schema and static entities compiled for fast repeated decisions. */
 export interface Authorizer {
   readonly engine: 'wasm' | 'fast';
+  /**
+   * Set when the compiled engine was asked for but could not take the policy set
+   * (a compiler bug: it compiles all of Cedar 4.x) and cedar-wasm answers instead.
+   */
+  readonly fallbackReason?: string;
   isAuthorized(req: AuthzRequest): Decision;
   /** Release WASM-side state. The authorizer must not be used after. */
   dispose(): void;

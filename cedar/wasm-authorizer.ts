@@ -6,6 +6,8 @@ import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from '.
 
 export class WasmAuthorizer implements Authorizer {
   readonly engine = 'wasm' as const;
+  /** Why the compiled engine was not used, when this engine stands in for it (cedar/index.ts). */
+  fallbackReason?: string;
   private readonly psetId = `pset-${randomUUID()}`;
   private readonly schemaId = `schema-${randomUUID()}`;
   private readonly staticEntities: Entity[];
@@ -27,16 +29,23 @@ export class WasmAuthorizer implements Authorizer {
   isAuthorized(req: AuthzRequest): Decision {
     // Request entities add to the static store; a request may not redefine a static entity.
     const extra = (req.entities ?? []).filter((e) => !this.staticUids.has(`${e.uid.type}::${e.uid.id}`));
-    const answer = cedar.statefulIsAuthorized({
-      principal: req.principal,
-      action: req.action,
-      resource: req.resource,
-      context: req.context as cedar.Context,
-      preparsedPolicySetId: this.psetId,
-      preparsedSchemaName: this.schemaId,
-      validateRequest: true,
-      entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
-    });
+    let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
+    try {
+      answer = cedar.statefulIsAuthorized({
+        principal: req.principal,
+        action: req.action,
+        resource: req.resource,
+        context: req.context as cedar.Context,
+        preparsedPolicySetId: this.psetId,
+        preparsedSchemaName: this.schemaId,
+        validateRequest: true,
+        entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
+      });
+    } catch (err) {
+      // cedar-wasm throws (instead of answering) on input it cannot take across the
+      // JS boundary, e.g. BigInt Longs beyond 2^53: refused, never passed through.
+      return { decision: 'deny', reasons: [], errors: [`request: cedar-wasm cannot take this request (${(err as Error).message})`] };
+    }
     if (answer.type === 'failure') {
       // Malformed request: deny, and say why.
       return { decision: 'deny', reasons: [], errors: answer.errors.map((e) => `request: ${e.message}`) };

@@ -8,6 +8,7 @@ import { Unsupported } from './schema.js';
 import * as rt from './runtime.js';
 import { EUid, compileLike, fromBig, type Value } from './values.js';
 import { setProp } from './request-conformance.js';
+import { EXT_FNS, applyExtension } from './extensions.js';
 
 /** (principal, action, resource, context, store) → satisfied; throws EvalError when the policy errors. */
 export type PolicyFn = (P: EUid, A: EUid, R: EUid, C: Record<string, Value>, S: rt.Store) => boolean;
@@ -162,7 +163,19 @@ class Gen {
     if (Array.isArray(v)) return v.map((x) => this.value(x));
     if (v && typeof v === 'object') {
       if (v.__entity) return uidOf(v);
-      if (v.__extn) throw new Unsupported(`extension value ${JSON.stringify(v)}`);
+      if (v.__extn) {
+        const x = v.__extn;
+        const args = Array.isArray(x?.args) ? x.args : [x?.arg];
+        try {
+          return applyExtension(
+            String(x?.fn),
+            args.map((a: Json) => this.value(a)),
+          );
+        } catch (err) {
+          if (err instanceof rt.EvalError) throw new Unsupported(`extension value ${JSON.stringify(v)}: ${err.message}`);
+          throw err;
+        }
+      }
       const o: Record<string, Value> = {};
       for (const k of Object.keys(v)) setProp(o, k, this.value(v[k]));
       return o;
@@ -189,6 +202,23 @@ class Gen {
   constant(e: Json): { v: Value } | undefined {
     if (!e || typeof e !== 'object') return undefined;
     if (Object.hasOwn(e, 'Value')) return { v: this.value(e.Value) };
+    const keys = Object.keys(e);
+    const fn = keys.length === 1 ? EXT_FNS.get(keys[0]) : undefined;
+    if (fn !== undefined && Array.isArray(e[keys[0]]) && e[keys[0]].length === fn.arity) {
+      // A pure extension call on constants; one that errors is not a constant.
+      const args: Value[] = [];
+      for (const x of e[keys[0]]) {
+        const c = this.constant(x);
+        if (!c) return undefined;
+        args.push(c.v);
+      }
+      try {
+        return { v: applyExtension(keys[0], args) };
+      } catch (err) {
+        if (err instanceof rt.EvalError) return undefined;
+        throw err;
+      }
+    }
     if (Array.isArray(e.Set)) {
       const out: Value[] = [];
       for (const x of e.Set) {
@@ -329,31 +359,23 @@ class Gen {
           .map((k) => `[${JSON.stringify(k)}]: ${this.expr(a[k])}`)
           .join(', ')}}`;
       }
-      // ipaddr extension (function-style ip(), method-style predicates).
-      case 'ip':
-      case 'isIpv4':
-      case 'isIpv6':
-      case 'isLoopback':
-      case 'isMulticast':
-      case 'isInRange':
-      // decimal extension
-      case 'decimal':
-      case 'lessThan':
-      case 'lessThanOrEqual':
-      case 'greaterThan':
-      case 'greaterThanOrEqual': {
+      default: {
+        const fn = EXT_FNS.get(op);
+        if (fn === undefined) throw new Unsupported(`operator or function \`${op}\``);
         const args = a as Json[];
-        const arity = op === 'ip' || op === 'decimal' || op.startsWith('is') ? 1 + (op === 'isInRange' ? 1 : 0) : 2;
-        if (!Array.isArray(args) || args.length !== arity)
-          throw new Unsupported(`${op} with ${Array.isArray(args) ? args.length : '?'} arguments`);
-        // Both arguments are evaluated before either is checked, as in Cedar.
-        return `${op === 'ip' ? 'ipFn' : op === 'decimal' ? 'decimalFn' : op}(${args.map((x) => this.expr(x)).join(', ')})`;
+        if (!Array.isArray(args)) throw new Unsupported(`${op} without an argument list`);
+        // All arguments are evaluated before any is checked, as in Cedar; a call with
+        // the wrong number of arguments parses but is an evaluation error.
+        const list = args.map((x) => this.expr(x)).join(', ');
+        if (args.length !== fn.arity) return `wrongArity(${JSON.stringify(op)}, ${fn.arity}, [${list}])`;
+        // Extension functions are pure: a call on constants (datetime("2024-01-01"),
+        // duration("1h"), ip("10.0.0.0/8")) is computed once here. One that errors is
+        // left to error at evaluation, as Cedar does.
+        const folded = this.constant(e);
+        return folded ? this.konst(folded.v) : `${fn.name}(${list})`;
       }
-      default:
-        throw new Unsupported(`operator or function \`${op}\``);
     }
   }
-
   scope(s: ScopeConstraint, v: 'P' | 'R'): string | null {
     switch (s.op) {
       case 'All':

@@ -3,13 +3,17 @@
 // text must match -?DIGITS.DIGITS with at most 4 fractional digits; the value is
 // the 64-bit integer d × 10^4 with overflow an error. The sign comes from the
 // text, so decimal("-0.5") is negative (as cedar-wasm 4.13 decides).
+import { ExtValue } from './ext-value.js';
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 
-export class Decimal {
-  constructor(readonly value: bigint) {}
-  equals(o: Decimal): boolean {
-    return this.value === o.value;
+export class Decimal extends ExtValue {
+  readonly typeName = 'decimal';
+  constructor(readonly value: bigint) {
+    super();
+  }
+  equals(o: ExtValue): boolean {
+    return o instanceof Decimal && this.value === o.value;
   }
 }
 

@@ -4,7 +4,7 @@ import { splitPolicies } from '../policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, PolicyBundle } from '../types.js';
 import { compilePolicy, type CompiledPolicy, type ScopeConstraint } from './compile.js';
 import { EntData, Store } from './runtime.js';
-import { buildSchema, type ActionInfo, type EntityTypeInfo, type SchemaModel } from './schema.js';
+import { allActions, buildSchema, isActionType, type ActionInfo, type EntityTypeInfo, type SchemaModel } from './schema.js';
 import { shapeCheck, type ShapeCheck } from './shape-check.js';
 import { RequestError, conform, parseEntity, parseUid } from './request-conformance.js';
 import { EUid, EvalError, eq, eqUid, type Value } from './values.js';
@@ -79,7 +79,10 @@ export class FastAuthorizer implements Authorizer {
   readonly engine = 'fast' as const;
   readonly policies: CompiledPolicy[];
   private readonly schema: SchemaModel;
-  private readonly actions = new Map<string, ActionEntry>();
+  /** Action type → id → entry. */
+  private readonly actions = new Map<string, Map<string, ActionEntry>>();
+  /** Enumerated entity types and their ids; null when the schema has none. */
+  private readonly enums: Map<string, Set<string>> | null = null;
   private readonly store: Store;
   /** Static entities that fail the schema make every request fail, as in cedar-wasm. */
   private readonly staticError: string | null = null;
@@ -99,7 +102,7 @@ export class FastAuthorizer implements Authorizer {
       if (!m) statics.set(e.uid.type, (m = new Map()));
       m.set(e.uid.id, e);
     };
-    for (const a of this.schema.actions.values()) put(new EntData(a.uid, {}, a.parents, null));
+    for (const a of allActions(this.schema)) put(new EntData(a.uid, {}, a.parents, null));
     try {
       for (const raw of bundle.entities) {
         const e = parseEntity(this.schema, raw);
@@ -107,7 +110,7 @@ export class FastAuthorizer implements Authorizer {
         const existing = statics.get(e.uid.type)?.get(e.uid.id);
         if (existing && !sameEntity(existing, e))
           throw new RequestError(`duplicate entity entry ${e.uid.type}::${JSON.stringify(e.uid.id)}`);
-        put(new EntData(e.uid, e.attrs, e.parents, null));
+        put(new EntData(e.uid, e.attrs, e.parents, null, e.tags));
       }
     } catch (err) {
       if (!(err instanceof RequestError)) throw err;
@@ -126,7 +129,7 @@ export class FastAuthorizer implements Authorizer {
           ids.add(p.id);
           const pe = statics.get(p.type)?.get(p.id);
           if (pe) stack.push(...pe.parents);
-          else if (p.type !== 'Action') {
+          else if (!isActionType(p.type)) {
             let d = this.dangling.get(p.type);
             if (!d) this.dangling.set(p.type, (d = new Set()));
             d.add(p.id);
@@ -139,8 +142,11 @@ export class FastAuthorizer implements Authorizer {
       }
     }
     this.store = new Store(statics);
-    for (const [name, info] of this.schema.entityTypes) this.attrChecks.set(name, { info, check: shapeCheck(info.shape) });
-    for (const [id, info] of this.schema.actions) {
+    for (const [name, info] of this.schema.entityTypes) {
+      this.attrChecks.set(name, { info, check: shapeCheck(info.shape) });
+      if (info.enumIds !== null) (this.enums ??= new Map()).set(name, info.enumIds);
+    }
+    for (const info of allActions(this.schema)) {
       const applicable = this.policies.filter((p) => actionAdmits(p, info));
       const byType = new Map<string, Map<string, Bucket>>();
       for (const pt of info.principalTypes) {
@@ -153,14 +159,16 @@ export class FastAuthorizer implements Authorizer {
         }
         byType.set(pt, byR);
       }
-      this.actions.set(id, { info, ctxCheck: shapeCheck(info.context), byType });
+      let byId = this.actions.get(info.uid.type);
+      if (!byId) this.actions.set(info.uid.type, (byId = new Map()));
+      byId.set(info.uid.id, { info, ctxCheck: shapeCheck(info.context), byType });
     }
   }
 
   private requiredContext(actions: EUid[] | null, actionIn: boolean): Set<string> {
     let common: Set<string> | null = null;
     const probe = { actions, actionIn } as CompiledPolicy;
-    for (const a of this.schema.actions.values()) {
+    for (const a of allActions(this.schema)) {
       if (!actionAdmits(probe, a) || a.principalTypes.size === 0 || a.resourceTypes.size === 0) continue;
       const req = new Set(a.context.names.filter((_n, i) => a.context.required[i]));
       if (common === null) common = req;
@@ -170,8 +178,8 @@ export class FastAuthorizer implements Authorizer {
   }
 
   /** How many compiled policies a request for this action/principal type/resource type evaluates. */
-  applicableCount(action: string, principalType: string, resourceType: string): number {
-    return this.actions.get(action)?.byType.get(principalType)?.get(resourceType)?.policies.length ?? 0;
+  applicableCount(action: string, principalType: string, resourceType: string, actionType = 'Action'): number {
+    return this.actions.get(actionType)?.get(action)?.byType.get(principalType)?.get(resourceType)?.policies.length ?? 0;
   }
 
   // The decision in flight (decisions are synchronous, so one set of slots suffices).
@@ -245,10 +253,12 @@ export class FastAuthorizer implements Authorizer {
     try {
       const ra = req.action as { type?: unknown; id?: unknown } | undefined;
       let entry =
-        ra !== undefined && ra !== null && ra.type === 'Action' && typeof ra.id === 'string' ? this.actions.get(ra.id) : undefined;
+        ra !== undefined && ra !== null && typeof ra.type === 'string' && typeof ra.id === 'string'
+          ? this.actions.get(ra.type)?.get(ra.id)
+          : undefined;
       if (entry === undefined) {
         const action = parseUid(req.action, 'action');
-        entry = action.type === 'Action' ? this.actions.get(action.id) : undefined;
+        entry = this.actions.get(action.type)?.get(action.id);
         if (entry === undefined) return `action ${action.type}::${JSON.stringify(action.id)} does not exist in the supplied schema`;
       }
       const A = entry.info.uid;
@@ -261,6 +271,13 @@ export class FastAuthorizer implements Authorizer {
       const b = byR.get(R.type);
       if (b === undefined)
         return `resource type \`${R.type}\` ${this.schema.entityTypes.has(R.type) ? `is not valid for \`${A.type}::${JSON.stringify(A.id)}\`` : 'is not declared in the schema'}`;
+      if (this.enums !== null) {
+        // Principal and resource of an enumerated type must be one of its ids.
+        const pe = this.enums.get(P.type);
+        if (pe !== undefined && !pe.has(P.id)) return `entity \`${P.type}::${JSON.stringify(P.id)}\` is not one of the enumerated ids`;
+        const re = this.enums.get(R.type);
+        if (re !== undefined && !re.has(R.id)) return `entity \`${R.type}::${JSON.stringify(R.id)}\` is not one of the enumerated ids`;
+      }
       this.C = entry.ctxCheck(req.context)
         ? (req.context as Record<string, Value>)
         : (conform(entry.info.context, req.context, 'context') as Record<string, Value>);
@@ -296,6 +313,7 @@ export class FastAuthorizer implements Authorizer {
       return undefined;
     const t = this.attrChecks.get(u.type);
     if (t === undefined || !t.check(r.attrs)) return undefined;
+    if (t.info.enumIds !== null && !t.info.enumIds.has(u.id)) return undefined;
     const parents = r.parents;
     if (!Array.isArray(parents)) return undefined;
     for (let i = 0; i < parents.length; i++) {
@@ -315,7 +333,7 @@ export class FastAuthorizer implements Authorizer {
       const uidRaw = (raw as { uid?: unknown } | null)?.uid;
       if (uidRaw && typeof uidRaw === 'object') {
         const u = uidRaw as { type?: unknown; id?: unknown };
-        if (typeof u.type === 'string' && typeof u.id === 'string' && u.type !== 'Action' && this.store.statics.get(u.type)?.has(u.id))
+        if (typeof u.type === 'string' && typeof u.id === 'string' && !isActionType(u.type) && this.store.statics.get(u.type)?.has(u.id))
           continue;
       }
       const e = this.fastEntity(raw) ?? parseEntity(this.schema, raw);
@@ -329,7 +347,7 @@ export class FastAuthorizer implements Authorizer {
         }
       }
       if (dup) continue;
-      S.req[S.n++] = e instanceof EntData ? e : new EntData(e.uid, e.attrs, e.parents, null);
+      S.req[S.n++] = e instanceof EntData ? e : new EntData(e.uid, e.attrs, e.parents, null, e.tags);
       if (this.dangling.get(e.uid.type)?.has(e.uid.id)) S.override = true;
     }
     // A cycle through request entities needs a request entity whose parent is a

@@ -4,16 +4,20 @@
 // with 1–4 hex digit groups and at most one "::" standing for at least one group;
 // no IPv4-in-IPv6 (a string with two or more ':' and two or more '.' is refused);
 // an optional "/prefix" of plain digits without leading zeros, at most 32 or 128.
-export class IPAddr {
+import { ExtValue } from './ext-value.js';
+export class IPAddr extends ExtValue {
+  readonly typeName = 'ipaddr';
   constructor(
     readonly v6: boolean,
     /** The address as given (host bits are kept, as in Cedar). */
     readonly addr: bigint,
     readonly subnet: number,
-  ) {}
+  ) {
+    super();
+  }
 
-  equals(o: IPAddr): boolean {
-    return this.v6 === o.v6 && this.addr === o.addr && this.subnet === o.subnet;
+  equals(o: ExtValue): boolean {
+    return o instanceof IPAddr && this.v6 === o.v6 && this.addr === o.addr && this.subnet === o.subnet;
   }
 }
 

@@ -1,9 +1,10 @@
 // Helpers the generated policy code calls: the entity store (static entities with
 // precomputed ancestors plus the request's entities) and the operators that need it.
-import { Decimal, EUid, EvalError, IPAddr, fail, long, typeName, type Value } from './values.js';
+import { DateTime, Decimal, Duration, EUid, EvalError, ExtValue, IPAddr, fail, typeName, type Value } from './values.js';
 import { parseDecimal } from './decimal.js';
+import * as dt from './datetime.js';
 import * as ipx from './ipaddr.js';
-export { bool, str, set, eq, eqUid, lt, le, add, sub, mul, neg, contains, containsAll, containsAny, isEmpty } from './values.js';
+export { bool, str, set, eq, eqUid, lt, le, gt, ge, add, sub, mul, neg, contains, containsAll, containsAny, isEmpty } from './values.js';
 
 export class EntData {
   constructor(
@@ -12,6 +13,8 @@ export class EntData {
     public parents: EUid[],
     /** Transitive ancestors (type → ids); static entities only. */
     public anc: Map<string, Set<string>> | null,
+    /** Tags (entity types declared with `tags`); null when none. */
+    public tags: Record<string, Value> | null = null,
   ) {}
 }
 
@@ -132,13 +135,6 @@ export function isType(v: unknown, type: string): boolean {
   return v.type === type;
 }
 
-export function gt(a: unknown, b: unknown): boolean {
-  return long(a) > long(b);
-}
-export function ge(a: unknown, b: unknown): boolean {
-  return long(a) >= long(b);
-}
-
 /** Attribute of the context (always a record). */
 export function rget(C: Record<string, Value>, k: string): Value {
   if (Object.hasOwn(C, k)) return C[k];
@@ -152,7 +148,7 @@ export function get(S: Store, v: unknown, k: string): Value {
     if (Object.hasOwn(e.attrs, k)) return e.attrs[k];
     return fail(`${uidName(v)} does not have the attribute \`${k}\``);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal)) {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof ExtValue)) {
     const r = v as Record<string, Value>;
     if (Object.hasOwn(r, k)) return r[k];
     return fail(`record does not have the attribute \`${k}\``);
@@ -165,22 +161,23 @@ export function has(S: Store, v: unknown, k: string): boolean {
     const e = S.find(v);
     return e !== undefined && Object.hasOwn(e.attrs, k);
   }
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof IPAddr) && !(v instanceof Decimal))
-    return Object.hasOwn(v, k);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof ExtValue)) return Object.hasOwn(v, k);
   return fail(`type error: \`has\` expects an entity or record, got ${typeName(v)}`);
 }
 
-// Entities carry no tags here (schemas with tags are not compiled), so every tag is absent.
-export function hasTag(_S: Store, v: unknown, tag: unknown): boolean {
+export function hasTag(S: Store, v: unknown, tag: unknown): boolean {
   if (!(v instanceof EUid)) fail(`type error: \`hasTag\` expects an entity, got ${typeName(v)}`);
   if (typeof tag !== 'string') fail(`type error: tag must be a string, got ${typeName(tag)}`);
-  return false;
+  const tags = S.find(v)?.tags;
+  return tags != null && Object.hasOwn(tags, tag);
 }
 
 export function getTag(S: Store, v: unknown, tag: unknown): Value {
   if (!(v instanceof EUid)) fail(`type error: \`getTag\` expects an entity, got ${typeName(v)}`);
   if (typeof tag !== 'string') fail(`type error: tag must be a string, got ${typeName(tag)}`);
-  if (S.find(v) === undefined) fail(`entity ${uidName(v)} does not exist`);
+  const e = S.find(v);
+  if (e === undefined) fail(`entity ${uidName(v)} does not exist`);
+  if (e.tags !== null && Object.hasOwn(e.tags, tag)) return e.tags[tag];
   return fail(`${uidName(v)} does not have the tag \`${tag}\``);
 }
 
@@ -241,3 +238,66 @@ export function greaterThanOrEqual(a: unknown, b: unknown): boolean {
 }
 
 export { EvalError };
+
+function dateArg(v: unknown): DateTime {
+  if (!(v instanceof DateTime)) fail(`type error: expected datetime, got ${typeName(v)}`);
+  return v;
+}
+function durArg(v: unknown): Duration {
+  if (!(v instanceof Duration)) fail(`type error: expected duration, got ${typeName(v)}`);
+  return v;
+}
+
+export function datetimeFn(s: unknown): DateTime {
+  if (typeof s !== 'string') fail(`type error: datetime() expects a string, got ${typeName(s)}`);
+  const r = dt.parseDateTime(s);
+  if (typeof r === 'string') fail(`datetime: ${r}`);
+  return r;
+}
+export function durationFn(s: unknown): Duration {
+  if (typeof s !== 'string') fail(`type error: duration() expects a string, got ${typeName(s)}`);
+  const r = dt.parseDuration(s);
+  if (typeof r === 'string') fail(`duration: ${r}`);
+  return r;
+}
+export function offset(a: unknown, b: unknown): DateTime {
+  const d = dateArg(a);
+  const r = dt.addMs(d.ms, durArg(b).ms, false);
+  if (r === null) fail('offset: overflows when adding an offset');
+  return new DateTime(r);
+}
+export function durationSince(a: unknown, b: unknown): Duration {
+  const d = dateArg(a);
+  const r = dt.addMs(d.ms, dateArg(b).ms, true);
+  if (r === null) fail('durationSince: overflows when computing the duration');
+  return new Duration(r);
+}
+export function toDate(a: unknown): DateTime {
+  const d = dateArg(a);
+  const r = dt.addMs(d.ms, dt.dayRem(d.ms), true);
+  if (r === null) fail('toDate: overflows when computing the date');
+  return new DateTime(r);
+}
+export function toTime(a: unknown): Duration {
+  return new Duration(dt.dayRem(dateArg(a).ms));
+}
+export function toMilliseconds(a: unknown): number | bigint {
+  return durArg(a).ms;
+}
+export function toSeconds(a: unknown): number | bigint {
+  return dt.truncDiv(durArg(a).ms, 1000);
+}
+export function toMinutes(a: unknown): number | bigint {
+  return dt.truncDiv(durArg(a).ms, 60_000);
+}
+export function toHours(a: unknown): number | bigint {
+  return dt.truncDiv(durArg(a).ms, 3_600_000);
+}
+export function toDays(a: unknown): number | bigint {
+  return dt.truncDiv(durArg(a).ms, dt.DAY_MS);
+}
+
+/** An extension function called with the wrong number of arguments (which are evaluated first). */
+export function wrongArity(fn: string, arity: number, args: unknown[]): never {
+  return fail(`wrong number of arguments in extension function application: \`${fn}\` expects ${arity}, got ${args.length}`);
+}

@@ -15,13 +15,18 @@ export type SType =
   | { kind: 'Bool' }
   | { kind: 'Set'; element: SType }
   | { kind: 'Record'; attrs: Map<string, { type: SType; required: boolean }>; names: string[]; types: SType[]; required: boolean[] }
-  | { kind: 'Entity'; name: string };
+  | { kind: 'Entity'; name: string; enumIds: Set<string> | null }
+  | { kind: 'Ext'; name: 'ipaddr' | 'decimal' | 'datetime' | 'duration' };
 
 export interface EntityTypeInfo {
   name: string;
   shape: SType & { kind: 'Record' };
   /** Types an entity of this type may be a direct member of (transitively closed, as Cedar checks). */
   allowedParents: Set<string>;
+  /** The ids an enumerated entity type allows; null for ordinary types. */
+  enumIds: Set<string> | null;
+  /** The tag type; null when the type has no tags. */
+  tags: SType | null;
 }
 
 export interface ActionInfo {
@@ -36,7 +41,20 @@ export interface ActionInfo {
 
 export interface SchemaModel {
   entityTypes: Map<string, EntityTypeInfo>;
-  actions: Map<string, ActionInfo>;
+  /** Every action, by action type (`Action`, `NS::Action`) then id. */
+  actions: Map<string, Map<string, ActionInfo>>;
+}
+
+/** Every action of the schema. */
+export function allActions(schema: SchemaModel): ActionInfo[] {
+  const out: ActionInfo[] = [];
+  for (const byId of schema.actions.values()) for (const a of byId.values()) out.push(a);
+  return out;
+}
+
+/** Whether `type` names action entities (`Action` in any namespace). */
+export function isActionType(type: string): boolean {
+  return type === 'Action' || type.endsWith('::Action');
 }
 
 const EMPTY_RECORD = (): SType & { kind: 'Record' } => ({ kind: 'Record', attrs: new Map(), names: [], types: [], required: [] });
@@ -58,12 +76,15 @@ export function buildSchema(text: string, resolvedJson?: unknown): SchemaModel {
 function buildSchemaUncached(text: string, resolvedJson: unknown): SchemaModel {
   let schema: CedarSchema;
   try {
-    schema = readSchema(text, resolvedJson);
+    schema = readSchema(text, resolvedJson, { allNamespaces: true });
   } catch (err) {
     if (err instanceof CedarSchemaError && err.code === 'unknown_type') throw new Unsupported(err.message);
     throw err;
   }
-  for (const ns of schema.namespaces) throw new Unsupported(`schema namespace "${ns}"`);
+  const enumOf = (name: string) => {
+    const ids = schema.entityTypes.get(name)?.enumIds;
+    return ids ? new Set(ids) : null;
+  };
   const toType = (t: SchemaType): SType => {
     switch (t.kind) {
       case 'String':
@@ -87,41 +108,59 @@ function buildSchemaUncached(text: string, resolvedJson: unknown): SchemaModel {
       }
       case 'Entity':
         if (!schema.entityTypes.has(t.name)) throw new Unsupported(`schema entity type "${t.name}"`);
-        return { kind: 'Entity', name: t.name };
+        return { kind: 'Entity', name: t.name, enumIds: enumOf(t.name) };
       case 'Extension':
+        switch (t.name) {
+          case 'ipaddr':
+          case 'decimal':
+          case 'datetime':
+          case 'duration':
+            return { kind: 'Ext', name: t.name };
+        }
         throw new Unsupported(`extension type ${t.name} in schema`);
     }
   };
 
   const entityTypes = new Map<string, EntityTypeInfo>();
   for (const [name, decl] of schema.entityTypes) {
-    if (decl.tags) throw new Unsupported(`entity tags (${name})`);
-    if (decl.enum) throw new Unsupported(`enumerated entity type ${name}`);
     const shape = decl.shape ? toType(decl.shape) : EMPTY_RECORD();
     if (shape.kind !== 'Record') throw new Unsupported(`entity ${name} shape is not a record`);
-    entityTypes.set(name, { name, shape, allowedParents: new Set(decl.ancestorTypes) });
-  }
-
-  const actions = new Map<string, ActionInfo>();
-  for (const [id, decl] of schema.actions) {
-    const applies = decl.appliesTo;
-    let context = EMPTY_RECORD();
-    if (applies?.context) {
-      const t = toType(applies.context);
-      if (t.kind !== 'Record') throw new Error(`schema: context of action ${id} is not a record`);
-      context = t;
-    }
-    for (const m of decl.memberOf) if (m.type && m.type !== 'Action') throw new Unsupported(`action group of type ${m.type}`);
-    actions.set(id, {
-      uid: new EUid('Action', id),
-      ancestors: [],
-      parents: decl.memberOf.map((m) => new EUid('Action', m.id)),
-      principalTypes: new Set(applies?.principalTypes ?? []),
-      resourceTypes: new Set(applies?.resourceTypes ?? []),
-      context,
+    entityTypes.set(name, {
+      name,
+      shape,
+      allowedParents: new Set(decl.ancestorTypes),
+      enumIds: enumOf(name),
+      tags: decl.tagType ? toType(decl.tagType) : null,
     });
   }
-  for (const [id, info] of actions)
-    info.ancestors = schema.actions.get(id)!.ancestors.map((a) => actions.get(a)?.uid ?? new EUid('Action', a));
+
+  const actions = new Map<string, Map<string, ActionInfo>>();
+  for (const [type, decls] of schema.actionsByType) {
+    const byId = new Map<string, ActionInfo>();
+    actions.set(type, byId);
+    for (const [id, decl] of decls) {
+      const applies = decl.appliesTo;
+      let context = EMPTY_RECORD();
+      if (applies?.context) {
+        const t = toType(applies.context);
+        if (t.kind !== 'Record') throw new Error(`schema: context of action ${type}::${JSON.stringify(id)} is not a record`);
+        context = t;
+      }
+      byId.set(id, {
+        uid: new EUid(type, id),
+        ancestors: [],
+        parents: decl.memberOf.map((m) => new EUid(m.type ?? type, m.id)),
+        principalTypes: new Set(applies?.principalTypes ?? []),
+        resourceTypes: new Set(applies?.resourceTypes ?? []),
+        context,
+      });
+    }
+  }
+  for (const [type, byId] of actions)
+    for (const [id, info] of byId)
+      info.ancestors = schema.actionsByType
+        .get(type)!
+        .get(id)!
+        .ancestorUids.map((a) => actions.get(a.type)?.get(a.id)?.uid ?? new EUid(a.type, a.id));
   return { entityTypes, actions };
 }

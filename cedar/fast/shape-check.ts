@@ -58,6 +58,8 @@ function gen(t: SType, v: string, out: string[], depth: number): boolean {
     }
     case 'Entity':
       return false; // needs conversion to EUid
+    case 'Ext':
+      return false; // needs conversion to the extension value
   }
 }
 

@@ -9,10 +9,12 @@
 //   Record → plain object (attributes are own properties);
 //   Entity → EUid instance.
 
+import { DateTime, Duration } from './datetime.js';
 import { Decimal } from './decimal.js';
+import { ExtValue } from './ext-value.js';
 import { IPAddr } from './ipaddr.js';
 
-export { Decimal, IPAddr };
+export { DateTime, Decimal, Duration, ExtValue, IPAddr };
 
 export class EUid {
   constructor(
@@ -26,7 +28,7 @@ export class EvalError {
   constructor(readonly message: string) {}
 }
 
-export type Value = string | boolean | number | bigint | Value[] | EUid | IPAddr | Decimal | { [k: string]: Value };
+export type Value = string | boolean | number | bigint | Value[] | EUid | ExtValue | { [k: string]: Value };
 
 export const LONG_MIN = -(2n ** 63n);
 export const LONG_MAX = 2n ** 63n - 1n;
@@ -47,8 +49,7 @@ export function typeName(v: unknown): string {
     default:
       if (Array.isArray(v)) return 'set';
       if (v instanceof EUid) return 'entity';
-      if (v instanceof IPAddr) return 'ipaddr';
-      if (v instanceof Decimal) return 'decimal';
+      if (v instanceof ExtValue) return v.typeName;
       return 'record';
   }
 }
@@ -62,9 +63,7 @@ export function isLong(v: unknown): v is number | bigint {
 }
 
 export function isRecord(v: unknown): v is Record<string, Value> {
-  return (
-    typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof IPAddr) && !(v instanceof Decimal)
-  );
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof EUid) && !(v instanceof ExtValue);
 }
 
 /** Canonical Long from a BigInt; an error when outside the 64-bit signed range. */
@@ -128,11 +127,35 @@ export function neg(a: unknown): number | bigint {
   return fromBig(-BigInt(long(a)), 'negate');
 }
 
+/**
+ * The operand pair of `< <= > >=` as comparable numbers: two Longs, two datetimes or
+ * two durations (Cedar 4 overloads the operators for those); anything else is a type error.
+ */
+function ordA(a: unknown, b: unknown): number | bigint {
+  if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint')) return a;
+  if ((a instanceof DateTime && b instanceof DateTime) || (a instanceof Duration && b instanceof Duration)) return a.ms;
+  if (a instanceof DateTime || a instanceof Duration) return typeError(a instanceof DateTime ? 'datetime' : 'duration', b);
+  return typeError(b instanceof DateTime ? 'datetime' : b instanceof Duration ? 'duration' : 'long', isLong(a) ? b : a);
+}
+function ordB(b: unknown): number | bigint {
+  return typeof b === 'number' || typeof b === 'bigint' ? b : (b as DateTime | Duration).ms;
+}
+
 export function lt(a: unknown, b: unknown): boolean {
-  return long(a) < long(b);
+  if (typeof a === 'number' && typeof b === 'number') return a < b;
+  return ordA(a, b) < ordB(b);
 }
 export function le(a: unknown, b: unknown): boolean {
-  return long(a) <= long(b);
+  if (typeof a === 'number' && typeof b === 'number') return a <= b;
+  return ordA(a, b) <= ordB(b);
+}
+export function gt(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' && typeof b === 'number') return a > b;
+  return ordA(a, b) > ordB(b);
+}
+export function ge(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' && typeof b === 'number') return a >= b;
+  return ordA(a, b) >= ordB(b);
 }
 
 export function eqUid(a: EUid, b: EUid): boolean {
@@ -145,10 +168,8 @@ export function eq(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (a instanceof EUid) return b instanceof EUid && a.id === b.id && a.type === b.type;
   if (b instanceof EUid) return false;
-  if (a instanceof IPAddr) return b instanceof IPAddr && a.equals(b);
-  if (b instanceof IPAddr) return false;
-  if (a instanceof Decimal) return b instanceof Decimal && a.equals(b);
-  if (b instanceof Decimal) return false;
+  if (a instanceof ExtValue) return b instanceof ExtValue && a.equals(b);
+  if (b instanceof ExtValue) return false;
   if (Array.isArray(a)) {
     if (!Array.isArray(b)) return false;
     return subset(a, b) && subset(b, a);

@@ -37,7 +37,7 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
     lines.push(
       `  expires        ${a.expires_at}${a.expired ? ` — EXPIRED, on_expiry=${a.on_expiry}: ${a.enforcing ? 'still enforcing it' : 'denying everything'}` : ''}`,
     );
-    lines.push(`  engine         ${a.engine}`);
+    lines.push(`  engine         ${a.engine}${a.engine_fallback ? ` — FALLBACK from the compiled engine: ${a.engine_fallback}` : ''}`);
   } else lines.push('active capsule:  none (every decision is denied)');
   lines.push(`anti-rollback:   ${st.state ? `watermark ${st.state.watermark}, digest ${st.state.digest.slice(0, 16)}…` : 'no state yet'}`);
   for (const s of st.sync.sources) {

@@ -214,7 +214,7 @@ export class Activator implements SnapshotSource {
 
     let authorizer;
     try {
-      authorizer = createAuthorizer({ ...bundleOf(payload), prepared: verified.prepared }, this.#opts.engine);
+      authorizer = createAuthorizer({ ...bundleOf(payload), prepared: verified.prepared }, this.#opts.engine, { log: (l) => this.#log(l) });
     } catch (err) {
       return this.#refuse(c, 'engine_build', `policy set does not build: ${(err as Error).message}`, payload.watermark, digest);
     }
@@ -278,7 +278,14 @@ export class Activator implements SnapshotSource {
     controlMetrics.watermark.set(snapshot.watermark);
     controlMetrics.expired.set(0);
     controlMetrics.swapPause.set(swapPauseUs / 1e6);
-    this.#audit({ result: 'activated', source: snapshot.source, watermark: snapshot.watermark, digest, swap_pause_us: swapPauseUs });
+    this.#audit({
+      result: 'activated',
+      source: snapshot.source,
+      watermark: snapshot.watermark,
+      digest,
+      swap_pause_us: swapPauseUs,
+      ...(authorizer.fallbackReason !== undefined && { reason: `engine fallback to cedar-wasm: ${authorizer.fallbackReason}` }),
+    });
     this.#log(
       `activated capsule watermark ${snapshot.watermark} digest ${digest.slice(0, 16)} from ${snapshot.source}${snapshot.sourceCommit ? ` (commit ${snapshot.sourceCommit.slice(0, 12)})` : ''}`,
     );
@@ -384,6 +391,8 @@ export class Activator implements SnapshotSource {
         on_expiry: a.config.on_expiry === 'keep' ? 'keep' : 'fail_closed',
         enforcing: this.#served !== null,
         engine: a.authorizer.engine,
+        /** Why the compiled engine fell back to cedar-wasm (a compiler bug), or null. */
+        engine_fallback: a.authorizer.fallbackReason ?? null,
       },
       state: this.#state,
       activations: this.#activations,

@@ -89,7 +89,7 @@ test('bundled policies: both engines decide every dataplane request shape identi
         `prepared bundle decides differently\n  prepared ${JSON.stringify(p)}\n  fast ${JSON.stringify(f)}\n  ${JSON.stringify(req)}`,
       );
   };
-  for (const [action, info] of schema.actions) {
+  for (const [action, info] of schema.actions.get('Action') ?? []) {
     const resources = bundle.entities.filter((e) => info.resourceTypes.has(e.uid.type)).map((e) => e.uid);
     for (const t of info.resourceTypes) resources.push({ type: t, id: 'unknown.example' });
     // Action groups apply to nothing: any request naming one is malformed.
@@ -152,23 +152,34 @@ test('bundled policies: both engines decide every dataplane request shape identi
   assert.ok(count > 3000 && allows > 100);
 });
 
-test('createAuthorizer: fast engine by default, visible fallback to cedar-wasm for what it cannot compile', async () => {
+test('createAuthorizer: fast engine by default; a compiler failure falls back to cedar-wasm visibly', async () => {
   const bundle = toBundle(await readPolicyDir('policies'));
-  assert.equal(createAuthorizer(bundle).engine, 'fast');
+  const fast = createAuthorizer(bundle);
+  assert.equal(fast.engine, 'fast');
+  assert.equal(fast.fallbackReason, undefined);
   assert.equal(createAuthorizer(bundle, 'wasm').engine, 'wasm');
-  const lines: string[] = [];
-  const before = (await engineFallbacks.get()).values.reduce((n, v) => n + v.value, 0);
+  // Datetime, which the compiled engine once refused, now compiles.
   const withDatetime = {
     ...bundle,
     policies: {
       ...bundle.policies,
-      'ip.cedar':
+      'dt.cedar':
         '@id("dt-check") permit (principal, action, resource) when { datetime("2024-10-15").toDate() == datetime("2024-10-15") };',
     },
   };
-  const authz = createAuthorizer(withDatetime, 'fast', { log: (l) => lines.push(l) });
+  assert.equal(createAuthorizer(withDatetime).engine, 'fast');
+  // The guard: a compiler bug is answered by cedar-wasm, counted, logged and marked.
+  const lines: string[] = [];
+  const before = (await engineFallbacks.get()).values.reduce((n, v) => n + v.value, 0);
+  const authz = createAuthorizer(bundle, 'fast', {
+    log: (l) => lines.push(l),
+    compile: () => {
+      throw new TypeError('simulated compiler bug');
+    },
+  });
   assert.equal(authz.engine, 'wasm');
-  assert.match(lines.join('\n'), /cannot take this policy set \(.*(toDate|datetime).*\); using cedar-wasm/);
+  assert.match(authz.fallbackReason ?? '', /internal compiler error: simulated compiler bug/);
+  assert.match(lines.join('\n'), /cannot take this policy set \(internal compiler error: simulated compiler bug\); using cedar-wasm/);
   const after = (await engineFallbacks.get()).values.reduce((n, v) => n + v.value, 0);
   assert.equal(after, before + 1);
   authz.dispose();
@@ -181,7 +192,7 @@ test('the dataplane probe for declared tool actions classifies the same under bo
   const fast = new FastAuthorizer(bundle);
   const wasm = new WasmAuthorizer(bundle);
   const undeclared = (errors: string[]) => errors.some((e) => /does not exist in the supplied schema|not declared/.test(e));
-  const tools = [...buildSchema(bundle.schema).actions.keys(), 'no_such_tool', 'Read_File', ''];
+  const tools = [...(buildSchema(bundle.schema).actions.get('Action')?.keys() ?? []), 'no_such_tool', 'Read_File', ''];
   let undeclaredCount = 0;
   for (const tool of tools) {
     const req = {
