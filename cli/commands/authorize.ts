@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { createAuthorizer, type AuthzRequest, type Entity, type PolicyBundle } from '../../cedar/index.js';
+import { createAuthorizer, parseJsonLong, type AuthzRequest, type Entity, type PolicyBundle } from '../../cedar/index.js';
 import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
 
 export const summary = 'decide one request against policies, schema and entities (prints {decision, reasons, errors})';
@@ -51,7 +51,7 @@ function uid(v: unknown, what: string): { type: string; id: string } {
 function parseRequest(text: string): AuthzRequest {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonLong(text); // Longs beyond 2^53 stay exact
   } catch (err) {
     throw new UsageError(`--request is not JSON: ${(err as Error).message}`);
   }
