@@ -3,11 +3,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEvent, DecisionAuditEvent, KernelAuditEvent } from '../../enforcer/audit/event.js';
-import { formatEvent } from '../commands/audit.js';
 import type { DemoContext } from './context.js';
 import type { Enforcer } from './fleet.js';
 import { detail, say, table } from './narrate.js';
 import { AGENT_SPIFFE_ID } from './policy-repo.js';
+import { lilith } from './shell.js';
 
 export async function readAudit(path: string): Promise<AuditEvent[]> {
   const text = await readFile(path, 'utf8').catch(() => '');
@@ -20,12 +20,12 @@ export async function readAudit(path: string): Promise<AuditEvent[]> {
 const short = (mask: string) => '0x' + (mask.replace(/^0x0*/, '') || '0');
 
 /** The agent's decisions and the kernel's refusals, with runs of identical decisions folded into one row. */
-function agentRows(events: AuditEvent[]): { rows: string[][]; lines: AuditEvent[] } {
+function agentRows(events: AuditEvent[]): { rows: string[][]; lines: number[] } {
   const rows: string[][] = [['#', 'what', 'verdict', 'by', 'taint', 'capsule']];
-  const lines: AuditEvent[] = [];
+  const lines: number[] = [];
   let last = '';
   let repeat = 0;
-  for (const e of events) {
+  for (const [i, e] of events.entries()) {
     let row: string[] | null = null;
     if (e.kind === 'decision' && e.spiffe_id === AGENT_SPIFFE_ID && e.action !== 'Action::"mcp_session"') {
       const d = e as DecisionAuditEvent;
@@ -51,7 +51,7 @@ function agentRows(events: AuditEvent[]): { rows: string[][]; lines: AuditEvent[
     last = key;
     repeat = 0;
     rows.push([String(rows.length), ...row]);
-    lines.push(e);
+    lines.push(i);
   }
   return { rows, lines };
 }
@@ -62,8 +62,10 @@ export async function summarize(ctx: DemoContext, fleet: Enforcer[]): Promise<vo
   if (rows.length > 1) {
     say(`   The agent, as enforcer-1 audited it (${fleet[0].audit}):`);
     detail(table(rows));
-    say('   The audit lines (`lilith audit`), one per row:');
-    detail(lines.map((e) => formatEvent(e)).join('\n'), 5);
+    // `lilith audit` prints one line per event, in file order.
+    const printed = (await lilith(['audit', '--file', fleet[0].audit])).stdout.split('\n');
+    say(`   The same rows as \`lilith audit --file ${fleet[0].audit}\` prints them:`);
+    detail(lines.map((i) => printed[i] ?? '').join('\n'), 5);
   }
   const received = ctx.exfil.received();
   ctx.outcome.exfil_received = received;
