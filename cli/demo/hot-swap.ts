@@ -22,7 +22,7 @@ async function whatIf(e: Enforcer): Promise<string> {
 }
 
 export async function hotSwap(ctx: DemoContext, fleet: Enforcer[]): Promise<void> {
-  step(6, 'Hot swap: a new capsule is released while the agent runs');
+  step(6, `Hot swap: a new capsule is released while ${ctx.can.agent ? 'the fleet enforces' : 'the agent runs'}`);
   const before = ctx.can.agent ? await whatIf(fleet[0]) : null;
   const gate = await gateAndMerge(ctx, QUARANTINE_PR, { showDiff: true });
   if (!gate.merged) throw new Error(`PR #${QUARANTINE_PR.pr} did not pass the gate (exit ${gate.exit}); nothing to release`);

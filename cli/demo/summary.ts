@@ -67,6 +67,10 @@ export async function summarize(ctx: DemoContext, fleet: Enforcer[]): Promise<vo
     say(`   The same rows as \`lilith audit --file ${fleet[0].audit}\` prints them:`);
     detail(lines.map((i) => printed[i] ?? '').join('\n'), 5);
   }
+  if (ctx.outcome.skipped.length) {
+    say('   Skipped on this machine:');
+    for (const x of ctx.outcome.skipped) say(`     ${x.what}: ${x.why}`);
+  }
   const received = ctx.exfil.received();
   ctx.outcome.exfil_received = received;
   if (ctx.outcome.agent) say(`   The attacker's listener received ${received.http} HTTP request(s) and ${received.udp} datagram(s).`);
@@ -93,8 +97,10 @@ export async function summarize(ctx: DemoContext, fleet: Enforcer[]): Promise<vo
     const text = await (await fetch(fleet[0].metrics)).text();
     await writeFile(join(fleet[0].dir, 'metrics.txt'), text);
     const shown = text.split('\n').filter((l) => /^lilith_(decisions_total|policy_decisions_total|taint_events_total)\{/.test(l));
-    say(`   ${fleet[0].metrics} (excerpt):`);
-    detail(shown.slice(0, 8).join('\n'), 5);
+    if (shown.length) {
+      say(`   ${fleet[0].metrics} (excerpt):`);
+      detail(shown.slice(0, 8).join('\n'), 5);
+    }
   } catch (err) {
     say(`   ${fleet[0].metrics}: ${(err as Error).message}`);
   }
