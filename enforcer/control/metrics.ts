@@ -17,6 +17,11 @@ export const controlMetrics = {
   swapPause: gauge('lilith_capsule_last_swap_pause_seconds', 'Time the last activation held the snapshot swap'),
   syncAttempts: counter('lilith_sync_attempts_total', 'Sync attempts by source kind and result', ['kind', 'result']),
   gitRequests: counter('lilith_sync_git_requests_total', 'HTTP requests made to the git server'),
+  lastSyncSuccess: gauge('lilith_sync_last_success_timestamp_seconds', 'Unix time of the last successful sync, by source kind', ['kind']),
+  kernelDenials: counter('lilith_kernel_denials_total', 'Operations the kernel programs refused (EPERM), by hook and reason', [
+    'hook',
+    'reason',
+  ]),
   heartbeatAge: gauge('lilith_kernel_heartbeat_age_seconds', 'Seconds since the kernel heartbeat was last written'),
 };
 controlMetrics.watermark.set(-1);

@@ -22,6 +22,7 @@ export function buildSources(cfg: DaemonConfig, log: (line: string) => void): Ca
         onOutcome: (o) => {
           controlMetrics.syncAttempts.inc({ kind: 'git', result: o.result });
           if (o.result === 'error') log(`git sync: ${o.error}`);
+          else controlMetrics.lastSyncSuccess.set({ kind: 'git' }, Date.now() / 1000);
         },
       }),
     );

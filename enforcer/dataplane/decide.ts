@@ -3,7 +3,7 @@
 // evaluate, apply taint on allow, and emit exactly one audit event.
 import type { AuditSink, DecisionAuditEvent } from '../audit/event.js';
 import type { CedarValue, Decision, Entity, EntityUid } from '../../cedar/types.js';
-import { recordDecision } from './metrics.js';
+import { recordDecision, recordPolicyDecision } from './metrics.js';
 import type { ResolvedIdentity } from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
 import { compiledRegistrations, formatDestination, type Destination, type Origin } from './origin.js';
@@ -168,6 +168,7 @@ export class Decider {
     if (input.mcpSession !== undefined) event.mcp_session = input.mcpSession;
     this.audit.emit(event);
     recordDecision(input.protocol, event.decision, latencyUs / 1e6);
+    recordPolicyDecision(event.spiffe_id, event.decision, event.policies, after !== before);
     return { allowed, action, resource, policies: decision.reasons, errors: decision.errors, reason, agent, snapshot: snap };
   }
 

@@ -22,6 +22,8 @@ function create() {
   // Counts belong to the series being replaced.
   decisionCounts.clear();
   latencyCells.clear();
+  policyCounts.clear();
+  taintCounts.clear();
   const existing = client.register.getSingleMetric('lilith_decisions_total');
   if (existing) client.register.removeSingleMetric('lilith_decisions_total');
   for (const name of [
@@ -31,6 +33,8 @@ function create() {
     'lilith_capsule_watermark',
     'lilith_audit_dropped_events',
     'lilith_connections_total',
+    'lilith_policy_decisions_total',
+    'lilith_taint_events_total',
   ])
     if (client.register.getSingleMetric(name)) client.register.removeSingleMetric(name);
   return {
@@ -44,6 +48,24 @@ function create() {
       },
     }),
     latency: latencyHistogram(),
+    policyDecisions: new client.Counter({
+      name: 'lilith_policy_decisions_total',
+      help: 'Policy decisions by agent (SPIFFE ID), result and determining policy ("none" when no policy decided)',
+      labelNames: ['agent', 'decision', 'policy'] as const,
+      collect() {
+        this.reset();
+        for (const c of policyCounts.values()) this.inc({ agent: c.agent, decision: c.decision, policy: c.policy }, c.n);
+      },
+    }),
+    taintEvents: new client.Counter({
+      name: 'lilith_taint_events_total',
+      help: "Decisions that grew an agent's taint mask, by agent (SPIFFE ID)",
+      labelNames: ['agent'] as const,
+      collect() {
+        this.reset();
+        for (const [agent, n] of taintCounts) this.inc({ agent }, n);
+      },
+    }),
     connections: new client.Counter({
       name: 'lilith_connections_total',
       help: 'Connections accepted by the proxy, by detected protocol',
@@ -112,6 +134,29 @@ interface LatencyCells {
 // microseconds each request would otherwise wait.
 const decisionCounts = new Map<string, { protocol: string; decision: DecisionResultLabel; n: number }>();
 const latencyCells = new Map<string, LatencyCells>();
+
+// Label values are bounded by the capsule: agents come from its registrations
+// ("unknown" for the rest), policies from its policy ids.
+const policyCounts = new Map<string, { agent: string; decision: DecisionResultLabel; policy: string; n: number }>();
+const taintCounts = new Map<string, number>();
+
+/** Counts one decision by agent and determining policy, and a taint event when the mask grew. */
+export function recordPolicyDecision(
+  agent: string | null,
+  decision: DecisionResultLabel,
+  policies: readonly string[],
+  taintGrew: boolean,
+): void {
+  const a = agent ?? 'unknown';
+  const list = policies.length ? policies : ['none'];
+  for (const policy of list) {
+    const key = a + '\0' + decision + '\0' + policy;
+    const c = policyCounts.get(key);
+    if (c === undefined) policyCounts.set(key, { agent: a, decision, policy, n: 1 });
+    else c.n++;
+  }
+  if (taintGrew) taintCounts.set(a, (taintCounts.get(a) ?? 0) + 1);
+}
 
 /** Counts one decision and its latency. */
 export function recordDecision(protocol: string, decision: DecisionResultLabel, latencySeconds: number): void {

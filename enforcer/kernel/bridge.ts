@@ -121,6 +121,7 @@ export class KernelBridge implements KernelApplier {
 
   async #onEvent(e: KernelEvent): Promise<void> {
     if (e.kind === 'deny') {
+      controlMetrics.kernelDenials.inc({ hook: e.hook, reason: e.reason });
       const detail = {
         comm: e.comm,
         uid: e.uid,
