@@ -62,6 +62,12 @@ export class Decls {
     this.sorts.add(type);
     return entitySort(type);
   }
+  /** The SMT sort of a value type, declaring the entity sorts it mentions (sets of entities included). */
+  useTy(ty: Ty): string {
+    if (ty.k === 'entity') this.useSort(ty.name);
+    if (ty.k === 'set' && ty.elem.k === 'entity') this.useSort(ty.elem.name);
+    return sortOf(ty);
+  }
   useAncs(from: string, to: string): string {
     this.useSort(from);
     this.useSort(to);
@@ -75,6 +81,7 @@ export class Decls {
   useStoreFn(f: StoreFn): string {
     this.useSort(f.type);
     if (f.kind === 'ancs') this.useSort(f.to);
+    if (f.kind === 'attr') this.useTy(f.ty);
     const name = storeFnName(f);
     this.storeFns.set(name, f);
     return name;
@@ -178,10 +185,9 @@ export function entityRecord(
     if (f.ty.k === 'record') v = entityRecord(type, entity, p, f.ty, decls, store);
     else if (f.ty.k === 'ext') v = FALSE;
     else {
-      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
       const fn = store
         ? decls.useStoreFn({ tag: store, kind: 'attr', type, path: p, ty: f.ty })
-        : decls.useFunc(attrFn(type, p), arg, sortOf(f.ty));
+        : decls.useFunc(attrFn(type, p), arg, decls.useTy(f.ty));
       v = `(${fn} ${entity})`;
     }
     rec[name] = { present, ty: f.ty, v };
@@ -200,8 +206,7 @@ export function symbolicRecord(path: string[], ty: Ty & { k: 'record' }, decls: 
     else if (f.ty.k === 'ext')
       v = FALSE; // unusable: any use is reported unsupported
     else {
-      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
-      v = decls.addConst(ctxConst(p), sortOf(f.ty));
+      v = decls.addConst(ctxConst(p), decls.useTy(f.ty));
     }
     rec[name] = { present, ty: f.ty, v };
   }
