@@ -9,10 +9,10 @@ import { findApproval, findChangeApproval, type Approval } from './approvals.js'
 import { capsuleChanges } from './capsule-diff.js';
 import { checkConfig } from '../../capsule/config-check.js';
 import type { LilithConfig } from '../../capsule/config.js';
-import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
+import { admitted, compileSet, fromCompiled, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
-import { LongOutOfRange } from './decoder.js';
+import { decodeBool, LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
 import {
   contextAssumptions,
@@ -26,7 +26,7 @@ import {
 import { contextView, type ContextView } from './context-view.js';
 import { DeployedStore, defineStore, registeredPrincipal, StoreError, type StoreEntity } from './deployed-store.js';
 import * as cedar from '../../cedar/wasm-loader.js';
-import { envKey, loadSchema, type ProverSchema, type RequestEnv } from './env.js';
+import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles,
   reportDigest,
@@ -153,6 +153,15 @@ function storeOf(side: string, src: PolicySource, capsule: ReturnType<typeof cap
   return store;
 }
 
+function sameHierarchy(a: Map<string, Set<string>>, b: Map<string, Set<string>>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (!y || y.size !== x.size || [...x].some((v) => !y.has(v))) return false;
+  }
+  return true;
+}
+
 function labelKey(t: TaintAssumption | undefined): string {
   return t ? JSON.stringify(Object.entries(t.labels).sort(([a], [b]) => (a < b ? -1 : 1))) : '';
 }
@@ -221,6 +230,9 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
   const sameLabels = labelKey(taint) === labelKey(baseTaint);
   const rounded = needsRoundedMask(taint, baseTaint);
+  const headKeys = headPolicies.map((p) => JSON.stringify(p.json));
+  const baseKeys = basePolicies.map((p) => JSON.stringify(p.json));
+  const sameActions = sameHierarchy(headSchema.actionAncestors, baseSchema.actionAncestors);
 
   const build = (env: RequestEnv, deployed?: EnvProblem['deployed']): EnvProblem => {
     const decls = new Decls();
@@ -243,24 +255,23 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       store: deployed ? 'b' : undefined,
     });
     const defs = new Definitions();
-    const headSet = nameTerms(
-      side('head', () => compileSet(hc, headPolicies)),
-      'head',
-      defs.define,
-    );
+    const headCompiled = side('head', () => compileSet(hc, headPolicies));
+    const headSet = nameTerms(headCompiled, 'head', defs.define);
+    // The base compiles a policy exactly as the head does when both see the same
+    // environment (same context type and labels, same action hierarchy, every
+    // store): such a policy's terms are the head's, not compiled again.
+    const sameEnv = !deployed && !!baseEnv && sameLabels && sameActions && tyEq(env.context, baseEnv.context);
+    const headByJson = new Map(sameEnv ? headKeys.map((k, i) => [k, headCompiled.policies[i]]) : []);
+    const compileBase = () =>
+      fromCompiled(
+        basePolicies.map((p, i) => {
+          const same = headByJson.get(baseKeys[i]);
+          return same ? { ...same, id: p.id } : bc.compilePolicy(p.id, p.json);
+        }),
+      );
     // Over the deployed stores the base also refuses agents it did not register.
     const baseAdmit = deployed && view ? and(view.admit, registeredPrincipal(deployed.base, env)) : view?.admit;
-    const baseSet = view
-      ? admitted(
-          nameTerms(
-            side('base', () => compileSet(bc, basePolicies)),
-            'base',
-            defs.define,
-          ),
-          baseAdmit!,
-          defs.define,
-        )
-      : undefined;
+    const baseSet = view ? admitted(nameTerms(side('base', compileBase), 'base', defs.define), baseAdmit!, defs.define) : undefined;
     const invs = deployed
       ? []
       : side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
@@ -560,23 +571,57 @@ async function solveEnvs(
         });
       }
 
-      // Hygiene (head only).
+      // Hygiene (head only). One query covers every property still undecided (a
+      // policy matches / a permit is effective / a policy may error): their
+      // disjunction; each model marks all it satisfies, and unsat settles the rest
+      // for this environment. Same answers as one query per property (one is marked
+      // only by a model that satisfies it), far fewer queries.
       if (opts.hygiene !== false) {
+        const hy = (p: CompiledPolicy) => out.hygiene.get(p.id)!;
+        let rest: { t: string; mark: () => void }[] = [];
         for (const p of pr.head.policies) {
-          const h = out.hygiene.get(p.id)!;
-          if (!h.matched && (await query(verifier.matches(p)))) {
-            h.matched = true;
-            done();
-          }
-          if (p.effect === 'permit' && !h.effective && (await query(verifier.effective(p, pr.head)))) {
-            h.effective = true;
-            done();
-          }
-          if (h.errorIndex === undefined && (await query(verifier.mayError(p)))) {
-            h.errorIndex = index;
-            done();
-          }
+          const h = hy(p);
+          if (p.effect === 'permit' && !h.effective)
+            rest.push({
+              t: verifier.effective(p, pr.head),
+              mark: () => {
+                h.effective = true;
+                h.matched = true;
+              },
+            });
+          if (!h.matched) rest.push({ t: verifier.matches(p), mark: () => (h.matched = true) });
+          if (h.errorIndex === undefined) rest.push({ t: verifier.mayError(p), mark: () => (h.errorIndex ??= index) });
         }
+        rest = rest.filter((x) => x.t !== FALSE);
+        const pending = new Set(rest);
+        // A conjunction of undecided properties: when sat, one model settles them all
+        // (and marks whatever else it satisfies); when unsat, halve it. Unsat answers
+        // are cheap here, models are not.
+        const settle = async (items: typeof rest): Promise<void> => {
+          items = items.filter((x) => pending.has(x));
+          if (!items.length) return;
+          if (await query(and(...items.map((x) => x.t)))) {
+            const all = [...pending];
+            const vals = await solver.getValues(all.map((x) => x.t));
+            done();
+            all.forEach((x, i) => {
+              if (decodeBool(vals[i])) {
+                x.mark();
+                pending.delete(x);
+              }
+            });
+            if (items.some((x) => pending.has(x))) throw new GateError('lost_model', `the solver's model misses a hygiene term in ${key}`);
+            return;
+          }
+          if (items.length === 1) {
+            pending.delete(items[0]);
+            return;
+          }
+          const half = items.length >> 1;
+          await settle(items.slice(0, half));
+          await settle(items.slice(half));
+        };
+        await settle(rest);
       }
       solver.send('(pop 1)\n');
     }
