@@ -12,7 +12,8 @@ import { splitPolicies } from '../cedar/policy-set.js';
 import { readPolicyDir, type PolicySource } from '../pipeline/policy-source.js';
 import { runGate } from '../pipeline/prove/gate.js';
 
-export const summary = 'proof gate wall time: bundled policies, 100 and 500 generated policies (targets: bundled ≤ 2 s, 500 generated ≤ 15 s)';
+export const summary =
+  'proof gate wall time: bundled policies, 100 and 500 generated policies (targets: bundled ≤ 2 s, 500 generated ≤ 15 s)';
 
 const POLICIES = resolve(dirname(fileURLToPath(import.meta.url)), '../../policies');
 
