@@ -12,6 +12,8 @@ export interface CapsuleChange {
   key: string;
   /** What widened, in words. */
   what: string;
+  /** A hierarchy change of the deployed store (an entity or agent with a new ancestor): the deployed-store proof decides it. */
+  store?: true;
   approved?: { reason: string; source: string };
 }
 
@@ -65,8 +67,14 @@ function registrationChanges(b: Registration | undefined, h: Registration, out: 
   for (const l of added(b.allow_degraded, h.allow_degraded)) push(`allow_degraded/${l}`, `may run without ${l}`);
 }
 
-function sameClassifier(a: ClassifierRule, b: ClassifierRule): boolean {
-  return JSON.stringify(a.when) === JSON.stringify(b.when) && a.set.every((l) => b.set.includes(l));
+/**
+ * The head rule sets at least the session-mask bits the base rule set, on the same
+ * trigger. Labels are compared by bit through each side's table: a label renamed
+ * consistently (same bit) sets the same taint.
+ */
+function sameClassifier(a: ClassifierRule, aLabels: Record<string, number>, b: ClassifierRule, bLabels: Record<string, number>): boolean {
+  const bits = new Set(b.set.map((l) => bLabels[l]));
+  return JSON.stringify(a.when) === JSON.stringify(b.when) && a.set.every((l) => bits.has(aLabels[l]));
 }
 
 /** Widening changes from base to head (both already validated); sorted by key. */
@@ -89,7 +97,7 @@ export function capsuleChanges(
   for (const c of b.classifiers) {
     const now = h.classifiers.find((x) => x.id === c.id);
     if (!now) cfg(`classifiers/${c.id}`, `classifier ${c.id} removed (it set ${c.set.join(', ')})`);
-    else if (!sameClassifier(c, now))
+    else if (!sameClassifier(c, b.taint_labels, now, h.taint_labels))
       cfg(`classifiers/${c.id}`, `classifier ${c.id} changed: ${JSON.stringify(c)} → ${JSON.stringify(now)}`);
   }
   for (const [label, bit] of Object.entries(b.taint_labels))
@@ -128,6 +136,7 @@ export function capsuleChanges(
         part: viaGroups ? 'lilith.json' : 'entities.json',
         key: `${viaGroups ? 'registrations' : 'entities'}/${e} in ${a}`,
         what: `${e} is now in ${a}`,
+        store: true,
       });
     }
   }

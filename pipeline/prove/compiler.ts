@@ -55,10 +55,18 @@ export class Decls {
   readonly funcs = new Map<string, [string, string]>();
   /** Entity-valued terms the query mentions → type and the condition under which they are defined. */
   readonly footprint = new Map<string, { type: string; guard: string }>();
+  /** Entity functions of a concrete store (deployed-store proof): defined from the store, not declared. */
+  readonly storeFns = new Map<string, StoreFn>();
 
   useSort(type: string): string {
     this.sorts.add(type);
     return entitySort(type);
+  }
+  /** The SMT sort of a value type, declaring the entity sorts it mentions (sets of entities included). */
+  useTy(ty: Ty): string {
+    if (ty.k === 'entity') this.useSort(ty.name);
+    if (ty.k === 'set' && ty.elem.k === 'entity') this.useSort(ty.elem.name);
+    return sortOf(ty);
   }
   useAncs(from: string, to: string): string {
     this.useSort(from);
@@ -68,6 +76,14 @@ export class Decls {
   }
   useFunc(name: string, arg: string, ret: string): string {
     this.funcs.set(name, [arg, ret]);
+    return name;
+  }
+  useStoreFn(f: StoreFn): string {
+    this.useSort(f.type);
+    if (f.kind === 'ancs') this.useSort(f.to);
+    if (f.kind === 'attr') this.useTy(f.ty);
+    const name = storeFnName(f);
+    this.storeFns.set(name, f);
     return name;
   }
   addConst(name: string, sort: string): string {
@@ -81,6 +97,29 @@ export class Decls {
   }
 }
 
+/**
+ * An entity function of one concrete store, named by the store's tag: its ancestor
+ * sets of a type (`ancs`), existence, an attribute leaf or its presence.
+ */
+export type StoreFn =
+  | { tag: string; kind: 'ancs'; type: string; to: string }
+  | { tag: string; kind: 'exists'; type: string }
+  | { tag: string; kind: 'attr'; type: string; path: string[]; ty: Ty }
+  | { tag: string; kind: 'present'; type: string; path: string[] };
+
+export function storeFnName(f: StoreFn): string {
+  switch (f.kind) {
+    case 'ancs':
+      return sym(`${f.tag}:ancs.${f.type}.${f.to}`);
+    case 'exists':
+      return sym(`${f.tag}:exists.${f.type}`);
+    case 'attr':
+      return sym(`${f.tag}:attr.${f.type}.${encodePath(f.path)}`);
+    case 'present':
+      return sym(`${f.tag}:attr.${f.type}.${encodePath(f.path)}?`);
+  }
+}
+
 export interface CompileEnv {
   /** Entity types (attributes, ancestor types): the head schema's, shared by both sides. */
   schema: ProverSchema;
@@ -90,6 +129,12 @@ export interface CompileEnv {
   decls: Decls;
   /** The context variable's record (default: free constants for env.context); the base side gets its view of the head request. */
   context?: RecInner;
+  /**
+   * Tag of a concrete entity store (the deployed store of one side): ancestors,
+   * existence and attributes are that store's functions (Decls.storeFns), defined
+   * by the gate, instead of the uninterpreted ones every store shares.
+   */
+  store?: string;
 }
 
 export const PRINCIPAL = sym('principal');
@@ -121,18 +166,29 @@ export function attrPresentFn(type: string, path: string[]): string {
 }
 
 /** An entity's attributes: a record whose leaves are uninterpreted functions applied to the entity. */
-export function entityRecord(type: string, entity: string, path: string[], ty: Ty & { k: 'record' }, decls: Decls): RecInner {
+export function entityRecord(
+  type: string,
+  entity: string,
+  path: string[],
+  ty: Ty & { k: 'record' },
+  decls: Decls,
+  store?: string,
+): RecInner {
   const rec: RecInner['rec'] = {};
   const arg = entitySort(type);
   for (const [name, f] of Object.entries(ty.fields)) {
     const p = [...path, name];
-    const present = f.required ? TRUE : `(${decls.useFunc(attrPresentFn(type, p), arg, 'Bool')} ${entity})`;
+    const present = f.required
+      ? TRUE
+      : `(${store ? decls.useStoreFn({ tag: store, kind: 'present', type, path: p }) : decls.useFunc(attrPresentFn(type, p), arg, 'Bool')} ${entity})`;
     let v: Inner;
-    if (f.ty.k === 'record') v = entityRecord(type, entity, p, f.ty, decls);
+    if (f.ty.k === 'record') v = entityRecord(type, entity, p, f.ty, decls, store);
     else if (f.ty.k === 'ext') v = FALSE;
     else {
-      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
-      v = `(${decls.useFunc(attrFn(type, p), arg, sortOf(f.ty))} ${entity})`;
+      const fn = store
+        ? decls.useStoreFn({ tag: store, kind: 'attr', type, path: p, ty: f.ty })
+        : decls.useFunc(attrFn(type, p), arg, decls.useTy(f.ty));
+      v = `(${fn} ${entity})`;
     }
     rec[name] = { present, ty: f.ty, v };
   }
@@ -150,8 +206,7 @@ export function symbolicRecord(path: string[], ty: Ty & { k: 'record' }, decls: 
     else if (f.ty.k === 'ext')
       v = FALSE; // unusable: any use is reported unsupported
     else {
-      if (f.ty.k === 'entity') decls.useSort(f.ty.name);
-      v = decls.addConst(ctxConst(p), sortOf(f.ty));
+      v = decls.addConst(ctxConst(p), decls.useTy(f.ty));
     }
     rec[name] = { present, ty: f.ty, v };
   }
@@ -321,7 +376,18 @@ export class Compiler {
     }
     const self = a.ty.name === b.ty.name ? eq(a.v as string, b.v as string) : FALSE;
     if (!this.canHaveAncestor(a.ty.name, b.ty.name)) return self;
-    return or(self, `(set.member ${b.v} (${this.c.decls.useAncs(a.ty.name, b.ty.name)} ${a.v}))`);
+    return or(self, `(set.member ${b.v} (${this.ancs(a.ty.name, b.ty.name)} ${a.v}))`);
+  }
+
+  /** The ancestor-set function from entities of one type to their ancestors of another: every store's, or the tagged store's. */
+  private ancs(from: string, to: string): string {
+    const tag = this.c.store;
+    return tag ? this.c.decls.useStoreFn({ tag, kind: 'ancs', type: from, to }) : this.c.decls.useAncs(from, to);
+  }
+
+  private exists(type: string): string {
+    const tag = this.c.store;
+    return tag ? this.c.decls.useStoreFn({ tag, kind: 'exists', type }) : this.c.decls.useFunc(existsFn(type), entitySort(type), 'Bool');
   }
 
   private canHaveAncestor(from: string, to: string): boolean {
@@ -338,7 +404,7 @@ export class Compiler {
     }
     const self = a.ty.name === elemType ? `(set.member ${a.v} ${s.v})` : FALSE;
     if (!this.canHaveAncestor(a.ty.name, elemType)) return self;
-    const anc = `(${this.c.decls.useAncs(a.ty.name, elemType)} ${a.v})`;
+    const anc = `(${this.ancs(a.ty.name, elemType)} ${a.v})`;
     return or(self, not(`(= (set.inter ${anc} ${s.v}) ${emptySet(s.ty.elem)})`));
   }
 
@@ -622,8 +688,8 @@ export class Compiler {
       const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
       if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return ERR;
       // Reading an attribute of an entity absent from the store is an error.
-      const exists = `(${this.c.decls.useFunc(existsFn(t.ty.name), entitySort(t.ty.name), 'Bool')} ${t.v})`;
-      const rec = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls);
+      const exists = `(${this.exists(t.ty.name)} ${t.v})`;
+      const rec = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls, this.c.store);
       return this.getAttr({ ty: shape, err: or(t.err, not(exists)), v: rec }, attr);
     }
     return this.typeErr(t);
@@ -652,8 +718,8 @@ export class Compiler {
     if (t.ty.k === 'entity') {
       const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
       if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return bool(FALSE, t.err);
-      const exists = `(${this.c.decls.useFunc(existsFn(t.ty.name), entitySort(t.ty.name), 'Bool')} ${t.v})`;
-      const f = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls).rec[attr];
+      const exists = `(${this.exists(t.ty.name)} ${t.v})`;
+      const f = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls, this.c.store).rec[attr];
       return bool(and(exists, f.present), t.err);
     }
     return this.typeErr(t);

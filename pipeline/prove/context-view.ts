@@ -14,7 +14,7 @@
 //   inspected it" an escalation.
 import { ctxConst, ctxPresent, type Decls, type RecInner } from './compiler.js';
 import { tyEq, type Ty } from './env.js';
-import { and, FALSE, implies, sortOf, TRUE } from './smt.js';
+import { and, FALSE, implies, TRUE } from './smt.js';
 
 /** Constants of attributes only the base declares. */
 export const BASE_ONLY_ROOT = 'bctx';
@@ -82,8 +82,7 @@ export function contextView(head: RecordTy, base: RecordTy, decls: Decls, separa
       else if (bf.ty.k === 'ext')
         v = FALSE; // never observable: any use is unsupported
       else {
-        if (bf.ty.k === 'entity') decls.useSort(bf.ty.name);
-        v = decls.addConst(shared ? ctxConst(p) : ctxConst(p, BASE_ONLY_ROOT), sortOf(bf.ty));
+        v = decls.addConst(shared ? ctxConst(p) : ctxConst(p, BASE_ONLY_ROOT), decls.useTy(bf.ty));
         leaf.value = v;
       }
       rec[name] = { present, ty: bf.ty, v };

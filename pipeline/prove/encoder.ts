@@ -22,17 +22,27 @@ export function declareScope(decls: Decls): string {
   return out;
 }
 
-/** Collects named Bool definitions; constants stay inline so they keep folding. */
+/**
+ * Collects named Bool definitions; constants stay inline so they keep folding.
+ * A body defined before is not defined again: its first name is returned, so a
+ * base policy identical to a head policy (the common case in a pull request)
+ * costs nothing, and two identical sets get the same `auth` name (verifier.ts
+ * folds head ⇒ base to false then).
+ */
 export class Definitions {
   readonly lines: string[] = [];
   private readonly names = new Set<string>();
+  private readonly byBody = new Map<string, string>();
 
   define = (name: string, body: string): string => {
     if (body === TRUE || body === FALSE) return body;
+    const known = this.byBody.get(body);
+    if (known) return known;
     let n = name;
     for (let i = 2; this.names.has(n); i++) n = `${name}#${i}`;
     this.names.add(n);
     const s = sym(n);
+    this.byBody.set(body, s);
     this.lines.push(`(define-fun ${s} () Bool ${body})\n`);
     return s;
   };

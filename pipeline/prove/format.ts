@@ -13,6 +13,17 @@ function side(s: ProofReport['base']): string {
   return `${s.label}${s.commit ? ` (${s.commit.slice(0, 12)})` : ''}`;
 }
 
+/** Which entity stores non-escalation holds for, in words. */
+export function storesLine(r: ProofReport): string {
+  const s = r.entityStores;
+  const every = s.every === 'holds' ? 'holds for every entity store' : 'does not hold for every entity store';
+  const deployed =
+    s.deployed === 'holds'
+      ? `holds for the deployed store (entities.json + registrations${s.changed ? ', changed by this PR' : ''})`
+      : `does NOT hold for the deployed store (entities.json + registrations${s.changed ? ', changed by this PR' : ''})`;
+  return `non-escalation ${every}; it ${deployed}`;
+}
+
 export function formatText(r: ProofReport, extra?: { digest: string; seconds?: number; queries?: number }): string {
   const out: string[] = [];
   out.push(`lilith prove: ${side(r.base)} → ${side(r.head)}`);
@@ -28,6 +39,21 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
     out.push(indent(describeCounterexample(e.counterexample)));
     if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
+  }
+  out.push(`  ${storesLine(r)}`);
+  if (r.entityStores.provenChanges?.length)
+    out.push(`  hierarchy changes proven not to widen over the deployed store: ${r.entityStores.provenChanges.join(', ')}`);
+  for (const e of r.storeEscalations) {
+    out.push(
+      '',
+      `${e.approved ? 'approved deployed-store escalation' : 'deployed-store escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
+    );
+    out.push(indent(describeCounterexample(e.counterexample)));
+    if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
+    if (e.baseEntities) out.push(`  over the base store: ${JSON.stringify(e.baseEntities)}`);
+    out.push(
+      `  re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.join(', ')}), base denies over the base store`,
+    );
   }
   for (const c of r.capsule) {
     out.push(
@@ -78,6 +104,19 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
       out.push(`**${e.env}**${e.approved ? ` — approved: ${e.approved.reason} (\`${e.approved.source}\`)` : ''}`, '');
       out.push(mdCx(e.counterexample), '');
       out.push(`Re-checked with cedar-wasm: head allows (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies.`, '');
+    }
+  }
+  out.push(`Entity stores: ${storesLine(r)}.`, '');
+  if (r.storeEscalations.length) {
+    out.push('#### Escalations over the deployed store (entities.json + registrations)', '');
+    for (const e of r.storeEscalations) {
+      out.push(`**${e.env}**${e.approved ? ` — approved: ${e.approved.reason} (\`${e.approved.source}\`)` : ''}`, '');
+      out.push(mdCx(e.counterexample), '');
+      if (e.baseEntities) out.push(`Base store: \`${JSON.stringify(e.baseEntities)}\``, '');
+      out.push(
+        `Re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies over the base store.`,
+        '',
+      );
     }
   }
   if (r.capsule.length) {

@@ -9,10 +9,10 @@ import { findApproval, findChangeApproval, type Approval } from './approvals.js'
 import { capsuleChanges } from './capsule-diff.js';
 import { checkConfig } from '../../capsule/config-check.js';
 import type { LilithConfig } from '../../capsule/config.js';
-import { admitted, compileSet, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
+import { admitted, compileSet, fromCompiled, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
-import { LongOutOfRange } from './decoder.js';
+import { decodeBool, LongOutOfRange } from './decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
 import {
   contextAssumptions,
@@ -24,18 +24,21 @@ import {
   type TaintAssumption,
 } from './dataplane-model.js';
 import { contextView, type ContextView } from './context-view.js';
-import { envKey, loadSchema, type ProverSchema, type RequestEnv } from './env.js';
+import { DeployedStore, defineStore, registeredPrincipal, StoreError, type StoreEntity } from './deployed-store.js';
+import * as cedar from '../../cedar/wasm-loader.js';
+import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
 import {
   digestFiles,
   reportDigest,
   verdictOf,
   REPORT_FORMAT,
+  type EntityStores,
   type EscalationFinding,
   type InvariantResult,
   type ProofReport,
   type Warning,
 } from './report.js';
-import { UnsupportedError, FALSE, sym } from './smt.js';
+import { and, UnsupportedError, FALSE, sym } from './smt.js';
 import { Cvc5, cvc5Version, SolverError } from './solver.js';
 import * as verifier from './verifier.js';
 
@@ -88,6 +91,10 @@ interface EnvProblem {
   /** How the base sees the head request's context (context-view.ts); undefined: no base environment. */
   view: ContextView | undefined;
   invariants: CompiledPolicy[];
+  /** define-funs of the deployed stores' functions (deployed-store problems only). */
+  storeDefs: string;
+  /** Set for the deployed-store proof: both sides' stores. */
+  deployed?: { head: DeployedStore; base: DeployedStore };
 }
 
 function taintOf(configText: string): TaintAssumption | undefined {
@@ -125,6 +132,34 @@ function capsuleOf(src: PolicySource): { config: LilithConfig; entities: Paramet
   const entities = parse('entities.json', src.entitiesText);
   if (!Array.isArray(entities)) throw new GateError('bad_config', 'entities.json: expected an array of entities');
   return { config: config as LilithConfig, entities };
+}
+
+/** The deployed store of one side, checked against that side's schema as the enforcer checks entities. */
+function storeOf(side: string, src: PolicySource, capsule: ReturnType<typeof capsuleOf>): DeployedStore {
+  let store: DeployedStore;
+  try {
+    store = new DeployedStore(capsule.entities as StoreEntity[], capsule.config.registrations);
+  } catch (err) {
+    if (err instanceof StoreError) throw new GateError('bad_config', `${side}: ${err.message}`);
+    throw err;
+  }
+  const all = [...store.entities.values()];
+  const check = cedar.checkParseEntities({ entities: all as never, schema: src.schema });
+  if (check.type === 'failure')
+    throw new GateError(
+      'bad_config',
+      `${side}: the deployed store (entities.json and the registrations' agents) does not conform to the schema: ${check.errors.map((e) => e.message).join('; ')}`,
+    );
+  return store;
+}
+
+function sameHierarchy(a: Map<string, Set<string>>, b: Map<string, Set<string>>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (!y || y.size !== x.size || [...x].some((v) => !y.has(v))) return false;
+  }
+  return true;
 }
 
 function labelKey(t: TaintAssumption | undefined): string {
@@ -188,17 +223,26 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const headPolicies = splitPolicies(head.source.policies);
   const basePolicies = splitPolicies(base.source.policies);
   const invariants = splitPolicies(head.source.invariants);
+  const baseCapsule = capsuleOf(base.source);
+  const headCapsule = capsuleOf(head.source);
   const taint = taintOf(head.source.configText);
   const baseTaint = taintOf(base.source.configText);
   // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
   const sameLabels = labelKey(taint) === labelKey(baseTaint);
   const rounded = needsRoundedMask(taint, baseTaint);
+  const headKeys = headPolicies.map((p) => JSON.stringify(p.json));
+  const baseKeys = basePolicies.map((p) => JSON.stringify(p.json));
+  const sameActions = sameHierarchy(headSchema.actionAncestors, baseSchema.actionAncestors);
 
-  const problems: EnvProblem[] = [];
-  const sorts = new Set<string>();
-  for (const env of headSchema.envs) {
+  const build = (env: RequestEnv, deployed?: EnvProblem['deployed']): EnvProblem => {
     const decls = new Decls();
-    const hc = new Compiler({ schema: headSchema, actionAncestors: headSchema.actionAncestors, env, decls });
+    const hc = new Compiler({
+      schema: headSchema,
+      actionAncestors: headSchema.actionAncestors,
+      env,
+      decls,
+      store: deployed ? 'h' : undefined,
+    });
     const baseEnv = baseEnvFor(baseSchema, env);
     // The base sees the context as its own schema types it (context-view.ts).
     const view = baseEnv ? contextView(env.context, baseEnv.context, decls, sameLabels ? [] : ['taint']) : undefined;
@@ -208,36 +252,51 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       env: baseEnv ? { ...env, context: baseEnv.context } : env,
       decls,
       context: view?.rec,
+      store: deployed ? 'b' : undefined,
     });
     const defs = new Definitions();
-    const headSet = nameTerms(
-      side('head', () => compileSet(hc, headPolicies)),
-      'head',
-      defs.define,
-    );
-    const baseSet = view
-      ? admitted(
-          nameTerms(
-            side('base', () => compileSet(bc, basePolicies)),
-            'base',
-            defs.define,
-          ),
-          view.admit,
-          defs.define,
-        )
-      : undefined;
-    const invs = side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
-      ...p,
-      sat: defs.define(`inv.sat.${i}`, p.sat),
-      err: p.err,
-    }));
+    const headCompiled = side('head', () => compileSet(hc, headPolicies));
+    const headSet = nameTerms(headCompiled, 'head', defs.define);
+    // The base compiles a policy exactly as the head does when both see the same
+    // environment (same context type and labels, same action hierarchy, every
+    // store): such a policy's terms are the head's, not compiled again.
+    const sameEnv = !deployed && !!baseEnv && sameLabels && sameActions && tyEq(env.context, baseEnv.context);
+    const headByJson = new Map(sameEnv ? headKeys.map((k, i) => [k, headCompiled.policies[i]]) : []);
+    const compileBase = () =>
+      fromCompiled(
+        basePolicies.map((p, i) => {
+          const same = headByJson.get(baseKeys[i]);
+          return same ? { ...same, id: p.id } : bc.compilePolicy(p.id, p.json);
+        }),
+      );
+    // Over the deployed stores the base also refuses agents it did not register.
+    const baseAdmit = deployed && view ? and(view.admit, registeredPrincipal(deployed.base, env)) : view?.admit;
+    const baseSet = view ? admitted(nameTerms(side('base', compileBase), 'base', defs.define), baseAdmit!, defs.define) : undefined;
+    const invs = deployed
+      ? []
+      : side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
+          ...p,
+          sat: defs.define(`inv.sat.${i}`, p.sat),
+          err: p.err,
+        }));
     const assumptions = [
-      ...hierarchyAssumptions(decls, headSchema),
+      // A concrete store needs no hierarchy assumption: its ancestor sets are its transitive closure.
+      ...(deployed ? [registeredPrincipal(deployed.head, env)] : hierarchyAssumptions(decls, headSchema)),
       ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
     ];
-    for (const s of decls.sorts) sorts.add(s);
-    problems.push({ env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs });
-  }
+    let storeDefs = '';
+    if (deployed) {
+      try {
+        storeDefs = defineStore(decls, 'h', deployed.head) + defineStore(decls, 'b', deployed.base);
+      } catch (err) {
+        if (err instanceof StoreError) throw new GateError('bad_config', err.message);
+        if (err instanceof UnsupportedError) throw new GateError('unsupported', `${err.message} (deployed store)`);
+        throw err;
+      }
+    }
+    return { env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs, storeDefs, deployed };
+  };
+  const problems = headSchema.envs.map((env) => build(env));
   const compileMs = performance.now() - t0;
 
   // Environments are split round-robin over a few cvc5 processes. Each worker
@@ -247,16 +306,22 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   // values may, so the report records it).
   const workers = Math.max(1, Math.min(opts.workers ?? 2, problems.length));
   const t1 = performance.now();
-  const ctx: SolveContext = { sorts, headSchema, headPolicies, basePolicies, invariants, head, base, opts };
-  const parts = await Promise.all(
-    Array.from({ length: workers }, (_, w) =>
-      solveEnvs(
-        problems.map((p, i) => ({ p, i })).filter(({ i }) => i % workers === w),
-        ctx,
-        w === 0 ? opts.transcript : undefined,
+  const ctx: SolveContext = { headSchema, headPolicies, basePolicies, invariants, head, base, opts };
+  const solveAll = (ps: EnvProblem[]) => {
+    const sorts = new Set(ps.flatMap((p) => [...p.decls.sorts]));
+    const n = Math.max(1, Math.min(workers, ps.length));
+    return Promise.all(
+      Array.from({ length: n }, (_, w) =>
+        solveEnvs(
+          ps.map((p, i) => ({ p, i })).filter(({ i }) => i % n === w),
+          sorts,
+          ctx,
+          w === 0 ? opts.transcript : undefined,
+        ),
       ),
-    ),
-  );
+    );
+  };
+  const parts = await solveAll(problems);
   const escalations = parts
     .flatMap((x) => x.escalations)
     .sort((a, b) => a.index - b.index)
@@ -282,7 +347,23 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
         m.errorEnv = envKey(problems[h.errorIndex].env);
     }
   }
-  const queries = parts.reduce((n, x) => n + x.queries, 0);
+
+  // The deployed store (entities.json + registrations). When it is the same on both
+  // sides it is one of "every store", so only environments that escalated over every
+  // store are asked again (does the escalation happen on what is deployed?); when it
+  // changed, every environment is (an entities-only PR is proved or refuted here).
+  const headStore = storeOf('head', head.source, headCapsule);
+  const baseStore = storeOf('base', base.source, baseCapsule);
+  const storeChanged = headStore.key !== baseStore.key;
+  const escalatedEnvs = new Set(escalations.map((e) => e.env));
+  const storeEnvs = headSchema.envs.filter((env) => storeChanged || escalatedEnvs.has(envKey(env)));
+  const deployed = { head: headStore, base: baseStore };
+  const storeParts = storeEnvs.length ? await solveAll(storeEnvs.map((env) => build(env, deployed))) : [];
+  const storeFindings = storeParts
+    .flatMap((x) => x.escalations)
+    .sort((a, b) => a.index - b.index)
+    .map((x) => x.finding);
+  const queries = [...parts, ...storeParts].reduce((n, x) => n + x.queries, 0);
   const solveMs = performance.now() - t1;
 
   const warnings: Warning[] = [];
@@ -312,20 +393,48 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
         .map(([l, b]) => `${l}=bit ${b}`)
         .join(', ')}): each side names the same session mask's bits by its own table`,
     );
-  const capsule = capsuleChanges(capsuleOf(base.source), capsuleOf(head.source)).map((c) => {
+  assumptions.push(
+    'deployed entity store: entities.json plus one Agent per registration with its groups as parents (what the enforcer sends); principals are the registered agents (the base refuses agents it did not register); any other entity (a Host entities.json does not name) has no ancestors and no attributes',
+  );
+  const allChanges = capsuleChanges(baseCapsule, headCapsule).map((c) => {
     const a = findChangeApproval(opts.approvals ?? [], c.key);
     return a ? { ...c, approved: { reason: a.reason, source: a.source } } : c;
   });
+  // Hierarchy changes (an entity or agent with a new ancestor) the deployed-store proof
+  // shows to widen nothing are proven, not escalations; otherwise each needs its approval.
+  const storeEdges = allChanges.filter((c) => c.store);
+  const provenStoreChanges = storeFindings.length ? [] : storeEdges.map((c) => c.key);
+  const capsule = storeFindings.length ? allChanges : allChanges.filter((c) => !c.store);
+  const storeEscalations = storeFindings.map((f): EscalationFinding => {
+    // Approved by what approved the same widening over every store, or by approving every hierarchy change.
+    const policy = escalations.find((e) => e.env === f.env)?.approved;
+    const edges = storeEdges.length && storeEdges.every((c) => c.approved) ? storeEdges : undefined;
+    const approved =
+      policy ??
+      (edges && {
+        reason: edges.map((c) => c.approved!.reason).join('; '),
+        source: [...new Set(edges.map((c) => c.approved!.source))].join(', '),
+      });
+    return approved ? { ...f, approved } : f;
+  });
+  const entityStores: EntityStores = {
+    every: escalations.length ? 'escalation' : 'holds',
+    deployed: storeFindings.length ? 'escalation' : 'holds',
+    changed: storeChanged,
+    ...(provenStoreChanges.length ? { provenChanges: provenStoreChanges } : {}),
+  };
   const invList = [...invResults.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const report: ProofReport = {
     format: REPORT_FORMAT,
-    verdict: verdictOf(escalations, invList, capsule),
+    verdict: verdictOf([...escalations, ...storeEscalations], invList, capsule),
     base: { label: base.label, ...(base.commit ? { commit: base.commit } : {}), digest: digestFiles(sourceFiles(base.source)) },
     head: { label: head.label, ...(head.commit ? { commit: head.commit } : {}), digest: digestFiles(sourceFiles(head.source)) },
     solver: { name: 'cvc5', version, jobs: workers },
     assumptions,
     environments: problems.map((p) => envKey(p.env)),
     escalations,
+    entityStores,
+    storeEscalations,
     capsule,
     invariants: invList,
     warnings: warnings.sort((a, b) => (a.policy === b.policy ? (a.kind < b.kind ? -1 : 1) : a.policy < b.policy ? -1 : 1)),
@@ -334,7 +443,6 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
 }
 
 interface SolveContext {
-  sorts: Set<string>;
   headSchema: ProverSchema;
   headPolicies: NamedPolicy[];
   basePolicies: NamedPolicy[];
@@ -351,7 +459,12 @@ interface WorkerResult {
   queries: number;
 }
 
-async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext, transcript?: (t: string) => void): Promise<WorkerResult> {
+async function solveEnvs(
+  items: { p: EnvProblem; i: number }[],
+  sorts: Set<string>,
+  c: SolveContext,
+  transcript?: (t: string) => void,
+): Promise<WorkerResult> {
   const { headSchema, headPolicies, basePolicies, invariants, head, base, opts } = c;
   const out: WorkerResult = {
     escalations: [],
@@ -362,10 +475,10 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
   const violated = new Set<string>();
   const solver = new Cvc5({ timeoutMs: opts.timeoutMs, transcript });
   try {
-    solver.send(declareSorts(c.sorts));
+    solver.send(declareSorts(sorts));
     for (const { p: pr, i: index } of items) {
       const key = envKey(pr.env);
-      solver.send('(push 1)\n' + declareScope(pr.decls) + pr.defs.text() + assertAll(pr.assumptions));
+      solver.send('(push 1)\n' + declareScope(pr.decls) + pr.storeDefs + pr.defs.text() + assertAll(pr.assumptions));
       const query = async (formula: string): Promise<boolean> => {
         if (formula === FALSE) return false;
         out.queries++;
@@ -406,20 +519,26 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
 
       // Non-escalation.
       if (await query(verifier.escalation(pr.head, pr.base))) {
-        const { baseContext, ...cx } = await model();
+        const { baseContext, ...found } = await model();
         done();
+        // Over the deployed stores the witness carries each side's store (the part the request can observe).
+        const cx = pr.deployed ? { ...found, entities: storeWitness(pr.deployed.head, found, found.context) } : found;
+        const baseCx = {
+          ...cx,
+          // The base decides the request as its own enforcer would have sent it (context-view.ts).
+          context: baseContext ?? cx.context,
+          entities: pr.deployed ? storeWitness(pr.deployed.base, found, baseContext ?? found.context) : cx.entities,
+        };
         const h = decide(cx, toStaticPolicies(headPolicies), head.source.schema);
-        // The base decides the request as its own enforcer would have sent it (context-view.ts).
-        const baseCx = baseContext ? { ...cx, context: baseContext } : cx;
         const b = decide(baseCx, toStaticPolicies(basePolicies), base.source.schema);
         if (h.decision !== 'allow' || b.decision !== 'deny') {
           throw new GateError(
             'encoder_bug',
-            `encoder bug: counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, base ${b.decision}; ` +
+            `encoder bug: ${pr.deployed ? 'deployed-store ' : ''}counterexample for ${key} does not re-check with cedar-wasm (head ${h.decision}, base ${b.decision}; ` +
               `head errors: ${h.errors.join('; ') || 'none'})\n${describeCounterexample(cx)}`,
           );
         }
-        const approval = findApproval(opts.approvals ?? [], pr.env);
+        const approval = pr.deployed ? undefined : findApproval(opts.approvals ?? [], pr.env);
         out.escalations.push({
           index,
           finding: {
@@ -427,9 +546,14 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
             ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
             counterexample: cx,
             ...(baseContext && JSON.stringify(baseContext) !== JSON.stringify(cx.context) ? { baseContext } : {}),
+            ...(pr.deployed && JSON.stringify(baseCx.entities) !== JSON.stringify(cx.entities) ? { baseEntities: baseCx.entities } : {}),
             recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
           },
         });
+      }
+      if (pr.deployed) {
+        solver.send('(pop 1)\n');
+        continue;
       }
 
       // Invariants.
@@ -447,23 +571,57 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
         });
       }
 
-      // Hygiene (head only).
+      // Hygiene (head only). One query covers every property still undecided (a
+      // policy matches / a permit is effective / a policy may error): their
+      // disjunction; each model marks all it satisfies, and unsat settles the rest
+      // for this environment. Same answers as one query per property (one is marked
+      // only by a model that satisfies it), far fewer queries.
       if (opts.hygiene !== false) {
+        const hy = (p: CompiledPolicy) => out.hygiene.get(p.id)!;
+        let rest: { t: string; mark: () => void }[] = [];
         for (const p of pr.head.policies) {
-          const h = out.hygiene.get(p.id)!;
-          if (!h.matched && (await query(verifier.matches(p)))) {
-            h.matched = true;
-            done();
-          }
-          if (p.effect === 'permit' && !h.effective && (await query(verifier.effective(p, pr.head)))) {
-            h.effective = true;
-            done();
-          }
-          if (h.errorIndex === undefined && (await query(verifier.mayError(p)))) {
-            h.errorIndex = index;
-            done();
-          }
+          const h = hy(p);
+          if (p.effect === 'permit' && !h.effective)
+            rest.push({
+              t: verifier.effective(p, pr.head),
+              mark: () => {
+                h.effective = true;
+                h.matched = true;
+              },
+            });
+          if (!h.matched) rest.push({ t: verifier.matches(p), mark: () => (h.matched = true) });
+          if (h.errorIndex === undefined) rest.push({ t: verifier.mayError(p), mark: () => (h.errorIndex ??= index) });
         }
+        rest = rest.filter((x) => x.t !== FALSE);
+        const pending = new Set(rest);
+        // A conjunction of undecided properties: when sat, one model settles them all
+        // (and marks whatever else it satisfies); when unsat, halve it. Unsat answers
+        // are cheap here, models are not.
+        const settle = async (items: typeof rest): Promise<void> => {
+          items = items.filter((x) => pending.has(x));
+          if (!items.length) return;
+          if (await query(and(...items.map((x) => x.t)))) {
+            const all = [...pending];
+            const vals = await solver.getValues(all.map((x) => x.t));
+            done();
+            all.forEach((x, i) => {
+              if (decodeBool(vals[i])) {
+                x.mark();
+                pending.delete(x);
+              }
+            });
+            if (items.some((x) => pending.has(x))) throw new GateError('lost_model', `the solver's model misses a hygiene term in ${key}`);
+            return;
+          }
+          if (items.length === 1) {
+            pending.delete(items[0]);
+            return;
+          }
+          const half = items.length >> 1;
+          await settle(items.slice(0, half));
+          await settle(items.slice(half));
+        };
+        await settle(rest);
       }
       solver.send('(pop 1)\n');
     }
@@ -474,6 +632,10 @@ async function solveEnvs(items: { p: EnvProblem; i: number }[], c: SolveContext,
     await solver.close();
   }
   return out;
+}
+
+function storeWitness(store: DeployedStore, req: Counterexample, context: Counterexample['context']): Counterexample['entities'] {
+  return store.witness([req.principal, req.resource], context) as Counterexample['entities'];
 }
 
 function sourceFiles(src: PolicySource): Record<string, string> {

@@ -25,8 +25,24 @@ export interface EscalationFinding {
    * values that make the base deny (context-view.ts).
    */
   baseContext?: Counterexample['context'];
+  /** Deployed-store findings: the base store's part the base decided over, when it differs from the counterexample's entities (the head store's). */
+  baseEntities?: Counterexample['entities'];
   /** The cedar-wasm re-check: head allows (by these permits), base denies. */
   recheck: { head: 'allow'; base: 'deny'; headReasons: string[]; baseErrors: string[] };
+}
+
+/**
+ * Which entity stores non-escalation holds for: `every` — any store (the Cedar
+ * proof); `deployed` — entities.json with the registrations as group-membership
+ * entities, base store against head store.
+ */
+export interface EntityStores {
+  every: 'holds' | 'escalation';
+  deployed: 'holds' | 'escalation';
+  /** The deployed store differs between base and head (hierarchy, attributes or registered agents). */
+  changed: boolean;
+  /** Hierarchy changes (capsule-diff keys) proven not to widen over the deployed store. */
+  provenChanges?: string[];
 }
 
 export interface InvariantResult {
@@ -53,7 +69,11 @@ export interface ProofReport {
   solver: { name: 'cvc5'; version: string; jobs: number };
   assumptions: string[];
   environments: string[];
+  /** Escalations over every entity store. */
   escalations: EscalationFinding[];
+  entityStores: EntityStores;
+  /** Escalations over the deployed store, witnessed with each side's store. */
+  storeEscalations: EscalationFinding[];
   /** Widening changes to lilith.json / entities.json the proof does not encode (capsule-diff.ts); each needs an approval. */
   capsule: CapsuleChange[];
   invariants: InvariantResult[];

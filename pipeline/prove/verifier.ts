@@ -6,6 +6,8 @@ import { and, not } from './smt.js';
 
 /** head ⇒ base: a request head allows and base denies. */
 export function escalation(head: CompiledSet, base: CompiledSet | undefined): string {
+  // The same term on both sides (same policies, same environment): nothing to ask.
+  if (base && base.auth === head.auth) return 'false';
   return and(head.auth, not(base ? base.auth : 'false'));
 }
 

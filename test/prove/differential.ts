@@ -10,7 +10,8 @@ import { pinRequest, type Uid } from '../../pipeline/prove/concrete.js';
 import { decodeBool } from '../../pipeline/prove/decoder.js';
 import { assertAll, declareScope, declareSorts, Definitions } from '../../pipeline/prove/encoder.js';
 import { contextAssumptions, hierarchyAssumptions, type TaintAssumption } from '../../pipeline/prove/dataplane-model.js';
-import { loadSchema, type ProverSchema } from '../../pipeline/prove/env.js';
+import { envKey, loadSchema, tyEq, type ProverSchema, type Ty } from '../../pipeline/prove/env.js';
+import { genValue, type Rng } from './gen.js';
 import { Cvc5 } from '../../pipeline/prove/solver.js';
 
 export interface DiffCase {
@@ -139,4 +140,123 @@ export function namedPolicies(texts: string[]): NamedPolicy[] {
     files[`p${String(i).padStart(3, '0')}.cedar`] = t;
   });
   return splitPolicies(files);
+}
+
+// ---- capsule pairs: brute force over generated requests ----------------------
+
+export interface CapsuleSide {
+  schema: string;
+  policies: string[];
+  store: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
+}
+
+export interface BruteRequest {
+  principal: Uid;
+  action: string;
+  resource: Uid;
+  context: Record<string, unknown>;
+}
+
+type RecordTy = Ty & { k: 'record' };
+
+function sameKind(h: Ty, b: Ty): boolean {
+  return b.k === 'record' ? h.k === 'record' : tyEq(h, b);
+}
+
+/**
+ * The context the base enforcer would have sent for the same event, concretely
+ * (what context-view.ts encodes): attributes both declare alike are the head's,
+ * head-only ones dropped, base-only (or retyped) ones any value — drawn at random.
+ */
+export function baseView(r: Rng, v: Record<string, unknown>, head: RecordTy | undefined, base: RecordTy): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, bf] of Object.entries(base.fields)) {
+    const hf = head?.fields[name];
+    if (hf && sameKind(hf.ty, bf.ty)) {
+      if (!(name in v)) continue;
+      out[name] = bf.ty.k === 'record' ? baseView(r, v[name] as Record<string, unknown>, hf.ty as RecordTy, bf.ty) : v[name];
+    } else if (bf.required || r.chance(0.5)) out[name] = genValue(r, bf.ty);
+  }
+  return out;
+}
+
+/** cedar-wasm over two whole capsule sides (schema, policies, store): the reference the prover must agree with. */
+export class CapsuleBruteForce {
+  private readonly ids = { base: `bf-${process.pid}-${Math.random()}`, head: `bf-${process.pid}-${Math.random()}` };
+  readonly headSchema: ProverSchema;
+  readonly baseSchema: ProverSchema;
+  evaluations = 0;
+
+  constructor(
+    private readonly base: CapsuleSide,
+    private readonly head: CapsuleSide,
+  ) {
+    this.headSchema = loadSchema(head.schema);
+    this.baseSchema = loadSchema(base.schema);
+    for (const side of ['base', 'head'] as const) {
+      const s = cedar.preparseSchema(this.ids[side], this[side].schema);
+      if (s.type === 'failure') throw new Error(s.errors.map((e) => e.message).join('; '));
+      const p = cedar.preparsePolicySet(this.ids[side], {
+        staticPolicies: toStaticPolicies(namedPolicies(this[side].policies)),
+      });
+      if (p.type === 'failure') throw new Error(p.errors.map((e) => e.message).join('; '));
+    }
+  }
+
+  /** One side's decision over its whole store; a request its schema rejects is denied (its enforcer would not send it). */
+  decide(side: 'base' | 'head', q: BruteRequest, store = this[side].store): 'allow' | 'deny' {
+    this.evaluations++;
+    const answer = cedar.statefulIsAuthorized({
+      principal: q.principal,
+      action: { type: 'Action', id: q.action },
+      resource: q.resource,
+      context: q.context as cedar.Context,
+      preparsedPolicySetId: this.ids[side],
+      preparsedSchemaName: this.ids[side],
+      entities: store as unknown as cedar.EntityJson[],
+      validateRequest: true,
+    });
+    return answer.type === 'failure' ? 'deny' : answer.response.decision;
+  }
+
+  /**
+   * Every environment of the head schema × principals and resources of the pool
+   * (plus an id no store holds) × `contexts` random contexts; for each request the
+   * head allows, `views` draws of the base's view. Returns the environments where
+   * some request is allowed by the head and denied by the base, with one example.
+   */
+  escalations(
+    r: Rng,
+    pool: Record<string, string[]>,
+    contexts: number,
+    views: number,
+  ): Map<string, BruteRequest & { baseContext: unknown }> {
+    const found = new Map<string, BruteRequest & { baseContext: unknown }>();
+    for (const env of this.headSchema.envs) {
+      const key = envKey(env);
+      const baseEnv = this.baseSchema.envs.find(
+        (e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType,
+      );
+      const ctxs = Array.from({ length: contexts }, () => genValue(r, env.context) as Record<string, unknown>);
+      search: for (const p of [...pool[env.principalType], 'zz'])
+        for (const res of [...pool[env.resourceType], 'zz'])
+          for (const context of ctxs) {
+            const q = {
+              principal: { type: env.principalType, id: p },
+              action: env.action,
+              resource: { type: env.resourceType, id: res },
+              context,
+            };
+            if (this.decide('head', q) !== 'allow') continue;
+            for (let v = 0; v < (baseEnv ? views : 1); v++) {
+              const baseContext = baseEnv ? baseView(r, context, env.context, baseEnv.context) : context;
+              if (!baseEnv || this.decide('base', { ...q, context: baseContext }) === 'deny') {
+                found.set(key, { ...q, baseContext });
+                break search;
+              }
+            }
+          }
+    }
+    return found;
+  }
 }

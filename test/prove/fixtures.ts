@@ -71,3 +71,10 @@ export function decideIn(dir: string, cx: Counterexample, files: string[]): 'all
   if (answer.type === 'failure') return 'deny';
   return answer.response.decision;
 }
+
+/** A valid lilith.json with no registrations, for sources over other schemas (no Agent type to register). */
+export function neutralConfig(): string {
+  const c = JSON.parse(read(BUNDLED, 'lilith.json')) as { registrations: unknown[] };
+  c.registrations = [];
+  return JSON.stringify(c);
+}

@@ -389,3 +389,144 @@ export function genBundledRequest(r: Rng, envs: RequestEnv[], staticEntities: Ge
     entities: [...staticEntities, { uid: agent, attrs: {}, parents: groups }],
   };
 }
+
+// ---- capsule pairs: entity stores and schemas --------------------------------
+
+export type StoreEntity = GenRequest['entities'][number];
+
+/** A random acyclic store over the pool (as genRequest makes them). */
+export function genStore(r: Rng): StoreEntity[] {
+  return genRequest(r).entities;
+}
+
+/** May `child` (type, pool index) take `parent` as a parent, keeping the store acyclic and within memberOf? */
+function mayParent(child: Uid, parent: Uid): boolean {
+  const order = (u: Uid) => POOL[u.type].indexOf(u.id);
+  if (child.type === 'User' || child.type === 'Group')
+    return parent.type === 'Group' && (child.type === 'User' || order(parent) > order(child));
+  if (child.type === 'Doc' || child.type === 'Folder')
+    return parent.type === 'Folder' && (child.type === 'Doc' || order(parent) > order(child));
+  return false;
+}
+
+/** The base store with one to three edits: a parent edge added or removed, an entity added or removed, attributes redrawn. */
+export function mutateStore(r: Rng, base: StoreEntity[]): StoreEntity[] {
+  const out: StoreEntity[] = structuredClone(base);
+  const key = (u: Uid) => `${u.type}::${u.id}`;
+  for (let n = 1 + r.int(3); n > 0; n--) {
+    const edit = r.int(5);
+    if (edit <= 1 && out.length) {
+      const e = r.pick(out);
+      const cands = universe().filter((p) => mayParent(e.uid, p) && !e.parents.some((x) => key(x) === key(p)));
+      if (cands.length) e.parents.push(r.pick(cands));
+    } else if (edit === 2 && out.length) {
+      const e = r.pick(out);
+      if (e.parents.length) e.parents.splice(r.int(e.parents.length), 1);
+    } else if (edit === 3) {
+      const missing = universe().filter((u) => !out.some((e) => key(e.uid) === key(u)));
+      if (missing.length) {
+        const uid = r.pick(missing);
+        const parents = universe().filter((p) => mayParent(uid, p) && r.chance(0.5));
+        out.push({ uid, attrs: attrsFor(r, uid.type), parents });
+      } else if (out.length) out.splice(r.int(out.length), 1);
+    } else if (out.length) {
+      const e = r.pick(out);
+      e.attrs = attrsFor(r, e.uid.type);
+    }
+  }
+  return out;
+}
+
+/** DIFF_SCHEMA's context and Meta types as field → type text, edited by schema mutations. */
+export interface CtxShape {
+  ctx: Record<string, string>;
+  meta: Record<string, string>;
+}
+
+export const DIFF_CTX: CtxShape = {
+  ctx: {
+    n: 'Long',
+    'm?': 'Long',
+    s: 'String',
+    't?': 'String',
+    b: 'Bool',
+    ls: 'Set<Long>',
+    ss: 'Set<String>',
+    meta: 'Meta',
+    'opt?': 'Meta',
+    'owner?': 'User',
+    groups: 'Set<Group>',
+  },
+  meta: { label: 'String', 'level?': 'Long', 'tags?': 'Set<String>' },
+};
+
+export function schemaOf(shape: CtxShape): string {
+  const fields = (f: Record<string, string>) =>
+    Object.entries(f)
+      .map(([k, t]) => `${k}: ${t}`)
+      .join(', ');
+  return DIFF_SCHEMA.replace(/type Meta = \{[^}]*\};/, `type Meta = { ${fields(shape.meta)} };`).replace(
+    /type Ctx = \{[^}]*\};/,
+    `type Ctx = { ${fields(shape.ctx)} };`,
+  );
+}
+
+function rename(rec: Record<string, string>, from: string, to: string): void {
+  if (!(from in rec)) return;
+  const t = rec[from];
+  delete rec[from];
+  rec[to] = t;
+}
+
+/** One to two schema edits: attributes deleted, added, made optional or required, retyped (nested Meta too). */
+export function mutateShape(r: Rng, base: CtxShape): { shape: CtxShape; edits: string[] } {
+  const s: CtxShape = structuredClone(base);
+  const edits: string[] = [];
+  const all: Array<[string, () => void]> = [
+    ['delete t?', () => delete s.ctx['t?']],
+    ['delete m?', () => delete s.ctx['m?']],
+    ['delete owner?', () => delete s.ctx['owner?']],
+    ['m? required', () => rename(s.ctx, 'm?', 'm')],
+    ['t? required', () => rename(s.ctx, 't?', 't')],
+    ['s optional', () => rename(s.ctx, 's', 's?')],
+    ['n optional', () => rename(s.ctx, 'n', 'n?')],
+    ['t? retyped Long', () => 't?' in s.ctx && (s.ctx['t?'] = 'Long')],
+    ['add extra?: String', () => (s.ctx['extra?'] = 'String')],
+    ['add extra: Long', () => (s.ctx.extra = 'Long')],
+    ['delete meta.level?', () => delete s.meta['level?']],
+    ['meta.level required', () => rename(s.meta, 'level?', 'level')],
+    ['meta.label optional', () => rename(s.meta, 'label', 'label?')],
+  ];
+  for (let n = 1 + r.int(2); n > 0; n--) {
+    const [what, f] = r.pick(all);
+    f();
+    edits.push(what);
+  }
+  return { shape: s, edits };
+}
+
+/** A random value of a (DIFF schema) type: entities from the pool plus one id no store holds. */
+export function genValue(r: Rng, ty: Ty): unknown {
+  switch (ty.k) {
+    case 'bool':
+      return r.chance(0.5);
+    case 'long':
+      return r.pick(LONGS);
+    case 'string':
+      return r.pick(STRINGS);
+    case 'entity':
+      return { __entity: { type: ty.name, id: r.chance(0.85) ? r.pick(POOL[ty.name]) : 'zz' } };
+    case 'set': {
+      const xs = Array.from({ length: r.int(3) }, () => genValue(r, ty.elem));
+      const seen = new Set<string>();
+      return xs.filter((x) => !seen.has(JSON.stringify(x)) && seen.add(JSON.stringify(x)));
+    }
+    case 'record': {
+      const out: Record<string, unknown> = {};
+      for (const [k, f] of Object.entries(ty.fields)) if (f.required || r.chance(0.6)) out[k] = genValue(r, f.ty);
+      return out;
+    }
+    default:
+      throw new Error(`no generator for ${ty.k}`);
+  }
+}

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import type { PolicySource } from '../../pipeline/policy-source.js';
 import { runGate } from '../../pipeline/prove/gate.js';
 import { DIFF_SCHEMA, PolicyGen, Rng } from './gen.js';
+import { neutralConfig } from './fixtures.js';
 
 const PAIRS = Number(process.env.LILITH_RANDOM_GATE_PAIRS ?? 40);
 
@@ -18,7 +19,7 @@ function source(policies: string[]): PolicySource {
     invariants: {},
     schema: DIFF_SCHEMA,
     entitiesText: '[]',
-    configText: '{}',
+    configText: neutralConfig(),
   };
 }
 
