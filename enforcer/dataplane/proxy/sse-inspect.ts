@@ -8,7 +8,7 @@
 // Compressed bodies pass uninspected (documented limit).
 import type { HttpHead } from '../protocols/http1.js';
 import { header, headerTokens } from '../protocols/http1.js';
-import { parseJsonRpc, SseParser } from '../protocols/mcp.js';
+import { idKey, parseJsonRpc, SseParser } from '../protocols/mcp.js';
 import type { Decider, DecisionResult } from '../decide.js';
 
 /** Reads a response body as the relay passes it on. */
@@ -72,7 +72,7 @@ function taintFromReplies(text: string, scope: McpReplyScope, session: string | 
   const ids = scope.dataIds;
   for (const m of parsed.messages) {
     if (m.result === undefined) continue;
-    if (ids !== 'all' && (m.id === undefined || m.id === null || !ids.has(m.id))) continue;
+    if (ids !== 'all' && (m.id === undefined || m.id === null || !ids.has(idKey(m.id)))) continue;
     decider.taintFromResponse(scope.decision, JSON.stringify(m.result), session);
   }
 }
