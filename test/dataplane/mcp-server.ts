@@ -20,19 +20,22 @@ export interface TestMcpServer {
 
 export async function startMcpServer(
   name: string,
-  tools: Record<string, { args: string[]; impl: ToolImpl }>,
+  tools: Record<string, { args: string[]; impl: ToolImpl; notify?: string }>,
   opts: { json?: boolean } = {},
 ): Promise<TestMcpServer> {
   const calls: TestMcpServer['calls'] = [];
   const bodies: string[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const build = () => {
-    const server = new McpServer({ name, version: '1.0.0' });
+    const server = new McpServer({ name, version: '1.0.0' }, { capabilities: { logging: {} } });
     for (const [tool, def] of Object.entries(tools)) {
       const shape: Record<string, z.ZodString> = {};
       for (const a of def.args) shape[a] = z.string();
-      server.registerTool(tool, { description: `${tool} (test)`, inputSchema: shape }, async (args: Record<string, string>) => {
+      server.registerTool(tool, { description: `${tool} (test)`, inputSchema: shape }, async (args: Record<string, string>, extra) => {
         calls.push({ tool, args });
+        // `notify`: a logging notification on the call's event stream before the result.
+        if (def.notify !== undefined)
+          await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: def.notify } });
         return { content: [{ type: 'text' as const, text: def.impl(args) }] };
       });
     }
