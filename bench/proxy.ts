@@ -13,6 +13,8 @@
 // baseline, separating what any userspace proxy costs in that place from what
 // Lilith's parsing, decision and audit add.
 import net from 'node:net';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +85,42 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/**
+ * Nanoseconds this thread has spent runnable but waiting for a CPU (the second
+ * field of /proc/thread-self/schedstat), or null where the kernel does not say.
+ * In the one-process topology every party of a request runs on this thread, so
+ * the growth of this number across a request is time the machine's other load
+ * took from it, not work the request needed.
+ */
+class RunqueueWait {
+  readonly #fd: number;
+  readonly #buf = Buffer.alloc(128);
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+  static open(): RunqueueWait | null {
+    try {
+      const w = new RunqueueWait(openSync('/proc/thread-self/schedstat', 'r'));
+      return w.ns() === null ? null : w;
+    } catch {
+      return null;
+    }
+  }
+  ns(): number | null {
+    const n = readSync(this.#fd, this.#buf, 0, this.#buf.length, 0);
+    const f = this.#buf.toString('latin1', 0, n).split(' ');
+    return f.length >= 2 ? Number(f[1]) : null;
+  }
+  close(): void {
+    closeSync(this.#fd);
+  }
+}
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
 const us = (n: number) => `${n.toFixed(1).padStart(8)} µs`;
 
 interface Options {
@@ -97,6 +135,8 @@ interface TopologyResult {
   /** p99 added by Lilith (minus direct), HTTP and MCP. */
   lilithP99: { http: number; mcp: number };
   relayP99: { http: number; mcp: number };
+  /** One process only: p99 added with the runqueue wait taken out of each sample. */
+  ownP99?: { http: number; mcp: number };
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -128,12 +168,17 @@ export async function run(argv: string[]): Promise<void> {
 
   const single = results.get('single');
   const multi = results.get('processes');
-  process.stdout.write('\ntarget: p99 added latency < 1000 µs\n');
-  const verdict = (n: number) => `${n.toFixed(0)} µs ${n < 1000 ? 'met' : 'MISSED'}`;
-  if (single)
+  process.stdout.write("\ntarget: p99 added latency < 1000 µs (deployment shape); proxy's own work p99 <= 500 µs\n");
+  const verdict = (n: number, bound = 1000) => `${n.toFixed(0)} µs ${n <= bound ? 'met' : 'MISSED'}`;
+  if (single) {
     process.stdout.write(
-      `  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http)}, mcp ${verdict(single.lilithP99.mcp)}\n`,
+      `  proxy's own work (one process, no wake-ups):   http ${verdict(single.lilithP99.http, 500)}, mcp ${verdict(single.lilithP99.mcp, 500)}\n`,
     );
+    if (single.ownP99)
+      process.stdout.write(
+        `    the same, runqueue wait removed:            http ${verdict(single.ownP99.http, 500)}, mcp ${verdict(single.ownP99.mcp, 500)}\n`,
+      );
+  }
   if (multi) {
     process.stdout.write(
       `  deployment shape (three processes):           http ${verdict(multi.lilithP99.http)}, mcp ${verdict(multi.lilithP99.mcp)}\n`,
@@ -169,32 +214,57 @@ async function runTopology(topology: Topology, o: Options): Promise<TopologyResu
   ]);
   const clients = await Promise.all(paths.map((p) => KeepAliveClient.connect(p.port)));
   const samples = paths.map(() => [] as number[]);
+  // One process: each sample also without the time the scheduler kept this thread waiting
+  // for a CPU (other processes' load), which is not the proxy's work.
+  const waitClock = topology === 'single' ? RunqueueWait.open() : null;
+  const own = paths.map(() => [] as number[]);
+  let waited = 0;
   // Warm-up (JIT, engine caches), then interleave so drift hits all paths alike.
   for (let i = 0; i < 300; i++) for (let k = 0; k < paths.length; k++) await clients[k].send(paths[k].req);
+  const loadBefore = load();
   for (let i = 0; i < iterations; i++) {
     for (let k = 0; k < paths.length; k++) {
+      const w0 = waitClock?.ns() ?? 0;
       const t0 = process.hrtime.bigint();
       await clients[k].send(paths[k].req);
-      samples[k].push(Number(process.hrtime.bigint() - t0) / 1000);
+      const total = Number(process.hrtime.bigint() - t0) / 1000;
+      samples[k].push(total);
+      if (waitClock) {
+        const w = ((waitClock.ns() ?? w0) - w0) / 1000;
+        if (w > 0) waited++;
+        own[k].push(Math.max(0, total - w));
+      }
     }
   }
+  waitClock?.close();
   for (const c of clients) c.close();
-  const stats = samples.map((s) => {
+  const summarise = (s: number[]) => {
     const sorted = [...s].sort((a, b) => a - b);
     return { p50: pct(sorted, 50), p90: pct(sorted, 90), p99: pct(sorted, 99) };
-  });
-  process.stdout.write('latency per request (keep-alive, one at a time)\n');
+  };
+  const stats = samples.map(summarise);
+  process.stdout.write(`latency per request (keep-alive, one at a time; load average ${loadBefore} before, ${load()} after)\n`);
   for (let k = 0; k < paths.length; k++)
     process.stdout.write(`  ${paths[k].name.padEnd(16)} p50 ${us(stats[k].p50)}   p90 ${us(stats[k].p90)}   p99 ${us(stats[k].p99)}\n`);
-  process.stdout.write('added latency (minus direct)       lilith                     bare relay (baseline)\n');
-  for (const [label, d] of [
-    ['http', 0],
-    ['mcp tools/call', 3],
-  ] as const) {
-    const [direct, bare, lil] = [stats[d], stats[d + 1], stats[d + 2]];
+  const addedTable = (title: string, st: typeof stats) => {
+    process.stdout.write(`${title.padEnd(35)}lilith                     bare relay (baseline)\n`);
+    for (const [label, d] of [
+      ['http', 0],
+      ['mcp tools/call', 3],
+    ] as const) {
+      const [direct, bare, lil] = [st[d], st[d + 1], st[d + 2]];
+      process.stdout.write(
+        `  ${label.padEnd(15)} p50 ${us(lil.p50 - direct.p50)}  p99 ${us(lil.p99 - direct.p99)}    p50 ${us(bare.p50 - direct.p50)}  p99 ${us(bare.p99 - direct.p99)}\n`,
+      );
+    }
+  };
+  addedTable('added latency (minus direct)', stats);
+  const ownStats = own.map(summarise);
+  if (waitClock) {
     process.stdout.write(
-      `  ${label.padEnd(15)} p50 ${us(lil.p50 - direct.p50)}  p99 ${us(lil.p99 - direct.p99)}    p50 ${us(bare.p50 - direct.p50)}  p99 ${us(bare.p99 - direct.p99)}\n`,
+      `${waited} of ${iterations * paths.length} requests waited for a CPU (runqueue, /proc/thread-self/schedstat); the same samples with that wait taken out:\n`,
     );
+    addedTable('added latency, runqueue wait removed', ownStats);
   }
 
   // Saturation: `concurrency` keep-alive connections sending back to back.
@@ -240,5 +310,6 @@ async function runTopology(topology: Topology, o: Options): Promise<TopologyResu
   return {
     lilithP99: { http: stats[2].p99 - stats[0].p99, mcp: stats[5].p99 - stats[3].p99 },
     relayP99: { http: stats[1].p99 - stats[0].p99, mcp: stats[4].p99 - stats[3].p99 },
+    ownP99: waitClock ? { http: ownStats[2].p99 - ownStats[0].p99, mcp: ownStats[5].p99 - ownStats[3].p99 } : undefined,
   };
 }

@@ -401,6 +401,57 @@ test('MCP: escapes and duplicate keys are decided and forwarded as one reading',
   assert.equal(mcp.calls.at(-1)?.tool, 'read_file', 'the server ran what was decided');
 });
 
+/** An initialized streamable-HTTP session on the declared MCP server: the extra head lines a request in it carries. */
+async function mcpSession(): Promise<string> {
+  const init = await send(mcpPort, [
+    rpcPost(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
+    ),
+  ]);
+  const sid = /mcp-session-id: ([^\r\n]+)/i.exec(init.data)?.[1];
+  assert.ok(sid, init.data.slice(0, 300));
+  return `\r\nMcp-Session-Id: ${sid}\r\nMcp-Protocol-Version: 2025-03-26`;
+}
+
+test('MCP: ids beyond 2^53 reach the SDK server as sent, and a denial echoes them exactly', async () => {
+  const session = await mcpSession();
+  const big = '9007199254740993'; // 2^53 + 1: JSON.parse reads 9007199254740992
+  // Clean body: forwarded as the exact bytes parsed. (The SDK's own schema then refuses an
+  // id beyond 2^53 — its reading, relayed; what matters is that it read what was decided.)
+  const clean = `{"jsonrpc":"2.0","id":${big},"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/workspace/a"}}}`;
+  let from = (await h.events()).length;
+  let r = await send(mcpPort, [rpcPost(clean, session)], 3000);
+  assert.equal(mcp.bodies.at(-1), clean, 'the server got the bytes that were decided');
+  assert.ok((await eventsSince(from)).some((e) => e.action === 'Action::"read_file"' && e.decision === 'allow'));
+  // A duplicate key makes the proxy re-serialise: the id keeps its source digits, one "name" is left.
+  const dup = `{"jsonrpc":"2.0","id":${big},"method":"tools/call","params":{"name":"run_command","name":"read_file","arguments":{"path":"/workspace/b"}}}`;
+  from = (await h.events()).length;
+  r = await send(mcpPort, [rpcPost(dup, session)], 3000);
+  const forwarded = mcp.bodies.at(-1)!;
+  assert.equal(
+    forwarded,
+    `{"jsonrpc":"2.0","id":${big},"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/workspace/b"}}}`,
+  );
+  assert.ok((await eventsSince(from)).some((e) => e.action === 'Action::"read_file"' && e.decision === 'allow'));
+  // With a safe id the same re-serialised call runs what was decided.
+  r = await send(mcpPort, [rpcPost(dup.replace(big, '7'), session)], 3000);
+  assert.match(r.data, /contents of \/workspace\/b/);
+  // Denied: the JSON-RPC error names the client's id exactly, so the client can correlate it.
+  const calls = mcp.calls.length;
+  const denied = `{"jsonrpc":"2.0","id":-${big}0,"method":"tools/call","params":{"name":"run_command","arguments":{"command":"curl x"}}}`;
+  r = await send(mcpPort, [rpcPost(denied, session)], 3000);
+  assert.match(r.data, new RegExp(`"id":-${big}0,"error":\\{"code":-32600`));
+  assert.equal(mcp.calls.length, calls);
+  // A re-serialisation that would change a number is refused, not rounded.
+  r = await send(mcpPort, [rpcPost(`{"jsonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"ping","params":{"x":1e400}}`, session)]);
+  assert.match(r.data, /^HTTP\/1\.1 400[\s\S]*cannot re-emit exactly/);
+});
+
 test('MCP to an undeclared server is recognised by its JSON-RPC body, however Accept is spelled', async () => {
   routes.set(undeclaredMcpPort, other.port);
   const calls = other.calls.length;

@@ -13,23 +13,29 @@ export type ToolImpl = (args: Record<string, string>) => string;
 export interface TestMcpServer {
   port: number;
   calls: Array<{ tool: string; args: Record<string, unknown> }>;
+  /** Raw POST bodies as they reached the server (streamable HTTP server only). */
+  bodies: string[];
   close(): Promise<void>;
 }
 
 export async function startMcpServer(
   name: string,
-  tools: Record<string, { args: string[]; impl: ToolImpl }>,
+  tools: Record<string, { args: string[]; impl: ToolImpl; notify?: string }>,
   opts: { json?: boolean } = {},
 ): Promise<TestMcpServer> {
   const calls: TestMcpServer['calls'] = [];
+  const bodies: string[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const build = () => {
-    const server = new McpServer({ name, version: '1.0.0' });
+    const server = new McpServer({ name, version: '1.0.0' }, { capabilities: { logging: {} } });
     for (const [tool, def] of Object.entries(tools)) {
       const shape: Record<string, z.ZodString> = {};
       for (const a of def.args) shape[a] = z.string();
-      server.registerTool(tool, { description: `${tool} (test)`, inputSchema: shape }, async (args: Record<string, string>) => {
+      server.registerTool(tool, { description: `${tool} (test)`, inputSchema: shape }, async (args: Record<string, string>, extra) => {
         calls.push({ tool, args });
+        // `notify`: a logging notification on the call's event stream before the result.
+        if (def.notify !== undefined)
+          await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: def.notify } });
         return { content: [{ type: 'text' as const, text: def.impl(args) }] };
       });
     }
@@ -38,7 +44,9 @@ export async function startMcpServer(
   const httpServer = http.createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (chunks.length) bodies.push(text);
+    const body = chunks.length ? JSON.parse(text) : undefined;
     const sid = req.headers['mcp-session-id'] as string | undefined;
     let transport = sid ? transports.get(sid) : undefined;
     if (!transport && req.method === 'POST' && isInitializeRequest(body)) {
@@ -63,6 +71,7 @@ export async function startMcpServer(
   return {
     port,
     calls,
+    bodies,
     async close() {
       for (const t of transports.values()) await t.close().catch(() => undefined);
       httpServer.closeAllConnections();
@@ -78,6 +87,7 @@ export async function startLegacySseServer(
 ): Promise<TestMcpServer> {
   const { SSEServerTransport } = await import('@modelcontextprotocol/sdk/server/sse.js');
   const calls: TestMcpServer['calls'] = [];
+  const bodies: string[] = [];
   const transports = new Map<string, InstanceType<typeof SSEServerTransport>>();
   const httpServer = http.createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/sse') {
@@ -105,6 +115,7 @@ export async function startLegacySseServer(
   return {
     port,
     calls,
+    bodies,
     async close() {
       for (const t of transports.values()) await t.close().catch(() => undefined);
       httpServer.closeAllConnections();

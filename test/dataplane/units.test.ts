@@ -15,6 +15,7 @@ import {
   requestFraming,
 } from '../../enforcer/dataplane/protocols/http1.js';
 import { SseParser, parseJsonRpc, classifyMessage } from '../../enforcer/dataplane/protocols/mcp.js';
+import { canonicalJson, JsonExactError, parseJsonExact } from '../../enforcer/dataplane/protocols/json-exact.js';
 import { detectProtocol } from '../../enforcer/dataplane/protocols/detect.js';
 import { detect, luhnValid } from '../../enforcer/dataplane/taint/detectors.js';
 import { labelsToMask, maskHex, maskLabels, maskToLabels, maskToLong } from '../../enforcer/dataplane/taint/mask.js';
@@ -245,4 +246,33 @@ test('learned names: several names per IP (latest last, bounded), v4-mapped addr
   assert.equal(sniAgainstDns('three.example', [], '10.0.0.9'), 'unknown');
   assert.equal(sniAgainstDns('localhost', [], '127.0.0.1'), 'match');
   assert.equal(sniAgainstDns('localhost', [], '10.0.0.9'), 'unknown');
+});
+
+test('parseJsonExact: one reading or a canonical re-serialisation, numbers exact', () => {
+  const clean = parseJsonExact('{"jsonrpc":"2.0","id":9007199254740993,"params":{"n":[1,-2.5,true,null,"a\\nb"]}}');
+  assert.equal(clean.clean, true);
+  assert.equal((clean.value as { id: bigint }).id, 9007199254740993n);
+  assert.equal(canonicalJson(clean.value), '{"jsonrpc":"2.0","id":9007199254740993,"params":{"n":[1,-2.5,true,null,"a\\nb"]}}');
+  for (const [text, why] of [
+    ['{"a":1,"a":2}', /duplicate key "a"/],
+    ['{"\\u0061":1}', /escaped key "a"/],
+    ['{"method":"tools\\u002fcall"}', /escaped method "tools\/call"/],
+    ['{"params":{"name":"read\\u005ffile"}}', /escaped name/],
+  ] as const) {
+    const r = parseJsonExact(text);
+    assert.equal(r.clean, false, text);
+    assert.match(r.unclean ?? '', why);
+  }
+  // Last duplicate wins, as JSON.parse reads it; the canonical text has one member.
+  assert.equal(canonicalJson(parseJsonExact('{"a":1,"b":2,"a":3}').value), '{"a":3,"b":2}');
+  const proto = parseJsonExact('{"__proto__":{"x":1}}').value as object;
+  assert.ok(Object.hasOwn(proto, '__proto__') && Object.getPrototypeOf(proto) === Object.prototype, '__proto__ stays an own member');
+  for (const n of ['1e400', '0.10000000000000000001', '-0', '1E2']) assert.equal(parseJsonExact(`[${n}]`).numbersExact, false, n);
+  for (const bad of ['\ufeff{}', '{"a":1,}', '[01]', '{"a" 1}', '"\u0001"', '[1] x', '[1.]', 'nul', '{"a":1'])
+    assert.throws(() => parseJsonExact(bad), JsonExactError, JSON.stringify(bad));
+  assert.throws(() => parseJsonExact('['.repeat(200) + ']'.repeat(200)), /nesting deeper than 128/);
+  assert.equal(
+    canonicalJson({ id: -123456789012345678901234567890n, e: { a: undefined, b: [undefined] } }),
+    '{"id":-123456789012345678901234567890,"e":{"b":[null]}}',
+  );
 });

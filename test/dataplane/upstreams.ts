@@ -99,6 +99,8 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
 
 export interface TlsUpstream {
   port: number;
+  /** TCP connections the server accepted so far. */
+  connections(): number;
   certPem: string;
   certPath: string;
   close(): Promise<void>;
@@ -132,9 +134,12 @@ export async function startTlsUpstream(): Promise<TlsUpstream> {
   );
   const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
   const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: certPem }, httpHandler([]));
+  let accepted = 0;
+  server.on('connection', () => accepted++);
   const port = await listen(server);
   return {
     port,
+    connections: () => accepted,
     certPem,
     certPath: join(dir, 'cert.pem'),
     close: async () => {
@@ -164,10 +169,14 @@ export async function startEchoServer(host = '127.0.0.1'): Promise<{ port: numbe
 }
 
 /** A DNS server answering every A query with `answers[name]` (or NXDOMAIN), counting queries it saw. */
-export async function startDnsServer(answers: Record<string, string>): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
+export async function startDnsServer(
+  answers: Record<string, string>,
+): Promise<{ port: number; seen: string[]; raw: Buffer[]; close(): Promise<void> }> {
   const sock = dgram.createSocket('udp4');
   const seen: string[] = [];
+  const raw: Buffer[] = [];
   sock.on('message', (msg, rinfo) => {
+    raw.push(msg);
     let off = 12;
     const labels: string[] = [];
     while (msg[off]) {
@@ -181,10 +190,11 @@ export async function startDnsServer(answers: Record<string, string>): Promise<{
     const header = Buffer.from(msg.subarray(0, 12));
     header.writeUInt16BE(0x8180 | (ip ? 0 : 3), 2);
     header.writeUInt16BE(ip ? 1 : 0, 6);
+    header.writeUInt32BE(0, 8); // no authority or additional records in the answer
     const parts = [header, msg.subarray(12, qend)];
     if (ip) parts.push(Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]));
     sock.send(Buffer.concat(parts), rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  return { port: sock.address().port, seen, close: () => new Promise<void>((r) => sock.close(() => r())) };
+  return { port: sock.address().port, seen, raw, close: () => new Promise<void>((r) => sock.close(() => r())) };
 }

@@ -11,7 +11,7 @@ import type { Origin, OriginResolver } from '../origin.js';
 import type { AgentBudgets } from '../budgets.js';
 import type { Decider } from '../decide.js';
 import type { LearnedNames } from './names.js';
-import { answerAddresses, errorResponse, parseQuery, qtypeName, RCODE, DnsFormatError } from './wire.js';
+import { answerAddresses, canonicalQuery, errorResponse, parseQuery, qtypeName, RCODE, DnsFormatError, type DnsQuestion } from './wire.js';
 
 export interface DnsFrontOptions {
   listen: { host: string; port: number };
@@ -68,7 +68,7 @@ export async function startDnsFront(
     out.writeUInt16BE(p.id, 0);
     p.done(out);
   });
-  const forward = (msg: Buffer): Promise<Buffer | null> =>
+  const forward = (q: DnsQuestion): Promise<Buffer | null> =>
     new Promise((resolve) => {
       if (closed || pending.size >= 0xffff) return resolve(null);
       while (pending.has(nextId)) nextId = (nextId + 1) & 0xffff;
@@ -76,7 +76,7 @@ export async function startDnsFront(
       nextId = (nextId + 1) & 0xffff;
       const t = setTimeout(() => entry.done(null), timeoutMs);
       const entry = {
-        id: msg.readUInt16BE(0),
+        id: q.id,
         done: (r: Buffer | null) => {
           clearTimeout(t);
           pending.delete(id);
@@ -84,9 +84,8 @@ export async function startDnsFront(
         },
       };
       pending.set(id, entry);
-      const out = Buffer.from(msg);
-      out.writeUInt16BE(id, 0);
-      up.send(out, upstream.port, upstream.host, (err) => err && entry.done(null));
+      // Forward only what was decided: the query re-emitted from its question (wire.ts canonicalQuery).
+      up.send(canonicalQuery(q, id), upstream.port, upstream.host, (err) => err && entry.done(null));
     });
 
   sock.on('message', async (msg, rinfo) => {
@@ -140,7 +139,7 @@ export async function startDnsFront(
       send(errorResponse(msg, q, denyRcode), rinfo.port, rinfo.address);
       return;
     }
-    const reply = await forward(msg);
+    const reply = await forward(q);
     if (!reply) {
       send(errorResponse(msg, q, RCODE.SERVFAIL), rinfo.port, rinfo.address);
       return;

@@ -10,6 +10,10 @@ export interface DnsQuestion {
   qclass: number;
   /** Offset just past the question (where a response's answers begin). */
   end: number;
+  /** The labels as sent (case kept: resolvers may check a 0x20-randomised question). */
+  labels: string[];
+  /** The query's EDNS OPT record, when it had one: only these two facts are forwarded. */
+  edns?: { udpSize: number; dnssecOk: boolean };
 }
 
 export const QTYPES: Record<number, string> = {
@@ -34,7 +38,7 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED
 export class DnsFormatError extends Error {}
 
 /** Reads a (possibly compressed) name at `off`; returns it and the offset after it in the original position. */
-export function readName(buf: Buffer, off: number): { name: string; next: number } {
+export function readName(buf: Buffer, off: number): { name: string; next: number; labels: string[] } {
   const labels: string[] = [];
   let next = -1;
   let jumps = 0;
@@ -57,10 +61,13 @@ export function readName(buf: Buffer, off: number): { name: string; next: number
     if (off + 1 + len > buf.length) throw new DnsFormatError('label runs past the end of the message');
     total += len + 1;
     if (total > 255) throw new DnsFormatError('name longer than 255 bytes');
-    labels.push(buf.toString('latin1', off + 1, off + 1 + len));
+    const label = buf.toString('latin1', off + 1, off + 1 + len);
+    // A dot inside a label would make the decided text name another name than the wire one.
+    if (label.includes('.')) throw new DnsFormatError('label contains a dot');
+    labels.push(label);
     off += 1 + len;
   }
-  return { name: labels.join('.').toLowerCase(), next };
+  return { name: labels.join('.').toLowerCase(), next, labels };
 }
 
 export function parseQuery(buf: Buffer): DnsQuestion {
@@ -72,9 +79,56 @@ export function parseQuery(buf: Buffer): DnsQuestion {
   const qd = buf.readUInt16BE(4);
   if (qd !== 1) throw new DnsFormatError(`expected exactly one question, got ${qd}`);
   if (buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) throw new DnsFormatError('query carries answer or authority records');
-  const { name, next } = readName(buf, 12);
+  const { name, next, labels } = readName(buf, 12);
   if (next + 4 > buf.length) throw new DnsFormatError('question truncated');
-  return { id, flags, name, qtype: buf.readUInt16BE(next), qclass: buf.readUInt16BE(next + 2), end: next + 4 };
+  const q: DnsQuestion = { id, flags, name, qtype: buf.readUInt16BE(next), qclass: buf.readUInt16BE(next + 2), end: next + 4, labels };
+  const ar = buf.readUInt16BE(10);
+  if (ar > 1) throw new DnsFormatError(`${ar} additional records (only one EDNS OPT record is accepted)`);
+  let off = q.end;
+  if (ar === 1) {
+    // OPT (RFC 6891): root owner name, type 41, class = UDP payload size, TTL = ext-rcode/version/flags, then options.
+    if (off + 11 > buf.length || buf[off] !== 0 || buf.readUInt16BE(off + 1) !== 41)
+      throw new DnsFormatError('additional record is not an EDNS OPT record');
+    const rdlen = buf.readUInt16BE(off + 9);
+    if (off + 11 + rdlen > buf.length) throw new DnsFormatError('OPT record truncated');
+    if (buf[off + 6] !== 0) throw new DnsFormatError(`EDNS version ${buf[off + 6]}`);
+    q.edns = { udpSize: buf.readUInt16BE(off + 3), dnssecOk: (buf[off + 7] & 0x80) !== 0 };
+    off += 11 + rdlen;
+  }
+  if (off !== buf.length) throw new DnsFormatError('bytes after the query');
+  return q;
+}
+
+/**
+ * The query the resolver gets: what was decided and nothing else. A fresh header
+ * (`id`; RD and CD kept), the question re-encoded from its labels, and, when the
+ * client sent EDNS, an OPT record with its payload size (capped at 1232) and DO
+ * bit but no options: EDNS options, other additional records and compression
+ * tricks never leave.
+ */
+export function canonicalQuery(q: DnsQuestion, id: number): Buffer {
+  const nameLen = q.labels.reduce((n, l) => n + 1 + l.length, 1);
+  const out = Buffer.alloc(12 + nameLen + 4 + (q.edns ? 11 : 0));
+  out.writeUInt16BE(id, 0);
+  out.writeUInt16BE(q.flags & 0x0110, 2); // RD (0x0100) and CD (0x0010)
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  let off = 12;
+  for (const l of q.labels) {
+    out[off++] = l.length;
+    off += out.write(l, off, 'latin1');
+  }
+  out[off++] = 0;
+  out.writeUInt16BE(q.qtype, off);
+  out.writeUInt16BE(q.qclass, off + 2);
+  off += 4;
+  if (q.edns) {
+    out[off] = 0;
+    out.writeUInt16BE(41, off + 1);
+    out.writeUInt16BE(Math.min(Math.max(q.edns.udpSize, 512), 1232), off + 3);
+    out[off + 7] = q.edns.dnssecOk ? 0x80 : 0;
+  }
+  return out;
 }
 
 /** A response to `query` carrying only its question and `rcode`. */

@@ -5,8 +5,8 @@
 export interface JsonRpcMessage {
   /** Present on requests and notifications. */
   method?: string;
-  /** Present on requests and responses (a notification has none). */
-  id?: string | number | null;
+  /** Present on requests and responses (a notification has none); BigInt beyond 2^53 (read by parseJsonExact). */
+  id?: string | number | bigint | null;
   params?: unknown;
   result?: unknown;
   error?: unknown;
@@ -42,7 +42,7 @@ export function jsonRpcFromValue(value: unknown): ParsedBody {
     const m = item as Record<string, unknown>;
     if (m.jsonrpc !== '2.0') return { ok: false, reason: 'missing jsonrpc: "2.0"' };
     if ('method' in m && typeof m.method !== 'string') return { ok: false, reason: 'method is not a string' };
-    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number')
+    if ('id' in m && m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number' && typeof m.id !== 'bigint')
       return { ok: false, reason: 'id is not a string or number' };
     if (!('method' in m) && !('result' in m) && !('error' in m)) return { ok: false, reason: 'neither a request nor a response' };
     messages.push(m as JsonRpcMessage);
@@ -84,7 +84,17 @@ export function classifyMessage(m: JsonRpcMessage): McpCall {
 export const POLICY_DENIED_CODE = -32600;
 export const PARSE_ERROR_CODE = -32700;
 
-export function jsonRpcError(id: string | number | null, code: number, message: string, data?: unknown): Record<string, unknown> {
+/**
+ * How a request id is matched with its response's id. Responses are read with
+ * JSON.parse, which rounds integers beyond 2^53 to the nearest double; a request id
+ * read exactly (BigInt) is rounded the same way, so its response is always found
+ * (two ids rounding alike are both inspected: more inspection, never less).
+ */
+export function idKey(id: string | number | bigint): string | number {
+  return typeof id === 'bigint' ? Number(id) : id;
+}
+
+export function jsonRpcError(id: string | number | bigint | null, code: number, message: string, data?: unknown): Record<string, unknown> {
   return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 

@@ -106,25 +106,35 @@ function parseHelloBody(body: Buffer): ClientHello {
     const data = ext.bytes(ext.u16('extension length'), 'extension');
     if (seen.has(type)) throw new Error(`duplicate extension ${type}`);
     seen.add(type);
+    // Encrypted ClientHello (and its ESNI draft): the name the connection is for is hidden
+    // inside, and the outer SNI only names the front. What cannot be read is not decided.
+    if (type === EXT_ECH || type === EXT_ESNI) throw new Error('encrypted_client_hello: the server name is encrypted (refused)');
     if (type === 0) hello.sni = parseSni(data);
     else if (type === 16) hello.alpn = parseAlpn(data);
   }
   return hello;
 }
 
+const EXT_ECH = 0xfe0d;
+const EXT_ESNI = 0xffce;
+
+/** RFC 6066 server_name: exactly one host_name entry. Several names (a server may pick any) or other types are refused. */
 function parseSni(data: Buffer): string | undefined {
   const r = new Reader(data);
   const list = new Reader(r.bytes(r.u16('server name list length'), 'server name list'));
+  let sni: string | undefined;
   while (list.off < list.buf.length) {
     const type = list.u8('server name type');
     const name = list.bytes(list.u16('server name length'), 'server name');
-    if (type !== 0) continue;
+    if (type !== 0) throw new Error(`server name type ${type} (only host_name is decided)`);
+    if (sni !== undefined) throw new Error('more than one server name');
     const text = name.toString('latin1');
     // RFC 6066: ASCII hostname, no trailing dot; reject anything else instead of guessing.
     if (name.length === 0 || name.length > 253 || !/^[A-Za-z0-9._-]+$/.test(text)) throw new Error('server name is not a valid hostname');
-    return text.toLowerCase();
+    sni = text.toLowerCase();
   }
-  return undefined;
+  if (r.off !== data.length) throw new Error('bytes after the server name list');
+  return sni;
 }
 
 function parseAlpn(data: Buffer): string[] {

@@ -31,6 +31,7 @@ import { denialText, type Agent, type Decider, type DecisionResult, type Request
 import { isRefusal, McpGate } from './mcp-exchange.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import { canonicalHead, canonicalTarget, charsetOf, chunk, isJsonType, LAST_CHUNK, NO_BODY_METHODS } from '../protocols/http-canonical.js';
+import { canonicalJson, parseJsonExact, type ExactJson } from '../protocols/json-exact.js';
 import type { AgentBudgets } from '../budgets.js';
 import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
 
@@ -186,7 +187,8 @@ export class HttpConnection {
   }
 
   #replyJson(status: number, text: string, body: unknown, close: boolean): void {
-    this.#reply(simpleResponse(status, text, JSON.stringify(body), 'application/json', close), close);
+    // canonicalJson: a JSON-RPC id beyond 2^53 is echoed exactly (JSON.stringify cannot write a BigInt).
+    this.#reply(simpleResponse(status, text, canonicalJson(body), 'application/json', close), close);
   }
 
   #replyForbidden(result: DecisionResult, close: boolean): void {
@@ -765,15 +767,15 @@ export class HttpConnection {
     this.#held = null;
     this.#pendingMcp = null;
     const raw = held.parts.length === 1 ? held.parts[0] : Buffer.concat(held.parts);
-    let value: unknown;
+    let parsed: ExactJson | null = null;
     let parseError: string | null = null;
     try {
-      value = JSON.parse(STRICT_UTF8.decode(raw));
+      parsed = parseJsonExact(STRICT_UTF8.decode(raw));
     } catch (err) {
       parseError = (err as Error).message;
     }
-    if (held.mcp || (parseError === null && looksLikeJsonRpc(value))) {
-      const verdict = this.#mcp.decideBody(ex.head, value, parseError);
+    if (held.mcp || (parsed !== null && looksLikeJsonRpc(parsed.value))) {
+      const verdict = this.#mcp.decideBody(ex.head, parsed, raw, parseError);
       if (isRefusal(verdict)) return this.#replyJson(verdict.status, verdict.statusText, verdict.body, !ex.keepAlive);
       ex.mcp = verdict.scope;
       return this.#sendHeld(ex, verdict.body);

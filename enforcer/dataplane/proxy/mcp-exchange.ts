@@ -11,6 +11,7 @@ import { formatDestination, type Origin } from '../origin.js';
 import { header, type HttpHead } from '../protocols/http1.js';
 import {
   classifyMessage,
+  idKey,
   jsonRpcError,
   jsonRpcFromValue,
   PARSE_ERROR_CODE,
@@ -20,6 +21,7 @@ import {
 } from '../protocols/mcp.js';
 import { denialText, uidText, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
 import { projectArguments, toolShapesFor } from './schema-shapes.js';
+import { canonicalJson, type ExactJson } from '../protocols/json-exact.js';
 import type { McpReplyScope } from './sse-inspect.js';
 
 /** Methods whose results carry data from the server (their responses are inspected for taint). */
@@ -84,23 +86,25 @@ export class McpGate {
     return { decision, session, dataIds: 'all' };
   }
 
-  /** A whole POST body: every message must be permitted, or the client gets JSON-RPC errors and nothing is forwarded. */
-  decideBody(head: HttpHead, value: unknown, parseError: string | null = null): McpPermitted | McpRefusal {
+  /**
+   * A whole POST body (`parsed`: its strict reading, null when it did not parse): every
+   * message must be permitted, or the client gets JSON-RPC errors and nothing is forwarded.
+   */
+  decideBody(head: HttpHead, body: ExactJson | null, raw: Buffer, parseError: string | null = null): McpPermitted | McpRefusal {
     const session = sessionOf(head);
     const parsed: ReturnType<typeof jsonRpcFromValue> =
-      parseError === null ? jsonRpcFromValue(value) : { ok: false, reason: `body is not JSON: ${parseError}` };
+      body !== null ? jsonRpcFromValue(body.value) : { ok: false, reason: `body is not JSON: ${parseError ?? 'unparseable'}` };
     let failure = parsed.ok ? null : parsed.reason;
-    let body: Buffer | null = null;
-    if (parsed.ok) {
-      // Forwarded as the proxy serialises what it decided: duplicate keys, escapes, BOMs and
-      // whitespace tricks never reach a server that might read them differently.
-      try {
-        body = Buffer.from(JSON.stringify(parsed.batch ? parsed.messages : parsed.messages[0]), 'utf8');
-      } catch (err) {
-        failure = `body cannot be re-serialised: ${(err as Error).message}`;
-      }
+    let forward: Buffer | null = null;
+    if (parsed.ok && body) {
+      // The parsed bytes when they are the one reading of what was decided; otherwise the
+      // proxy's serialisation of it, so duplicate keys and escaped names never reach a server
+      // that might read them differently. Numbers keep their source text either way.
+      if (body.clean) forward = raw;
+      else if (!body.numbersExact) failure = `body needs re-serialising (${body.unclean}) and has a number JSON cannot re-emit exactly`;
+      else forward = Buffer.from(canonicalJson(body.value), 'utf8');
     }
-    if (!parsed.ok || !body) {
+    if (!parsed.ok || !forward) {
       const reason = failure ?? 'unparseable body';
       this.#decide({ kind: 'invalid', reason }, session);
       return { status: 400, statusText: 'Bad Request', body: jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${reason}`) };
@@ -118,8 +122,9 @@ export class McpGate {
       return { status: 200, statusText: 'OK', body: parsed.batch ? errors : errors[0] };
     }
     const dataIds = new Set<string | number>();
-    for (const { m } of results) if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(m.id);
-    return { scope: { decision: results[0].r, session, dataIds }, body };
+    for (const { m } of results)
+      if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(idKey(m.id));
+    return { scope: { decision: results[0].r, session, dataIds }, body: forward };
   }
 
   /** Upstream alias from lilith.json whose address is this connection's original destination. */

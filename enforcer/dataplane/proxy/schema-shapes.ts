@@ -52,11 +52,16 @@ export function projectArguments(args: Record<string, unknown>, types: Map<strin
     const v = args[name];
     if (type === 'String' && typeof v === 'string') out[name] = v;
     else if (type === 'Long' && typeof v === 'number' && Number.isSafeInteger(v)) out[name] = v;
+    else if (type === 'Long' && typeof v === 'bigint' && v >= LONG_MIN && v <= LONG_MAX) out[name] = v;
     else if (type === 'Boolean' && typeof v === 'boolean') out[name] = v;
     else if (type === 'SetString' && Array.isArray(v) && v.every((x) => typeof x === 'string')) out[name] = v as string[];
   }
   return out;
 }
+
+/** Cedar's Long range: integers read exactly (BigInt, beyond 2^53) inside it are passed exact. */
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
 
 const cache = new WeakMap<object, ToolShapes>();
 

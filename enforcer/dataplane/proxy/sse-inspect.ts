@@ -8,7 +8,7 @@
 // Compressed bodies pass uninspected (documented limit).
 import type { HttpHead } from '../protocols/http1.js';
 import { header, headerTokens } from '../protocols/http1.js';
-import { parseJsonRpc, SseParser } from '../protocols/mcp.js';
+import { idKey, parseJsonRpc, SseParser } from '../protocols/mcp.js';
 import type { Decider, DecisionResult } from '../decide.js';
 
 /** Reads a response body as the relay passes it on. */
@@ -65,14 +65,20 @@ export function inspectTextResponse(
   return new TextInspector(decision, decider, maxBodyBytes);
 }
 
-/** Feeds the results of data-reading requests in one JSON-RPC payload (message or batch) to taint classification. */
+/** Feeds the results of data-reading requests, and every server notification/request, in one JSON-RPC payload to taint classification. */
 function taintFromReplies(text: string, scope: McpReplyScope, session: string | undefined, decider: Decider): void {
   const parsed = parseJsonRpc(text);
   if (!parsed.ok) return;
   const ids = scope.dataIds;
   for (const m of parsed.messages) {
+    // A server's notification or request (logging, progress, sampling) carries data to the
+    // agent like a result does, whatever request it rides with: its params are inspected too.
+    if (m.method !== undefined && m.params !== undefined) {
+      decider.taintFromResponse(scope.decision, JSON.stringify(m.params), session);
+      continue;
+    }
     if (m.result === undefined) continue;
-    if (ids !== 'all' && (m.id === undefined || m.id === null || !ids.has(m.id))) continue;
+    if (ids !== 'all' && (m.id === undefined || m.id === null || !ids.has(idKey(m.id)))) continue;
     decider.taintFromResponse(scope.decision, JSON.stringify(m.result), session);
   }
 }
