@@ -589,6 +589,8 @@ export class Activator implements SnapshotSource {
       ts = verifyTimestamp(c.bytes, trust, now);
     } catch (err) {
       if (!isCapsuleError(err)) throw err;
+      // The persisted timestamp after a long stop has simply expired: not an attack to report.
+      if (c.source === 'disk') return { result: 'unchanged' };
       return this.#refuse(c, err.code, err.message, null, null);
     }
     const a = this.#active;
