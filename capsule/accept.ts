@@ -13,6 +13,6 @@ export async function acceptCapsule(
 ): Promise<VerifiedCapsule> {
   const state = await readState(stateDir);
   const verified = verifyCapsule(bytes, trust, state, now, options);
-  if (!verified.alreadyAccepted) await writeStateAtomic(stateDir, stateFor(verified, now));
+  if (!verified.alreadyAccepted) await writeStateAtomic(stateDir, stateFor(verified, now, state));
   return verified;
 }

@@ -158,3 +158,21 @@ export function requireThreshold(check: SignatureCheck, threshold: number, what:
   const extra = check.unknown.length ? `; ignored unknown key(s) ${check.unknown.join(', ')}` : '';
   throw new CapsuleError('below_threshold', `${what}: ${got} from distinct trusted keys${extra}`);
 }
+
+/**
+ * Adds signatures by `keys` to an existing envelope of `expectedType` (k-of-n signing by
+ * separate parties, each adding theirs). The payload is untouched; a key that already
+ * signed is not added twice.
+ */
+export function addSignatures(bytes: Uint8Array, expectedType: string, keys: SigningKey[]): Uint8Array {
+  const env = decodeEnvelope(bytes, expectedType);
+  const message = pae(env.payloadType, env.payloadBytes);
+  const signatures: EnvelopeSignature[] = env.signatures.map((s) => ({ keyid: s.keyid, sig: Buffer.from(s.sig).toString('base64') }));
+  for (const k of keys) {
+    if (signatures.some((s) => s.keyid === k.keyid)) continue;
+    signatures.push({ keyid: k.keyid, sig: Buffer.from(nacl.sign.detached(message, k.secretKey)).toString('base64') });
+  }
+  if (signatures.length > MAX_SIGNATURES) throw new CapsuleError('malformed', `more than ${MAX_SIGNATURES} signatures`);
+  const envelope: Envelope = { payloadType: env.payloadType, payload: Buffer.from(env.payloadBytes).toString('base64'), signatures };
+  return Buffer.from(JSON.stringify(envelope, null, 2) + '\n', 'utf8');
+}

@@ -3,6 +3,10 @@ export { CapsuleError, isCapsuleError, type CapsuleErrorCode } from './errors.js
 export {
   CAPSULE_PAYLOAD_TYPE,
   TRUST_PAYLOAD_TYPE,
+  TIMESTAMP_PAYLOAD_TYPE,
+  RESET_PAYLOAD_TYPE,
+  envelopeTypeOf,
+  addSignatures,
   pae,
   signEnvelope,
   decodeEnvelope,
@@ -29,7 +33,9 @@ export {
   signTrustUpdate,
   verifyTrustUpdate,
   checkTrustCurrent,
+  trustFileV2,
   MAX_TRUST_BYTES,
+  TRUST_FORMAT_V2,
   type Trust,
   type TrustFile,
 } from './trust.js';
@@ -55,3 +61,13 @@ export {
 } from './verify.js';
 export { signCapsule } from './sign.js';
 export { acceptCapsule } from './accept.js';
+export {
+  signTimestamp,
+  verifyTimestamp,
+  parseTimestampPayload,
+  TIMESTAMP_FORMAT,
+  MAX_TIMESTAMP_BYTES,
+  type TimestampPayload,
+  type VerifiedTimestamp,
+} from './timestamp.js';
+export { signReset, verifyReset, applyReset, parseResetPayload, RESET_FORMAT, type ResetPayload, type VerifiedReset } from './reset.js';

@@ -85,8 +85,16 @@ export function verifyCapsule(
 }
 
 /** The state to store after activating a verified capsule. */
-export function stateFor(verified: VerifiedCapsule, now: Date): CapsuleState {
-  return { watermark: verified.payload.watermark, digest: verified.digest, accepted_at: now.toISOString() };
+export function stateFor(verified: VerifiedCapsule, now: Date, previous: CapsuleState | null = null): CapsuleState {
+  // A reset's not_before outlives the capsules accepted after it: the undone capsule's
+  // watermark is higher than theirs, only not_before keeps it out.
+  return {
+    watermark: verified.payload.watermark,
+    digest: verified.digest,
+    accepted_at: now.toISOString(),
+    ...(previous?.not_before ? { not_before: previous.not_before } : {}),
+    ...(previous?.reset ? { reset: previous.reset } : {}),
+  };
 }
 
 /**

@@ -3,14 +3,36 @@
 // (default `capsules`), one commit per published capsule:
 //   capsule.json   the signed envelope, byte for byte what `lilith sign` wrote
 //   CAPSULE.md     an unsigned human summary (watermark, digest, commit); never trusted
-// Enforcers read capsule.json at the branch tip.
+//   trust/N.json   in-band trust rotations (version N, signed by the old and new root)
+//   reset.json     a root-signed watermark-floor reset (recovery from a fast-forward)
+//   timestamp.json the timestamp role's short-lived "capsule D is current" statement
+// Enforcers read capsule.json at the branch tip, and the documents beside it. A new
+// capsule carries trust/ and reset.json over from the tip; a timestamp names one
+// capsule, so it is not carried over.
 import fs from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import type http from 'isomorphic-git/http/node';
-import { isCapsuleError, peekCapsule, verifyCapsuleSignatures, type CapsulePayload, type Trust } from '../capsule/index.js';
+import {
+  CapsuleError,
+  decodeEnvelope,
+  envelopeTypeOf,
+  isCapsuleError,
+  parseTimestampPayload,
+  parseTrust,
+  peekCapsule,
+  RESET_PAYLOAD_TYPE,
+  TIMESTAMP_PAYLOAD_TYPE,
+  TRUST_PAYLOAD_TYPE,
+  verifyCapsuleSignatures,
+  verifyReset,
+  verifyTimestamp,
+  verifyTrustUpdate,
+  type CapsulePayload,
+  type Trust,
+} from '../capsule/index.js';
 import { withHeadShim } from '../capsule/git/head-shim.js';
 import { limitedHttp } from '../capsule/git/http-client.js';
 import { withPackLimits } from '../capsule/git/pack-limits.js';
@@ -18,6 +40,11 @@ import { withPackLimits } from '../capsule/git/pack-limits.js';
 export const DEFAULT_BRANCH = 'capsules';
 export const CAPSULE_PATH = 'capsule.json';
 export const SUMMARY_PATH = 'CAPSULE.md';
+export const TRUST_DIR = 'trust';
+export const RESET_PATH = 'reset.json';
+export const TIMESTAMP_PATH = 'timestamp.json';
+
+type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
 
 /** Why the remote refused this capsule (PublishRefusedError). */
 export type PublishRefusedCode =
@@ -138,13 +165,17 @@ async function open(target: RepoTarget, forPush: boolean): Promise<Opened> {
   }
 }
 
-async function readCapsuleAt(gitdir: string, commit: string): Promise<Uint8Array | null> {
+async function readBlobAt(gitdir: string, commit: string, filepath: string): Promise<Uint8Array | null> {
   try {
-    const { blob } = await git.readBlob({ fs, gitdir, oid: commit, filepath: CAPSULE_PATH });
+    const { blob } = await git.readBlob({ fs, gitdir, oid: commit, filepath });
     return blob;
   } catch {
     return null;
   }
+}
+
+function readCapsuleAt(gitdir: string, commit: string): Promise<Uint8Array | null> {
+  return readBlobAt(gitdir, commit, CAPSULE_PATH);
 }
 
 /** A published capsule whose watermark can be relied on. */
@@ -179,13 +210,28 @@ async function findPublished(o: Opened, trust: Trust | null): Promise<PublishedI
       return null;
     }
   };
+  // A root-signed reset on the branch that undoes the capsule found lowers the watermark
+  // publish and `sign --watermark auto` count from, as it lowers the enforcers' floor.
+  const afterReset = async (found: PublishedInfo | null): Promise<PublishedInfo | null> => {
+    if (!found || !trust || !o.tip) return found;
+    const bytes = await readBlobAt(o.gitdir, o.tip, RESET_PATH);
+    if (!bytes) return found;
+    try {
+      const r = verifyReset(bytes, trust, new Date()).payload;
+      return r.undoes_digest === found.digest ? { ...found, watermark: r.watermark, digest: r.digest } : found;
+    } catch (err) {
+      if (!isCapsuleError(err)) throw err;
+      skipped.push({ commit: o.tip, reason: `${RESET_PATH} does not verify: ${err.code}: ${err.message}` });
+      return found;
+    }
+  };
   const atTip = check(await readCapsuleAt(o.gitdir, o.tip), o.tip);
-  if (atTip || !trust) return atTip;
+  if (atTip || !trust) return afterReset(atTip);
   await o.deepen(MAX_HISTORY_SEARCH);
   const commits = await git.log({ fs, gitdir: o.gitdir, ref: o.tip, depth: MAX_HISTORY_SEARCH }).catch(() => []);
   for (const c of commits.slice(1)) {
     const found = check(await readCapsuleAt(o.gitdir, c.oid), c.oid);
-    if (found) return found;
+    if (found) return afterReset(found);
   }
   return { watermark: -1, digest: '', commit: '', skipped };
 }
@@ -250,37 +296,157 @@ export async function publishCapsule(
     const gitdir = o.gitdir;
     const capsuleOid = await git.writeBlob({ fs, gitdir, blob: bytes });
     const summaryOid = await git.writeBlob({ fs, gitdir, blob: Buffer.from(summary(payload, digest)) });
-    const tree = await git.writeTree({
-      fs,
-      gitdir,
-      tree: [
-        { mode: '100644', path: SUMMARY_PATH, oid: summaryOid, type: 'blob' },
-        { mode: '100644', path: CAPSULE_PATH, oid: capsuleOid, type: 'blob' },
-      ],
-    });
-    const now = opts.now ?? new Date();
-    const author = {
-      name: opts.author?.name ?? process.env.GIT_AUTHOR_NAME ?? 'lilith publish',
-      email: opts.author?.email ?? process.env.GIT_AUTHOR_EMAIL ?? 'lilith@localhost',
-      timestamp: Math.floor(now.getTime() / 1000),
-      timezoneOffset: 0,
-    };
+    // Rotations and a reset stay on the branch (an enforcer that was offline still needs them).
+    const kept = (await tipTree(o)).filter((e) => e.path === TRUST_DIR || e.path === RESET_PATH);
+    const tree = [
+      { mode: '100644', path: SUMMARY_PATH, oid: summaryOid, type: 'blob' as const },
+      { mode: '100644', path: CAPSULE_PATH, oid: capsuleOid, type: 'blob' as const },
+      ...kept,
+    ];
     const message = `capsule ${payload.watermark}${payload.source_commit ? ` from ${payload.source_commit}` : ''}\n\npayload sha256 ${digest}\n`;
-    const commit = await git.writeCommit({
-      fs,
-      gitdir,
-      commit: { message, tree, parent: o.tip ? [o.tip] : [], author, committer: author },
-    });
-    if (o.push) {
-      await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
-      await o.push();
-    } else {
-      // Local repository: move the branch only if nobody moved it meanwhile.
-      const now = await git.resolveRef({ fs, gitdir, ref: `refs/heads/${branch}` }).catch(() => null);
-      if (now !== o.tip) throw new PublishRefusedError('branch_moved', `${branch} moved while publishing (now ${now}); try again`);
-      await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
-    }
+    const commit = await commitOnBranch(o, branch, tree, message, opts);
     return { commit, watermark: payload.watermark, digest, unchanged: false, skipped };
+  } finally {
+    await o.cleanup();
+  }
+}
+
+async function tipTree(o: Opened): Promise<TreeEntry[]> {
+  if (!o.tip) return [];
+  const { tree } = await git.readTree({ fs, gitdir: o.gitdir, oid: o.tip });
+  return tree as TreeEntry[];
+}
+
+/** Writes a commit of `tree` on top of the tip and moves the branch (push, or a checked local ref update). */
+async function commitOnBranch(
+  o: Opened,
+  branch: string,
+  entries: TreeEntry[],
+  message: string,
+  opts: { now?: Date; author?: { name: string; email: string } },
+): Promise<string> {
+  const gitdir = o.gitdir;
+  const tree = await git.writeTree({ fs, gitdir, tree: [...entries].sort((a, b) => (a.path < b.path ? -1 : 1)) });
+  const now = opts.now ?? new Date();
+  const author = {
+    name: opts.author?.name ?? process.env.GIT_AUTHOR_NAME ?? 'lilith publish',
+    email: opts.author?.email ?? process.env.GIT_AUTHOR_EMAIL ?? 'lilith@localhost',
+    timestamp: Math.floor(now.getTime() / 1000),
+    timezoneOffset: 0,
+  };
+  const commit = await git.writeCommit({
+    fs,
+    gitdir,
+    commit: { message, tree, parent: o.tip ? [o.tip] : [], author, committer: author },
+  });
+  if (o.push) {
+    await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+    await o.push();
+  } else {
+    // Local repository: move the branch only if nobody moved it meanwhile.
+    const current = await git.resolveRef({ fs, gitdir, ref: `refs/heads/${branch}` }).catch(() => null);
+    if (current !== o.tip) throw new PublishRefusedError('branch_moved', `${branch} moved while publishing (now ${current}); try again`);
+    await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+  }
+  return commit;
+}
+
+/** What publishDocument put where. */
+export interface PublishedDocument {
+  commit: string;
+  path: string;
+  kind: 'trust' | 'reset' | 'timestamp';
+  unchanged: boolean;
+}
+
+/**
+ * Publishes a signed trust rotation (trust/<version>.json), reset (reset.json) or
+ * timestamp (timestamp.json) beside the capsule at the tip, in a new commit that keeps
+ * everything else. With `trust`, the document is verified first (rotation against the
+ * current trust, reset and timestamp against its roles); a timestamp must always name
+ * the capsule at the tip.
+ */
+export async function publishDocument(
+  bytes: Uint8Array,
+  target: RepoTarget,
+  opts: { now?: Date; author?: { name: string; email: string }; trust?: Trust | null } = {},
+): Promise<PublishedDocument> {
+  const branch = target.branch ?? DEFAULT_BRANCH;
+  const now = opts.now ?? new Date();
+  const type = envelopeTypeOf(bytes);
+  const o = await open(target, true);
+  try {
+    if (!o.tip) throw new PublishError('not_a_repository', `${branch} has no capsule yet: publish a capsule first`);
+    const entries = await tipTree(o);
+    const gitdir = o.gitdir;
+    const blob = await git.writeBlob({ fs, gitdir, blob: bytes });
+    let kind: PublishedDocument['kind'];
+    let path: string;
+    let next: TreeEntry[];
+    let message: string;
+    if (type === TRUST_PAYLOAD_TYPE) {
+      const version = opts.trust
+        ? verifyTrustUpdate(bytes, opts.trust, now).version
+        : parseTrust(decodeEnvelope(bytes, TRUST_PAYLOAD_TYPE).payloadBytes, 'trust update payload').version;
+      kind = 'trust';
+      path = `${TRUST_DIR}/${version}.json`;
+      const dir = entries.find((e) => e.path === TRUST_DIR && e.type === 'tree');
+      const inner = dir ? ((await git.readTree({ fs, gitdir, oid: dir.oid })).tree as TreeEntry[]) : [];
+      const existing = inner.find((e) => e.path === `${version}.json`);
+      if (existing?.oid === blob) return { commit: o.tip, path, kind, unchanged: true };
+      if (existing) throw new PublishRefusedError('watermark_not_above', `${path} already holds another rotation to version ${version}`);
+      const sub = await git.writeTree({
+        fs,
+        gitdir,
+        tree: [...inner, { mode: '100644', path: `${version}.json`, oid: blob, type: 'blob' as const }].sort((a, b) =>
+          a.path < b.path ? -1 : 1,
+        ),
+      });
+      next = [...entries.filter((e) => e.path !== TRUST_DIR), { mode: '040000', path: TRUST_DIR, oid: sub, type: 'tree' }];
+      message = `trust rotation to version ${version}\n`;
+    } else if (type === RESET_PAYLOAD_TYPE || type === TIMESTAMP_PAYLOAD_TYPE) {
+      kind = type === RESET_PAYLOAD_TYPE ? 'reset' : 'timestamp';
+      path = kind === 'reset' ? RESET_PATH : TIMESTAMP_PATH;
+      if (kind === 'reset') {
+        const r = opts.trust ? verifyReset(bytes, opts.trust, now).payload : null;
+        message = `watermark-floor reset${r ? ` to ${r.watermark}` : ''}\n`;
+      } else {
+        const t = opts.trust
+          ? verifyTimestamp(bytes, opts.trust, now).payload
+          : parseTimestampPayload(decodeEnvelope(bytes, TIMESTAMP_PAYLOAD_TYPE).payloadBytes);
+        const tipCapsule = await readCapsuleAt(gitdir, o.tip);
+        const tipDigest = tipCapsule ? peekCapsule(tipCapsule).digest : null;
+        if (tipDigest !== t.capsule_digest)
+          throw new CapsuleError(
+            'mismatch',
+            `timestamp names capsule ${t.capsule_digest.slice(0, 16)}…, the tip of ${branch} holds ${tipDigest?.slice(0, 16) ?? 'none'}…`,
+          );
+        message = `timestamp: watermark ${t.watermark} current at ${t.issued_at}\n`;
+      }
+      if (entries.find((e) => e.path === path)?.oid === blob) return { commit: o.tip, path, kind, unchanged: true };
+      next = [...entries.filter((e) => e.path !== path), { mode: '100644', path, oid: blob, type: 'blob' }];
+    } else {
+      throw new CapsuleError('malformed', 'not a trust rotation, reset or timestamp envelope');
+    }
+    const commit = await commitOnBranch(o, branch, next, message, opts);
+    return { commit, path, kind, unchanged: false };
+  } finally {
+    await o.cleanup();
+  }
+}
+
+/** The capsule at the branch tip, verified against `trust` (capsule role signatures) when given. */
+export async function tipCapsule(
+  target: RepoTarget,
+  trust: Trust | null,
+): Promise<{ payload: CapsulePayload; digest: string; commit: string } | null> {
+  const o = await open(target, false);
+  try {
+    if (!o.tip) return null;
+    const bytes = await readCapsuleAt(o.gitdir, o.tip);
+    if (!bytes) throw new CapsuleError('malformed', `the tip of ${target.branch ?? DEFAULT_BRANCH} has no readable ${CAPSULE_PATH}`);
+    const { payload, digest } = trust ? verifyCapsuleSignatures(bytes, trust) : peekCapsule(bytes);
+    return { payload, digest, commit: o.tip };
   } finally {
     await o.cleanup();
   }

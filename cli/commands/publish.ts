@@ -2,8 +2,8 @@
 // branch and push it, where enforcers pick it up.
 import { readFile } from 'node:fs/promises';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { CapsuleError, parseTrust, verifyCapsule } from '../../capsule/index.js';
-import { DEFAULT_BRANCH, PublishError, PublishRefusedError, publishCapsule } from '../../pipeline/publish.js';
+import { CAPSULE_PAYLOAD_TYPE, CapsuleError, envelopeTypeOf, parseTrust, verifyCapsule } from '../../capsule/index.js';
+import { DEFAULT_BRANCH, PublishError, PublishRefusedError, publishCapsule, publishDocument } from '../../pipeline/publish.js';
 
 export const summary = 'commit a signed capsule to the capsule branch and push it';
 
@@ -17,6 +17,11 @@ the same capsule again changes nothing. With --trust (recommended), the capsule
 is verified before it is published, and so is the branch: commits whose capsule
 does not verify are reported and skipped, so an unsigned tip claiming a huge
 watermark cannot block a legitimately signed capsule.
+
+FILE may also be a signed trust rotation (lilith trust sign), a root-signed reset
+(lilith state sign-reset) or a timestamp (lilith timestamp --out): it is committed
+beside the capsule at the tip as trust/<version>.json, reset.json or timestamp.json
+(verified against --trust first when given), and enforcers apply it on their next sync.
 Exit status: 0 published, 1 refused, 2 usage, I/O or network error.
 `;
 
@@ -31,6 +36,16 @@ export async function run(argv: string[]): Promise<number> {
     const bytes = await readFile(positionals[0]);
     try {
       const trust = values.trust ? parseTrust(await readFile(values.trust), values.trust) : null;
+      const type = envelopeTypeOf(bytes);
+      if (type !== null && type !== CAPSULE_PAYLOAD_TYPE) {
+        const doc = await publishDocument(bytes, { repo: values.repo, branch: values.branch }, { trust });
+        process.stdout.write(
+          doc.unchanged
+            ? `already published: ${doc.path} at the tip of ${values.branch} (${doc.commit})\n`
+            : `published ${doc.kind} as ${doc.path} to ${values.repo} ${values.branch}: commit ${doc.commit}\n`,
+        );
+        return 0;
+      }
       if (trust) verifyCapsule(bytes, trust, null, new Date());
       const res = await publishCapsule(bytes, { repo: values.repo, branch: values.branch }, { trust });
       for (const s of res.skipped)

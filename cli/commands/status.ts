@@ -12,8 +12,11 @@ export const usage = `usage: lilith status [--socket PATH] [--json] [--watch | -
   --wait          for scripts: poll until the enforcer is ready (and with --watermark N, enforces
                   watermark N or above); exit 0 then, 1 when --timeout (default 60) passes first
 
-Exit: 0 enforcing a current capsule; 1 running but not ready (no capsule, or expired
-under fail_closed); 2 cannot reach the enforcer.`;
+Shows STALE when the trust file has a timestamp role and no fresh timestamp vouches
+for the active capsule (a frozen mirror); past the role's fail_after_s it is not ready.
+
+Exit: 0 enforcing a current capsule; 1 running but not ready (no capsule, expired
+under fail_closed, stale past fail_after_s, undone by a reset); 2 cannot reach the enforcer.`;
 
 function ago(iso: string | null | undefined, now: number): string {
   if (!iso) return 'never';
@@ -26,7 +29,10 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
   const a = st.active;
   lines.push(`enforcer pid ${st.pid}, up since ${st.started_at}: ${st.ready ? 'READY' : `NOT READY (${st.not_ready_reason})`}`);
   if (a) {
-    lines.push(`active capsule:  watermark ${a.watermark}${a.expired ? '  *** EXPIRED ***' : ''}`);
+    const f = a.freshness;
+    lines.push(
+      `active capsule:  watermark ${a.watermark}${a.expired ? '  *** EXPIRED ***' : ''}${f?.failed_closed ? '  *** STALE, FAILED CLOSED ***' : f?.stale ? '  *** STALE ***' : ''}`,
+    );
     lines.push(`  digest         ${a.digest}`);
     lines.push(`  source         ${a.source}`);
     lines.push(
@@ -37,9 +43,20 @@ export function formatStatus(st: DaemonStatus, now = Date.now()): string {
     lines.push(
       `  expires        ${a.expires_at}${a.expired ? ` — EXPIRED, on_expiry=${a.on_expiry}: ${a.enforcing ? 'still enforcing it' : 'denying everything'}` : ''}`,
     );
+    lines.push(
+      f
+        ? `  freshness      ${f.stale ? 'STALE' : 'fresh'}: last vouched ${ago(f.fresh_at, now)} by ${f.timestamp ? 'a timestamp' : 'the capsule itself'}; stale after ${f.stale_after_s}s, fails closed after ${f.fail_after_s}s`
+        : '  freshness      not checked (the trust file has no timestamp role)',
+    );
     lines.push(`  engine         ${a.engine}${a.engine_fallback ? ` — FALLBACK from the compiled engine: ${a.engine_fallback}` : ''}`);
   } else lines.push('active capsule:  none (every decision is denied)');
-  lines.push(`anti-rollback:   ${st.state ? `watermark ${st.state.watermark}, digest ${st.state.digest.slice(0, 16)}…` : 'no state yet'}`);
+  lines.push(
+    `anti-rollback:   ${st.state ? `watermark ${st.state.watermark}, digest ${st.state.digest.slice(0, 16)}…${st.state.not_before ? `, not before ${st.state.not_before} (root-signed reset)` : ''}` : 'no state yet'}`,
+  );
+  if (st.trust)
+    lines.push(
+      `trust:           version ${st.trust.version}${st.trust.legacy ? ' (legacy format)' : ''}${st.trust.source === 'rotated' ? ', from an in-band rotation' : ''}; capsule ${st.trust.roles.capsule.threshold} of ${st.trust.roles.capsule.keyids.length}, root ${st.trust.roles.root.threshold} of ${st.trust.roles.root.keyids.length}${st.trust.roles.timestamp ? `, timestamp ${st.trust.roles.timestamp.threshold} of ${st.trust.roles.timestamp.keyids.length}` : ''}`,
+    );
   for (const s of st.sync.sources) {
     lines.push(`sync ${s.name}`);
     lines.push(`  last attempt   ${ago(s.last_attempt, now)}: ${s.last_result ?? '-'}${s.last_error ? ` — ${s.last_error}` : ''}`);

@@ -25,7 +25,7 @@ export interface DecisionAuditEvent {
 export interface CapsuleAuditEvent {
   kind: 'capsule';
   time: string;
-  result: 'activated' | 'refused' | 'expired';
+  result: 'activated' | 'refused' | 'expired' | 'stale' | 'fresh' | 'trust_rotated' | 'state_reset';
   source: string; // "git:<url>" or "dir:<path>" or "disk"
   watermark: number | null;
   digest: string | null;

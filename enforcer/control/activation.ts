@@ -11,7 +11,22 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CapsuleError,
+  applyReset,
   bundleOf,
+  decodeEnvelope,
+  envelopeTypeOf,
+  isCapsuleError,
+  MAX_TRUST_BYTES,
+  parseTrust,
+  RESET_PAYLOAD_TYPE,
+  sha256Hex,
+  TIMESTAMP_PAYLOAD_TYPE,
+  TRUST_PAYLOAD_TYPE,
+  verifyCapsuleSignatures,
+  verifyReset,
+  verifyTimestamp,
+  verifyTrustUpdate,
+  type VerifiedTimestamp,
   peekCapsule,
   peekCapsuleClaims,
   readState,
@@ -27,13 +42,18 @@ import { controlMetrics } from './metrics.js';
 import { createAuthorizer, type EngineName } from '../../cedar/index.js';
 import { checkConfig } from '../../capsule/config-check.js';
 import type { PolicySnapshot, SnapshotSource } from './snapshot.js';
-import type { CapsuleCandidate } from './sync/types.js';
+import type { CapsuleCandidate, DocumentKind } from './sync/types.js';
 import { VerifyWorker, type VerifiedForActivation } from './verify-worker.js';
 import { validated } from './validate-capsule.js';
 import { writeFileAtomic } from '../../capsule/atomic-file.js';
+import { parseBoundedJson, SMALL_DOC_SHAPE } from '../../capsule/json-limits.js';
 
 export const PERSISTED_CAPSULE = 'active-capsule.json';
 export const PERSISTED_META = 'active-capsule.meta.json';
+/** The trust file an in-band rotation installed (used instead of the configured one while its version is higher). */
+export const PERSISTED_TRUST = 'trust-rotated.json';
+/** The freshest timestamp accepted for the active capsule (re-verified at start). */
+export const PERSISTED_TIMESTAMP = 'active-timestamp.json';
 /** How many recent refusals status keeps. */
 export const REFUSAL_HISTORY = 20;
 
@@ -44,6 +64,7 @@ export interface ActiveSnapshot extends PolicySnapshot {
   /** The capsule branch commit the bytes came from (git source), else null. */
   readonly capsuleCommit: string | null;
   readonly activatedAt: Date;
+  readonly createdAt: Date;
 }
 
 /** Kernel map updates driven by a capsule (exec allowlist, proxy address, registrations). */
@@ -79,7 +100,19 @@ export interface Refusal {
 export type OfferResult =
   | { result: 'activated'; watermark: number; swapPauseUs: number }
   | { result: 'unchanged' }
+  | { result: 'rotated'; version: number }
+  | { result: 'fresh'; issuedAt: string }
+  | { result: 'reset'; watermark: number }
   | { result: 'refused'; refusal: Refusal };
+
+/** How fresh the active capsule is (trust files with a timestamp role only). */
+interface Freshness {
+  /** The freshest issued_at of a valid timestamp for the active capsule, else its created_at. */
+  at: Date;
+  timestamp: VerifiedTimestamp | null;
+  stale: boolean;
+  failed: boolean;
+}
 
 /** Thrown at startup when the persisted state cannot be trusted; the daemon exits with it. */
 export class StartupStateError extends Error {}
@@ -98,17 +131,42 @@ export class Activator implements SnapshotSource {
   #activations = 0;
   #lastSwapPauseUs: number | null = null;
   #expired = false;
+  #fresh: Freshness | null = null;
+  /** Why the active capsule is not served although present (rotation or reset took it away), or null. */
+  #revoked: string | null = null;
+  #trustSource: 'file' | 'rotated' = 'file';
+  /** sha256 of the active capsule's envelope bytes: the same bytes again are not re-verified. */
+  #activeBytesSha: string | null = null;
   #expiryTimer: NodeJS.Timeout | null = null;
   #lastExpiryLog = 0;
   #verifier = new VerifyWorker();
 
   constructor(opts: ActivationOptions) {
     this.#opts = opts;
+    controlMetrics.trustVersion.set(opts.trust.version);
   }
 
-  /** Replaces the trust file for future verifications (after a rotation); the active capsule stays. */
-  setTrust(trust: Trust): void {
+  /**
+   * Replaces the trust file for future verifications (SIGHUP re-read of the configured
+   * file). The version never goes down: a file older than the one in use (e.g. the
+   * configured file after an in-band rotation) is ignored. Returns whether it was taken.
+   */
+  setTrust(trust: Trust): boolean {
+    const current = this.#opts.trust;
+    if (trust.version < current.version) {
+      this.#log(
+        `trust file version ${trust.version} is below the version in use (${current.version}, ${this.#trustSource}); keeping version ${current.version}`,
+      );
+      return false;
+    }
     this.#opts = { ...this.#opts, trust };
+    this.#trustSource = 'file';
+    controlMetrics.trustVersion.set(trust.version);
+    return true;
+  }
+
+  trust(): Trust {
+    return this.#opts.trust;
   }
 
   /** The snapshot for one decision: a single field read. */
@@ -133,6 +191,7 @@ export class Activator implements SnapshotSource {
   async loadPersisted(resetState: boolean): Promise<OfferResult | null> {
     const { stateDir } = this.#opts;
     await mkdir(stateDir, { recursive: true });
+    await this.#loadRotatedTrust();
     let bytes: Buffer | null = null;
     try {
       bytes = await readFile(join(stateDir, PERSISTED_CAPSULE));
@@ -165,18 +224,101 @@ export class Activator implements SnapshotSource {
     }
     if (state === null && resetState) this.#log(`--reset-state: re-seeding the anti-rollback state from the persisted capsule`);
     if (!bytes) return null;
-    return this.offer({ source: 'disk', bytes, commit: meta.commit ?? null }, meta.source);
+    const result = await this.offer({ source: 'disk', bytes, commit: meta.commit ?? null, kind: 'capsule' }, meta.source);
+    const ts = await readFile(join(stateDir, PERSISTED_TIMESTAMP)).catch(() => null);
+    if (ts && this.#active) await this.offer({ source: 'disk', bytes: ts, commit: null, kind: 'timestamp' });
+    return result;
+  }
+
+  /** A trust file installed by an earlier in-band rotation replaces the configured one while its version is higher. */
+  async #loadRotatedTrust(): Promise<void> {
+    const path = join(this.#opts.stateDir, PERSISTED_TRUST);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StartupStateError(`cannot read rotated trust ${path}: ${(err as Error).message}`);
+    }
+    let rotated: Trust;
+    try {
+      rotated = parseTrust(bytes, `rotated trust ${path}`);
+    } catch (err) {
+      // Falling back to the configured (older) trust would re-admit rotated-out keys.
+      throw new StartupStateError(`${(err as Error).message}; refusing to start (fix or remove it by hand)`);
+    }
+    if (rotated.version > this.#opts.trust.version) {
+      this.#opts = { ...this.#opts, trust: rotated };
+      this.#trustSource = 'rotated';
+      controlMetrics.trustVersion.set(rotated.version);
+      this.#log(`using trust version ${rotated.version} from an in-band rotation (${path})`);
+    }
   }
 
   /** Verifies and, if acceptable, activates a candidate. Calls are serialized. */
   offer(candidate: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {
-    const run = this.#queue.then(() => this.#offer(candidate, persistedSource));
+    return this.#enqueue(() => this.#offerAny(candidate, persistedSource));
+  }
+
+  /**
+   * Applies a root-signed reset handed in by an operator (admin socket). Unlike one found
+   * on the branch, a reset that does not apply is an error for the caller.
+   */
+  applyReset(bytes: Uint8Array, source: string): Promise<OfferResult> {
+    return this.#enqueue(async () => {
+      const r = await this.#applyReset({ source, bytes, commit: null }, true);
+      this.#updateServed();
+      return r;
+    });
+  }
+
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(job);
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  async #offer(c: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {
+  #kindOf(c: CapsuleCandidate): DocumentKind {
+    if (c.kind) return c.kind;
+    // Only small documents are looked at on this thread; a capsule goes to the worker.
+    if (c.bytes.length > MAX_TRUST_BYTES) return 'capsule';
+    switch (envelopeTypeOf(c.bytes)) {
+      case TRUST_PAYLOAD_TYPE:
+        return 'trust';
+      case TIMESTAMP_PAYLOAD_TYPE:
+        return 'timestamp';
+      case RESET_PAYLOAD_TYPE:
+        return 'reset';
+      default:
+        return 'capsule';
+    }
+  }
+
+  async #offerAny(c: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {
+    const kind = this.#kindOf(c);
+    let result: OfferResult;
+    if (kind === 'trust') result = await this.#applyTrust(c);
+    else if (kind === 'reset') result = await this.#applyReset(c, c.source !== 'disk' && !c.source.startsWith('git:'));
+    else if (kind === 'timestamp') result = await this.#applyTimestamp(c);
+    else {
+      // One commit's documents in order: rotations, reset, capsule, timestamp. What is
+      // served is decided once at the end, so a rotation that retires the active
+      // capsule's key does not deny for the moment until the commit's new capsule is in.
+      const comp = c.companions;
+      for (const t of comp?.trust ?? []) await this.#applyTrust({ ...c, bytes: t, kind: 'trust' });
+      if (comp?.reset) await this.#applyReset({ ...c, bytes: comp.reset, kind: 'reset' }, false);
+      result = await this.#offerCapsule(c, persistedSource);
+      if (comp?.timestamp) await this.#applyTimestamp({ ...c, bytes: comp.timestamp, kind: 'timestamp' });
+    }
+    this.#updateServed();
+    return result;
+  }
+
+  async #offerCapsule(c: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {
     const now = this.#now();
+    const bytesSha = sha256Hex(c.bytes);
+    // A new commit holding the same capsule (a timestamp or rotation beside it): nothing to verify.
+    if (this.#active && bytesSha === this.#activeBytesSha && !this.#revoked) return { result: 'unchanged' };
     let verified: VerifiedForActivation;
     try {
       verified =
@@ -232,6 +374,7 @@ export class Activator implements SnapshotSource {
       source: c.source === 'disk' && persistedSource ? persistedSource : c.source,
       capsuleCommit: c.commit,
       activatedAt: now,
+      createdAt: new Date(payload.created_at),
     });
 
     const previous = this.#active;
@@ -250,7 +393,7 @@ export class Activator implements SnapshotSource {
       try {
         await this.#persist(c, snapshot.source);
         await this.#opts.pauseAt?.('after-persist-capsule');
-        if (!verified.alreadyAccepted) await writeStateAtomic(this.#opts.stateDir, stateFor(verified, now));
+        if (!verified.alreadyAccepted) await writeStateAtomic(this.#opts.stateDir, stateFor(verified, now, this.#state));
         await this.#opts.pauseAt?.('after-write-state');
       } catch (err) {
         authorizer.dispose();
@@ -260,18 +403,22 @@ export class Activator implements SnapshotSource {
       }
     } else if (!verified.alreadyAccepted) {
       // Restart after a crash between capsule and state write, or --reset-state.
-      await writeStateAtomic(this.#opts.stateDir, stateFor(verified, now));
+      await writeStateAtomic(this.#opts.stateDir, stateFor(verified, now, this.#state));
     }
-    if (!verified.alreadyAccepted) this.#state = stateFor(verified, now);
+    if (!verified.alreadyAccepted) this.#state = stateFor(verified, now, this.#state);
 
     // The swap: one reference. A decision reads #served once, so it sees either the
     // old snapshot or the new one, never parts of both.
     const t0 = process.hrtime.bigint();
     this.#active = snapshot;
-    this.#served = snapshot;
-    const swapPauseUs = Number(process.hrtime.bigint() - t0) / 1000;
-
     this.#expired = false;
+    this.#revoked = null;
+    this.#fresh = { at: snapshot.createdAt, timestamp: null, stale: false, failed: false };
+    this.#checkFreshness(now.getTime());
+    this.#updateServed();
+    const swapPauseUs = Number(process.hrtime.bigint() - t0) / 1000;
+    this.#activeBytesSha = bytesSha;
+
     this.#activations++;
     this.#lastSwapPauseUs = swapPauseUs;
     controlMetrics.activations.inc();
@@ -346,18 +493,19 @@ export class Activator implements SnapshotSource {
     this.#expiryTimer.unref?.();
   }
 
-  /** Marks the active capsule expired (loudly) and applies on_expiry. Runs every second. */
+  /** Marks the active capsule expired (loudly) and applies on_expiry; tracks freshness. Runs every second. */
   checkExpiry(): void {
     const active = this.#active;
     if (!active) return;
     const now = this.#now().getTime();
+    this.#checkFreshness(now);
     controlMetrics.expiresIn.set((active.expiresAt.getTime() - now) / 1000);
     if (active.expiresAt.getTime() > now) return;
     const policy = active.config.on_expiry === 'keep' ? 'keep' : 'fail_closed';
     if (!this.#expired) {
       this.#expired = true;
       controlMetrics.expired.set(1);
-      if (policy === 'fail_closed') this.#served = null;
+      this.#updateServed();
       this.#audit({
         result: 'expired',
         source: active.source,
@@ -374,9 +522,182 @@ export class Activator implements SnapshotSource {
     }
   }
 
+  /**
+   * What the dataplane is served: the active capsule unless it expired under fail_closed,
+   * its freshness failed (timestamp role, past fail_after_s), or a rotation or reset took
+   * it away. One reference write; decisions read it once.
+   */
+  #updateServed(): void {
+    const a = this.#active;
+    const expiredClosed = this.#expired && a?.config.on_expiry !== 'keep';
+    this.#served = a && !expiredClosed && !this.#fresh?.failed && !this.#revoked ? a : null;
+  }
+
+  /** Why get() is null, for status and the admin API. */
+  notServingReason(): string | null {
+    if (this.#served) return null;
+    const a = this.#active;
+    if (!a) return 'no capsule activated yet';
+    if (this.#revoked) return this.#revoked;
+    if (this.#fresh?.failed)
+      return `the active capsule is STALE past fail_after_s: no fresh timestamp since ${this.#fresh.at.toISOString()} (a frozen mirror?)`;
+    return 'the active capsule has expired (on_expiry=fail_closed)';
+  }
+
+  /** Re-evaluates STALE / failed-closed against the timestamp role's bounds; audits transitions. */
+  #checkFreshness(now: number): void {
+    const role = this.#opts.trust.roles.timestamp;
+    const f = this.#fresh;
+    const a = this.#active;
+    if (!role || !f || !a) {
+      controlMetrics.stale.set(0);
+      controlMetrics.freshnessFailed.set(0);
+      if (f) {
+        f.stale = false;
+        f.failed = false;
+      }
+      return;
+    }
+    const age = now - f.at.getTime();
+    const stale = age > role.staleAfterMs || (f.timestamp !== null && now >= f.timestamp.expiresAt.getTime());
+    const failed = age > role.failAfterMs;
+    controlMetrics.freshnessAge.set(age / 1000);
+    controlMetrics.stale.set(stale ? 1 : 0);
+    controlMetrics.freshnessFailed.set(failed ? 1 : 0);
+    if (stale !== f.stale || failed !== f.failed) {
+      const what = failed
+        ? `STALE past fail_after_s (${role.failAfterMs / 1000} s): every decision is denied until a fresh timestamp arrives`
+        : stale
+          ? `STALE: no fresh timestamp since ${f.at.toISOString()} (stale_after_s ${role.staleAfterMs / 1000})`
+          : `fresh again: timestamp issued ${f.at.toISOString()}`;
+      this.#audit({ result: stale ? 'stale' : 'fresh', source: a.source, watermark: a.watermark, digest: a.digest, reason: what });
+      this.#log(`active capsule watermark ${a.watermark}: ${what}`);
+      f.stale = stale;
+      f.failed = failed;
+      this.#updateServed();
+    }
+  }
+
+  /** A timestamp vouching for the active capsule: the freshest one counts. */
+  async #applyTimestamp(c: CapsuleCandidate): Promise<OfferResult> {
+    const trust = this.#opts.trust;
+    // Legacy trust, or no timestamp role: freshness is not checked and timestamps mean nothing.
+    if (!trust.roles.timestamp) return { result: 'unchanged' };
+    const now = this.#now();
+    let ts: VerifiedTimestamp;
+    try {
+      ts = verifyTimestamp(c.bytes, trust, now);
+    } catch (err) {
+      if (!isCapsuleError(err)) throw err;
+      // The persisted timestamp after a long stop has simply expired: not an attack to report.
+      if (c.source === 'disk') return { result: 'unchanged' };
+      return this.#refuse(c, err.code, err.message, null, null);
+    }
+    const a = this.#active;
+    const f = this.#fresh;
+    if (!a || !f) return this.#refuse(c, 'mismatch', 'timestamp arrived with no active capsule', ts.payload.watermark, null);
+    if (ts.payload.capsule_digest !== a.digest || ts.payload.watermark !== a.watermark) {
+      // A timestamp for another capsule (mix-and-match, or the tip's capsule was refused) vouches for nothing here.
+      return this.#refuse(
+        c,
+        'mismatch',
+        `timestamp vouches for watermark ${ts.payload.watermark} (digest ${ts.payload.capsule_digest.slice(0, 16)}…), not the active capsule ${a.watermark} (${a.digest.slice(0, 16)}…)`,
+        ts.payload.watermark,
+        ts.payload.capsule_digest,
+      );
+    }
+    if (ts.issuedAt.getTime() <= f.at.getTime()) return { result: 'unchanged' };
+    f.at = ts.issuedAt;
+    f.timestamp = ts;
+    if (c.source !== 'disk')
+      await writeFileAtomic(join(this.#opts.stateDir, PERSISTED_TIMESTAMP), c.bytes).catch((e: Error) =>
+        this.#log(`cannot persist timestamp: ${e.message}`),
+      );
+    this.#checkFreshness(now.getTime());
+    return { result: 'fresh', issuedAt: ts.payload.issued_at };
+  }
+
+  /** An in-band trust rotation: verified against the trust in use, persisted, then used. */
+  async #applyTrust(c: CapsuleCandidate): Promise<OfferResult> {
+    const current = this.#opts.trust;
+    // Rotations stay on the branch; one not above the version in use is old news, whoever
+    // signed it — looked at before any signature is checked, so replays cost nothing.
+    const claimed = claimedTrustVersion(c.bytes);
+    if (claimed !== null && claimed <= current.version) return { result: 'unchanged' };
+    const now = this.#now();
+    let next: Trust;
+    try {
+      next = verifyTrustUpdate(c.bytes, current, now);
+    } catch (err) {
+      if (!isCapsuleError(err)) throw err;
+      if (err.code === 'rollback') return { result: 'unchanged' };
+      return this.#refuse(c, err.code, `trust rotation: ${err.message}`, null, null);
+    }
+    await writeFileAtomic(join(this.#opts.stateDir, PERSISTED_TRUST), JSON.stringify(next.file, null, 2) + '\n');
+    this.#opts = { ...this.#opts, trust: next };
+    this.#trustSource = 'rotated';
+    controlMetrics.trustVersion.set(next.version);
+    const reason = `trust rotated from version ${current.version} to ${next.version}: capsule role ${next.roles.capsule.threshold} of [${[...next.roles.capsule.keys.keys()].map((k) => k.slice(0, 16)).join(', ')}]`;
+    this.#audit({ result: 'trust_rotated', source: c.source, watermark: null, digest: null, reason });
+    this.#log(reason);
+    // The active capsule must still verify under the new trust (as it would at a restart).
+    const a = this.#active;
+    if (a) {
+      const bytes = await readFile(join(this.#opts.stateDir, PERSISTED_CAPSULE)).catch(() => null);
+      let ok = false;
+      try {
+        ok = bytes !== null && verifyCapsuleSignatures(bytes, next).digest === a.digest;
+      } catch {
+        ok = false;
+      }
+      if (!ok)
+        this.#revoked = `the active capsule (watermark ${a.watermark}) is not signed by the capsule role of trust version ${next.version}`;
+    }
+    this.#checkFreshness(now.getTime());
+    return { result: 'rotated', version: next.version };
+  }
+
+  /**
+   * A root-signed watermark-floor reset. From the branch (`strict` false) one that does
+   * not apply (already applied, the state holds another capsule) is old news; from an
+   * operator it is an error.
+   */
+  async #applyReset(c: CapsuleCandidate, strict: boolean): Promise<OfferResult> {
+    const now = this.#now();
+    let next: CapsuleState;
+    let id: string;
+    let keyids: string[];
+    try {
+      const reset = verifyReset(c.bytes, this.#opts.trust, now);
+      const a = this.#active;
+      next = applyReset(this.#state, reset, now, a && a.digest === reset.payload.undoes_digest ? a.createdAt : undefined);
+      ({ id, keyids } = reset);
+    } catch (err) {
+      if (!isCapsuleError(err)) throw err;
+      if (err.code === 'mismatch' && !strict) return { result: 'unchanged' };
+      return this.#refuse(c, err.code, `reset: ${err.message}`, null, null);
+    }
+    const before = this.#state!;
+    await writeStateAtomic(this.#opts.stateDir, next);
+    this.#state = next;
+    const reason = `root-signed reset ${id.slice(0, 16)}… by ${keyids.map((k) => k.slice(0, 16)).join(', ')}: watermark floor lowered from ${before.watermark} to ${next.watermark}; capsules created before ${next.not_before} are refused`;
+    this.#audit({ result: 'state_reset', source: c.source, watermark: next.watermark, digest: before.digest, reason });
+    this.#log(reason);
+    if (this.#active?.digest === before.digest)
+      this.#revoked = `the active capsule (watermark ${this.#active.watermark}) was undone by a root-signed reset; waiting for a capsule created after ${next.not_before}`;
+    return { result: 'reset', watermark: next.watermark };
+  }
+
   /** What `lilith status` shows about activation. */
   status() {
     const a = this.#active;
+    const trust = this.#opts.trust;
+    const role = trust.roles.timestamp;
+    const f = this.#fresh;
+    const roleView = (r: { threshold: number; keys: ReadonlyMap<string, Uint8Array> }) => ({
+      threshold: r.threshold,
+      keyids: [...r.keys.keys()],
+    });
     return {
       active: a && {
         watermark: a.watermark,
@@ -390,11 +711,40 @@ export class Activator implements SnapshotSource {
         expired: this.#expired,
         on_expiry: a.config.on_expiry === 'keep' ? 'keep' : 'fail_closed',
         enforcing: this.#served !== null,
+        not_serving_reason: this.notServingReason(),
+        /** null: the trust file has no timestamp role, freshness is not checked. */
+        freshness:
+          role && f
+            ? {
+                fresh_at: f.at.toISOString(),
+                age_s: Math.round((this.#now().getTime() - f.at.getTime()) / 1000),
+                stale: f.stale,
+                failed_closed: f.failed,
+                stale_after_s: role.staleAfterMs / 1000,
+                fail_after_s: role.failAfterMs / 1000,
+                timestamp: f.timestamp && {
+                  issued_at: f.timestamp.payload.issued_at,
+                  expires_at: f.timestamp.payload.expires_at,
+                  keyids: f.timestamp.keyids,
+                },
+              }
+            : null,
         engine: a.authorizer.engine,
         /** Why the compiled engine fell back to cedar-wasm (a compiler bug), or null. */
         engine_fallback: a.authorizer.fallbackReason ?? null,
       },
       state: this.#state,
+      trust: {
+        version: trust.version,
+        legacy: trust.legacy,
+        source: this.#trustSource,
+        expires_at: trust.expiresAt?.toISOString() ?? null,
+        roles: {
+          root: roleView(trust.roles.root),
+          capsule: roleView(trust.roles.capsule),
+          timestamp: role ? { ...roleView(role), stale_after_s: role.staleAfterMs / 1000, fail_after_s: role.failAfterMs / 1000 } : null,
+        },
+      },
       activations: this.#activations,
       last_swap_pause_us: this.#lastSwapPauseUs,
       refusals: this.#refusals,
@@ -419,5 +769,17 @@ export class Activator implements SnapshotSource {
 
   #now(): Date {
     return this.#opts.now?.() ?? new Date();
+  }
+}
+
+/** The version a trust rotation envelope claims, unverified (only to skip old rotations cheaply); null if unreadable. */
+function claimedTrustVersion(bytes: Uint8Array): number | null {
+  try {
+    if (bytes.length > MAX_TRUST_BYTES) return null;
+    const env = decodeEnvelope(bytes, TRUST_PAYLOAD_TYPE);
+    const v = (parseBoundedJson(env.payloadBytes, SMALL_DOC_SHAPE, 'trust update payload') as { version?: unknown }).version;
+    return typeof v === 'number' && Number.isSafeInteger(v) ? v : null;
+  } catch {
+    return null;
   }
 }

@@ -14,6 +14,13 @@ export const controlMetrics = {
   watermark: gauge('lilith_capsule_active_watermark', 'Watermark of the active capsule (-1 when none)'),
   expired: gauge('lilith_capsule_expired', '1 while the active capsule has expired'),
   expiresIn: gauge('lilith_capsule_expires_in_seconds', 'Seconds until the active capsule expires'),
+  stale: gauge('lilith_capsule_stale', '1 while no fresh timestamp vouches for the active capsule (timestamp role only)'),
+  freshnessFailed: gauge('lilith_capsule_freshness_failed', '1 while staleness is past fail_after_s and every decision is denied'),
+  freshnessAge: gauge(
+    'lilith_capsule_freshness_age_seconds',
+    'Seconds since the freshest timestamp (or the capsule creation) of the active capsule',
+  ),
+  trustVersion: gauge('lilith_trust_version', 'Version of the trust file in use (rises with in-band rotations)'),
   swapPause: gauge('lilith_capsule_last_swap_pause_seconds', 'Time the last activation held the snapshot swap'),
   syncAttempts: counter('lilith_sync_attempts_total', 'Sync attempts by source kind and result', ['kind', 'result']),
   gitRequests: counter('lilith_sync_git_requests_total', 'HTTP requests made to the git server'),

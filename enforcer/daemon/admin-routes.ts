@@ -40,7 +40,7 @@ export interface AdminRouteParts {
 export function buildAdminHandlers(p: AdminRouteParts): AdminHandlers & { status(): DaemonStatus } {
   const { activator } = p;
   const notReady = (): string | null => {
-    if (!activator.get()) return activator.active() ? 'the active capsule has expired (on_expiry=fail_closed)' : 'no capsule activated yet';
+    if (!activator.get()) return activator.notServingReason() ?? 'no capsule activated yet';
     return null;
   };
 
@@ -96,5 +96,19 @@ export function buildAdminHandlers(p: AdminRouteParts): AdminHandlers & { status
     return { status: 200, json: { spiffe_id: r.spiffe_id, registration: r.registration, watermark: snap.watermark } };
   };
 
-  return { status, notReady, metrics, local: { get: { '/v1/config': config }, post: { '/authorize': authorize, '/v1/agents': agents } } };
+  // `lilith state reset --from FILE`: a root-signed watermark-floor reset (socket only). The
+  // body is the reset envelope; its signatures cover the payload, not the JSON layout.
+  const stateReset = async (body: unknown): Promise<JsonReply> => {
+    if (!body || typeof body !== 'object') return { status: 400, json: { error: 'expected the reset envelope (JSON)' } };
+    const r = await activator.applyReset(Buffer.from(JSON.stringify(body)), 'admin socket');
+    if (r.result === 'refused') return { status: 409, json: { error: `${r.refusal.code}: ${r.refusal.reason}`, code: r.refusal.code } };
+    return { status: 200, json: { result: r.result, state: activator.state() } };
+  };
+
+  return {
+    status,
+    notReady,
+    metrics,
+    local: { get: { '/v1/config': config }, post: { '/authorize': authorize, '/v1/agents': agents, '/v1/state/reset': stateReset } },
+  };
 }

@@ -10,9 +10,22 @@ import { rm, mkdir, readdir } from 'node:fs/promises';
 import { withHeadShim } from '../../../capsule/git/head-shim.js';
 import { limitedHttp, SyncNetworkError } from '../../../capsule/git/http-client.js';
 import { withPackLimits } from '../../../capsule/git/pack-limits.js';
-import { emptyStatus, type CandidateHandler, type CapsuleSource, type SourceStatus, type SyncOutcome } from './types.js';
+import {
+  emptyStatus,
+  type CandidateHandler,
+  type CapsuleCandidate,
+  type CapsuleSource,
+  type SourceStatus,
+  type SyncOutcome,
+} from './types.js';
 
 const MAX_PACKS = 32;
+/** Where trust rotations live on the capsule branch: trust/<version>.json. */
+const TRUST_DIR = 'trust';
+/** Rotations read per commit (the newest ones; an enforcer further behind needs its trust file updated). */
+const MAX_ROTATIONS = 32;
+/** Trust, reset and timestamp documents (MAX_TRUST_BYTES). */
+const MAX_DOC_BYTES = 1024 * 1024;
 
 export interface GitSourceOptions {
   url: string;
@@ -163,11 +176,42 @@ export class GitSource implements CapsuleSource {
       };
     }
     this.#status.last_commit = head;
+    const companions = await this.#companions(head);
     // Marked as seen only after activation decided, so a transient failure there
     // (disk full while persisting) is retried on the next round.
-    await this.#onCandidate?.({ source: this.name, bytes: blob, commit: head });
+    await this.#onCandidate?.({ source: this.name, bytes: blob, commit: head, kind: 'capsule', companions });
     this.#lastOffered = head;
     return { result: 'fetched', commit: head };
+  }
+
+  /**
+   * The signed documents beside the capsule: trust/<version>.json rotations (oldest
+   * first, at most MAX_ROTATIONS), reset.json, timestamp.json. Each is capped; one that is
+   * missing is simply absent, one over its cap is dropped (activation would refuse it).
+   */
+  async #companions(head: string): Promise<NonNullable<CapsuleCandidate['companions']>> {
+    const { cloneDir } = this.#opts;
+    const read = async (filepath: string, cap: number): Promise<Uint8Array | null> => {
+      try {
+        const { blob } = await git.readBlob({ fs, dir: cloneDir, oid: head, filepath });
+        return blob.length <= cap ? blob : null;
+      } catch {
+        return null;
+      }
+    };
+    const trust: Uint8Array[] = [];
+    const listing = await git.readTree({ fs, dir: cloneDir, oid: head, filepath: TRUST_DIR }).catch(() => null);
+    const versions = (listing?.tree ?? [])
+      .map((e) => (e.type === 'blob' ? /^(\d{1,15})\.json$/.exec(e.path) : null))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((x, y) => x - y)
+      .slice(-MAX_ROTATIONS);
+    for (const v of versions) {
+      const b = await read(`${TRUST_DIR}/${v}.json`, MAX_DOC_BYTES);
+      if (b) trust.push(b);
+    }
+    return { trust, reset: await read('reset.json', MAX_DOC_BYTES), timestamp: await read('timestamp.json', MAX_DOC_BYTES) };
   }
 
   async #fetch(ref: string): Promise<string> {

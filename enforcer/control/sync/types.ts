@@ -8,7 +8,21 @@ export interface CapsuleCandidate {
   bytes: Uint8Array;
   /** The git commit the bytes were read from, when the source is git. */
   commit: string | null;
+  /**
+   * What the bytes are, when the source knows (git: by path). Unset: activation looks
+   * at the envelope's payloadType (documents up to 1 MiB), else treats it as a capsule.
+   */
+  kind?: DocumentKind;
+  /**
+   * Documents published beside the capsule in the same commit, applied in this order
+   * around it: trust rotations (oldest first) and a reset before the capsule, the
+   * timestamp after it. Unverified like the capsule.
+   */
+  companions?: { trust: Uint8Array[]; reset: Uint8Array | null; timestamp: Uint8Array | null };
 }
+
+/** The signed documents a source can deliver. */
+export type DocumentKind = 'capsule' | 'trust' | 'timestamp' | 'reset';
 
 /** The outcome of one sync attempt. */
 export type SyncOutcome = { result: 'unchanged' } | { result: 'fetched'; commit: string | null } | { result: 'error'; error: string };
