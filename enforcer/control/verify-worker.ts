@@ -53,21 +53,64 @@ if (!isMainThread && parentPort) {
  */
 export const WORKER_HEAP_MB = 192;
 
+/**
+ * How long one job may take in the worker. A worker that stops answering (seen under
+ * emulated CPUs) would otherwise hold activation forever; past the deadline the worker
+ * is replaced by the caller's thread, where bounded ingestion still applies.
+ */
+export const VERIFY_DEADLINE_MS = 60_000;
+
+interface PendingJob {
+  job: Job;
+  resolve: (v: VerifiedForActivation) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+function onThisThread(job: Job): VerifiedForActivation {
+  return validated(verifyCapsule(job.bytes, job.trust, job.state, new Date(job.nowMs), job.maxBytes ? { maxBytes: job.maxBytes } : {}));
+}
+
 /** A lazily started verification worker; falls back to the caller's thread if it cannot run. */
 export class VerifyWorker {
   #worker: Worker | null = null;
   #next = 1;
-  #pending = new Map<number, { resolve: (v: VerifiedForActivation) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, PendingJob>();
   #broken = false;
+  readonly #deadlineMs: number;
+
+  constructor(opts: { deadlineMs?: number } = {}) {
+    this.#deadlineMs = opts.deadlineMs ?? VERIFY_DEADLINE_MS;
+  }
 
   verify(bytes: Uint8Array, trust: Trust, state: CapsuleState | null, now: Date, maxBytes?: number): Promise<VerifiedForActivation> {
-    if (this.#broken) return Promise.resolve().then(() => validated(verifyCapsule(bytes, trust, state, now, maxBytes ? { maxBytes } : {})));
+    const job: Job = { id: this.#next++, bytes: Uint8Array.from(bytes), trust, state, nowMs: now.getTime(), maxBytes };
+    if (this.#broken) return Promise.resolve().then(() => onThisThread(job));
     const w = this.#ensure();
-    const id = this.#next++;
     return new Promise<VerifiedForActivation>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      w.postMessage({ id, bytes: Uint8Array.from(bytes), trust, state, nowMs: now.getTime(), maxBytes } satisfies Job);
+      const timer = setTimeout(() => this.#timedOut(w), this.#deadlineMs);
+      timer.unref();
+      this.#pending.set(job.id, { job, resolve, reject, timer });
+      w.postMessage(job);
     });
+  }
+
+  /** The worker missed a deadline: stop it and finish its jobs on this thread from now on. */
+  #timedOut(w: Worker): void {
+    if (this.#worker !== w) return;
+    this.#worker = null;
+    this.#broken = true;
+    void w.terminate();
+    const jobs = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of jobs) {
+      clearTimeout(p.timer);
+      try {
+        p.resolve(onThisThread(p.job));
+      } catch (err) {
+        p.reject(err as Error);
+      }
+    }
   }
 
   #ensure(): Worker {
@@ -78,6 +121,7 @@ export class VerifyWorker {
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
+      clearTimeout(p.timer);
       if (r.ok) p.resolve(r.prepared ? { ...r.verified, prepared: r.prepared } : r.verified);
       else p.reject(r.code ? new CapsuleError(r.code as CapsuleError['code'], r.message) : new Error(r.message));
     });
@@ -87,14 +131,19 @@ export class VerifyWorker {
       if ((err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
         // The capsule being verified blew the heap cap: refuse it (the next job gets a new
         // worker). Never retried on the main thread, where it would take the daemon down.
-        for (const [, p] of this.#pending)
+        for (const [, p] of this.#pending) {
+          clearTimeout(p.timer);
           p.reject(new CapsuleError('too_large', `verifying the capsule exceeded the ${WORKER_HEAP_MB} MB verification heap`));
+        }
         this.#pending.clear();
         return;
       }
       // Verification must not stop because the worker did: finish on the main thread.
       this.#broken = true;
-      for (const [, p] of this.#pending) p.reject(new Error(`verification worker failed: ${err.message}; retrying on the next round`));
+      for (const [, p] of this.#pending) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`verification worker failed: ${err.message}; retrying on the next round`));
+      }
       this.#pending.clear();
     };
     w.on('error', fail);

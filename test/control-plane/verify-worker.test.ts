@@ -52,3 +52,20 @@ test('a verified capsule comes back with its policies and schema already parsed;
     await worker.close();
   }
 });
+
+test('a worker that misses its deadline is replaced by the caller thread: the capsule still verifies, a tampered one is still refused', async () => {
+  const key = generateSigningKey();
+  const trust = parseTrustValue(trustFromKeys([key], 1));
+  const payload = await makePayload(3);
+  // 1 ms: the worker cannot even start in time, so the deadline path is what runs.
+  const worker = new VerifyWorker({ deadlineMs: 1 });
+  try {
+    const v = await worker.verify(signCapsule(payload, [key]), trust, null, new Date());
+    assert.equal(v.payload.watermark, 3);
+    const tampered = Buffer.from(signCapsule({ ...payload, watermark: 4 }, [key]));
+    tampered[tampered.indexOf('"payload"') + 20] ^= 1;
+    await assert.rejects(worker.verify(tampered, trust, null, new Date()), (e: unknown) => (e as { code?: string }).code !== undefined);
+  } finally {
+    await worker.close();
+  }
+});
