@@ -29,6 +29,12 @@ export type CapsuleErrorCode =
   | 'invalid_policies'
   /** Signed, but the static entities do not conform to the capsule's schema. */
   | 'invalid_entities'
+  /**
+   * Signed, but lilith.json does not fit the rest of the capsule: a policy tests a taint
+   * label it does not define (that test can never match), or it names a zone or agent
+   * group entities.json does not define.
+   */
+  | 'invalid_config'
   /** expires_at − created_at is longer than the trust file's max_validity_s. */
   | 'validity_too_long'
   /** Created before a root-signed watermark reset (the capsule the reset undid, or older). */

@@ -6,6 +6,7 @@ import * as cedar from '../cedar/wasm-loader.js';
 import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import { checkConfig, type ConfigIssue } from '../capsule/config-check.js';
 import type { LilithConfig } from '../capsule/config.js';
+import { crossCheckConfig, unknownTaintLabels } from '../capsule/config-cross-check.js';
 import { PolicySetError, splitPolicies } from '../cedar/policy-set.js';
 import { locateJsonPointer } from './json-locate.js';
 import { CONFIG_FILE, ENTITIES_FILE, SCHEMA_FILE, type PolicySource } from './policy-source.js';
@@ -176,52 +177,18 @@ function checkDuplicateIds(ctx: Ctx, files: ParsedFile[]): void {
   }
 }
 
-function isContextTaint(e: unknown): boolean {
-  const dot = (e as { '.'?: { left?: { Var?: string }; attr?: string } } | null)?.['.'];
-  return dot?.attr === 'taint' && dot.left?.Var === 'context';
-}
-
-/** String literals a policy compares `context.taint` against (contains/containsAny/containsAll/==). */
-function taintLabelsUsed(est: unknown): Set<string> {
-  const found = new Set<string>();
-  const literals = (e: unknown) => {
-    const v = e as { Value?: unknown; Set?: unknown[] } | null;
-    if (typeof v?.Value === 'string') found.add(v.Value);
-    if (Array.isArray(v?.Set)) for (const x of v.Set) literals(x);
-  };
-  const walk = (node: unknown) => {
-    if (Array.isArray(node)) return node.forEach(walk);
-    if (typeof node !== 'object' || node === null) return;
-    for (const [op, arg] of Object.entries(node)) {
-      const bin = arg as { left?: unknown; right?: unknown } | null;
-      if (['contains', 'containsAny', 'containsAll', '==', '!='].includes(op) && bin && typeof bin === 'object') {
-        if (isContextTaint(bin.left)) literals(bin.right);
-        if (isContextTaint(bin.right)) literals(bin.left);
-      }
-      walk(arg);
-    }
-  };
-  walk(est);
-  return found;
-}
-
-/**
- * A taint label named in a policy but missing from lilith.json can never be in
- * context.taint, so a forbid guarded by it silently never fires. Always an error.
- */
+/** Places each unknown-taint-label finding (capsule/config-cross-check.ts) at the label inside its policy. */
 function checkTaintLabels(ctx: Ctx, files: ParsedFile[], config: LilithConfig): void {
-  const known = new Set(Object.keys(config.taint_labels));
   for (const f of files) {
     for (const p of f.policies ?? []) {
-      for (const label of taintLabelsUsed(p.json)) {
-        if (known.has(label)) continue;
+      for (const issue of unknownTaintLabels([p], config)) {
         const policyIndex = Buffer.from(f.text).subarray(0, p.byteStart).toString('utf8').length;
-        const within = p.text.indexOf(JSON.stringify(label));
+        const within = p.text.indexOf(JSON.stringify(issue.label));
         ctx.out.push({
           file: f.file,
           ...positionOfIndex(f.text, policyIndex + Math.max(0, within)),
           severity: 'error',
-          message: `policy \`${p.id}\` tests context.taint for "${label}", which is not a taint label in ${CONFIG_FILE} (${[...known].join(', ')}); it can never match`,
+          message: issue.message,
         });
       }
     }
@@ -274,29 +241,6 @@ function checkEntities(ctx: Ctx, text: string, schema: string | null): EntityLik
   return entities;
 }
 
-/** Config checks that need entities.json: zones and groups it names must exist. */
-function crossCheckConfig(ctx: Ctx, text: string, config: LilithConfig, entities: EntityLike[]): void {
-  const has = (type: string, id: string) => entities.some((e) => e?.uid?.type === type && e?.uid?.id === id);
-  config.classifiers.forEach((rule, i) => {
-    const zone = rule.when.upstream_not_in_zone;
-    if (zone !== undefined && !has('Zone', zone)) {
-      addJsonIssue(ctx, CONFIG_FILE, text, {
-        path: `/classifiers/${i}/when/upstream_not_in_zone`,
-        message: `Zone "${zone}" is not defined in ${ENTITIES_FILE}`,
-      });
-    }
-  });
-  config.registrations.forEach((reg, i) => {
-    (reg.groups ?? []).forEach((g, j) => {
-      if (!has('AgentGroup', g))
-        addJsonIssue(ctx, CONFIG_FILE, text, {
-          path: `/registrations/${i}/groups/${j}`,
-          message: `AgentGroup "${g}" is not defined in ${ENTITIES_FILE}`,
-        });
-    });
-  });
-}
-
 /** Validates a whole policy source (directory or git tree). Never throws for content problems. */
 export function validatePolicySource(src: PolicySource): ValidationReport {
   const ctx: Ctx = { out: [] };
@@ -328,7 +272,8 @@ export function validatePolicySource(src: PolicySource): ValidationReport {
   if (config.ok) {
     const issues = checkConfig(config.value);
     for (const issue of issues) addJsonIssue(ctx, CONFIG_FILE, src.configText, issue);
-    if (issues.length === 0 && entities) crossCheckConfig(ctx, src.configText, config.value as LilithConfig, entities);
+    if (issues.length === 0 && entities)
+      for (const issue of crossCheckConfig(config.value as LilithConfig, entities)) addJsonIssue(ctx, CONFIG_FILE, src.configText, issue);
     if (issues.length === 0) checkTaintLabels(ctx, [...policies, ...invariants], config.value as LilithConfig);
   }
 

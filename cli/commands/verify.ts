@@ -26,7 +26,8 @@ Checks, in order: size cap, envelope, signatures by distinct trusted keys
 in DIR/state.json, then every content check an enforcer runs before
 activation: lilith.json, policies and invariants in Cedar strict mode against
 the schema (invalid_policies), entities against the schema (invalid_entities),
-and the engine build. A capsule that passes with --state is recorded as
+lilith.json against both (invalid_config: taint labels the policies test, zones
+and groups it names), and the engine build. A capsule that passes with --state is recorded as
 accepted (the file is replaced atomically).
   --at TIME   check as of this ISO 8601 time instead of now (state is not written)
 A trust update (from lilith sign --trust-update) is accepted only when signed by
@@ -89,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
       if (values['write-trust']) throw new UsageError('--write-trust applies to trust updates only');
       const verified = verifyCapsule(bytes, trust, state, now);
       const p = verified.payload;
-      // What activation checks after the signatures: lilith.json, strict validation, entities, engine build.
+      // What activation checks after the signatures: lilith.json, strict validation, entities, config fit, engine build.
       const refusal = contentRefusal(p);
       if (refusal) {
         process.stderr.write(`lilith verify: refused (${refusal.code}): ${refusal.reason}\n`);

@@ -4,9 +4,12 @@
 // that fails strict validation (a misspelt context attribute) raises an error at
 // evaluation, Cedar skips an erroring policy, and the capsule fails open. Entities
 // of types the schema does not declare (or with undeclared attributes or parents)
-// would be read by policies the validator never saw them against.
+// would be read by policies the validator never saw them against. A lilith.json that
+// does not fit the policies and entities (a taint label a forbid tests but the config
+// never sets, a group no entity defines) silently disarms what it names.
 import { CapsuleError, type CapsulePayload } from '../../capsule/index.js';
 import { checkConfig } from '../../capsule/config-check.js';
+import { crossCheckConfig, unknownTaintLabels } from '../../capsule/config-cross-check.js';
 import { createAuthorizer, type EngineName } from '../../cedar/index.js';
 import { PolicySetError, splitPolicies } from '../../cedar/policy-set.js';
 import * as cedar from '../../cedar/wasm-loader.js';
@@ -14,7 +17,7 @@ import * as cedar from '../../cedar/wasm-loader.js';
 /** How many findings a refusal names (the first ones; the count says how many there were). */
 const NAMED = 5;
 
-type Content = Pick<CapsulePayload, 'policies' | 'invariants' | 'schema' | 'entities'>;
+type Content = Pick<CapsulePayload, 'policies' | 'invariants' | 'schema' | 'entities' | 'config'>;
 
 function summarize(what: string, messages: string[]): string {
   const more = messages.length > NAMED ? ` (and ${messages.length - NAMED} more)` : '';
@@ -29,7 +32,10 @@ function messageOf(e: { message: string; help?: string | null }): string {
  * Throws CapsuleError 'invalid_policies' when the schema does not parse or any
  * enforced policy or invariant fails strict validation against it (warnings pass,
  * as in CI), and 'invalid_entities' when the static entities do not conform to
- * the schema. Returns normally when the capsule's content is valid.
+ * the schema, and 'invalid_config' when lilith.json (once it passes checkConfig, which
+ * activation refuses separately as bad_config) names taint labels, zones or groups the
+ * policies and entities do not agree with — the checks `lilith validate` runs in CI.
+ * Returns normally when the capsule's content is valid.
  */
 export function validateCapsule(content: Content): void {
   const schema = cedar.checkParseSchema(content.schema);
@@ -61,6 +67,12 @@ export function validateCapsule(content: Content): void {
   const entities = cedar.checkParseEntities({ entities: content.entities as never, schema: content.schema });
   if (entities.type === 'failure')
     throw new CapsuleError('invalid_entities', summarize('entities do not conform to the schema', entities.errors.map(messageOf)));
+  if (checkConfig(content.config).length) return; // bad_config, refused by activation on its own
+  const misfits = [
+    ...unknownTaintLabels(named, content.config).map((i) => i.message),
+    ...crossCheckConfig(content.config, content.entities).map((i) => `lilith.json ${i.path}: ${i.message}`),
+  ];
+  if (misfits.length) throw new CapsuleError('invalid_config', summarize('lilith.json does not fit the capsule', misfits));
 }
 
 /** `verified`, once its content passed validateCapsule (which throws otherwise). */
@@ -70,13 +82,13 @@ export function validated<T extends { payload: Content }>(verified: T): T {
 }
 
 export interface ContentRefusal {
-  code: 'bad_config' | 'invalid_policies' | 'invalid_entities' | 'engine_build';
+  code: 'bad_config' | 'invalid_policies' | 'invalid_entities' | 'invalid_config' | 'engine_build';
   reason: string;
 }
 
 /**
- * Every content check activation runs, in its order, for `lilith verify`: lilith.json,
- * strict validation and entities, then the engine build. Null when all pass.
+ * Every content check activation runs, for `lilith verify`: lilith.json, strict
+ * validation, entities and lilith.json against them, then the engine build. Null when all pass.
  */
 export function contentRefusal(payload: CapsulePayload, engine: EngineName = 'fast'): ContentRefusal | null {
   const issues = checkConfig(payload.config);
@@ -91,7 +103,10 @@ export function contentRefusal(payload: CapsulePayload, engine: EngineName = 'fa
   try {
     validateCapsule(payload);
   } catch (err) {
-    if (err instanceof CapsuleError && (err.code === 'invalid_policies' || err.code === 'invalid_entities'))
+    if (
+      err instanceof CapsuleError &&
+      (err.code === 'invalid_policies' || err.code === 'invalid_entities' || err.code === 'invalid_config')
+    )
       return { code: err.code, reason: err.message };
     throw err;
   }

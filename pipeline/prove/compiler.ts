@@ -21,6 +21,7 @@ import {
   ite,
   not,
   or,
+  isOpaque,
   sortOf,
   strLit,
   sym,
@@ -183,7 +184,8 @@ export function entityRecord(
       : `(${store ? decls.useStoreFn({ tag: store, kind: 'present', type, path: p }) : decls.useFunc(attrPresentFn(type, p), arg, 'Bool')} ${entity})`;
     let v: Inner;
     if (f.ty.k === 'record') v = entityRecord(type, entity, p, f.ty, decls, store);
-    else if (f.ty.k === 'ext') v = FALSE;
+    else if (isOpaque(f.ty))
+      v = FALSE; // unusable: any read is reported unsupported
     else {
       const fn = store
         ? decls.useStoreFn({ tag: store, kind: 'attr', type, path: p, ty: f.ty })
@@ -203,8 +205,8 @@ export function symbolicRecord(path: string[], ty: Ty & { k: 'record' }, decls: 
     const present = f.required ? TRUE : decls.addConst(ctxPresent(p), 'Bool');
     let v: Inner;
     if (f.ty.k === 'record') v = symbolicRecord(p, f.ty, decls);
-    else if (f.ty.k === 'ext')
-      v = FALSE; // unusable: any use is reported unsupported
+    else if (isOpaque(f.ty))
+      v = FALSE; // unusable: any read is reported unsupported
     else {
       v = decls.addConst(ctxConst(p), decls.useTy(f.ty));
     }
@@ -255,6 +257,17 @@ export class Compiler {
 
   compilePolicy(id: string, json: PolicyJson): CompiledPolicy {
     this.policyId = id;
+    try {
+      return this.compileBody(id, json);
+    } catch (err) {
+      // A refusal raised below the compiler (a value with no SMT sort) still names the policy.
+      if (err instanceof UnsupportedError && !err.message.endsWith(` in policy ${id}`))
+        this.unsupported(err.message.replace(/^unsupported: /, ''));
+      throw err;
+    }
+  }
+
+  private compileBody(id: string, json: PolicyJson): CompiledPolicy {
     const p = json as unknown as {
       effect: 'permit' | 'forbid';
       principal: ScopeJson;
@@ -681,6 +694,10 @@ export class Compiler {
       if (!f) return ERR;
       const out: Term = { ty: f.ty, err: or(t.err, not(f.present)), v: f.v };
       if (f.ty.k === 'ext') this.unsupported(`extension type ${f.ty.name}`);
+      if (isOpaque(f.ty))
+        this.unsupported(
+          `reading attribute ${attr} of type ${tyName(f.ty)} (the prover does not model actions held in attributes, sets of records, of sets or of extension values)`,
+        );
       if (f.ty.k === 'entity' && typeof f.v === 'string') this.c.decls.mention(f.v, f.ty.name, not(out.err));
       return out;
     }

@@ -5,7 +5,7 @@
 // context leaves, and the ancestor sets of every entity in `universe`.
 import type { Ty, RequestEnv, ProverSchema } from './env.js';
 import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
-import { ancsFn, bvLit, emptySet, entityLit, strLit, UnsupportedError } from './smt.js';
+import { ancsFn, bvLit, emptySet, entityLit, isOpaque, strLit, UnsupportedError } from './smt.js';
 
 export type Uid = { type: string; id: string };
 export interface ConcreteEntity {
@@ -65,7 +65,7 @@ function recordAsserts(
     } else if (v === undefined) throw new Error(`concrete record lacks required ${p.join('.')}`);
     if (v === undefined) continue;
     if (f.ty.k === 'record') recordAsserts(v as Record<string, unknown>, f.ty, p, names, out);
-    else if (f.ty.k !== 'ext') {
+    else if (!isOpaque(f.ty)) {
       const val = names.value(p);
       if (val) out.push(`(= ${val} ${encodeValue(v, f.ty)})`);
     }

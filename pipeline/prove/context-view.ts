@@ -14,7 +14,7 @@
 //   inspected it" an escalation.
 import { ctxConst, ctxPresent, type Decls, type RecInner } from './compiler.js';
 import { tyEq, type Ty } from './env.js';
-import { and, FALSE, implies, TRUE } from './smt.js';
+import { and, FALSE, implies, isOpaque, TRUE } from './smt.js';
 
 /** Constants of attributes only the base declares. */
 export const BASE_ONLY_ROOT = 'bctx';
@@ -79,8 +79,8 @@ export function contextView(head: RecordTy, base: RecordTy, decls: Decls, separa
       view.leaves.push(leaf);
       let v: RecInner | string;
       if (bf.ty.k === 'record') v = walk(p, bf.ty, shared ? (hf.ty as RecordTy) : undefined, shared ? and(headHasParent, headHas) : FALSE);
-      else if (bf.ty.k === 'ext')
-        v = FALSE; // never observable: any use is unsupported
+      else if (isOpaque(bf.ty))
+        v = FALSE; // never observable: any read is unsupported
       else {
         v = decls.addConst(shared ? ctxConst(p) : ctxConst(p, BASE_ONLY_ROOT), decls.useTy(bf.ty));
         leaf.value = v;

@@ -7,7 +7,7 @@ import type { Ty, ProverSchema, RequestEnv } from './env.js';
 import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
 import { decodeBool, decodeEntity, decodeSet, decodeValue, type CedarJson, type SExpr } from './decoder.js';
 import type { Cvc5 } from './solver.js';
-import { ancsFn, bvLit } from './smt.js';
+import { ancsFn, bvLit, isOpaque } from './smt.js';
 
 export interface EntityUid {
   type: string;
@@ -46,7 +46,7 @@ function leaves(ty: Ty & { k: 'record' }, path: string[] = []): Leaf[] {
 }
 
 /** A value for an attribute no query observed: any value of the type will do. */
-function defaultValue(ty: Ty): CedarJson {
+function defaultValue(ty: Ty, action: string): CedarJson {
   switch (ty.k) {
     case 'bool':
       return false;
@@ -57,12 +57,13 @@ function defaultValue(ty: Ty): CedarJson {
     case 'set':
       return [];
     case 'entity':
-      return { __entity: { type: ty.name, id: '' } };
+      // An attribute holding an action must name a declared one: the request's own is.
+      return { __entity: { type: ty.name, id: ty.name === 'Action' ? action : '' } };
     case 'record':
       return Object.fromEntries(
         Object.entries(ty.fields)
           .filter(([, f]) => f.required)
-          .map(([k, f]) => [k, defaultValue(f.ty)]),
+          .map(([k, f]) => [k, defaultValue(f.ty, action)]),
       );
     case 'ext':
       return extensionValue(ty.name);
@@ -85,6 +86,11 @@ function extensionValue(name: string): CedarJson {
   return { __extn: { fn: arg[0], arg: arg[1] } } as unknown as CedarJson;
 }
 
+/** A value of a type with no SMT sort (isOpaque): no policy reads one, so any valid value will do. */
+function opaqueValue(ty: Ty, action: string): CedarJson {
+  return ty.k === 'ext' ? extensionValue(ty.name) : ty.k === 'entity' ? defaultValue(ty, action) : [];
+}
+
 /** One attribute of a context to read back: its presence and value terms (records and extension values have no value term). */
 export interface ContextLeaf {
   path: string[];
@@ -94,7 +100,7 @@ export interface ContextLeaf {
 }
 
 /** Reads a context record from the model: absent optionals omitted, extension values filled in. */
-export async function readContext(solver: Cvc5, ls: ContextLeaf[]): Promise<Record<string, CedarJson>> {
+export async function readContext(solver: Cvc5, ls: ContextLeaf[], action: string): Promise<Record<string, CedarJson>> {
   const terms: string[] = [];
   const idx = ls.map((l) => ({
     l,
@@ -117,13 +123,13 @@ export async function readContext(solver: Cvc5, ls: ContextLeaf[]): Promise<Reco
     let target = out;
     for (const p of l.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
     target[l.path[l.path.length - 1]] =
-      l.ty.k === 'record' ? {} : l.ty.k === 'ext' ? extensionValue(l.ty.name) : decodeValue(vals[value!], l.ty);
+      l.ty.k === 'record' ? {} : isOpaque(l.ty) ? opaqueValue(l.ty, action) : decodeValue(vals[value!], l.ty);
   }
   return out;
 }
 
 /** Rebuilds a (possibly nested) record from decoded leaves; undecided optionals are left out. */
-function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[]): Record<string, CedarJson> {
+function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[], action: string): Record<string, CedarJson> {
   const out: Record<string, CedarJson> = {};
   const absent = new Set<string>();
   for (const { leaf, present, value } of ls) {
@@ -139,7 +145,7 @@ function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[]): Re
     let target = out;
     for (const p of leaf.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
     const name = leaf.path[leaf.path.length - 1];
-    target[name] = leaf.ty.k === 'record' ? {} : value === undefined ? defaultValue(leaf.ty) : decodeValue(value, leaf.ty);
+    target[name] = leaf.ty.k === 'record' ? {} : value === undefined ? defaultValue(leaf.ty, action) : decodeValue(value, leaf.ty);
   }
   return out;
 }
@@ -176,7 +182,7 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
   for (const l of ls) {
     const e: { leaf: Leaf; present?: number; value?: number } = { leaf: l };
     if (!l.required) e.present = terms.push(ctxPresent(l.path)) - 1;
-    if (l.ty.k !== 'record' && l.ty.k !== 'ext') e.value = terms.push(ctxConst(l.path)) - 1;
+    if (l.ty.k !== 'record' && !isOpaque(l.ty)) e.value = terms.push(ctxConst(l.path)) - 1;
     leafIdx.push(e);
   }
   interface AttrLeaf {
@@ -224,7 +230,7 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     let target = context;
     for (const p of leaf.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
     const name = leaf.path[leaf.path.length - 1];
-    target[name] = leaf.ty.k === 'record' ? {} : leaf.ty.k === 'ext' ? extensionValue(leaf.ty.name) : decodeValue(vals[value!], leaf.ty);
+    target[name] = leaf.ty.k === 'record' ? {} : isOpaque(leaf.ty) ? opaqueValue(leaf.ty, env.action) : decodeValue(vals[value!], leaf.ty);
   }
 
   const entities = new Map<
@@ -262,6 +268,7 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
             present: a.present === undefined ? undefined : decodeBool(vals[a.present]),
             value: a.value === undefined ? undefined : vals[a.value],
           })),
+          env.action,
         );
     } else e.inStore = true;
   }

@@ -505,7 +505,7 @@ async function solveEnvs(
         if (scopes === 0 && (await solver.checkSat()) !== 'sat') throw new GateError('lost_model', `solver lost the model for ${key}`);
         try {
           const cx = await extract(solver, pr.env, pr.decls, headSchema);
-          return pr.view ? { ...cx, baseContext: await readContext(solver, pr.view.leaves) } : cx;
+          return pr.view ? { ...cx, baseContext: await readContext(solver, pr.view.leaves, cx.action.id) } : cx;
         } catch (err) {
           if (err instanceof LongOutOfRange) {
             throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);

@@ -114,6 +114,18 @@ export function ancsFn(from: string, to: string): string {
   return sym(`ancs.${from}.${to}`);
 }
 
+/**
+ * A type the prover does not model that is not a record: extension values, actions
+ * held in attributes (actions are concrete per request environment, never values),
+ * and sets of records, of sets or of those. An attribute of such a type stands as a
+ * placeholder no policy may read (reading it is refused as unsupported); unread,
+ * it changes no decision, so a schema declaring one proves like one without it.
+ */
+export function isOpaque(t: Ty): boolean {
+  if (t.k === 'ext' || (t.k === 'entity' && t.name === 'Action')) return true;
+  return t.k === 'set' && (t.elem.k === 'record' || t.elem.k === 'set' || isOpaque(t.elem));
+}
+
 /** The SMT sort of a Cedar type; records have no sort (they are flattened), so sets of records are unsupported. */
 export function sortOf(t: Ty): string {
   switch (t.k) {
