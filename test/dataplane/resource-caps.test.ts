@@ -329,3 +329,44 @@ test('concurrent first connections from one new executable hash it once (identit
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('connection cap: a reconnect loop over the cap is reset at once, audited once per second with a count', async () => {
+  const up = await startHttpUpstream();
+  const cap = 4;
+  const h = await startHarness({ destination: loopback(up.port), extra: { budgets: { connections: cap } } });
+  const held: net.Socket[] = [];
+  try {
+    for (let i = 0; i < cap; i++) {
+      const s = net.connect(h.proxy.port, '127.0.0.1');
+      s.on('error', () => undefined);
+      held.push(s);
+    }
+    await until(`${cap} connections counted`, () => h.dp.budgetUse(CODER_ID).connections === cap);
+    const n = 40;
+    const t0 = Date.now();
+    const refused = await Promise.all(
+      Array.from({ length: n }, () => rawExchange(h.proxy.port, ['GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n'], 3000)),
+    );
+    const took = Date.now() - t0;
+    for (const r of refused) {
+      assert.ok(r.closed, 'over the cap: closed by the proxy');
+      assert.equal(r.data, '');
+    }
+    assert.equal(up.requests.length, 0);
+    const events = (await h.events()).filter((e) => /open connections \(limit 4\)/.test(e.reason ?? ''));
+    assert.ok(
+      events.length >= 1 && events.length <= 1 + Math.ceil(took / 1000),
+      `${events.length} audited refusals for ${n} in ${took} ms`,
+    );
+    assert.ok(events.every((e) => e.decision === 'deny'));
+    // The held ones go: the agent gets its connections back.
+    for (const s of held) s.destroy();
+    await until('released', () => h.dp.budgetUse(CODER_ID).connections === 0);
+    const ok = await rawExchange(h.proxy.port, ['GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'], 3000);
+    assert.match(ok.data, /^HTTP\/1\.1 200 /);
+  } finally {
+    for (const s of held) s.destroy();
+    await h.close();
+    await up.close();
+  }
+});
