@@ -1,7 +1,7 @@
 // `npm run bench -- [NAME...]`: runs named benchmarks (all when none given).
 // Each bench/<name>.ts exports `summary` and `run(argv): Promise<void>` and prints
 // its numbers next to a baseline measured in the same run.
-const BENCHES = ['decide', 'proxy', 'kernel', 'fleet', 'prove'] as const;
+const BENCHES = ['decide', 'proxy', 'flood', 'kernel', 'fleet', 'prove'] as const;
 
 interface Bench {
   summary: string;

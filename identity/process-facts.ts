@@ -34,6 +34,12 @@ async function namesFromDb(file: string): Promise<Map<number, string>> {
 // every connection would dominate, and concurrent first connections from one new
 // executable share a single hash in flight instead of each reading the file.
 const hashCache = new Map<string, Promise<string>>();
+let hashesStarted = 0;
+
+/** How many executable hashes this process has started (each reads a whole file): tests pin that concurrent first connections share one. */
+export function exeHashesStarted(): number {
+  return hashesStarted;
+}
 
 async function exeSha256(pid: number): Promise<string | undefined> {
   try {
@@ -44,6 +50,7 @@ async function exeSha256(pid: number): Promise<string | undefined> {
     let digest = hashCache.get(key);
     if (!digest) {
       if (hashCache.size >= 1024) hashCache.delete(hashCache.keys().next().value!);
+      hashesStarted++;
       digest = sha256File(`/proc/${pid}/exe`);
       hashCache.set(key, digest);
       // A failed read (the process exited mid-hash) is not remembered.

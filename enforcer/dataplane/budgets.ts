@@ -20,9 +20,32 @@ interface Use {
   dns: number;
 }
 
+/** Refusals over the connection cap are audited at most this often per agent; the ones between are counted into the next. */
+export const REFUSAL_AUDIT_INTERVAL_MS = 1000;
+
 export class AgentBudgets {
   readonly #use = new Map<string, Use>();
+  readonly #refusals = new Map<string, { at: number; unaudited: number }>();
   constructor(readonly limits: BudgetLimits = DEFAULT_BUDGETS) {}
+
+  /**
+   * An over-cap connection of `agent` was refused: the number of such refusals
+   * left unaudited since its last audited one when this one should be audited
+   * (the first, then at most one per interval), else null. A reconnect loop over
+   * the cap must cost a reset, not a decision and an audit line each: that work
+   * is what would delay every other agent's decisions.
+   */
+  auditRefusal(agent: string, now = Date.now()): number | null {
+    const r = this.#refusals.get(agent);
+    if (r && now - r.at < REFUSAL_AUDIT_INTERVAL_MS) {
+      r.unaudited++;
+      return null;
+    }
+    const skipped = r?.unaudited ?? 0;
+    if (this.#refusals.size >= 4096 && !r) this.#refusals.delete(this.#refusals.keys().next().value!);
+    this.#refusals.set(agent, { at: now, unaudited: 0 });
+    return skipped;
+  }
 
   #of(agent: string): Use {
     let u = this.#use.get(agent);

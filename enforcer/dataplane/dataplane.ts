@@ -30,6 +30,8 @@ export interface DataplaneOptions {
   dnsUpstream?: string;
   /** rcode for denied DNS names. @default NXDOMAIN */
   dnsDenyRcode?: 'NXDOMAIN' | 'REFUSED';
+  /** How long a forwarded DNS query waits for the resolver before SERVFAIL (it holds one in-flight slot of its agent meanwhile). @default 3000 */
+  dnsTimeoutMs?: number;
   /** Deadline for a client's first recognisable bytes (and a whole TLS ClientHello); passing it refuses the connection. Server-speaks-first destinations are declared `kind: "tcp"` upstreams. @default 1000 */
   detectTimeoutMs?: number;
   /** Total lifetime of an upgraded (websocket…) tunnel. @default 3600000 */
@@ -49,6 +51,8 @@ export interface Dataplane {
   /** The last failure to save taint state (retried on the next change), or null. */
   taintStateError(): string | null;
   names: LearnedNames;
+  /** What `agent` (a SPIFFE ID, or "unknown identity") holds of its budgets right now: open connections, held body bytes, DNS queries in flight. */
+  budgetUse(agent: string): Readonly<{ connections: number; heldBytes: number; dns: number }>;
   /** Stops accepting, destroys open connections, closes the DNS front. Does not close the audit sink (the caller owns it). */
   close(): Promise<void>;
 }
@@ -112,7 +116,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     if (dnsListen) {
       const { host, port } = parseHostPort(dnsListen);
       dns = await startDnsFront(
-        { listen: { host, port }, upstream: opts.dnsUpstream, denyRcode: opts.dnsDenyRcode },
+        { listen: { host, port }, upstream: opts.dnsUpstream, denyRcode: opts.dnsDenyRcode, timeoutMs: opts.dnsTimeoutMs },
         { origin: opts.origin, decider, names, budgets },
       );
       own.add(dns.address.port);
@@ -135,6 +139,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     taint,
     taintStateError: () => taintStore?.lastError() ?? null,
     names,
+    budgetUse: (agent) => budgets.use(agent),
     close: async () => {
       unregister();
       await closeAll();

@@ -32,6 +32,8 @@ export interface PolicyTweaks {
   config?: (c: LilithConfig) => void;
   /** Add Host::"localhost" to the allowlisted and internal zones (default true). */
   localhost?: boolean;
+  /** Extra policy files (name → Cedar text) written next to the bundled ones. */
+  policies?: Record<string, string>;
 }
 
 export const LOCALHOST_ENTITY: Entity = {
@@ -57,6 +59,7 @@ export async function testPolicyDir(tweaks: PolicyTweaks = {}): Promise<string> 
   const config = JSON.parse(await readFile(join(dir, 'lilith.json'), 'utf8')) as LilithConfig;
   tweaks.config?.(config);
   await writeFile(join(dir, 'lilith.json'), JSON.stringify(config, null, 1));
+  for (const [name, text] of Object.entries(tweaks.policies ?? {})) await writeFile(join(dir, name), text);
   return dir;
 }
 
@@ -101,6 +104,7 @@ export async function startHarness(opts: {
   dnsUpstream?: string;
   extra?: Partial<DataplaneOptions>;
 }): Promise<Harness> {
+  // `extra.origin` (e.g. a KernelOriginResolver over recorded destinations) replaces the static origin for the dataplane.
   const dir = await testPolicyDir(opts.tweaks);
   const snapshots = new MutableSnapshots(await snapshotFromDir(dir));
   const auditPath = join(dir, 'audit', 'audit.jsonl');

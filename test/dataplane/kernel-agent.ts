@@ -31,7 +31,7 @@ async function seed(filesUrl: string, reportsUrl: string): Promise<void> {
   print(out);
 }
 
-function dns(resolver: string, name: string): Promise<void> {
+function dns(resolver: string, name: string, qtype = 1): Promise<void> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const t = setTimeout(() => {
@@ -45,7 +45,7 @@ function dns(resolver: string, name: string): Promise<void> {
       s.close();
       resolve();
     });
-    s.send(buildQuery(0x4242, name, 1), 53, resolver);
+    s.send(buildQuery(0x4242, name, qtype), 53, resolver);
   });
 }
 
@@ -65,10 +65,34 @@ function tcp(host: string, port: number): Promise<void> {
   });
 }
 
+/** Sends raw bytes (base64) and prints what came back, and whether the peer closed or reset, within `ms`. */
+function raw(host: string, port: number, b64: string, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host, allowHalfOpen: true }, () => s.write(Buffer.from(b64, 'base64')));
+    let data = '';
+    let reset = false;
+    let finished = false;
+    const done = (closed: boolean) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(t);
+      s.destroy();
+      print({ pid: process.pid, data, closed, reset });
+      resolve();
+    };
+    const t = setTimeout(() => done(false), ms);
+    s.on('data', (d) => (data += d.toString('latin1')));
+    s.on('error', (e: NodeJS.ErrnoException) => (reset ||= e.code === 'ECONNRESET'));
+    s.on('end', () => done(true));
+    s.on('close', () => done(true));
+  });
+}
+
 if (mode === 'seed') await seed(args[0], args[1]);
-else if (mode === 'dns') await dns(args[0], args[1]);
+else if (mode === 'dns') await dns(args[0], args[1], args[2] ? Number(args[2]) : 1);
+else if (mode === 'raw') await raw(args[0], Number(args[1]), args[2], Number(args[3] ?? 3000));
 else if (mode === 'tcp') await tcp(args[0], Number(args[1]));
 else {
-  process.stderr.write(`usage: kernel-agent seed URL URL | dns RESOLVER NAME | tcp HOST PORT\n`);
+  process.stderr.write(`usage: kernel-agent seed URL URL | dns RESOLVER NAME [QTYPE] | tcp HOST PORT | raw HOST PORT BASE64 [MS]\n`);
   process.exit(2);
 }

@@ -67,7 +67,12 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     return refuse('tcp', `destination ${formatDestination(origin.destination)} is one of the enforcer's own listeners (never relayed)`);
   const agentKey = (snap && deps.decider.agentOf(snap, origin)?.spiffeId) || 'unknown identity';
   const over = deps.budgets.openConnection(agentKey, client);
-  if (over) return refuse('tcp', over);
+  if (over) {
+    // Over the cap: one audited refusal per agent per second (budgets.ts auditRefusal), the rest only reset.
+    const skipped = deps.budgets.auditRefusal(agentKey);
+    if (skipped === null) return void client.resetAndDestroy();
+    return refuse('tcp', skipped ? `${over}; ${skipped} more refused since the last such event` : over);
+  }
 
   const upstream = origin ? declaredUpstream(config, origin.destination) : null;
   if (upstream?.kind === 'tcp') {

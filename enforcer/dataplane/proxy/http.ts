@@ -702,6 +702,10 @@ export class HttpConnection {
   // ---- MCP: held bodies (deciding is McpGate's job) ------------------------
 
   #startMcp(head: HttpHead, ex: Exchange, framing: Framing): void {
+    // The streamable HTTP transport speaks POST (messages), GET (the event stream) and DELETE
+    // (end of session); any other method is not MCP, so it is not decided as a session request.
+    if (head.method !== 'POST' && head.method !== 'GET' && head.method !== 'DELETE')
+      return this.#refuseRequest(405, 'Method Not Allowed', `${head.method} to an MCP upstream (MCP over HTTP is POST, GET and DELETE)`);
     if (head.method !== 'POST') {
       if (framing.kind !== 'none') return this.#refuseRequest(400, 'Bad Request', `MCP ${head.method} with a body`);
       if (ex.upgrade) return this.#refuseRequest(400, 'Bad Request', 'Upgrade on an MCP upstream');
