@@ -127,6 +127,7 @@ export class KernelBridge implements KernelApplier {
         identity: e.identity,
         ...(e.destination ? { destination: `${e.destination.address}:${e.destination.port}` } : {}),
         ...(e.path ? { path: e.path } : {}),
+        ...(e.target ? { target_pid: e.target.tgid, signal: e.target.signal } : {}),
       };
       this.#o.audit.emit({
         kind: 'kernel',

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -439,6 +441,35 @@ static int run(char **a)
 			return result(c, 0, errno, NULL), 0;
 		cmd_mmap(c, NULL, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd);
 		close(fd);
+		return 0;
+	}
+	if (!strcmp(c, "ptrace")) { /* ptrace <pid>: attach, and detach at once (the attach/detach race) */
+		pid_t t = atoi(a[1]);
+		long r = ptrace(PTRACE_ATTACH, t, 0, 0);
+		int e = r == 0 ? 0 : errno;
+		if (r == 0)
+			ptrace(PTRACE_DETACH, t, 0, 0);
+		result(c, r == 0, e, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "proc-mem")) { /* proc-mem <pid>: open /proc/<pid>/mem (ptrace access, attach mode) */
+		char path[64];
+		int fd;
+		snprintf(path, sizeof(path), "/proc/%s/mem", a[1]);
+		fd = open(path, O_RDONLY);
+		result(c, fd >= 0, fd >= 0 ? 0 : errno, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "kill")) { /* kill <pid> <signal> */
+		int r = kill(atoi(a[1]), atoi(a[2]));
+		result(c, r == 0, r == 0 ? 0 : errno, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "setown")) { /* setown <pid>: make <pid> the SIGIO target of a pipe */
+		int p[2], r = pipe(p);
+		if (r == 0)
+			r = fcntl(p[0], F_SETOWN, atoi(a[1]));
+		result(c, r == 0, r == 0 ? 0 : errno, NULL);
 		return 0;
 	}
 	fprintf(stderr, "lilith-probe: unknown command %s\n", c);
