@@ -265,6 +265,50 @@ static int cmd_until(char **a)
 	return 0;
 }
 
+/* watch <ms> <host> <port>: connect every ~2 ms for <ms>; reports the first
+ * EPERM (CLOCK_MONOTONIC ns), the longest run of EPERM (first denied attempt to
+ * the next permitted one, ns) and the counts: the fail-closed window as an agent sees it. */
+static int cmd_watch(char **a)
+{
+	int max_ms = atoi(a[0]), attempts = 0, denied = 0, other = 0, fd, r, e;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
+	long long start = mono_ns(), now, first = 0, run_start = 0, longest = 0;
+	char extra[240];
+
+	do {
+		fd = socket(fam, SOCK_STREAM, 0);
+		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		attempts++;
+		now = mono_ns();
+		if (r < 0 && e == EPERM) {
+			denied++;
+			if (!first)
+				first = now;
+			if (!run_start)
+				run_start = now;
+		} else {
+			if (r < 0)
+				other++;
+			if (run_start && now - run_start > longest)
+				longest = now - run_start;
+			run_start = 0;
+		}
+		usleep(2000);
+	} while (now - start < max_ms * 1000000LL);
+	if (run_start && now - run_start > longest)
+		longest = now - run_start;
+	snprintf(extra, sizeof(extra),
+		 "\"attempts\":%d,\"denied\":%d,\"other_errors\":%d,\"first_denied_ns\":%lld,\"longest_denied_ns\":%lld,\"still_denied\":%s",
+		 attempts, denied, other, first, longest, run_start ? "true" : "false");
+	result("watch", 1, 0, extra);
+	return 0;
+}
+
 /* Runs `a` in a child and waits; the child's JSON goes to the same stdout. */
 static int cmd_fork(char **a)
 {
@@ -403,6 +447,8 @@ static int run(char **a)
 		return cmd_bench(a + 1);
 	if (!strcmp(c, "until"))
 		return cmd_until(a + 1);
+	if (!strcmp(c, "watch"))
+		return cmd_watch(a + 1);
 	if (!strcmp(c, "unix"))
 		return do_unix(a + 1);
 	if (!strcmp(c, "connect"))
