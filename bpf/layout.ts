@@ -180,10 +180,12 @@ export function classifyKey(tgid: number, startNs: bigint): Buffer {
 }
 
 /** Key for {dev, ino}; `kernelDev` is the kernel's encoding (see cgroups.ts kernelDev). */
-export function inodeKey(kernelDev: number, ino: bigint): Buffer {
+/** `identity` (the key's pad) is 0 except in lil_exec_id, the per-identity exec allowlist. */
+export function inodeKey(kernelDev: number, ino: bigint, identity = 0): Buffer {
   const b = Buffer.alloc(SIZES.inodeKey);
   b.writeBigUInt64LE(ino, 0);
   b.writeUInt32LE(kernelDev, 8);
+  b.writeUInt32LE(identity, 12);
   return b;
 }
 

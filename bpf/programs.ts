@@ -89,6 +89,7 @@ export const MAP_NAMES = [
   'lil_classify',
   'lil_exec_reg',
   'lil_exec_ok',
+  'lil_exec_id',
   'lil_sk_tag',
   'lil_orig_ck',
   'lil_orig_tp',

@@ -94,7 +94,7 @@ struct lilith_classify_key {
 struct lilith_inode_key {
 	__u64 ino;
 	__u32 dev; /* kernel encoding: major << 20 | minor */
-	__u32 pad;
+	__u32 pad; /* 0; in lil_exec_id: the identity the inode is allowed to */
 };
 
 /* Original destination of a redirected connection. Addresses are 16 bytes;
