@@ -240,6 +240,23 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
   {
+    id: 'exec-other-identity',
+    what: "exec a binary allowlisted for another identity (the native agent runs the coder's tool)",
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    note: 'per-registration exec_allowlist, lil_exec_id keyed by (identity, inode): bprm_check_security',
+    async run(env) {
+      const ranAs = async (agent: 'coder' | 'native') =>
+        (await env.probeInAgent(['exec', env.coderOnlyBinary, 'pid'], agent)).some((l) => l.op === 'pid' && l.ok);
+      const coder = await ranAs('coder');
+      const native = await ranAs('native');
+      return {
+        blocked: coder && !native,
+        detail: `the coder ${coder ? 'ran it' : 'could not run it either (control failed)'}; the native agent ${native ? 'ran it' : 'was refused'}`,
+      };
+    },
+  },
+  {
     id: 'rwx-memory-strict',
     what: 'anonymous RWX mapping under the strict profile',
     layer: 'seccomp',

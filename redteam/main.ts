@@ -71,14 +71,21 @@ if (argv.includes('--vm')) {
   log('running every attempt again on the VM kernels (BPF-LSM)');
   const r = spawnSync(
     process.execPath,
-    ['dist/vm-tests/runner.js', '--scenario', 'redteam', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed', '--verbose'],
+    [
+      'dist/vm-tests/runner.js',
+      ...['redteam', 'kernel-lsm', 'kernel-guard', 'kernel-exec-identity', 'kernel-failclosed', 'no-landlock'].flatMap((s) => [
+        '--scenario',
+        s,
+      ]),
+      '--verbose',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
   );
   for (const line of (r.stdout ?? '').split('\n'))
     if (/^\s*\|?\s*(not )?ok \d+ - |^== |kernel\s+lsm|PASS|FAIL/.test(line)) process.stdout.write(`${line.replace(/^\s*\|\s*/, '')}\n`);
   results.push({
     id: 'vm-bpf-lsm',
-    what: 'every attempt, exec allowlist, W^X, identity inheritance and fail-closed under BPF-LSM (6.1, 6.12)',
+    what: 'every attempt, exec allowlists (shared and per identity), W^X, the daemon guard, identity inheritance, fail-closed and no-Landlock refusal under BPF-LSM (6.1, 6.12)',
     layer: 'kernel (BPF-LSM)',
     expect: 'blocked',
     blocked: r.status === 0,

@@ -46,6 +46,7 @@ test('npm run redteam: every attempt expected blocked on this host is blocked', 
       'capabilities',
       'ptrace-race-daemon',
       'sigstop-daemon',
+      'exec-other-identity',
     ]) {
       assert.ok(
         report.some((a) => a.id === id),
