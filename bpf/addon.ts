@@ -88,6 +88,7 @@ export interface Native {
   umount(target: string): number;
   monotonicNs(): bigint;
   lastLog(): string;
+  sdNotify(socket: string, message: string): number;
 }
 
 const ADDON_REL = join('bpf', 'addon', 'build', 'Release', 'lilith_bpf.node');

@@ -134,18 +134,23 @@ export class Kernel {
     replaceUnixAllowlist(this.#maps, keys);
   }
 
-  /** Allows managed processes to exec / map PROT_EXEC the file with this stat dev (st_dev) and inode. */
-  allowExecInode(dev: number | bigint, ino: number | bigint): void {
-    allowExecInode(this.#maps, dev, ino);
+  /**
+   * Allows managed processes to exec / map PROT_EXEC the file with this stat dev
+   * (st_dev) and inode: every identity, or only `identity` when given (a
+   * registration's own exec allowlist).
+   */
+  allowExecInode(dev: number | bigint, ino: number | bigint, identity?: number): void {
+    allowExecInode(this.#maps, dev, ino, identity);
   }
 
   /** allowExecInode for the file at `path` now (the inode, not the path, is allowed). */
-  allowExecPath(path: string): void {
-    allowExecPath(this.#maps, path);
+  allowExecPath(path: string, identity?: number): void {
+    allowExecPath(this.#maps, path, identity);
   }
 
-  revokeExecInode(dev: number | bigint, ino: number | bigint): boolean {
-    return revokeExecInode(this.#maps, dev, ino);
+  /** Removes an allowlist entry: the shared one, or `identity`'s own. */
+  revokeExecInode(dev: number | bigint, ino: number | bigint, identity?: number): boolean {
+    return revokeExecInode(this.#maps, dev, ino, identity);
   }
 
   /**

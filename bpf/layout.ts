@@ -33,6 +33,10 @@ export const HOOK_NAMES = [
   'unix_may_send',
   'connect_unix',
   'sendmsg_unix',
+  'ptrace_access_check',
+  'task_kill',
+  'file_fcntl',
+  'file_ioctl',
 ] as const;
 
 /** enum lilith_reason, index = value. */
@@ -53,6 +57,8 @@ export const REASON_NAMES = [
   'low_address',
   'protocol',
   'unix_path',
+  'protected_task',
+  'file_owner',
 ] as const;
 
 export const SIZES = { config: 64, ident: 8, classifyKey: 16, inodeKey: 16, orig: 48, tupleKey: 20, unixKey: 116, event: 176 } as const;
@@ -174,10 +180,12 @@ export function classifyKey(tgid: number, startNs: bigint): Buffer {
 }
 
 /** Key for {dev, ino}; `kernelDev` is the kernel's encoding (see cgroups.ts kernelDev). */
-export function inodeKey(kernelDev: number, ino: bigint): Buffer {
+/** `identity` (the key's pad) is 0 except in lil_exec_id, the per-identity exec allowlist. */
+export function inodeKey(kernelDev: number, ino: bigint, identity = 0): Buffer {
   const b = Buffer.alloc(SIZES.inodeKey);
   b.writeBigUInt64LE(ino, 0);
   b.writeUInt32LE(kernelDev, 8);
+  b.writeUInt32LE(identity, 12);
   return b;
 }
 
@@ -285,6 +293,8 @@ export interface DenyEvent extends EventBase {
   readonly dev?: number;
   readonly ino?: bigint;
   readonly path?: string;
+  /** ptrace/signal denials (reason protected_task): the target process and the signal (0 for ptrace and kill -0). */
+  readonly target?: { tgid: number; signal: number };
 }
 
 const cstr = (b: Buffer): string => {
@@ -326,5 +336,8 @@ export function decodeEvent(b: Buffer): KernelEvent | null {
     ...(hasDest ? { destination: { ...ipString(Buffer.from(addr)), port } } : {}),
     ...(ino ? { dev, ino } : {}),
     ...(path ? { path } : {}),
+    ...(b.readUInt32LE(40) === REASON_NAMES.indexOf('protected_task')
+      ? { target: { tgid: Number(b.readBigUInt64LE(16)), signal: port } }
+      : {}),
   };
 }

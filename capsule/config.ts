@@ -28,6 +28,8 @@ export interface Registration {
   filesystem?: FilesystemRules;
   /** Layers this agent may run without when the kernel lacks them; any other missing layer refuses the agent. */
   allow_degraded?: DegradableLayer[];
+  /** Programs only this agent may exec, besides kernel.exec_allowlist (BPF-LSM, by inode). */
+  exec_allowlist?: string[];
 }
 
 /** A classifier sets taint bits from what flowed into the session. Exactly one trigger in `when`. */

@@ -2,7 +2,7 @@
 // enforcer (kernel programs in cgroup-only mode on this host, the dataplane,
 // lilith run confinement) and judged by what actually happened: did the data
 // reach the attacker's listener, did the syscall fail, is the daemon alive.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RedteamEnv } from './env.js';
@@ -103,6 +103,40 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
     );
   }
   return { blocked, detail: details.join('; ') };
+}
+
+/** Process state letter from /proc/PID/stat ('T' = stopped). */
+function procState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2);
+  } catch {
+    return 'gone';
+  }
+}
+
+/**
+ * A managed, unconfined process runs `args(daemonPid)` `times` times. Blocked
+ * when every try failed with EPERM and the enforcer is not stopped; a stopped
+ * enforcer is continued afterwards so the attempts after this one still have it.
+ */
+async function againstDaemon(env: RedteamEnv, args: (pid: number) => string[], times: number): Promise<Outcome> {
+  const pid = env.daemonPid();
+  let succeeded = 0;
+  let last = '';
+  for (let i = 0; i < times; i++) {
+    const [r] = await env.probeInAgent(args(pid));
+    if (r?.ok) succeeded++;
+    last = r ? (r.ok ? 'succeeded' : r.err) : 'no result';
+  }
+  await env.sleep(200);
+  const state = procState(pid);
+  const stopped = state === 'T' || state === 't';
+  if (stopped) process.kill(pid, 'SIGCONT');
+  return {
+    blocked: succeeded === 0 && !stopped,
+    detail: `${succeeded}/${times} succeeded (last: ${last}); enforcer state ${state}${stopped ? ' (stopped: continued by the red team)' : ''}`,
+  };
 }
 
 /** A confined agent (Node) connects to a unix socket path or abstract name. */
@@ -206,6 +240,23 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
   {
+    id: 'exec-other-identity',
+    what: "exec a binary allowlisted for another identity (the native agent runs the coder's tool)",
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    note: 'per-registration exec_allowlist, lil_exec_id keyed by (identity, inode): bprm_check_security',
+    async run(env) {
+      const ranAs = async (agent: 'coder' | 'native') =>
+        (await env.probeInAgent(['exec', env.coderOnlyBinary, 'pid'], agent)).some((l) => l.op === 'pid' && l.ok);
+      const coder = await ranAs('coder');
+      const native = await ranAs('native');
+      return {
+        blocked: coder && !native,
+        detail: `the coder ${coder ? 'ran it' : 'could not run it either (control failed)'}; the native agent ${native ? 'ran it' : 'was refused'}`,
+      };
+    },
+  },
+  {
     id: 'rwx-memory-strict',
     what: 'anonymous RWX mapping under the strict profile',
     layer: 'seccomp',
@@ -231,8 +282,25 @@ export const ATTEMPTS: Attempt[] = [
     what: 'send a signal to the enforcer',
     layer: 'landlock',
     expect: 'blocked',
-    minLandlockAbi: 6, // signal scoping: Linux 6.12
+    note: 'Landlock scopes signals from ABI 6 (Linux 6.12); under BPF-LSM the task_kill hook blocks it on 6.1 too',
+    minLandlockAbi: 6, // signal scoping: Linux 6.12 (without BPF-LSM)
     run: (env) => confinedProbe(env, 'kill', String(env.daemonPid())),
+  },
+  {
+    id: 'ptrace-race-daemon',
+    what: 'ptrace attach/detach race on the enforcer from a managed, unconfined process (leaves it stopped)',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    note: 'ptrace_access_check (lsm_guard) refuses the attach; without BPF-LSM the systemd watchdog restarts a stopped daemon (docs/deploy.md)',
+    run: (env) => againstDaemon(env, (pid) => ['ptrace', String(pid)], 20),
+  },
+  {
+    id: 'sigstop-daemon',
+    what: 'SIGSTOP the enforcer from a managed, unconfined process',
+    layer: 'kernel (BPF-LSM)',
+    expect: 'vm-only',
+    note: 'task_kill (lsm_guard) refuses signals to unmanaged processes, on 6.1 too; without BPF-LSM the systemd watchdog restarts a stopped daemon',
+    run: (env) => againstDaemon(env, (pid) => ['kill', String(pid), '19'], 1),
   },
   {
     id: 'bpffs-pins',

@@ -35,6 +35,8 @@ export interface RedteamEnv {
   exfil: { host4: string; tcpPort: number; tcp6Port: number; udpPort: number; received(ch: Channel): number };
   escapeProbe: string;
   copiedBinary: string;
+  /** A probe copy allowlisted for the coding agent only (its registration's exec_allowlist). */
+  coderOnlyBinary: string;
   pinRoot: string;
   adminSocket: string;
   abstractSocket: string;
@@ -42,7 +44,8 @@ export interface RedteamEnv {
   daemonPid(): number;
   pinsIntact(): boolean;
   killDaemon(): Promise<void>;
-  probeInAgent(args: string[]): Promise<ProbeLine[]>;
+  /** Runs lilith-probe inside an agent's cgroup (default the coding agent): managed, not confined. */
+  probeInAgent(args: string[], agent?: 'coder' | 'native'): Promise<ProbeLine[]>;
   dnsQueryInAgent(name: string, server: string): Promise<string>;
   /** Runs `command` with `lilith run` as `agent` (default the coding agent). */
   runConfined(
@@ -134,6 +137,9 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   };
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
+  // Exists before the capsule is applied: exec allowlists are resolved to inodes then.
+  const coderOnlyBinary = join(workspace, 'coder-only-tool');
+  copyFileSync(LILITH_PROBE, coderOnlyBinary);
   // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
   // native agent without JIT, where anonymous executable memory is refused.
   const filesystem = { read_only: ['/usr', '/lib', '/etc', '/proc', ROOT], read_write: [workspace] };
@@ -148,6 +154,7 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       jit: true,
       filesystem,
       allow_degraded,
+      exec_allowlist: [coderOnlyBinary],
     },
     {
       spiffe_id: 'spiffe://corp.example/agents/native',
@@ -213,7 +220,8 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       );
     await sleep(100);
   }
-  const agentProcs = join(cgroupMount, tag, 'agents', 'coder', 'cgroup.procs');
+  const procsOf = (agent: 'coder' | 'native') => join(cgroupMount, tag, 'agents', agent, 'cgroup.procs');
+  const agentProcs = procsOf('coder');
   const copiedBinary = join(workspace, 'not-allowlisted');
   copyFileSync(LILITH_PROBE, copiedBinary);
 
@@ -233,6 +241,7 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
     },
     escapeProbe: ESCAPE_PROBE_BIN,
     copiedBinary,
+    coderOnlyBinary,
     pinRoot,
     adminSocket,
     abstractSocket: abstractName,
@@ -243,8 +252,8 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       daemon.kill('SIGKILL');
       await new Promise((r) => daemon.once('exit', r));
     },
-    async probeInAgent(args) {
-      return parseLines((await run(LILITH_PROBE, ['cg', agentProcs, ...args])).stdout);
+    async probeInAgent(args, agent = 'coder') {
+      return parseLines((await run(LILITH_PROBE, ['cg', procsOf(agent), ...args])).stdout);
     },
     async dnsQueryInAgent(name, server) {
       const script = `const d=require('dgram').createSocket('udp4');d.on('message',m=>{console.log(['NOERROR','FORMERR','SERVFAIL','NXDOMAIN','NOTIMP','REFUSED'][m[3]&15]??'RCODE'+(m[3]&15));process.exit(0)});d.on('error',e=>{console.log(e.code);process.exit(0)});d.send(Buffer.from(${JSON.stringify(dnsQuery(name).toString('hex'))},'hex'),53,${JSON.stringify(server)},e=>{if(e){console.log(e.code);process.exit(0)}});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},3000)`;

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { ATTEMPTS, kernelGap, type Outcome } from './attempts.js';
 import { startRedteamEnv } from './env.js';
+import { formatVmLine, vmReportLines } from './vm-report.js';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {
@@ -71,14 +72,22 @@ if (argv.includes('--vm')) {
   log('running every attempt again on the VM kernels (BPF-LSM)');
   const r = spawnSync(
     process.execPath,
-    ['dist/vm-tests/runner.js', '--scenario', 'redteam', '--scenario', 'kernel-lsm', '--scenario', 'kernel-failclosed', '--verbose'],
-    { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
+    [
+      'dist/vm-tests/runner.js',
+      ...['redteam', 'kernel-lsm', 'kernel-guard', 'kernel-exec-identity', 'kernel-failclosed', 'no-landlock'].flatMap((s) => [
+        '--scenario',
+        s,
+      ]),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
-  for (const line of (r.stdout ?? '').split('\n'))
-    if (/^\s*\|?\s*(not )?ok \d+ - |^== |kernel\s+lsm|PASS|FAIL/.test(line)) process.stdout.write(`${line.replace(/^\s*\|\s*/, '')}\n`);
+  // One line per attempt per kernel (and per other scenario per kernel); the full report on failure.
+  const lines = vmReportLines(r.stdout ?? '');
+  for (const l of lines) process.stdout.write(`${formatVmLine(l)}\n`);
+  if (r.status !== 0 || !lines.length) process.stdout.write(r.stdout ?? '');
   results.push({
     id: 'vm-bpf-lsm',
-    what: 'every attempt, exec allowlist, W^X, identity inheritance and fail-closed under BPF-LSM (6.1, 6.12)',
+    what: 'every attempt, exec allowlists (shared and per identity), W^X, the daemon guard, identity inheritance, fail-closed and no-Landlock refusal under BPF-LSM (6.1, 6.12)',
     layer: 'kernel (BPF-LSM)',
     expect: 'blocked',
     blocked: r.status === 0,

@@ -1,5 +1,5 @@
 // Guest-side entry, run by the initramfs init inside the VM (chrooted into the host root):
-//   node dist/vm-tests/guest.js --results DIR --boot-lsm bpf|no-bpf [--timeout SECONDS] [--scenarios-dir DIR] NAME...
+//   node dist/vm-tests/guest.js --results DIR --boot-lsm bpf|no-bpf|bpf-only [--timeout SECONDS] [--scenarios-dir DIR] NAME...
 // Runs the named scenarios one after another, writes DIR/<name>.json (ScenarioReport) and
 // DIR/<name>.log, prints a TAP stream on the console, exits 0 only if every check passed.
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadScenario, timeoutSOf } from './registry.js';
-import type { BootLsm, Check, ScenarioReport } from './scenario.js';
+import { isBootLsm, LSM_LIST, type BootLsm, type Check, type ScenarioReport } from './scenario.js';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -25,7 +25,7 @@ function parse() {
   });
   if (!values.results) throw new Error('--results DIR is required');
   const bootLsm = values['boot-lsm'];
-  if (bootLsm !== 'bpf' && bootLsm !== 'no-bpf') throw new Error('--boot-lsm must be bpf or no-bpf');
+  if (!isBootLsm(bootLsm)) throw new Error(`--boot-lsm must be one of ${Object.keys(LSM_LIST).join(', ')}`);
   const timeoutS = Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error('--timeout must be a positive number of seconds');
   if (!positionals.length) throw new Error('no scenario named');

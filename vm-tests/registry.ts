@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { BootLsm, Scenario } from './scenario.js';
+import { isBootLsm, LSM_LIST, type BootLsm, type Scenario } from './scenario.js';
 
 export const builtinScenariosDir = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
@@ -37,7 +37,7 @@ export async function loadScenario(name: string, extraDirs: string[] = []): Prom
     throw new Error(`scenario ${name} (${file}) must export description: string and run(ctx)`);
   }
   const bootLsm = s.bootLsm ?? 'bpf';
-  if (bootLsm !== 'bpf' && bootLsm !== 'no-bpf') throw new Error(`scenario ${name}: bootLsm must be 'bpf' or 'no-bpf'`);
+  if (!isBootLsm(bootLsm)) throw new Error(`scenario ${name}: bootLsm must be one of ${Object.keys(LSM_LIST).join(', ')}`);
   if (s.timeoutS !== undefined && !(Number.isFinite(s.timeoutS) && s.timeoutS > 0))
     throw new Error(`scenario ${name}: timeoutS must be a positive number of seconds`);
   return { description: s.description, bootLsm, timeoutS: s.timeoutS, run: s.run.bind(s) };

@@ -11,7 +11,7 @@ import { boot, type BootOutcome } from './qemu.js';
 import { buildInitramfs } from './initramfs.js';
 import { customKernel, debianKernel, DEBIAN_SERIES, type KernelArtifacts } from './kernels.js';
 import { bootLsmOf, loadScenario, scenarioNames, timeoutSOf } from './registry.js';
-import type { BootLsm, ScenarioReport } from './scenario.js';
+import { LSM_LIST, type BootLsm, type ScenarioReport } from './scenario.js';
 import { ensureTools } from './tools.js';
 
 const projectRoot = realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'));
@@ -156,7 +156,7 @@ async function runGroup(
   for (const n of names) guestTimeout += timeoutSOf(await loadScenario(n, opts.scenarioDirs), opts.timeoutS);
   const append = [
     'console=ttyS0',
-    `lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}`,
+    `lsm=${LSM_LIST[bootLsm]}`,
     'panic=-1',
     'loglevel=4',
     'rdinit=/init',
@@ -170,7 +170,7 @@ async function runGroup(
     ...(opts.append ? [opts.append] : []),
   ].join(' ');
   const consoleLog = join(dir, `console-${bootLsm}.log`);
-  log(`${kernel.label}: booting lsm=${bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'} for ${names.join(', ')}`);
+  log(`${kernel.label}: booting lsm=${LSM_LIST[bootLsm]} for ${names.join(', ')}`);
   const bootOnce = () =>
     boot({
       kernel: kernel.vmlinuz,
@@ -215,7 +215,7 @@ const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(
 function printGroup(g: GroupResult): void {
   const o = g.outcome;
   process.stdout.write(
-    `\n== ${g.kernel} (lsm=${g.bootLsm === 'bpf' ? 'landlock,bpf' : 'landlock'}): ${g.ok ? 'PASS' : 'FAIL'}  boot ${secs(o.bootMs)}  scenarios ${secs(o.scenarioMs)}  total ${secs(o.totalMs)}\n`,
+    `\n== ${g.kernel} (lsm=${LSM_LIST[g.bootLsm]}): ${g.ok ? 'PASS' : 'FAIL'}  boot ${secs(o.bootMs)}  scenarios ${secs(o.scenarioMs)}  total ${secs(o.totalMs)}\n`,
   );
   for (const r of g.reports) {
     process.stdout.write(`   ${r.ok ? 'ok  ' : 'FAIL'} ${r.scenario} (${secs(r.durationMs)}) on ${r.kernelRelease}\n`);
@@ -291,10 +291,10 @@ async function main(): Promise<number> {
     if (opts.keep) log(`work directory kept: ${work}`);
     else rmSync(work, { recursive: true, force: true });
   }
-  process.stdout.write('\nkernel                      lsm     boot     scenarios  result\n');
+  process.stdout.write('\nkernel                      lsm       boot     scenarios  result\n');
   for (const g of results) {
     process.stdout.write(
-      `${g.kernel.padEnd(28)}${g.bootLsm.padEnd(8)}${secs(g.outcome.bootMs).padEnd(9)}${secs(g.outcome.scenarioMs).padEnd(11)}${g.ok ? 'PASS' : 'FAIL'}\n`,
+      `${g.kernel.padEnd(28)}${g.bootLsm.padEnd(10)}${secs(g.outcome.bootMs).padEnd(9)}${secs(g.outcome.scenarioMs).padEnd(11)}${g.ok ? 'PASS' : 'FAIL'}\n`,
     );
   }
   return results.every((g) => g.ok) ? 0 : 1;

@@ -3,8 +3,19 @@
 // The runner imports it on the host only to read `description` and `bootLsm`, so a
 // scenario module must have no side effects at import time.
 
-/** Which LSM list the kernel is booted with: `bpf` = `lsm=landlock,bpf`, `no-bpf` = `lsm=landlock`. */
-export type BootLsm = 'bpf' | 'no-bpf';
+/**
+ * Which LSM list the kernel is booted with: `bpf` = `lsm=landlock,bpf`, `no-bpf` =
+ * `lsm=landlock`, `bpf-only` = `lsm=bpf` (BPF-LSM without Landlock, like kernels built
+ * without it: every Layer 3 guarantee that needs Landlock must refuse or warn).
+ */
+export type BootLsm = 'bpf' | 'no-bpf' | 'bpf-only';
+
+/** The kernel's lsm= value for each BootLsm. */
+export const LSM_LIST: Readonly<Record<BootLsm, string>> = { bpf: 'landlock,bpf', 'no-bpf': 'landlock', 'bpf-only': 'bpf' };
+
+export function isBootLsm(v: unknown): v is BootLsm {
+  return typeof v === 'string' && Object.hasOwn(LSM_LIST, v);
+}
 
 export interface Check {
   /** Behaviour under test, e.g. `connect from managed process gets EPERM`. */

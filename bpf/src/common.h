@@ -83,6 +83,21 @@ static __always_inline bool cgroup_ident(struct lilith_ident *out)
 	return true;
 }
 
+/* Whether a managed task of identity `identity` may exec or map PROT_EXEC the
+ * inode `k` (pad 0): allowlisted for everyone, for its identity, or a
+ * registered agent binary. Unclassified tasks (identity 0) get the shared list only. */
+static __always_inline bool exec_allowed(const struct lilith_inode_key *k, __u32 identity)
+{
+	struct lilith_inode_key ik = *k;
+
+	if (bpf_map_lookup_elem(&lil_exec_ok, k) || bpf_map_lookup_elem(&lil_exec_reg, k))
+		return true;
+	if (!identity)
+		return false;
+	ik.pad = identity;
+	return bpf_map_lookup_elem(&lil_exec_id, &ik) != NULL;
+}
+
 /* Common fields of an event; callers fill the rest. */
 static __always_inline struct lilith_event *event_reserve(__u32 kind, __u32 hook, __u32 reason,
 							 const struct lilith_ident *id)

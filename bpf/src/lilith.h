@@ -38,6 +38,10 @@ enum lilith_hook {
 	HOOK_UNIX_MAY_SEND,       /* LSM unix_may_send (datagram connect/send) */
 	HOOK_CONNECT_UNIX,        /* cgroup connect_unix (Linux >= 6.7) */
 	HOOK_SENDMSG_UNIX,        /* cgroup sendmsg_unix (Linux >= 6.7) */
+	HOOK_PTRACE,              /* LSM ptrace_access_check */
+	HOOK_TASK_KILL,           /* LSM task_kill */
+	HOOK_FILE_FCNTL,          /* LSM file_fcntl (F_SETOWN) */
+	HOOK_FILE_IOCTL,          /* LSM file_ioctl (FIOSETOWN, SIOCSPGRP) */
 };
 
 /* Why a denial happened (bpf/layout.ts REASON_NAMES mirrors this order). */
@@ -57,6 +61,8 @@ enum lilith_reason {
 	R_LOW_ADDR,            /* mapping below the low-address floor */
 	R_PROTOCOL,            /* transport other than TCP/UDP */
 	R_UNIX_PATH,           /* AF_UNIX peer whose address is not in the unix allowlist */
+	R_PROTECTED_TASK,      /* ptrace/signal of a task outside management (or, ptrace, of another identity) */
+	R_FOWNER,              /* a file owner (SIGIO target) other than the task itself */
 };
 
 struct lilith_config {
@@ -88,7 +94,7 @@ struct lilith_classify_key {
 struct lilith_inode_key {
 	__u64 ino;
 	__u32 dev; /* kernel encoding: major << 20 | minor */
-	__u32 pad;
+	__u32 pad; /* 0; in lil_exec_id: the identity the inode is allowed to */
 };
 
 /* Original destination of a redirected connection. Addresses are 16 bytes;

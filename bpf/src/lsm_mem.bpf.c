@@ -7,13 +7,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define MAP_SHARED 0x01
 
-static __always_inline bool inode_allowed(struct file *f)
+static __always_inline bool inode_allowed(struct file *f, __u32 identity)
 {
 	struct lilith_inode_key k = {};
 
 	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
 	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-	return bpf_map_lookup_elem(&lil_exec_ok, &k) || bpf_map_lookup_elem(&lil_exec_reg, &k);
+	return exec_allowed(&k, identity);
 }
 
 static __always_inline int deny_file(__u32 hook, __u32 reason, const struct lilith_ident *id, struct file *f)
@@ -51,7 +51,7 @@ static __always_inline int exec_mapping(__u32 hook, struct file *f, unsigned lon
 	/* A writable shared executable mapping is anonymous code by another name. */
 	if ((cfg->flags & CFG_WX) && !jit && (prot & PROT_WRITE) && shared)
 		return deny_file(hook, R_WRITE_EXEC, &id, f);
-	if ((cfg->flags & CFG_EXEC_ALLOWLIST) && !inode_allowed(f))
+	if ((cfg->flags & CFG_EXEC_ALLOWLIST) && !inode_allowed(f, id.identity))
 		return deny_file(hook, R_EXEC_NOT_ALLOWED, &id, f);
 	return 0;
 }

@@ -57,7 +57,7 @@ int BPF_PROG(lil_bprm_check, struct linux_binprm *bprm, int ret)
 	if (!managed)
 		return 0;
 	cfg = lil_cfg();
-	if (cfg && (cfg->flags & CFG_EXEC_ALLOWLIST) && !bpf_map_lookup_elem(&lil_exec_ok, &k))
+	if (cfg && (cfg->flags & CFG_EXEC_ALLOWLIST) && !exec_allowed(&k, id.identity))
 		return deny_exec(bprm, &id, &k);
 	return 0;
 }

@@ -74,6 +74,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lil_exec_ok SEC(".maps");
 
+/* Inodes one identity may exec or map PROT_EXEC on top of lil_exec_ok (a
+ * registration's own exec_allowlist): the key is the inode key with `pad`
+ * holding the identity, so a reader agent cannot exec what only a coder may. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lilith_inode_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lil_exec_id SEC(".maps");
+
 /* Socket tag: the LSM side copies the task's identity onto each socket it
  * creates/uses, so cgroup programs (which cannot read task storage on every
  * kernel we support) see managed-ness of processes outside the agent cgroup. */

@@ -4,7 +4,8 @@
 #ifndef LILITH_PROFILES_H
 #define LILITH_PROFILES_H
 
-/* The seed's strict profile: ~60 syscalls, no network but AF_UNIX, threads only. */
+/* The strict profile: the seed's ~60 syscalls plus what a non-JIT Node needs
+ * (below); no network but AF_UNIX, threads only, no executable anonymous memory. */
 static const char *const strict_syscalls[] = {
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "close",
 	"fstat", "newfstatat", "statx", "lseek", "openat", "getdents64",
@@ -19,6 +20,30 @@ static const char *const strict_syscalls[] = {
 	"rseq", "prlimit64", "arch_prctl", "getrandom", "uname", "sched_yield",
 	"dup", "dup2", "dup3", "pipe2", "fcntl", /* ioctl: minus TIOCSTI/TIOCLINUX, in code */
 	"connect", "sendto", "recvfrom", "sendmsg", "recvmsg",
+	/* What a non-JIT Node (node --jitless) needs beyond the seed, found with
+	 * strace -f under this profile (test/confine/strict-node.test.ts runs it):
+	 *  eventfd2          libuv wakes its loop from other threads (uv_async_send,
+	 *                    threadpool completions) through an eventfd: without it
+	 *                    uv_loop_init fails and Node aborts at start (the SIGSEGV
+	 *                    in node::tracing::Agent the red team saw).
+	 *  sched_getaffinity libuv (uv_available_parallelism) and V8 size their
+	 *                    thread pools from the CPU mask; reads our own mask only.
+	 *  sysinfo           V8 sizes its heap from physical memory (glibc
+	 *                    sysconf(_SC_PHYS_PAGES)); returns memory/uptime/load
+	 *                    figures, nothing writable.
+	 *  capget            Node reads its own capability sets at start to decide
+	 *                    whether to trust its environment; read-only, and lilith
+	 *                    run has cleared every set (capset stays denied).
+	 *  getsockname,      libuv (uv_guess_handle) tells what kind of socket a stdio
+	 *  getsockopt        fd is (SO_TYPE, then its address family); refused, Node
+	 *                    makes stdout a black hole whenever it is a socketpair
+	 *                    (how Node's child_process and many supervisors pass
+	 *                    stdio): output silently lost. Both only read options and
+	 *                    the address of a socket we already hold (setsockopt stays out).
+	 * Left out on purpose: pkey_alloc (V8 falls back without memory protection
+	 * keys), clone3 (ENOSYS: glibc falls back to clone, which stays threads-only
+	 * here), anything that creates processes, namespaces or non-unix sockets. */
+	"eventfd2", "sched_getaffinity", "sysinfo", "capget", "getsockname", "getsockopt",
 	NULL,
 };
 

@@ -10,6 +10,7 @@ import type { DaemonConfig } from './config.js';
 import { DataplaneHolder, KernelHolder, type DaemonPlugins } from './parts.js';
 import { buildSources } from './sources.js';
 import { loadTrust } from './trust.js';
+import { systemdNotifier } from './systemd-notify.js';
 
 export interface Daemon {
   readonly activator: Activator;
@@ -36,6 +37,7 @@ function pauseFromEnv(log: (l: string) => void) {
 
 export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}): Promise<Daemon> {
   const log = (l: string) => process.stderr.write(`lilith enforcer: ${l}\n`);
+  const systemd = await systemdNotifier(process.env, log);
   const trust = loadTrust(cfg.trust);
   const startedAt = new Date();
   const audit = openAudit(cfg.audit);
@@ -94,12 +96,16 @@ export async function startDaemon(cfg: DaemonConfig, plugins: DaemonPlugins = {}
   };
   for (const s of sources) await s.start(onCandidate);
   log(`started (pid ${process.pid}); sources: ${sources.map((s) => s.name).join(', ')}; admin socket ${cfg.adminSocket}`);
+  // Ready for systemd only now: the persisted capsule is enforced and the kernel attached.
+  systemd?.ready(`enforcing${activator.active() ? '' : ' (no capsule yet: failing closed)'}; admin socket ${cfg.adminSocket}`);
+  if (systemd?.watchdogIntervalMs) log(`systemd watchdog: WATCHDOG=1 every ${systemd.watchdogIntervalMs} ms`);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
+      systemd?.stopping();
       for (const s of sources) await s.stop().catch(() => undefined);
       activator.stop();
       await dataplane.stop();

@@ -33,7 +33,7 @@ export class KernelBridge implements KernelApplier {
   #kernel: Kernel | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
   #lastBeat: number | null = null;
-  #execAllowed = new Map<string, { dev: bigint; ino: bigint }>();
+  #execAllowed = new Map<string, { dev: bigint; ino: bigint; identity?: number }>();
   #cgroups = new Set<string>();
   #offEvents: (() => void) | null = null;
 
@@ -47,6 +47,9 @@ export class KernelBridge implements KernelApplier {
       config: cfg,
       cgroupMount: this.#o.cgroupMount,
       execPrograms: resolveExecPrograms(cfg.kernel.exec_allowlist ?? []),
+      identityExecPrograms: cfg.registrations
+        .filter((r) => r.exec_allowlist?.length)
+        .map((r) => ({ spiffeId: r.spiffe_id, programs: resolveExecPrograms(r.exec_allowlist ?? []) })),
     });
     const k = await this.#attachOrConfigure(plan);
     for (const w of plan.warnings) this.#o.log(w);
@@ -80,10 +83,13 @@ export class KernelBridge implements KernelApplier {
   }
 
   #applyExec(k: Kernel, plan: KernelPlan): void {
-    const want = new Map(plan.exec.map((e) => [e.key, { dev: e.dev, ino: e.ino }]));
+    const want = new Map<string, { dev: bigint; ino: bigint; identity?: number }>([
+      ...plan.exec.map((e) => [e.key, { dev: e.dev, ino: e.ino }] as const),
+      ...plan.identityExec.map((e) => [e.key, { dev: e.dev, ino: e.ino, identity: e.identity }] as const),
+    ]);
     // Add the new set first, then revoke what left it: never a moment with less than both.
-    for (const [key, v] of want) if (!this.#execAllowed.has(key)) k.allowExecInode(v.dev, v.ino);
-    for (const [key, v] of this.#execAllowed) if (!want.has(key)) k.revokeExecInode(v.dev, v.ino);
+    for (const [key, v] of want) if (!this.#execAllowed.has(key)) k.allowExecInode(v.dev, v.ino, v.identity);
+    for (const [key, v] of this.#execAllowed) if (!want.has(key)) k.revokeExecInode(v.dev, v.ino, v.identity);
     this.#execAllowed = want;
   }
 
@@ -128,6 +134,7 @@ export class KernelBridge implements KernelApplier {
         identity: e.identity,
         ...(e.destination ? { destination: `${e.destination.address}:${e.destination.port}` } : {}),
         ...(e.path ? { path: e.path } : {}),
+        ...(e.target ? { target_pid: e.target.tgid, signal: e.target.signal } : {}),
       };
       this.#o.audit.emit({
         kind: 'kernel',

@@ -24,6 +24,21 @@ export interface ExecEntry {
   ino: bigint;
 }
 
+/** An inode only one identity may exec and map executable (a registration's own exec_allowlist). */
+export interface IdentityExecEntry {
+  /** `${identity}/${dev}:${ino}`: what the bridge diffs by. */
+  key: string;
+  dev: bigint;
+  ino: bigint;
+  identity: number;
+}
+
+/** A registration's exec_allowlist, resolved (resolveExecPrograms). */
+export interface IdentityExecPrograms {
+  spiffeId: string;
+  programs: readonly ExecProgram[];
+}
+
 /** A registration's cgroup selector as the kernel classifies it. */
 export interface CgroupIdentity {
   /** Absolute cgroup directory (under the cgroup2 mount). */
@@ -41,6 +56,8 @@ export interface KernelPlan {
   deniedFamilies: number[];
   unixAllowlist: string[];
   exec: ExecEntry[];
+  /** Per-identity exec allowlists: only processes classified with that identity may exec these. */
+  identityExec: IdentityExecEntry[];
   identities: CgroupIdentity[];
   /** What could not be planned but does not stop the capsule (exec programs or libraries not found). */
   warnings: string[];
@@ -52,6 +69,8 @@ export interface KernelPlanInput {
   cgroupMount: string;
   /** config.kernel.exec_allowlist, resolved (resolveExecPrograms). */
   execPrograms: readonly ExecProgram[];
+  /** Each registration's exec_allowlist, resolved. */
+  identityExecPrograms?: readonly IdentityExecPrograms[];
 }
 
 /** A shorter interval would only burn CPU: the kernel TTL is what fails closed. */
@@ -95,6 +114,7 @@ export function planKernel(input: KernelPlanInput): KernelPlan {
     deniedFamilies: planDeniedFamilies(config.kernel),
     unixAllowlist: [...new Set(config.kernel.unix_allowlist ?? [])],
     exec: planExec(input.execPrograms, warnings),
+    identityExec: planIdentityExec(input.identityExecPrograms ?? [], warnings),
     identities: planIdentities(config.registrations, cgroupMount),
     warnings,
   };
@@ -119,21 +139,34 @@ function planDeniedFamilies(kernel: KernelConfig): number[] {
   });
 }
 
-function planExec(programs: readonly ExecProgram[], warnings: string[]): ExecEntry[] {
+function planExec(programs: readonly ExecProgram[], warnings: string[], where = 'exec_allowlist'): ExecEntry[] {
   const entries = new Map<string, ExecEntry>();
   for (const p of programs) {
     if ('error' in p) {
-      warnings.push(`exec_allowlist: ${p.path}: ${p.error} (skipped)`);
+      warnings.push(`${where}: ${p.path}: ${p.error} (skipped)`);
       continue;
     }
-    if (p.missing.length) warnings.push(`exec_allowlist: ${p.path} needs ${p.missing.join(', ')}, not found (it will not start)`);
+    if (p.missing.length) warnings.push(`${where}: ${p.path} needs ${p.missing.join(', ')}, not found (it will not start)`);
     for (const f of p.files) {
       if ('error' in f) {
-        warnings.push(`exec_allowlist: ${f.file} (for ${p.path}): ${f.error} (skipped)`);
+        warnings.push(`${where}: ${f.file} (for ${p.path}): ${f.error} (skipped)`);
         continue;
       }
       const key = `${f.dev}:${f.ino}`;
       entries.set(key, { key, dev: f.dev, ino: f.ino });
+    }
+  }
+  return [...entries.values()];
+}
+
+function planIdentityExec(lists: readonly IdentityExecPrograms[], warnings: string[]): IdentityExecEntry[] {
+  // Keyed by identity and inode: registrations sharing a SPIFFE ID share one list.
+  const entries = new Map<string, IdentityExecEntry>();
+  for (const { spiffeId, programs } of lists) {
+    const identity = identityNumber(spiffeId);
+    for (const e of planExec(programs, warnings, `${spiffeId}: exec_allowlist`)) {
+      const key = `${identity}/${e.key}`;
+      entries.set(key, { key, dev: e.dev, ino: e.ino, identity });
     }
   }
   return [...entries.values()];

@@ -63,6 +63,12 @@ it('systemd unit: runs `lilith enforcer`, restarts on failure, has the BPF capab
   assert.equal(exec[2], 'enforcer');
   assertFlagsKnown(exec.slice(3), 'ExecStart');
   assert.deepEqual(svc.get('Restart'), ['on-failure']);
+  // Ready and watchdog over sd_notify: a stopped or hung daemon (which never exits) is killed and restarted.
+  assert.deepEqual(svc.get('Type'), ['notify']);
+  assert.deepEqual(svc.get('NotifyAccess'), ['main']);
+  assert.deepEqual(svc.get('WatchdogSec'), ['1s']);
+  assert.deepEqual(svc.get('WatchdogSignal'), ['SIGKILL']);
+  assert.deepEqual(svc.get('RestartSec'), ['100ms']); // well inside the 1 s heartbeat TTL (test/kernel/restart-gap.test.ts)
   const bounding = svc.get('CapabilityBoundingSet')![0].split(/\s+/);
   const ambient = svc.get('AmbientCapabilities')![0].split(/\s+/);
   for (const cap of ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']) {
@@ -103,6 +109,11 @@ it('Kubernetes DaemonSet: parses, runs the enforcer with BPF capabilities, probe
   assertFlagsKnown(c.args, 'DaemonSet args');
   for (const cap of ['BPF', 'PERFMON', 'NET_ADMIN']) assert.ok(c.securityContext.capabilities.add.includes(cap), `lacks ${cap}`);
   assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+  // A stopped daemon is found within period + timeout (Kubernetes' floor: 1 s each) and restarted.
+  assert.equal(c.livenessProbe.periodSeconds, 1);
+  assert.equal(c.livenessProbe.timeoutSeconds, 1);
+  assert.equal(c.livenessProbe.failureThreshold, 1);
+  assert.equal(c.startupProbe.httpGet.path, '/healthz');
   assert.equal(c.readinessProbe.httpGet.path, '/readyz');
   assert.equal(c.readinessProbe.httpGet.port, 7891);
   const mounts = new Map(c.volumeMounts.map((m: any) => [m.name, m.mountPath]));

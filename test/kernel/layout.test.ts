@@ -178,6 +178,26 @@ test('unix deny events decode with the unix hooks, unix_path reason and the path
   assert.equal(d.path, '/run/docker.sock');
   assert.equal(d.destination, undefined);
   // enum order in bpf/src/lilith.h
-  assert.deepEqual(HOOK_NAMES.slice(14), ['unix_stream_connect', 'unix_may_send', 'connect_unix', 'sendmsg_unix']);
+  assert.deepEqual(HOOK_NAMES.slice(14, 18), ['unix_stream_connect', 'unix_may_send', 'connect_unix', 'sendmsg_unix']);
   assert.equal(REASON_NAMES.indexOf('unix_path'), 15);
+});
+
+test('guard deny events decode the target process and signal; hook and reason numbers follow bpf/src/lilith.h', () => {
+  const e = Buffer.alloc(SIZES.event);
+  e.writeUInt32LE(2, 32); // deny
+  e.writeUInt32LE(HOOK_NAMES.indexOf('task_kill'), 36);
+  e.writeUInt32LE(REASON_NAMES.indexOf('protected_task'), 40);
+  e.writeBigUInt64LE(4242n, 16); // target tgid
+  e.writeUInt16LE(19, 74); // SIGSTOP
+  const d = decodeEvent(e);
+  assert.ok(d && d.kind === 'deny');
+  assert.equal(d.hook, 'task_kill');
+  assert.equal(d.reason, 'protected_task');
+  assert.deepEqual(d.target, { tgid: 4242, signal: 19 });
+  assert.equal(d.destination, undefined);
+  assert.deepEqual(HOOK_NAMES.slice(18), ['ptrace_access_check', 'task_kill', 'file_fcntl', 'file_ioctl']);
+  assert.deepEqual(REASON_NAMES.slice(16), ['protected_task', 'file_owner']);
+  // Other denials carry no target.
+  e.writeUInt32LE(REASON_NAMES.indexOf('file_owner'), 40);
+  assert.equal((decodeEvent(e) as { target?: unknown }).target, undefined);
 });

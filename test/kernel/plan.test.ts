@@ -166,3 +166,33 @@ test('resolveExecPrograms: a real program resolves to inodes the plan allowlists
   assert.equal(p.warnings.filter((w) => w.startsWith('exec_allowlist: /nonexistent/lilith-plan-test: ')).length, 1);
   assert.deepEqual(resolveExecPrograms([]), []);
 });
+
+test('per-registration exec allowlists: entries keyed by the identity, apart from the shared list', () => {
+  const coder = 'spiffe://corp.example/agents/coder';
+  const reader = 'spiffe://corp.example/agents/reader';
+  const git: ExecProgram = {
+    path: '/usr/bin/git',
+    missing: [],
+    files: [
+      { file: '/usr/bin/git', dev: 2049n, ino: 21n },
+      { file: '/lib/ld.so', dev: 2049n, ino: 12n },
+    ],
+  };
+  const p = planKernel({
+    config: config(),
+    cgroupMount: '/sys/fs/cgroup',
+    execPrograms: [{ path: '/usr/bin/cat', missing: [], files: [{ file: '/usr/bin/cat', dev: 2049n, ino: 31n }] }],
+    identityExecPrograms: [
+      { spiffeId: coder, programs: [git, { path: '/opt/gone', error: 'ENOENT' }] },
+      { spiffeId: reader, programs: [] },
+    ],
+  });
+  const id = identityNumber(coder);
+  assert.deepEqual(p.exec, [{ key: '2049:31', dev: 2049n, ino: 31n }], 'the shared list is unchanged');
+  assert.deepEqual(p.identityExec, [
+    { key: `${id}/2049:21`, dev: 2049n, ino: 21n, identity: id },
+    { key: `${id}/2049:12`, dev: 2049n, ino: 12n, identity: id },
+  ]);
+  assert.ok(!p.identityExec.some((e) => e.identity === identityNumber(reader)), 'the reader gets nothing of the coder’s');
+  assert.deepEqual(p.warnings, [`${coder}: exec_allowlist: /opt/gone: ENOENT (skipped)`]);
+});

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -263,6 +265,50 @@ static int cmd_until(char **a)
 	return 0;
 }
 
+/* watch <ms> <host> <port>: connect every ~2 ms for <ms>; reports the first
+ * EPERM (CLOCK_MONOTONIC ns), the longest run of EPERM (first denied attempt to
+ * the next permitted one, ns) and the counts: the fail-closed window as an agent sees it. */
+static int cmd_watch(char **a)
+{
+	int max_ms = atoi(a[0]), attempts = 0, denied = 0, other = 0, fd, r, e;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
+	long long start = mono_ns(), now, first = 0, run_start = 0, longest = 0;
+	char extra[240];
+
+	do {
+		fd = socket(fam, SOCK_STREAM, 0);
+		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&ss, len);
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		attempts++;
+		now = mono_ns();
+		if (r < 0 && e == EPERM) {
+			denied++;
+			if (!first)
+				first = now;
+			if (!run_start)
+				run_start = now;
+		} else {
+			if (r < 0)
+				other++;
+			if (run_start && now - run_start > longest)
+				longest = now - run_start;
+			run_start = 0;
+		}
+		usleep(2000);
+	} while (now - start < max_ms * 1000000LL);
+	if (run_start && now - run_start > longest)
+		longest = now - run_start;
+	snprintf(extra, sizeof(extra),
+		 "\"attempts\":%d,\"denied\":%d,\"other_errors\":%d,\"first_denied_ns\":%lld,\"longest_denied_ns\":%lld,\"still_denied\":%s",
+		 attempts, denied, other, first, longest, run_start ? "true" : "false");
+	result("watch", 1, 0, extra);
+	return 0;
+}
+
 /* Runs `a` in a child and waits; the child's JSON goes to the same stdout. */
 static int cmd_fork(char **a)
 {
@@ -401,6 +447,8 @@ static int run(char **a)
 		return cmd_bench(a + 1);
 	if (!strcmp(c, "until"))
 		return cmd_until(a + 1);
+	if (!strcmp(c, "watch"))
+		return cmd_watch(a + 1);
 	if (!strcmp(c, "unix"))
 		return do_unix(a + 1);
 	if (!strcmp(c, "connect"))
@@ -439,6 +487,35 @@ static int run(char **a)
 			return result(c, 0, errno, NULL), 0;
 		cmd_mmap(c, NULL, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd);
 		close(fd);
+		return 0;
+	}
+	if (!strcmp(c, "ptrace")) { /* ptrace <pid>: attach, and detach at once (the attach/detach race) */
+		pid_t t = atoi(a[1]);
+		long r = ptrace(PTRACE_ATTACH, t, 0, 0);
+		int e = r == 0 ? 0 : errno;
+		if (r == 0)
+			ptrace(PTRACE_DETACH, t, 0, 0);
+		result(c, r == 0, e, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "proc-mem")) { /* proc-mem <pid>: open /proc/<pid>/mem (ptrace access, attach mode) */
+		char path[64];
+		int fd;
+		snprintf(path, sizeof(path), "/proc/%s/mem", a[1]);
+		fd = open(path, O_RDONLY);
+		result(c, fd >= 0, fd >= 0 ? 0 : errno, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "kill")) { /* kill <pid> <signal> */
+		int r = kill(atoi(a[1]), atoi(a[2]));
+		result(c, r == 0, r == 0 ? 0 : errno, NULL);
+		return 0;
+	}
+	if (!strcmp(c, "setown")) { /* setown <pid>: make <pid> the SIGIO target of a pipe */
+		int p[2], r = pipe(p);
+		if (r == 0)
+			r = fcntl(p[0], F_SETOWN, atoi(a[1]));
+		result(c, r == 0, r == 0 ? 0 : errno, NULL);
 		return 0;
 	}
 	fprintf(stderr, "lilith-probe: unknown command %s\n", c);

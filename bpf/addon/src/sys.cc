@@ -1,9 +1,15 @@
 // Small system calls the loader needs and Node lacks: mount(2), the monotonic
-// clock BPF's bpf_ktime_get_ns() uses, and the captured libbpf log.
+// clock BPF's bpf_ktime_get_ns() uses, the captured libbpf log, and sd_notify
+// (Node cannot send a datagram on a unix socket).
 #include "common.h"
 
+#include <cstddef>
+#include <cstring>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 namespace lilith {
 
@@ -41,11 +47,35 @@ static Napi::Value MonotonicNs(const Napi::CallbackInfo& info) {
 // lastLog() -> string: libbpf output since the last open/load/attach/pin call.
 static Napi::Value LastLog(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), LogTake()); }
 
+// sdNotify(socket, message) -> bytes sent | -errno: one datagram to systemd's
+// NOTIFY_SOCKET ("/path" or "@abstract"), the sd_notify(3) protocol. Never
+// blocks: a full queue is -EAGAIN, a missed ping the next one makes up for.
+static Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path, msg;
+  if (!CheckArgs(info, 2) || !ArgStr(info, 0, &path) || !ArgStr(info, 1, &msg)) return env.Undefined();
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  if (path.size() < 2 || path.size() > sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@')) return Errno(env, EINVAL);
+  memcpy(sa.sun_path, path.data(), path.size());
+  if (path[0] == '@') sa.sun_path[0] = 0;
+  socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno(env, errno);
+  ssize_t n = sendto(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr*)&sa, len);
+  int e = errno;
+  close(fd);
+  if (n < 0) return Errno(env, e);
+  return Napi::Number::New(env, (double)n);
+}
+
 void InitSys(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount", Napi::Function::New(env, Umount));
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs));
   exports.Set("lastLog", Napi::Function::New(env, LastLog));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
 }
 
 }  // namespace lilith
