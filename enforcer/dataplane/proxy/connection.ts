@@ -17,6 +17,8 @@ import { relay } from './relay.js';
 import { ACCEPTS, declaredUpstream, type OwnListeners } from './admission.js';
 import type { AgentBudgets } from '../budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
+import type { LilithConfig } from '../../../capsule/config.js';
+import { maybeIntercept, type Interception } from './tls-intercept.js';
 
 export interface ConnectionDeps {
   snapshots: SnapshotSource;
@@ -29,6 +31,8 @@ export interface ConnectionDeps {
   budgets: AgentBudgets;
   /** Total lifetime of an upgraded tunnel. */
   tunnelMaxMs: number;
+  /** The node CA: with it, TLS the policy intercepts (Action::"intercept") is terminated and decided per request. */
+  interception?: Interception | null;
 }
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
@@ -143,7 +147,7 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     if (decided) return;
     finishDetection();
     dataplaneMetrics().connections.inc({ protocol: 'tls' });
-    connectDecision(client, origin, deps, 'tls', buf, limits, hello, bad);
+    connectDecision(client, origin, deps, 'tls', buf, limits, hello, bad, { config, agentKey });
   };
   function settle(proto: Detected): void {
     if (decided) return;
@@ -187,7 +191,9 @@ function connectDecision(
   limits: Limits,
   hello: ClientHello | null,
   bad?: string,
+  conn?: { config: LilithConfig | null; agentKey: string },
 ): void {
+  let sniDns: string | undefined;
   const fallback: EntityUid = origin ? { type: 'Endpoint', id: endpointId(origin) } : { type: 'Endpoint', id: 'unknown' };
   const decide = () =>
     deps.decider.decide({
@@ -207,7 +213,7 @@ function connectDecision(
           // SNI is the client's claim. "match": this agent resolved the destination to that
           // name through the DNS front (or localhost → loopback). "mismatch": it resolved the
           // destination to other names only (domain fronting). "unknown": nothing to compare.
-          const sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
+          sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
           context.sni_dns = sniDns;
           if (sniDns === 'mismatch') findings.push('sni_mismatch');
           else if (sniDns === 'unknown') findings.push('sni_unverified');
@@ -221,6 +227,11 @@ function connectDecision(
   if (!result.allowed) {
     client.resetAndDestroy();
     return;
+  }
+  if (protocol === 'tls' && hello && deps.interception && conn) {
+    const http = { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey: conn.agentKey };
+    const input = { client, origin: origin!, hello, initial, sniDns, config: conn.config, limits, http, tunnelMaxMs: deps.tunnelMaxMs };
+    if (maybeIntercept({ ...input, handshakeTimeoutMs: limits.idleTimeoutMs }, deps.interception, deps.decider)) return;
   }
   // The stream stays decided only while the agent's taint is what it was: when it grows, decide again.
   const spiffeId = result.agent!.spiffeId;
