@@ -14,7 +14,7 @@ import { parseClientHello, MAX_CLIENT_HELLO, type ClientHello } from '../protoco
 import { dataplaneMetrics } from '../metrics.js';
 import { HttpConnection, type Limits } from './http.js';
 import { relay } from './relay.js';
-import { ACCEPTS, declaredUpstream, type OwnListeners } from './admission.js';
+import { ACCEPTS, declaredUpstream, MUST_INTERCEPT, type OwnListeners } from './admission.js';
 import type { AgentBudgets } from '../budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
 import type { LilithConfig } from '../../../capsule/config.js';
@@ -228,10 +228,20 @@ function connectDecision(
     client.resetAndDestroy();
     return;
   }
-  if (protocol === 'tls' && hello && deps.interception && conn) {
+  if (protocol === 'tls' && hello && conn) {
+    // A declared mcp/http upstream speaking TLS is decided per request inside it or not at all.
+    const kind = declaredUpstream(conn.config, origin!.destination)?.kind;
+    const must = kind !== undefined && MUST_INTERCEPT.has(kind);
     const http = { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey: conn.agentKey };
     const input = { client, origin: origin!, hello, initial, sniDns, config: conn.config, limits, http, tunnelMaxMs: deps.tunnelMaxMs };
-    if (maybeIntercept({ ...input, handshakeTimeoutMs: limits.idleTimeoutMs }, deps.interception, deps.decider)) return;
+    const owned = deps.interception
+      ? maybeIntercept({ ...input, handshakeTimeoutMs: limits.idleTimeoutMs, mustIntercept: must }, deps.interception, deps.decider)
+      : false;
+    if (owned) return;
+    if (must) {
+      refuseTls(client, origin, deps, `destination is a declared '${kind}' upstream: its TLS must be intercepted (no node CA)`, hello);
+      return;
+    }
   }
   // The stream stays decided only while the agent's taint is what it was: when it grows, decide again.
   const spiffeId = result.agent!.spiffeId;
@@ -243,4 +253,18 @@ function connectDecision(
     return decide().allowed;
   };
   relay(client, origin!.destination, initial, { idleTimeoutMs: limits.idleTimeoutMs, stillAllowed });
+}
+
+/** Audits a refused TLS connection (intercept decision with a refusal) and resets it. */
+function refuseTls(client: net.Socket, origin: Origin | null, deps: ConnectionDeps, reason: string, hello: ClientHello): void {
+  const resource: EntityUid = hello.sni
+    ? { type: 'Host', id: hello.sni }
+    : { type: 'Endpoint', id: origin ? endpointId(origin) : 'unknown' };
+  deps.decider.decide({
+    origin,
+    protocol: 'tls',
+    fallback: { action: 'intercept', resource },
+    build: () => ({ action: 'intercept', resource, context: {}, refuse: reason }),
+  });
+  client.resetAndDestroy();
 }

@@ -42,6 +42,8 @@ export interface InterceptInput {
   tunnelMaxMs: number;
   /** Handshake deadline for each side. */
   handshakeTimeoutMs: number;
+  /** The destination is a declared mcp/http upstream: not intercepted means refused, never passed through. */
+  mustIntercept?: boolean;
 }
 
 /**
@@ -68,7 +70,15 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
       fallback: { action: 'intercept', resource },
       build: () => ({ action: 'intercept', resource, context: context(), refuse }),
     });
-  if (!decide().allowed) return false;
+  const verdict = decide();
+  if (!verdict.allowed) {
+    if (!input.mustIntercept) return false;
+    decide(
+      `destination is a declared MCP/HTTP upstream: its TLS is decided per request or refused (${verdict.reason ?? 'intercept not permitted'})`,
+    );
+    input.client.resetAndDestroy();
+    return true;
+  }
 
   // Offered upstream: what the client offered that the enforcer decides. A client offering
   // only other protocols cannot be decided inside TLS: refused, not passed through.
