@@ -14,7 +14,16 @@ import * as grpc from '@grpc/grpc-js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startHarness, loopback, type Harness } from './helpers.js';
-import { GRPC_SERVICES, makeCert, rmCert, startGitHttps, startGrpcServer, startTlsFront, type TestCert } from './tls-upstreams.js';
+import {
+  GRPC_SERVICES,
+  makeCert,
+  rmCert,
+  startGitHttps,
+  startGrpcServer,
+  startH2Upstream,
+  startTlsFront,
+  type TestCert,
+} from './tls-upstreams.js';
 import { startMcpServer } from './mcp-server.js';
 import { InterceptionCa } from '../../enforcer/dataplane/tls/ca.js';
 import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
@@ -192,5 +201,57 @@ test('git over HTTPS (git http-backend): clone under /api/ allowed; a clone else
     await h.close();
     await server.close();
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('HTTP/2 abuse: rapid reset ends the session with GOAWAY (audited); an oversized header list is refused; the proxy keeps serving', async () => {
+  const up = await startH2Upstream(cert);
+  const h = await harnessFor(up.port);
+  try {
+    const session = http2.connect(`https://localhost:${h.proxy.port}`, { ca: ca.certPem });
+    session.on('error', () => undefined);
+    const goaway = new Promise<number>((resolve) => session.on('goaway', (code) => resolve(code)));
+    await new Promise<void>((r) => session.once('connect', () => r()));
+    for (let i = 0; i < 150 && !session.destroyed && !session.closed; i++) {
+      const req = session.request({ ':path': `/r${i}` });
+      req.on('error', () => undefined);
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(await goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy();
+    const evs = await h.events();
+    assert.ok(
+      evs.some((e) => /rapid reset/.test(e.reason ?? '')),
+      'audited',
+    );
+
+    // A header list over max_header_bytes (32 KiB): refused before any decision or upstream request.
+    const s2 = http2.connect(`https://localhost:${h.proxy.port}`, { ca: ca.certPem });
+    s2.on('error', () => undefined);
+    const code = await new Promise<number | string>((resolve) => {
+      const req = s2.request({ ':path': '/big-headers', 'x-big': 'a'.repeat(40_000) });
+      req.on('response', (hd) => resolve(Number(hd[':status'])));
+      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      req.on('close', () => resolve(req.rstCode ?? 'closed'));
+    });
+    s2.destroy();
+    assert.notEqual(code, 200);
+    assert.ok(!up.requests.some((r) => r.url === '/big-headers'));
+
+    // The proxy still serves a well-behaved client.
+    const s3 = http2.connect(`https://localhost:${h.proxy.port}`, { ca: ca.certPem });
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = s3.request({ ':path': '/after' });
+      let out = '';
+      req.on('data', (d) => (out += d));
+      req.on('end', () => resolve(out));
+      req.on('error', reject);
+    });
+    s3.close();
+    assert.equal(body, '2.0 GET /after');
+  } finally {
+    await h.close();
+    await up.close();
   }
 });

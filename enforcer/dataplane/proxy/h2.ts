@@ -108,6 +108,12 @@ export function relayH2(agent: tls.TLSSocket, up: tls.TLSSocket, deps: H2Deps): 
       refuseMalformed(reason);
       stream.close(NGHTTP2_PROTOCOL_ERROR);
     };
+    // The advertised SETTINGS_MAX_HEADER_LIST_SIZE is not enforced on receipt by every
+    // nghttp2 build: counted here too (RFC 9113 §6.5.2 size: name + value + 32 per field).
+    let size = 0;
+    for (const [n, v] of Object.entries(headers))
+      size += n.length + 32 + (Array.isArray(v) ? v.join('').length + 32 * (v.length - 1) : String(v ?? '').length);
+    if (size > limits.maxHeaderBytes) return refuse(`header list of ${size} bytes exceeds ${limits.maxHeaderBytes}`);
     // Extended CONNECT (websocket/tunnels over h2) is never offered (enableConnectProtocol false); plain CONNECT is a tunnel.
     if (method === 'CONNECT') return refuse('CONNECT is not relayed (no tunnels through HTTP/2)');
     if (headers[':protocol'] !== undefined) return refuse('extended CONNECT (:protocol) is not relayed');
