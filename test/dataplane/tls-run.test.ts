@@ -24,6 +24,9 @@ before(async () => {
   if (skip) return;
   work = mkdtempSync(join(tmpdir(), 'lilith-tlsrun-'));
   mkdirSync(join(work, 'workspace'));
+  // Results go to a directory of their own: a root holding a secret is replaced by its
+  // children minus the secret's branch (Landlock cannot carve), so new files directly in it are refused.
+  mkdirSync(join(work, 'out'));
   // The worst case: the state dir (and so the CA key) inside the agent's read-write workspace.
   ca = await InterceptionCa.open(join(work, 'workspace', 'state', 'ca'));
   config = JSON.parse(readFileSync('policies/lilith.json', 'utf8')) as LilithConfig;
@@ -33,7 +36,7 @@ before(async () => {
       spiffe_id: 'spiffe://corp.example/agents/tester',
       selectors: [`cgroup:/${cgroupBase}/tester`],
       profile: 'standard',
-      filesystem: { read_only: ['/usr', '/lib', '/etc'], read_write: [join(work, 'workspace')] },
+      filesystem: { read_only: ['/usr', '/lib', '/etc'], read_write: [join(work, 'workspace'), join(work, 'out')] },
     },
   ];
 });
@@ -53,7 +56,7 @@ after(() => {
 
 test('a confined agent trusts the node CA through its bundle variables and cannot read the CA key', { skip }, async () => {
   assert.equal(statSync(ca.keyPath).mode & 0o777, 0o600, 'the key is 0600');
-  const out = join(work, 'workspace', 'out.txt');
+  const out = join(work, 'out', 'out.txt');
   const script = [
     `cat ${ca.keyPath} > /dev/null 2>&1; echo "key=$?" > ${out}`,
     `ls ${join(work, 'workspace', 'state', 'ca')} > /dev/null 2>&1; echo "dir=$?" >> ${out}`,
