@@ -189,6 +189,8 @@ export async function run(argv: string[]): Promise<void> {
         ` (lilith over it: http ${(multi.lilithP99.http - multi.relayP99.http).toFixed(0)} µs, mcp ${(multi.lilithP99.mcp - multi.relayP99.mcp).toFixed(0)} µs)\n`,
     );
   }
+  // Intercepted TLS paths (HTTPS h1/h2, gRPC) and handshake cost, in the same run.
+  await (await import('./proxy-tls.js')).run(argv.filter((a) => !a.startsWith('--topology')));
 }
 
 async function runTopology(topology: Topology, o: Options): Promise<TopologyResult> {

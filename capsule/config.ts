@@ -54,6 +54,12 @@ export interface Upstream {
   address: string;
   /** What the destination speaks, enforced by the proxy: mcp and http accept HTTP/1 only, tls a TLS ClientHello only, tcp opaque bytes (decided at connect, server may speak first). */
   kind: 'mcp' | 'http' | 'tcp' | 'tls';
+  /**
+   * PEM certificate(s) of the CA that signs this upstream's TLS certificate: when the
+   * enforcer intercepts TLS to it, the upstream is verified against these only
+   * (pinned) instead of the system store.
+   */
+  ca?: string;
 }
 
 export interface ProxyConfig {

@@ -8,8 +8,8 @@
 // kernel cannot fully apply, unless their registration allows it (allow_degraded).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
@@ -44,6 +44,34 @@ export interface LaunchOptions {
   onDegraded?: (degraded: MissingLayer[], identity: Attestation) => void;
   /** This kernel's support (default: asked of lilith-confine). */
   kernel?: KernelSupport;
+  /** The enforcer's interception CA: the agent trusts it (a CA bundle and the usual variables), its key directory stays out of reach. */
+  ca?: { pem: string; keyDir?: string };
+}
+
+/** Variables runtimes read a CA bundle from when they ignore the system store. */
+export const CA_BUNDLE_VARS = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO'];
+
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem'];
+
+/**
+ * Writes the agent's CA bundle: the system store plus the node's interception CA,
+ * in a directory of its own (readable, so Landlock can allow just it).
+ */
+export function writeCaBundle(pem: string): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'lilith-ca-bundle-'));
+  chmodSync(dir, 0o755);
+  let system = '';
+  for (const f of SYSTEM_BUNDLES) {
+    try {
+      system = readFileSync(f, 'utf8');
+      break;
+    } catch {
+      // next
+    }
+  }
+  const file = join(dir, 'ca-bundle.pem');
+  writeFileSync(file, `${system}${system && !system.endsWith('\n') ? '\n' : ''}${pem}`, { mode: 0o644 });
+  return { dir, file };
 }
 
 export class AgentRefused extends Error {}
@@ -93,6 +121,8 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
 /** Runs the agent to completion; resolves with its exit code (128+signal when killed by one). */
 export async function launchAgent(opts: LaunchOptions): Promise<number> {
   const exePath = resolveCommand(opts.command[0]);
+  const bundle = opts.ca ? writeCaBundle(opts.ca.pem) : null;
+  const env = bundle ? { ...process.env, ...Object.fromEntries(CA_BUNDLE_VARS.map((v) => [v, bundle.file])) } : process.env;
   const exeSha256 = createHash('sha256').update(readFileSync(exePath)).digest('hex');
   const cgroup = agentCgroup(opts.config.kernel.cgroup_root, opts.agent);
   const child = spawn(
@@ -101,6 +131,7 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
     {
       stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
       argv0: opts.command[0],
+      env,
     },
   );
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
@@ -125,6 +156,8 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
       profile: opts.profile ?? identity.registration.profile,
       proxyPort: proxyPort(opts.config),
       kernelRedirect: opts.kernelRedirect,
+      extraReadOnly: bundle ? [bundle.dir] : undefined,
+      secrets: opts.ca?.keyDir ? [opts.ca.keyDir] : undefined,
     });
     const { refused, degraded } = decideDegraded(missingLayers(opts.kernel ?? kernelSupport()), identity.registration.allow_degraded);
     if (refused.length) {
@@ -144,5 +177,6 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
     return code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
   } finally {
     for (const sig of FORWARDED) process.off(sig, forward);
+    if (bundle) rmSync(bundle.dir, { recursive: true, force: true });
   }
 }

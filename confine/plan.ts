@@ -71,15 +71,27 @@ export interface PlanInput {
   home?: string;
   /** The enforcer's cgroup programs redirect every TCP connect to the proxy. */
   kernelRedirect?: boolean;
+  /** Read-only paths added to the registration's (the CA bundle `lilith run` writes). */
+  extraReadOnly?: string[];
+  /** Paths kept out whatever the registration lists (the enforcer's CA key directory). */
+  secrets?: string[];
 }
 
 export function planConfinement(input: PlanInput): ConfinePlan {
   const fs = input.filesystem ?? {};
   const listed = [...(fs.read_only ?? []), ...(fs.read_write ?? [])].map((p) => resolve(p));
   // A credential path the registration lists itself is allowed on purpose.
-  const denied = credentialPaths(input.home).filter((c) => !listed.some((l) => within(l, c)));
-  const expand = (roots: string[]) => [...new Set(roots.map((r) => resolve(r)).flatMap((r) => carve(r, denied)))];
-  const readOnly = expand(fs.read_only ?? ['/usr', '/lib', '/lib64', '/etc', '/bin', '/sbin']);
+  const secrets = (input.secrets ?? []).map((p) => resolve(p));
+  const denied = [...credentialPaths(input.home).filter((c) => !listed.some((l) => within(l, c))), ...secrets];
+  const expand = (roots: string[]) => [
+    ...new Set(
+      roots
+        .map((r) => resolve(r))
+        .filter((r) => !secrets.some((s) => within(r, s)))
+        .flatMap((r) => carve(r, denied)),
+    ),
+  ];
+  const readOnly = expand([...(fs.read_only ?? ['/usr', '/lib', '/lib64', '/etc', '/bin', '/sbin']), ...(input.extraReadOnly ?? [])]);
   const readWrite = [...expand(fs.read_write ?? ['/tmp']), ...DEVICE_FILES];
   const carved = denied.filter((d) => listed.some((l) => within(d, l) && d !== l));
   return {

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { adminGet } from '../enforcer/daemon/index.js';
 import type { RedteamEnv } from './env.js';
 import { runInPty } from './pty.js';
 
@@ -376,6 +377,26 @@ export const ATTEMPTS: Attempt[] = [
       const sets = /Cap\w+=.*Cap\w+=[0-9a-f]+/.exec(outcome.detail)?.[0];
       const none = outcome.blocked && !!sets && /CapEff=0{16}/.test(sets) && /CapBnd=0{16}/.test(sets);
       return { blocked: none, detail: sets ? `${none ? 'no capability left' : 'capabilities held'}: ${sets}` : outcome.detail };
+    },
+  },
+  {
+    id: 'read-ca-key',
+    what: "read the enforcer's interception CA key (it would mint certificates every agent under lilith run trusts)",
+    layer: 'landlock',
+    expect: 'blocked',
+    note: 'the key directory (GET /v1/ca key_dir) is a Landlock secret: carved out of every root the registration allows, even one that contains it',
+    async run(env) {
+      const r = await adminGet(env.adminSocket, '/v1/ca', 10_000);
+      let keyDir: string | undefined;
+      try {
+        keyDir = (JSON.parse(r.body) as { key_dir?: string }).key_dir;
+      } catch {
+        keyDir = undefined;
+      }
+      if (!keyDir) return { blocked: false, detail: `the daemon reported no CA key directory (${r.status})` };
+      const out = await env.runConfined(['/bin/cat', join(keyDir, 'ca-key.pem')]);
+      const leaked = out.stdout.includes('PRIVATE KEY');
+      return { blocked: !leaked, detail: leaked ? 'the CA key was read' : `cat failed: ${out.stderr.trim().slice(0, 160)}` };
     },
   },
   {

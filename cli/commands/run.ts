@@ -76,6 +76,7 @@ export function run(argv: string[]): Promise<number> {
     let config: LilithConfig;
     let attest: Attestor;
     let kernelRedirect = false;
+    let ca: { pem: string; keyDir?: string } | undefined;
     if (values.standalone) {
       config = JSON.parse(await readFile(`${values.policies}/lilith.json`, 'utf8')) as LilithConfig;
       attest = async (req) => {
@@ -90,6 +91,10 @@ export function run(argv: string[]): Promise<number> {
       // With the enforcer's cgroup programs attached, every connect is redirected to the proxy.
       const st = await adminRequest(values.socket!, 'GET', '/status');
       kernelRedirect = ((st.json as { kernel?: { mode?: string } } | null)?.kernel?.mode ?? 'off') !== 'off';
+      // The node's interception CA: the agent trusts it without touching its code (CA bundle variables).
+      const caReply = await adminRequest(values.socket!, 'GET', '/v1/ca');
+      const caBody = caReply.json as { pem?: string; key_dir?: string } | null;
+      if (caReply.status === 200 && caBody?.pem) ca = { pem: caBody.pem, keyDir: caBody.key_dir };
       attest = async (req) => {
         const r = await adminRequest(values.socket!, 'POST', '/v1/agents', {
           pid: req.pid,
@@ -111,6 +116,7 @@ export function run(argv: string[]): Promise<number> {
         profile,
         audit: values.audit,
         kernelRedirect,
+        ca,
         // Not behind --verbose: running with less confinement than planned is never silent.
         onDegraded: (degraded, identity) => {
           const without = degraded.map((m) => `${m.layer} (${m.why})`).join(', ');

@@ -1,6 +1,7 @@
 // What the admin API answers, built from the daemon's parts: /status, /readyz (via
 // notReady), /metrics, and the socket-only routes `lilith run` and `lilith authorize`
-// use (/v1/config, /v1/agents, /authorize). admin.ts serves these over HTTP.
+// use (/v1/config, /v1/agents, /v1/ca, /authorize). admin.ts serves these over HTTP.
+import { readFileSync } from 'node:fs';
 import client from 'prom-client';
 import type { AuthzRequest } from '../../cedar/types.js';
 import type { Activator, CapsuleSource } from '../control/index.js';
@@ -105,10 +106,28 @@ export function buildAdminHandlers(p: AdminRouteParts): AdminHandlers & { status
     return { status: 200, json: { result: r.result, state: activator.state() } };
   };
 
+  // `lilith run` makes its agents trust the node's interception CA: the certificate (public) and
+  // where its key lives (so the agent's Landlock rules keep that directory out).
+  const ca = (): JsonReply => {
+    const c = p.dataplane.status().ca as { cert?: string; key_dir?: string; fingerprint256?: string; not_after?: string } | undefined;
+    if (!c?.cert) return { status: 404, json: { error: 'no interception CA (the dataplane is not running)' } };
+    try {
+      return {
+        status: 200,
+        json: { pem: readFileSync(c.cert, 'utf8'), key_dir: c.key_dir, fingerprint256: c.fingerprint256, not_after: c.not_after },
+      };
+    } catch (err) {
+      return { status: 503, json: { error: `interception CA certificate unreadable: ${(err as Error).message}` } };
+    }
+  };
+
   return {
     status,
     notReady,
     metrics,
-    local: { get: { '/v1/config': config }, post: { '/authorize': authorize, '/v1/agents': agents, '/v1/state/reset': stateReset } },
+    local: {
+      get: { '/v1/config': config, '/v1/ca': ca },
+      post: { '/authorize': authorize, '/v1/agents': agents, '/v1/state/reset': stateReset },
+    },
   };
 }

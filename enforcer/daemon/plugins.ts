@@ -37,14 +37,16 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   }
   if (cfg.dataplane) {
     plugins.dataplane = async ({ activator, audit }) => {
-      const { startDataplane, KernelOriginResolver } = await import('../dataplane/index.js');
+      const { startDataplane, KernelOriginResolver, InterceptionCa } = await import('../dataplane/index.js');
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
       const origin = new KernelOriginResolver({
         originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => bridge?.originalDestination(peer) ?? null,
       });
       const taintState = join(cfg.stateDir, 'taint.json');
-      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState });
+      // The node's interception CA (docs/dataplane.md, TLS interception): key 0600 in <state-dir>/ca.
+      const ca = await InterceptionCa.open(join(cfg.stateDir, 'ca'));
+      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState, ca });
       return {
         stop: () => dp.close(),
         status: () => ({
@@ -53,6 +55,12 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
           active_connections: dp.activeConnections(),
           taint_state: taintState,
           taint_state_error: dp.taintStateError(),
+          ca: {
+            cert: ca.certPath,
+            key_dir: join(cfg.stateDir, 'ca'),
+            fingerprint256: ca.fingerprint256,
+            not_after: ca.notAfter.toISOString(),
+          },
         }),
       };
     };

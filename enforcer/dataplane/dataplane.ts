@@ -15,6 +15,7 @@ import { TaintSessions } from './taint/sessions.js';
 import { OwnListeners } from './proxy/admission.js';
 import { AgentBudgets, DEFAULT_BUDGETS, type BudgetLimits } from './budgets.js';
 import { persistTaint } from './taint/store.js';
+import type { InterceptionCa } from './tls/ca.js';
 
 export interface DataplaneOptions {
   snapshots: SnapshotSource;
@@ -40,6 +41,8 @@ export interface DataplaneOptions {
   budgets?: Partial<BudgetLimits>;
   /** File the taint masks are saved to and restored from (the daemon uses <state-dir>/taint.json); none: taint lives in memory only. A corrupt file stops the start (TaintStateError). */
   taintState?: string;
+  /** The node CA (InterceptionCa.open(<state-dir>/ca)): TLS the policy intercepts is terminated and decided per request. None: TLS passes through on its SNI decision. */
+  ca?: InterceptionCa;
 }
 
 export interface Dataplane {
@@ -80,6 +83,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     own,
     budgets,
     tunnelMaxMs: opts.tunnelMaxMs ?? 3_600_000,
+    interception: opts.ca ? { ca: opts.ca } : null,
   };
   dataplaneMetrics();
 

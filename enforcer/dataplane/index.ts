@@ -3,3 +3,4 @@
 // opened it (the kernel's redirect records in production, a fixed origin in benches).
 export { startDataplane, type Dataplane } from './dataplane.js';
 export { KernelOriginResolver, StaticOriginResolver } from './origin.js';
+export { InterceptionCa } from './tls/ca.js';

@@ -50,7 +50,7 @@ test('bundled policies: proven against themselves, every invariant holds, no war
     ],
   );
   assert.deepEqual(report.warnings, []);
-  assert.equal(report.environments.length, 23);
+  assert.equal(report.environments.length, 26);
   assert.ok(
     report.assumptions.some((a) => a.includes('context.taint') && a.includes('data_touched')),
     'the taint assumption is stated',

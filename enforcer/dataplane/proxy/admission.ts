@@ -10,13 +10,19 @@ import { formatDestination, type Destination } from '../origin.js';
 
 export type UpstreamKind = Upstream['kind'];
 
-/** The protocols each declared kind accepts; an undeclared destination is decided on what its bytes turn out to be. */
+/**
+ * The protocols each declared kind accepts; an undeclared destination is decided on what its bytes turn out to be.
+ * mcp and http accept TLS only when it is intercepted (MUST_INTERCEPT): their requests are decided inside it.
+ */
 export const ACCEPTS: Record<UpstreamKind, ReadonlySet<'http' | 'tls' | 'tcp'>> = {
-  mcp: new Set(['http']),
-  http: new Set(['http']),
+  mcp: new Set(['http', 'tls']),
+  http: new Set(['http', 'tls']),
   tls: new Set(['tls']),
   tcp: new Set(['tcp']),
 };
+
+/** Declared kinds whose TLS is never passed through: not intercepted, it is refused. */
+export const MUST_INTERCEPT: ReadonlySet<UpstreamKind> = new Set(['mcp', 'http']);
 
 const declared = new WeakMap<LilithConfig, Map<string, { alias: string; kind: UpstreamKind }>>();
 

@@ -14,9 +14,11 @@ import { parseClientHello, MAX_CLIENT_HELLO, type ClientHello } from '../protoco
 import { dataplaneMetrics } from '../metrics.js';
 import { HttpConnection, type Limits } from './http.js';
 import { relay } from './relay.js';
-import { ACCEPTS, declaredUpstream, type OwnListeners } from './admission.js';
+import { ACCEPTS, declaredUpstream, MUST_INTERCEPT, type OwnListeners } from './admission.js';
 import type { AgentBudgets } from '../budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
+import type { LilithConfig } from '../../../capsule/config.js';
+import { maybeIntercept, type Interception } from './tls-intercept.js';
 
 export interface ConnectionDeps {
   snapshots: SnapshotSource;
@@ -29,6 +31,8 @@ export interface ConnectionDeps {
   budgets: AgentBudgets;
   /** Total lifetime of an upgraded tunnel. */
   tunnelMaxMs: number;
+  /** The node CA: with it, TLS the policy intercepts (Action::"intercept") is terminated and decided per request. */
+  interception?: Interception | null;
 }
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
@@ -148,7 +152,7 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     if (decided) return;
     finishDetection();
     dataplaneMetrics().connections.inc({ protocol: 'tls' });
-    connectDecision(client, origin, deps, 'tls', buf, limits, hello, bad);
+    connectDecision(client, origin, deps, 'tls', buf, limits, hello, bad, { config, agentKey });
   };
   function settle(proto: Detected): void {
     if (decided) return;
@@ -192,7 +196,9 @@ function connectDecision(
   limits: Limits,
   hello: ClientHello | null,
   bad?: string,
+  conn?: { config: LilithConfig | null; agentKey: string },
 ): void {
+  let sniDns: string | undefined;
   const fallback: EntityUid = origin ? { type: 'Endpoint', id: endpointId(origin) } : { type: 'Endpoint', id: 'unknown' };
   const decide = () =>
     deps.decider.decide({
@@ -212,7 +218,7 @@ function connectDecision(
           // SNI is the client's claim. "match": this agent resolved the destination to that
           // name through the DNS front (or localhost → loopback). "mismatch": it resolved the
           // destination to other names only (domain fronting). "unknown": nothing to compare.
-          const sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
+          sniDns = sniAgainstDns(hello.sni, learned, o.destination.address);
           context.sni_dns = sniDns;
           if (sniDns === 'mismatch') findings.push('sni_mismatch');
           else if (sniDns === 'unknown') findings.push('sni_unverified');
@@ -227,6 +233,21 @@ function connectDecision(
     client.resetAndDestroy();
     return;
   }
+  if (protocol === 'tls' && hello && conn) {
+    // A declared mcp/http upstream speaking TLS is decided per request inside it or not at all.
+    const kind = declaredUpstream(conn.config, origin!.destination)?.kind;
+    const must = kind !== undefined && MUST_INTERCEPT.has(kind);
+    const http = { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey: conn.agentKey };
+    const input = { client, origin: origin!, hello, initial, sniDns, config: conn.config, limits, http, tunnelMaxMs: deps.tunnelMaxMs };
+    const owned = deps.interception
+      ? maybeIntercept({ ...input, handshakeTimeoutMs: limits.idleTimeoutMs, mustIntercept: must }, deps.interception, deps.decider)
+      : false;
+    if (owned) return;
+    if (must) {
+      refuseTls(client, origin, deps, `destination is a declared '${kind}' upstream: its TLS must be intercepted (no node CA)`, hello);
+      return;
+    }
+  }
   // The stream stays decided only while the agent's taint is what it was: when it grows, decide again.
   const spiffeId = result.agent!.spiffeId;
   let mask = deps.decider.taint.mask(spiffeId);
@@ -237,4 +258,18 @@ function connectDecision(
     return decide().allowed;
   };
   relay(client, origin!.destination, initial, { idleTimeoutMs: limits.idleTimeoutMs, stillAllowed });
+}
+
+/** Audits a refused TLS connection (intercept decision with a refusal) and resets it. */
+function refuseTls(client: net.Socket, origin: Origin | null, deps: ConnectionDeps, reason: string, hello: ClientHello): void {
+  const resource: EntityUid = hello.sni
+    ? { type: 'Host', id: hello.sni }
+    : { type: 'Endpoint', id: origin ? endpointId(origin) : 'unknown' };
+  deps.decider.decide({
+    origin,
+    protocol: 'tls',
+    fallback: { action: 'intercept', resource },
+    build: () => ({ action: 'intercept', resource, context: {}, refuse: reason }),
+  });
+  client.resetAndDestroy();
 }

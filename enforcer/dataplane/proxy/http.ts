@@ -52,6 +52,10 @@ export interface HttpDeps {
 export interface HttpOptions {
   /** Total lifetime of an upgraded tunnel. */
   tunnelMaxMs: number;
+  /** Intercepted TLS: opens a verified TLS connection to the upstream (default: plain TCP to the destination). */
+  connectUpstream?: () => net.Socket;
+  /** Intercepted TLS: the name the agent's TLS was decided on; a Host naming anything else is a host mismatch. */
+  tlsName?: string;
 }
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -412,7 +416,8 @@ export class HttpConnection {
     if (host.endsWith('.')) host = host.slice(0, -1);
     const dest = this.origin!.destination.address;
     let mismatch: boolean;
-    if (net.isIP(host)) mismatch = normalizeIp(host) !== normalizeIp(dest);
+    if (this.options.tlsName !== undefined) mismatch = host !== this.options.tlsName;
+    else if (net.isIP(host)) mismatch = normalizeIp(host) !== normalizeIp(dest);
     else if (host === 'localhost') mismatch = !isLoopback(dest);
     else mismatch = !this.deps.names.namesFor(agent.spiffeId, dest).includes(host);
     return { host, mismatch, port };
@@ -438,7 +443,7 @@ export class HttpConnection {
       method: head.method,
       path: ex.path,
       port: this.origin!.destination.port,
-      tls: false,
+      tls: this.options.tlsName !== undefined,
       host_mismatch: mismatch,
     };
     const ct = header(head, 'content-type');
@@ -459,7 +464,7 @@ export class HttpConnection {
 
   #ensureUpstream(): net.Socket {
     if (this.#upstream && !this.#upstream.destroyed && this.#upstream.writable) return this.#upstream;
-    const up = connectUpstream(this.origin!.destination);
+    const up = this.options.connectUpstream?.() ?? connectUpstream(this.origin!.destination);
     this.#upstream = up;
     this.#upBuf = EMPTY;
     up.on('data', (d: Buffer) => {

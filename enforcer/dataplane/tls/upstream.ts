@@ -1,0 +1,130 @@
+// The re-encrypting half of interception: a TLS connection to the real upstream
+// with full certificate verification (chain and name), against the CA pinned for
+// that upstream in lilith.json, else the system store (Node's bundled roots,
+// NODE_EXTRA_CA_CERTS and the distribution bundle). A certificate that fails
+// verification is an error the caller turns into a denial: never a downgrade to
+// an unverified or unencrypted connection.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Destination } from '../origin.js';
+
+/** Distribution CA bundles, first one found is used (Debian/Ubuntu, Fedora/RHEL, Alpine/SUSE). */
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem'];
+
+let systemContext: tls.SecureContext | null = null;
+const pinnedContexts = new Map<string, tls.SecureContext>();
+
+/** The verification store: `pinned` PEM when the capsule pins the upstream's CA, else the system store. Made once per store. */
+export function trustContext(pinned?: string): tls.SecureContext {
+  if (pinned) {
+    let ctx = pinnedContexts.get(pinned);
+    if (!ctx) {
+      ctx = tls.createSecureContext({ ca: pinned, minVersion: 'TLSv1.2' });
+      if (pinnedContexts.size > 256) pinnedContexts.clear();
+      pinnedContexts.set(pinned, ctx);
+    }
+    return ctx;
+  }
+  if (!systemContext) {
+    const ca = [...tls.rootCertificates];
+    const extra = process.env.NODE_EXTRA_CA_CERTS;
+    for (const f of [...(extra ? [extra] : []), ...SYSTEM_BUNDLES]) {
+      try {
+        ca.push(readFileSync(f, 'utf8'));
+        if (f !== extra) break;
+      } catch {
+        // absent bundle: the next one, or Node's roots alone
+      }
+    }
+    systemContext = tls.createSecureContext({ ca, minVersion: 'TLSv1.2' });
+  }
+  return systemContext;
+}
+
+/** Resets the cached system store (tests that change NODE_EXTRA_CA_CERTS). */
+export function resetTrustCache(): void {
+  systemContext = null;
+  pinnedContexts.clear();
+}
+
+export interface UpstreamTlsOptions {
+  /** The name the certificate must carry (the client's SNI, or the IP when there was none). */
+  servername: string;
+  /** ALPN offered upstream (already filtered to what the enforcer decides). */
+  alpn: string[];
+  /** Pinned CA PEM from lilith.json, if any. */
+  pinnedCa?: string;
+  idleTimeoutMs: number;
+}
+
+/** OpenSSL / Node codes meaning "the certificate did not verify" (as opposed to a network failure). */
+export function isCertificateError(err: NodeJS.ErrnoException): boolean {
+  const c = err.code ?? '';
+  return (
+    c.startsWith('ERR_TLS_CERT') ||
+    /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ISSUER|SIGNATURE|CHAIN|HOSTNAME|EXPIRED|NOT_YET_VALID|REVOKED|PURPOSE|DEPTH/.test(c)
+  );
+}
+
+/**
+ * Connects to `dest` over TLS with verification on. Returns the socket at once
+ * (writes are queued until the handshake completes); `error` reports a failed
+ * verification with the certificate code. `resetAndDestroy` resets the TCP
+ * connection underneath (a TLSSocket cannot reset itself).
+ */
+export function connectVerified(dest: Destination, opts: UpstreamTlsOptions): tls.TLSSocket {
+  const raw = net.connect({ host: dest.address, port: dest.port, family: dest.family, allowHalfOpen: true, noDelay: true });
+  const servername = net.isIP(opts.servername) ? undefined : opts.servername;
+  const up = tls.connect({
+    socket: raw,
+    servername,
+    host: opts.servername,
+    secureContext: trustContext(opts.pinnedCa),
+    ALPNProtocols: opts.alpn.length ? opts.alpn : undefined,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    allowHalfOpen: true,
+  } as tls.ConnectionOptions);
+  resettable(up, raw);
+  return up;
+}
+
+/** Waits for a verified handshake; rejects with the verification (or network) error. */
+export function handshake(up: tls.TLSSocket, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      cleanup();
+      reject(Object.assign(new Error(`upstream TLS handshake not completed within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    const ok = () => {
+      cleanup();
+      // rejectUnauthorized makes an unverified handshake an error; checked again so a change there cannot slip through.
+      if (!up.authorized) reject(Object.assign(new Error(`upstream certificate: ${up.authorizationError}`), { code: 'CERT_UNAUTHORIZED' }));
+      else resolve();
+    };
+    const bad = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const closed = () => bad(Object.assign(new Error('upstream closed during the TLS handshake'), { code: 'ECONNRESET' }));
+    const cleanup = () => {
+      clearTimeout(t);
+      up.off('secureConnect', ok);
+      up.off('error', bad);
+      up.off('close', closed);
+    };
+    up.once('secureConnect', ok);
+    up.once('error', bad);
+    up.once('close', closed);
+  });
+}
+
+/** Makes `resetAndDestroy` on a TLS socket reset the TCP socket under it. */
+export function resettable(s: tls.TLSSocket, raw: net.Socket): void {
+  s.resetAndDestroy = () => {
+    if (!raw.destroyed) raw.resetAndDestroy();
+    s.destroy();
+    return s;
+  };
+}

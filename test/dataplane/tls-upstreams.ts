@@ -1,0 +1,237 @@
+// Real TLS upstreams for the interception tests: an HTTPS server speaking HTTP/2
+// and HTTP/1.1 (ALPN), a TLS front for a plaintext server (MCP over HTTPS), git
+// http-backend behind HTTPS, and a @grpc/grpc-js server with TLS. Certificates are
+// made by openssl, self-signed: the capsule pins them (upstreams.*.ca), or they
+// stand for an upstream whose certificate does not verify.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { listen } from './helpers.js';
+
+export interface TestCert {
+  certPem: string;
+  keyPem: string;
+  certPath: string;
+  dir: string;
+}
+
+export function makeCert(cn = 'localhost'): TestCert {
+  const dir = mkdtempSync(join(tmpdir(), 'lilith-tlsup-'));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      `subjectAltName=DNS:${cn},IP:127.0.0.1`,
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    certPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    keyPem: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    certPath: join(dir, 'cert.pem'),
+    dir,
+  };
+}
+
+export const PRIVATE_KEY_TEXT = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtest\n-----END RSA PRIVATE KEY-----\n';
+
+export interface Upstream {
+  port: number;
+  requests: Array<{ version: string; method: string; url: string; authority: string; body: string }>;
+  close(): Promise<void>;
+}
+
+/** HTTPS on h2 and http/1.1: answers "<version> <METHOD> <url>"; /secret answers a private key (taints). */
+export async function startH2Upstream(cert: TestCert): Promise<Upstream> {
+  const requests: Upstream['requests'] = [];
+  const server = http2.createSecureServer({ key: cert.keyPem, cert: cert.certPem, allowHTTP1: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      requests.push({
+        version: req.httpVersion,
+        method: req.method,
+        url: req.url,
+        authority: req.authority ?? req.headers.host ?? '',
+        body,
+      });
+      if (req.url === '/secret') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(PRIVATE_KEY_TEXT);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`${req.httpVersion} ${req.method} ${req.url}${body ? ` ${body}` : ''}`);
+    });
+  });
+  const sockets = new Set<net.Socket>();
+  server.on('secureConnection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const port = await listen(server as unknown as tls.Server);
+  return {
+    port,
+    requests,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** TLS in front of a plaintext TCP server on `targetPort` (an HTTPS face for the SDK's MCP server). */
+export async function startTlsFront(cert: TestCert, targetPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem, ALPNProtocols: ['http/1.1'] }, (s) => {
+    const t = net.connect(targetPort, '127.0.0.1');
+    sockets.add(s);
+    sockets.add(t);
+    s.pipe(t).pipe(s);
+    const done = () => {
+      s.destroy();
+      t.destroy();
+    };
+    s.on('error', done);
+    t.on('error', done);
+    s.on('close', done);
+    t.on('close', done);
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** git http-backend (CGI) behind HTTPS, serving the repositories under `root` at /<prefix>/<name>.git. */
+export async function startGitHttps(cert: TestCert, root: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = https.createServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://x');
+    const child = spawn('git', ['http-backend'], {
+      env: {
+        ...process.env,
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: decodeURIComponent(url.pathname),
+        REQUEST_METHOD: req.method,
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        REMOTE_ADDR: '127.0.0.1',
+        GIT_HTTP_MAX_REQUEST_BUFFER: '100M',
+      },
+    });
+    req.pipe(child.stdin);
+    const out: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.on('close', () => {
+      const all = Buffer.concat(out);
+      const sep = all.indexOf('\r\n\r\n') >= 0 ? all.indexOf('\r\n\r\n') : all.indexOf('\n\n');
+      const headText = all.subarray(0, sep).toString();
+      const body = all.subarray(sep + (all[sep] === 13 ? 4 : 2));
+      let status = 200;
+      const headers: Record<string, string> = {};
+      for (const line of headText.split(/\r?\n/)) {
+        const i = line.indexOf(':');
+        if (i < 0) continue;
+        const n = line.slice(0, i).trim().toLowerCase();
+        const v = line.slice(i + 1).trim();
+        if (n === 'status') status = Number(v.split(' ')[0]);
+        else headers[n] = v;
+      }
+      res.writeHead(status, headers);
+      res.end(body);
+    });
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const bufferCodec = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+
+/** The test services: lilith.test.Echo/Say (echoes) and lilith.test.Admin/Wipe (grpc-no-admin forbids it). */
+export const GRPC_SERVICES = {
+  echo: {
+    Say: {
+      path: '/lilith.test.Echo/Say',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: bufferCodec.serialize,
+      requestDeserialize: bufferCodec.deserialize,
+      responseSerialize: bufferCodec.serialize,
+      responseDeserialize: bufferCodec.deserialize,
+    },
+  },
+  admin: {
+    Wipe: {
+      path: '/lilith.test.Admin/Wipe',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: bufferCodec.serialize,
+      requestDeserialize: bufferCodec.deserialize,
+      responseSerialize: bufferCodec.serialize,
+      responseDeserialize: bufferCodec.deserialize,
+    },
+  },
+} satisfies Record<string, grpc.ServiceDefinition>;
+
+export async function startGrpcServer(cert: TestCert): Promise<{ port: number; calls: string[]; close(): Promise<void> }> {
+  const calls: string[] = [];
+  const server = new grpc.Server();
+  server.addService(GRPC_SERVICES.echo, {
+    Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      calls.push(`Say ${call.request.toString()}`);
+      cb(null, Buffer.from(`echo: ${call.request.toString()}`));
+    },
+  });
+  server.addService(GRPC_SERVICES.admin, {
+    Wipe: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      calls.push('Wipe');
+      cb(null, Buffer.from('wiped'));
+    },
+  });
+  const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) }]);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port,
+    calls,
+    close: () => new Promise<void>((r) => server.tryShutdown(() => r())),
+  };
+}
+
+export function rmCert(c: TestCert): void {
+  rmSync(c.dir, { recursive: true, force: true });
+}
