@@ -90,14 +90,19 @@ it('kernel and dataplane on: attaches from the capsule, reports mode, hooks and 
   enf = new EnforcerProcess(['--capsule-dir', drops, '--trust', trust, '--state-dir', join(dir, 'state')], join(dir, 'admin.sock'), {
     LILITH_PIN_ROOT: pinRoot,
   });
-  const st = await enf.waitFor((s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null, 'kernel attached', 60_000);
+  // The dataplane starts after the first activation (it opens the node CA first): wait for both.
+  const st = await enf.waitFor(
+    (s) => s.kernel.mode !== 'off' && s.kernel.heartbeat_age_ms !== null && (s.dataplane as { enabled: boolean }).enabled,
+    'kernel attached and dataplane listening',
+    60_000,
+  );
   assert.equal(st.kernel.mode, 'cgroup-only'); // host lockdown blocks BPF-LSM
   assert.ok(st.kernel.hooks.length > 0, JSON.stringify(st.kernel));
   assert.ok(st.kernel.heartbeat_age_ms! < 1000, `heartbeat age ${st.kernel.heartbeat_age_ms}`);
   assert.ok(existsSync(join(cgroupMount, tag, 'agents', 'coder')), 'registration cgroup created');
   // The dataplane listens where the capsule says.
   const dp = st.dataplane as { enabled: boolean; listen?: string[] };
-  assert.equal(dp.enabled, true);
+  assert.equal(dp.enabled, true, JSON.stringify(dp));
   assert.deepEqual(dp.listen, [`127.0.0.1:${proxyPort}`]);
   // Once the capsule expires (fail_closed), the heartbeat stops and ages past the TTL.
   const expired = await enf.waitFor((s) => s.active?.expired === true, 'expired', 30_000);

@@ -124,6 +124,7 @@ test('deployed store: an agent moved readers → coding writes and runs commands
     'Agent, Action::"PATCH", Host',
     'Agent, Action::"POST", Host',
     'Agent, Action::"PUT", Host',
+    'Agent, Action::"grpc", Host',
     'Agent, Action::"run_command", MCPServer',
     'Agent, Action::"write_file", MCPServer',
   ]);
@@ -153,6 +154,7 @@ test('deployed store: a host added to the allowlisted zone is reachable (entitie
     'Agent, Action::"OPTIONS", Host',
     'Agent, Action::"connect", Host',
     'Agent, Action::"dns_resolve", Host',
+    'Agent, Action::"intercept", Host',
   ]);
   for (const f of report.storeEscalations) {
     assert.deepEqual(f.counterexample.resource, { type: 'Host', id: 'exfil.example' });
