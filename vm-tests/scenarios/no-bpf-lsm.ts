@@ -3,7 +3,7 @@
 // inactive, and that this matches what the kernel really does, observed independently with the
 // smoke program: it either fails to attach, or attaches and never runs.
 import { activeLsms, bpfLsmActive, detectBpfLsm, probeBpfLsm, type LsmProbe } from '../../bpf/features.js';
-import { attachPinned, connectFrom, describe, detach, markManaged, readHits, withSmokeRig } from '../bpf-smoke.js';
+import { attachPinned, connectFrom, describe, markManaged, readHits, withSmokeRig } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
