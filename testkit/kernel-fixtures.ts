@@ -47,6 +47,17 @@ export async function attachRecording(
   };
 }
 
+/** BPF-LSM mode on `cgroupPath`, intercepted traffic to `proxy`, a 15 s heartbeat TTL (VM scenarios are slow). */
+export function lsmConfig(pinRoot: string, cgroupPath: string, proxy: { port: number; dnsPort: number }): KernelConfig {
+  return {
+    pinRoot,
+    mode: 'bpf-lsm',
+    cgroupPath,
+    proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort },
+    heartbeatTtlMs: 15000,
+  };
+}
+
 /** The first event in `events` matching `pred`, waiting up to `timeoutMs` for it to arrive. */
 export async function waitForEvent(
   events: readonly KernelEvent[],
@@ -97,13 +108,17 @@ export interface DaemonLite<R> {
   ready: R;
 }
 
-/** Starts testkit/daemon-lite with `config`; resolves when it prints `ready {…}`, rejects if it exits first. */
-export function startDaemonLite<R = unknown>(config: object): Promise<DaemonLite<R>> {
+/**
+ * Starts testkit/daemon-lite with `config`; resolves when it prints `ready {…}`, rejects if
+ * it exits first. `onSpawn` sees the child at once (to kill one that never gets ready).
+ */
+export function startDaemonLite<R = unknown>(config: object, onSpawn?: (child: ChildProcess) => void): Promise<DaemonLite<R>> {
   return new Promise((resolve, reject) => {
     const startedNs = process.hrtime.bigint();
     const child = spawn(process.execPath, [join(repoRoot, 'dist', 'testkit', 'daemon-lite.js'), JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    onSpawn?.(child);
     let out = '';
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
