@@ -13,7 +13,7 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
-import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import { FileAuditSink } from '../enforcer/daemon/index.js';
 import type { LilithConfig } from '../capsule/config.js';
 import type { PolicySnapshot } from '../enforcer/control/index.js';
 import { serveOverIpc, startChild, type Part } from './child.js';
+import { bundledPoliciesWithLocalhost } from './bench-policies.js';
 import type { UpstreamPorts } from './proxy-upstreams.js';
 
 export const summary =
@@ -109,18 +110,7 @@ when { context has upgrade && context.upgrade == "websocket" };
 
 /** The dataplane on the bundled policies (+ a permitted websocket upgrade to localhost); four listeners stand in for the kernel's records. */
 async function startEnforcer(o: EnforcerOptions): Promise<Part<EnforcerReady, number>> {
-  const p = join(o.dir, 'p');
-  await cp('policies', p, { recursive: true });
-  const entities = JSON.parse(await readFile(join(p, 'entities.json'), 'utf8')) as unknown[];
-  entities.push({
-    uid: { type: 'Host', id: 'localhost' },
-    attrs: {},
-    parents: [
-      { type: 'Zone', id: 'allowlisted' },
-      { type: 'Zone', id: 'internal' },
-    ],
-  });
-  await writeFile(join(p, 'entities.json'), JSON.stringify(entities));
+  const p = await bundledPoliciesWithLocalhost(o.dir);
   await writeFile(join(p, 'bench-upgrade.cedar'), UPGRADE_POLICY);
   const src = await readPolicyDir(p);
   const bundle = toBundle(src);

@@ -4,7 +4,7 @@
 // (pipe both ways, nothing parsed) as the floor any userspace proxy in this
 // place pays. Runs in its own process by default (see bench/child.ts), like the daemon.
 import net from 'node:net';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
 import { createAuthorizer, type EngineName } from '../cedar/index.js';
@@ -14,6 +14,7 @@ import type { AuditSink } from '../enforcer/audit/event.js';
 import type { LilithConfig } from '../capsule/config.js';
 import type { PolicySnapshot } from '../enforcer/control/index.js';
 import { serveOverIpc, type Part } from './child.js';
+import { bundledPoliciesWithLocalhost } from './bench-policies.js';
 import type { UpstreamPorts } from './proxy-upstreams.js';
 
 export interface BenchProxyOptions {
@@ -49,24 +50,12 @@ async function bareRelay(upstreamPort: number): Promise<net.Server> {
 
 export async function startBenchProxy(o: BenchProxyOptions): Promise<BenchProxy> {
   // The bundled policies, with the MCP upstream named "files".
-  await cp('policies', join(o.dir, 'p'), { recursive: true });
-  const cfgPath = join(o.dir, 'p', 'lilith.json');
+  const p = await bundledPoliciesWithLocalhost(o.dir);
+  const cfgPath = join(p, 'lilith.json');
   const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as LilithConfig;
   cfg.upstreams = { files: { address: `127.0.0.1:${o.upstreams.mcp}`, kind: 'mcp' } };
   await writeFile(cfgPath, JSON.stringify(cfg));
-  // The bundled policies reach no loopback service unless the capsule lists it: the bench's HTTP upstream is "localhost".
-  const entPath = join(o.dir, 'p', 'entities.json');
-  const entities = JSON.parse(await readFile(entPath, 'utf8')) as unknown[];
-  entities.push({
-    uid: { type: 'Host', id: 'localhost' },
-    attrs: {},
-    parents: [
-      { type: 'Zone', id: 'allowlisted' },
-      { type: 'Zone', id: 'internal' },
-    ],
-  });
-  await writeFile(entPath, JSON.stringify(entities));
-  const src = await readPolicyDir(join(o.dir, 'p'));
+  const src = await readPolicyDir(p);
   const bundle = toBundle(src);
   const authorizer = createAuthorizer(bundle, o.engine);
   const snap: PolicySnapshot = {

@@ -71,3 +71,14 @@ export {
   type VerifiedTimestamp,
 } from './timestamp.js';
 export { signReset, verifyReset, applyReset, parseResetPayload, RESET_FORMAT, type ResetPayload, type VerifiedReset } from './reset.js';
+export {
+  CAPSULE_PATH,
+  SUMMARY_PATH,
+  TRUST_DIR,
+  RESET_PATH,
+  TIMESTAMP_PATH,
+  documentKindOf,
+  rotationFileName,
+  rotationVersionOf,
+  type DocumentKind,
+} from './branch.js';

@@ -17,14 +17,19 @@ import git from 'isomorphic-git';
 import type http from 'isomorphic-git/http/node';
 import {
   CapsuleError,
+  CAPSULE_PATH,
   decodeEnvelope,
-  envelopeTypeOf,
+  documentKindOf,
   isCapsuleError,
   parseTimestampPayload,
   parseTrust,
   peekCapsule,
-  RESET_PAYLOAD_TYPE,
+  RESET_PATH,
+  rotationFileName,
+  SUMMARY_PATH,
+  TIMESTAMP_PATH,
   TIMESTAMP_PAYLOAD_TYPE,
+  TRUST_DIR,
   TRUST_PAYLOAD_TYPE,
   verifyCapsuleSignatures,
   verifyReset,
@@ -38,11 +43,7 @@ import { limitedHttp } from '../capsule/git/http-client.js';
 import { withPackLimits } from '../capsule/git/pack-limits.js';
 
 export const DEFAULT_BRANCH = 'capsules';
-export const CAPSULE_PATH = 'capsule.json';
-export const SUMMARY_PATH = 'CAPSULE.md';
-export const TRUST_DIR = 'trust';
-export const RESET_PATH = 'reset.json';
-export const TIMESTAMP_PATH = 'timestamp.json';
+export { CAPSULE_PATH, SUMMARY_PATH, TRUST_DIR, RESET_PATH, TIMESTAMP_PATH };
 
 type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
 
@@ -373,7 +374,7 @@ export async function publishDocument(
 ): Promise<PublishedDocument> {
   const branch = target.branch ?? DEFAULT_BRANCH;
   const now = opts.now ?? new Date();
-  const type = envelopeTypeOf(bytes);
+  const docKind = documentKindOf(bytes);
   const o = await open(target, true);
   try {
     if (!o.tip) throw new PublishError('not_a_repository', `${branch} has no capsule yet: publish a capsule first`);
@@ -384,28 +385,28 @@ export async function publishDocument(
     let path: string;
     let next: TreeEntry[];
     let message: string;
-    if (type === TRUST_PAYLOAD_TYPE) {
+    if (docKind === 'trust') {
       const version = opts.trust
         ? verifyTrustUpdate(bytes, opts.trust, now).version
         : parseTrust(decodeEnvelope(bytes, TRUST_PAYLOAD_TYPE).payloadBytes, 'trust update payload').version;
       kind = 'trust';
-      path = `${TRUST_DIR}/${version}.json`;
+      path = `${TRUST_DIR}/${rotationFileName(version)}`;
       const dir = entries.find((e) => e.path === TRUST_DIR && e.type === 'tree');
       const inner = dir ? ((await git.readTree({ fs, gitdir, oid: dir.oid })).tree as TreeEntry[]) : [];
-      const existing = inner.find((e) => e.path === `${version}.json`);
+      const existing = inner.find((e) => e.path === rotationFileName(version));
       if (existing?.oid === blob) return { commit: o.tip, path, kind, unchanged: true };
       if (existing) throw new PublishRefusedError('watermark_not_above', `${path} already holds another rotation to version ${version}`);
       const sub = await git.writeTree({
         fs,
         gitdir,
-        tree: [...inner, { mode: '100644', path: `${version}.json`, oid: blob, type: 'blob' as const }].sort((a, b) =>
+        tree: [...inner, { mode: '100644', path: rotationFileName(version), oid: blob, type: 'blob' as const }].sort((a, b) =>
           a.path < b.path ? -1 : 1,
         ),
       });
       next = [...entries.filter((e) => e.path !== TRUST_DIR), { mode: '040000', path: TRUST_DIR, oid: sub, type: 'tree' }];
       message = `trust rotation to version ${version}\n`;
-    } else if (type === RESET_PAYLOAD_TYPE || type === TIMESTAMP_PAYLOAD_TYPE) {
-      kind = type === RESET_PAYLOAD_TYPE ? 'reset' : 'timestamp';
+    } else if (docKind === 'reset' || docKind === 'timestamp') {
+      kind = docKind;
       path = kind === 'reset' ? RESET_PATH : TIMESTAMP_PATH;
       if (kind === 'reset') {
         const r = opts.trust ? verifyReset(bytes, opts.trust, now).payload : null;

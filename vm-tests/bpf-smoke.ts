@@ -1,4 +1,4 @@
-// Guest-side helpers shared by the smoke and no-bpf-lsm scenarios: attach the smoke BPF-LSM
+// Guest-side helpers shared by the smoke and no-bpf-lsm scenarios: check the artifacts and set up a rig, attach the smoke BPF-LSM
 // program (through vm-tests/loader's lilith-vm-attach until the libbpf addon takes over), mark a
 // cgroup as managed, read the hit counters, and make real connect() calls from child processes.
 import { execFile } from 'node:child_process';
@@ -6,8 +6,43 @@ import { existsSync, mkdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Checks } from './scenario.js';
 
 const execFileP = promisify(execFile);
+
+export interface SmokeRig {
+  object: string;
+  attacher: string;
+  /** bpffs directory for the program's pins (removed after). */
+  pinDir: string;
+  /** A fresh cgroup to mark as managed (removed after). */
+  cg: { dir: string; id: bigint };
+  /** A listener on 127.0.0.1 to connect() to. */
+  port: number;
+}
+
+/**
+ * Checks that the smoke object and attacher are built (one check each) and, if they are,
+ * runs `body` with a pin directory, a cgroup and a listener named after `name`, all torn
+ * down after (the pins first, so the hook is gone before the cgroup is).
+ */
+export async function withSmokeRig(c: Checks, projectRoot: string, name: string, body: (rig: SmokeRig) => Promise<void>): Promise<void> {
+  const { object, attacher } = smokeArtifacts(projectRoot);
+  for (const f of [object, attacher]) {
+    const built = existsSync(f);
+    if (!c.expect(`${f.slice(projectRoot.length + 1)} is built`, built, built ? 'present' : 'missing: run scripts/build.sh')) return;
+  }
+  const pinDir = join('/sys/fs/bpf', `${name}-${process.pid}`);
+  const cg = makeCgroup(`${name}-${process.pid}`);
+  const { server, port } = await listen();
+  try {
+    await body({ object, attacher, pinDir, cg, port });
+  } finally {
+    detach(pinDir);
+    server.close();
+    cg.remove();
+  }
+}
 
 export function smokeArtifacts(projectRoot: string) {
   return {

@@ -34,23 +34,26 @@ export const ESCALATING_PR: PullRequest = {
   },
 };
 
+/** Adds `policy` (after a newline) to the end of the policy set's mcp.cedar. */
+async function appendPolicy(policies: string, policy: string): Promise<void> {
+  const file = join(policies, 'mcp.cedar');
+  await writeFile(file, `${await readFile(file, 'utf8')}\n${policy}`);
+}
+
 /** A tightening: no agent writes under .ssh. */
 export const SAFE_PR: PullRequest = {
   pr: 2,
   branch: 'pr/2-no-ssh-writes',
   title: 'Agents never write under .ssh',
-  async edit(policies) {
-    const file = join(policies, 'mcp.cedar');
-    await writeFile(
-      file,
-      `${await readFile(file, 'utf8')}
-// A planted authorized_keys is a way back in.
+  edit: (policies) =>
+    appendPolicy(
+      policies,
+      `// A planted authorized_keys is a way back in.
 @id("no-ssh-writes")
 forbid (principal, action == Action::"write_file", resource)
 when { context.arguments has path && context.arguments.path like "*/.ssh/*" };
 `,
-    );
-  },
+    ),
 };
 
 /** Released while the agent runs (step 6): a session that read credentials reads nothing more. */
@@ -58,18 +61,15 @@ export const QUARANTINE_PR: PullRequest = {
   pr: 3,
   branch: 'pr/3-credentials-quarantine',
   title: 'Quarantine sessions that read credentials',
-  async edit(policies) {
-    const file = join(policies, 'mcp.cedar');
-    await writeFile(
-      file,
-      `${await readFile(file, 'utf8')}
-// Once a session has read credentials it may read nothing more.
+  edit: (policies) =>
+    appendPolicy(
+      policies,
+      `// Once a session has read credentials it may read nothing more.
 @id("credentials-quarantine")
 forbid (principal, action in [Action::"read_file", Action::"list_directory", Action::"search_docs", Action::"fetch_report"], resource)
 when { context.taint.contains("CREDENTIALS") };
 `,
-    );
-  },
+    ),
 };
 
 export async function openPullRequest(ctx: DemoContext, pr: PullRequest): Promise<string> {

@@ -2,13 +2,11 @@
 // official SDK's low-level Server behind its Streamable HTTP transport, stateful
 // sessions) and an attacker's listener (HTTP and UDP on another loopback
 // address) that counts what reaches it. Loopback only.
-import { randomUUID } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, isInitializeRequest, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { hostMcpSessions, listenOn } from './mcp-session-host.js';
 
 /** What the fake workspace holds: a clean file and a private key (the bait). */
 const FILES: Record<string, string> = {
@@ -76,55 +74,10 @@ function toolServer(calls: McpFilesServer['calls']): Server {
   return server;
 }
 
-const MAX_BODY = 1 << 20;
-
 export async function startFilesServer(): Promise<McpFilesServer> {
   const calls: McpFilesServer['calls'] = [];
-  const transports = new Map<string, StreamableHTTPServerTransport>();
-  const httpServer = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size > MAX_BODY) return void res.writeHead(413).end();
-      chunks.push(c as Buffer);
-    }
-    let body: unknown;
-    try {
-      body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
-    } catch {
-      return void res.writeHead(400).end();
-    }
-    const sid = req.headers['mcp-session-id'] as string | undefined;
-    let transport = sid ? transports.get(sid) : undefined;
-    if (!transport && req.method === 'POST' && isInitializeRequest(body)) {
-      const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => void transports.set(id, t),
-      });
-      t.onclose = () => t.sessionId && transports.delete(t.sessionId);
-      await toolServer(calls).connect(t);
-      transport = t;
-    }
-    if (!transport) {
-      res
-        .writeHead(400, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'no session' } }));
-      return;
-    }
-    await transport.handleRequest(req, res, body);
-  });
-  const port = await listenOn(httpServer, '127.0.0.1');
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    port,
-    calls,
-    async close() {
-      for (const t of transports.values()) await t.close().catch(() => undefined);
-      httpServer.closeAllConnections();
-      await new Promise<void>((r) => httpServer.close(() => r()));
-    },
-  };
+  const { port, close } = await hostMcpSessions(() => toolServer(calls), { host: '127.0.0.1' });
+  return { url: `http://127.0.0.1:${port}/mcp`, port, calls, close };
 }
 
 export interface ExfilListener {
@@ -162,13 +115,6 @@ export async function startExfilListener(host = '127.0.0.3'): Promise<ExfilListe
       udp.close();
     },
   };
-}
-
-function listenOn(server: http.Server, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
-  });
 }
 
 /** A port free right now on 127.0.0.1 (for the enforcers' listeners). */

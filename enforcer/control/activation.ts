@@ -14,13 +14,11 @@ import {
   applyReset,
   bundleOf,
   decodeEnvelope,
-  envelopeTypeOf,
+  documentKindOf,
   isCapsuleError,
   MAX_TRUST_BYTES,
   parseTrust,
-  RESET_PAYLOAD_TYPE,
   sha256Hex,
-  TIMESTAMP_PAYLOAD_TYPE,
   TRUST_PAYLOAD_TYPE,
   verifyCapsuleSignatures,
   verifyReset,
@@ -282,16 +280,7 @@ export class Activator implements SnapshotSource {
     if (c.kind) return c.kind;
     // Only small documents are looked at on this thread; a capsule goes to the worker.
     if (c.bytes.length > MAX_TRUST_BYTES) return 'capsule';
-    switch (envelopeTypeOf(c.bytes)) {
-      case TRUST_PAYLOAD_TYPE:
-        return 'trust';
-      case TIMESTAMP_PAYLOAD_TYPE:
-        return 'timestamp';
-      case RESET_PAYLOAD_TYPE:
-        return 'reset';
-      default:
-        return 'capsule';
-    }
+    return documentKindOf(c.bytes);
   }
 
   async #offerAny(c: CapsuleCandidate, persistedSource?: string): Promise<OfferResult> {

@@ -8,10 +8,11 @@
 //    for longer than TTL + one heartbeat.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detachPinned } from '../../bpf/index.js';
+import { startDaemonLite } from '../../testkit/kernel-fixtures.js';
 import {
   fakeProxy,
   makeCgroup,
@@ -63,21 +64,7 @@ function startDaemon(): Promise<{ child: ChildProcess; ready: Ready }> {
     proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort },
     identities: [{ selector: { cgroup: agent.dir }, identity: 9 }],
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'dist/testkit/daemon-lite.js'), JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    daemons.push(child);
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /^ready (.*)$/m.exec(out);
-      if (m) resolve({ child, ready: JSON.parse(m[1]!) as Ready });
-    });
-    child.on('exit', (code) => reject(new Error(`daemon-lite exited ${code}: ${err.trim()}`)));
-  });
+  return startDaemonLite<Ready>(config, (child) => daemons.push(child));
 }
 
 const kill9 = async (child: ChildProcess): Promise<bigint> => {

@@ -6,11 +6,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attach, KernelConfigError, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from '../../testkit/kernel.js';
+import { attachRecording, unixListener, unixPeers, waitForEvent, type RecordingKernel } from '../../testkit/kernel-fixtures.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, type TestCgroup } from '../../testkit/kernel.js';
 
 const EPERM = 1;
 const IDENTITY = 9;
@@ -25,16 +26,10 @@ let dgram: string;
 const abstractName = `lilith-kt-abs-${process.pid}`;
 const servers: Server[] = [];
 const events: KernelEvent[] = [];
-let offEvents: () => void = () => {};
-let closeDgram: () => void = () => {};
+let recording: RecordingKernel | undefined;
+let peers: { close(): void } | undefined;
 
 const inAgent = (...args: string[]): string[] => ['cg', agent.procs, ...args];
-
-function listen(path: string): Promise<void> {
-  const s = createServer((c) => c.on('error', () => {}).resume());
-  servers.push(s);
-  return new Promise((resolve, reject) => s.once('error', reject).listen(path, resolve));
-}
 
 before(async () => {
   execFileSync('make', ['-s', '-C', join(repoRoot, 'bpf')], { stdio: 'inherit' });
@@ -43,65 +38,28 @@ before(async () => {
   allowed = join(dir, 'allowed.sock');
   denied = join(dir, 'admin.sock');
   dgram = join(dir, 'log.sock');
-  await listen(allowed);
-  await listen(denied);
-  // A datagram receiver (like /dev/log) and an abstract stream listener bound
-  // with the exact name length (node's libuv pads abstract names to 108
-  // bytes), in a helper process: node's dgram has no AF_UNIX.
-  const helper = [
-    'import socket,sys,threading,time',
-    'd=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); d.bind(sys.argv[1])',
-    'a=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); a.bind(b"\\0"+sys.argv[2].encode()); a.listen(64)',
-    'threading.Thread(target=lambda: [d.recv(64) for _ in iter(int,1)], daemon=True).start()',
-    'threading.Thread(target=lambda: [a.accept()[0].close() for _ in iter(int,1)], daemon=True).start()',
-    'time.sleep(600)',
-  ].join('\n');
-  const py = execFileSync('sh', ['-c', `/usr/bin/python3 -c '${helper}' ${dgram} ${abstractName} >/dev/null 2>&1 & echo $!`])
-    .toString()
-    .trim();
-  closeDgram = () => {
-    try {
-      process.kill(Number(py), 'SIGKILL');
-    } catch {}
-  };
-  for (let i = 0; i < 100; i++) {
-    try {
-      execFileSync('test', ['-S', dgram]);
-      break;
-    } catch {
-      await sleep(20);
-    }
-  }
+  servers.push(await unixListener(allowed), await unixListener(denied));
+  peers = await unixPeers(dgram, abstractName);
   agent = makeCgroup();
   pinRoot = makePinRoot();
-  kernel = await attach({
-    cgroupPath: agent.dir,
-    pinRoot,
-    mode: 'cgroup-only',
-    proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
-    unixAllowlist: [allowed],
-  });
-  kernel.registerIdentity({ cgroup: agent.dir }, IDENTITY);
-  kernel.startHeartbeat();
-  offEvents = kernel.onEvent((e) => events.push(e));
+  recording = await attachRecording(
+    { cgroupPath: agent.dir, pinRoot, mode: 'cgroup-only', proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 }, unixAllowlist: [allowed] },
+    [[{ cgroup: agent.dir }, IDENTITY]],
+    events,
+  );
+  kernel = recording.kernel;
 });
 
 after(async () => {
-  offEvents();
-  kernel?.detachAll();
+  recording?.detach();
   agent?.remove();
-  closeDgram();
+  peers?.close();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function denyEvent(pid: number): Promise<KernelEvent | undefined> {
-  for (let i = 0; i < 40; i++) {
-    const ev = events.find((e) => e.kind === 'deny' && e.tgid === pid);
-    if (ev) return ev;
-    await sleep(50);
-  }
-  return undefined;
+function denyEvent(pid: number): Promise<KernelEvent | undefined> {
+  return waitForEvent(events, (e) => e.kind === 'deny' && e.tgid === pid, { timeoutMs: 2000, stepMs: 50 });
 }
 
 test('connect_unix and sendmsg_unix are active on this kernel', () => {

@@ -234,11 +234,23 @@ static long long mono_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* One TCP connect to `ss` on a fresh socket, closed again: 0 if it connected, else the errno. */
+static int connect_once(int fam, struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(fam, SOCK_STREAM, 0), r, e;
+
+	r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)ss, len);
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	return r < 0 ? e : 0;
+}
+
 /* until <denied|allowed> <max_ms> <host> <port>: connect every 2 ms until the
  * outcome flips; report the CLOCK_MONOTONIC time it was first observed. */
 static int cmd_until(char **a)
 {
-	int want_denied = !strcmp(a[0], "denied"), max_ms = atoi(a[1]), attempts = 0, fd, r, e;
+	int want_denied = !strcmp(a[0], "denied"), max_ms = atoi(a[1]), attempts = 0, e;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fam = parse_addr(a[2], atoi(a[3]), &ss, &len);
@@ -246,14 +258,10 @@ static int cmd_until(char **a)
 	char extra[160];
 
 	do {
-		fd = socket(fam, SOCK_STREAM, 0);
-		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&ss, len);
-		e = errno;
-		if (fd >= 0)
-			close(fd);
+		e = connect_once(fam, &ss, len);
 		attempts++;
 		now = mono_ns();
-		if (want_denied ? (r < 0 && e == EPERM) : (r == 0)) {
+		if (want_denied ? e == EPERM : e == 0) {
 			snprintf(extra, sizeof(extra), "\"mono_ns\":%lld,\"attempts\":%d", now, attempts);
 			result("until", 1, 0, extra);
 			return 0;
@@ -261,7 +269,7 @@ static int cmd_until(char **a)
 		usleep(2000);
 	} while (now - start < max_ms * 1000000LL);
 	snprintf(extra, sizeof(extra), "\"attempts\":%d", attempts);
-	result("until", 0, r < 0 ? e : 0, extra);
+	result("until", 0, e, extra);
 	return 0;
 }
 
@@ -270,7 +278,7 @@ static int cmd_until(char **a)
  * the next permitted one, ns) and the counts: the fail-closed window as an agent sees it. */
 static int cmd_watch(char **a)
 {
-	int max_ms = atoi(a[0]), attempts = 0, denied = 0, other = 0, fd, r, e;
+	int max_ms = atoi(a[0]), attempts = 0, denied = 0, other = 0, e;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fam = parse_addr(a[1], atoi(a[2]), &ss, &len);
@@ -278,21 +286,17 @@ static int cmd_watch(char **a)
 	char extra[240];
 
 	do {
-		fd = socket(fam, SOCK_STREAM, 0);
-		r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&ss, len);
-		e = errno;
-		if (fd >= 0)
-			close(fd);
+		e = connect_once(fam, &ss, len);
 		attempts++;
 		now = mono_ns();
-		if (r < 0 && e == EPERM) {
+		if (e == EPERM) {
 			denied++;
 			if (!first)
 				first = now;
 			if (!run_start)
 				run_start = now;
 		} else {
-			if (r < 0)
+			if (e)
 				other++;
 			if (run_start && now - run_start > longest)
 				longest = now - run_start;

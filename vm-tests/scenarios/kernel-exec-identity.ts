@@ -3,10 +3,11 @@
 // for exec and for PROT_EXEC mappings alike; the shared allowlist still serves
 // both; revoking A's entry refuses A too. Real lilith-probe copies (separate
 // inodes) are the agents; each denial is matched to the kernel's own event.
-import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { fakeProxy, makeCgroup, makePinRoot, probeBinary, runProbe, sleep, type ProbeLine } from '../../testkit/kernel.js';
+import type { Kernel, KernelEvent } from '../../bpf/index.js';
+import { attachRecording, lsmConfig, probeCopies, waitForEvent } from '../../testkit/kernel-fixtures.js';
+import { fakeProxy, makeCgroup, makePinRoot, runProbe, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -21,14 +22,12 @@ const show = (ls: ProbeLine[]): string => ls.map((l) => `${l.op}: ${l.ok ? 'ok' 
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const c = new Checks();
-  const bin = probeBinary(false);
-  const [coderBin, readerBin, coderTool, sharedTool] = ['coder-agent', 'reader-agent', 'coder-tool', 'shared-tool'].map((n) =>
-    join(ctx.workDir, n),
-  ) as [string, string, string, string];
-  for (const p of [coderBin, readerBin, coderTool, sharedTool]) {
-    copyFileSync(bin, p);
-    chmodSync(p, 0o755);
-  }
+  const [coderBin, readerBin, coderTool, sharedTool] = probeCopies(ctx.workDir, [
+    'coder-agent',
+    'reader-agent',
+    'coder-tool',
+    'shared-tool',
+  ]) as [string, string, string, string];
   const coderCode = join(ctx.workDir, 'coder-code.bin');
   writeFileSync(coderCode, Buffer.alloc(8192, 0xc3));
   let kernel: Kernel | undefined;
@@ -39,13 +38,10 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const deniedExec = async (name: string, args: string[], hook: string, identity: number): Promise<void> => {
     const lines = await runProbe(args);
     const last = lines.at(-1);
-    let ev: KernelEvent | undefined;
-    for (let t = 0; t < 2000 && !ev; t += 25) {
-      ev = events.find(
-        (e) => e.kind === 'deny' && e.hook === hook && e.reason === 'exec_not_allowed' && e.identity === identity && e.tgid === last?.pid,
-      );
-      if (!ev) await sleep(25);
-    }
+    const ev = await waitForEvent(
+      events,
+      (e) => e.kind === 'deny' && e.hook === hook && e.reason === 'exec_not_allowed' && e.identity === identity && e.tgid === last?.pid,
+    );
     c.expect(
       name,
       last?.errno === EPERM && !lines.some((l) => l.op === 'pid') && ev !== undefined,
@@ -57,17 +53,16 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     c.expect(name, lines.length > 0 && lines.every((l) => l.ok), show(lines));
   };
   try {
-    kernel = await attach({
-      pinRoot,
-      mode: 'bpf-lsm',
-      cgroupPath: agentCg.dir,
-      proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort },
-      heartbeatTtlMs: 15000,
-    });
-    kernel.onEvent((e) => events.push(e));
-    kernel.startHeartbeat();
-    kernel.registerIdentity({ binary: coderBin }, CODER);
-    kernel.registerIdentity({ binary: readerBin }, READER);
+    kernel = (
+      await attachRecording(
+        lsmConfig(pinRoot, agentCg.dir, proxy),
+        [
+          [{ binary: coderBin }, CODER],
+          [{ binary: readerBin }, READER],
+        ],
+        events,
+      )
+    ).kernel;
     kernel.allowExecPath(coderTool, CODER);
     kernel.allowExecPath(coderCode, CODER);
     kernel.allowExecPath(sharedTool);

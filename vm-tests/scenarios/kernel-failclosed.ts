@@ -3,50 +3,26 @@
 // CLOCK_MONOTONIC, when its connect first gets EPERM. The daemon is then
 // restarted (re-adopting the pinned programs) and the time until traffic flows
 // again is measured the same way. Numbers go to the results share.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, chmodSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detachPinned } from '../../bpf/index.js';
 import { ensureCgroup2 } from '../../bpf/mounts.js';
-import { fakeProxy, makePinRoot, probe, probeBinary, runProbe, type ProbeLine } from '../../testkit/kernel.js';
+import { probeCopies, startDaemonLite, type DaemonLite } from '../../testkit/kernel-fixtures.js';
+import { fakeProxy, makePinRoot, probe, runProbe, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
   'fail-closed: SIGKILL the heartbeating daemon → time until a managed connect gets EPERM; restart → time until traffic flows';
 export const bootLsm = 'bpf';
 
-interface Daemon {
-  child: ChildProcess;
-  startedNs: bigint;
-  ready: { mode: string; adopted: boolean; active: number; missing: number; ms: number };
-  readyNs: bigint;
-}
-
-function startDaemon(projectRoot: string, config: object): Promise<Daemon> {
-  return new Promise((resolve, reject) => {
-    const startedNs = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'testkit', 'daemon-lite.js'), JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /^ready (.*)$/m.exec(out);
-      if (m) resolve({ child, startedNs, readyNs: process.hrtime.bigint(), ready: JSON.parse(m[1]!) });
-    });
-    child.on('exit', (code) => reject(new Error(`daemon-lite exited ${code}: ${err.trim()}`)));
-  });
-}
+type Daemon = DaemonLite<{ mode: string; adopted: boolean; active: number; missing: number; ms: number }>;
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const c = new Checks();
-  const agentBin = join(ctx.workDir, 'agent-probe');
-  copyFileSync(probeBinary(false), agentBin);
-  chmodSync(agentBin, 0o755);
+  const [agentBin] = probeCopies(ctx.workDir, ['agent-probe']) as [string];
   const proxy = await fakeProxy(() => undefined);
   const pinRoot = makePinRoot();
   const config = {
@@ -59,7 +35,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const daemons: ChildProcess[] = [];
   const numbers: Record<string, number | string | boolean> = { kernel: ctx.kernelRelease, ttlMs: 1000, heartbeatMs: 250 };
   try {
-    const first = await startDaemon(ctx.projectRoot, config);
+    const first = await startDaemonLite<Daemon['ready']>(config);
     daemons.push(first.child);
     numbers.firstAttachMs = first.ready.ms;
     c.expect(
@@ -98,7 +74,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     // Restart: re-adopt, heartbeat, traffic again.
     const watcher2 = runProbe([agentBin, 'until', 'allowed', '90000', '10.9.9.9', '80'], { timeoutMs: 95000 });
     await new Promise((r) => setTimeout(r, 100));
-    const second = await startDaemon(ctx.projectRoot, config);
+    const second = await startDaemonLite<Daemon['ready']>(config);
     daemons.push(second.child);
     const allowed = (await watcher2).at(-1) as (ProbeLine & { mono_ns?: number }) | undefined;
     const restoreMs = allowed?.ok && allowed.mono_ns ? ms(BigInt(allowed.mono_ns) - second.startedNs) : NaN;

@@ -7,10 +7,10 @@
 // managed ones (ptrace: same identity only). The scenario's own process stands
 // in for the enforcer: it attached the programs and is unmanaged, as the daemon is.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { fakeProxy, makeCgroup, makePinRoot, probe, probeBinary, sleep, type ProbeLine } from '../../testkit/kernel.js';
+import { readFileSync } from 'node:fs';
+import type { Kernel, KernelEvent } from '../../bpf/index.js';
+import { attachRecording, lsmConfig, probeCopies, waitForEvent } from '../../testkit/kernel-fixtures.js';
+import { fakeProxy, makeCgroup, makePinRoot, probe, sleep, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -45,16 +45,11 @@ function longRunning(bin: string): Promise<{ child: ChildProcess; pid: number }>
 
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const c = new Checks();
-  const bin = probeBinary(false);
-  const [agentBin, otherBin, plainBin] = ['agent-probe', 'other-probe', 'plain-probe'].map((n) => join(ctx.workDir, n)) as [
+  const [agentBin, otherBin, plainBin] = probeCopies(ctx.workDir, ['agent-probe', 'other-probe', 'plain-probe']) as [
     string,
     string,
     string,
   ];
-  for (const p of [agentBin, otherBin, plainBin]) {
-    copyFileSync(bin, p);
-    chmodSync(p, 0o755);
-  }
   let kernel: Kernel | undefined;
   const proxy = await fakeProxy(() => kernel);
   const pinRoot = makePinRoot();
@@ -62,14 +57,8 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const events: KernelEvent[] = [];
   const children: ChildProcess[] = [];
   const enforcer = process.pid;
-  const waitDeny = async (tgid: number, hook: string): Promise<KernelEvent | undefined> => {
-    for (let t = 0; t < 2000; t += 25) {
-      const e = events.find((x) => x.kind === 'deny' && x.tgid === tgid && x.hook === hook);
-      if (e) return e;
-      await sleep(25);
-    }
-    return undefined;
-  };
+  const waitDeny = (tgid: number, hook: string): Promise<KernelEvent | undefined> =>
+    waitForEvent(events, (x) => x.kind === 'deny' && x.tgid === tgid && x.hook === hook);
   const denied = async (name: string, args: string[], hook: string, errno = EPERM): Promise<void> => {
     const r = await probe(args);
     const ev = r.errno === errno ? await waitDeny(r.pid, hook) : undefined;
@@ -86,17 +75,16 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   };
 
   try {
-    kernel = await attach({
-      pinRoot,
-      mode: 'bpf-lsm',
-      cgroupPath: agentCg.dir,
-      proxy: { address: '127.0.0.1', port: proxy.port, dnsPort: proxy.dnsPort },
-      heartbeatTtlMs: 15000,
-    });
-    kernel.onEvent((e) => events.push(e));
-    kernel.startHeartbeat();
-    kernel.registerIdentity({ binary: agentBin }, 31);
-    kernel.registerIdentity({ binary: otherBin }, 32);
+    kernel = (
+      await attachRecording(
+        lsmConfig(pinRoot, agentCg.dir, proxy),
+        [
+          [{ binary: agentBin }, 31],
+          [{ binary: otherBin }, 32],
+        ],
+        events,
+      )
+    ).kernel;
     const guard = ['ptrace_access_check', 'task_kill', 'file_fcntl', 'file_ioctl'];
     c.expect(
       'the guard hooks are attached',

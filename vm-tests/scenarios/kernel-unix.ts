@@ -6,12 +6,12 @@
 // The LSM hooks judge the address the peer bound, so a symlink or relative
 // path to an allowlisted socket is permitted here (unlike the cgroup
 // connect_unix program, which sees the caller's string).
-import { copyFileSync, chmodSync, existsSync, symlinkSync } from 'node:fs';
-import { execFileSync, spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
+import { symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine } from '../../testkit/kernel.js';
+import type { IdentitySelector, Kernel, KernelEvent } from '../../bpf/index.js';
+import { attachRecording, probeCopies, unixListener, unixPeers, waitForEvent } from '../../testkit/kernel-fixtures.js';
+import { makeCgroup, makePinRoot, probe, runProbe, type ProbeLine } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -23,53 +23,25 @@ const ID = 21;
 
 const show = (l: ProbeLine | undefined): string => (l ? `${l.op}: ${l.ok ? 'ok' : `errno ${l.errno} ${l.err}`} pid=${l.pid}` : 'no output');
 
-function listen(path: string): Promise<Server> {
-  const s = createServer((c) => c.on('error', () => {}).resume());
-  return new Promise((resolve, reject) => s.once('error', reject).listen(path, () => resolve(s)));
-}
-
 export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const c = new Checks();
-  const bin = probeBinary(false);
-  const agentBin = join(ctx.workDir, 'agent-probe');
-  const plainBin = join(ctx.workDir, 'plain-probe');
-  for (const p of [agentBin, plainBin]) {
-    copyFileSync(bin, p);
-    chmodSync(p, 0o755);
-  }
+  const [agentBin, plainBin] = probeCopies(ctx.workDir, ['agent-probe', 'plain-probe']) as [string, string];
   const allowed = join(ctx.workDir, 'allowed.sock');
   const admin = join(ctx.workDir, 'admin.sock');
   const dgram = join(ctx.workDir, 'log.sock');
   const link = join(ctx.workDir, 'link.sock');
   const abstractName = `lilith-vm-abs-${process.pid}`;
-  const servers = [await listen(allowed), await listen(admin)];
+  const servers = [await unixListener(allowed), await unixListener(admin)];
   symlinkSync(allowed, link);
-  // Datagram receiver and an exact-length abstract listener (node pads abstract names).
-  const helperSrc = [
-    'import socket,sys,threading,time',
-    'd=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); d.bind(sys.argv[1])',
-    'a=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); a.bind(b"\\0"+sys.argv[2].encode()); a.listen(64)',
-    'threading.Thread(target=lambda: [d.recv(64) for _ in iter(int,1)], daemon=True).start()',
-    'threading.Thread(target=lambda: [a.accept()[0].close() for _ in iter(int,1)], daemon=True).start()',
-    'time.sleep(600)',
-  ].join('\n');
-  const helper = spawn('/usr/bin/python3', ['-c', helperSrc, dgram, abstractName], { stdio: 'ignore' });
-  for (let i = 0; i < 600 && !existsSync(dgram); i++) await sleep(50);
+  const peers = await unixPeers(dgram, abstractName);
 
   let kernel: Kernel | undefined;
   const events: KernelEvent[] = [];
   const agentCg = makeCgroup();
-  const waitEvent = async (pred: (e: KernelEvent) => boolean, ms = 3000): Promise<KernelEvent | undefined> => {
-    for (let t = 0; t < ms; t += 25) {
-      const e = events.find(pred);
-      if (e) return e;
-      await sleep(25);
-    }
-    return undefined;
-  };
   const denied = async (name: string, args: string[], hook: string, path: string): Promise<void> => {
     const r = await probe(args);
-    const ev = r.errno === EPERM ? await waitEvent((e) => e.kind === 'deny' && e.tgid === r.pid) : undefined;
+    const ev =
+      r.errno === EPERM ? await waitForEvent(events, (e) => e.kind === 'deny' && e.tgid === r.pid, { timeoutMs: 3000 }) : undefined;
     const got = ev && ev.kind === 'deny' ? `${ev.hook}/${ev.reason} path=${ev.path} identity=${ev.identity}` : 'none';
     c.expect(name, r.errno === EPERM && got === `${hook}/unix_path path=${path} identity=${ID}`, `${show(r)}; event ${got}`);
   };
@@ -79,17 +51,22 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   };
 
   try {
-    kernel = await attach({
-      pinRoot: makePinRoot(),
-      cgroupPath: agentCg.dir,
-      mode: 'bpf-lsm',
-      proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
-      heartbeatTtlMs: 15000,
-      unixAllowlist: [allowed],
-    });
-    kernel.onEvent((e) => events.push(e));
-    kernel.startHeartbeat();
-    kernel.registerIdentity({ binary: agentBin }, ID);
+    const attachIn = async (mode: 'bpf-lsm' | 'cgroup-only', identity: IdentitySelector): Promise<Kernel> =>
+      (
+        await attachRecording(
+          {
+            pinRoot: makePinRoot(),
+            cgroupPath: agentCg.dir,
+            mode,
+            proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
+            heartbeatTtlMs: 15000,
+            unixAllowlist: [allowed],
+          },
+          [[identity, ID]],
+          events,
+        )
+      ).kernel;
+    kernel = await attachIn('bpf-lsm', { binary: agentBin });
     const release = execFileSync('uname', ['-r']).toString().trim();
     c.expect(
       `bpf-lsm mode on ${release}: unix_stream_connect and unix_may_send active, nothing missing`,
@@ -177,17 +154,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     kernel.detachAll();
     kernel = undefined;
     events.length = 0;
-    kernel = await attach({
-      pinRoot: makePinRoot(),
-      cgroupPath: agentCg.dir,
-      mode: 'cgroup-only',
-      proxy: { address: '127.0.0.1', port: 9, dnsPort: 9 },
-      heartbeatTtlMs: 15000,
-      unixAllowlist: [allowed],
-    });
-    kernel.onEvent((e) => events.push(e));
-    kernel.startHeartbeat();
-    kernel.registerIdentity({ cgroup: agentCg.dir }, ID);
+    kernel = await attachIn('cgroup-only', { cgroup: agentCg.dir });
     const [maj, min] = release.split('.').map(Number) as [number, number];
     const inCg = (...a: string[]): string[] => [plainBin, 'cg', agentCg.procs, ...a];
     if (maj > 6 || (maj === 6 && min >= 7)) {
@@ -216,7 +183,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     c.expect('scenario ran to the end', false, err instanceof Error ? (err.stack ?? err.message) : String(err));
   } finally {
     kernel?.detachAll();
-    helper.kill('SIGKILL');
+    peers.close();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     agentCg.remove();
   }

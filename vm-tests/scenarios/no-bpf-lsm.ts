@@ -2,10 +2,8 @@
 // (bpf/features.ts: bpfLsmActive from the LSM list, probeBpfLsm end to end) reports BPF-LSM
 // inactive, and that this matches what the kernel really does, observed independently with the
 // smoke program: it either fails to attach, or attaches and never runs.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { activeLsms, bpfLsmActive, detectBpfLsm, probeBpfLsm, type LsmProbe } from '../../bpf/features.js';
-import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
+import { attachPinned, connectFrom, describe, markManaged, readHits, withSmokeRig } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -34,21 +32,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   });
   const detectedInactive = !bpfLsmActive() && !status.active && probe !== undefined && !probe.fires;
 
-  const { object, attacher } = smokeArtifacts(ctx.projectRoot);
-  for (const f of [object, attacher]) {
-    if (
-      !c.expect(
-        `${f.slice(ctx.projectRoot.length + 1)} is built`,
-        existsSync(f),
-        existsSync(f) ? 'present' : 'missing: run scripts/build.sh',
-      )
-    )
-      return c.result();
-  }
-  const pinDir = join('/sys/fs/bpf', `lilith-nobpf-${process.pid}`);
-  const cg = makeCgroup(`lilith-nobpf-${process.pid}`);
-  const { server, port } = await listen();
-  try {
+  await withSmokeRig(c, ctx.projectRoot, 'lilith-nobpf', async ({ object, attacher, pinDir, cg, port }) => {
     const attached = await attachPinned(attacher, object, pinDir);
     ctx.log(`attach: ${JSON.stringify(attached)}`);
     if (!attached.ok) {
@@ -58,7 +42,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         detectedInactive,
         `attach refused at ${attached.step}: ${attached.error}`,
       );
-      return c.result();
+      return;
     }
     await markManaged(pinDir, cg.id);
     const managed = await connectFrom(port, cg.dir);
@@ -74,10 +58,6 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       detectedInactive && managed.ok && hits.seen === 0,
       `detected inactive: ${detectedInactive}; hook runs: ${hits.seen}`,
     );
-  } finally {
-    detach(pinDir);
-    server.close();
-    cg.remove();
-  }
+  });
   return c.result();
 }

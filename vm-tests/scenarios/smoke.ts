@@ -1,10 +1,8 @@
 // Smoke: the guest kernel has BPF-LSM active and BTF, and a trivial BPF-LSM program built by
 // the project (testkit/bpf/src/smoke_lsm.bpf.c) denies a managed process's connect() with EPERM while
 // an unmanaged process connects. "Managed" = member of a cgroup whose id is in the program's map.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { activeLsms, bpfLsmActive, detectBpfLsm, hasBtf, probeBpfLsm } from '../../bpf/features.js';
-import { attachPinned, connectFrom, describe, detach, listen, makeCgroup, markManaged, readHits, smokeArtifacts } from '../bpf-smoke.js';
+import { attachPinned, connectFrom, describe, detach, markManaged, readHits, withSmokeRig } from '../bpf-smoke.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -28,21 +26,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     return 'loadable and fires';
   });
 
-  const { object, attacher } = smokeArtifacts(ctx.projectRoot);
-  for (const f of [object, attacher]) {
-    if (
-      !c.expect(
-        `${f.slice(ctx.projectRoot.length + 1)} is built`,
-        existsSync(f),
-        existsSync(f) ? 'present' : 'missing: run scripts/build.sh',
-      )
-    )
-      return c.result();
-  }
-  const pinDir = join('/sys/fs/bpf', `lilith-smoke-${process.pid}`);
-  const cg = makeCgroup(`lilith-smoke-${process.pid}`);
-  const { server, port } = await listen();
-  try {
+  await withSmokeRig(c, ctx.projectRoot, 'lilith-smoke', async ({ object, attacher, pinDir, cg, port }) => {
     const attached = await attachPinned(attacher, object, pinDir);
     const attachedOk = c.expect(
       'smoke_lsm.bpf.o loads and attaches to lsm/socket_connect',
@@ -51,7 +35,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
         ? attached.programs.map((p) => `${p.name} prog id ${p.id}`).join(', ')
         : `${attached.step} ${attached.name}: ${attached.error}\n${attached.stderr}`,
     );
-    if (!attachedOk) return c.result();
+    if (!attachedOk) return;
     await markManaged(pinDir, cg.id);
     ctx.log(`managed cgroup ${cg.dir} id ${cg.id}, listener 127.0.0.1:${port}`);
 
@@ -65,10 +49,6 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     detach(pinDir);
     const after = await connectFrom(port, cg.dir);
     c.expect('after unpinning the link the managed process connects again', after.ok, describe(after));
-  } finally {
-    detach(pinDir);
-    server.close();
-    cg.remove();
-  }
+  });
   return c.result();
 }

@@ -7,6 +7,7 @@
 import git from 'isomorphic-git';
 import fs from 'node:fs';
 import { rm, mkdir, readdir } from 'node:fs/promises';
+import { RESET_PATH, rotationFileName, rotationVersionOf, TIMESTAMP_PATH, TRUST_DIR } from '../../../capsule/branch.js';
 import { withHeadShim } from '../../../capsule/git/head-shim.js';
 import { limitedHttp, SyncNetworkError } from '../../../capsule/git/http-client.js';
 import { withPackLimits } from '../../../capsule/git/pack-limits.js';
@@ -20,8 +21,6 @@ import {
 } from './types.js';
 
 const MAX_PACKS = 32;
-/** Where trust rotations live on the capsule branch: trust/<version>.json. */
-const TRUST_DIR = 'trust';
 /** Rotations read per commit (the newest ones; an enforcer further behind needs its trust file updated). */
 const MAX_ROTATIONS = 32;
 /** Trust, reset and timestamp documents (MAX_TRUST_BYTES). */
@@ -202,16 +201,15 @@ export class GitSource implements CapsuleSource {
     const trust: Uint8Array[] = [];
     const listing = await git.readTree({ fs, dir: cloneDir, oid: head, filepath: TRUST_DIR }).catch(() => null);
     const versions = (listing?.tree ?? [])
-      .map((e) => (e.type === 'blob' ? /^(\d{1,15})\.json$/.exec(e.path) : null))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
+      .map((e) => (e.type === 'blob' ? rotationVersionOf(e.path) : null))
+      .filter((v): v is number => v !== null)
       .sort((x, y) => x - y)
       .slice(-MAX_ROTATIONS);
     for (const v of versions) {
-      const b = await read(`${TRUST_DIR}/${v}.json`, MAX_DOC_BYTES);
+      const b = await read(`${TRUST_DIR}/${rotationFileName(v)}`, MAX_DOC_BYTES);
       if (b) trust.push(b);
     }
-    return { trust, reset: await read('reset.json', MAX_DOC_BYTES), timestamp: await read('timestamp.json', MAX_DOC_BYTES) };
+    return { trust, reset: await read(RESET_PATH, MAX_DOC_BYTES), timestamp: await read(TIMESTAMP_PATH, MAX_DOC_BYTES) };
   }
 
   async #fetch(ref: string): Promise<string> {

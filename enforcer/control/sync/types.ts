@@ -1,5 +1,6 @@
 // What a capsule source hands to activation, and what it reports to status.
 // Sources only transport bytes: nothing they deliver is trusted until activation verifies it.
+import type { DocumentKind } from '../../../capsule/branch.js';
 
 /** Raw capsule bytes from one place, not yet verified. */
 export interface CapsuleCandidate {
@@ -22,7 +23,7 @@ export interface CapsuleCandidate {
 }
 
 /** The signed documents a source can deliver. */
-export type DocumentKind = 'capsule' | 'trust' | 'timestamp' | 'reset';
+export type { DocumentKind };
 
 /** The outcome of one sync attempt. */
 export type SyncOutcome = { result: 'unchanged' } | { result: 'fetched'; commit: string | null } | { result: 'error'; error: string };

@@ -62,15 +62,7 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
   }
   const first = firstEnd < 0 ? text : text.slice(0, firstEnd);
   if (first.includes('\n') || first.includes('\r')) return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
-  const head: HttpHead = {
-    method: '',
-    target: '',
-    status: 0,
-    version: '1.1',
-    headers: [],
-    byName: new Map(),
-    raw: buf.subarray(0, end + 4),
-  };
+  const head = emptyHead(buf.subarray(0, end + 4));
   const problem = parseStartLine(head, first, isRequest);
   if (problem) return problem;
   if (firstEnd < 0) return { kind: 'head', head, consumed: end + 4 };
@@ -83,6 +75,11 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
     i = eol + 2;
   }
   return { kind: 'head', head, consumed: end + 4 };
+}
+
+/** A head with nothing parsed yet; `raw` is the whole header block (CRLFCRLF included). */
+function emptyHead(raw: Buffer): HttpHead {
+  return { method: '', target: '', status: 0, version: '1.1', headers: [], byName: new Map(), raw };
 }
 
 function addField(head: HttpHead, name: string, value: string): void {
@@ -117,15 +114,7 @@ function parseHeadLines(buf: Buffer, text: string, end: number, isRequest: boole
   const lines = text.split('\r\n');
   if (lines.some((l) => l.includes('\n') || l.includes('\r')))
     return { kind: 'error', status: 400, reason: 'bare CR or LF in header block' };
-  const head: HttpHead = {
-    method: '',
-    target: '',
-    status: 0,
-    version: '1.1',
-    headers: [],
-    byName: new Map(),
-    raw: buf.subarray(0, end + 4),
-  };
+  const head = emptyHead(buf.subarray(0, end + 4));
   const problem = parseStartLine(head, lines[0], isRequest);
   if (problem) return problem;
   for (let i = 1; i < lines.length; i++) {
@@ -273,8 +262,7 @@ export class ChunkedScanner {
           break;
         }
         case C.Ext:
-          if (b === 0x0d) this.#state = C.SizeLf;
-          else if (b === 0x0a || ++this.#lineBytes > 4096) throw new Error('malformed chunk extension');
+          this.#lineByte(b, 4096, C.SizeLf, 'malformed chunk extension');
           break;
         case C.SizeLf:
           if (b !== 0x0a) throw new Error('chunk size line not ended by CRLF');
@@ -283,12 +271,10 @@ export class ChunkedScanner {
           else this.#state = C.Data;
           break;
         case C.DataCr:
-          if (b !== 0x0d) throw new Error('chunk data not followed by CRLF');
-          this.#state = C.DataLf;
+          this.#expectByte(b, 0x0d, C.DataLf, 'chunk data not followed by CRLF');
           break;
         case C.DataLf:
-          if (b !== 0x0a) throw new Error('chunk data not followed by CRLF');
-          this.#state = C.Size;
+          this.#expectByte(b, 0x0a, C.Size, 'chunk data not followed by CRLF');
           break;
         case C.TrailerStart:
           if (b === 0x0d) this.#state = C.FinalLf;
@@ -298,20 +284,29 @@ export class ChunkedScanner {
           }
           break;
         case C.Trailer:
-          if (b === 0x0d) this.#state = C.TrailerLf;
-          else if (b === 0x0a || ++this.#lineBytes > 8192) throw new Error('malformed trailer');
+          this.#lineByte(b, 8192, C.TrailerLf, 'malformed trailer');
           break;
         case C.TrailerLf:
-          if (b !== 0x0a) throw new Error('malformed trailer');
-          this.#state = C.TrailerStart;
+          this.#expectByte(b, 0x0a, C.TrailerStart, 'malformed trailer');
           break;
         case C.FinalLf:
-          if (b !== 0x0a) throw new Error('chunked body not ended by CRLF');
-          this.#state = C.Done;
+          this.#expectByte(b, 0x0a, C.Done, 'chunked body not ended by CRLF');
           break;
       }
     }
     return i;
+  }
+
+  /** A framing byte that must be `want`: moves to `next`, or refuses the body naming `what`. */
+  #expectByte(b: number, want: number, next: C, what: string): void {
+    if (b !== want) throw new Error(what);
+    this.#state = next;
+  }
+
+  /** A byte of a line (extension, trailer) of at most `limit` bytes: CR moves to `onCr`; a bare LF or an overlong line is refused. */
+  #lineByte(b: number, limit: number, onCr: C, what: string): void {
+    if (b === 0x0d) this.#state = onCr;
+    else if (b === 0x0a || ++this.#lineBytes > limit) throw new Error(what);
   }
 }
 

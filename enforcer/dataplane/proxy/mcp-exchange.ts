@@ -171,6 +171,13 @@ export class McpGate {
           return fields;
         };
         const upstream = (c: Parameters<NonNullable<RequestSpec['taintOnAllow']>>[0]) => c.upstreamBits(resource);
+        // Reading a resource or a prompt: the action is the method; what it returns carries the server's taint.
+        const read = (action: string, ctx: RequestSpec['context']): RequestSpec => ({
+          action,
+          resource,
+          context: ctx,
+          taintOnAllow: upstream,
+        });
         switch (call.kind) {
           case 'invalid':
             return { action: fallbackAction, resource, context: context({}), refuse: `malformed MCP message: ${call.reason}` };
@@ -186,19 +193,9 @@ export class McpGate {
             };
           }
           case 'resource':
-            return {
-              action: 'resources/read',
-              resource,
-              context: context({ method: 'resources/read', uri: call.uri }),
-              taintOnAllow: upstream,
-            };
+            return read('resources/read', context({ method: 'resources/read', uri: call.uri }));
           case 'prompt':
-            return {
-              action: 'prompts/get',
-              resource,
-              context: context({ method: 'prompts/get', prompt: call.prompt }),
-              taintOnAllow: upstream,
-            };
+            return read('prompts/get', context({ method: 'prompts/get', prompt: call.prompt }));
           case 'session':
             return { action: 'mcp_session', resource, context: context({ method: call.method }) };
         }
