@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adminGet } from '../enforcer/daemon/index.js';
 import type { RedteamEnv } from './env.js';
+import { AttemptHung } from './hang.js';
 import { runInPty } from './pty.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -59,16 +60,20 @@ async function confinedProbe(
   arg?: string,
   profile?: string,
   agent?: 'coder' | 'native',
-): Promise<Outcome> {
+): Promise<Outcome & { errno?: number }> {
   const r = await env.runConfined([env.escapeProbe, attempt, ...(arg ? [arg] : [])], profile, agent);
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
-  let parsed: { ok: boolean; error: string } | null = null;
+  let parsed: { ok: boolean; errno: number; error: string } | null = null;
   try {
-    parsed = JSON.parse(line) as { ok: boolean; error: string };
+    parsed = JSON.parse(line) as { ok: boolean; errno: number; error: string };
   } catch {
     return { blocked: false, detail: `no result (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}` };
   }
-  return { blocked: !parsed.ok, detail: parsed.ok ? `succeeded${parsed.error ? ` (${parsed.error})` : ''}` : `failed: ${parsed.error}` };
+  return {
+    blocked: !parsed.ok,
+    errno: parsed.errno,
+    detail: parsed.ok ? `succeeded${parsed.error ? ` (${parsed.error})` : ''}` : `failed: ${parsed.error}`,
+  };
 }
 
 /**
@@ -364,7 +369,12 @@ export const ATTEMPTS: Attempt[] = [
     what: 'open a NETLINK_NETFILTER socket (the way to add an nftables DNAT rule)',
     layer: 'seccomp',
     expect: 'blocked',
-    run: (env) => confinedProbe(env, 'netlink', '12'),
+    note: 'seccomp must answer EPERM at syscall entry: any other failure (EPROTONOSUPPORT) means the kernel went on to look for the nfnetlink module',
+    async run(env) {
+      const outcome = await confinedProbe(env, 'netlink', '12');
+      if (!outcome.blocked || outcome.errno === EPERM) return outcome;
+      return { blocked: false, detail: `${outcome.detail}: not seccomp's EPERM, the socket() call got past the filter` };
+    },
   },
   {
     id: 'capabilities',
@@ -420,6 +430,11 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
 ];
+
+/** The detail of an attempt that threw: a hang says what hung and where; anything else is a crash. */
+export function failureDetail(err: unknown): string {
+  return err instanceof AttemptHung ? err.message : `attempt crashed: ${(err as Error).message}`;
+}
 
 /** Why a pass of `a` is a gap of this kernel rather than a failure (its layer is missing here), or null. */
 export function kernelGap(a: Attempt, env: Pick<RedteamEnv, 'landlockAbi'>): string | null {

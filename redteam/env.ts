@@ -3,7 +3,6 @@
 // listeners (TCP v4/v6, UDP, DNS) the attempts try to reach.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
-import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -17,6 +16,7 @@ import { readPolicyDir } from '../pipeline/policy-source.js';
 import { adminGet } from '../enforcer/daemon/index.js';
 import { ensureCgroup2 } from '../bpf/mounts.js';
 import { ESCAPE_PROBE_BIN, landlockSupport } from '../confine/native.js';
+import { runBounded as run, type RunResult } from './hang.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -48,20 +48,11 @@ export interface RedteamEnv {
   probeInAgent(args: string[], agent?: 'coder' | 'native'): Promise<ProbeLine[]>;
   dnsQueryInAgent(name: string, server: string): Promise<string>;
   /** Runs `command` with `lilith run` as `agent` (default the coding agent). */
-  runConfined(
-    command: string[],
-    profile?: string,
-    agent?: 'coder' | 'native',
-  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  runConfined(command: string[], profile?: string, agent?: 'coder' | 'native'): Promise<RunResult>;
   /** This kernel's Landlock ABI (0: none). */
   landlockAbi: number;
   sleep(ms: number): Promise<void>;
   close(): Promise<void>;
-}
-
-async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = await execa(cmd, args, { reject: false, timeout: timeoutMs, stdin: 'ignore' });
-  return { code: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
 }
 
 const sleep = (ms: number): Promise<void> => delay(ms);

@@ -3,7 +3,7 @@
 // got through. `--vm` also runs the BPF-LSM scenarios on the VM kernels.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { ATTEMPTS, kernelGap, type Outcome } from './attempts.js';
+import { ATTEMPTS, failureDetail, kernelGap, type Outcome } from './attempts.js';
 import { startRedteamEnv } from './env.js';
 import { formatVmLine, vmReportLines } from './vm-report.js';
 
@@ -32,7 +32,7 @@ try {
     try {
       outcome = await a.run(env);
     } catch (err) {
-      outcome = { blocked: false, detail: `attempt crashed: ${(err as Error).message}` };
+      outcome = { blocked: false, detail: failureDetail(err) };
     }
     const gap = outcome.blocked ? null : kernelGap(a, env);
     const verdict = outcome.blocked

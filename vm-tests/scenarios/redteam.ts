@@ -4,7 +4,7 @@
 // Here the attempts the host's lockdown cannot cover (exec allowlist, W^X,
 // AF_PACKET) must be blocked too. A Landlock layer older kernels lack (signal
 // and abstract-socket scoping need ABI 6, Linux 6.12) is reported as a kernel gap.
-import { ATTEMPTS, kernelGap } from '../../redteam/attempts.js';
+import { ATTEMPTS, failureDetail, kernelGap } from '../../redteam/attempts.js';
 import { startRedteamEnv } from '../../redteam/env.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
@@ -21,13 +21,15 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     for (const a of ATTEMPTS) {
       let blocked = false;
       let detail: string;
+      const started = Date.now();
       try {
         const outcome = await a.run(env);
         blocked = outcome.blocked;
         detail = outcome.detail;
       } catch (err) {
-        detail = `attempt crashed: ${(err as Error).message}`;
+        detail = failureDetail(err);
       }
+      ctx.log(`${a.id}: ${blocked ? 'blocked' : 'NOT blocked'} in ${Date.now() - started} ms: ${detail}`);
       // Known gaps ('open', or a layer this kernel lacks) are reported, not failed: they are listed in the README.
       const gap = blocked ? null : kernelGap(a, env);
       c.expect(
