@@ -63,7 +63,7 @@ for d in $(echo "$SDIRS" | tr ',' ' '); do EXTRA="$EXTRA --scenarios-dir $d"; do
 
 echo "LILITH-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) lsm=$(cat /host/sys/kernel/security/lsm 2>/dev/null)"
 # busybox timeout is the backstop; guest.js enforces the per-scenario timeout itself.
-timeout -s KILL "$TIMEOUT" chroot /host /usr/bin/env -i HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 \
+timeout -s KILL "$TIMEOUT" chroot /host /usr/bin/env -i HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 LILITH_WASM_LIFTOFF_ONLY=1 \
   PATH="$NODEDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   /bin/sh -c 'cd "$1" && shift && exec node dist/vm-tests/guest.js "$@"' guest "$ROOT" \
   --results /tmp/lilith-results --boot-lsm "$BOOTLSM" --timeout "$SCENTIMEOUT" $EXTRA $(echo "$SCEN" | tr ',' ' ')

@@ -7,3 +7,9 @@
 import v8 from 'node:v8';
 
 v8.setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+
+// Under an emulated CPU (qemu TCG, the VM test matrix) V8's switch from its baseline
+// Wasm compiler to the optimizing one crashes the process (SIGSEGV, or a fatal check in
+// Runtime_WasmTriggerTierUp) on 6.1 and 6.12 guests alike, while the host is stable.
+// The VM init sets LILITH_WASM_LIFTOFF_ONLY=1 to keep cedar-wasm on the baseline compiler.
+if (process.env.LILITH_WASM_LIFTOFF_ONLY === '1') v8.setFlagsFromString('--liftoff-only');
