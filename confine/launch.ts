@@ -18,6 +18,7 @@ import { parseHostPort } from '../net/address.js';
 import { agentCgroup } from './cgroup.js';
 import { confineArgs, planConfinement, type ConfinePlan } from './plan.js';
 import { kernelSupport, requireHelper } from './native.js';
+import { checkNodeAddress, createAgentNetns, type AgentNetns } from './netns.js';
 import { decideDegraded, describeMissing, missingLayers, type KernelSupport, type MissingLayer } from './degraded.js';
 
 export interface Attestation {
@@ -44,6 +45,12 @@ export interface LaunchOptions {
   onDegraded?: (degraded: MissingLayer[], identity: Attestation) => void;
   /** This kernel's support (default: asked of lilith-confine). */
   kernel?: KernelSupport;
+  /**
+   * Run the agent in a fresh network namespace (veth pair to the host, default
+   * route through it; confine/netns.ts). proxy.listen must be a node address
+   * the namespace can reach (not loopback), or the agent is refused.
+   */
+  netns?: boolean;
 }
 
 export class AgentRefused extends Error {}
@@ -95,14 +102,17 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
   const exePath = resolveCommand(opts.command[0]);
   const exeSha256 = createHash('sha256').update(readFileSync(exePath)).digest('hex');
   const cgroup = agentCgroup(opts.config.kernel.cgroup_root, opts.agent);
-  const child = spawn(
-    requireHelper(),
-    ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)],
-    {
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-      argv0: opts.command[0],
-    },
-  );
+  const helperArgs = ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)];
+  let ns: AgentNetns | undefined;
+  if (opts.netns) {
+    // Refused before anything starts: a namespace the proxy is unreachable from would only break the agent.
+    checkNodeAddress(parseHostPort(opts.config.proxy.listen, 'proxy.listen').host);
+    ns = createAgentNetns(`lr${process.pid.toString(36)}`);
+  }
+  // nsenter joins the namespace and execs the helper in place: the pid it reports is the agent's.
+  const child = ns
+    ? spawn('nsenter', [`--net=${ns.path}`, requireHelper(), ...helperArgs], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] })
+    : spawn(requireHelper(), helperArgs, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], argv0: opts.command[0] });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const sync = child.stdio[3] as Socket;
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
@@ -144,5 +154,6 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
     return code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
   } finally {
     for (const sig of FORWARDED) process.off(sig, forward);
+    ns?.remove();
   }
 }
