@@ -53,13 +53,22 @@ let otherPort = 0;
 let otherServer: ChildProcess | undefined;
 
 async function listener(host: string, onHit: () => void, reply: string): Promise<{ port: number; server: Server }> {
+  const open = new Set<import('node:net').Socket>();
   const server = createServer((s) => {
     onHit();
+    open.add(s);
+    s.on('close', () => open.delete(s));
     s.on('error', () => {});
     s.end(reply);
   });
   await new Promise<void>((r) => server.listen(0, host, r));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of open) s.destroy();
+      }),
+  );
   return { port: (server.address() as { port: number }).port, server };
 }
 
@@ -153,15 +162,17 @@ before(async () => {
 });
 
 after(async () => {
+  // Kernel and network objects first (synchronous): a slow close below must not leave them behind.
   kernel?.detachAll();
   agent?.remove();
   otherServer?.kill('SIGKILL');
-  if (dp) await dp.close();
-  if (audit) await audit.close();
-  for (const c of cleanups.reverse()) await c();
   nsA?.remove();
   nsB?.remove();
   if (addedAddress) removeNodeAddress(nodeAddress);
+  const bounded = (p: Promise<unknown> | unknown) => Promise.race([p, sleep(2000)]);
+  if (dp) await bounded(dp.close());
+  if (audit) await bounded(audit.close());
+  for (const c of cleanups.reverse()) await bounded(c());
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
