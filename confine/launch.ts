@@ -18,6 +18,7 @@ import { parseHostPort } from '../net/address.js';
 import { agentCgroup } from './cgroup.js';
 import { confineArgs, planConfinement, type ConfinePlan } from './plan.js';
 import { kernelSupport, requireHelper } from './native.js';
+import { checkNodeAddress, createAgentNetns, type AgentNetns } from './netns.js';
 import { decideDegraded, describeMissing, missingLayers, type KernelSupport, type MissingLayer } from './degraded.js';
 
 export interface Attestation {
@@ -46,6 +47,12 @@ export interface LaunchOptions {
   kernel?: KernelSupport;
   /** The enforcer's interception CA: the agent trusts it (a CA bundle and the usual variables), its key directory stays out of reach. */
   ca?: { pem: string; keyDir?: string };
+  /**
+   * Run the agent in a fresh network namespace (veth pair to the host, default
+   * route through it; confine/netns.ts). proxy.listen must be a node address
+   * the namespace can reach (not loopback), or the agent is refused.
+   */
+  netns?: boolean;
 }
 
 /** Variables runtimes read a CA bundle from when they ignore the system store. */
@@ -125,15 +132,17 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
   const env = bundle ? { ...process.env, ...Object.fromEntries(CA_BUNDLE_VARS.map((v) => [v, bundle.file])) } : process.env;
   const exeSha256 = createHash('sha256').update(readFileSync(exePath)).digest('hex');
   const cgroup = agentCgroup(opts.config.kernel.cgroup_root, opts.agent);
-  const child = spawn(
-    requireHelper(),
-    ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)],
-    {
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-      argv0: opts.command[0],
-      env,
-    },
-  );
+  const helperArgs = ['--cgroup-procs', `${cgroup.dir}/cgroup.procs`, '--sync-fd', '3', '--', exePath, ...opts.command.slice(1)];
+  let ns: AgentNetns | undefined;
+  if (opts.netns) {
+    // Refused before anything starts: a namespace the proxy is unreachable from would only break the agent.
+    checkNodeAddress(parseHostPort(opts.config.proxy.listen, 'proxy.listen').host);
+    ns = createAgentNetns(`lr${process.pid.toString(36)}`);
+  }
+  // nsenter joins the namespace and execs the helper in place: the pid it reports is the agent's.
+  const child = ns
+    ? spawn('nsenter', [`--net=${ns.path}`, requireHelper(), ...helperArgs], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env })
+    : spawn(requireHelper(), helperArgs, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], argv0: opts.command[0], env });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const sync = child.stdio[3] as Socket;
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
@@ -178,5 +187,6 @@ export async function launchAgent(opts: LaunchOptions): Promise<number> {
   } finally {
     for (const sig of FORWARDED) process.off(sig, forward);
     if (bundle) rmSync(bundle.dir, { recursive: true, force: true });
+    ns?.remove();
   }
 }

@@ -23,6 +23,8 @@ options:
   --socket PATH       enforcer admin socket (default: /run/lilith/admin.sock)
   --standalone        no enforcer: attest against --policies DIR/lilith.json locally
   --policies DIR      policy directory for --standalone (default: ./policies)
+  --netns             run in a fresh network namespace (veth to the host); needs
+                      proxy.listen on a node address such as 169.254.77.1 (docs/deploy.md)
   --audit             log denied syscalls to the kernel audit log
   --verbose           print identity, Landlock ABI and the rules applied to stderr
 `;
@@ -65,6 +67,7 @@ export function run(argv: string[]): Promise<number> {
         standalone: { type: 'boolean', default: false },
         policies: { type: 'string', default: 'policies' },
         audit: { type: 'boolean', default: false },
+        netns: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
       },
       usage,
@@ -117,6 +120,7 @@ export function run(argv: string[]): Promise<number> {
         audit: values.audit,
         kernelRedirect,
         ca,
+        netns: values.netns,
         // Not behind --verbose: running with less confinement than planned is never silent.
         onDegraded: (degraded, identity) => {
           const without = degraded.map((m) => `${m.layer} (${m.why})`).join(', ');
