@@ -8,32 +8,12 @@
 // secret. Runs as root under the shared kernel lock.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { promisify } from 'node:util';
-import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readFile, rm } from 'node:fs/promises';
-import { attach, type Kernel } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probeBinary, repoRoot, type TestCgroup } from '../../testkit/kernel.js';
-import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
-import { KernelOriginResolver } from '../../enforcer/dataplane/origin.js';
-import { startDataplane, type Dataplane } from '../../enforcer/dataplane/dataplane.js';
-import { MutableSnapshots, snapshotFromDir, testPolicyDir } from './helpers.js';
+import { CODER_ID, kernelSkipReason, ManagedAgent } from './kernel-harness.js';
 import { startDnsServer, startHttpUpstream, startTlsUpstream, type HttpUpstream } from './upstreams.js';
 import { startMcpServer } from './mcp-server.js';
-import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
-
-const run = promisify(execFile);
-const agentScript = join(fileURLToPath(new URL('.', import.meta.url)), 'kernel-agent.js');
-const CODER_ID = 'spiffe://corp.example/agents/coder';
 
 let skip: string | false = false;
-let kernel: Kernel | undefined;
-let agent: TestCgroup | undefined;
-let dp: Dataplane;
-let audit: FileAuditSink;
-let dir: string;
-let auditPath: string;
+let managed: ManagedAgent | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
 let web: HttpUpstream;
 let tls: Awaited<ReturnType<typeof startTlsUpstream>>;
@@ -41,17 +21,8 @@ let files: Awaited<ReturnType<typeof startMcpServer>>;
 let resolver: Awaited<ReturnType<typeof startDnsServer>>;
 
 before(async () => {
-  if (process.getuid?.() !== 0) {
-    skip = 'needs root (cgroup BPF)';
-    return;
-  }
-  try {
-    execFileSync('make', ['-s', '-C', join(repoRoot, 'bpf')], { stdio: 'ignore' });
-    probeBinary(true);
-  } catch (err) {
-    skip = `bpf objects or lilith-probe do not build: ${(err as Error).message}`;
-    return;
-  }
+  skip = kernelSkipReason();
+  if (skip) return;
   web = await startHttpUpstream();
   cleanups.push(() => web.close());
   tls = await startTlsUpstream();
@@ -60,56 +31,21 @@ before(async () => {
   cleanups.push(() => files.close());
   resolver = await startDnsServer({ 'api.github.com': '140.82.112.5' });
   cleanups.push(() => resolver.close());
-
-  agent = makeCgroup();
-  const cgPath = '/' + basename(agent.dir);
-  dir = await testPolicyDir({
+  managed = await ManagedAgent.start({
+    dnsUpstream: `127.0.0.1:${resolver.port}`,
     config: (c) => {
-      c.registrations = c.registrations
-        .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r))
-        .filter((r) => !r.spiffe_id.endsWith('/coder/node'));
       c.upstreams = { files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' } };
     },
   });
-  auditPath = join(dir, 'audit.jsonl');
-  audit = new FileAuditSink(auditPath);
-  const snapshots = new MutableSnapshots(await snapshotFromDir(dir));
-  const kernelRef: { k?: Kernel } = {};
-  dp = await startDataplane({
-    snapshots,
-    origin: new KernelOriginResolver({ originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null }),
-    audit,
-    listen: { proxy: ['127.0.0.1:0'], dns: '127.0.0.1:0' },
-    dnsUpstream: `127.0.0.1:${resolver.port}`,
-  });
-  kernel = await attach({
-    cgroupPath: agent.dir,
-    pinRoot: makePinRoot(),
-    mode: 'cgroup-only',
-    proxy: { address: '127.0.0.1', port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
-  });
-  kernelRef.k = kernel;
-  kernel.registerIdentity({ cgroup: agent.dir }, 7);
-  kernel.startHeartbeat();
 });
 
 after(async () => {
-  kernel?.detachAll();
-  agent?.remove();
-  if (dp) await dp.close();
-  if (audit) await audit.close();
+  await managed?.close();
   for (const c of cleanups.reverse()) await c();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function inAgent(args: string[]): Promise<Record<string, unknown>> {
-  const r = await run(probeBinary(false), ['cg', agent!.procs, 'exec', process.execPath, agentScript, ...args], { timeout: 60_000 }).catch(
-    (e: { stdout: string; stderr: string }) => e,
-  );
-  const line = r.stdout.trim().split('\n').at(-1);
-  assert.ok(line, `the agent printed nothing: ${r.stderr}`);
-  return JSON.parse(line) as Record<string, unknown>;
-}
+const inAgent = (args: string[]) => managed!.agent(args);
+const eventsSince = (n: number) => managed!.events(n);
 
 const raw = (port: number, bytes: Buffer | string, ms = 3000) =>
   inAgent(['raw', '127.0.0.1', String(port), Buffer.from(bytes).toString('base64'), String(ms)]) as Promise<{
@@ -118,15 +54,6 @@ const raw = (port: number, bytes: Buffer | string, ms = 3000) =>
     closed: boolean;
     reset: boolean;
   }>;
-
-async function eventsSince(n: number): Promise<DecisionAuditEvent[]> {
-  await audit.flush();
-  return (await readFile(auditPath, 'utf8').catch(() => ''))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as DecisionAuditEvent)
-    .slice(n);
-}
 
 test('kernel redirect, adversarial: CL.TE smuggling, an unknown method to MCP, two SNIs, DNS TXT exfil', async (t) => {
   if (skip) return t.skip(skip);
@@ -188,6 +115,6 @@ test('kernel redirect, adversarial: CL.TE smuggling, an unknown method to MCP, t
   assert.ok(ev.some((e) => e.protocol === 'dns' && e.decision === 'deny' && e.spiffe_id === CODER_ID && e.resource.includes(secret)));
   report.push(`TXT ${secret.slice(0, 12)}….evil.example → rcode ${txt.rcode}; resolver saw ${resolver.seen.length} names`);
 
-  assert.equal(dp.activeConnections(), 0);
+  assert.equal(managed!.dp.activeConnections(), 0);
   t.diagnostic(report.join('\n'));
 });

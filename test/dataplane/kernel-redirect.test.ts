@@ -5,32 +5,13 @@
 // from /proc facts matched against the capsule's registrations.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { promisify } from 'node:util';
-import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { attach, type Kernel } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probeBinary, repoRoot, type TestCgroup } from '../../testkit/kernel.js';
-import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
-import { KernelOriginResolver } from '../../enforcer/dataplane/origin.js';
-import { startDataplane, type Dataplane } from '../../enforcer/dataplane/dataplane.js';
-import { MutableSnapshots, snapshotFromDir, testPolicyDir } from './helpers.js';
+import type { Entity } from '../../cedar/types.js';
+import { AGENT_SCRIPT as agentScript, CODER_ID, kernelSkipReason, ManagedAgent } from './kernel-harness.js';
 import { startDnsServer, startEchoServer, startHttpUpstream, startTlsUpstream } from './upstreams.js';
 import { startMcpServer } from './mcp-server.js';
-import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
-import type { Entity } from '../../cedar/types.js';
-import { readFile, rm } from 'node:fs/promises';
-
-const run = promisify(execFile);
-const agentScript = join(fileURLToPath(new URL('.', import.meta.url)), 'kernel-agent.js');
 
 let skip: string | false = false;
-let kernel: Kernel | undefined;
-let agent: TestCgroup | undefined;
-let dp: Dataplane;
-let audit: FileAuditSink;
-let dir: string;
-let auditPath: string;
+let managed: ManagedAgent | undefined;
 const cleanups: Array<() => Promise<void> | void> = [];
 let httpPort = 0;
 let tls: Awaited<ReturnType<typeof startTlsUpstream>>;
@@ -40,17 +21,8 @@ let echoPort = 0;
 let resolver: Awaited<ReturnType<typeof startDnsServer>>;
 
 before(async () => {
-  if (process.getuid?.() !== 0) {
-    skip = 'needs root (cgroup BPF)';
-    return;
-  }
-  try {
-    execFileSync('make', ['-s', '-C', join(repoRoot, 'bpf')], { stdio: 'ignore' });
-    probeBinary(true);
-  } catch (err) {
-    skip = `bpf objects or lilith-probe do not build: ${(err as Error).message}`;
-    return;
-  }
+  skip = kernelSkipReason();
+  if (skip) return;
   const up = await startHttpUpstream();
   cleanups.push(() => up.close());
   httpPort = up.port;
@@ -69,9 +41,8 @@ before(async () => {
   resolver = await startDnsServer({ 'api.github.com': '140.82.112.5' });
   cleanups.push(() => resolver.close());
 
-  agent = makeCgroup();
-  const cgPath = '/' + basename(agent.dir);
-  dir = await testPolicyDir({
+  managed = await ManagedAgent.start({
+    dnsUpstream: `127.0.0.1:${resolver.port}`,
     entities: (list: Entity[]) => [
       ...list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
       // Allowlisted too, so the opaque TCP test does not set UNTRUSTED before the seed sequence.
@@ -85,62 +56,21 @@ before(async () => {
       },
     ],
     config: (c) => {
-      // The coder registration selects this test's agent cgroup (as /proc/<pid>/cgroup shows it).
-      c.registrations = c.registrations
-        .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r))
-        .filter((r) => !r.spiffe_id.endsWith('/coder/node'));
       c.upstreams = {
         files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' },
         reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' },
       };
     },
   });
-  auditPath = join(dir, 'audit.jsonl');
-  audit = new FileAuditSink(auditPath);
-  const snapshots = new MutableSnapshots(await snapshotFromDir(dir));
-  const kernelRef: { k?: Kernel } = {};
-  dp = await startDataplane({
-    snapshots,
-    origin: new KernelOriginResolver({ originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null }),
-    audit,
-    listen: { proxy: ['127.0.0.1:0'], dns: '127.0.0.1:0' },
-    dnsUpstream: `127.0.0.1:${resolver.port}`,
-  });
-  kernel = await attach({
-    cgroupPath: agent.dir,
-    pinRoot: makePinRoot(),
-    mode: 'cgroup-only',
-    proxy: { address: '127.0.0.1', port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
-  });
-  kernelRef.k = kernel;
-  kernel.registerIdentity({ cgroup: agent.dir }, 7);
-  kernel.startHeartbeat();
 });
 
 after(async () => {
-  kernel?.detachAll();
-  agent?.remove();
-  if (dp) await dp.close();
-  if (audit) await audit.close();
+  await managed?.close();
   for (const c of cleanups.reverse()) await c();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs a command as a managed process inside the agent cgroup. */
-function inAgent(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run(probeBinary(false), ['cg', agent!.procs, 'exec', cmd, ...args], { timeout: 60_000 }).then(
-    (r) => ({ ...r, code: 0 }),
-    (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }),
-  );
-}
-
-async function events(): Promise<DecisionAuditEvent[]> {
-  await audit.flush();
-  return (await readFile(auditPath, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as DecisionAuditEvent);
-}
+const inAgent = (cmd: string, args: string[]) => managed!.exec(cmd, args);
+const events = () => managed!.events();
 
 test('kernel redirect: curl in the agent cgroup reaches the real HTTP server only through the proxy, decided per request', async (t) => {
   if (skip) return t.skip(skip);
@@ -161,8 +91,8 @@ test('kernel redirect: curl in the agent cgroup reaches the real HTTP server onl
   assert.deepEqual(
     ev.map((e) => [e.action, e.decision, e.destination, e.spiffe_id]),
     [
-      ['Action::"GET"', 'allow', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
-      ['Action::"POST"', 'deny', `127.0.0.1:${httpPort}`, 'spiffe://corp.example/agents/coder'],
+      ['Action::"GET"', 'allow', `127.0.0.1:${httpPort}`, CODER_ID],
+      ['Action::"POST"', 'deny', `127.0.0.1:${httpPort}`, CODER_ID],
     ],
   );
   assert.ok(
@@ -194,12 +124,12 @@ test('kernel redirect: DNS to any resolver is answered by the front (allowed for
   assert.deepEqual(
     d.map((e) => [e.resource, e.decision, e.spiffe_id]),
     [
-      ['Host::"api.github.com"', 'allow', 'spiffe://corp.example/agents/coder'],
-      ['Host::"exfil.evil.example"', 'deny', 'spiffe://corp.example/agents/coder'],
+      ['Host::"api.github.com"', 'allow', CODER_ID],
+      ['Host::"exfil.evil.example"', 'deny', CODER_ID],
     ],
   );
   assert.equal(ev.filter((e) => e.protocol === 'tcp').at(-1)!.decision, 'allow');
-  assert.equal(dp.activeConnections(), 0);
+  assert.equal(managed!.dp.activeConnections(), 0);
 });
 
 // Last: the seed sequence leaves the agent tainted, and taint blocks every egress action after it (DNS, connects).
