@@ -1,6 +1,7 @@
 // Shared by the control-plane tests and the fleet bench: real keys, real signed
 // capsules built from the bundled policies, real git pushes to a real smart-HTTP
 // server, and a real `lilith enforcer` child process observed through `lilith status`.
+import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { CAPSULE_FORMAT, generateSigningKey, signCapsule, trustFromKeys, type Ca
 import type { LilithConfig } from '../capsule/config.js';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
 import { adminGet, adminPost, type DaemonStatus } from '../enforcer/daemon/index.js';
+import { startGitServer, type GitServer } from '../pipeline/git-http-server.js';
 
 const run = promisify(execFile);
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
@@ -17,6 +19,36 @@ export const CLI = join(REPO_ROOT, 'dist/cli/main.js');
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `lilith-${prefix}-`));
+}
+
+/** Sync flags that make a test enforcer follow its branch quickly; `timeoutMs` bounds one fetch. */
+export function pollFlags(o: { minMs?: number; maxMs?: number; backoffMaxMs?: number; timeoutMs?: number } = {}): string[] {
+  return [
+    '--poll-min-ms',
+    String(o.minMs ?? 100),
+    '--poll-max-ms',
+    String(o.maxMs ?? 300),
+    '--backoff-max-ms',
+    String(o.backoffMaxMs ?? 800),
+    '--timeout-ms',
+    String(o.timeoutMs ?? 3000),
+  ];
+}
+
+/** The enforcer without its kernel programs and proxy: capsule sync and activation only. */
+export const SYNC_ONLY = ['--no-kernel', '--no-dataplane'];
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `lilith` CLI; never throws on a failing exit. */
+export function runCli(args: string[]): Promise<CliResult> {
+  return new Promise((done) => {
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => done({ code: err ? Number(err.code) : 0, stdout, stderr }));
+  });
 }
 
 /** A capsule policy variant: 'base' is the bundled set; 'deny-all' adds a forbid-everything policy. */
@@ -140,6 +172,80 @@ export class Publisher {
   async dispose(): Promise<void> {
     await rm(this.work, { recursive: true, force: true });
   }
+}
+
+/** A real smart-HTTP git server with one capsule branch, a publisher, one signing key and its trust file. */
+export class CapsuleBranch {
+  private constructor(
+    readonly srv: GitServer,
+    readonly url: string,
+    readonly pub: Publisher,
+    readonly key: SigningKey,
+    readonly dir: string,
+    readonly trust: string,
+  ) {}
+
+  static async open(prefix: string, repo = 'policies.git'): Promise<CapsuleBranch> {
+    const srv = await startGitServer();
+    await srv.createBareRepo(repo);
+    const url = srv.repoUrl(repo);
+    const key = generateSigningKey();
+    const dir = await tempDir(prefix);
+    return new CapsuleBranch(srv, url, await Publisher.create(url), key, dir, await writeTrust(dir, [key]));
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+
+  /** A sync-only enforcer following this branch, with fast polling. */
+  follow(extra: string[] = [], env: NodeJS.ProcessEnv = {}): EnforcerProcess {
+    return new EnforcerProcess(
+      ['--git', this.url, '--trust', this.trust, '--state-dir', this.stateDir, ...pollFlags(), ...SYNC_ONLY, ...extra],
+      join(this.dir, 'admin.sock'),
+      env,
+    );
+  }
+
+  async dispose(): Promise<void> {
+    await this.pub.dispose();
+    await this.srv.dispose();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Publishes signed `bytes` that must be refused with `code`: the enforcer counts
+ * one refusal naming `reason`, keeps deciding with the active capsule, audits
+ * the refusal, and `lilith verify` refuses the same bytes.
+ */
+export async function assertRefusedEverywhere(
+  branch: CapsuleBranch,
+  enf: EnforcerProcess,
+  bytes: Uint8Array,
+  code: string,
+  reason: RegExp,
+): Promise<void> {
+  const before = (await enf.status())!.refusals;
+  const active = (await enf.status())!.active!.watermark;
+  await branch.pub.publish(bytes);
+  const st = await enf.waitFor((s) => s.refusals === before + 1, `refusal ${code}`);
+  assert.equal(st.last_refusal!.code, code);
+  assert.match(st.last_refusal!.reason, reason);
+  assert.equal(st.active!.watermark, active);
+  const d = await enf.probe();
+  assert.equal(d.watermark, active);
+  assert.equal(d.decision, 'allow');
+  await sleep(100); // the audit line follows the status update
+  const refused = (await readAudit(join(branch.stateDir, 'audit.jsonl'))).filter((e) => e.result === 'refused');
+  assert.ok(String(refused.at(-1)?.reason).startsWith(`${code}:`), JSON.stringify(refused.at(-1)));
+
+  const file = join(branch.dir, `refused-${before + 1}.json`);
+  await writeFile(file, bytes);
+  const v = await runCli(['verify', file, '--trust', branch.trust]);
+  assert.equal(v.code, 1, v.stderr);
+  assert.ok(v.stderr.includes(`refused (${code})`), v.stderr);
+  assert.match(v.stderr, reason);
 }
 
 /** Allowed by the bundled policies ('read-file-clean'), denied by the 'deny-all' variant. */

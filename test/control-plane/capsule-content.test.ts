@@ -5,42 +5,20 @@
 // following a real git branch refuses both (invalid_policies / invalid_entities)
 // and keeps the active capsule; `lilith verify` refuses the same bytes.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { signCapsule, type CapsulePayload, type SigningKey } from '../../capsule/index.js';
+import { signCapsule, type CapsulePayload } from '../../capsule/index.js';
 import { createAuthorizer } from '../../cedar/index.js';
 import { validateCapsule } from '../../enforcer/control/validate-capsule.js';
-import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 import {
-  CLI,
-  EnforcerProcess,
-  generateSigningKey,
+  assertRefusedEverywhere,
+  CapsuleBranch,
+  type EnforcerProcess,
   makeCapsule,
   makePayload,
-  Publisher,
-  readAudit,
-  sleep,
-  tempDir,
-  writeTrust,
+  runCli,
 } from '../../testkit/control-plane.js';
-
-const run = promisify(execFile);
-
-const FAST_POLL = [
-  '--poll-min-ms',
-  '100',
-  '--poll-max-ms',
-  '300',
-  '--backoff-max-ms',
-  '800',
-  '--timeout-ms',
-  '3000',
-  '--no-kernel',
-  '--no-dataplane',
-];
 
 /** The bundled set with `untrusted-no-writes` testing `context.taints` (a typo) instead of `context.taint`. */
 async function misspeltForbid(watermark: number): Promise<CapsulePayload> {
@@ -94,33 +72,19 @@ it('the misspelt forbid really fails open when activated without strict validati
 });
 
 describe('lilith enforcer refuses signed capsules whose content is invalid', () => {
-  let srv: GitServer;
-  let pub: Publisher;
-  let key: SigningKey;
-  let dir: string;
-  let trust: string;
-  let stateDir: string;
+  let branch: CapsuleBranch;
   let enf: EnforcerProcess;
 
   before(async () => {
-    srv = await startGitServer();
-    await srv.createBareRepo('policies.git');
-    const url = srv.repoUrl('policies.git');
-    pub = await Publisher.create(url);
-    key = generateSigningKey();
-    dir = await tempDir('cp-content');
-    trust = await writeTrust(dir, [key]);
-    stateDir = join(dir, 'state');
-    await pub.publish(await makeCapsule(key, 1));
-    enf = new EnforcerProcess(['--git', url, '--trust', trust, '--state-dir', stateDir, ...FAST_POLL], join(dir, 'admin.sock'));
+    branch = await CapsuleBranch.open('cp-content');
+    await branch.pub.publish(await makeCapsule(branch.key, 1));
+    enf = branch.follow();
     await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 active');
   });
 
   after(async () => {
     await enf?.kill('SIGKILL');
-    await pub?.dispose();
-    await srv?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await branch?.dispose();
   });
 
   const cases: Array<[string, 'invalid_policies' | 'invalid_entities', (wm: number) => Promise<CapsulePayload>, RegExp]> = [
@@ -130,39 +94,17 @@ describe('lilith enforcer refuses signed capsules whose content is invalid', () 
   let wm = 1;
   for (const [what, code, make, reason] of cases) {
     it(`refuses ${what} (${code}); the active capsule stays and keeps deciding; lilith verify refuses it too`, async () => {
-      const before = (await enf.status())!.refusals;
-      const bytes = signCapsule(await make(++wm), [key]);
-      await pub.publish(bytes);
-      const st = await enf.waitFor((s) => s.refusals === before + 1, `refusal ${code}`);
-      assert.equal(st.last_refusal!.code, code);
-      assert.match(st.last_refusal!.reason, reason);
-      assert.equal(st.active!.watermark, 1);
-      const d = await enf.probe();
-      assert.equal(d.watermark, 1);
-      assert.equal(d.decision, 'allow');
-      await sleep(100); // the audit line follows the status update
-      const refused = (await readAudit(join(stateDir, 'audit.jsonl'))).filter((e) => e.result === 'refused');
-      assert.ok(String(refused.at(-1)?.reason).startsWith(`${code}:`), JSON.stringify(refused.at(-1)));
-
-      const file = join(dir, `capsule-${wm}.json`);
-      await writeFile(file, bytes);
-      const v = await run(process.execPath, [CLI, 'verify', file, '--trust', trust]).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
-      assert.equal(v.code, 1, v.stderr);
-      assert.match(v.stderr, new RegExp(`refused \\(${code}\\)`));
-      assert.match(v.stderr, reason);
+      await assertRefusedEverywhere(branch, enf, signCapsule(await make(++wm), [branch.key]), code, reason);
     });
   }
 
   it('a valid capsule after the refusals activates, and lilith verify accepts it', async () => {
-    const bytes = await makeCapsule(key, ++wm);
-    await pub.publish(bytes);
+    const bytes = await makeCapsule(branch.key, ++wm);
+    await branch.pub.publish(bytes);
     await enf.waitFor((s) => s.active?.watermark === wm, `watermark ${wm} active`);
-    const file = join(dir, 'capsule-ok.json');
+    const file = join(branch.dir, 'capsule-ok.json');
     await writeFile(file, bytes);
-    const r = await run(process.execPath, [CLI, 'verify', file, '--trust', trust]);
+    const r = await runCli(['verify', file, '--trust', branch.trust]);
     assert.match(r.stdout, /^valid: /);
   });
 });

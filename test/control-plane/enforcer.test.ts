@@ -18,20 +18,11 @@ import {
   sleep,
   tempDir,
   writeTrust,
+  pollFlags,
+  SYNC_ONLY,
 } from '../../testkit/control-plane.js';
 
-const FAST_POLL = [
-  '--poll-min-ms',
-  '100',
-  '--poll-max-ms',
-  '300',
-  '--backoff-max-ms',
-  '800',
-  '--timeout-ms',
-  '3000',
-  '--no-kernel',
-  '--no-dataplane',
-];
+const FAST_POLL = [...pollFlags(), ...SYNC_ONLY];
 
 describe('lilith enforcer following a git capsule branch', () => {
   let srv: GitServer;

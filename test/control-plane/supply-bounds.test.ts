@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SigningKey } from '../../capsule/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
-import { execFile } from 'node:child_process';
 import {
-  CLI,
   EnforcerProcess,
   generateSigningKey,
   makeCapsule,
@@ -20,20 +18,18 @@ import {
   readAudit,
   tempDir,
   writeTrust,
+  pollFlags,
+  runCli,
+  SYNC_ONLY,
 } from '../../testkit/control-plane.js';
 
-const FAST_POLL = ['--poll-min-ms', '100', '--poll-max-ms', '300', '--backoff-max-ms', '800', '--timeout-ms', '10000'];
-const SYNC_ONLY = ['--no-kernel', '--no-dataplane'];
+const FAST_POLL = pollFlags({ timeoutMs: 10_000 });
 /** deploy/kubernetes/daemonset.yaml and deploy/systemd: the enforcer's memory limit. */
 const DEPLOY_LIMIT_MIB = 512;
 /** What these tests allow at peak: the bounds, not the limit, are what is tested. */
 const PEAK_BUDGET_MIB = 384;
 
-function execCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
-  });
-}
+const execCli = runCli;
 
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');

@@ -24,12 +24,13 @@ import {
   readAudit,
   sleep,
   tempDir,
+  pollFlags,
 } from '../../testkit/control-plane.js';
 
 const run = promisify(execFile);
 const STALE_AFTER_S = 6;
 const FAIL_AFTER_S = 12;
-const FAST_POLL = ['--poll-min-ms', '200', '--poll-max-ms', '400', '--backoff-max-ms', '1000', '--timeout-ms', '10000'];
+const FAST_POLL = pollFlags({ minMs: 200, maxMs: 400, backoffMaxMs: 1000, timeoutMs: 10_000 });
 
 describe('freeze: a mirror serving the previous tip', () => {
   let srv: GitServer;

@@ -6,22 +6,26 @@
 // state, the pipeline counts from the reset (sign --watermark auto), the next capsule is
 // accepted by both, and the fast-forwarded capsule replayed later is refused for good.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { peekCapsule, writeKeyFiles, type SigningKey } from '../../capsule/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
-import { CLI, EnforcerProcess, generateSigningKey, makeCapsule, readAudit, REPO_ROOT, tempDir } from '../../testkit/control-plane.js';
+import {
+  EnforcerProcess,
+  generateSigningKey,
+  makeCapsule,
+  readAudit,
+  REPO_ROOT,
+  tempDir,
+  pollFlags,
+  runCli,
+} from '../../testkit/control-plane.js';
 
-const FAST_POLL = ['--poll-min-ms', '150', '--poll-max-ms', '400', '--backoff-max-ms', '1000', '--timeout-ms', '10000'];
+const FAST_POLL = pollFlags({ minMs: 150, maxMs: 400, backoffMaxMs: 1000, timeoutMs: 10_000 });
 const FAST_FORWARD = 2 ** 53 - 2;
 
-function lilith(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
-  });
-}
+const lilith = runCli;
 
 describe('recovery from a fast-forward with a root-signed reset', () => {
   let srv: GitServer;

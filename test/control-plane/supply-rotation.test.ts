@@ -5,21 +5,16 @@
 // capsules signed by the retired key are refused afterwards, capsules by the new key are
 // accepted by both, and a restart keeps the rotated trust (version never decreases).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeKeyFiles, type SigningKey } from '../../capsule/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
-import { CLI, EnforcerProcess, generateSigningKey, makeCapsule, readAudit, tempDir } from '../../testkit/control-plane.js';
+import { EnforcerProcess, generateSigningKey, makeCapsule, readAudit, tempDir, pollFlags, runCli } from '../../testkit/control-plane.js';
 
-const FAST_POLL = ['--poll-min-ms', '150', '--poll-max-ms', '400', '--backoff-max-ms', '1000', '--timeout-ms', '10000'];
+const FAST_POLL = pollFlags({ minMs: 150, maxMs: 400, backoffMaxMs: 1000, timeoutMs: 10_000 });
 
-function lilith(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
-  });
-}
+const lilith = runCli;
 
 async function ok(args: string[]): Promise<string> {
   const r = await lilith(args);
