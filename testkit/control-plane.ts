@@ -194,6 +194,15 @@ export class CapsuleBranch {
     return new CapsuleBranch(srv, url, await Publisher.create(url), key, dir, await writeTrust(dir, [key]));
   }
 
+  /** Opens a branch with capsule 1 published and an enforcer that has activated it. */
+  static async withActiveEnforcer(prefix: string): Promise<{ branch: CapsuleBranch; enf: EnforcerProcess }> {
+    const branch = await CapsuleBranch.open(prefix);
+    await branch.pub.publish(await makeCapsule(branch.key, 1));
+    const enf = branch.follow();
+    await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 active');
+    return { branch, enf };
+  }
+
   get stateDir(): string {
     return join(this.dir, 'state');
   }
@@ -255,6 +264,24 @@ export const PROBE_REQUEST = {
   resource: { type: 'MCPServer', id: 'files' },
   context: { taint: [], data_touched: 0, tool: 'read_file', arguments: { path: '/workspace/notes.txt' } },
 };
+
+/** A workspace write by the coder after an untrusted read: of the bundled policies, only `untrusted-no-writes` denies it. */
+export const UNTRUSTED_WRITE_REQUEST = {
+  principal: PROBE_REQUEST.principal,
+  action: { type: 'Action', id: 'write_file' },
+  resource: { type: 'MCPServer', id: 'files' },
+  context: { taint: ['UNTRUSTED'], data_touched: 4, tool: 'write_file', arguments: { path: '/workspace/notes.txt' } },
+  entities: [{ uid: PROBE_REQUEST.principal, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] }],
+};
+
+/** The bundled capsule with the condition of `untrusted-no-writes` rewritten (a fixture for capsules that fail open). */
+export async function withUntrustedNoWritesCondition(watermark: number, condition: string): Promise<CapsulePayload> {
+  const p = await makePayload(watermark);
+  const file = Object.keys(p.policies).find((f) => p.policies[f].includes('@id("untrusted-no-writes")'))!;
+  const text = p.policies[file].replace('when { context.taint.contains("UNTRUSTED") }', `when { ${condition} }`);
+  assert.notEqual(text, p.policies[file], 'fixture: the forbid was found and changed');
+  return { ...p, policies: { ...p.policies, [file]: text } };
+}
 
 /** A `lilith enforcer` child process (sync only) and its admin socket. */
 export class EnforcerProcess {

@@ -18,31 +18,19 @@ import {
   makeCapsule,
   makePayload,
   runCli,
+  UNTRUSTED_WRITE_REQUEST,
+  withUntrustedNoWritesCondition,
 } from '../../testkit/control-plane.js';
 
 /** The bundled set with `untrusted-no-writes` testing `context.taints` (a typo) instead of `context.taint`. */
-async function misspeltForbid(watermark: number): Promise<CapsulePayload> {
-  const p = await makePayload(watermark);
-  const file = Object.keys(p.policies).find((f) => p.policies[f].includes('@id("untrusted-no-writes")'))!;
-  const text = p.policies[file].replace('when { context.taint.contains("UNTRUSTED") }', 'when { context.taints.contains("UNTRUSTED") }');
-  assert.notEqual(text, p.policies[file], 'fixture: the forbid was found and changed');
-  return { ...p, policies: { ...p.policies, [file]: text } };
-}
+const misspeltForbid = (watermark: number) => withUntrustedNoWritesCondition(watermark, 'context.taints.contains("UNTRUSTED")');
 
 async function undeclaredEntity(watermark: number): Promise<CapsulePayload> {
   const p = await makePayload(watermark);
   return { ...p, entities: [...p.entities, { uid: { type: 'Bucket', id: 'exports' }, attrs: {}, parents: [] }] };
 }
 
-const CODER = { type: 'Agent', id: 'spiffe://corp.example/agents/coder' };
-// A write in the workspace after an untrusted read: only `untrusted-no-writes` stops it.
-const untrustedWrite = {
-  principal: CODER,
-  action: { type: 'Action', id: 'write_file' },
-  resource: { type: 'MCPServer', id: 'files' },
-  context: { taint: ['UNTRUSTED'], data_touched: 4, tool: 'write_file', arguments: { path: '/workspace/notes.txt' } },
-  entities: [{ uid: CODER, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] }],
-};
+const untrustedWrite = UNTRUSTED_WRITE_REQUEST;
 
 it('the misspelt forbid really fails open when activated without strict validation', async () => {
   const good = createAuthorizer(await makePayload(1), 'wasm');
@@ -76,10 +64,7 @@ describe('lilith enforcer refuses signed capsules whose content is invalid', () 
   let enf: EnforcerProcess;
 
   before(async () => {
-    branch = await CapsuleBranch.open('cp-content');
-    await branch.pub.publish(await makeCapsule(branch.key, 1));
-    enf = branch.follow();
-    await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 active');
+    ({ branch, enf } = await CapsuleBranch.withActiveEnforcer('cp-content'));
   });
 
   after(async () => {

@@ -10,16 +10,18 @@ import { after, before, describe, it } from 'node:test';
 import { signCapsule, type CapsulePayload } from '../../capsule/index.js';
 import { createAuthorizer } from '../../cedar/index.js';
 import { validateCapsule } from '../../enforcer/control/validate-capsule.js';
-import { assertRefusedEverywhere, CapsuleBranch, type EnforcerProcess, makeCapsule, makePayload } from '../../testkit/control-plane.js';
+import {
+  assertRefusedEverywhere,
+  CapsuleBranch,
+  type EnforcerProcess,
+  makeCapsule,
+  makePayload,
+  UNTRUSTED_WRITE_REQUEST,
+  withUntrustedNoWritesCondition,
+} from '../../testkit/control-plane.js';
 
 /** `untrusted-no-writes` tests "UNTRUSTD" (a typo): valid Cedar, but no request ever carries that label. */
-async function undefinedTaintLabel(watermark: number): Promise<CapsulePayload> {
-  const p = await makePayload(watermark);
-  const file = Object.keys(p.policies).find((f) => p.policies[f].includes('@id("untrusted-no-writes")'))!;
-  const text = p.policies[file].replace('when { context.taint.contains("UNTRUSTED") }', 'when { context.taint.contains("UNTRUSTD") }');
-  assert.notEqual(text, p.policies[file], 'fixture: the forbid was found and changed');
-  return { ...p, policies: { ...p.policies, [file]: text } };
-}
+const undefinedTaintLabel = (watermark: number) => withUntrustedNoWritesCondition(watermark, 'context.taint.contains("UNTRUSTD")');
 
 /** The reader registered in group "reader" (entities.json defines "readers"): the readers' forbids miss it. */
 async function undefinedGroup(watermark: number): Promise<CapsulePayload> {
@@ -37,15 +39,7 @@ const cases: Array<[string, (wm: number) => Promise<CapsulePayload>, RegExp]> = 
   ['a registration in a group entities.json does not define', undefinedGroup, /registrations\/1\/groups\/0.*AgentGroup "reader"/],
 ];
 
-const CODER = { type: 'Agent', id: 'spiffe://corp.example/agents/coder' };
-// A workspace write after an untrusted read: only `untrusted-no-writes` stops it.
-const untrustedWrite = {
-  principal: CODER,
-  action: { type: 'Action', id: 'write_file' },
-  resource: { type: 'MCPServer', id: 'files' },
-  context: { taint: ['UNTRUSTED'], data_touched: 4, tool: 'write_file', arguments: { path: '/workspace/notes.txt' } },
-  entities: [{ uid: CODER, attrs: {}, parents: [{ type: 'AgentGroup', id: 'coding' }] }],
-};
+const untrustedWrite = UNTRUSTED_WRITE_REQUEST;
 
 it('the forbid on an undefined label really fails open when activated without the config checks', async () => {
   const good = createAuthorizer(await makePayload(1), 'wasm');
@@ -79,10 +73,7 @@ describe('lilith enforcer refuses signed capsules whose lilith.json does not fit
   let enf: EnforcerProcess;
 
   before(async () => {
-    branch = await CapsuleBranch.open('cp-config');
-    await branch.pub.publish(await makeCapsule(branch.key, 1));
-    enf = branch.follow();
-    await enf.waitFor((s) => s.active?.watermark === 1, 'watermark 1 active');
+    ({ branch, enf } = await CapsuleBranch.withActiveEnforcer('cp-config'));
   });
 
   after(async () => {
