@@ -24,6 +24,7 @@ import {
   type TaintAssumption,
 } from './dataplane-model.js';
 import { contextView, type ContextView } from './context-view.js';
+import { enumAssumptions } from './enum-domain.js';
 import { DeployedStore, defineStore, registeredPrincipal, StoreError, type StoreEntity } from './deployed-store.js';
 import * as cedar from '../../cedar/wasm-loader.js';
 import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
@@ -282,6 +283,8 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     const assumptions = [
       // A concrete store needs no hierarchy assumption: its ancestor sets are its transitive closure.
       ...(deployed ? [registeredPrincipal(deployed.head, env)] : hierarchyAssumptions(decls, headSchema)),
+      // After the hierarchy: it may use more ancestor functions, whose values are bounded too.
+      ...enumAssumptions(decls, headSchema),
       ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
     ];
     let storeDefs = '';
