@@ -9,7 +9,7 @@ import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { formatMarkdown, formatText } from '../../pipeline/prove/format.js';
 import { runGate } from '../../pipeline/prove/gate.js';
 import { exitCodeOf } from '../../pipeline/prove/report.js';
-import { BUNDLED, decideIn, PolicyDirs, read, write } from './fixtures.js';
+import { decideIn, PolicyDirs, read, write } from './fixtures.js';
 
 const dirs = new PolicyDirs();
 after(() => dirs.cleanup());
