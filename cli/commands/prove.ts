@@ -19,8 +19,10 @@ export const usage = `usage: lilith prove --base REF --head REF [--repo DIR] [--
 
 Proves, for every request environment of the head schema, that the head policy
 set allows nothing the base set denied, and that it never permits what an
-invariant (invariants/*.cedar) forbids. Every counterexample is re-checked with
-cedar-wasm before it is shown.
+invariant (invariants/*.cedar) forbids: for every entity store, and for the
+deployed one (entities.json + registrations); each invariant is reported as
+holding for every store, for the deployed store only, or violated. Every
+counterexample is re-checked with cedar-wasm before it is shown.
 
 options:
   --base REF, --head REF   git refs (branch, tag, origin/main, commit, REF~1)

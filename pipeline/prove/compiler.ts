@@ -7,7 +7,7 @@
 // Records have no SMT sort: they are flattened into per-field terms with a
 // presence flag (optional attributes), which is all Cedar can observe of them.
 import type { PolicyJson } from '@cedar-policy/cedar-wasm/nodejs';
-import { tyEq, tyName, type ProverSchema, type RequestEnv, type Ty } from './env.js';
+import { actionKey, isActionType, tyEq, tyName, type ProverSchema, type RequestEnv, type Ty } from './env.js';
 import {
   and,
   ancsFn,
@@ -58,6 +58,10 @@ export class Decls {
   readonly footprint = new Map<string, { type: string; guard: string }>();
   /** Entity functions of a concrete store (deployed-store proof): defined from the store, not declared. */
   readonly storeFns = new Map<string, StoreFn>();
+  /** Uninterpreted tag functions (entity × key): name → [entity sort, result sort]. */
+  readonly tagFns = new Map<string, [string, string]>();
+  /** Every tag the query reads (hasTag/getTag): entity term, its type, key term, and when it is read. */
+  readonly tagReads: { entity: string; type: string; key: string; guard: string }[] = [];
 
   useSort(type: string): string {
     this.sorts.add(type);
@@ -79,10 +83,21 @@ export class Decls {
     this.funcs.set(name, [arg, ret]);
     return name;
   }
+  useTagFn(name: string, arg: string, ret: string): string {
+    this.tagFns.set(name, [arg, ret]);
+    return name;
+  }
+  tagRead(entity: string, type: string, key: string, guard: string): void {
+    if (!this.tagReads.some((r) => r.entity === entity && r.key === key)) this.tagReads.push({ entity, type, key, guard });
+    else {
+      const r = this.tagReads.find((x) => x.entity === entity && x.key === key)!;
+      r.guard = or(r.guard, guard);
+    }
+  }
   useStoreFn(f: StoreFn): string {
     this.useSort(f.type);
     if (f.kind === 'ancs') this.useSort(f.to);
-    if (f.kind === 'attr') this.useTy(f.ty);
+    if (f.kind === 'attr' || f.kind === 'tagVal') this.useTy(f.ty);
     const name = storeFnName(f);
     this.storeFns.set(name, f);
     return name;
@@ -92,7 +107,7 @@ export class Decls {
     return name;
   }
   mention(term: string, type: string, guard: string): void {
-    if (type === 'Action') return;
+    if (isActionType(type)) return;
     const prev = this.footprint.get(term);
     this.footprint.set(term, { type, guard: prev ? or(prev.guard, guard) : guard });
   }
@@ -106,7 +121,10 @@ export type StoreFn =
   | { tag: string; kind: 'ancs'; type: string; to: string }
   | { tag: string; kind: 'exists'; type: string }
   | { tag: string; kind: 'attr'; type: string; path: string[]; ty: Ty }
-  | { tag: string; kind: 'present'; type: string; path: string[] };
+  | { tag: string; kind: 'present'; type: string; path: string[] }
+  /** Tags (binary: entity × key): does the entity have the tag, and its value. */
+  | { tag: string; kind: 'tagHas'; type: string }
+  | { tag: string; kind: 'tagVal'; type: string; ty: Ty };
 
 export function storeFnName(f: StoreFn): string {
   switch (f.kind) {
@@ -118,6 +136,10 @@ export function storeFnName(f: StoreFn): string {
       return sym(`${f.tag}:attr.${f.type}.${encodePath(f.path)}`);
     case 'present':
       return sym(`${f.tag}:attr.${f.type}.${encodePath(f.path)}?`);
+    case 'tagHas':
+      return sym(`${f.tag}:tag.${f.type}?`);
+    case 'tagVal':
+      return sym(`${f.tag}:tag.${f.type}`);
   }
 }
 
@@ -164,6 +186,13 @@ export function attrFn(type: string, path: string[]): string {
 }
 export function attrPresentFn(type: string, path: string[]): string {
   return sym(`attr.${type}.${encodePath(path)}?`);
+}
+/** Tag functions of an entity type: presence and value, over (entity, key). */
+export function tagHasFn(type: string): string {
+  return sym(`tag.${type}?`);
+}
+export function tagValFn(type: string): string {
+  return sym(`tag.${type}`);
 }
 
 /** An entity's attributes: a record whose leaves are uninterpreted functions applied to the entity. */
@@ -246,7 +275,7 @@ export class Compiler {
     this.vars = {
       principal: { ty: { k: 'entity', name: env.principalType }, err: FALSE, v: PRINCIPAL },
       resource: { ty: { k: 'entity', name: env.resourceType }, err: FALSE, v: RESOURCE },
-      action: { ty: { k: 'entity', name: 'Action' }, err: FALSE, v: '', lit: { type: 'Action', id: env.action } },
+      action: { ty: { k: 'entity', name: env.actionType }, err: FALSE, v: '', lit: { type: env.actionType, id: env.action } },
       context: { ty: env.context, err: FALSE, v: c.context ?? symbolicRecord([], env.context, decls) },
     };
   }
@@ -297,7 +326,7 @@ export class Compiler {
   }
 
   private entityLiteral(e: { type: string; id: string }): Term {
-    if (e.type === 'Action') return { ty: { k: 'entity', name: 'Action' }, err: FALSE, v: '', lit: { type: 'Action', id: e.id } };
+    if (isActionType(e.type)) return { ty: { k: 'entity', name: e.type }, err: FALSE, v: '', lit: { type: e.type, id: e.id } };
     this.c.decls.useSort(e.type);
     const v = entityLit(e.type, e.id);
     this.c.decls.mention(v, e.type, TRUE);
@@ -348,7 +377,7 @@ export class Compiler {
     if (a.ty.k === 'ext' || b.ty.k === 'ext') this.unsupported('extension values');
     if (a.lit && b.lit && a.ty.k === 'entity' && b.ty.k === 'entity')
       return a.lit.type === b.lit.type && a.lit.id === b.lit.id ? TRUE : FALSE;
-    if ((a.ty.k === 'entity' && a.ty.name === 'Action') || (b.ty.k === 'entity' && b.ty.name === 'Action')) {
+    if ((a.ty.k === 'entity' && isActionType(a.ty.name)) || (b.ty.k === 'entity' && isActionType(b.ty.name))) {
       if (a.ty.k === 'entity' && b.ty.k === 'entity' && a.ty.name === b.ty.name) this.unsupported('comparison of non-literal actions');
       return FALSE;
     }
@@ -382,10 +411,11 @@ export class Compiler {
   /** `a in b` for an entity a and an entity b (values, no error part). */
   private inEntity(a: Term, b: Term): string {
     if (a.ty.k !== 'entity' || b.ty.k !== 'entity') throw new Error('inEntity on non-entities');
-    if (a.ty.name === 'Action' || b.ty.name === 'Action') {
-      if (a.ty.name !== b.ty.name) return FALSE;
+    if (isActionType(a.ty.name) || isActionType(b.ty.name)) {
+      if (!isActionType(a.ty.name) || !isActionType(b.ty.name)) return FALSE;
       if (!a.lit || !b.lit) this.unsupported('`in` on non-literal actions');
-      return a.lit.id === b.lit.id || (this.c.actionAncestors.get(a.lit.id)?.has(b.lit.id) ?? false) ? TRUE : FALSE;
+      const [ak, bk] = [actionKey(a.lit.type, a.lit.id), actionKey(b.lit.type, b.lit.id)];
+      return ak === bk || (this.c.actionAncestors.get(ak)?.has(bk) ?? false) ? TRUE : FALSE;
     }
     const self = a.ty.name === b.ty.name ? eq(a.v as string, b.v as string) : FALSE;
     if (!this.canHaveAncestor(a.ty.name, b.ty.name)) return self;
@@ -411,8 +441,8 @@ export class Compiler {
     if (a.ty.k !== 'entity' || s.ty.k !== 'set' || s.ty.elem.k !== 'entity') throw new Error('inSet on wrong types');
     const elemType = s.ty.elem.name;
     if (s.elems) return or(...s.elems.map((e) => this.inEntity(a, e)));
-    if (a.ty.name === 'Action' || elemType === 'Action') {
-      if (a.ty.name !== elemType) return FALSE;
+    if (isActionType(a.ty.name) || isActionType(elemType)) {
+      if (!isActionType(a.ty.name) || !isActionType(elemType)) return FALSE;
       this.unsupported('`in` on non-literal action sets');
     }
     const self = a.ty.name === elemType ? `(set.member ${a.v} ${s.v})` : FALSE;
@@ -422,9 +452,9 @@ export class Compiler {
   }
 
   private valueOf(t: Term): string {
-    if (t.ty.k === 'entity' && t.ty.name === 'Action') {
-      this.c.decls.useSort('Action');
-      return entityLit('Action', t.lit!.id);
+    if (t.ty.k === 'entity' && isActionType(t.ty.name)) {
+      this.c.decls.useSort(t.lit!.type);
+      return entityLit(t.lit!.type, t.lit!.id);
     }
     if (typeof t.v !== 'string') this.unsupported('record used as a set element');
     return t.v;
@@ -531,7 +561,7 @@ export class Compiler {
       }
       case 'getTag':
       case 'hasTag':
-        return this.unsupported(`entity tags (${op})`);
+        return this.tagOp(op, this.compile(arg.left), () => this.compile(arg.right));
       default:
         return this.unsupported(`function or extension ${op}()`);
     }
@@ -597,7 +627,7 @@ export class Compiler {
     const ty = t.dead ? e.ty : t.ty;
     if (!t.dead && !e.dead && !tyEq(t.ty, e.ty))
       this.unsupported(`if-then-else with branches of different types (${tyName(t.ty)}, ${tyName(e.ty)})`);
-    if (ty.k === 'record' || (ty.k === 'entity' && ty.name === 'Action'))
+    if (ty.k === 'record' || (ty.k === 'entity' && isActionType(ty.name)))
       this.unsupported(`if-then-else yielding ${ty.k === 'record' ? 'records' : 'actions'}`);
     if (ty.k === 'ext') this.unsupported(`extension type ${ty.name}`);
     const tv = t.dead ? (e.v as string) : (t.v as string);
@@ -657,7 +687,8 @@ export class Compiler {
       if (b.ty.k === 'record') return bool(FALSE, err); // sets never hold records here (unsupported to build)
       if (b.ty.k === 'ext') this.unsupported('extension values');
       if (!tyEq(a.ty.elem, b.ty)) return bool(FALSE, err);
-      if (a.elems && b.lit?.type === 'Action') return bool(a.elems.some((e) => e.lit?.id === b.lit!.id) ? TRUE : FALSE, err);
+      if (a.elems && b.lit && isActionType(b.lit.type))
+        return bool(a.elems.some((e) => e.lit?.type === b.lit!.type && e.lit?.id === b.lit!.id) ? TRUE : FALSE, err);
       return bool(`(set.member ${this.valueOf(b)} ${a.v})`, err);
     }
     if (b.ty.k !== 'set') return this.typeErr(b);
@@ -703,13 +734,56 @@ export class Compiler {
     }
     if (t.ty.k === 'entity') {
       const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
-      if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return ERR;
+      if (isActionType(t.ty.name) || !shape || !shape.fields[attr]) return ERR;
       // Reading an attribute of an entity absent from the store is an error.
       const exists = `(${this.exists(t.ty.name)} ${t.v})`;
       const rec = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls, this.c.store);
       return this.getAttr({ ty: shape, err: or(t.err, not(exists)), v: rec }, attr);
     }
     return this.typeErr(t);
+  }
+
+  /**
+   * `e.hasTag(k)` / `e.getTag(k)`: an entity's tags are a map from string keys to
+   * values of the type the schema declares (`tags T`), modelled as two
+   * uninterpreted functions over (entity, key): presence and value. An entity
+   * absent from the store has no tags (hasTag false, getTag an error); getTag of a
+   * tag the entity lacks is an error. A type without tags has none.
+   */
+  private tagOp(op: 'hasTag' | 'getTag', e: Term, key: () => Term): Term {
+    if (e.dead) return ERR;
+    if (e.ty.k !== 'entity') return this.typeErr(e);
+    const k = key();
+    if (k.dead) return ERR;
+    if (k.ty.k !== 'string') return this.typeErr(k);
+    const err = or(e.err, k.err);
+    const type = e.ty.name;
+    const tagTy = isActionType(type) ? undefined : this.c.schema.entityTypes.get(type)?.tags;
+    if (!tagTy) return op === 'hasTag' ? bool(FALSE, err) : ERR;
+    const ent = e.v as string;
+    const kv = k.v as string;
+    const exists = `(${this.exists(type)} ${ent})`;
+    const has = and(exists, `(${this.tagHas(type)} ${ent} ${kv})`);
+    this.c.decls.tagRead(ent, type, kv, not(err));
+    if (op === 'hasTag') return bool(has, err);
+    if (tagTy.k === 'ext') this.unsupported(`entity tags of extension type ${tagTy.name} (getTag on ${type})`);
+    if (tagTy.k === 'record' || isOpaque(tagTy))
+      this.unsupported(`entity tags of type ${tyName(tagTy)} (getTag on ${type}: tag values the prover does not model)`);
+    const out: Term = { ty: tagTy, err: or(err, not(has)), v: `(${this.tagVal(type, tagTy)} ${ent} ${kv})` };
+    if (tagTy.k === 'entity') this.c.decls.mention(out.v as string, tagTy.name, not(out.err));
+    return out;
+  }
+
+  private tagHas(type: string): string {
+    const tag = this.c.store;
+    return tag ? this.c.decls.useStoreFn({ tag, kind: 'tagHas', type }) : this.c.decls.useTagFn(tagHasFn(type), entitySort(type), 'Bool');
+  }
+
+  private tagVal(type: string, ty: Ty): string {
+    const tag = this.c.store;
+    return tag
+      ? this.c.decls.useStoreFn({ tag, kind: 'tagVal', type, ty })
+      : this.c.decls.useTagFn(tagValFn(type), entitySort(type), this.c.decls.useTy(ty));
   }
 
   private hasPath(t: Term, path: string[]): Term {
@@ -734,7 +808,7 @@ export class Compiler {
     }
     if (t.ty.k === 'entity') {
       const shape = this.c.schema.entityTypes.get(t.ty.name)?.shape;
-      if (t.ty.name === 'Action' || !shape || !shape.fields[attr]) return bool(FALSE, t.err);
+      if (isActionType(t.ty.name) || !shape || !shape.fields[attr]) return bool(FALSE, t.err);
       const exists = `(${this.exists(t.ty.name)} ${t.v})`;
       const f = entityRecord(t.ty.name, t.v as string, [], shape, this.c.decls, this.c.store).rec[attr];
       return bool(and(exists, f.present), t.err);

@@ -4,14 +4,15 @@
 // checks. Every entity the query can observe is pinned: principal, resource,
 // context leaves, and the ancestor sets of every entity in `universe`.
 import type { Ty, RequestEnv, ProverSchema } from './env.js';
-import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
-import { ancsFn, bvLit, emptySet, entityLit, isOpaque, strLit, UnsupportedError } from './smt.js';
+import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, tagHasFn, tagValFn, type Decls } from './compiler.js';
+import { ancsFn, bvLit, emptySet, entityLit, FALSE, isOpaque, or, strLit, UnsupportedError } from './smt.js';
 
 export type Uid = { type: string; id: string };
 export interface ConcreteEntity {
   uid: Uid;
   attrs?: Record<string, unknown>;
   parents: Uid[];
+  tags?: Record<string, unknown>;
 }
 export interface ConcreteRequest {
   principal: Uid;
@@ -109,10 +110,10 @@ export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, 
   for (const u of all.values()) {
     const shape = schema.entityTypes.get(u.type)?.shape;
     const lit = entityLit(u.type, u.id);
-    if (shape && decls.funcs.has(existsFn(u.type))) {
+    if (decls.funcs.has(existsFn(u.type))) {
       const e = stored.get(key(u));
       out.push(e ? `(${existsFn(u.type)} ${lit})` : `(not (${existsFn(u.type)} ${lit}))`);
-      if (e) {
+      if (e && shape) {
         const app = (f: string) => (decls.funcs.has(f) ? `(${f} ${lit})` : undefined);
         recordAsserts(
           e.attrs ?? {},
@@ -128,6 +129,33 @@ export function pinRequest(env: RequestEnv, decls: Decls, schema: ProverSchema, 
       const of = (ancs.get(key(u)) ?? []).filter((a) => a.type === b);
       out.push(`(= (${ancsFn(u.type, b)} ${entityLit(u.type, u.id)}) ${encodeValue(of, { k: 'set', elem: { k: 'entity', name: b } })})`);
     }
+  }
+  out.push(...pinTags(decls, schema, req.entities));
+  return out;
+}
+
+/**
+ * Tags, at every (entity, key) the query reads: presence is "the stored entity has
+ * that key", the value the stored one. The entity and key terms are fixed by the
+ * other pins, so this fixes exactly what the query observes.
+ */
+function pinTags(decls: Decls, schema: ProverSchema, entities: ConcreteEntity[]): string[] {
+  const out: string[] = [];
+  for (const r of decls.tagReads) {
+    const ty = schema.entityTypes.get(r.type)?.tags;
+    if (!ty || !decls.tagFns.has(tagHasFn(r.type))) continue;
+    const held = entities
+      .filter((e) => e.uid.type === r.type)
+      .flatMap((e) =>
+        Object.entries(e.tags ?? {}).map(([k, v]) => ({
+          at: `(and (= ${r.entity} ${entityLit(r.type, e.uid.id)}) (= ${r.key} ${strLit(k)}))`,
+          v,
+        })),
+      );
+    const has = `(${tagHasFn(r.type)} ${r.entity} ${r.key})`;
+    out.push(`(= ${has} ${or(...held.map((h) => h.at), FALSE)})`);
+    if (decls.tagFns.has(tagValFn(r.type)))
+      for (const h of held) out.push(`(=> ${h.at} (= (${tagValFn(r.type)} ${r.entity} ${r.key}) ${encodeValue(h.v, ty)}))`);
   }
   return out;
 }

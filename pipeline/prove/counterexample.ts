@@ -3,8 +3,8 @@
 // as parents, others get none), then RE-CHECKED with cedar-wasm. A
 // counterexample that does not re-check is an encoder bug, never shown as fact.
 import * as cedar from '../../cedar/wasm-loader.js';
-import type { Ty, ProverSchema, RequestEnv } from './env.js';
-import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, type Decls } from './compiler.js';
+import { isActionType, type Ty, type ProverSchema, type RequestEnv } from './env.js';
+import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, tagHasFn, tagValFn, type Decls } from './compiler.js';
 import { decodeBool, decodeEntity, decodeSet, decodeValue, type CedarJson, type SExpr } from './decoder.js';
 import type { Cvc5 } from './solver.js';
 import { ancsFn, bvLit, isOpaque } from './smt.js';
@@ -19,7 +19,7 @@ export interface Counterexample {
   action: EntityUid;
   resource: EntityUid;
   context: Record<string, CedarJson>;
-  entities: { uid: EntityUid; attrs: Record<string, CedarJson>; parents: EntityUid[] }[];
+  entities: { uid: EntityUid; attrs: Record<string, CedarJson>; parents: EntityUid[]; tags?: Record<string, CedarJson> }[];
 }
 
 export class CounterexampleError extends Error {
@@ -45,8 +45,11 @@ function leaves(ty: Ty & { k: 'record' }, path: string[] = []): Leaf[] {
   return out;
 }
 
-/** A value for an attribute no query observed: any value of the type will do. */
-function defaultValue(ty: Ty, action: string): CedarJson {
+/** Enumerated entity types' ids (a default entity of such a type must have one). */
+type EnumIds = (type: string) => string[] | undefined;
+
+/** A value for an attribute no query observed: any valid value of the type will do. */
+function defaultValue(ty: Ty, action: string, enumIds?: EnumIds): CedarJson {
   switch (ty.k) {
     case 'bool':
       return false;
@@ -58,12 +61,12 @@ function defaultValue(ty: Ty, action: string): CedarJson {
       return [];
     case 'entity':
       // An attribute holding an action must name a declared one: the request's own is.
-      return { __entity: { type: ty.name, id: ty.name === 'Action' ? action : '' } };
+      return { __entity: { type: ty.name, id: isActionType(ty.name) ? action : (enumIds?.(ty.name)?.[0] ?? '') } };
     case 'record':
       return Object.fromEntries(
         Object.entries(ty.fields)
           .filter(([, f]) => f.required)
-          .map(([k, f]) => [k, defaultValue(f.ty, action)]),
+          .map(([k, f]) => [k, defaultValue(f.ty, action, enumIds)]),
       );
     case 'ext':
       return extensionValue(ty.name);
@@ -129,7 +132,7 @@ export async function readContext(solver: Cvc5, ls: ContextLeaf[], action: strin
 }
 
 /** Rebuilds a (possibly nested) record from decoded leaves; undecided optionals are left out. */
-function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[], action: string): Record<string, CedarJson> {
+function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[], action: string, enumIds: EnumIds): Record<string, CedarJson> {
   const out: Record<string, CedarJson> = {};
   const absent = new Set<string>();
   for (const { leaf, present, value } of ls) {
@@ -145,7 +148,7 @@ function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[], act
     let target = out;
     for (const p of leaf.path.slice(0, -1)) target = target[p] as Record<string, CedarJson>;
     const name = leaf.path[leaf.path.length - 1];
-    target[name] = leaf.ty.k === 'record' ? {} : value === undefined ? defaultValue(leaf.ty, action) : decodeValue(value, leaf.ty);
+    target[name] = leaf.ty.k === 'record' ? {} : value === undefined ? defaultValue(leaf.ty, action, enumIds) : decodeValue(value, leaf.ty);
   }
   return out;
 }
@@ -171,6 +174,8 @@ export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSche
     for (const l of leaves(shape))
       if (l.ty.k === 'long' && decls.funcs.has(attrFn(type, l.path))) out.push(bound(`(${attrFn(type, l.path)} ${t})`));
   }
+  for (const r of decls.tagReads)
+    if (decls.tagFns.get(tagValFn(r.type))?.[1] === '(_ BitVec 64)') out.push(bound(`(${tagValFn(r.type)} ${r.entity} ${r.key})`));
   return out;
 }
 
@@ -198,8 +203,8 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
       if (decls.ancs.has(`${type}\u0000${b}`)) item.ancs.push({ type: b, idx: terms.push(`(${ancsFn(type, b)} ${t})`) - 1 });
     }
     const shape = schema.entityTypes.get(type)?.shape;
+    if (decls.funcs.has(existsFn(type))) item.exists = terms.push(`(${existsFn(type)} ${t})`) - 1;
     if (shape) {
-      if (decls.funcs.has(existsFn(type))) item.exists = terms.push(`(${existsFn(type)} ${t})`) - 1;
       item.attrs = leaves(shape).map((leaf) => {
         const a: AttrLeaf = { leaf };
         if (!leaf.required && decls.funcs.has(attrPresentFn(type, leaf.path)))
@@ -211,7 +216,19 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
     }
     fp.push(item);
   }
+  // Tags the query reads: the entity, the key, whether it has the tag and its value.
+  const tags = decls.tagReads
+    .filter((r) => decls.tagFns.has(tagHasFn(r.type)))
+    .map((r) => ({
+      type: r.type,
+      guard: terms.push(r.guard) - 1,
+      entity: terms.push(r.entity) - 1,
+      key: terms.push(r.key) - 1,
+      has: terms.push(`(${tagHasFn(r.type)} ${r.entity} ${r.key})`) - 1,
+      value: decls.tagFns.has(tagValFn(r.type)) ? terms.push(`(${tagValFn(r.type)} ${r.entity} ${r.key})`) - 1 : undefined,
+    }));
   const vals: SExpr[] = await solver.getValues(terms);
+  const enumIds: EnumIds = (type) => schema.entityTypes.get(type)?.enumIds;
 
   // Context: nested records rebuilt from their leaves; absent optionals omitted.
   const context: Record<string, CedarJson> = {};
@@ -235,12 +252,18 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
 
   const entities = new Map<
     string,
-    { uid: EntityUid; attrs: Record<string, CedarJson>; parents: Map<string, EntityUid>; inStore: boolean }
+    {
+      uid: EntityUid;
+      attrs: Record<string, CedarJson>;
+      parents: Map<string, EntityUid>;
+      inStore: boolean;
+      tags: Map<string, CedarJson>;
+    }
   >();
   const entity = (uid: EntityUid) => {
     const k = `${uid.type}::${JSON.stringify(uid.id)}`;
     let e = entities.get(k);
-    if (!e) entities.set(k, (e = { uid, attrs: {}, parents: new Map(), inStore: false }));
+    if (!e) entities.set(k, (e = { uid, attrs: {}, parents: new Map(), inStore: false, tags: new Map() }));
     return e;
   };
   const principal = decodeEntity(vals[0]);
@@ -269,13 +292,26 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
             value: a.value === undefined ? undefined : vals[a.value],
           })),
           env.action,
+          enumIds,
         );
-    } else e.inStore = true;
+    } else e.inStore = item.exists !== undefined ? decodeBool(vals[item.exists]) : true;
+  }
+  // Tags: an existing entity carries each tag the model gives it (hasTag true), with
+  // the model's value or, when no getTag observed it, any value of the tag type.
+  for (const t of tags) {
+    if (!decodeBool(vals[t.guard]) || !decodeBool(vals[t.has])) continue;
+    const e = entities.get(((u) => `${u.type}::${JSON.stringify(u.id)}`)(decodeEntity(vals[t.entity])));
+    const tagTy = schema.entityTypes.get(t.type)?.tags;
+    if (!e || !tagTy) continue;
+    e.tags.set(
+      decodeValue(vals[t.key], { k: 'string' }) as string,
+      t.value === undefined ? defaultValue(tagTy, env.action, enumIds) : decodeValue(vals[t.value], tagTy),
+    );
   }
   // Ancestors no query term mentions stay dangling parent references (Cedar allows them).
   return {
     principal,
-    action: { type: 'Action', id: env.action },
+    action: { type: env.actionType, id: env.action },
     resource,
     context,
     entities: [...entities.values()]
@@ -285,6 +321,7 @@ export async function extract(solver: Cvc5, env: RequestEnv, decls: Decls, schem
         uid: e.uid,
         attrs: e.attrs,
         parents: [...e.parents.values()].sort((a, b) => (`${a.type}::${a.id}` < `${b.type}::${b.id}` ? -1 : 1)),
+        ...(e.tags.size ? { tags: Object.fromEntries([...e.tags].sort(([a], [b]) => (a < b ? -1 : 1))) } : {}),
       })),
   };
 }
@@ -323,9 +360,9 @@ export function describeCounterexample(cx: Counterexample): string {
     `resource:  ${uid(cx.resource)}`,
     `context:   ${JSON.stringify(cx.context)}`,
   ];
-  const shown = cx.entities.filter((e) => e.parents.length || Object.keys(e.attrs).length);
+  const shown = cx.entities.filter((e) => e.parents.length || Object.keys(e.attrs).length || e.tags);
   const one = (e: Counterexample['entities'][number]) =>
-    `${uid(e.uid)}${Object.keys(e.attrs).length ? ` ${JSON.stringify(e.attrs)}` : ''}${e.parents.length ? ` in [${e.parents.map(uid).join(', ')}]` : ''}`;
+    `${uid(e.uid)}${Object.keys(e.attrs).length ? ` ${JSON.stringify(e.attrs)}` : ''}${e.tags ? ` tags ${JSON.stringify(e.tags)}` : ''}${e.parents.length ? ` in [${e.parents.map(uid).join(', ')}]` : ''}`;
   if (shown.length) lines.push(`entities:  ${shown.map(one).join('; ')}`);
   else lines.push('entities:  (no hierarchy needed)');
   return lines.join('\n');

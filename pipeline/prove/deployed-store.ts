@@ -25,6 +25,8 @@ export interface StoreEntity {
   uid: Uid;
   attrs: Record<string, unknown>;
   parents: Uid[];
+  /** Entity tags (types declaring `tags T`); absent: none. */
+  tags?: Record<string, unknown>;
 }
 
 /** What the enforcer sends: the principal is always an Agent, named by its SPIFFE id. */
@@ -61,7 +63,12 @@ export class DeployedStore {
       const k = keyOf(e.uid);
       const prev = this.entities.get(k);
       if (prev) throw new StoreError(`entities.json: ${k} appears twice`);
-      this.entities.set(k, { uid: e.uid, attrs: e.attrs ?? {}, parents: [...(e.parents ?? [])] });
+      this.entities.set(k, {
+        uid: e.uid,
+        attrs: e.attrs ?? {},
+        parents: [...(e.parents ?? [])],
+        ...(e.tags && Object.keys(e.tags).length ? { tags: e.tags } : {}),
+      });
     }
     // An agent's request entity: its registration's groups as parents. An agent
     // entities.json also names keeps those attributes and parents too.
@@ -90,7 +97,9 @@ export class DeployedStore {
     }
     this.key = canonical({
       agents: this.agents,
-      entities: [...this.entities.keys()].sort().map((k) => [k, this.ancestors.get(k)!.map(keyOf), this.entities.get(k)!.attrs]),
+      entities: [...this.entities.keys()]
+        .sort()
+        .map((k) => [k, this.ancestors.get(k)!.map(keyOf), this.entities.get(k)!.attrs, this.entities.get(k)!.tags ?? {}]),
     });
   }
 
@@ -113,11 +122,16 @@ export class DeployedStore {
       const e = this.entities.get(k);
       if (!e) continue;
       out.set(k, e);
-      queue.push(...e.parents, ...entityRefs(e.attrs));
+      queue.push(...e.parents, ...entityRefs(e.attrs), ...entityRefs(e.tags ?? {}));
     }
     return [...out.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([, e]) => ({ uid: e.uid, attrs: e.attrs, parents: [...e.parents].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)) }));
+      .map(([, e]) => ({
+        uid: e.uid,
+        attrs: e.attrs,
+        parents: [...e.parents].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)),
+        ...(e.tags ? { tags: e.tags } : {}),
+      }));
   }
 }
 
@@ -217,6 +231,8 @@ function defineOne(f: StoreFn, store: DeployedStore): string {
   const name = storeFnName(f);
   const x = '|x|';
   const arg = `((${x} ${entitySort(f.type)}))`;
+  const k = '|k|';
+  const args2 = `((${x} ${entitySort(f.type)}) (${k} String))`;
   const here = store.ofType(f.type);
   const lit = (e: StoreEntity) => entityLit(e.uid.type, e.uid.id);
   switch (f.kind) {
@@ -244,6 +260,26 @@ function defineOne(f: StoreFn, store: DeployedStore): string {
         if (v !== undefined) cases.push([lit(e), storeValue(v, f.ty, `entity ${keyOf(e.uid)} attribute ${f.path.join('.')}`)]);
       }
       return `(define-fun ${name} ${arg} ${sortOf(f.ty)} ${chain(x, cases, anyValue(f.ty))})\n`;
+    }
+    case 'tagHas': {
+      const body = or(
+        ...here.flatMap((e) =>
+          Object.keys(e.tags ?? {})
+            .sort()
+            .map((t) => `(and (= ${x} ${lit(e)}) (= ${k} ${strLit(t)}))`),
+        ),
+      );
+      return `(define-fun ${name} ${args2} Bool ${body})\n`;
+    }
+    case 'tagVal': {
+      let body = anyValue(f.ty);
+      const cases = here.flatMap((e) =>
+        Object.entries(e.tags ?? {})
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([t, v]) => [`(and (= ${x} ${lit(e)}) (= ${k} ${strLit(t)}))`, storeValue(v, f.ty, `entity ${keyOf(e.uid)} tag ${t}`)]),
+      );
+      for (let i = cases.length - 1; i >= 0; i--) body = `(ite ${cases[i][0]} ${cases[i][1]} ${body})`;
+      return `(define-fun ${name} ${args2} ${sortOf(f.ty)} ${body})\n`;
     }
   }
 }

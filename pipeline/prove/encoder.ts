@@ -18,6 +18,8 @@ export function declareScope(decls: Decls): string {
     out += `(declare-fun ${ancsFn(from, to)} (${entitySort(from)}) (Set ${entitySort(to)}))\n`;
   }
   for (const [name, [arg, ret]] of [...decls.funcs].sort(([a], [b]) => (a < b ? -1 : 1))) out += `(declare-fun ${name} (${arg}) ${ret})\n`;
+  for (const [name, [arg, ret]] of [...decls.tagFns].sort(([a], [b]) => (a < b ? -1 : 1)))
+    out += `(declare-fun ${name} (${arg} String) ${ret})\n`;
   for (const [name, sort] of [...decls.consts].sort(([a], [b]) => (a < b ? -1 : 1))) out += `(declare-const ${name} ${sort})\n`;
   return out;
 }

@@ -14,7 +14,7 @@ export type Ty =
 
 export type ProverSchemaErrorCode =
   | SchemaErrorCode
-  /** Namespaces, entity tags or enumerated entity types: the prover does not encode them. */
+  /** Something in the schema the prover does not encode. */
   | 'unsupported'
   /** An action's context is not a record. */
   | 'bad_context';
@@ -30,17 +30,29 @@ export class SchemaError extends Error {
 
 export interface RequestEnv {
   principalType: string;
+  /** The action's id; its type is actionType (`Action`, or `NS::Action` in a namespace). */
   action: string;
+  actionType: string;
   resourceType: string;
   context: Ty & { k: 'record' };
 }
 
+export interface EntityTypeInfo {
+  memberOf: string[];
+  /** Declared attribute shape (undefined: no attributes). */
+  shape?: Ty & { k: 'record' };
+  /** The type of its tag values, when the type declares tags. */
+  tags?: Ty;
+  /** The declared ids of an enumerated entity type (every entity of the type has one of them). */
+  enumIds?: string[];
+}
+
 export interface ProverSchema {
-  /** Entity type → declared attribute shape (undefined: no attributes). */
-  entityTypes: Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>;
+  /** Entity type (qualified: `NS::T`) → its declaration. */
+  entityTypes: Map<string, EntityTypeInfo>;
   /** Entity type → every type its ancestors may have (transitive closure of memberOf). */
   ancestorTypes: Map<string, Set<string>>;
-  /** Action id → ids of all its ancestor action groups (transitive, not reflexive). */
+  /** Action key (actionKey) → keys of all its ancestor action groups (transitive, not reflexive). */
   actionAncestors: Map<string, Set<string>>;
   envs: RequestEnv[];
 }
@@ -108,41 +120,60 @@ function toTy(t: SchemaType): Ty {
   }
 }
 
-/** Parses Cedar schema text (human form) into the prover's view. Only the empty namespace is supported. */
+/** The action entity type: `Action`, or `NS::Action` in a namespace (qualified names are just names). */
+export function isActionType(type: string): boolean {
+  return type === 'Action' || type.endsWith('::Action');
+}
+
+/** An action's key in actionAncestors: its uid as Cedar writes it. */
+export function actionKey(type: string, id: string): string {
+  return `${type}::${JSON.stringify(id)}`;
+}
+
+/**
+ * Parses Cedar schema text (human form) into the prover's view: every namespace,
+ * types and actions under their qualified names; entity tags with their value
+ * type and enumerated entity types with their ids are kept for the encoding.
+ */
 export function loadSchema(text: string): ProverSchema {
   let schema: CedarSchema;
   try {
-    schema = readSchema(text);
+    schema = readSchema(text, undefined, { allNamespaces: true });
   } catch (err) {
     if (err instanceof CedarSchemaError) throw new SchemaError(err.code, err.message);
     throw err;
   }
-  if (schema.namespaces.length) throw new SchemaError('unsupported', `unsupported: schema namespaces (${schema.namespaces.join(', ')})`);
 
-  const entityTypes = new Map<string, { memberOf: string[]; shape?: Ty & { k: 'record' } }>();
+  const entityTypes = new Map<string, EntityTypeInfo>();
   const ancestorTypes = new Map<string, Set<string>>();
   for (const [name, et] of schema.entityTypes) {
-    if (et.tags) throw new SchemaError('unsupported', `unsupported: entity tags on ${name}`);
-    if (et.enum) throw new SchemaError('unsupported', `unsupported: enumerated entity type ${name}`);
     const shape = et.shape ? (toTy(et.shape) as Ty & { k: 'record' }) : undefined;
-    entityTypes.set(name, { memberOf: et.memberOfTypes, shape: shape && Object.keys(shape.fields).length ? shape : undefined });
+    entityTypes.set(name, {
+      memberOf: et.memberOfTypes,
+      shape: shape && Object.keys(shape.fields).length ? shape : undefined,
+      ...(et.tagType ? { tags: toTy(et.tagType) } : {}),
+      ...(et.enumIds ? { enumIds: [...et.enumIds].sort() } : {}),
+    });
     ancestorTypes.set(name, new Set(et.ancestorTypes));
   }
 
   const actionAncestors = new Map<string, Set<string>>();
   const envs: RequestEnv[] = [];
-  for (const [id, a] of schema.actions) {
-    actionAncestors.set(id, new Set(a.ancestors));
-    const at = a.appliesTo;
-    if (!at) continue;
-    const ctx = at.context ? toTy(at.context) : ({ k: 'record', fields: {} } as Ty);
-    if (ctx.k !== 'record') throw new SchemaError('bad_context', `schema: context of action ${id} is not a record`);
-    for (const p of at.principalTypes)
-      for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, resourceType: r, context: ctx });
+  for (const [actionType, actions] of [...schema.actionsByType].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const [id, a] of actions) {
+      actionAncestors.set(actionKey(actionType, id), new Set(a.ancestorUids.map((u) => actionKey(u.type, u.id))));
+      const at = a.appliesTo;
+      if (!at) continue;
+      const ctx = at.context ? toTy(at.context) : ({ k: 'record', fields: {} } as Ty);
+      if (ctx.k !== 'record')
+        throw new SchemaError('bad_context', `schema: context of action ${actionKey(actionType, id)} is not a record`);
+      for (const p of at.principalTypes)
+        for (const r of at.resourceTypes) envs.push({ principalType: p, action: id, actionType, resourceType: r, context: ctx });
+    }
   }
   return { entityTypes, ancestorTypes, actionAncestors, envs };
 }
 
-export function envKey(e: { principalType: string; action: string; resourceType: string }): string {
-  return `${e.principalType}, Action::"${e.action}", ${e.resourceType}`;
+export function envKey(e: { principalType: string; action: string; actionType: string; resourceType: string }): string {
+  return `${e.principalType}, ${actionKey(e.actionType, e.action)}, ${e.resourceType}`;
 }

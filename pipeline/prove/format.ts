@@ -9,6 +9,15 @@ const HEADLINE: Record<ProofReport['verdict'], string> = {
   violation: 'INVARIANT VIOLATED: the head policies permit what an invariant forbids',
 };
 
+const DEPLOYED = 'entities.json + registrations';
+
+/** An invariant's result, in words: which entity stores it holds for. */
+export function invariantLine(i: ProofReport['invariants'][number]): string {
+  if (i.result === 'holds') return 'holds for every entity store';
+  if (i.result === 'holds-deployed-only') return `holds for the deployed store only (fails for another store, in ${i.everyStore!.env})`;
+  return `violated${i.store === 'deployed' ? ' on the deployed store' : ''} in ${i.env}`;
+}
+
 function side(s: ProofReport['base']): string {
   return `${s.label}${s.commit ? ` (${s.commit.slice(0, 12)})` : ''}`;
 }
@@ -63,9 +72,16 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
     );
   }
   for (const i of r.invariants) {
-    if (i.result === 'holds') out.push(`invariant ${i.id}: holds`);
-    else {
-      out.push('', `invariant ${i.id} (${i.file}) VIOLATED in ${i.env}`);
+    if (i.result === 'holds') out.push(`invariant ${i.id}: holds for every entity store`);
+    else if (i.result === 'holds-deployed-only') {
+      out.push(
+        '',
+        `invariant ${i.id} (${i.file}): holds for the deployed store only (${DEPLOYED}); fails for another store, in ${i.everyStore!.env}:`,
+      );
+      out.push(indent(describeCounterexample(i.everyStore!.counterexample)));
+      out.push('  re-checked with cedar-wasm');
+    } else {
+      out.push('', `invariant ${i.id} (${i.file}) VIOLATED ${i.store === 'deployed' ? 'on the deployed store ' : ''}in ${i.env}`);
       out.push(indent(describeCounterexample(i.counterexample!)));
       out.push('  re-checked with cedar-wasm');
     }
@@ -132,10 +148,22 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
   }
   out.push('#### Invariants', '', '| invariant | file | result |', '|---|---|---|');
   for (const i of r.invariants)
-    out.push(`| \`${i.id}\` | \`${i.file}\` | ${i.result === 'holds' ? '✅ holds' : `❌ violated in ${i.env}`} |`);
+    out.push(`| \`${i.id}\` | \`${i.file}\` | ${i.result === 'violated' ? '❌' : i.result === 'holds' ? '✅' : '⚠️'} ${invariantLine(i)} |`);
   out.push('');
   for (const i of r.invariants.filter((x) => x.counterexample))
-    out.push(`Counterexample for \`${i.id}\`:`, '', mdCx(i.counterexample!), '');
+    out.push(
+      `Counterexample for \`${i.id}\`${i.store === 'deployed' ? ' (over the deployed store)' : ''}:`,
+      '',
+      mdCx(i.counterexample!),
+      '',
+    );
+  for (const i of r.invariants.filter((x) => x.everyStore))
+    out.push(
+      `\`${i.id}\` holds for the deployed store (${DEPLOYED}) only; a store where it fails:`,
+      '',
+      mdCx(i.everyStore!.counterexample),
+      '',
+    );
   if (r.warnings.length) {
     out.push('#### Warnings', '');
     for (const w of r.warnings) out.push(`- **${w.kind}** \`${w.policy}\` (\`${w.file}\`): ${w.detail}`);

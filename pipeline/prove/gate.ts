@@ -24,6 +24,7 @@ import {
   type TaintAssumption,
 } from './dataplane-model.js';
 import { contextView, type ContextView } from './context-view.js';
+import { enumAssumptions } from './enum-domain.js';
 import { DeployedStore, defineStore, registeredPrincipal, StoreError, type StoreEntity } from './deployed-store.js';
 import * as cedar from '../../cedar/wasm-loader.js';
 import { envKey, loadSchema, tyEq, type ProverSchema, type RequestEnv } from './env.js';
@@ -95,6 +96,8 @@ interface EnvProblem {
   storeDefs: string;
   /** Set for the deployed-store proof: both sides' stores. */
   deployed?: { head: DeployedStore; base: DeployedStore };
+  /** Ask non-escalation here (a deployed-store problem may be there only for its invariants). */
+  askEscalation: boolean;
 }
 
 function taintOf(configText: string): TaintAssumption | undefined {
@@ -234,7 +237,11 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const baseKeys = basePolicies.map((p) => JSON.stringify(p.json));
   const sameActions = sameHierarchy(headSchema.actionAncestors, baseSchema.actionAncestors);
 
-  const build = (env: RequestEnv, deployed?: EnvProblem['deployed']): EnvProblem => {
+  const build = (
+    env: RequestEnv,
+    deployed?: EnvProblem['deployed'],
+    opts: { askEscalation?: boolean; invariants?: Set<string> } = {},
+  ): EnvProblem => {
     const decls = new Decls();
     const hc = new Compiler({
       schema: headSchema,
@@ -272,16 +279,15 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
     // Over the deployed stores the base also refuses agents it did not register.
     const baseAdmit = deployed && view ? and(view.admit, registeredPrincipal(deployed.base, env)) : view?.admit;
     const baseSet = view ? admitted(nameTerms(side('base', compileBase), 'base', defs.define), baseAdmit!, defs.define) : undefined;
-    const invs = deployed
-      ? []
-      : side('invariants', () => invariants.map((p) => hc.compilePolicy(p.id, p.json))).map((p, i) => ({
-          ...p,
-          sat: defs.define(`inv.sat.${i}`, p.sat),
-          err: p.err,
-        }));
+    // Over the deployed store only the invariants that failed for some store are asked again.
+    const invs = side('invariants', () =>
+      invariants.flatMap((p, i) => (!opts.invariants || opts.invariants.has(p.id) ? [{ c: hc.compilePolicy(p.id, p.json), i }] : [])),
+    ).map(({ c, i }) => ({ ...c, sat: defs.define(`inv.sat.${i}`, c.sat), err: c.err }));
     const assumptions = [
       // A concrete store needs no hierarchy assumption: its ancestor sets are its transitive closure.
       ...(deployed ? [registeredPrincipal(deployed.head, env)] : hierarchyAssumptions(decls, headSchema)),
+      // After the hierarchy: it may use more ancestor functions, whose values are bounded too.
+      ...enumAssumptions(decls, headSchema),
       ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
     ];
     let storeDefs = '';
@@ -294,7 +300,19 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
         throw err;
       }
     }
-    return { env, decls, defs, assumptions, head: headSet, base: baseSet, view, invariants: invs, storeDefs, deployed };
+    return {
+      env,
+      decls,
+      defs,
+      assumptions,
+      head: headSet,
+      base: baseSet,
+      view,
+      invariants: invs,
+      storeDefs,
+      deployed,
+      askEscalation: opts.askEscalation ?? true,
+    };
   };
   const problems = headSchema.envs.map((env) => build(env));
   const compileMs = performance.now() - t0;
@@ -352,13 +370,38 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   // sides it is one of "every store", so only environments that escalated over every
   // store are asked again (does the escalation happen on what is deployed?); when it
   // changed, every environment is (an entities-only PR is proved or refuted here).
+  // An invariant that fails for some store is asked again in every environment over
+  // the head's deployed store: it holds there only, or it is violated there.
   const headStore = storeOf('head', head.source, headCapsule);
   const baseStore = storeOf('base', base.source, baseCapsule);
   const storeChanged = headStore.key !== baseStore.key;
   const escalatedEnvs = new Set(escalations.map((e) => e.env));
-  const storeEnvs = headSchema.envs.filter((env) => storeChanged || escalatedEnvs.has(envKey(env)));
+  const failedEvery = new Set([...invResults.values()].filter((i) => i.result !== 'holds').map((i) => i.id));
+  const askStore = (env: RequestEnv) => storeChanged || escalatedEnvs.has(envKey(env));
+  const storeEnvs = headSchema.envs.filter((env) => askStore(env) || failedEvery.size);
   const deployed = { head: headStore, base: baseStore };
-  const storeParts = storeEnvs.length ? await solveAll(storeEnvs.map((env) => build(env, deployed))) : [];
+  const storeParts = storeEnvs.length
+    ? await solveAll(storeEnvs.map((env) => build(env, deployed, { askEscalation: askStore(env), invariants: failedEvery })))
+    : [];
+  // Per invariant: holds for every store; fails for some store but holds for the
+  // deployed one (its every-store counterexample kept); or violated on the deployed store.
+  const storeViolations = new Map<string, InvariantResult>();
+  for (const v of storeParts.flatMap((x) => x.violations).sort((a, b) => a.index - b.index))
+    if (!storeViolations.has(v.result.id)) storeViolations.set(v.result.id, v.result);
+  for (const id of failedEvery) {
+    const every = invResults.get(id)!;
+    const onDeployed = storeViolations.get(id);
+    invResults.set(
+      id,
+      onDeployed ?? {
+        id,
+        file: every.file,
+        effect: every.effect,
+        result: 'holds-deployed-only',
+        everyStore: { env: every.env!, counterexample: every.counterexample! },
+      },
+    );
+  }
   const storeFindings = storeParts
     .flatMap((x) => x.escalations)
     .sort((a, b) => a.index - b.index)
@@ -518,7 +561,7 @@ async function solveEnvs(
       const done = () => solver.send('(pop 1)\n');
 
       // Non-escalation.
-      if (await query(verifier.escalation(pr.head, pr.base))) {
+      if (pr.askEscalation && (await query(verifier.escalation(pr.head, pr.base)))) {
         const { baseContext, ...found } = await model();
         done();
         // Over the deployed stores the witness carries each side's store (the part the request can observe).
@@ -551,24 +594,32 @@ async function solveEnvs(
           },
         });
       }
-      if (pr.deployed) {
-        solver.send('(pop 1)\n');
-        continue;
-      }
-
-      // Invariants.
+      // Invariants (over the deployed store: the witness is the head store's part the request observes).
       for (const inv of pr.invariants) {
         if (violated.has(inv.id)) continue;
         if (!(await query(verifier.invariantBreach(pr.head, inv)))) continue;
-        const { baseContext: _, ...cx } = await model();
+        const { baseContext: _, ...found } = await model();
         done();
+        const cx = pr.deployed ? { ...found, entities: storeWitness(pr.deployed.head, found, found.context) } : found;
         const original = invariants.find((p) => p.id === inv.id)!;
         recheckInvariant(cx, original, headPolicies, head.source.schema, key);
         violated.add(inv.id);
         out.violations.push({
           index,
-          result: { id: inv.id, file: original.file, effect: inv.effect, result: 'violated', env: key, counterexample: cx },
+          result: {
+            id: inv.id,
+            file: original.file,
+            effect: inv.effect,
+            result: 'violated',
+            ...(pr.deployed ? { store: 'deployed' as const } : {}),
+            env: key,
+            counterexample: cx,
+          },
         });
+      }
+      if (pr.deployed) {
+        solver.send('(pop 1)\n');
+        continue;
       }
 
       // Hygiene (head only). One query covers every property still undecided (a

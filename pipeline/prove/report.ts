@@ -45,13 +45,29 @@ export interface EntityStores {
   provenChanges?: string[];
 }
 
+/**
+ * One invariant, proved over every entity store and, when that fails, over the
+ * deployed store (entities.json + registrations, head side):
+ * - `holds` — for every store (so for the deployed one too);
+ * - `holds-deployed-only` — for the deployed store, not for every store:
+ *   `everyStore` is a store (and request) where it fails, re-checked; a later
+ *   change to entities.json or the registrations can break it, and the gate
+ *   checks it again then;
+ * - `violated` — for the deployed store too (`store: 'deployed'`; its witness is
+ *   the part of the deployed store the request observes). Fails the gate; cannot
+ *   be approved.
+ */
 export interface InvariantResult {
   id: string;
   file: string;
   effect: 'permit' | 'forbid';
-  result: 'holds' | 'violated';
+  result: 'holds' | 'holds-deployed-only' | 'violated';
+  /** Where a violation was found: the deployed store (absent: some store). */
+  store?: 'deployed';
   env?: string;
   counterexample?: Counterexample;
+  /** holds-deployed-only: the every-store counterexample. */
+  everyStore?: { env: string; counterexample: Counterexample };
 }
 
 export interface Warning {

@@ -1,6 +1,6 @@
 // SMT-LIB term builders with light constant folding. Terms are SMT-LIB text;
 // folding `true`/`false` keeps scripts small without changing meaning.
-import type { Ty } from './env.js';
+import { isActionType, type Ty } from './env.js';
 
 export class UnsupportedError extends Error {
   /** Something the prover does not encode (the gate answers exit 2, never "proven"). */
@@ -122,7 +122,7 @@ export function ancsFn(from: string, to: string): string {
  * it changes no decision, so a schema declaring one proves like one without it.
  */
 export function isOpaque(t: Ty): boolean {
-  if (t.k === 'ext' || (t.k === 'entity' && t.name === 'Action')) return true;
+  if (t.k === 'ext' || (t.k === 'entity' && isActionType(t.name))) return true;
   return t.k === 'set' && (t.elem.k === 'record' || t.elem.k === 'set' || isOpaque(t.elem));
 }
 

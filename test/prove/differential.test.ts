@@ -21,6 +21,9 @@ import {
   mutateStore,
   PolicyGen,
   POOL,
+  qualifyPolicy,
+  qualifySchema,
+  qualifyValue,
   Rng,
   schemaOf,
   universe,
@@ -38,7 +41,12 @@ const WORKERS = 2;
 test(`random policies and requests: SMT encoding == cedar-wasm (${CASES} cases, seed ${SEED})`, async (t) => {
   const bad: Disagreement[] = [];
   // Two harnesses (two cvc5 processes) interleave: one solves while the other generates.
-  const harnesses = Array.from({ length: WORKERS }, () => new DiffHarness(DIFF_SCHEMA, universe()));
+  // The second runs the same generator inside a namespace (every name qualified).
+  const NS = 'Corp::App';
+  const harnesses = [
+    new DiffHarness(DIFF_SCHEMA, universe()),
+    new DiffHarness(qualifySchema(DIFF_SCHEMA, NS), qualifyValue(universe(), NS), undefined, `${NS}::Action`),
+  ];
   try {
     await Promise.all(
       harnesses.map(async (h, w) => {
@@ -47,7 +55,18 @@ test(`random policies and requests: SMT encoding == cedar-wasm (${CASES} cases, 
         for (let i = w; i < CASES && bad.length < 5; i += WORKERS) {
           const n = 1 + rng.int(4);
           const texts = Array.from({ length: n }, (_, k) => gen.policy(`c${i}p${k}`));
-          const d = await h.check({ policies: namedPolicies(texts), ...genRequest(rng) });
+          const req = genRequest(rng);
+          const d =
+            w === 0
+              ? await h.check({ policies: namedPolicies(texts), ...req })
+              : await h.check({
+                  policies: namedPolicies(texts.map((x) => qualifyPolicy(x, NS))),
+                  ...req,
+                  principal: qualifyValue(req.principal, NS),
+                  resource: qualifyValue(req.resource, NS),
+                  context: qualifyValue(req.context, NS),
+                  entities: qualifyValue(req.entities, NS),
+                });
           if (d) bad.push(d);
         }
       }),

@@ -13,6 +13,7 @@ import { contextAssumptions, hierarchyAssumptions, type TaintAssumption } from '
 import { envKey, loadSchema, tyEq, type ProverSchema, type Ty } from '../../pipeline/prove/env.js';
 import { genValue, type Rng } from './gen.js';
 import { Cvc5 } from '../../pipeline/prove/solver.js';
+import { enumAssumptions } from '../../pipeline/prove/enum-domain.js';
 
 export interface DiffCase {
   policies: NamedPolicy[];
@@ -20,7 +21,7 @@ export interface DiffCase {
   action: string;
   resource: Uid;
   context: Record<string, unknown>;
-  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
+  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[]; tags?: Record<string, unknown> }[];
 }
 
 export interface DiffOutcome {
@@ -44,10 +45,12 @@ export class DiffHarness {
     readonly schemaText: string,
     private readonly universe: Uid[],
     private readonly taint?: TaintAssumption,
+    /** `NS::Action` for a schema in a namespace. */
+    private readonly actionType = 'Action',
   ) {
     this.schema = loadSchema(schemaText);
     this.solver = new Cvc5({ timeoutMs: 20000 });
-    this.solver.send(declareSorts([...this.schema.entityTypes.keys(), 'Action']));
+    this.solver.send(declareSorts([...this.schema.entityTypes.keys(), actionType]));
     const parsed = cedar.preparseSchema(this.schemaId, schemaText);
     if (parsed.type === 'failure') throw new Error(parsed.errors.map((e) => e.message).join('; '));
   }
@@ -60,7 +63,7 @@ export class DiffHarness {
     if (pset.type === 'failure') throw new Error(pset.errors.map((e) => e.message).join('; '));
     const answer = cedar.statefulIsAuthorized({
       principal: c.principal,
-      action: { type: 'Action', id: c.action },
+      action: { type: this.actionType, id: c.action },
       resource: c.resource,
       context: c.context as cedar.Context,
       preparsedPolicySetId: this.psetId,
@@ -86,7 +89,11 @@ export class DiffHarness {
     const set = nameTerms(compileSet(compiler, policies), 'p', defs.define);
     // The prover's assumptions must hold of every real request: asserting them
     // next to a concrete one must stay satisfiable.
-    const assumptions = [...hierarchyAssumptions(decls, this.schema), ...contextAssumptions(env, this.taint)];
+    const assumptions = [
+      ...hierarchyAssumptions(decls, this.schema),
+      ...enumAssumptions(decls, this.schema),
+      ...contextAssumptions(env, this.taint),
+    ];
     const pins = pinRequest(
       env,
       decls,
@@ -147,7 +154,7 @@ export function namedPolicies(texts: string[]): NamedPolicy[] {
 export interface CapsuleSide {
   schema: string;
   policies: string[];
-  store: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
+  store: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[]; tags?: Record<string, unknown> }[];
 }
 
 export interface BruteRequest {

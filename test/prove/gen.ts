@@ -2,8 +2,10 @@
 // every construct the prover encodes (Long arithmetic with overflow, optional
 // and nested record attributes, sets, `like` with wildcards and escapes,
 // entity hierarchy with self-nesting types, entity-valued context, `is`, `in`,
-// short-circuit and if-then-else), plus deliberately ill-typed subexpressions
-// (runtime type errors) and attribute accesses that fail.
+// short-circuit and if-then-else, an enumerated entity type, entity tags with
+// hasTag/getTag on present, absent and tagless entities), plus deliberately
+// ill-typed subexpressions (runtime type errors) and attribute accesses that
+// fail. `qualify` moves a schema, policy or request into a namespace.
 
 import type { RequestEnv, Ty } from '../../pipeline/prove/env.js';
 import { Rng } from '../../testkit/rng.js';
@@ -11,15 +13,16 @@ import { Rng } from '../../testkit/rng.js';
 export { Rng };
 
 export const DIFF_SCHEMA = `
+entity Role enum ["r1", "r2", "r3"];
 entity Group in [Group] { rank: Long };
-entity User in [Group] { level: Long, name?: String, manager?: User, info: { nick?: String, tags: Set<String> } };
+entity User in [Group, Role] { level: Long, name?: String, manager?: User, info: { nick?: String, tags: Set<String> } } tags String;
 entity Folder in [Folder];
-entity Doc in [Folder] { owner: User, size?: Long };
+entity Doc in [Folder] { owner: User, size?: Long } tags Set<String>;
 type Meta = { label: String, level?: Long, tags?: Set<String> };
 type Ctx = {
   n: Long, m?: Long, s: String, t?: String, b: Bool,
   ls: Set<Long>, ss: Set<String>, meta: Meta, opt?: Meta,
-  owner?: User, groups: Set<Group>,
+  owner?: User, groups: Set<Group>, role?: Role, roles: Set<Role>,
 };
 action "group";
 action "read" in ["group"] appliesTo { principal: [User], resource: [Doc, Folder], context: Ctx };
@@ -30,6 +33,7 @@ action "admin" appliesTo { principal: [User], resource: [Folder], context: Ctx }
 export type Uid = { type: string; id: string };
 
 export const POOL: Record<string, string[]> = {
+  Role: ['r1', 'r2', 'r3'],
   User: ['a', 'b'],
   Group: ['g1', 'g2', 'g3'],
   Folder: ['f1', 'f2', 'f3'],
@@ -45,6 +49,10 @@ const ENVS = [
   { action: 'write', principals: ['User', 'Group'], resources: ['Doc'] },
   { action: 'admin', principals: ['User'], resources: ['Folder'] },
 ];
+
+/** Enumerated types: every value has a declared id (never the pool's stray 'zz'). */
+export const ENUMS = new Set(['Role']);
+const TAG_KEYS = ['a', 'b', ''];
 
 const LONGS = [0, 1, -1, 2, 7, 1024, 3037000500, 4294967296, 9007199254740991, -9007199254740991];
 const STRINGS = ['', 'a', 'ab', 'abc', 'a*b', '*', 'b', '\\', 'é', 'x"y', 'ba'];
@@ -96,6 +104,8 @@ export class PolicyGen {
         () => 'principal.name',
         () => 'principal.info.nick',
         () => 'resource.owner.name',
+        () => `principal.getTag(${this.tagKey()})`,
+        () => `context.owner.getTag(${this.tagKey()})`,
       ])();
     }
     return `(if ${this.bool(d - 1)} then ${this.str(d - 1)} else ${this.str(d - 1)})`;
@@ -117,8 +127,15 @@ export class PolicyGen {
       () => 'context.meta.tags',
       () => 'context.opt.tags',
       () => 'principal.info.tags',
+      () => `resource.getTag(${this.tagKey()})`,
       () => `[${this.str(d - 1)}, ${lit(r.pick(STRINGS))}]`,
     ])();
+  }
+
+  /** A tag key: a literal (some present, some not) or a request value. */
+  tagKey(): string {
+    const r = this.r;
+    return r.pick([() => lit(r.pick(TAG_KEYS)), () => 'context.s', () => lit(r.pick(STRINGS))])();
   }
 
   entity(): string {
@@ -129,6 +146,7 @@ export class PolicyGen {
       () => 'context.owner',
       () => 'principal.manager',
       () => 'resource.owner',
+      () => 'context.role',
       () => {
         const t = r.pick(Object.keys(POOL));
         return ent(t, r.pick(POOL[t]));
@@ -145,6 +163,8 @@ export class PolicyGen {
       () => 'context.groups',
       () => this.entity(),
       () => `[${ent('User', r.pick(POOL.User))}]`,
+      () => ent('Role', r.pick(POOL.Role)),
+      () => 'context.roles',
     ])();
   }
 
@@ -169,6 +189,10 @@ export class PolicyGen {
       () => `(context.n * 9007199254740991 * 1024 > 0)`,
       () => `(${this.long(1)} * 4294967296 * 4294967296 == 0)`,
       () => `(context.meta.level > 0)`,
+      () => `(principal.getTag("zz") == "a")`,
+      () => `context.role.hasTag("a")`,
+      () => `(resource.getTag(${this.tagKey()}).isEmpty())`,
+      () => `principal.hasTag(context.n)`,
     ])();
   }
 
@@ -192,6 +216,10 @@ export class PolicyGen {
         () => `(resource is Doc in ${ent('Folder', r.pick(POOL.Folder))})`,
         () => `(action in Action::"group")`,
         () => `(action == Action::${lit(r.pick(['read', 'write', 'admin']))})`,
+        () => `(principal in ${ent('Role', r.pick(POOL.Role))})`,
+        () => `(context has role && context.role == ${ent('Role', r.pick(POOL.Role))})`,
+        () => `context.roles.contains(${ent('Role', r.pick(POOL.Role))})`,
+        () => `${r.pick(['principal', 'resource', 'context.owner', 'resource.owner'])}.hasTag(${this.tagKey()})`,
       ])();
     }
     return r.pick([
@@ -215,6 +243,10 @@ export class PolicyGen {
       () => `(context.meta == ${r.pick(['{label: "a"}', '{label: "a", level: 1}', 'context.opt', '{label: context.s}'])})`,
       () => `(${this.setStr(d)} == ${this.setStr(d)})`,
       () => `(${this.setLong(d)} == ${this.setLong(d)})`,
+      () => `(principal.hasTag(${this.tagKey()}) && principal.getTag(${this.tagKey()}) ${r.pick(['==', '!='])} ${this.str(d - 1)})`,
+      () => `(resource.hasTag(${this.tagKey()}) && ${this.setStr(d)}.containsAny(resource.getTag(${this.tagKey()})))`,
+      () => `(principal in context.role)`,
+      () => `(context.role in ${this.entityTarget()})`,
     ])();
   }
 
@@ -261,7 +293,17 @@ export interface GenRequest {
   action: string;
   resource: Uid;
   context: Record<string, unknown>;
-  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[] }[];
+  entities: { uid: Uid; attrs: Record<string, unknown>; parents: Uid[]; tags?: Record<string, unknown> }[];
+}
+
+/** Tags of an entity of a type that declares them (User: String, Doc: Set<String>). */
+function tagsFor(r: Rng, type: string): Record<string, unknown> | undefined {
+  if (type !== 'User' && type !== 'Doc') return undefined;
+  const out: Record<string, unknown> = {};
+  for (const k of TAG_KEYS.filter(() => r.chance(0.5)))
+    out[k] = type === 'User' ? r.pick(STRINGS) : [...new Set([r.pick(STRINGS), r.pick(STRINGS)])].slice(0, r.int(3));
+  if (r.chance(0.2)) out[r.pick(STRINGS)] = type === 'User' ? r.pick(STRINGS) : [r.pick(STRINGS)];
+  return out;
 }
 
 function attrsFor(r: Rng, type: string): Record<string, unknown> {
@@ -301,7 +343,9 @@ export function genRequest(r: Rng): GenRequest {
     ss: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(STRINGS)))],
     meta: meta(),
     groups: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(POOL.Group)))].map((id) => ({ __entity: { type: 'Group', id } })),
+    roles: [...new Set(Array.from({ length: r.int(3) }, () => r.pick(POOL.Role)))].map((id) => ({ __entity: { type: 'Role', id } })),
   };
+  if (r.chance(0.6)) ctx.role = { __entity: { type: 'Role', id: r.pick(POOL.Role) } };
   if (r.chance(0.5)) ctx.m = r.pick(LONGS);
   if (r.chance(0.5)) ctx.t = r.pick(STRINGS);
   if (r.chance(0.4)) ctx.opt = meta();
@@ -314,11 +358,13 @@ export function genRequest(r: Rng): GenRequest {
     ids.forEach((id, i) => {
       if (r.chance(0.15)) return;
       let parents: Uid[] = [];
-      if (type === 'User') parents = some(POOL.Group).map((g) => ({ type: 'Group', id: g }));
+      if (type === 'User')
+        parents = [...some(POOL.Group).map((g) => ({ type: 'Group', id: g })), ...some(POOL.Role).map((g) => ({ type: 'Role', id: g }))];
       if (type === 'Group') parents = some(POOL.Group.slice(i + 1)).map((g) => ({ type: 'Group', id: g }));
       if (type === 'Folder') parents = some(POOL.Folder.slice(i + 1)).map((g) => ({ type: 'Folder', id: g }));
       if (type === 'Doc') parents = some(POOL.Folder).map((g) => ({ type: 'Folder', id: g }));
-      entities.push({ uid: { type, id }, attrs: attrsFor(r, type), parents });
+      const tags = tagsFor(r, type);
+      entities.push({ uid: { type, id }, attrs: attrsFor(r, type), parents, ...(tags ? { tags } : {}) });
     });
   }
   return { principal, action: env.action, resource, context: ctx, entities };
@@ -402,6 +448,7 @@ export function genStore(r: Rng): StoreEntity[] {
 /** May `child` (type, pool index) take `parent` as a parent, keeping the store acyclic and within memberOf? */
 function mayParent(child: Uid, parent: Uid): boolean {
   const order = (u: Uid) => POOL[u.type].indexOf(u.id);
+  if (child.type === 'User' && parent.type === 'Role') return true;
   if (child.type === 'User' || child.type === 'Group')
     return parent.type === 'Group' && (child.type === 'User' || order(parent) > order(child));
   if (child.type === 'Doc' || child.type === 'Folder')
@@ -427,11 +474,14 @@ export function mutateStore(r: Rng, base: StoreEntity[]): StoreEntity[] {
       if (missing.length) {
         const uid = r.pick(missing);
         const parents = universe().filter((p) => mayParent(uid, p) && r.chance(0.5));
-        out.push({ uid, attrs: attrsFor(r, uid.type), parents });
+        const tags = tagsFor(r, uid.type);
+        out.push({ uid, attrs: attrsFor(r, uid.type), parents, ...(tags ? { tags } : {}) });
       } else if (out.length) out.splice(r.int(out.length), 1);
     } else if (out.length) {
       const e = r.pick(out);
       e.attrs = attrsFor(r, e.uid.type);
+      const tags = tagsFor(r, e.uid.type);
+      if (tags) e.tags = tags;
     }
   }
   return out;
@@ -456,6 +506,8 @@ export const DIFF_CTX: CtxShape = {
     'opt?': 'Meta',
     'owner?': 'User',
     groups: 'Set<Group>',
+    'role?': 'Role',
+    roles: 'Set<Role>',
   },
   meta: { label: 'String', 'level?': 'Long', 'tags?': 'Set<String>' },
 };
@@ -515,7 +567,7 @@ export function genValue(r: Rng, ty: Ty): unknown {
     case 'string':
       return r.pick(STRINGS);
     case 'entity':
-      return { __entity: { type: ty.name, id: r.chance(0.85) ? r.pick(POOL[ty.name]) : 'zz' } };
+      return { __entity: { type: ty.name, id: r.chance(0.85) || ENUMS.has(ty.name) ? r.pick(POOL[ty.name]) : 'zz' } };
     case 'set': {
       const xs = Array.from({ length: r.int(3) }, () => genValue(r, ty.elem));
       const seen = new Set<string>();
@@ -529,4 +581,31 @@ export function genValue(r: Rng, ty: Ty): unknown {
     default:
       throw new Error(`no generator for ${ty.k}`);
   }
+}
+
+// ---- namespaces ----------------------------------------------------------------
+
+const TYPE_NAMES = /\b(Role|Group|User|Folder|Doc|Action)\b(?=::|\s*[),;\]]|\s+in\b|$)/g;
+
+/** DIFF_SCHEMA (or a mutation of it) inside `namespace NS`: its names resolve within the namespace. */
+export function qualifySchema(schema: string, ns: string): string {
+  return `namespace ${ns} {\n${schema}\n}\n`;
+}
+
+/** A generated policy with every type name qualified (`User` → `NS::User`, `Action::"read"` → `NS::Action::"read"`). */
+export function qualifyPolicy(text: string, ns: string): string {
+  // Type names appear only in type positions (scope, `is`, entity literals): string literals hold none of them.
+  return text.replace(TYPE_NAMES, `${ns}::$1`);
+}
+
+/** Entity references in a request value or entity, qualified. */
+export function qualifyValue<T>(v: T, ns: string): T {
+  if (Array.isArray(v)) return v.map((x) => qualifyValue(x, ns)) as T;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (typeof o.type === 'string' && typeof o.id === 'string' && Object.keys(o).length === 2)
+      return { type: `${ns}::${o.type}`, id: o.id } as T;
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, qualifyValue(x, ns)])) as T;
+  }
+  return v;
 }

@@ -61,7 +61,7 @@ test('lilith prove exits 2 naming the policy and the construct for each', async 
     assert.equal(out.code, 2, `${r.id}: ${out.stdout}${out.stderr}`);
     assert.match(out.stderr, /unsupported: /, r.id);
     assert.match(out.stderr, r.construct, `${r.id}: ${out.stderr}`);
-    if (!r.schema) assert.match(out.stderr, new RegExp(`in policy ${r.id}\\b`), `${r.id}: ${out.stderr}`);
+    assert.match(out.stderr, new RegExp(`in policy ${r.id}\\b`), `${r.id}: ${out.stderr}`);
     assert.doesNotMatch(out.stderr, /encoder bug/, r.id);
   }
 });

@@ -24,13 +24,14 @@ export interface Refusal {
   when: string;
   /** What the refusal message must say. */
   construct: RegExp;
-  /** A schema of its own (schema-level refusals name the type, not a policy). */
+  /** A schema of its own. */
   schema?: string;
 }
 
-const own = (extra: string) => `${extra}
+/** A schema whose Doc declares `decl` (e.g. its tags). */
+const ownDoc = (decl: string) => `
 entity User { level: Long };
-entity Doc;
+entity Doc ${decl};
 action "read" appliesTo { principal: [User], resource: [Doc], context: { s: String } };
 `;
 
@@ -55,17 +56,26 @@ export const REFUSALS: Refusal[] = [
   { id: 'if-actions', when: '(if context.b then action else action) == Action::"read"', construct: /if-then-else yielding actions/ },
   { id: 'high-code-point', when: 'context.s == "\u{E0001}"', construct: /code point U\+E0001 \(above U\+2FFFF\)/ },
   { id: 'like-high-code-point', when: 'context.s like "*\u{E0001}*"', construct: /code point U\+E0001 \(above U\+2FFFF\)/ },
-  { id: 'schema-tags', when: 'true', construct: /entity tags on Tagged/, schema: own('entity Tagged tags String;') },
-  { id: 'schema-enum', when: 'true', construct: /enumerated entity type Color/, schema: own('entity Color enum ["red", "blue"];') },
   {
-    id: 'schema-namespace',
-    when: 'true',
-    construct: /schema namespaces \(App\)/,
-    schema: 'namespace App { entity User; entity Doc; action "read" appliesTo { principal: [User], resource: [Doc] }; }',
+    id: 'tag-records',
+    when: 'resource.hasTag("t") && resource.getTag("t").a == 1',
+    construct: /entity tags of type \{a: long\} \(getTag on Doc/,
+    schema: ownDoc('tags { a: Long }'),
+  },
+  {
+    id: 'tag-extension',
+    when: 'resource.hasTag("t") && resource.hasTag("u") && resource.getTag("t") == resource.getTag("u")',
+    construct: /entity tags of extension type ipaddr \(getTag on Doc\)/,
+    schema: ownDoc('tags ipaddr'),
+  },
+  {
+    id: 'tag-set-of-records',
+    when: 'resource.hasTag("t") && resource.getTag("t").isEmpty()',
+    construct: /entity tags of type Set<\{a: long\}> \(getTag on Doc/,
+    schema: ownDoc('tags Set<{ a: Long }>'),
   },
 ];
 
 export function refusalPolicy(r: Refusal): string {
-  const action = r.schema?.startsWith('namespace') ? 'App::Action::"read"' : 'Action::"read"';
-  return `@id("${r.id}")\npermit (principal, action == ${action}, resource) when { ${r.when} };\n`;
+  return `@id("${r.id}")\npermit (principal, action == Action::"read", resource) when { ${r.when} };\n`;
 }
