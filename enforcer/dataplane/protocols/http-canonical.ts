@@ -120,8 +120,11 @@ export interface CanonicalRequest {
   expect100?: boolean;
 }
 
-/** The head the upstream gets. Field values were validated by the parser (no CR/LF/controls). */
-export function canonicalHead(head: HttpHead, r: CanonicalRequest): Buffer {
+/**
+ * The head the upstream gets. Field values were validated by the parser (no CR/LF/controls).
+ * `body`: a held body, appended in the same buffer (one write upstream).
+ */
+export function canonicalHead(head: HttpHead, r: CanonicalRequest, body?: Buffer): Buffer {
   const nominated = head.byName.get('connection');
   let skip: Set<string> | null = null;
   if (nominated)
@@ -142,7 +145,12 @@ export function canonicalHead(head: HttpHead, r: CanonicalRequest): Buffer {
   if (r.upgrade) text += `Connection: upgrade\r\nUpgrade: ${r.upgrade}\r\n`;
   else if (!r.keepAlive) text += 'Connection: close\r\n';
   else if (r.version === '1.0') text += 'Connection: keep-alive\r\n';
-  return Buffer.from(`${text}\r\n`, 'latin1');
+  text += '\r\n';
+  if (!body?.length) return Buffer.from(text, 'latin1');
+  const out = Buffer.allocUnsafe(text.length + body.length);
+  out.write(text, 0, 'latin1');
+  body.copy(out, text.length);
+  return out;
 }
 
 /** One chunk of a re-encoded chunked body. */
@@ -163,9 +171,17 @@ export function charsetOf(contentType: string | undefined): string | undefined {
   return m ? m[2].toLowerCase() : undefined;
 }
 
+const jsonTypes = new Map<string, boolean>();
+
 /** A JSON media type (application/json, anything +json). */
 export function isJsonType(contentType: string | undefined): boolean {
   if (!contentType) return false;
-  const media = contentType.split(';', 1)[0].trim().toLowerCase();
-  return media === 'application/json' || media.endsWith('+json');
+  // A connection asks this of the same few Content-Type values again and again.
+  let json = jsonTypes.get(contentType);
+  if (json === undefined) {
+    const media = contentType.split(';', 1)[0].trim().toLowerCase();
+    json = media === 'application/json' || media.endsWith('+json');
+    if (jsonTypes.size < 256) jsonTypes.set(contentType, json);
+  }
+  return json;
 }

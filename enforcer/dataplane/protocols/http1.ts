@@ -66,16 +66,25 @@ function parseHead(buf: Buffer, maxBytes: number, isRequest: boolean): HeadResul
   const problem = parseStartLine(head, first, isRequest);
   if (problem) return problem;
   if (firstEnd < 0) return { kind: 'head', head, consumed: end + 4 };
+  // FIELD_LINES validated every line: each has a colon, and CR/LF only as line ends.
   let i = firstEnd + 2;
-  while (i < text.length) {
+  const n = text.length;
+  while (i < n) {
     let eol = text.indexOf('\r\n', i);
-    if (eol < 0) eol = text.length;
+    if (eol < 0) eol = n;
     const colon = text.indexOf(':', i);
-    addField(head, text.slice(i, colon), text.slice(colon + 1, eol).trim());
+    // The value without surrounding spaces and tabs, sliced once.
+    let vs = colon + 1;
+    let ve = eol;
+    while (vs < ve && isOws(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
+    addField(head, text.slice(i, colon), text.slice(vs, ve));
     i = eol + 2;
   }
   return { kind: 'head', head, consumed: end + 4 };
 }
+
+const isOws = (c: number) => c === 0x20 || c === 0x09;
 
 /** A head with nothing parsed yet; `raw` is the whole header block (CRLFCRLF included). */
 function emptyHead(raw: Buffer): HttpHead {
@@ -93,8 +102,8 @@ function addField(head: HttpHead, name: string, value: string): void {
 /** Fills method/target/version (requests) or version/status (responses) from the start line; returns the error, or null. */
 function parseStartLine(head: HttpHead, first: string, isRequest: boolean): HeadResult | null {
   if (isRequest) {
-    const m = /^([^ ]+) ([^ ]+) HTTP\/(\d\.\d)$/.exec(first);
-    if (!m || !TOKEN.test(m[1])) return { kind: 'error', status: 400, reason: 'malformed request line' };
+    const m = REQUEST_LINE.exec(first);
+    if (!m) return { kind: 'error', status: 400, reason: 'malformed request line' };
     if (m[3] !== '1.1' && m[3] !== '1.0') return { kind: 'error', status: 505, reason: `HTTP version ${m[3]}` };
     if (/[\x00-\x20\x7f]/.test(m[2])) return { kind: 'error', status: 400, reason: 'control character in request target' };
     head.method = m[1];
@@ -108,6 +117,9 @@ function parseStartLine(head: HttpHead, first: string, isRequest: boolean): Head
   }
   return null;
 }
+
+/** method SP target SP HTTP/d.d, the method a token (one match does what a split and a token test did). */
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP\/(\d\.\d)$/;
 
 /** The line-by-line parse: slower, and says exactly what is wrong. */
 function parseHeadLines(buf: Buffer, text: string, end: number, isRequest: boolean): HeadResult {
@@ -144,10 +156,17 @@ export function header(head: HttpHead, name: string): string | undefined {
   return head.byName.get(name)?.[0];
 }
 
-/** Comma-separated tokens of all `name` headers, lowercased. */
-export function headerTokens(head: HttpHead, name: string): string[] {
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+
+/** Comma-separated tokens of all `name` headers, lowercased. Do not modify the array. */
+export function headerTokens(head: HttpHead, name: string): readonly string[] {
   const values = head.byName.get(name);
-  if (values === undefined) return [];
+  if (values === undefined) return NO_TOKENS;
+  if (values.length === 1 && !values[0].includes(',')) {
+    // One value, one token: the common case, without a split.
+    const token = values[0].trim().toLowerCase();
+    return token ? [token] : NO_TOKENS;
+  }
   const out: string[] = [];
   for (const v of values)
     for (const t of v.split(',')) {

@@ -178,6 +178,7 @@ export class HttpConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     if (this.#headTimer) clearTimeout(this.#headTimer);
+    this.#flushClient();
     this.client.end();
     this.client.destroySoon();
     if (this.#upstream && !this.#upstream.destroyed) this.#upstream.end();
@@ -185,6 +186,7 @@ export class HttpConnection {
 
   /** A response the proxy writes itself; the connection stays usable unless `close`. */
   #reply(buf: Buffer, close: boolean): void {
+    this.#flushClient();
     this.client.write(buf);
     if (close || this.#clientEnded) this.#finishClient();
     else this.#state = 'head';
@@ -478,26 +480,31 @@ export class HttpConnection {
     return up;
   }
 
-  /** Writes the canonical head of a decided request upstream (`framing`: the body the proxy will send). */
+  /** Writes the canonical head of a decided request upstream (`framing`: the body the proxy will send; `body`: a held body, sent in the same write). */
   #forwardHead(
     ex: Exchange,
     framing: Framing,
     expect100 = !ex.answered100 && headerTokens(ex.head, 'expect').includes('100-continue'),
+    body?: Buffer,
   ): void {
     this.#exchange = ex;
     this.#resp = { phase: 'head', tracker: null, inspector: null, head: null };
     this.#respStarted = false;
     this.#ensureUpstream().write(
-      canonicalHead(ex.head, {
-        method: ex.method,
-        path: ex.path,
-        authority: ex.authority || formatDestination(this.origin!.destination),
-        version: ex.head.version,
-        framing,
-        keepAlive: ex.keepAlive,
-        upgrade: ex.upgradeDecision ? ex.upgrade : undefined,
-        expect100: framing.kind !== 'none' && expect100,
-      }),
+      canonicalHead(
+        ex.head,
+        {
+          method: ex.method,
+          path: ex.path,
+          authority: ex.authority || formatDestination(this.origin!.destination),
+          version: ex.head.version,
+          framing,
+          keepAlive: ex.keepAlive,
+          upgrade: ex.upgradeDecision ? ex.upgrade : undefined,
+          expect100: framing.kind !== 'none' && expect100,
+        },
+        body,
+      ),
     );
   }
 
@@ -563,9 +570,11 @@ export class HttpConnection {
     const later: Array<() => void> = (this.#pendingInspection = []);
     try {
       this.#relayUpstream();
+      this.#flushClient();
     } catch (err) {
       this.#internalError(err);
     } finally {
+      this.#out = null;
       if (c.writableCorked) c.uncork();
       this.#pendingInspection = null;
     }
@@ -573,6 +582,37 @@ export class HttpConnection {
       for (const f of later) f();
     } catch (err) {
       this.#internalError(err);
+    }
+  }
+
+  /** Relayed bytes not yet written to the client (see #toClient). */
+  #out: Buffer | null = null;
+
+  /**
+   * Queues relayed bytes for the client. A response head and its body usually
+   * arrive in one upstream read: adjacent pieces of it leave as one write (one
+   * write syscall, not a writev of several buffers).
+   */
+  #toClient(b: Buffer): void {
+    const o = this.#out;
+    if (o && o.buffer === b.buffer && o.byteOffset + o.length === b.byteOffset)
+      this.#out = Buffer.from(o.buffer, o.byteOffset, o.length + b.length);
+    else {
+      this.#flushClient();
+      this.#out = b;
+    }
+  }
+
+  /** Writes what #toClient queued; a full client buffer pauses the upstream until it drains. */
+  #flushClient(): void {
+    const o = this.#out;
+    if (!o) return;
+    this.#out = null;
+    if (this.client.destroyed || this.client.writableEnded) return;
+    if (!this.client.write(o) && this.#upstream) {
+      const up = this.#upstream;
+      up.pause();
+      this.client.once('drain', () => up.resume());
     }
   }
 
@@ -606,7 +646,7 @@ export class HttpConnection {
           return this.#abort();
         }
         this.#respStarted = true;
-        this.client.write(head.raw);
+        this.#toClient(head.raw);
         if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
         if (head.status === 101) {
           // Only a permitted upgrade becomes a tunnel; a 101 nobody asked for is an upstream out of protocol.
@@ -643,11 +683,7 @@ export class HttpConnection {
       }
       const part = this.#upBuf.subarray(0, n);
       this.#upBuf = this.#upBuf.subarray(n);
-      if (part.length && !this.client.write(part)) {
-        const up = this.#upstream!;
-        up.pause();
-        this.client.once('drain', () => up.resume());
-      }
+      if (part.length) this.#toClient(part);
       if (tracker.done) this.#responseDone();
     }
   }
@@ -683,6 +719,7 @@ export class HttpConnection {
     const up = this.#upstream!;
     this.#state = 'closed';
     if (this.#headTimer) clearTimeout(this.#headTimer);
+    this.#flushClient();
     if (this.#upBuf.length) this.client.write(this.#upBuf);
     const pending = this.#buf;
     this.#upBuf = this.#buf = EMPTY;
@@ -741,6 +778,7 @@ export class HttpConnection {
     this.#exchange = null;
     // The body must arrive before the decision, so the proxy answers the client's 100-continue itself.
     if (framing.kind !== 'none' && headerTokens(head, 'expect').includes('100-continue')) {
+      this.#flushClient();
       this.client.write('HTTP/1.1 100 Continue\r\n\r\n');
       ex.answered100 = true;
     }
@@ -797,11 +835,8 @@ export class HttpConnection {
   }
 
   #sendHeld(ex: Exchange, body: Buffer): void {
-    const up = this.#ensureUpstream();
-    up.cork();
-    this.#forwardHead(ex, body.length ? { kind: 'length', length: body.length } : { kind: 'none' }, false);
-    if (body.length) up.write(body);
-    up.uncork();
+    // Head and body in one buffer: one write, not a writev of two.
+    this.#forwardHead(ex, body.length ? { kind: 'length', length: body.length } : { kind: 'none' }, false, body);
     this.#state = 'wait_resp';
   }
 }
