@@ -296,20 +296,42 @@ test('netns: UDP other than DNS is refused with EPERM; raw and ICMP sockets too'
   assert.ok(icmp.errno === EPERM || icmp.errno === 13, JSON.stringify(icmp));
 });
 
-test('netns: DNS to any resolver is sent to the DNS front on the node address, never to the resolver', { timeout: 40_000 }, async (t) => {
+test('netns: DNS from the namespace is attributed to the agent (cgroup_skb egress record), decided and audited with its identity', {
+  timeout: 40_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  const ok = await inAgent(process.execPath, [agentScript, 'dns', '8.8.8.8', 'api.github.com']);
+  const okOut = JSON.parse(ok.stdout.trim()) as { pid: number; rcode?: number; answers?: number };
+  assert.equal(okOut.rcode, 0, `allowed name answered: ${ok.stdout}${ok.stderr}`);
+  assert.equal(okOut.answers, 1);
+  const no = await inAgent(process.execPath, [agentScript, 'dns', '9.9.9.9', 'exfil.evil.example']);
+  const noOut = JSON.parse(no.stdout.trim()) as { pid: number; rcode?: number };
+  assert.equal(noOut.rcode, 3, 'denied name: NXDOMAIN');
+  assert.ok(resolver.seen.includes('api.github.com'), 'the allowed query was forwarded');
+  assert.ok(!resolver.seen.includes('exfil.evil.example'), 'the denied query was not');
+  const ev = (await events()).filter((e) => e.protocol === 'dns');
+  assert.deepEqual(
+    ev.map((e) => [e.resource, e.decision, e.spiffe_id, e.pid, e.destination]),
+    [
+      ['Host::"api.github.com"', 'allow', 'spiffe://corp.example/agents/coder', okOut.pid, '8.8.8.8:53'],
+      ['Host::"exfil.evil.example"', 'deny', 'spiffe://corp.example/agents/coder', noOut.pid, '9.9.9.9:53'],
+    ],
+  );
+});
+
+test('netns: a datagram sent straight to the DNS front by an unmanaged process in the namespace is unattributed: refused, never forwarded', {
+  timeout: 40_000,
+}, async (t) => {
   if (skip) return t.skip(skip);
   const before = resolver.seen.length;
-  const r = await inAgent(process.execPath, [agentScript, 'dns', '8.8.8.8', 'api.github.com']);
-  const out = JSON.parse(r.stdout.trim()) as { rcode?: number; error?: string };
-  const ev = (await events()).filter((e) => e.protocol === 'dns');
-  if (out.rcode === 0) {
-    // Attributed and decided: the front forwarded it.
-    assert.equal(ev.at(-1)?.spiffe_id, 'spiffe://corp.example/agents/coder');
-  } else {
-    // Not attributable from the host: refused, never forwarded.
-    assert.equal(resolver.seen.length, before, `forwarded although unattributed: ${JSON.stringify(out)}`);
-  }
-  t.diagnostic(`dns from the namespace: ${JSON.stringify(out)}`);
+  const [bin, ...argv] = inNs(nsA!, [process.execPath, agentScript, 'dns', `${nodeAddress}:${dp.dnsAddress!.port}`, 'api.github.com']);
+  const r = await run(bin, argv, { timeout: 30_000 });
+  const out = JSON.parse(r.stdout.trim()) as { rcode?: number };
+  assert.notEqual(out.rcode, 0, `answered although unattributed: ${r.stdout}`);
+  assert.equal(resolver.seen.length, before, 'forwarded although unattributed');
+  const last = (await events()).filter((e) => e.protocol === 'dns').at(-1)!;
+  assert.equal(last.decision, 'deny');
+  assert.ok(!last.spiffe_id, JSON.stringify(last));
 });
 
 test('netns: the MCP SDK client reproduces the seed sequence through the proxy (read_file, fetch_report allowed; http_post denied)', {
