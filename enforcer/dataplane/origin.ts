@@ -15,6 +15,7 @@ import {
   resolveIdentity,
   type CompiledRegistration,
   type ProcessFacts,
+  type ProcessFactsOptions,
   type ResolvedIdentity,
 } from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
@@ -128,33 +129,45 @@ export interface OriginalDestinationSource {
  * the host's socket table (/proc/net/udp inode → the process holding it),
  * which only sees the host namespace. Neither: null, refused.
  */
+export interface KernelOriginOptions {
+  /** Audited destination of a DNS datagram the kernel did not record. */
+  dnsDestination?: Destination;
+  /** The operator's container metadata directory (identity/workload-metadata.ts). @default /run/lilith/workloads */
+  workloadDir?: string;
+}
+
 export class KernelOriginResolver implements OriginResolver {
+  readonly #dnsDestination: Destination;
+  readonly #facts: ProcessFactsOptions;
+
   constructor(
     private readonly kernel: OriginalDestinationSource,
-    /** Where redirected DNS was going, for audit (the resolver address is restored by the kernel on reply). */
-    private readonly dnsDestination: Destination = { address: '0.0.0.0', port: 53, family: 4 },
-  ) {}
+    options: KernelOriginOptions = {},
+  ) {
+    this.#dnsDestination = options.dnsDestination ?? { address: '0.0.0.0', port: 53, family: 4 };
+    this.#facts = { workloadDir: options.workloadDir };
+  }
 
   async resolve(peer: PeerAddress, transport: 'tcp' | 'udp'): Promise<Origin | null> {
     if (transport === 'udp') {
       const rec = this.kernel.originalDestination({ remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, transport });
-      if (rec) return originFromRecord(rec);
+      if (rec) return originFromRecord(rec, this.#facts);
       const pid = await udpSocketOwner(peer.remoteAddress, peer.remotePort);
       if (pid === null) return null;
-      const facts = await readProcessFacts(pid).catch(() => null);
-      return facts ? originFromFacts(this.dnsDestination, facts) : null;
+      const facts = await readProcessFacts(pid, this.#facts).catch(() => null);
+      return facts ? originFromFacts(this.#dnsDestination, facts) : null;
     }
     const rec = this.kernel.originalDestination(peer);
-    return rec ? originFromRecord(rec) : null;
+    return rec ? originFromRecord(rec, this.#facts) : null;
   }
 }
 
 /** Facts for the process the kernel recorded (its uid/gid alone when it already exited). */
-async function originFromRecord(rec: KernelOriginalDestination): Promise<Origin> {
+async function originFromRecord(rec: KernelOriginalDestination, opts: ProcessFactsOptions): Promise<Origin> {
   const pid = rec.tgid || rec.pid;
   let facts: ProcessFacts;
   try {
-    facts = await readProcessFacts(pid);
+    facts = await readProcessFacts(pid, opts);
   } catch {
     facts = { pid, uid: rec.uid, gid: rec.gid, gids: [rec.gid] };
   }

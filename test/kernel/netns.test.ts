@@ -12,7 +12,9 @@ import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:net';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { attach, type Kernel } from '../../bpf/index.js';
 import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from '../../testkit/kernel.js';
 import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
@@ -51,6 +53,26 @@ let hostPort = 0;
 let adminPort = 0;
 let otherPort = 0;
 let otherServer: ChildProcess | undefined;
+/**
+ * Two pods' container cgroups below the agent cgroup, named as containerd's
+ * systemd driver names them; the operator's metadata says pod 1 is in
+ * namespace "agents" with service account "reviewer" and label app=reader,
+ * pod 2 is in namespace "web".
+ */
+const POD1 = '6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+const POD2 = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const CTR1 = 'c0ffee00'.repeat(8);
+const CTR2 = 'deadbeef'.repeat(8);
+const podCgroups: string[] = [];
+let workloads = '';
+const podCgroup = (uid: string, id: string) =>
+  join(
+    agent!.dir,
+    'kubepods.slice',
+    'kubepods-burstable.slice',
+    `kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`,
+    `cri-containerd-${id}.scope`,
+  );
 
 async function listener(host: string, onHit: () => void, reply: string): Promise<{ port: number; server: Server }> {
   const open = new Set<import('node:net').Socket>();
@@ -126,17 +148,46 @@ before(async () => {
 
   agent = makeCgroup();
   const cgPath = '/' + basename(agent.dir);
+  for (const [uid, id] of [
+    [POD1, CTR1],
+    [POD2, CTR2],
+  ]) {
+    mkdirSync(podCgroup(uid, id), { recursive: true });
+    podCgroups.push(podCgroup(uid, id));
+  }
+  workloads = await mkdtemp(join(tmpdir(), 'lilith-workloads-'));
+  await mkdir(join(workloads, 'pods'));
+  await mkdir(join(workloads, 'containers'));
+  await writeFile(
+    join(workloads, 'pods', `${POD1}.json`),
+    JSON.stringify({ namespace: 'agents', service_account: 'reviewer', name: 'reviewer-0', labels: { app: 'reader' } }),
+  );
+  await writeFile(
+    join(workloads, 'pods', `${POD2}.json`),
+    JSON.stringify({ namespace: 'web', service_account: 'reviewer', labels: { app: 'reader' } }),
+  );
+  await writeFile(join(workloads, 'containers', `${CTR1}.json`), JSON.stringify({ name: 'agent', image_id: 'ab'.repeat(32) }));
   dir = await testPolicyDir({
     entities: (list) =>
       list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
     config: (c) => {
       c.registrations = c.registrations
         .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r))
-        .filter((r) => !r.spiffe_id.endsWith('/coder/node'));
+        .filter((r) => !r.spiffe_id.endsWith('/coder/node'))
+        // The reader: a container in pod 1, by SPIRE k8s selectors (more specific than the coder's cgroup alone).
+        .map((r) =>
+          r.spiffe_id.endsWith('/reader')
+            ? { ...r, selectors: [`cgroup:${cgPath}`, 'k8s:ns:agents', 'k8s:sa:reviewer', 'k8s:pod-label:app:reader'] }
+            : r,
+        );
       c.upstreams = {
         files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' },
         reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' },
       };
+    },
+    policies: {
+      'pods.cedar':
+        '@id("readers-no-secret")\nforbid (principal in AgentGroup::"readers", action == Action::"GET", resource)\nwhen { context.path like "/secret*" };\n',
     },
   });
   auditPath = join(dir, 'audit.jsonl');
@@ -145,7 +196,10 @@ before(async () => {
   const kernelRef: { k?: Kernel } = {};
   dp = await startDataplane({
     snapshots,
-    origin: new KernelOriginResolver({ originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null }),
+    origin: new KernelOriginResolver(
+      { originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null },
+      { workloadDir: workloads },
+    ),
     audit,
     listen: { proxy: [`${nodeAddress}:0`], dns: `${nodeAddress}:0` },
     dnsUpstream: `127.0.0.1:${resolver.port}`,
@@ -164,6 +218,13 @@ before(async () => {
 after(async () => {
   // Kernel and network objects first (synchronous): a slow close below must not leave them behind.
   kernel?.detachAll();
+  for (const leaf of podCgroups) {
+    // Deepest first: the container scope, then each level up to the agent cgroup.
+    for (let d = leaf; d !== agent!.dir; d = join(d, '..'))
+      try {
+        rmdirSync(d);
+      } catch {}
+  }
   agent?.remove();
   otherServer?.kill('SIGKILL');
   nsA?.remove();
@@ -174,13 +235,14 @@ after(async () => {
   if (audit) await bounded(audit.close());
   for (const c of cleanups.reverse()) await bounded(c());
   if (dir) await rm(dir, { recursive: true, force: true });
+  if (workloads) await rm(workloads, { recursive: true, force: true });
 });
 
 const inNs = (ns: AgentNetns, argv: string[]): string[] => ['/usr/bin/nsenter', `--net=${ns.path}`, ...argv];
 
-/** A managed command in namespace A (nsenter → lilith-probe joins the agent cgroup → exec). */
-function inAgent(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  const [bin, ...argv] = inNs(nsA!, [probeBinary(false), 'cg', agent!.procs, 'exec', cmd, ...args]);
+/** A managed command in namespace A (nsenter → lilith-probe joins the agent cgroup, or `cgroup` below it → exec). */
+function inAgent(cmd: string, args: string[], cgroup = agent!.dir): Promise<{ stdout: string; stderr: string; code: number }> {
+  const [bin, ...argv] = inNs(nsA!, [probeBinary(false), 'cg', join(cgroup, 'cgroup.procs'), 'exec', cmd, ...args]);
   return run(bin, argv, { timeout: 60_000 }).then(
     (r) => ({ ...r, code: 0 }),
     (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }),
@@ -390,4 +452,27 @@ test('netns: fail closed: without heartbeats the namespaced agent gets EPERM wit
   assert.notEqual(r.errno, EPERM, JSON.stringify(r));
   assert.notEqual(r.reply, 'host');
   assert.equal(hits.host, 0);
+});
+
+test('netns: a container in a pod-named cgroup is attested by its k8s selectors (pod UID from the path, namespace/SA/labels from the metadata directory) and decided as its registration', {
+  timeout: 60_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  const url = `http://localhost:${httpPort}/secret/report`;
+  const curl = ['-sS', '--max-time', '20', url];
+  const pod1 = await inAgent('/usr/bin/curl', curl, podCgroup(POD1, CTR1));
+  assert.match(pod1.stdout, /"error":"forbidden"/, `pod 1 (reader by k8s selectors) denied: ${pod1.stdout}${pod1.stderr}`);
+  const pod2 = await inAgent('/usr/bin/curl', curl, podCgroup(POD2, CTR2));
+  assert.equal(pod2.stdout, 'hello GET /secret/report', `pod 2 (namespace web: only the coder's cgroup selector matches): ${pod2.stderr}`);
+  const host = await inAgent('/usr/bin/curl', curl);
+  assert.equal(host.stdout, 'hello GET /secret/report', host.stderr);
+  const ev = (await events()).filter((e) => e.protocol === 'http' && e.destination === `127.0.0.1:${httpPort}`).slice(-3);
+  assert.deepEqual(
+    ev.map((e) => [e.spiffe_id, e.decision, e.policies?.[0] ?? null]),
+    [
+      ['spiffe://corp.example/agents/reader', 'deny', 'readers-no-secret'],
+      ['spiffe://corp.example/agents/coder', 'allow', 'http-read-allowlisted'],
+      ['spiffe://corp.example/agents/coder', 'allow', 'http-read-allowlisted'],
+    ],
+  );
 });
