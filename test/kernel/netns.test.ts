@@ -16,7 +16,8 @@ import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { attach, type Kernel } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from '../../testkit/kernel.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe, sleep, type TestCgroup } from '../../testkit/kernel.js';
+import { startDaemonLite } from '../../testkit/kernel-fixtures.js';
 import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
 import { KernelOriginResolver } from '../../enforcer/dataplane/origin.js';
 import { startDataplane, type Dataplane } from '../../enforcer/dataplane/dataplane.js';
@@ -32,6 +33,8 @@ const EPERM = 1;
 
 let skip: string | false = false;
 let kernel: Kernel | undefined;
+let pinRoot = '';
+let daemon: ChildProcess | undefined;
 let agent: TestCgroup | undefined;
 let nsA: AgentNetns | undefined;
 let nsB: AgentNetns | undefined;
@@ -204,9 +207,10 @@ before(async () => {
     listen: { proxy: [`${nodeAddress}:0`], dns: `${nodeAddress}:0` },
     dnsUpstream: `127.0.0.1:${resolver.port}`,
   });
+  pinRoot = makePinRoot();
   kernel = await attach({
     cgroupPath: agent.dir,
-    pinRoot: makePinRoot(),
+    pinRoot,
     mode: 'cgroup-only',
     proxy: { address: nodeAddress, port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
   });
@@ -217,6 +221,7 @@ before(async () => {
 
 after(async () => {
   // Kernel and network objects first (synchronous): a slow close below must not leave them behind.
+  daemon?.kill('SIGKILL');
   kernel?.detachAll();
   for (const leaf of podCgroups) {
     // Deepest first: the container scope, then each level up to the agent cgroup.
@@ -475,4 +480,50 @@ test('netns: a container in a pod-named cgroup is attested by its k8s selectors 
       ['spiffe://corp.example/agents/coder', 'allow', 'http-read-allowlisted'],
     ],
   );
+});
+
+test('netns: fail closed when the process that heart-beats is killed with SIGKILL: EPERM in the namespace within TTL + one heartbeat', {
+  timeout: 40_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  // A separate process takes over the heartbeat (re-adopting the pinned programs, as a restarted daemon does); then it is killed.
+  const TTL_MS = 1000;
+  const HEARTBEAT_MS = 250;
+  const lite = await startDaemonLite<{ adopted: boolean }>(
+    {
+      cgroupPath: agent!.dir,
+      pinRoot,
+      mode: 'cgroup-only',
+      heartbeatTtlMs: TTL_MS,
+      heartbeatMs: HEARTBEAT_MS,
+      proxy: { address: nodeAddress, port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
+      identities: [{ selector: { cgroup: agent!.dir }, identity: 7 }],
+    },
+    (child) => (daemon = child),
+  );
+  assert.equal(lite.ready.adopted, true, 'the pinned programs were re-adopted');
+  kernel!.stopHeartbeat();
+  try {
+    await sleep(TTL_MS + HEARTBEAT_MS);
+    const alive = await probeA(true, 'connect', '203.0.113.5', '80');
+    assert.notEqual(alive.errno, EPERM, `the other process's heartbeat keeps traffic flowing: ${JSON.stringify(alive)}`);
+    const watcher = runProbe(
+      ['/usr/bin/nsenter', `--net=${nsA!.path}`, probeBinary(false), 'cg', agent!.procs, 'until', 'denied', '5000', '203.0.113.9', '80'],
+      { timeoutMs: 10_000 },
+    );
+    await sleep(300);
+    const killedNs = process.hrtime.bigint(); // CLOCK_MONOTONIC, the probe's clock
+    lite.child.kill('SIGKILL');
+    await new Promise((r) => lite.child.once('exit', r));
+    const r = (await watcher).at(-1) as { ok: boolean; mono_ns?: number; attempts?: number } | undefined;
+    assert.ok(r?.ok && r.mono_ns, `no EPERM in the namespace within 5 s of SIGKILL: ${JSON.stringify(r)}`);
+    const windowMs = Number(BigInt(r.mono_ns) - killedNs) / 1e6;
+    t.diagnostic(
+      `SIGKILL of the heart-beating process → EPERM in the namespace after ${windowMs.toFixed(0)} ms (bound ${TTL_MS + HEARTBEAT_MS} ms, ${r.attempts} connects)`,
+    );
+    assert.ok(windowMs <= TTL_MS + HEARTBEAT_MS, `EPERM ${windowMs.toFixed(0)} ms after SIGKILL`);
+  } finally {
+    kernel!.setHeartbeat();
+    kernel!.startHeartbeat();
+  }
 });
