@@ -3,11 +3,15 @@
 // unmanaged process (baseline), as a managed process connecting to the proxy
 // address itself (hooks run, no rewrite), and as a managed process connecting
 // elsewhere (rewritten to the proxy, original destination recorded, sockops).
+// Then the same from a network namespace (a veth pair to the host, as a pod or
+// `lilith run --netns` has), where the proxy is the node proxy address: the
+// namespace's own unmanaged connect to that address is its baseline, and the
+// managed rewritten case is also compared with the host's.
 // Host, cgroup-only mode (BPF-LSM cannot load under this host's lockdown; the
 // VM scenario kernel-lsm covers the LSM hooks, where TCG timing is not
 // representative). Options: --n N (connects per sample, default 2000),
 // --rounds R (default 5).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +19,8 @@ import { join } from 'node:path';
 import { attach, type Kernel } from '../bpf/index.js';
 import { detachPinned } from '../bpf/index.js';
 import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe } from '../testkit/kernel.js';
+import { startDaemonLite } from '../testkit/kernel-fixtures.js';
+import { createAgentNetns, ensureNodeAddress, removeNodeAddress, type AgentNetns } from '../confine/netns.js';
 
 export const summary = 'connect() latency added by the cgroup hooks (managed vs unmanaged, same run); fail-closed and restart times';
 
@@ -44,7 +50,11 @@ export async function run(argv: string[]): Promise<void> {
   probeBinary(true);
 
   const server = createServer((s) => s.destroy());
-  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
+  // All addresses: loopback for host agents, the node proxy address for namespaced ones.
+  await new Promise<void>((r) => server.listen({ port: 0, host: '0.0.0.0', backlog: 4096 }, r));
+  const node = `169.254.77.${100 + (process.pid % 150)}`;
+  const addedNode = ensureNodeAddress(node);
+  let ns: AgentNetns | undefined;
   const port = (server.address() as { port: number }).port;
   const agent = makeCgroup();
   const unixDir = mkdtempSync(join(tmpdir(), 'lilith-bench-'));
@@ -57,16 +67,22 @@ export async function run(argv: string[]): Promise<void> {
       cgroupPath: agent.dir,
       pinRoot: makePinRoot(),
       mode: 'cgroup-only',
-      proxy: { address: '127.0.0.1', port, dnsPort: port },
+      proxy: { address: node, port, dnsPort: port },
       unixAllowlist: [unixPath],
     });
+    ns = createAgentNetns(`lbn${(process.pid % 100000).toString(36)}`);
+    const inNs = (args: string[]): string[] => ['/usr/bin/nsenter', `--net=${ns!.path}`, probeBinary(false), ...args];
     const unixHook = kernel.hooks.active.includes('cgroup/connect_unix');
     kernel.registerIdentity({ cgroup: agent.dir }, 1);
     kernel.startHeartbeat();
     const cases = {
       'unmanaged → 127.0.0.1 (baseline)': ['bench', String(n), '127.0.0.1', String(port)],
-      'managed → proxy address (no rewrite)': ['cg', agent.procs, 'bench', String(n), '127.0.0.1', String(port)],
+      'unmanaged → node address': ['bench', String(n), node, String(port)],
+      'managed → proxy address (no rewrite)': ['cg', agent.procs, 'bench', String(n), node, String(port)],
       'managed → 198.51.100.1:80 (rewritten)': ['cg', agent.procs, 'bench', String(n), '198.51.100.1', '80'],
+      'netns: unmanaged → node address (baseline)': inNs(['bench', String(n), node, String(port)]),
+      'netns: managed → proxy address (no rewrite)': inNs(['cg', agent.procs, 'bench', String(n), node, String(port)]),
+      'netns: managed → 198.51.100.1:80 (rewritten)': inNs(['cg', agent.procs, 'bench', String(n), '198.51.100.1', '80']),
       // AF_UNIX (connect_unix, Linux 6.7+): the allowlist lookup on every connect.
       ...(unixHook
         ? {
@@ -78,13 +94,30 @@ export async function run(argv: string[]): Promise<void> {
     const samples: Record<string, Sample[]> = {};
     for (let r = 0; r < rounds; r++) {
       for (const [name, args] of Object.entries(cases)) {
-        const l = (await probe([...args])) as unknown as { ok: boolean; mean_ns: number; p50_ns: number; p99_ns: number; fails: number };
+        const l = (await (args[0] === '/usr/bin/nsenter' ? runProbe(args).then((ls) => ls.at(-1)!) : probe([...args]))) as unknown as {
+          ok: boolean;
+          mean_ns: number;
+          p50_ns: number;
+          p99_ns: number;
+          fails: number;
+        };
         if (!l.ok) throw new Error(`${name}: ${l.fails} of ${n} connects failed`);
         (samples[name] ??= []).push({ mean: l.mean_ns, p50: l.p50_ns, p99: l.p99_ns });
       }
     }
-    const tcp = Object.fromEntries(Object.entries(samples).filter(([k]) => !k.includes('unix')));
+    const tcp = Object.fromEntries(Object.entries(samples).filter(([k]) => !k.includes('unix') && !k.startsWith('netns:')));
     printLatency(tcp, n, rounds, Object.keys(cases)[0]!);
+    const netns = Object.fromEntries(Object.entries(samples).filter(([k]) => k.startsWith('netns:')));
+    process.stdout.write('\nfrom a network namespace (veth to the host; proxy on the node address):\n');
+    printLatency(netns, n, rounds, 'netns: unmanaged → node address (baseline)', 'each namespaced case against the namespace baseline');
+    const p50 = (k: string): number => median(samples[k]!.map((x) => x.p50));
+    const hostHooks = p50('managed → 198.51.100.1:80 (rewritten)') - p50('unmanaged → node address');
+    const nsHooks = p50('netns: managed → 198.51.100.1:80 (rewritten)') - p50('netns: unmanaged → node address (baseline)');
+    process.stdout.write(
+      `added by the hooks (rewritten − unmanaged to the same proxy address), p50: host ${(hostHooks / 1000).toFixed(2)} µs, ` +
+        `namespaced ${(nsHooks / 1000).toFixed(2)} µs; namespaced rewritten connect − host rewritten connect: ` +
+        `${((p50('netns: managed → 198.51.100.1:80 (rewritten)') - p50('managed → 198.51.100.1:80 (rewritten)')) / 1000).toFixed(2)} µs (the veth hop)\n`,
+    );
     if (unixHook)
       printLatency(
         Object.fromEntries(Object.entries(samples).filter(([k]) => k.includes('unix'))),
@@ -100,6 +133,8 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     kernel?.detachAll();
     agent.remove();
+    ns?.remove();
+    if (addedNode) removeNodeAddress(node);
     await new Promise<void>((r) => unixServer.close(() => r()));
     rmSync(unixDir, { recursive: true, force: true });
   }
@@ -119,32 +154,21 @@ function printLatency(
     `connect() on ${process.platform} ${execFileSync('uname', ['-r']).toString().trim()}, ${n} connects × ${rounds} rounds (median of rounds)\n`,
   );
   process.stdout.write(
-    `${'case'.padEnd(42)} ${'p50 µs'.padStart(8)} ${'mean µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'Δp50 µs'.padStart(8)}\n`,
+    `${'case'.padEnd(46)} ${'p50 µs'.padStart(8)} ${'mean µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'Δp50 µs'.padStart(8)}\n`,
   );
   for (const [name, ss] of Object.entries(samples)) {
     const p50 = median(ss.map((s) => s.p50));
     const mean = median(ss.map((s) => s.mean));
     const p99 = median(ss.map((s) => s.p99));
     const f = (ns: number): string => (ns / 1000).toFixed(2).padStart(8);
-    process.stdout.write(`${name.padEnd(42)} ${f(p50)} ${f(mean)} ${f(p99)} ${f(p50 - base)}\n`);
+    process.stdout.write(`${name.padEnd(46)} ${f(p50)} ${f(mean)} ${f(p99)} ${f(p50 - base)}\n`);
   }
   process.stdout.write(`(p50 is the figure to read: ${note})\n`);
 }
 
-function startDaemon(config: object): Promise<{ child: ChildProcess; startedNs: bigint; adopted: boolean }> {
-  return new Promise((resolve, reject) => {
-    const startedNs = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'bpf', 'daemon-lite.js'), JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /^ready (.*)$/m.exec(out);
-      if (m) resolve({ child, startedNs, adopted: (JSON.parse(m[1]!) as { adopted: boolean }).adopted });
-    });
-    child.on('exit', (code) => reject(new Error(`daemon-lite exited ${code}`)));
-  });
+async function startDaemon(config: object): Promise<{ child: ChildProcess; startedNs: bigint; adopted: boolean }> {
+  const d = await startDaemonLite<{ adopted: boolean }>(config);
+  return { child: d.child, startedNs: d.startedNs, adopted: d.ready.adopted };
 }
 
 /**

@@ -11,7 +11,7 @@ import { Heartbeat } from './heartbeat.js';
 import { deleteIdentity, writeIdentity, type IdentityOptions, type IdentitySelector } from './identities.js';
 import { allowExecInode, allowExecPath, revokeExecInode } from './exec-allowlist.js';
 import { allowUnixPath, listUnixPaths, replaceUnixAllowlist, revokeUnixPath } from './unix-allowlist.js';
-import { lookupOriginalDestination } from './original-destination.js';
+import { lookupOriginalDestination, type PeerTuple } from './original-destination.js';
 import { KernelEvents, type KernelEventListener } from './events.js';
 import { PinnedMaps } from './pinned-maps.js';
 import { detachPinned } from './pins.js';
@@ -157,9 +157,10 @@ export class Kernel {
    * For a connection the proxy accepted: where the client meant to go, and who
    * it was (recorded at connect time). `remoteAddress`/`remotePort` are the
    * accepted socket's peer (node's socket.remoteAddress/remotePort). null when
-   * the connection was not redirected by Lilith.
+   * the connection was not redirected by Lilith. With `transport: 'udp'`: the
+   * sender of a datagram the DNS front received.
    */
-  originalDestination(peer: { remoteAddress?: string; remotePort?: number }): OriginalDestination | null {
+  originalDestination(peer: PeerTuple): OriginalDestination | null {
     return lookupOriginalDestination(this.#maps, peer);
   }
 

@@ -189,10 +189,19 @@ export function inodeKey(kernelDev: number, ino: bigint, identity = 0): Buffer {
   return b;
 }
 
-export function tupleKey(address: string, port: number): Buffer {
+/** IP protocol numbers a tuple key carries in its pad (struct lilith_tuple_key). */
+const TUPLE_PROTOCOL = { tcp: 0, udp: 17 } as const;
+
+/**
+ * Key for lil_orig_tp: the peer's address and port as the proxy (TCP, written by
+ * sockops) or the DNS front (UDP, written by cgroup_skb egress) sees them. The
+ * two never share an entry, so a datagram cannot overwrite a connection's record.
+ */
+export function tupleKey(address: string, port: number, transport: 'tcp' | 'udp' = 'tcp'): Buffer {
   const b = Buffer.alloc(SIZES.tupleKey);
   ip16(address).copy(b, 0);
   b.writeUInt16LE(port, 16);
+  b.writeUInt16LE(TUPLE_PROTOCOL[transport], 18);
   return b;
 }
 

@@ -76,6 +76,7 @@ export const PROGRAMS: readonly ProgramSpec[] = [
   cg('cgroup_connect', 'lil_recvmsg6', 'cgroup/recvmsg6'),
   cg('cgroup_sock', 'lil_cg_sock', 'cgroup/sock_create', false),
   cg('sockops', 'lil_sockops', 'sockops'),
+  cg('cgroup_skb', 'lil_dns_egress', 'cgroup_skb/egress'),
   cgUnix('lil_conn_unix', 'cgroup/connect_unix', BPF_CGROUP_UNIX_CONNECT),
   cgUnix('lil_send_unix', 'cgroup/sendmsg_unix', BPF_CGROUP_UNIX_SENDMSG),
 ];

@@ -3,7 +3,9 @@
 // The JSON Schema in capsule/lilith.schema.json is the authority; these types mirror it.
 
 /** A SPIRE-style selector: "unix:uid:1000", "unix:gid:100", "unix:user:alice",
- * "unix:group:dev", "unix:path:/usr/bin/node", "unix:sha256:<hex>", "cgroup:/lilith/agents/x". */
+ * "unix:group:dev", "unix:path:/usr/bin/node", "unix:sha256:<hex>", "cgroup:/lilith/agents/x",
+ * and for containers "k8s:ns:agents", "k8s:sa:coder", "k8s:pod-label:app:coder", "k8s:pod-uid:<uid>",
+ * "docker:label:<key>:<value>", "docker:image_id:sha256:<hex>", "docker:id:<hex>" (identity/selectors.ts). */
 export type Selector = string;
 
 export type SeccompProfileName = 'strict' | 'standard' | 'jit';

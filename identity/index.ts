@@ -1,5 +1,14 @@
 export { validateSpiffeId, trustDomainOf } from './spiffe.js';
-export { parseSelector, selectorMatches, SelectorError, type ProcessFacts, type ParsedSelector } from './selectors.js';
+export {
+  parseSelector,
+  selectorMatches,
+  SelectorError,
+  type ContainerFacts,
+  type ProcessFacts,
+  type ParsedSelector,
+} from './selectors.js';
+export { parseContainerCgroup, type ContainerCgroup, type ContainerRuntime } from './container-cgroup.js';
+export { DEFAULT_WORKLOAD_DIR } from './workload-metadata.js';
 export {
   compileRegistrations,
   resolveIdentity,
@@ -8,4 +17,4 @@ export {
   type ResolvedIdentity,
   type Registered,
 } from './registry.js';
-export { readProcessFacts } from './process-facts.js';
+export { readProcessFacts, containerFacts, type ProcessFactsOptions } from './process-facts.js';

@@ -1,10 +1,14 @@
 // Reads what /proc attests about a process: ids, executable and its hash,
-// cgroup. The kernel path (bpf) supplies uid/gid/cgroup at connect time; this
-// fills in the executable facts and names.
+// cgroup, and for a process in a container the container's facts (ids from the
+// cgroup path, the rest from the operator's metadata directory). The kernel path
+// (bpf) supplies uid/gid/cgroup at connect time; this fills in the executable
+// facts and names.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
-import type { ProcessFacts } from './selectors.js';
+import type { ContainerFacts, ProcessFacts } from './selectors.js';
+import { parseContainerCgroup } from './container-cgroup.js';
+import { DEFAULT_WORKLOAD_DIR, readContainerMetadata, readPodMetadata } from './workload-metadata.js';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -62,8 +66,28 @@ async function exeSha256(pid: number): Promise<string | undefined> {
   }
 }
 
+export interface ProcessFactsOptions {
+  /** The operator's container metadata directory (workload-metadata.ts). @default /run/lilith/workloads */
+  workloadDir?: string;
+}
+
+/** Container facts for a cgroup path: undefined when it is no container's or pod's. */
+export async function containerFacts(cgroupPath: string, workloadDir = DEFAULT_WORKLOAD_DIR): Promise<ContainerFacts | undefined> {
+  const cg = parseContainerCgroup(cgroupPath);
+  if (!cg) return undefined;
+  const [pod, ctr] = await Promise.all([
+    cg.podUid ? readPodMetadata(workloadDir, cg.podUid) : null,
+    cg.id ? readContainerMetadata(workloadDir, cg.id) : null,
+  ]);
+  return {
+    ...cg,
+    ...(pod ? { pod } : {}),
+    ...(ctr ? { name: ctr.name, imageId: ctr.imageId, labels: ctr.labels } : {}),
+  };
+}
+
 /** Facts about `pid`; throws if the process does not exist. */
-export async function readProcessFacts(pid: number): Promise<ProcessFacts> {
+export async function readProcessFacts(pid: number, opts: ProcessFactsOptions = {}): Promise<ProcessFacts> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const uid = parseStatusIds(status, 'Uid');
   const gid = parseStatusIds(status, 'Gid');
@@ -93,5 +117,6 @@ export async function readProcessFacts(pid: number): Promise<ProcessFacts> {
     exePath,
     exeSha256: exePath ? await exeSha256(pid) : undefined,
     cgroupPath,
+    container: cgroupPath ? await containerFacts(cgroupPath, opts.workloadDir) : undefined,
   };
 }

@@ -89,8 +89,11 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 hook, const _
 		return ALLOW;
 	}
 	if (ctx->protocol == IPPROTO_UDP) {
-		if (proxy && port == cfg->dns_port)
+		if (proxy && port == cfg->dns_port) {
+			/* Straight to the front: recorded too, so the front can attribute it (cgroup_skb.bpf.c). */
+			remember(ctx, addr16, port, family, &id);
 			return ALLOW;
+		}
 		if (port == DNS_PORT) {
 			remember(ctx, addr16, port, family, &id);
 			*act = ACT_TO_DNS;

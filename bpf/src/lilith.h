@@ -115,7 +115,7 @@ struct lilith_orig {
 struct lilith_tuple_key {
 	__u8 addr[16];
 	__u16 port; /* host byte order */
-	__u16 pad;
+	__u16 pad;  /* 0 for TCP (sockops); IPPROTO_UDP for datagrams to the DNS front (cgroup_skb) */
 };
 
 /* An AF_UNIX address as the allowlist knows it. Pathname sockets: the path

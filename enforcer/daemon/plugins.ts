@@ -41,7 +41,8 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
       const origin = new KernelOriginResolver({
-        originalDestination: (peer: { remoteAddress?: string; remotePort?: number }) => bridge?.originalDestination(peer) ?? null,
+        originalDestination: (peer: { remoteAddress?: string; remotePort?: number; transport?: 'tcp' | 'udp' }) =>
+          bridge?.originalDestination(peer) ?? null,
       });
       const taintState = join(cfg.stateDir, 'taint.json');
       // The node's interception CA (docs/dataplane.md, TLS interception): key 0600 in <state-dir>/ca.

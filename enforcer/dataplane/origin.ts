@@ -15,6 +15,7 @@ import {
   resolveIdentity,
   type CompiledRegistration,
   type ProcessFacts,
+  type ProcessFactsOptions,
   type ResolvedIdentity,
 } from '../../identity/index.js';
 import type { Registration } from '../../capsule/config.js';
@@ -111,7 +112,8 @@ export interface KernelOriginalDestination {
 
 /** The part of bpf/index.ts's Kernel the proxy needs. */
 export interface OriginalDestinationSource {
-  originalDestination(peer: { remoteAddress?: string; remotePort?: number }): KernelOriginalDestination | null;
+  /** `transport: 'udp'`: the sender of a datagram the DNS front received (absent: an accepted TCP connection). */
+  originalDestination(peer: { remoteAddress?: string; remotePort?: number; transport?: 'tcp' | 'udp' }): KernelOriginalDestination | null;
 }
 
 /**
@@ -120,40 +122,61 @@ export interface OriginalDestinationSource {
  * destination and the process under the client's address and port. Facts come
  * from /proc for the recorded process; if it already exited only the
  * kernel-recorded uid/gid remain (registrations needing a path, hash or cgroup
- * then do not match → deny). UDP (DNS): the kernel redirects a managed
- * process's port-53 datagrams here without a record, so the sender is found
- * by its socket (/proc/net/udp inode → the process holding it).
+ * then do not match → deny). UDP (DNS): the cgroup_skb egress program
+ * records each datagram's sender under the source address and port the front
+ * sees, from any network namespace; a datagram it did not record (a kernel
+ * without the program, a sender outside the attached cgroup) falls back to
+ * the host's socket table (/proc/net/udp inode → the process holding it),
+ * which only sees the host namespace. Neither: null, refused.
  */
+export interface KernelOriginOptions {
+  /** Audited destination of a DNS datagram the kernel did not record. */
+  dnsDestination?: Destination;
+  /** The operator's container metadata directory (identity/workload-metadata.ts). @default /run/lilith/workloads */
+  workloadDir?: string;
+}
+
 export class KernelOriginResolver implements OriginResolver {
+  readonly #dnsDestination: Destination;
+  readonly #facts: ProcessFactsOptions;
+
   constructor(
     private readonly kernel: OriginalDestinationSource,
-    /** Where redirected DNS was going, for audit (the resolver address is restored by the kernel on reply). */
-    private readonly dnsDestination: Destination = { address: '0.0.0.0', port: 53, family: 4 },
-  ) {}
+    options: KernelOriginOptions = {},
+  ) {
+    this.#dnsDestination = options.dnsDestination ?? { address: '0.0.0.0', port: 53, family: 4 };
+    this.#facts = { workloadDir: options.workloadDir };
+  }
 
   async resolve(peer: PeerAddress, transport: 'tcp' | 'udp'): Promise<Origin | null> {
     if (transport === 'udp') {
+      const rec = this.kernel.originalDestination({ remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, transport });
+      if (rec) return originFromRecord(rec, this.#facts);
       const pid = await udpSocketOwner(peer.remoteAddress, peer.remotePort);
       if (pid === null) return null;
-      const facts = await readProcessFacts(pid).catch(() => null);
-      return facts ? originFromFacts(this.dnsDestination, facts) : null;
+      const facts = await readProcessFacts(pid, this.#facts).catch(() => null);
+      return facts ? originFromFacts(this.#dnsDestination, facts) : null;
     }
     const rec = this.kernel.originalDestination(peer);
-    if (!rec) return null;
-    const pid = rec.tgid || rec.pid;
-    let facts: ProcessFacts;
-    try {
-      facts = await readProcessFacts(pid);
-    } catch {
-      facts = { pid, uid: rec.uid, gid: rec.gid, gids: [rec.gid] };
-    }
-    return originFromFacts({ address: rec.address, port: rec.port, family: rec.family }, facts);
+    return rec ? originFromRecord(rec, this.#facts) : null;
   }
+}
+
+/** Facts for the process the kernel recorded (its uid/gid alone when it already exited). */
+async function originFromRecord(rec: KernelOriginalDestination, opts: ProcessFactsOptions): Promise<Origin> {
+  const pid = rec.tgid || rec.pid;
+  let facts: ProcessFacts;
+  try {
+    facts = await readProcessFacts(pid, opts);
+  } catch {
+    facts = { pid, uid: rec.uid, gid: rec.gid, gids: [rec.gid] };
+  }
+  return originFromFacts({ address: rec.address, port: rec.port, family: rec.family }, facts);
 }
 
 const owners = new UdpOwners();
 
-/** The process owning the UDP socket bound to `port` (loopback senders only), or null. */
-export async function udpSocketOwner(_address: string, port: number): Promise<number | null> {
-  return owners.ownerOf(port);
+/** The host-namespace process owning the UDP socket `address`:`port` sent from, or null (any other namespace). */
+export async function udpSocketOwner(address: string, port: number): Promise<number | null> {
+  return owners.ownerOf(address, port);
 }

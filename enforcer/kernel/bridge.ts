@@ -167,8 +167,8 @@ export class KernelBridge implements KernelApplier {
     this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'exec', pid: e.tgid, spiffe_id: spiffe, detail });
   }
 
-  /** For the dataplane's origin resolver: the redirect record of an accepted connection. */
-  originalDestination(peer: { remoteAddress?: string; remotePort?: number }) {
+  /** For the dataplane's origin resolver: the redirect record of an accepted connection or (udp) a DNS datagram. */
+  originalDestination(peer: { remoteAddress?: string; remotePort?: number; transport?: 'tcp' | 'udp' }) {
     return this.#kernel?.originalDestination(peer) ?? null;
   }
 

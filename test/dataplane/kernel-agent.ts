@@ -45,7 +45,9 @@ function dns(resolver: string, name: string, qtype = 1): Promise<void> {
       s.close();
       resolve();
     });
-    s.send(buildQuery(0x4242, name, qtype), 53, resolver);
+    // RESOLVER is an IPv4 address (port 53) or ADDRESS:PORT.
+    const [host, port] = resolver.includes(':') ? [resolver.split(':')[0], Number(resolver.split(':')[1])] : [resolver, 53];
+    s.send(buildQuery(0x4242, name, qtype), port, host);
   });
 }
 

@@ -46,7 +46,8 @@ test('selectors: malformed ones are refused with the reason', () => {
     ['unix:sha256:XYZ', /64 lowercase hex/],
     ['unix:path:relative/bin', /absolute/],
     ['cgroup:lilith', /must start with/],
-    ['k8s:ns:default', /expected/],
+    ['k8s:namespace:default', /expected/],
+    ['k8s:ns:Default', /DNS label/],
   ] as const) {
     assert.throws(
       () => parseSelector(s),

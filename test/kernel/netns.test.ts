@@ -12,9 +12,12 @@ import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:net';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { attach, type Kernel } from '../../bpf/index.js';
-import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, sleep, type TestCgroup } from '../../testkit/kernel.js';
+import { makeCgroup, makePinRoot, probe, probeBinary, repoRoot, runProbe, sleep, type TestCgroup } from '../../testkit/kernel.js';
+import { startDaemonLite } from '../../testkit/kernel-fixtures.js';
 import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
 import { KernelOriginResolver } from '../../enforcer/dataplane/origin.js';
 import { startDataplane, type Dataplane } from '../../enforcer/dataplane/dataplane.js';
@@ -30,6 +33,8 @@ const EPERM = 1;
 
 let skip: string | false = false;
 let kernel: Kernel | undefined;
+let pinRoot = '';
+let daemon: ChildProcess | undefined;
 let agent: TestCgroup | undefined;
 let nsA: AgentNetns | undefined;
 let nsB: AgentNetns | undefined;
@@ -51,6 +56,26 @@ let hostPort = 0;
 let adminPort = 0;
 let otherPort = 0;
 let otherServer: ChildProcess | undefined;
+/**
+ * Two pods' container cgroups below the agent cgroup, named as containerd's
+ * systemd driver names them; the operator's metadata says pod 1 is in
+ * namespace "agents" with service account "reviewer" and label app=reader,
+ * pod 2 is in namespace "web".
+ */
+const POD1 = '6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+const POD2 = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const CTR1 = 'c0ffee00'.repeat(8);
+const CTR2 = 'deadbeef'.repeat(8);
+const podCgroups: string[] = [];
+let workloads = '';
+const podCgroup = (uid: string, id: string) =>
+  join(
+    agent!.dir,
+    'kubepods.slice',
+    'kubepods-burstable.slice',
+    `kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`,
+    `cri-containerd-${id}.scope`,
+  );
 
 async function listener(host: string, onHit: () => void, reply: string): Promise<{ port: number; server: Server }> {
   const open = new Set<import('node:net').Socket>();
@@ -126,17 +151,46 @@ before(async () => {
 
   agent = makeCgroup();
   const cgPath = '/' + basename(agent.dir);
+  for (const [uid, id] of [
+    [POD1, CTR1],
+    [POD2, CTR2],
+  ]) {
+    mkdirSync(podCgroup(uid, id), { recursive: true });
+    podCgroups.push(podCgroup(uid, id));
+  }
+  workloads = await mkdtemp(join(tmpdir(), 'lilith-workloads-'));
+  await mkdir(join(workloads, 'pods'));
+  await mkdir(join(workloads, 'containers'));
+  await writeFile(
+    join(workloads, 'pods', `${POD1}.json`),
+    JSON.stringify({ namespace: 'agents', service_account: 'reviewer', name: 'reviewer-0', labels: { app: 'reader' } }),
+  );
+  await writeFile(
+    join(workloads, 'pods', `${POD2}.json`),
+    JSON.stringify({ namespace: 'web', service_account: 'reviewer', labels: { app: 'reader' } }),
+  );
+  await writeFile(join(workloads, 'containers', `${CTR1}.json`), JSON.stringify({ name: 'agent', image_id: 'ab'.repeat(32) }));
   dir = await testPolicyDir({
     entities: (list) =>
       list.map((e) => (e.uid.type === 'MCPServer' ? { ...e, parents: [...e.parents, { type: 'Zone', id: 'allowlisted' }] } : e)),
     config: (c) => {
       c.registrations = c.registrations
         .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r))
-        .filter((r) => !r.spiffe_id.endsWith('/coder/node'));
+        .filter((r) => !r.spiffe_id.endsWith('/coder/node'))
+        // The reader: a container in pod 1, by SPIRE k8s selectors (more specific than the coder's cgroup alone).
+        .map((r) =>
+          r.spiffe_id.endsWith('/reader')
+            ? { ...r, selectors: [`cgroup:${cgPath}`, 'k8s:ns:agents', 'k8s:sa:reviewer', 'k8s:pod-label:app:reader'] }
+            : r,
+        );
       c.upstreams = {
         files: { address: `127.0.0.1:${files.port}`, kind: 'mcp' },
         reports: { address: `127.0.0.1:${reports.port}`, kind: 'mcp' },
       };
+    },
+    policies: {
+      'pods.cedar':
+        '@id("readers-no-secret")\nforbid (principal in AgentGroup::"readers", action == Action::"GET", resource)\nwhen { context.path like "/secret*" };\n',
     },
   });
   auditPath = join(dir, 'audit.jsonl');
@@ -145,14 +199,18 @@ before(async () => {
   const kernelRef: { k?: Kernel } = {};
   dp = await startDataplane({
     snapshots,
-    origin: new KernelOriginResolver({ originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null }),
+    origin: new KernelOriginResolver(
+      { originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null },
+      { workloadDir: workloads },
+    ),
     audit,
     listen: { proxy: [`${nodeAddress}:0`], dns: `${nodeAddress}:0` },
     dnsUpstream: `127.0.0.1:${resolver.port}`,
   });
+  pinRoot = makePinRoot();
   kernel = await attach({
     cgroupPath: agent.dir,
-    pinRoot: makePinRoot(),
+    pinRoot,
     mode: 'cgroup-only',
     proxy: { address: nodeAddress, port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
   });
@@ -163,7 +221,15 @@ before(async () => {
 
 after(async () => {
   // Kernel and network objects first (synchronous): a slow close below must not leave them behind.
+  daemon?.kill('SIGKILL');
   kernel?.detachAll();
+  for (const leaf of podCgroups) {
+    // Deepest first: the container scope, then each level up to the agent cgroup.
+    for (let d = leaf; d !== agent!.dir; d = join(d, '..'))
+      try {
+        rmdirSync(d);
+      } catch {}
+  }
   agent?.remove();
   otherServer?.kill('SIGKILL');
   nsA?.remove();
@@ -174,13 +240,14 @@ after(async () => {
   if (audit) await bounded(audit.close());
   for (const c of cleanups.reverse()) await bounded(c());
   if (dir) await rm(dir, { recursive: true, force: true });
+  if (workloads) await rm(workloads, { recursive: true, force: true });
 });
 
 const inNs = (ns: AgentNetns, argv: string[]): string[] => ['/usr/bin/nsenter', `--net=${ns.path}`, ...argv];
 
-/** A managed command in namespace A (nsenter → lilith-probe joins the agent cgroup → exec). */
-function inAgent(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  const [bin, ...argv] = inNs(nsA!, [probeBinary(false), 'cg', agent!.procs, 'exec', cmd, ...args]);
+/** A managed command in namespace A (nsenter → lilith-probe joins the agent cgroup, or `cgroup` below it → exec). */
+function inAgent(cmd: string, args: string[], cgroup = agent!.dir): Promise<{ stdout: string; stderr: string; code: number }> {
+  const [bin, ...argv] = inNs(nsA!, [probeBinary(false), 'cg', join(cgroup, 'cgroup.procs'), 'exec', cmd, ...args]);
   return run(bin, argv, { timeout: 60_000 }).then(
     (r) => ({ ...r, code: 0 }),
     (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }),
@@ -296,20 +363,42 @@ test('netns: UDP other than DNS is refused with EPERM; raw and ICMP sockets too'
   assert.ok(icmp.errno === EPERM || icmp.errno === 13, JSON.stringify(icmp));
 });
 
-test('netns: DNS to any resolver is sent to the DNS front on the node address, never to the resolver', { timeout: 40_000 }, async (t) => {
+test('netns: DNS from the namespace is attributed to the agent (cgroup_skb egress record), decided and audited with its identity', {
+  timeout: 40_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  const ok = await inAgent(process.execPath, [agentScript, 'dns', '8.8.8.8', 'api.github.com']);
+  const okOut = JSON.parse(ok.stdout.trim()) as { pid: number; rcode?: number; answers?: number };
+  assert.equal(okOut.rcode, 0, `allowed name answered: ${ok.stdout}${ok.stderr}`);
+  assert.equal(okOut.answers, 1);
+  const no = await inAgent(process.execPath, [agentScript, 'dns', '9.9.9.9', 'exfil.evil.example']);
+  const noOut = JSON.parse(no.stdout.trim()) as { pid: number; rcode?: number };
+  assert.equal(noOut.rcode, 3, 'denied name: NXDOMAIN');
+  assert.ok(resolver.seen.includes('api.github.com'), 'the allowed query was forwarded');
+  assert.ok(!resolver.seen.includes('exfil.evil.example'), 'the denied query was not');
+  const ev = (await events()).filter((e) => e.protocol === 'dns');
+  assert.deepEqual(
+    ev.map((e) => [e.resource, e.decision, e.spiffe_id, e.pid, e.destination]),
+    [
+      ['Host::"api.github.com"', 'allow', 'spiffe://corp.example/agents/coder', okOut.pid, '8.8.8.8:53'],
+      ['Host::"exfil.evil.example"', 'deny', 'spiffe://corp.example/agents/coder', noOut.pid, '9.9.9.9:53'],
+    ],
+  );
+});
+
+test('netns: a datagram sent straight to the DNS front by an unmanaged process in the namespace is unattributed: refused, never forwarded', {
+  timeout: 40_000,
+}, async (t) => {
   if (skip) return t.skip(skip);
   const before = resolver.seen.length;
-  const r = await inAgent(process.execPath, [agentScript, 'dns', '8.8.8.8', 'api.github.com']);
-  const out = JSON.parse(r.stdout.trim()) as { rcode?: number; error?: string };
-  const ev = (await events()).filter((e) => e.protocol === 'dns');
-  if (out.rcode === 0) {
-    // Attributed and decided: the front forwarded it.
-    assert.equal(ev.at(-1)?.spiffe_id, 'spiffe://corp.example/agents/coder');
-  } else {
-    // Not attributable from the host: refused, never forwarded.
-    assert.equal(resolver.seen.length, before, `forwarded although unattributed: ${JSON.stringify(out)}`);
-  }
-  t.diagnostic(`dns from the namespace: ${JSON.stringify(out)}`);
+  const [bin, ...argv] = inNs(nsA!, [process.execPath, agentScript, 'dns', `${nodeAddress}:${dp.dnsAddress!.port}`, 'api.github.com']);
+  const r = await run(bin, argv, { timeout: 30_000 });
+  const out = JSON.parse(r.stdout.trim()) as { rcode?: number };
+  assert.notEqual(out.rcode, 0, `answered although unattributed: ${r.stdout}`);
+  assert.equal(resolver.seen.length, before, 'forwarded although unattributed');
+  const last = (await events()).filter((e) => e.protocol === 'dns').at(-1)!;
+  assert.equal(last.decision, 'deny');
+  assert.ok(!last.spiffe_id, JSON.stringify(last));
 });
 
 test('netns: the MCP SDK client reproduces the seed sequence through the proxy (read_file, fetch_report allowed; http_post denied)', {
@@ -368,4 +457,73 @@ test('netns: fail closed: without heartbeats the namespaced agent gets EPERM wit
   assert.notEqual(r.errno, EPERM, JSON.stringify(r));
   assert.notEqual(r.reply, 'host');
   assert.equal(hits.host, 0);
+});
+
+test('netns: a container in a pod-named cgroup is attested by its k8s selectors (pod UID from the path, namespace/SA/labels from the metadata directory) and decided as its registration', {
+  timeout: 60_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  const url = `http://localhost:${httpPort}/secret/report`;
+  const curl = ['-sS', '--max-time', '20', url];
+  const pod1 = await inAgent('/usr/bin/curl', curl, podCgroup(POD1, CTR1));
+  assert.match(pod1.stdout, /"error":"forbidden"/, `pod 1 (reader by k8s selectors) denied: ${pod1.stdout}${pod1.stderr}`);
+  const pod2 = await inAgent('/usr/bin/curl', curl, podCgroup(POD2, CTR2));
+  assert.equal(pod2.stdout, 'hello GET /secret/report', `pod 2 (namespace web: only the coder's cgroup selector matches): ${pod2.stderr}`);
+  const host = await inAgent('/usr/bin/curl', curl);
+  assert.equal(host.stdout, 'hello GET /secret/report', host.stderr);
+  const ev = (await events()).filter((e) => e.protocol === 'http' && e.destination === `127.0.0.1:${httpPort}`).slice(-3);
+  assert.deepEqual(
+    ev.map((e) => [e.spiffe_id, e.decision, e.policies?.[0] ?? null]),
+    [
+      ['spiffe://corp.example/agents/reader', 'deny', 'readers-no-secret'],
+      ['spiffe://corp.example/agents/coder', 'allow', 'http-read-allowlisted'],
+      ['spiffe://corp.example/agents/coder', 'allow', 'http-read-allowlisted'],
+    ],
+  );
+});
+
+test('netns: fail closed when the process that heart-beats is killed with SIGKILL: EPERM in the namespace within TTL + one heartbeat', {
+  timeout: 40_000,
+}, async (t) => {
+  if (skip) return t.skip(skip);
+  // A separate process takes over the heartbeat (re-adopting the pinned programs, as a restarted daemon does); then it is killed.
+  const TTL_MS = 1000;
+  const HEARTBEAT_MS = 250;
+  const lite = await startDaemonLite<{ adopted: boolean }>(
+    {
+      cgroupPath: agent!.dir,
+      pinRoot,
+      mode: 'cgroup-only',
+      heartbeatTtlMs: TTL_MS,
+      heartbeatMs: HEARTBEAT_MS,
+      proxy: { address: nodeAddress, port: dp.proxyAddresses[0].port, dnsPort: dp.dnsAddress!.port },
+      identities: [{ selector: { cgroup: agent!.dir }, identity: 7 }],
+    },
+    (child) => (daemon = child),
+  );
+  assert.equal(lite.ready.adopted, true, 'the pinned programs were re-adopted');
+  kernel!.stopHeartbeat();
+  try {
+    await sleep(TTL_MS + HEARTBEAT_MS);
+    const alive = await probeA(true, 'connect', '203.0.113.5', '80');
+    assert.notEqual(alive.errno, EPERM, `the other process's heartbeat keeps traffic flowing: ${JSON.stringify(alive)}`);
+    const watcher = runProbe(
+      ['/usr/bin/nsenter', `--net=${nsA!.path}`, probeBinary(false), 'cg', agent!.procs, 'until', 'denied', '5000', '203.0.113.9', '80'],
+      { timeoutMs: 10_000 },
+    );
+    await sleep(300);
+    const killedNs = process.hrtime.bigint(); // CLOCK_MONOTONIC, the probe's clock
+    lite.child.kill('SIGKILL');
+    await new Promise((r) => lite.child.once('exit', r));
+    const r = (await watcher).at(-1) as { ok: boolean; mono_ns?: number; attempts?: number } | undefined;
+    assert.ok(r?.ok && r.mono_ns, `no EPERM in the namespace within 5 s of SIGKILL: ${JSON.stringify(r)}`);
+    const windowMs = Number(BigInt(r.mono_ns) - killedNs) / 1e6;
+    t.diagnostic(
+      `SIGKILL of the heart-beating process → EPERM in the namespace after ${windowMs.toFixed(0)} ms (bound ${TTL_MS + HEARTBEAT_MS} ms, ${r.attempts} connects)`,
+    );
+    assert.ok(windowMs <= TTL_MS + HEARTBEAT_MS, `EPERM ${windowMs.toFixed(0)} ms after SIGKILL`);
+  } finally {
+    kernel!.setHeartbeat();
+    kernel!.startHeartbeat();
+  }
 });

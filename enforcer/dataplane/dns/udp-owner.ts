@@ -1,5 +1,11 @@
-// Which process sent a redirected DNS datagram: the UDP socket bound to its
-// source port (/proc/net/udp{,6} → inode) and the process holding that inode.
+// Which host process sent a DNS datagram the kernel did not record (the
+// cgroup_skb egress program records managed senders in every namespace; this
+// is the fallback for the rest): the UDP socket bound to its source port
+// (/proc/net/udp{,6} → inode) and the process holding that inode. Those
+// tables describe the host's network namespace only, so a datagram from an
+// address that is not the host's own (a container, a pod, `lilith run
+// --netns`) is never looked up here: the same port number in the host
+// namespace may belong to any other process.
 // Finding the holder means reading every process's fd table, so it is done at
 // most once at a time and shared: a scan maps every socket inode on the host
 // to its process, queries arriving meanwhile wait for that same scan, and a
@@ -7,6 +13,15 @@
 // of queries therefore costs one /proc walk per wave, not one per query, and
 // other agents' queries are answered after at most that walk.
 import { readFile, readdir, readlink } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+
+/** Whether `address` is one of the host namespace's own (loopback included), v4-mapped IPv6 unwrapped. */
+export function isHostAddress(address: string): boolean {
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (a.startsWith('127.') || a === '::1') return true;
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.address === a) return true;
+  return false;
+}
 
 /** The inode of the UDP socket bound to local `port`, or null. */
 async function inodeOfPort(port: number): Promise<string | null> {
@@ -53,8 +68,9 @@ export class UdpOwners {
   #scan: Promise<Map<string, number>> | null = null;
   #scannedAt = 0;
 
-  /** The pid holding the UDP socket bound to `port`, or null. */
-  async ownerOf(port: number): Promise<number | null> {
+  /** The pid holding the UDP socket bound to `port`, or null (also for a sender that is not a host address). */
+  async ownerOf(address: string, port: number): Promise<number | null> {
+    if (!isHostAddress(address)) return null;
     const inode = await inodeOfPort(port);
     if (!inode) return null;
     const want = `socket:[${inode}]`;
