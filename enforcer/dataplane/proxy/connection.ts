@@ -20,6 +20,7 @@ import type { Decider, RequestSpec } from '../decide.js';
 import type { LilithConfig } from '../../../capsule/config.js';
 import { maybeIntercept, type Interception } from './tls-intercept.js';
 import { withOriginatedTls } from './tls-originate.js';
+import { decideH2c } from './h2c.js';
 import type { IdentityCa } from '../tls/svid.js';
 
 export interface ConnectionDeps {
@@ -176,6 +177,11 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
         return withOriginatedTls({ ...o, idleTimeoutMs: limits.idleTimeoutMs }, start);
       }
       return start();
+    }
+    if (proto === 'h2c') {
+      // Prior-knowledge HTTP/2 on cleartext: decided as a whole (context.protocol "h2c"), then per stream (h2c.ts).
+      const http = { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey };
+      return decideH2c({ client, origin, initial: buf, config, limits, http });
     }
     connectDecision(client, origin, deps, 'tcp', buf, limits, null);
   }
