@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { LilithConfig } from '../../../capsule/config.js';
 import type { EntityUid } from '../../../cedar/types.js';
 import { isLoopback, normalizeIp } from '../dns/names.js';
-import type { Decider, RequestSpec } from '../decide.js';
+import type { RequestSpec } from '../decide.js';
 import { formatDestination, type Origin } from '../origin.js';
 import { relayH2 } from './h2.js';
 import type { HttpDeps, Limits } from './http.js';
