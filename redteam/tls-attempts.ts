@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { LilithConfig } from '../capsule/config.js';
 import type { Attempt } from './attempts.js';
 import type { RedteamEnv } from './env.js';
@@ -144,17 +144,20 @@ export const TLS_ATTEMPTS: Attempt[] = [
         sockets.add(s);
       });
       try {
-        // The agent's bundle: the node CA it was given plus its own, and every variable pointed at it.
-        const bundle = join(dirname(env.coderOnlyBinary), 'agent-ca-bundle.pem');
-        writeFileSync(join(dirname(env.coderOnlyBinary), 'agent-ca.pem'), ca);
-        const script = `cat "$CURL_CA_BUNDLE" "${join(dirname(env.coderOnlyBinary), 'agent-ca.pem')}" > "${bundle}" && SSL_CERT_FILE="${bundle}" NODE_EXTRA_CA_CERTS="${bundle}" CURL_CA_BUNDLE="${bundle}" curl -sS --max-time 15 --cacert "${bundle}" --resolve ${NAME}:443:${AGENT_OWNED.host} https://${NAME}/`;
-        const r = await env.runConfined(['/bin/sh', '-c', script]);
-        const reached = requests > 0 || r.stdout.includes('reached');
+        // The agent trusts the node CA it was given plus its own, and sends the SNI of an intercepted name.
+        const script = `const https=require('https'),fs=require('fs');
+const ca=[fs.readFileSync(process.env.NODE_EXTRA_CA_CERTS,'utf8'),${JSON.stringify(ca)}];
+const out=o=>{console.log(JSON.stringify(o));process.exit(0)};
+https.get({host:'${AGENT_OWNED.host}',port:${AGENT_OWNED.port},servername:'${NAME}',headers:{host:'${NAME}'},ca},r=>{let b='';r.on('data',d=>b+=d);r.on('end',()=>out({status:r.statusCode,body:b}))}).on('error',e=>out({err:String(e.code||e.message)}));
+setTimeout(()=>out({err:'timeout'}),10000);`;
+        const r = await env.runConfined([process.execPath, '-e', script], undefined, 'coder');
+        const line = r.stdout.trim().split('\n').at(-1) ?? '';
+        const reached = requests > 0 || line.includes('reached');
         return {
           blocked: !reached,
           detail: reached
-            ? `the request reached the agent's upstream: ${r.stdout.slice(0, 120)}`
-            : `${connections ? 'the enforcer connected, refused the certificate' : 'denied before the upstream was reached'}; curl: ${r.stderr.trim().split('\n').at(-1)?.slice(0, 120) ?? ''}`,
+            ? `the request reached the agent's upstream: ${line.slice(0, 120)}`
+            : `${connections ? `the enforcer connected (${connections}) and refused the certificate` : 'denied before the upstream was reached'}; the agent saw ${line || r.stderr.trim().slice(0, 120)}`,
         };
       } finally {
         await closeAll(server, sockets);
