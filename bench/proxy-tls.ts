@@ -3,7 +3,6 @@
 // dataplane intercepting (node CA leaf to the client, verified TLS upstream, every
 // request decided), interleaved request by request on warm connections; plus the
 // handshake cost (a new connection and one request) direct vs intercepted.
-import { execFileSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -18,6 +17,7 @@ import { InterceptionCa, startDataplane, StaticOriginResolver } from '../enforce
 import { FileAuditSink } from '../enforcer/daemon/index.js';
 import type { LilithConfig } from '../capsule/config.js';
 import type { PolicySnapshot } from '../enforcer/control/index.js';
+import { makeCert, rmCert } from '../testkit/tls-upstream.js';
 
 export const summary = 'intercepted TLS: HTTPS (HTTP/1.1, h2) and gRPC added latency vs direct TLS on warm connections, and handshake cost';
 
@@ -51,31 +51,8 @@ export async function run(argv: string[]): Promise<void> {
   const iterations = Number(values.iterations);
   const handshakes = Number(values.handshakes);
   const dir = await mkdtemp(join(tmpdir(), 'lilith-bench-tls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      join(dir, 'k.pem'),
-      '-out',
-      join(dir, 'c.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const key = await readFile(join(dir, 'k.pem'), 'utf8');
-  const cert = await readFile(join(dir, 'c.pem'), 'utf8');
+  const selfSigned = makeCert('localhost', { ip: false });
+  const { keyPem: key, certPem: cert } = selfSigned;
 
   // Upstreams: one HTTPS server speaking h2 and http/1.1, one gRPC server.
   const web = http2.createSecureServer({ key, cert, allowHTTP1: true }, (_req, res) => {
@@ -269,4 +246,5 @@ export async function run(argv: string[]): Promise<void> {
   await new Promise<void>((r) => web.close(() => r()));
   await new Promise<void>((r) => g.tryShutdown(() => r()));
   await rm(dir, { recursive: true, force: true });
+  rmCert(selfSigned);
 }

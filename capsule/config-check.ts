@@ -5,7 +5,9 @@ import { Ajv } from 'ajv';
 import { trustDomainOf, validateSpiffeId } from '../identity/spiffe.js';
 import { parseSelector, SelectorError } from '../identity/selectors.js';
 import { compileRegistrations, findAmbiguities } from '../identity/registry.js';
-import type { LilithConfig } from './config.js';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { LilithConfig, Upstream } from './config.js';
 import schema from './lilith.schema.json' with { type: 'json' };
 
 export interface ConfigIssue {
@@ -84,8 +86,46 @@ export function semanticIssues(config: LilithConfig): ConfigIssue[] {
       }
     });
   });
+  for (const [alias, up] of Object.entries(config.upstreams)) issues.push(...upstreamTlsIssues(alias, up));
   if (config.kernel.heartbeat_ttl_ms <= config.kernel.heartbeat_interval_ms) {
     issues.push({ path: '/kernel/heartbeat_ttl_ms', message: 'heartbeat_ttl_ms must be longer than heartbeat_interval_ms' });
+  }
+  return issues;
+}
+
+const DNS_NAME = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/** A pinned CA that parses as certificates, and TLS origination only where plaintext HTTP is relayed. */
+function upstreamTlsIssues(alias: string, up: Upstream): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at = `/upstreams/${alias}`;
+  if (up.ca !== undefined) {
+    const blocks = up.ca.match(PEM_CERT) ?? [];
+    if (!blocks.length) issues.push({ path: `${at}/ca`, message: `upstream "${alias}": ca holds no PEM certificate` });
+    blocks.forEach((b, i) => {
+      try {
+        new X509Certificate(b);
+      } catch (err) {
+        issues.push({
+          path: `${at}/ca`,
+          message: `upstream "${alias}": certificate ${i + 1} in ca does not parse (${(err as Error).message})`,
+        });
+      }
+    });
+  }
+  if (up.tls) {
+    if (up.kind !== 'http' && up.kind !== 'mcp')
+      issues.push({
+        path: `${at}/tls`,
+        message: `upstream "${alias}": TLS origination relays the agent's plaintext HTTP, so kind must be "http" or "mcp" (is "${up.kind}")`,
+      });
+    const name = up.tls.server_name;
+    if (name !== undefined && !isIP(name) && !DNS_NAME.test(name))
+      issues.push({
+        path: `${at}/tls/server_name`,
+        message: `upstream "${alias}": server_name "${name}" is not a lowercase DNS name or IP address`,
+      });
   }
   return issues;
 }

@@ -62,6 +62,17 @@ export interface Upstream {
    * (pinned) instead of the system store.
    */
   ca?: string;
+  /** TLS origination: the agent's plaintext HTTP, once decided, is relayed over TLS 1.3 (kind http or mcp only). */
+  tls?: UpstreamTls;
+}
+
+export interface UpstreamTls {
+  /** SNI and the name the upstream's certificate must carry (default: the host of `address`). */
+  server_name?: string;
+  /** Port TLS is originated to (default: the port of `address`). */
+  port?: number;
+  /** Present the agent's X.509-SVID (SPIFFE ID in the URI SAN) from the enforcer's identity CA. */
+  client_certificate?: boolean;
 }
 
 export interface ProxyConfig {

@@ -9,6 +9,7 @@ import { adminGet } from '../enforcer/daemon/index.js';
 import type { RedteamEnv } from './env.js';
 import { AttemptHung } from './hang.js';
 import { runInPty } from './pty.js';
+import { TLS_ATTEMPTS } from './tls-attempts.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -409,6 +410,8 @@ export const ATTEMPTS: Attempt[] = [
       return { blocked: !leaked, detail: leaked ? 'the CA key was read' : `cat failed: ${out.stderr.trim().slice(0, 160)}` };
     },
   },
+  // TLS and HTTP/2 (redteam/tls-attempts.ts). Before kill-daemon-then-exfil, which must stay last.
+  ...TLS_ATTEMPTS,
   {
     id: 'kill-daemon-then-exfil',
     what: 'kill -9 the enforcer, then connect out (fail closed)',

@@ -17,6 +17,7 @@ import { adminGet } from '../enforcer/daemon/index.js';
 import { ensureCgroup2 } from '../bpf/mounts.js';
 import { ESCAPE_PROBE_BIN, landlockSupport } from '../confine/native.js';
 import { runBounded as run, type RunResult } from './hang.js';
+import { declareTlsUpstream } from './tls-attempts.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -126,6 +127,8 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
     cgroup_root: `${tag}/agents`,
     exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath],
   };
+  // The HTTP/2 upstream the TLS attempts reach through interception, declared and pinned.
+  declareTlsUpstream(payload.config);
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
   // Exists before the capsule is applied: exec allowlists are resolved to inodes then.

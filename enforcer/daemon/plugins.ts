@@ -37,7 +37,7 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   }
   if (cfg.dataplane) {
     plugins.dataplane = async ({ activator, audit }) => {
-      const { startDataplane, KernelOriginResolver, InterceptionCa } = await import('../dataplane/index.js');
+      const { startDataplane, KernelOriginResolver, InterceptionCa, IdentityCa } = await import('../dataplane/index.js');
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
       const origin = new KernelOriginResolver({
@@ -47,7 +47,9 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       const taintState = join(cfg.stateDir, 'taint.json');
       // The node's interception CA (docs/dataplane.md, TLS interception): key 0600 in <state-dir>/ca.
       const ca = await InterceptionCa.open(join(cfg.stateDir, 'ca'));
-      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState, ca });
+      // Beside it, the identity CA issuing agents' client certificates for originated TLS (upstreams.*.tls).
+      const identityCa = await IdentityCa.open(join(cfg.stateDir, 'ca'));
+      const dp = await startDataplane({ snapshots: activator, origin, audit, taintState, ca, identityCa });
       return {
         stop: () => dp.close(),
         status: () => ({
@@ -61,6 +63,7 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
             key_dir: join(cfg.stateDir, 'ca'),
             fingerprint256: ca.fingerprint256,
             not_after: ca.notAfter.toISOString(),
+            identity_cert: identityCa.certPath,
           },
         }),
       };

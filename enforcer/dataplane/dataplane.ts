@@ -16,6 +16,7 @@ import { OwnListeners } from './proxy/admission.js';
 import { AgentBudgets, DEFAULT_BUDGETS, type BudgetLimits } from './budgets.js';
 import { persistTaint } from './taint/store.js';
 import type { InterceptionCa } from './tls/ca.js';
+import type { IdentityCa } from './tls/svid.js';
 
 export interface DataplaneOptions {
   snapshots: SnapshotSource;
@@ -43,6 +44,8 @@ export interface DataplaneOptions {
   taintState?: string;
   /** The node CA (InterceptionCa.open(<state-dir>/ca)): TLS the policy intercepts is terminated and decided per request. None: TLS passes through on its SNI decision. */
   ca?: InterceptionCa;
+  /** The node's identity CA (IdentityCa.open(<state-dir>/ca)): client certificates for upstreams marked tls.client_certificate. */
+  identityCa?: IdentityCa;
 }
 
 export interface Dataplane {
@@ -84,6 +87,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     budgets,
     tunnelMaxMs: opts.tunnelMaxMs ?? 3_600_000,
     interception: opts.ca ? { ca: opts.ca } : null,
+    identity: opts.identityCa ?? null,
   };
   dataplaneMetrics();
 

@@ -4,3 +4,4 @@
 export { startDataplane, type Dataplane } from './dataplane.js';
 export { KernelOriginResolver, StaticOriginResolver } from './origin.js';
 export { InterceptionCa } from './tls/ca.js';
+export { IdentityCa } from './tls/svid.js';

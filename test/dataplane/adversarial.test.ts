@@ -152,10 +152,11 @@ test('HTTP to Node: smuggling, framing and unrecognised-protocol cases never rea
       audit: (e) => e.action === 'Action::"post"',
     },
     {
+      // Decided as h2c (Action::"connect", context.protocol "h2c"): no policy here permits it.
       name: 'HTTP/2 preface (h2c prior knowledge)',
       bytes: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
-      reply: /^HTTP\/1\.1 505/,
-      audit: (e) => /HTTP version/.test(e.reason ?? ''),
+      reply: 'reset',
+      audit: (e) => e.action === 'Action::"connect"' && e.decision === 'deny' && e.protocol === 'http',
     },
     {
       name: 'pause inside the first bytes',

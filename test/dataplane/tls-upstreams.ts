@@ -1,58 +1,18 @@
 // Real TLS upstreams for the interception tests: an HTTPS server speaking HTTP/2
 // and HTTP/1.1 (ALPN), a TLS front for a plaintext server (MCP over HTTPS), git
 // http-backend behind HTTPS, and a @grpc/grpc-js server with TLS. Certificates are
-// made by openssl, self-signed: the capsule pins them (upstreams.*.ca), or they
+// made by openssl (testkit/tls-upstream.ts), self-signed: the capsule pins them (upstreams.*.ca), or they
 // stand for an upstream whose certificate does not verify.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { listen } from './helpers.js';
+import type { TestCert } from '../../testkit/tls-upstream.js';
 
-export interface TestCert {
-  certPem: string;
-  keyPem: string;
-  certPath: string;
-  dir: string;
-}
-
-export function makeCert(cn = 'localhost'): TestCert {
-  const dir = mkdtempSync(join(tmpdir(), 'lilith-tlsup-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${cn}`,
-      '-addext',
-      `subjectAltName=DNS:${cn},IP:127.0.0.1`,
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  return {
-    certPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    keyPem: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    certPath: join(dir, 'cert.pem'),
-    dir,
-  };
-}
+export { makeCert, rmCert, type TestCert } from '../../testkit/tls-upstream.js';
 
 export const PRIVATE_KEY_TEXT = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtest\n-----END RSA PRIVATE KEY-----\n';
 
@@ -230,8 +190,4 @@ export async function startGrpcServer(cert: TestCert): Promise<{ port: number; c
     calls,
     close: () => new Promise<void>((r) => server.tryShutdown(() => r())),
   };
-}
-
-export function rmCert(c: TestCert): void {
-  rmSync(c.dir, { recursive: true, force: true });
 }

@@ -1,16 +1,13 @@
 // Real upstream peers for dataplane tests: an HTTP server with a few routes, a
-// TLS server with a self-signed cert made by openssl, a TCP echo server, and a
+// TLS server with a self-signed cert (testkit/tls-upstream.ts), a TCP echo server, and a
 // UDP DNS server answering fixed A records.
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { listen } from './helpers.js';
+import { makeCert, rmCert } from '../../testkit/tls-upstream.js';
 
 export interface HttpUpstream {
   port: number;
@@ -108,32 +105,9 @@ export interface TlsUpstream {
 
 /** HTTPS server with a fresh self-signed certificate for localhost (openssl). */
 export async function startTlsUpstream(): Promise<TlsUpstream> {
-  const dir = mkdtempSync(join(tmpdir(), 'lilith-tls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: certPem }, httpHandler([]));
+  const cert = makeCert('localhost');
+  const certPem = cert.certPem;
+  const server = https.createServer({ key: cert.keyPem, cert: certPem }, httpHandler([]));
   let accepted = 0;
   server.on('connection', () => accepted++);
   const port = await listen(server);
@@ -141,11 +115,11 @@ export async function startTlsUpstream(): Promise<TlsUpstream> {
     port,
     connections: () => accepted,
     certPem,
-    certPath: join(dir, 'cert.pem'),
+    certPath: cert.certPath,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      rmSync(dir, { recursive: true, force: true });
+      rmCert(cert);
     },
   };
 }

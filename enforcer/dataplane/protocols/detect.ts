@@ -7,7 +7,10 @@
 import { httpPrefix } from './http1.js';
 import { looksLikeTls } from './tls.js';
 
-export type Detected = 'tls' | 'http' | 'tcp';
+export type Detected = 'tls' | 'http' | 'h2c' | 'tcp';
+
+/** RFC 9113 §3.4: what a client speaking HTTP/2 with prior knowledge sends first. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /** RFC 9110 tchar. */
 function isTchar(b: number): boolean {
@@ -30,12 +33,15 @@ function isTchar(b: number): boolean {
 const HTTP_VERSION = Buffer.from(' HTTP/');
 
 /**
- * 'tls' | 'http' | 'tcp' when the bytes decide it, 'maybe' while more could.
+ * 'tls' | 'http' | 'h2c' | 'tcp' when the bytes decide it, 'maybe' while more could.
  * `maxLine`: a first line longer than this that began like a request line is HTTP (its parser refuses it).
  */
 export function detectProtocol(first: Buffer, maxLine = 32 * 1024): Detected | 'maybe' {
   if (first.length === 0) return 'maybe';
   if (first[0] === 0x16) return first.length < 2 ? 'maybe' : looksLikeTls(first) ? 'tls' : 'tcp';
+  // The HTTP/2 preface, whole: h2c with prior knowledge (decided as such, never parsed as HTTP/1).
+  const n = Math.min(first.length, H2_PREFACE.length);
+  if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return n === H2_PREFACE.length ? 'h2c' : 'maybe';
   // Leading empty lines: some servers skip them before a request line.
   if (first[0] === 0x0d || first[0] === 0x0a) return 'http';
   if (httpPrefix(first) === 'yes') return 'http';

@@ -14,7 +14,7 @@ export type UpstreamKind = Upstream['kind'];
  * The protocols each declared kind accepts; an undeclared destination is decided on what its bytes turn out to be.
  * mcp and http accept TLS only when it is intercepted (MUST_INTERCEPT): their requests are decided inside it.
  */
-export const ACCEPTS: Record<UpstreamKind, ReadonlySet<'http' | 'tls' | 'tcp'>> = {
+export const ACCEPTS: Record<UpstreamKind, ReadonlySet<'http' | 'h2c' | 'tls' | 'tcp'>> = {
   mcp: new Set(['http', 'tls']),
   http: new Set(['http', 'tls']),
   tls: new Set(['tls']),

@@ -19,6 +19,9 @@ import type { AgentBudgets } from '../budgets.js';
 import type { Decider, RequestSpec } from '../decide.js';
 import type { LilithConfig } from '../../../capsule/config.js';
 import { maybeIntercept, type Interception } from './tls-intercept.js';
+import { withOriginatedTls } from './tls-originate.js';
+import { decideH2c } from './h2c.js';
+import type { IdentityCa } from '../tls/svid.js';
 
 export interface ConnectionDeps {
   snapshots: SnapshotSource;
@@ -33,6 +36,8 @@ export interface ConnectionDeps {
   tunnelMaxMs: number;
   /** The node CA: with it, TLS the policy intercepts (Action::"intercept") is terminated and decided per request. */
   interception?: Interception | null;
+  /** The node's identity CA: client certificates (X.509-SVID) for upstreams lilith.json marks tls.client_certificate. */
+  identity?: IdentityCa | null;
 }
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
@@ -160,10 +165,23 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     dataplaneMetrics().connections.inc({ protocol: proto });
     if (proto === 'http') {
       // Still decided (and audited) per request: an unknown origin denies each one.
-      new HttpConnection(client, origin, { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey }, limits, config, {
-        tunnelMaxMs: deps.tunnelMaxMs,
-      }).start(buf);
-      return;
+      const start = (connectUpstream?: () => net.Socket) =>
+        new HttpConnection(client, origin, { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey }, limits, config, {
+          tunnelMaxMs: deps.tunnelMaxMs,
+          connectUpstream,
+        }).start(buf);
+      // A declared upstream lilith.json marks tls: relayed over verified TLS once decided (tls-originate.ts).
+      if (upstream && origin && config?.upstreams[upstream.alias]?.tls) {
+        const spiffeId = snap ? deps.decider.agentOf(snap, origin)?.spiffeId : undefined;
+        const o = { client, origin, config, alias: upstream.alias, spiffeId, decider: deps.decider, identity: deps.identity ?? null };
+        return withOriginatedTls({ ...o, idleTimeoutMs: limits.idleTimeoutMs }, start);
+      }
+      return start();
+    }
+    if (proto === 'h2c') {
+      // Prior-knowledge HTTP/2 on cleartext: decided as a whole (context.protocol "h2c"), then per stream (h2c.ts).
+      const http = { decider: deps.decider, names: deps.names, budgets: deps.budgets, agentKey };
+      return decideH2c({ client, origin, initial: buf, config, limits, http });
     }
     connectDecision(client, origin, deps, 'tcp', buf, limits, null);
   }

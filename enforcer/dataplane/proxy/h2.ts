@@ -9,7 +9,7 @@
 // grpc-status 7 (PERMISSION_DENIED); the session and its other streams go on.
 // JSON bodies are held and, when JSON-RPC, decided as MCP exactly as over HTTP/1.
 import http2 from 'node:http2';
-import type tls from 'node:tls';
+import type net from 'node:net';
 import type { LilithConfig } from '../../../capsule/config.js';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin } from '../origin.js';
@@ -31,8 +31,12 @@ export const RAPID_RESET = { resets: 100, windowMs: 10_000 };
 
 export interface H2Deps {
   origin: Origin;
-  /** The name the TLS was decided on (SNI): :authority must name it. */
+  /** The name the TLS was decided on (SNI): :authority must name it. For h2c, the name the upstream session is opened for. */
   authorityName: string;
+  /** "http": prior-knowledge h2c on cleartext (context.tls false, :scheme http upstream). Default "https". */
+  scheme?: 'https' | 'http';
+  /** Whether an :authority host disagrees with the destination (default: it is not authorityName). */
+  hostMismatch?: (host: string) => boolean;
   decider: Decider;
   config: LilithConfig | null;
   limits: Limits;
@@ -41,12 +45,13 @@ export interface H2Deps {
 
 type Fields = Array<[string, string]>;
 
-export function relayH2(agent: tls.TLSSocket, up: tls.TLSSocket, deps: H2Deps): void {
+export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
   const { origin, decider, limits } = deps;
+  const scheme = deps.scheme ?? 'https';
   const endpoint: EntityUid = { type: 'Endpoint', id: formatDestination(origin.destination) };
   const mcp = new McpGate(origin, decider, deps.config, () => endpoint);
   const server = http2.createServer(h2Limits(limits.maxHeaderBytes));
-  const upstream = http2.connect(`https://${deps.authorityName}`, {
+  const upstream = http2.connect(`${scheme}://${deps.authorityName}`, {
     createConnection: () => up,
     settings: h2UpstreamSettings(limits.maxHeaderBytes),
     maxSessionMemory: 32,
@@ -129,7 +134,7 @@ export function relayH2(agent: tls.TLSSocket, up: tls.TLSSocket, deps: H2Deps): 
     const head = headOf(method, target.path, 0, fields);
     const ct = headers['content-type'];
     const grpc = isGrpc(ct);
-    const mismatch = host !== deps.authorityName;
+    const mismatch = deps.hostMismatch ? deps.hostMismatch(host) : host !== deps.authorityName;
     const decidedAuthority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
 
     const decideHttp = (): DecisionResult =>
@@ -139,7 +144,12 @@ export function relayH2(agent: tls.TLSSocket, up: tls.TLSSocket, deps: H2Deps): 
         fallback: { action: grpc ? 'grpc' : method, resource: endpoint },
         build: (): RequestSpec => {
           const resource = { type: 'Host', id: host };
-          const context: RequestSpec['context'] = { path: target.path, port: origin.destination.port, tls: true, host_mismatch: mismatch };
+          const context: RequestSpec['context'] = {
+            path: target.path,
+            port: origin.destination.port,
+            tls: scheme === 'https',
+            host_mismatch: mismatch,
+          };
           const ua = headers['user-agent'];
           if (typeof ua === 'string') context.user_agent = ua;
           if (!host || !/^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host))
@@ -254,7 +264,7 @@ export function relayH2(agent: tls.TLSSocket, up: tls.TLSSocket, deps: H2Deps): 
     grpc = false,
   ): void {
     if (closed || upstream.destroyed) return void stream.close(NGHTTP2_CANCEL);
-    const out: http2.OutgoingHttpHeaders = { ':method': method, ':scheme': 'https', ':authority': authority, ':path': path };
+    const out: http2.OutgoingHttpHeaders = { ':method': method, ':scheme': scheme, ':authority': authority, ':path': path };
     for (const [n, v] of fields) {
       const prev = out[n];
       if (prev === undefined) out[n] = v;

@@ -19,8 +19,8 @@ import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-const DAY_MS = 86_400_000;
+export const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+export const DAY_MS = 86_400_000;
 /** How long a CA is made for, and how close to its end a start rotates it. */
 export const CA_VALIDITY_DAYS = 365;
 export const CA_ROTATE_BEFORE_DAYS = 30;
@@ -88,24 +88,7 @@ export class InterceptionCa {
    * are kept as *.prev). A key file readable by anyone but its owner is refused.
    */
   static async open(dir: string, opts: { now?: Date } = {}): Promise<InterceptionCa> {
-    const now = opts.now ?? new Date();
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-    const keyPath = join(dir, CA_KEY_FILE);
-    const certPath = join(dir, CA_CERT_FILE);
-    let loaded: { key: CryptoKey; cert: x509.X509Certificate } | null = null;
-    const keyStat = await stat(keyPath).catch(() => null);
-    if (keyStat) {
-      if ((keyStat.mode & 0o077) !== 0)
-        throw new CaError('CA_KEY_MODE', `${keyPath} is mode ${(keyStat.mode & 0o777).toString(8)}: the CA key must be 0600`);
-      loaded = await loadPair(keyPath, certPath);
-      if (loaded.cert.notAfter.getTime() - now.getTime() < CA_ROTATE_BEFORE_DAYS * DAY_MS) {
-        await rename(keyPath, `${keyPath}.prev`);
-        await rename(certPath, `${certPath}.prev`).catch(() => undefined);
-        loaded = null;
-      }
-    }
-    if (!loaded) loaded = await createPair(keyPath, certPath, now);
+    const loaded = await openCaPair(dir, { keyFile: CA_KEY_FILE, certFile: CA_CERT_FILE, title: 'interception CA' }, opts.now);
     const leafKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
     const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey));
     return new InterceptionCa(dir, loaded.key, loaded.cert, leafKeys, pem('PRIVATE KEY', pkcs8));
@@ -171,13 +154,44 @@ export class InterceptionCa {
   }
 }
 
-async function loadPair(keyPath: string, certPath: string): Promise<{ key: CryptoKey; cert: x509.X509Certificate }> {
+/** Which files a CA pair lives in, and what its subject calls it. */
+export interface CaFiles {
+  keyFile: string;
+  certFile: string;
+  /** "interception CA", "identity CA": in the subject and in errors. */
+  title: string;
+}
+
+/**
+ * Opens a CA pair in `dir` (created 0700 if missing), making a new one when there
+ * is none or the one there ends within CA_ROTATE_BEFORE_DAYS (the old files are
+ * kept as *.prev). A key file readable by anyone but its owner is refused.
+ */
+export async function openCaPair(dir: string, files: CaFiles, at?: Date): Promise<{ key: CryptoKey; cert: x509.X509Certificate }> {
+  const now = at ?? new Date();
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  const keyPath = join(dir, files.keyFile);
+  const certPath = join(dir, files.certFile);
+  const keyStat = await stat(keyPath).catch(() => null);
+  if (keyStat) {
+    if ((keyStat.mode & 0o077) !== 0)
+      throw new CaError('CA_KEY_MODE', `${keyPath} is mode ${(keyStat.mode & 0o777).toString(8)}: the ${files.title} key must be 0600`);
+    const loaded = await loadPair(keyPath, certPath, files.title);
+    if (loaded.cert.notAfter.getTime() - now.getTime() >= CA_ROTATE_BEFORE_DAYS * DAY_MS) return loaded;
+    await rename(keyPath, `${keyPath}.prev`);
+    await rename(certPath, `${certPath}.prev`).catch(() => undefined);
+  }
+  return createPair(keyPath, certPath, now, files.title);
+}
+
+async function loadPair(keyPath: string, certPath: string, title: string): Promise<{ key: CryptoKey; cert: x509.X509Certificate }> {
   let keyPem: string;
   let certPem: string;
   try {
     [keyPem, certPem] = await Promise.all([readFile(keyPath, 'utf8'), readFile(certPath, 'utf8')]);
   } catch (err) {
-    throw new CaError('CA_UNREADABLE', `interception CA in ${keyPath}/${certPath}: ${(err as Error).message}`);
+    throw new CaError('CA_UNREADABLE', `${title} in ${keyPath}/${certPath}: ${(err as Error).message}`);
   }
   let der: Buffer;
   let cert: x509.X509Certificate;
@@ -185,7 +199,7 @@ async function loadPair(keyPath: string, certPath: string): Promise<{ key: Crypt
     der = createPrivateKey(keyPem).export({ format: 'der', type: 'pkcs8' });
     cert = new x509.X509Certificate(certPem);
   } catch (err) {
-    throw new CaError('CA_UNREADABLE', `interception CA in ${keyPath}/${certPath}: ${(err as Error).message}`);
+    throw new CaError('CA_UNREADABLE', `${title} in ${keyPath}/${certPath}: ${(err as Error).message}`);
   }
   const a = createPublicKey(keyPem).export({ format: 'der', type: 'spki' });
   const b = createPublicKey(certPem).export({ format: 'der', type: 'spki' });
@@ -194,9 +208,14 @@ async function loadPair(keyPath: string, certPath: string): Promise<{ key: Crypt
   return { key, cert };
 }
 
-async function createPair(keyPath: string, certPath: string, now: Date): Promise<{ key: CryptoKey; cert: x509.X509Certificate }> {
+async function createPair(
+  keyPath: string,
+  certPath: string,
+  now: Date,
+  title: string,
+): Promise<{ key: CryptoKey; cert: x509.X509Certificate }> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const name = `CN=Lilith interception CA (${hostname().replace(/[,=+<>#;"\\]/g, '_')} ${now.toISOString().slice(0, 10)}), O=Lilith`;
+  const name = `CN=Lilith ${title} (${hostname().replace(/[,=+<>#;"\\]/g, '_')} ${now.toISOString().slice(0, 10)}), O=Lilith`;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name,
@@ -222,12 +241,12 @@ async function createPair(keyPath: string, certPath: string, now: Date): Promise
   return { key, cert };
 }
 
-function pem(label: string, der: Buffer): string {
+export function pem(label: string, der: Buffer): string {
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
   return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
 
-function randomSerial(): string {
+export function randomSerial(): string {
   const b = webcrypto.getRandomValues(new Uint8Array(16));
   b[0] &= 0x7f; // positive
   b[0] |= 0x01; // no leading zero byte to strip

@@ -8,25 +8,18 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Destination } from '../origin.js';
+import type { Svid } from './svid.js';
 
 /** Distribution CA bundles, first one found is used (Debian/Ubuntu, Fedora/RHEL, Alpine/SUSE). */
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem'];
 
-let systemContext: tls.SecureContext | null = null;
-const pinnedContexts = new Map<string, tls.SecureContext>();
+let systemAnchors: string[] | null = null;
+const contexts = new Map<string, tls.SecureContext>();
+const MAX_CONTEXTS = 256;
 
-/** The verification store: `pinned` PEM when the capsule pins the upstream's CA, else the system store. Made once per store. */
-export function trustContext(pinned?: string): tls.SecureContext {
-  if (pinned) {
-    let ctx = pinnedContexts.get(pinned);
-    if (!ctx) {
-      ctx = tls.createSecureContext({ ca: pinned, minVersion: 'TLSv1.2' });
-      if (pinnedContexts.size > 256) pinnedContexts.clear();
-      pinnedContexts.set(pinned, ctx);
-    }
-    return ctx;
-  }
-  if (!systemContext) {
+/** The system store: Node's bundled roots, NODE_EXTRA_CA_CERTS and the distribution bundle. Read once. */
+function systemStore(): string[] {
+  if (!systemAnchors) {
     const ca = [...tls.rootCertificates];
     const extra = process.env.NODE_EXTRA_CA_CERTS;
     for (const f of [...(extra ? [extra] : []), ...SYSTEM_BUNDLES]) {
@@ -37,15 +30,37 @@ export function trustContext(pinned?: string): tls.SecureContext {
         // absent bundle: the next one, or Node's roots alone
       }
     }
-    systemContext = tls.createSecureContext({ ca, minVersion: 'TLSv1.2' });
+    systemAnchors = ca;
   }
-  return systemContext;
+  return systemAnchors;
 }
 
-/** Resets the cached system store (tests that change NODE_EXTRA_CA_CERTS). */
+export type TlsFloor = 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * The client context toward an upstream: verification against `pinned` PEM when the
+ * capsule pins the upstream's CA, else the system store; the lowest version
+ * accepted; the client certificate presented, if any. Made once per combination.
+ */
+export function trustContext(pinned?: string, floor: TlsFloor = 'TLSv1.2', client?: Svid): tls.SecureContext {
+  const key = `${floor}\0${client ? `${client.spiffeId}\0${client.serial}` : ''}\0${pinned ?? ''}`;
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext({
+      ca: pinned ?? systemStore(),
+      minVersion: floor,
+      ...(client ? { cert: client.chainPem, key: client.keyPem } : {}),
+    });
+    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+/** Resets the cached stores (tests that change NODE_EXTRA_CA_CERTS). */
 export function resetTrustCache(): void {
-  systemContext = null;
-  pinnedContexts.clear();
+  systemAnchors = null;
+  contexts.clear();
 }
 
 export interface UpstreamTlsOptions {
@@ -55,12 +70,18 @@ export interface UpstreamTlsOptions {
   alpn: string[];
   /** Pinned CA PEM from lilith.json, if any. */
   pinnedCa?: string;
+  /** Lowest TLS version accepted (default TLSv1.2; originated TLS is TLSv1.3 only). */
+  floor?: TlsFloor;
+  /** The agent's client certificate (X.509-SVID), when the upstream is to be shown one. */
+  clientCert?: Svid;
   idleTimeoutMs: number;
 }
 
 /** OpenSSL / Node codes meaning "the certificate did not verify" (as opposed to a network failure). */
 export function isCertificateError(err: NodeJS.ErrnoException): boolean {
   const c = err.code ?? '';
+  // An alert the upstream sent (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED...) is about our side, not its certificate.
+  if (c.includes('_ALERT_')) return false;
   return (
     c.startsWith('ERR_TLS_CERT') ||
     /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ISSUER|SIGNATURE|CHAIN|HOSTNAME|EXPIRED|NOT_YET_VALID|REVOKED|PURPOSE|DEPTH/.test(c)
@@ -80,10 +101,10 @@ export function connectVerified(dest: Destination, opts: UpstreamTlsOptions): tl
     socket: raw,
     servername,
     host: opts.servername,
-    secureContext: trustContext(opts.pinnedCa),
+    secureContext: trustContext(opts.pinnedCa, opts.floor, opts.clientCert),
     ALPNProtocols: opts.alpn.length ? opts.alpn : undefined,
     rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
+    minVersion: opts.floor ?? 'TLSv1.2',
     allowHalfOpen: true,
   } as tls.ConnectionOptions);
   resettable(up, raw);
