@@ -2,7 +2,12 @@
 // a double, so 9223372036854775807 would arrive as 9223372036854775808. Here an
 // integer literal that is not a safe integer becomes a BigInt (the engine's
 // canonical Long form takes both); everything else is what JSON.parse returns.
-// Used at the engine boundary for request context and entity files.
+// Used at the engine boundary for request context and entity files; the writer
+// below is its inverse, for handing such values on as text (cedar-wasm, capsules).
+import { randomBytes } from 'node:crypto';
+
+// Taken once: the cedar-wasm exact path (wasm-authorizer.ts) stands in for the global while it runs.
+const nativeStringify = JSON.stringify;
 
 export class JsonLongError extends Error {
   readonly code = 'invalid_json';
@@ -118,5 +123,34 @@ export function parseJsonLong(text: string, maxDepth = 512): unknown {
   const out = value(0);
   ws();
   if (i !== n) fail('trailing characters');
+  return out;
+}
+
+/**
+ * JSON.stringify, except that a BigInt is written as its exact digits (JSON.stringify
+ * throws on one). Without BigInts the text is JSON.stringify's, byte for byte.
+ */
+export function stringifyJsonLong(value: unknown): string {
+  try {
+    return nativeStringify(value);
+  } catch (err) {
+    if (!(err instanceof TypeError) || !/BigInt/.test(err.message)) throw err;
+  }
+  // Each BigInt goes out as a string carrying a fresh random tag, which is then
+  // replaced by the digits. A string in `value` that equals a tagged one would be
+  // replaced too: the count of replacements against the count of BigInts refuses that.
+  const tag = `lilith-long-${randomBytes(12).toString('hex')}:`;
+  let longs = 0;
+  const text = nativeStringify(value, (_k, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    longs++;
+    return tag + v.toString();
+  });
+  let replaced = 0;
+  const out = text.replace(new RegExp(`"${tag}(-?[0-9]+)"`, 'g'), (_m, digits: string) => {
+    replaced++;
+    return digits;
+  });
+  if (replaced !== longs) throw new JsonLongError('a string in the value collides with the BigInt tag');
   return out;
 }

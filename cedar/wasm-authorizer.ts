@@ -1,6 +1,7 @@
 // The reference engine: cedar-wasm with the policy set and schema preparsed once.
 import * as cedar from './wasm-loader.js';
 import { randomUUID } from 'node:crypto';
+import { stringifyJsonLong } from './json-long.js';
 import { splitPolicies, toStaticPolicies } from './policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from './types.js';
 
@@ -30,20 +31,21 @@ export class WasmAuthorizer implements Authorizer {
     // Request entities add to the static store; a request may not redefine a static entity.
     const extra = (req.entities ?? []).filter((e) => !this.staticUids.has(`${e.uid.type}::${e.uid.id}`));
     let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
+    const call: cedar.StatefulAuthorizationCall = {
+      principal: req.principal,
+      action: req.action,
+      resource: req.resource,
+      context: req.context as cedar.Context,
+      preparsedPolicySetId: this.psetId,
+      preparsedSchemaName: this.schemaId,
+      validateRequest: true,
+      entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
+    };
     try {
-      answer = cedar.statefulIsAuthorized({
-        principal: req.principal,
-        action: req.action,
-        resource: req.resource,
-        context: req.context as cedar.Context,
-        preparsedPolicySetId: this.psetId,
-        preparsedSchemaName: this.schemaId,
-        validateRequest: true,
-        entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
-      });
+      answer = withExactLongs(call, () => cedar.statefulIsAuthorized(call));
     } catch (err) {
       // cedar-wasm throws (instead of answering) on input it cannot take across the
-      // JS boundary, e.g. BigInt Longs beyond 2^53: refused, never passed through.
+      // JS boundary: refused, never passed through.
       return { decision: 'deny', reasons: [], errors: [`request: cedar-wasm cannot take this request (${(err as Error).message})`] };
     }
     if (answer.type === 'failure') {
@@ -62,5 +64,25 @@ export class WasmAuthorizer implements Authorizer {
     // cedar-wasm keeps preparsed sets in a global map with no removal API in 4.x;
     // re-preparsing an empty set under the same id frees the policies.
     cedar.preparsePolicySet(this.psetId, { staticPolicies: {} });
+  }
+}
+
+/**
+ * Runs `f` (one cedar-wasm call taking `call`) with Longs exact. cedar-wasm reads its
+ * argument as the text JSON.stringify makes of it (its glue calls the global at call
+ * time) and parses that text with 64-bit integers; JSON.stringify itself throws on a
+ * BigInt, and a double cannot carry 2^53 + 1. So for the length of this synchronous
+ * call, stringifying `call` — and nothing else — writes BigInts as exact digits.
+ */
+function withExactLongs<T>(call: object, f: () => T): T {
+  const native = JSON.stringify;
+  JSON.stringify = function (this: JSON, value: unknown, ...rest: unknown[]) {
+    if (value === call) return stringifyJsonLong(value);
+    return (native as (v: unknown, ...r: unknown[]) => string).call(this, value, ...rest);
+  } as typeof JSON.stringify;
+  try {
+    return f();
+  } finally {
+    JSON.stringify = native;
   }
 }
