@@ -154,3 +154,41 @@ export function stringifyJsonLong(value: unknown): string {
   if (replaced !== longs) throw new JsonLongError('a string in the value collides with the BigInt tag');
   return out;
 }
+
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+
+/**
+ * Where `value` (as parseJsonLong reads it) holds an integer outside Cedar's 64-bit
+ * Long range, as a path like `[3].attrs.balance`; null when it holds none. Such a
+ * value is refused where it is read, never wrapped or rounded into range.
+ */
+export function longOutOfRange(value: unknown, path = ''): string | null {
+  if (typeof value === 'bigint') return value < LONG_MIN || value > LONG_MAX ? path : null;
+  if (typeof value === 'number') return Number.isInteger(value) && (value >= 2 ** 63 || value < -(2 ** 63)) ? path : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = longOutOfRange(value[i], `${path}[${i}]`);
+      if (at !== null) return at;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      const at = longOutOfRange(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`);
+      if (at !== null) return at;
+    }
+  }
+  return null;
+}
+
+/** `value` with every BigInt made a number: what JSON.parse would have read (both round to nearest, ties to even). */
+export function roundLongs(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(roundLongs);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value))
+      Object.defineProperty(out, k, { value: roundLongs(v), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
+}

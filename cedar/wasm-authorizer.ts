@@ -1,7 +1,7 @@
 // The reference engine: cedar-wasm with the policy set and schema preparsed once.
 import * as cedar from './wasm-loader.js';
 import { randomUUID } from 'node:crypto';
-import { stringifyJsonLong } from './json-long.js';
+import { withExactLongs } from './wasm-exact.js';
 import { splitPolicies, toStaticPolicies } from './policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from './types.js';
 
@@ -42,7 +42,7 @@ export class WasmAuthorizer implements Authorizer {
       entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
     };
     try {
-      answer = withExactLongs(call, () => cedar.statefulIsAuthorized(call));
+      answer = withExactLongs(cedar.statefulIsAuthorized, call);
     } catch (err) {
       // cedar-wasm throws (instead of answering) on input it cannot take across the
       // JS boundary: refused, never passed through.
@@ -64,25 +64,5 @@ export class WasmAuthorizer implements Authorizer {
     // cedar-wasm keeps preparsed sets in a global map with no removal API in 4.x;
     // re-preparsing an empty set under the same id frees the policies.
     cedar.preparsePolicySet(this.psetId, { staticPolicies: {} });
-  }
-}
-
-/**
- * Runs `f` (one cedar-wasm call taking `call`) with Longs exact. cedar-wasm reads its
- * argument as the text JSON.stringify makes of it (its glue calls the global at call
- * time) and parses that text with 64-bit integers; JSON.stringify itself throws on a
- * BigInt, and a double cannot carry 2^53 + 1. So for the length of this synchronous
- * call, stringifying `call` — and nothing else — writes BigInts as exact digits.
- */
-function withExactLongs<T>(call: object, f: () => T): T {
-  const native = JSON.stringify;
-  JSON.stringify = function (this: JSON, value: unknown, ...rest: unknown[]) {
-    if (value === call) return stringifyJsonLong(value);
-    return (native as (v: unknown, ...r: unknown[]) => string).call(this, value, ...rest);
-  } as typeof JSON.stringify;
-  try {
-    return f();
-  } finally {
-    JSON.stringify = native;
   }
 }

@@ -4,16 +4,21 @@
 // are refused, never wrapped. Real engines (the compiled one and cedar-wasm) behind
 // the real Decider.
 import assert from 'node:assert/strict';
+import { dirname, resolve } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { bundleOf, encodePayload, parsePayload } from '../../capsule/payload.js';
 import { createAuthorizer, type Authorizer, type AuthzRequest, type EngineName, type Entity } from '../../cedar/index.js';
 import { parseJsonLong, stringifyJsonLong } from '../../cedar/json-long.js';
 import type { LilithConfig } from '../../capsule/config.js';
 import type { AuditEvent } from '../../enforcer/audit/event.js';
-import type { PolicySnapshot } from '../../enforcer/control/index.js';
+import { contentRefusal, type PolicySnapshot } from '../../enforcer/control/index.js';
 import { Decider } from '../../enforcer/dataplane/decide.js';
 import type { Origin } from '../../enforcer/dataplane/origin.js';
 import { labelsToMask, maskToLong } from '../../enforcer/dataplane/taint/mask.js';
 import { TaintSessions } from '../../enforcer/dataplane/taint/sessions.js';
+import { buildPayload } from '../../pipeline/capsule-build.js';
+import { parseEntities, readPolicyDir } from '../../pipeline/policy-source.js';
 
 const ENGINES: EngineName[] = ['fast', 'wasm'];
 const LABELS = { LOW: 0, B52: 52, B53: 53, B62: 62, B63: 63 };
@@ -187,3 +192,77 @@ test('stringifyJsonLong: JSON.stringify byte for byte without BigInts; exact dig
   assert.equal(text, '{"n":9223372036854775807,"m":[-9223372036854775808,9007199254740993],"s":"9007199254740993"}');
   assert.deepEqual(parseJsonLong(text), exact, 'the reader reads back what the writer wrote');
 });
+
+const POLICIES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../policies');
+
+/** The bundled policy repository plus a Quota entity whose Long a double cannot carry. */
+async function quotaSource(limit: string) {
+  const src = await readPolicyDir(POLICIES_DIR);
+  const entities = JSON.parse(src.entitiesText) as unknown[];
+  const text = JSON.stringify(entities).replace(
+    /\]$/,
+    `, {"uid": {"type": "Quota", "id": "q"}, "attrs": {"limit": ${limit}}, "parents": []}]`,
+  );
+  return {
+    ...src,
+    schema: `${src.schema}\nentity Quota { limit: Long };\n`,
+    policies: {
+      ...src.policies,
+      'quota.cedar': '@id("quota-exact")\nforbid (principal, action, resource) unless { Quota::"q".limit == 9007199254740993 };\n',
+    },
+    entitiesText: text,
+  };
+}
+
+test('entities.json → capsule → enforcer: a Long beyond 2^53 stays exact; one outside the 64-bit range is refused by name', async () => {
+  const src = await quotaSource('9007199254740993');
+  const payload = buildPayload(src, { watermark: 7, now: new Date(), validityMs: 3_600_000 });
+  const bytes = encodePayload(payload);
+  assert.match(Buffer.from(bytes).toString('utf8'), /"limit":9007199254740993\}/, 'the signed bytes carry the exact digits');
+  const read = parsePayload(bytes);
+  assert.equal(read.entities[read.entities.length - 1].attrs.limit, 9007199254740993n);
+  assert.equal(contentRefusal(read), null, "the enforcer's activation checks take it (cedar-wasm included)");
+  const req: AuthzRequest = {
+    principal: { type: 'Agent', id: 'spiffe://corp.example/agents/coder' },
+    action: { type: 'Action', id: 'read_file' },
+    resource: { type: 'MCPServer', id: 'files' },
+    context: { taint: [], data_touched: 0, tool: 'read_file', arguments: { path: '/workspace/a' } },
+  };
+  for (const engine of ENGINES) {
+    const a = createAuthorizer(bundleOf(read), engine);
+    const d = a.isAuthorized(req);
+    assert.ok(!d.reasons.includes('quota-exact'), `${engine}: the exact limit does not trip the forbid: ${JSON.stringify(d)}`);
+    assert.deepEqual(d.errors, [], engine);
+    a.dispose();
+  }
+  // A rounded limit (what JSON.parse would have read) trips it: the policy does tell the two apart.
+  const rounded = parsePayload(
+    encodePayload(buildPayload(await quotaSource('9007199254740992'), { watermark: 7, now: new Date(), validityMs: 3_600_000 })),
+  );
+  for (const engine of ENGINES) {
+    const a = createAuthorizer(bundleOf(rounded), engine);
+    assert.ok(a.isAuthorized(req).reasons.includes('quota-exact'), engine);
+    a.dispose();
+  }
+
+  // Out of range: refused where entities.json is read and where a capsule payload is read.
+  for (const out of ['9223372036854775808', '-9223372036854775809']) {
+    assert.throws(
+      () => parseEntities(entitiesOf(out)),
+      (e: Error & { code?: string }) =>
+        e.code === 'bad_entities' && /\[0\]\.attrs\.limit is an integer outside the 64-bit Long range/.test(e.message),
+    );
+    const forged = Buffer.from(bytes).toString('utf8').replace('"limit":9007199254740993', `"limit":${out}`);
+    assert.throws(
+      () => parsePayload(Buffer.from(forged)),
+      (e: Error & { code?: string }) =>
+        e.code === 'malformed' && /payload\.entities\[\d+\]\.attrs\.limit is an integer outside the 64-bit Long range/.test(e.message),
+    );
+  }
+  for (const edge of ['9223372036854775807', '-9223372036854775808'])
+    assert.equal((parseEntities(entitiesOf(edge))[0].attrs as { limit: bigint }).limit, BigInt(edge));
+});
+
+function entitiesOf(limit: string): string {
+  return `[{"uid": {"type": "Quota", "id": "q"}, "attrs": {"limit": ${limit}}, "parents": []}]`;
+}
