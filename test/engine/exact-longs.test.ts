@@ -15,6 +15,8 @@ import type { AuditEvent } from '../../enforcer/audit/event.js';
 import { contentRefusal, type PolicySnapshot } from '../../enforcer/control/index.js';
 import { Decider } from '../../enforcer/dataplane/decide.js';
 import type { Origin } from '../../enforcer/dataplane/origin.js';
+import { parseJsonExact } from '../../enforcer/dataplane/protocols/json-exact.js';
+import { projectArguments } from '../../enforcer/dataplane/proxy/schema-shapes.js';
 import { labelsToMask, maskToLong } from '../../enforcer/dataplane/taint/mask.js';
 import { TaintSessions } from '../../enforcer/dataplane/taint/sessions.js';
 import { buildPayload } from '../../pipeline/capsule-build.js';
@@ -266,3 +268,16 @@ test('entities.json → capsule → enforcer: a Long beyond 2^53 stays exact; on
 function entitiesOf(limit: string): string {
   return `[{"uid": {"type": "Quota", "id": "q"}, "attrs": {"limit": ${limit}}, "parents": []}]`;
 }
+
+test('MCP tool arguments of Long type: exact within the 64-bit range, refused by name outside it', () => {
+  const types = new Map([['amount', 'Long' as const]]);
+  const args = (text: string) => parseJsonExact(text).value as Record<string, unknown>;
+  assert.deepEqual(projectArguments(args('{"amount": 9007199254740993}'), types), { amount: 9007199254740993n });
+  assert.deepEqual(projectArguments(args('{"amount": -9223372036854775808}'), types), { amount: -9223372036854775808n });
+  assert.deepEqual(projectArguments(args('{"amount": 9223372036854775807}'), types), { amount: 9223372036854775807n });
+  for (const out of ['9223372036854775808', '-9223372036854775809', '1e19'])
+    assert.throws(
+      () => projectArguments(args(`{"amount": ${out}}`), types),
+      /tool argument `amount` is an integer outside the 64-bit Long range/,
+    );
+});
