@@ -1,10 +1,11 @@
 // The capsule payload: everything an enforcer activates, in one signed JSON document.
 import { createHash } from 'node:crypto';
+import { JsonLongError, longOutOfRange, parseJsonLong, roundLongs, stringifyJsonLong } from '../cedar/json-long.js';
 import type { Entity, PolicyBundle } from '../cedar/types.js';
 import type { LilithConfig } from './config.js';
 import { CAPSULE_PAYLOAD_TYPE, decodeEnvelope } from './envelope.js';
 import { CapsuleError } from './errors.js';
-import { PAYLOAD_SHAPE, parseBoundedJson } from './json-limits.js';
+import { checkJsonShape, PAYLOAD_SHAPE, parseBoundedJson } from './json-limits.js';
 
 export const CAPSULE_FORMAT = 'lilith.capsule/v1';
 
@@ -50,7 +51,7 @@ function isoTime(v: unknown, field: string): Date {
 
 /** Parses verified payload bytes and checks the payload's shape (not the policies' meaning). */
 export function parsePayload(bytes: Uint8Array): CapsulePayload {
-  const v = parseBoundedJson(bytes, PAYLOAD_SHAPE, 'payload');
+  const v = readPayloadJson(bytes);
   if (!isRecord(v)) throw new CapsuleError('malformed', 'payload is not a JSON object');
   if (v.format !== CAPSULE_FORMAT) throw new CapsuleError('malformed', `payload.format must be "${CAPSULE_FORMAT}"`);
   if (typeof v.watermark !== 'number' || !Number.isSafeInteger(v.watermark) || v.watermark < 0) {
@@ -70,14 +71,38 @@ export function parsePayload(bytes: Uint8Array): CapsulePayload {
   if (typeof v.schema !== 'string' || v.schema.length === 0)
     throw new CapsuleError('malformed', 'payload.schema must be the Cedar schema text');
   if (!Array.isArray(v.entities)) throw new CapsuleError('malformed', 'payload.entities must be an array');
+  const outside = longOutOfRange(v.entities, 'payload.entities');
+  if (outside !== null) throw new CapsuleError('malformed', `${outside} is an integer outside the 64-bit Long range`);
   if (!isRecord(v.config) || v.config.version !== 1)
     throw new CapsuleError('malformed', 'payload.config must be a lilith.json object with version 1');
-  return v as unknown as CapsulePayload;
+  // lilith.json holds no Longs: it keeps the reading it always had.
+  return { ...v, config: roundLongs(v.config) } as unknown as CapsulePayload;
 }
 
-/** Serialises a payload to the exact bytes that get signed. */
+// A run of 16 digits is the shortest text that can be an integer beyond 2^53.
+const MAYBE_BEYOND_2_53 = /[0-9]{16}/;
+
+/**
+ * The payload's JSON with entity Longs exact (JSON.parse would round 2^53 + 1).
+ * The shape is bounded first; a payload without a 16-digit run has no such Long,
+ * and JSON.parse reads it faster.
+ */
+function readPayloadJson(bytes: Uint8Array): unknown {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (!MAYBE_BEYOND_2_53.test(text)) return parseBoundedJson(bytes, PAYLOAD_SHAPE, 'payload');
+  checkJsonShape(bytes, PAYLOAD_SHAPE, 'payload');
+  try {
+    return parseJsonLong(text, PAYLOAD_SHAPE.maxDepth);
+  } catch (err) {
+    // The reader's message names an offset and what was expected, never the text.
+    if (err instanceof JsonLongError) throw new CapsuleError('malformed', `payload is not valid JSON (${err.message})`);
+    throw err;
+  }
+}
+
+/** Serialises a payload to the exact bytes that get signed (entity Longs as exact digits). */
 export function encodePayload(payload: CapsulePayload): Uint8Array {
-  return Buffer.from(JSON.stringify(payload), 'utf8');
+  return Buffer.from(stringifyJsonLong(payload), 'utf8');
 }
 
 /** The engine input for a capsule's enforced policy set. */

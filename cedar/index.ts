@@ -49,4 +49,5 @@ export { FastAuthorizer } from './fast/fast-authorizer.js';
 export { Unsupported } from './fast/schema.js';
 export type { Authorizer, AuthzRequest, Decision, PolicyBundle, PreparedBundle, Entity, EntityUid, CedarValue } from './types.js';
 export { prepareBundle } from './prepare.js';
-export { parseJsonLong, JsonLongError } from './json-long.js';
+export { parseJsonLong, stringifyJsonLong, longOutOfRange, roundLongs, JsonLongError } from './json-long.js';
+export { withExactLongs } from './wasm-exact.js';

@@ -2,7 +2,12 @@
 // a double, so 9223372036854775807 would arrive as 9223372036854775808. Here an
 // integer literal that is not a safe integer becomes a BigInt (the engine's
 // canonical Long form takes both); everything else is what JSON.parse returns.
-// Used at the engine boundary for request context and entity files.
+// Used at the engine boundary for request context and entity files; the writer
+// below is its inverse, for handing such values on as text (cedar-wasm, capsules).
+import { randomBytes } from 'node:crypto';
+
+// Taken once: the cedar-wasm exact path (wasm-authorizer.ts) stands in for the global while it runs.
+const nativeStringify = JSON.stringify;
 
 export class JsonLongError extends Error {
   readonly code = 'invalid_json';
@@ -119,4 +124,71 @@ export function parseJsonLong(text: string, maxDepth = 512): unknown {
   ws();
   if (i !== n) fail('trailing characters');
   return out;
+}
+
+/**
+ * JSON.stringify, except that a BigInt is written as its exact digits (JSON.stringify
+ * throws on one). Without BigInts the text is JSON.stringify's, byte for byte.
+ */
+export function stringifyJsonLong(value: unknown): string {
+  try {
+    return nativeStringify(value);
+  } catch (err) {
+    if (!(err instanceof TypeError) || !/BigInt/.test(err.message)) throw err;
+  }
+  // Each BigInt goes out as a string carrying a fresh random tag, which is then
+  // replaced by the digits. A string in `value` that equals a tagged one would be
+  // replaced too: the count of replacements against the count of BigInts refuses that.
+  const tag = `lilith-long-${randomBytes(12).toString('hex')}:`;
+  let longs = 0;
+  const text = nativeStringify(value, (_k, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    longs++;
+    return tag + v.toString();
+  });
+  let replaced = 0;
+  const out = text.replace(new RegExp(`"${tag}(-?[0-9]+)"`, 'g'), (_m, digits: string) => {
+    replaced++;
+    return digits;
+  });
+  if (replaced !== longs) throw new JsonLongError('a string in the value collides with the BigInt tag');
+  return out;
+}
+
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+
+/**
+ * Where `value` (as parseJsonLong reads it) holds an integer outside Cedar's 64-bit
+ * Long range, as a path like `[3].attrs.balance`; null when it holds none. Such a
+ * value is refused where it is read, never wrapped or rounded into range.
+ */
+export function longOutOfRange(value: unknown, path = ''): string | null {
+  if (typeof value === 'bigint') return value < LONG_MIN || value > LONG_MAX ? path : null;
+  if (typeof value === 'number') return Number.isInteger(value) && (value >= 2 ** 63 || value < -(2 ** 63)) ? path : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = longOutOfRange(value[i], `${path}[${i}]`);
+      if (at !== null) return at;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      const at = longOutOfRange(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`);
+      if (at !== null) return at;
+    }
+  }
+  return null;
+}
+
+/** `value` with every BigInt made a number: what JSON.parse would have read (both round to nearest, ties to even). */
+export function roundLongs(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(roundLongs);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value))
+      Object.defineProperty(out, k, { value: roundLongs(v), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
 }

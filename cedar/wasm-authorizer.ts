@@ -1,6 +1,7 @@
 // The reference engine: cedar-wasm with the policy set and schema preparsed once.
 import * as cedar from './wasm-loader.js';
 import { randomUUID } from 'node:crypto';
+import { withExactLongs } from './wasm-exact.js';
 import { splitPolicies, toStaticPolicies } from './policy-set.js';
 import type { Authorizer, AuthzRequest, Decision, Entity, PolicyBundle } from './types.js';
 
@@ -30,20 +31,21 @@ export class WasmAuthorizer implements Authorizer {
     // Request entities add to the static store; a request may not redefine a static entity.
     const extra = (req.entities ?? []).filter((e) => !this.staticUids.has(`${e.uid.type}::${e.uid.id}`));
     let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
+    const call: cedar.StatefulAuthorizationCall = {
+      principal: req.principal,
+      action: req.action,
+      resource: req.resource,
+      context: req.context as cedar.Context,
+      preparsedPolicySetId: this.psetId,
+      preparsedSchemaName: this.schemaId,
+      validateRequest: true,
+      entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
+    };
     try {
-      answer = cedar.statefulIsAuthorized({
-        principal: req.principal,
-        action: req.action,
-        resource: req.resource,
-        context: req.context as cedar.Context,
-        preparsedPolicySetId: this.psetId,
-        preparsedSchemaName: this.schemaId,
-        validateRequest: true,
-        entities: (extra.length ? [...this.staticEntities, ...extra] : this.staticEntities) as cedar.EntityJson[],
-      });
+      answer = withExactLongs(cedar.statefulIsAuthorized, call);
     } catch (err) {
       // cedar-wasm throws (instead of answering) on input it cannot take across the
-      // JS boundary, e.g. BigInt Longs beyond 2^53: refused, never passed through.
+      // JS boundary: refused, never passed through.
       return { decision: 'deny', reasons: [], errors: [`request: cedar-wasm cannot take this request (${(err as Error).message})`] };
     }
     if (answer.type === 'failure') {

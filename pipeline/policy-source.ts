@@ -2,6 +2,7 @@
 // (a git tree): schema, policies, invariants, static entities and lilith.json.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { longOutOfRange, parseJsonLong } from '../cedar/json-long.js';
 import type { Entity, PolicyBundle } from '../cedar/types.js';
 
 export const SCHEMA_FILE = 'schema.cedarschema';
@@ -84,11 +85,15 @@ export async function readPolicyDir(dir: string): Promise<PolicySource> {
 export function parseEntities(text: string): Entity[] {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // Longs exact: JSON.parse would read 9007199254740993 as 9007199254740992.
+    value = parseJsonLong(text);
   } catch (err) {
     throw new PolicySourceError('bad_entities', `${ENTITIES_FILE}: ${(err as Error).message}`);
   }
   if (!Array.isArray(value)) throw new PolicySourceError('bad_entities', `${ENTITIES_FILE}: expected an array of entities`);
+  const outside = longOutOfRange(value);
+  if (outside !== null)
+    throw new PolicySourceError('bad_entities', `${ENTITIES_FILE}: ${outside} is an integer outside the 64-bit Long range`);
   return value as Entity[];
 }
 

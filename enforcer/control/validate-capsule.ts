@@ -10,7 +10,7 @@
 import { CapsuleError, type CapsulePayload } from '../../capsule/index.js';
 import { checkConfig } from '../../capsule/config-check.js';
 import { crossCheckConfig, unknownTaintLabels } from '../../capsule/config-cross-check.js';
-import { createAuthorizer, type EngineName } from '../../cedar/index.js';
+import { createAuthorizer, withExactLongs, type EngineName } from '../../cedar/index.js';
 import { PolicySetError, splitPolicies } from '../../cedar/policy-set.js';
 import * as cedar from '../../cedar/wasm-loader.js';
 
@@ -64,7 +64,8 @@ export function validateCapsule(content: Content): void {
         ),
       );
   }
-  const entities = cedar.checkParseEntities({ entities: content.entities as never, schema: content.schema });
+  // Entity Longs beyond 2^53 are BigInts (capsule/payload.ts reads them exactly).
+  const entities = withExactLongs(cedar.checkParseEntities, { entities: content.entities as never, schema: content.schema });
   if (entities.type === 'failure')
     throw new CapsuleError('invalid_entities', summarize('entities do not conform to the schema', entities.errors.map(messageOf)));
   if (checkConfig(content.config).length) return; // bad_config, refused by activation on its own

@@ -4,10 +4,12 @@
 //   transitive closure of a DAG).
 // - Context domain (docs/ARCHITECTURE.md): label L ∈ context.taint iff bit
 //   taint_labels[L] of context.data_touched is set, and taint ⊆ known labels.
-//   The enforcer guarantees it; the prover assumes it.
+//   data_touched is the session mask itself, as a signed 64-bit Long: the
+//   enforcer hands it to the engines exactly (enforcer/dataplane/taint/mask.ts),
+//   at every bit, 63 included. The enforcer guarantees it; the prover assumes it.
 import type { ProverSchema, RequestEnv, Ty } from './env.js';
 import { ctxConst, existsFn, type Decls } from './compiler.js';
-import { and, bvLit, entitySort, eq, implies, not, strLit, TRUE } from './smt.js';
+import { and, entitySort, eq, implies, not, strLit, TRUE } from './smt.js';
 
 export function hierarchyAssumptions(decls: Decls, schema: ProverSchema): string[] {
   const out: string[] = [];
@@ -74,30 +76,9 @@ export function contextAssumptions(env: RequestEnv, taint: TaintAssumption | und
   return out;
 }
 
-/** The first bit a JSON number (an IEEE double) cannot carry exactly in every mask. */
-export const FIRST_INEXACT_BIT = 53;
-
-/**
- * The enforcer sends `data_touched` as a JSON number: the 64-bit mask (signed)
- * rounded to the nearest double, ties to even (Number(BigInt.asIntN(64, mask))).
- * With a label at bit ≥ 53 that differs from the mask, so the session mask is a
- * separate constant and `data_touched` is its rounding, encoded with the
- * floating-point theory. Masks that would round up to 2^63 (beyond a Long) are
- * excluded: every bit 53..62 set.
- */
-export function roundedMaskAssumptions(mask: string, dataTouched: string): string[] {
-  const rounded = `((_ fp.to_sbv 64) RTZ ((_ to_fp 11 53) RNE ${mask}))`;
-  const limit = bvLit((1n << 63n) - (1n << 9n));
-  return [`(= ${dataTouched} ${rounded})`, `(bvslt ${mask} ${limit})`];
-}
-
-export function needsRoundedMask(...taints: (TaintAssumption | undefined)[]): boolean {
-  return taints.some((t) => t && Object.values(t.labels).some((b) => b >= FIRST_INEXACT_BIT));
-}
-
 export function describeTaintAssumption(taint: TaintAssumption): string {
   const labels = Object.entries(taint.labels)
     .map(([l, b]) => `${l}=bit ${b}`)
     .join(', ');
-  return `context domain: label L ∈ context.taint iff bit taint_labels[L] of the session mask is set, and context.taint ⊆ {known labels} (${labels}); context.data_touched is the mask as the enforcer sends it (rounded to a double when a label is at bit ≥ ${FIRST_INEXACT_BIT}) — guaranteed by the enforcer, assumed by the prover`;
+  return `context domain: label L ∈ context.taint iff bit taint_labels[L] of the session mask is set, and context.taint ⊆ {known labels} (${labels}); context.data_touched is the session mask as a signed 64-bit Long, exact at every bit — guaranteed by the enforcer, assumed by the prover`;
 }

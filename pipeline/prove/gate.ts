@@ -19,8 +19,6 @@ import {
   describeTaintAssumption,
   hasTaintContext,
   hierarchyAssumptions,
-  needsRoundedMask,
-  roundedMaskAssumptions,
   type TaintAssumption,
 } from './dataplane-model.js';
 import { contextView, type ContextView } from './context-view.js';
@@ -172,30 +170,21 @@ function labelKey(t: TaintAssumption | undefined): string {
 /**
  * The context domain of both sides over one session mask: the head's labels on the
  * request's taint set; the base's (when its table differs) on the taint set the base
- * sees; data_touched the mask as the enforcer sends it (rounded above bit 52).
+ * sees; data_touched the mask itself (the enforcer sends it exactly).
  */
 function taintAssumptions(
   env: RequestEnv,
   baseEnv: RequestEnv | undefined,
   view: ContextView | undefined,
-  decls: Decls,
   head: TaintAssumption | undefined,
   base: TaintAssumption | undefined,
-  rounded: boolean,
 ): string[] {
   if (!hasTaintContext(env.context)) return [];
-  const dataTouched = ctxConst(['data_touched']);
-  const out: string[] = [];
-  let mask = dataTouched;
-  if (rounded) {
-    mask = decls.addConst(sym('taint.mask'), '(_ BitVec 64)');
-    out.push(...roundedMaskAssumptions(mask, dataTouched));
-  }
-  out.push(...contextAssumptions(env, head, { taint: ctxConst(['taint']), mask }));
+  const out = contextAssumptions(env, head, { taint: ctxConst(['taint']), mask: ctxConst(['data_touched']) });
   if (base && baseEnv && view && hasTaintContext(baseEnv.context)) {
     const leaf = (name: string) => view.leaves.find((l) => l.path.length === 1 && l.path[0] === name)?.value;
     const baseTaintSet = leaf('taint');
-    const baseMask = leaf('data_touched') === dataTouched ? mask : leaf('data_touched');
+    const baseMask = leaf('data_touched');
     if (baseTaintSet && baseMask) out.push(...contextAssumptions(baseEnv, base, { taint: baseTaintSet, mask: baseMask }));
   }
   return out;
@@ -232,7 +221,6 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const baseTaint = taintOf(base.source.configText);
   // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
   const sameLabels = labelKey(taint) === labelKey(baseTaint);
-  const rounded = needsRoundedMask(taint, baseTaint);
   const headKeys = headPolicies.map((p) => JSON.stringify(p.json));
   const baseKeys = basePolicies.map((p) => JSON.stringify(p.json));
   const sameActions = sameHierarchy(headSchema.actionAncestors, baseSchema.actionAncestors);
@@ -288,7 +276,7 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
       ...(deployed ? [registeredPrincipal(deployed.head, env)] : hierarchyAssumptions(decls, headSchema)),
       // After the hierarchy: it may use more ancestor functions, whose values are bounded too.
       ...enumAssumptions(decls, headSchema),
-      ...taintAssumptions(env, baseEnv, view, decls, taint, sameLabels ? undefined : baseTaint, rounded),
+      ...taintAssumptions(env, baseEnv, view, taint, sameLabels ? undefined : baseTaint),
     ];
     let storeDefs = '';
     if (deployed) {

@@ -170,7 +170,10 @@ test('taint masks: labels ↔ bits, hex, signed Long, monotonic sessions', () =>
   assert.ok(Object.isFrozen(maskLabels(m, table)), 'the shared array cannot be changed by a caller');
   assert.deepEqual(maskLabels(m, { PII: 0 }), ['PII'], 'another table gets its own answer');
   assert.equal(maskHex(m), '0x8000000000000001', 'the remembered hex is the same');
-  assert.ok(maskToLong(m) < 0, 'bit 63 is a negative Long');
+  assert.equal(maskToLong(m), -9223372036854775807n, 'bit 63 is a negative Long, exact (a double says -2^63)');
+  assert.equal(maskToLong(1n << 63n), -9223372036854775808n);
+  assert.equal(maskToLong((1n << 53n) | 1n), 9007199254740993n, 'beyond 2^53: a BigInt, exact');
+  assert.equal(maskToLong((1n << 52n) | 1n), 4503599627370497, 'within 2^53: a number');
   assert.equal(maskToLong(3n), 3);
   assert.throws(() => labelsToMask(['NOPE'], table), /unknown taint label/);
   const s = new TaintSessions();

@@ -12,6 +12,7 @@ import { WasmAuthorizer } from '../../cedar/wasm-authorizer.js';
 import { createAuthorizer, engineFallbacks, prepareBundle } from '../../cedar/index.js';
 import type { AuthzRequest, CedarValue, Entity } from '../../cedar/types.js';
 import { disagreement } from './diff.js';
+import { maskToLong } from '../../enforcer/dataplane/taint/mask.js';
 
 const LABELS = ['PII', 'FINANCIAL', 'UNTRUSTED', 'CREDENTIALS', 'SOURCE_CODE'];
 const BITS: Record<string, number> = { PII: 0, FINANCIAL: 1, UNTRUSTED: 2, CREDENTIALS: 3, SOURCE_CODE: 4 };
@@ -133,18 +134,18 @@ test('bundled policies: both engines decide every dataplane request shape identi
     resource: { type: 'MCPServer', id: 'files' },
     context: { taint: [], data_touched: 0, tool: 'x', arguments: {} },
   });
-  // data_touched with bit 63 set, as the dataplane's maskToLong makes it.
+  // data_touched with bit 63 set, as the dataplane's maskToLong makes it (an exact BigInt).
   check({
     principal: { type: 'Agent', id: AGENTS[0].id },
     action: { type: 'Action', id: 'http_post' },
     resource: { type: 'MCPServer', id: 'files' },
-    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | 1n)) },
+    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: maskToLong((1n << 63n) | 1n) },
   });
   check({
     principal: { type: 'Agent', id: AGENTS[0].id },
     action: { type: 'Action', id: 'http_post' },
     resource: { type: 'MCPServer', id: 'files' },
-    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: Number(BigInt.asIntN(64, (1n << 63n) | (1n << 40n))) },
+    context: { tool: 'http_post', arguments: {}, taint: [], data_touched: maskToLong((1n << 63n) | (1n << 40n)) },
   });
   wasm.dispose();
   process.stdout.write(`# bundled policies: ${count} requests, ${allows} allowed by cedar-wasm\n`);

@@ -37,6 +37,8 @@ export interface DiffStats {
   requestFailures: number;
   policyErrors: number;
   skippedBundles: number;
+  /** Bundles whose schema is in a namespace. */
+  namespaced: number;
   failures: string[];
 }
 
@@ -55,12 +57,13 @@ export function runDifferential(seed: number, bundles: number, requests: number,
     requestFailures: 0,
     policyErrors: 0,
     skippedBundles: 0,
+    namespaced: 0,
     failures: [],
   };
   for (let i = 0; i < bundles && st.failures.length < maxFailures; i++) {
     const bseed = (seed + i) >>> 0;
     const r = new Rng(bseed);
-    const { bundle, requestPool } = randomBundle(r, policies);
+    const { bundle, requestPool, ns } = randomBundle(r, policies);
     let wasm: WasmAuthorizer;
     try {
       wasm = new WasmAuthorizer(bundle);
@@ -77,12 +80,13 @@ export function runDifferential(seed: number, bundles: number, requests: number,
       continue;
     }
     st.bundles++;
+    if (ns) st.namespaced++;
     for (let j = 0; j < requests; j++) {
-      const req: AuthzRequest = randomRequest(r, requestPool);
+      const req: AuthzRequest = randomRequest(r, requestPool, ns);
       const w = wasm.isAuthorized(req);
       const f = fast.isAuthorized(req);
       st.requests++;
-      st.policyEvaluations += fast.applicableCount(req.action.id, req.principal.type, req.resource.type);
+      st.policyEvaluations += fast.applicableCount(req.action.id, req.principal.type, req.resource.type, req.action.type);
       if (w.decision === 'allow') st.allow++;
       else st.deny++;
       if (isRequestFailure(w)) st.requestFailures++;

@@ -5,26 +5,47 @@ import { Rng } from '../../testkit/rng.js';
 
 export { Rng };
 
-export const TEST_SCHEMA = `
+// The schema body, also used inside `namespace …` (then every type and action name is qualified).
+// Color is an enumerated entity type; Doc and User carry tags; read has datetime/duration context.
+const SCHEMA_BODY = `
 entity Role in [Role];
+entity Color enum ["red", "green", "blue"];
 entity Group in [Group, Role] { name: String, level: Long };
 entity User in [Group, Role] {
   name: String, age: Long, tags: Set<String>, active: Bool, manager?: User,
-  profile: { nick?: String, score: Long, flags: Set<Long> },
-};
+  profile: { nick?: String, score: Long, flags: Set<Long> }, color?: Color, born?: datetime,
+} tags Long;
 entity Folder in [Folder] { public: Bool, depth?: Long };
-entity Doc in [Folder] { owner: User, size: Long, labels: Set<String>, meta?: { kind: String, n?: Long } };
+entity Doc in [Folder] { owner: User, size: Long, labels: Set<String>, meta?: { kind: String, n?: Long }, created?: datetime, ttl?: duration } tags String;
 action "all";
 action "grp" in ["all"];
 action "read" in ["grp", "all"] appliesTo {
   principal: [User], resource: [Doc, Folder],
-  context: { n: Long, s: String, b: Bool, tags: Set<String>, rec: { a?: Long, b: String }, who?: User, nums?: Set<Long>, "odd key"?: String },
+  context: { n: Long, s: String, b: Bool, tags: Set<String>, rec: { a?: Long, b: String }, who?: User, nums?: Set<Long>, "odd key"?: String,
+    dt?: datetime, dur?: duration, color?: Color },
 };
 action "write" in ["all"] appliesTo { principal: [User, Group], resource: [Doc], context: { n: Long, s?: String } };
 action "admin" appliesTo { principal: User, resource: Folder, context: {} };
+action "paint" appliesTo { principal: User, resource: Color, context: { at: datetime } };
 `;
 
+export const TEST_SCHEMA = SCHEMA_BODY;
+
+/** The schema in namespace `ns` ('' for none). */
+export function schemaIn(ns: string): string {
+  return ns ? `namespace ${ns} {\n${SCHEMA_BODY}\n}\n` : SCHEMA_BODY;
+}
+
+// The namespace of the bundle being generated ('' for none): every entity type and
+// action name the generator writes goes through q(). Set by randomBundle/randomRequest.
+let NS = '';
+const q = (t: string) => (NS ? `${NS}::${t}` : t);
+const bare = (t: string) => t.slice(t.lastIndexOf(':') + 1);
+const NAMESPACES = ['', '', 'App', 'Org::App'];
+
 const TYPES = ['User', 'Group', 'Role', 'Folder', 'Doc'] as const;
+const COLORS = ['red', 'green', 'blue'];
+const TAG_KEYS = ['a', 'b', 'x', 'odd key', ''];
 type EType = (typeof TYPES)[number];
 const PARENTS: Record<EType, EType[]> = {
   User: ['Group', 'Role'],
@@ -33,7 +54,7 @@ const PARENTS: Record<EType, EType[]> = {
   Folder: ['Folder'],
   Doc: ['Folder'],
 };
-const ACTIONS = ['read', 'write', 'admin', 'grp', 'all'];
+const ACTIONS = ['read', 'write', 'admin', 'grp', 'all', 'paint'];
 
 // Edge Longs: limits, the 2^53 boundary, and values whose sums/products overflow.
 const BIG_LITERALS = [
@@ -108,6 +129,10 @@ const ATTRS = [
   'kind',
   'n',
   'missing',
+  'color',
+  'born',
+  'created',
+  'ttl',
 ];
 const IPS = [
   '127.0.0.1',
@@ -126,7 +151,56 @@ const IPS = [
   '2001:db8::/32',
   '1:2:3:4:5:6:7::',
 ];
-const CTX_ATTRS = ['n', 's', 'b', 'tags', 'rec', 'who', 'nums', 'odd key', 'missing'];
+const CTX_ATTRS = ['n', 's', 'b', 'tags', 'rec', 'who', 'nums', 'odd key', 'missing', 'dt', 'dur', 'color'];
+// datetime strings: every accepted form, the range edges, and malformed ones (errors).
+const DATETIMES = [
+  '2024-10-15',
+  '2024-10-15T11:38:02Z',
+  '2024-10-15T11:38:02.101Z',
+  '2024-10-15T11:38:02+0100',
+  '2024-10-15T11:38:02.999-1134',
+  '1970-01-01',
+  '1969-12-31T23:59:59.999Z',
+  '0000-01-01',
+  '9999-12-31T23:59:59.999-2359',
+  '2024-02-29',
+  // Malformed from here on (BAD_DATETIMES).
+  '2023-02-29',
+  '2024-1-1',
+  '2024-10-15T25:00:00Z',
+  '2024-10-15 11:38:02Z',
+  'x',
+];
+const GOOD_DATETIMES = DATETIMES.slice(0, DATETIMES.indexOf('2023-02-29'));
+// duration strings: units in order, signs, the 64-bit millisecond edges, and malformed ones.
+const DURATIONS = [
+  '0ms',
+  '1h',
+  '-1d2h3m4s5ms',
+  '90m',
+  '1s',
+  '-1ms',
+  '9223372036854775807ms',
+  '-9223372036854775808ms',
+  '106751991167d',
+  // Malformed or out of range from here on (BAD_DURATIONS).
+  '106751991168d',
+  '1d1d',
+  '1m1h',
+  '',
+  '1x',
+  '-',
+];
+const GOOD_DURATIONS = DURATIONS.slice(0, DURATIONS.indexOf('106751991168d'));
+
+/** A datetime/duration value for request JSON: malformed ones rarely (each fails its whole request). */
+function extnValue(r: Rng, fn: 'datetime' | 'duration', bad = 0.01): CedarValue {
+  const arg = r.chance(bad)
+    ? r.pick(fn === 'datetime' ? DATETIMES : DURATIONS)
+    : r.pick(fn === 'datetime' ? GOOD_DATETIMES : GOOD_DURATIONS);
+  // Cedar also takes the bare {fn, arg} form where the schema says which extension it is.
+  return r.chance(0.05) ? ({ fn, arg } as unknown as CedarValue) : { __extn: { fn, arg } };
+}
 
 function cedarString(s: string): string {
   return JSON.stringify(s).replace(/\\u([0-9a-fA-F]{4})/g, (_, h) => `\\u{${h}}`);
@@ -138,14 +212,20 @@ function id(r: Rng, t: EType): string {
 
 function uid(r: Rng, t?: EType): EntityUid {
   const type = t ?? r.pick(TYPES);
-  return { type, id: id(r, type) };
+  return { type: q(type), id: id(r, type) };
+}
+
+/** An enum entity: mostly a declared value, sometimes not (an error, or a request failure). */
+function colorUid(r: Rng, bad = 0.1): EntityUid {
+  return { type: q('Color'), id: r.chance(bad) ? 'purple' : r.pick(COLORS) };
 }
 
 function entityLit(u: EntityUid): string {
   return `${u.type}::${cedarString(u.id)}`;
 }
 
-type GType = 'bool' | 'long' | 'string' | 'set' | 'record' | 'entity' | 'any';
+type GType = 'bool' | 'long' | 'string' | 'set' | 'record' | 'entity' | 'datetime' | 'duration' | 'any';
+const ANY_TYPES = ['bool', 'long', 'string', 'set', 'record', 'entity', 'datetime', 'duration'] as const;
 
 /** Generates Cedar expression text, mostly well typed, sometimes not (to reach type errors). */
 export class ExprGen {
@@ -153,9 +233,9 @@ export class ExprGen {
 
   expr(t: GType, depth: number): string {
     const r = this.r;
-    if (t === 'any') t = r.pick(['bool', 'long', 'string', 'set', 'record', 'entity'] as const);
+    if (t === 'any') t = r.pick(ANY_TYPES);
     // Occasionally the wrong type: exercises every type-error path.
-    if (r.chance(0.04)) t = r.pick(['bool', 'long', 'string', 'set', 'record', 'entity'] as const);
+    if (r.chance(0.04)) t = r.pick(ANY_TYPES);
     if (depth <= 0 || r.chance(0.25)) return this.leaf(t);
     const d = depth - 1;
     switch (t) {
@@ -173,8 +253,12 @@ export class ExprGen {
             return `(-${this.expr('long', d)})`;
           case 4:
             return `(if ${this.expr('bool', d)} then ${this.expr('long', d)} else ${this.expr('long', d)})`;
+          case 5:
+            return r.chance(0.5)
+              ? `${this.expr('duration', d)}.${r.pick(['toMilliseconds', 'toSeconds', 'toMinutes', 'toHours', 'toDays'])}()`
+              : this.access('long', d);
           default:
-            return this.access('long', d);
+            return r.chance(0.15) ? `(principal.getTag(${this.expr('string', d)}))` : this.access('long', d);
         }
       case 'string':
         return r.chance(0.5)
@@ -204,6 +288,26 @@ export class ExprGen {
         return r.chance(0.5)
           ? this.access('entity', d)
           : `(if ${this.expr('bool', d)} then ${this.expr('entity', d)} else ${this.expr('entity', d)})`;
+      case 'datetime':
+        switch (r.int(4)) {
+          case 0:
+            return `${this.expr('datetime', d)}.offset(${this.expr('duration', d)})`;
+          case 1:
+            return `${this.expr('datetime', d)}.toDate()`;
+          case 2:
+            return `(if ${this.expr('bool', d)} then ${this.expr('datetime', d)} else ${this.expr('datetime', d)})`;
+          default:
+            return this.leaf('datetime');
+        }
+      case 'duration':
+        switch (r.int(3)) {
+          case 0:
+            return `${this.expr('datetime', d)}.durationSince(${this.expr('datetime', d)})`;
+          case 1:
+            return `${this.expr('datetime', d)}.toTime()`;
+          default:
+            return this.leaf('duration');
+        }
     }
   }
 
@@ -220,7 +324,7 @@ export class ExprGen {
 
   private boolExpr(d: number): string {
     const r = this.r;
-    switch (r.int(21)) {
+    switch (r.int(24)) {
       case 0:
         return `(${this.expr('bool', d)} && ${this.expr('bool', d)})`;
       case 1:
@@ -239,7 +343,7 @@ export class ExprGen {
         return `(${this.expr('string', d)} like ${this.pattern()})`;
       case 7: {
         const e = this.expr('entity', d);
-        const t = r.pick([...TYPES, 'Action', 'Nope']);
+        const t = q(r.pick([...TYPES, 'Action', 'Nope', 'Color']));
         return r.chance(0.3) ? `(${e} is ${t} in ${this.expr('entity', d)})` : `(${e} is ${t})`;
       }
       case 8: {
@@ -269,7 +373,7 @@ export class ExprGen {
           ? `(${this.expr('entity', d)}.hasTag(${this.expr('string', d)}))`
           : `(${this.expr('entity', d)}.getTag(${this.expr('string', d)}) == "x")`;
       case 15:
-        return `(action ${r.chance(0.5) ? 'in' : '=='} Action::${cedarString(r.pick(ACTIONS))})`;
+        return `(action ${r.chance(0.5) ? 'in' : '=='} ${q('Action')}::${cedarString(r.pick(ACTIONS))})`;
       case 16:
         return `(context.tags.contains(${this.expr('string', d)}))`;
       case 17: {
@@ -281,8 +385,68 @@ export class ExprGen {
             ? `(${ipOf()} == ${ipOf()})`
             : `(${ipOf()}.${r.pick(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'])}())`;
       }
+      case 18: {
+        // datetime and duration: ordering and equality, within and across the two types.
+        const t = r.pick(['datetime', 'duration'] as const);
+        const other = r.chance(0.9) ? t : r.pick(ANY_TYPES);
+        return `(${this.expr(t, d)} ${r.pick(['<', '<=', '>', '>=', '==', '!='])} ${this.expr(other, d)})`;
+      }
+      case 19: {
+        // Enumerated entities: equality and membership with declared and undeclared values.
+        const c = r.chance(0.5) ? r.pick(['context.color', 'principal.color', 'resource']) : this.leaf('entity');
+        return r.chance(0.5) ? `(${c} == ${entityLit(colorUid(r))})` : `(${c} in [${entityLit(colorUid(r))}, ${entityLit(colorUid(r))}])`;
+      }
+      case 20: {
+        // Tags: Long tags on User, String tags on Doc.
+        const k = this.expr('string', d);
+        return r.chance(0.5)
+          ? `(principal.hasTag(${k}) && principal.getTag(${k}) ${r.pick(['<', '>=', '=='])} ${this.expr('long', d)})`
+          : `(resource has owner && resource.hasTag(${k}) && resource.getTag(${k}) like ${this.pattern()})`;
+      }
       default:
         return this.access('bool', d);
+    }
+  }
+
+  /**
+   * A well-typed condition over the Cedar 4 features that evaluates without error
+   * whenever the request's entities exist, so that datetime, duration, tag and enum
+   * values decide policies, not only error them.
+   */
+  feature(): string {
+    const r = this.r;
+    const goodDt = () => `datetime(${cedarString(r.pick(GOOD_DATETIMES.slice(0, 10)))})`;
+    const goodDur = () => `duration(${cedarString(r.pick(['0ms', '1h', '-1d2h3m4s5ms', '90m', '1s', '-1ms', '400d']))})`;
+    const dt = (): string => {
+      const [on, a] = r.pick([
+        ['context', 'dt'],
+        ['principal', 'born'],
+        ['resource', 'created'],
+      ]);
+      const base = r.chance(0.7) ? `(if ${on} has ${a} then ${on}.${a} else ${goodDt()})` : goodDt();
+      return r.pick([base, base, `${base}.offset(${dur()})`, `${base}.toDate()`]);
+    };
+    const dur = (): string => (r.chance(0.6) ? goodDur() : `(if context has dur then context.dur else ${goodDur()})`);
+    const cmp = () => r.pick(['<', '<=', '>', '>=', '==', '!=']);
+    switch (r.int(6)) {
+      case 0:
+        return `${dt()} ${cmp()} ${dt()}`;
+      case 1:
+        return `${dur()} ${cmp()} ${dur()}`;
+      case 2:
+        return r.chance(0.5) ? `${dt()}.durationSince(${dt()}) ${cmp()} ${dur()}` : `${dt()}.toTime() ${cmp()} ${dur()}`;
+      case 3:
+        return `${dur()}.${r.pick(['toMilliseconds', 'toSeconds', 'toMinutes', 'toHours', 'toDays'])}() ${cmp()} ${r.pick(SMALL_LONGS)}`;
+      case 4: {
+        const k = cedarString(r.pick(TAG_KEYS));
+        return r.chance(0.5)
+          ? `principal.hasTag(${k}) && principal.getTag(${k}) ${cmp()} ${r.pick(SMALL_LONGS)}`
+          : `resource.hasTag(${k}) && resource.getTag(${k}) ${r.chance(0.5) ? '==' : '!='} ${cedarString(r.pick(STRINGS))}`;
+      }
+      default:
+        return r.chance(0.5)
+          ? `principal has color && principal.color == ${entityLit(colorUid(r, 0))}`
+          : `context has color && context.color in [${entityLit(colorUid(r, 0))}, ${entityLit(colorUid(r, 0))}]`;
     }
   }
 
@@ -325,10 +489,31 @@ export class ExprGen {
         return r.pick(['context.rec', 'principal.profile', 'resource.meta', 'context', '{}', '{a: 1}', '{"odd key": "x", b: [1]}']);
       case 'entity':
         return r.chance(0.5)
-          ? r.pick(['principal', 'resource', 'action', 'context.who', 'principal.manager', 'resource.owner'])
-          : entityLit(r.chance(0.1) ? { type: 'Action', id: r.pick(ACTIONS) } : uid(r));
+          ? r.pick(['principal', 'resource', 'action', 'context.who', 'principal.manager', 'resource.owner', 'context.color'])
+          : entityLit(r.chance(0.1) ? { type: q('Action'), id: r.pick(ACTIONS) } : r.chance(0.1) ? colorUid(r) : uid(r));
+      case 'datetime': {
+        // Literals mostly valid; attributes are optional, so often read behind `has` (no error, a real value).
+        const lit = () => `datetime(${cedarString(r.pick(r.chance(0.85) ? GOOD_DATETIMES : DATETIMES))})`;
+        if (r.chance(0.5)) return lit();
+        const [on, a] = r.pick([
+          ['context', 'dt'],
+          ['principal', 'born'],
+          ['resource', 'created'],
+          ['context', 'at'],
+        ]);
+        return r.chance(0.6) ? `(if ${on} has ${a} then ${on}.${a} else ${lit()})` : `${on}.${a}`;
+      }
+      case 'duration': {
+        const lit = () => `duration(${cedarString(r.pick(r.chance(0.85) ? GOOD_DURATIONS : DURATIONS))})`;
+        if (r.chance(0.6)) return lit();
+        const [on, a] = r.pick([
+          ['context', 'dur'],
+          ['resource', 'ttl'],
+        ]);
+        return r.chance(0.6) ? `(if ${on} has ${a} then ${on}.${a} else ${lit()})` : `${on}.${a}`;
+      }
       case 'any':
-        return this.leaf(r.pick(['bool', 'long', 'string', 'set', 'record', 'entity'] as const));
+        return this.leaf(r.pick(ANY_TYPES));
     }
   }
 }
@@ -337,11 +522,11 @@ function scope(r: Rng, v: 'principal' | 'resource'): string {
   const types: EType[] = v === 'principal' ? ['User', 'Group', 'Role'] : ['Doc', 'Folder'];
   switch (r.int(5)) {
     case 0:
-      return `${v} == ${entityLit(uid(r, r.pick(types)))}`;
+      return `${v} == ${entityLit(v === 'resource' && r.chance(0.15) ? colorUid(r) : uid(r, r.pick(types)))}`;
     case 1:
       return `${v} in ${entityLit(uid(r, r.pick(TYPES)))}`;
     case 2:
-      return r.chance(0.5) ? `${v} is ${r.pick(types)}` : `${v} is ${r.pick(types)} in ${entityLit(uid(r))}`;
+      return r.chance(0.5) ? `${v} is ${q(r.pick(types))}` : `${v} is ${q(r.pick(types))} in ${entityLit(uid(r))}`;
     default:
       return v;
   }
@@ -350,11 +535,11 @@ function scope(r: Rng, v: 'principal' | 'resource'): string {
 function actionScope(r: Rng): string {
   switch (r.int(4)) {
     case 0:
-      return `action == Action::${cedarString(r.pick(ACTIONS))}`;
+      return `action == ${q('Action')}::${cedarString(r.pick(ACTIONS))}`;
     case 1:
-      return `action in Action::${cedarString(r.pick(ACTIONS))}`;
+      return `action in ${q('Action')}::${cedarString(r.pick(ACTIONS))}`;
     case 2:
-      return `action in [${Array.from({ length: 1 + r.int(2) }, () => `Action::${cedarString(r.pick(ACTIONS))}`).join(', ')}]`;
+      return `action in [${Array.from({ length: 1 + r.int(2) }, () => `${q('Action')}::${cedarString(r.pick(ACTIONS))}`).join(', ')}]`;
     default:
       return 'action';
   }
@@ -367,6 +552,7 @@ export function randomPolicies(r: Rng, count: number): string {
     const conds: string[] = [];
     const n = r.int(3);
     for (let j = 0; j < n; j++) conds.push(`${r.chance(0.75) ? 'when' : 'unless'} { ${g.expr('bool', 1 + r.int(4))} }`);
+    if (r.chance(0.3)) conds.push(`${r.chance(0.75) ? 'when' : 'unless'} { ${g.feature()} }`);
     out.push(
       `@id("p${i}")\n${r.chance(0.7) ? 'permit' : 'forbid'} (${scope(r, 'principal')}, ${actionScope(r)}, ${scope(r, 'resource')})\n${conds.join('\n')};`,
     );
@@ -396,6 +582,8 @@ function attrsFor(r: Rng, t: EType): Record<string, CedarValue> {
       if (r.chance(0.5)) a.manager = r.chance(0.5) ? { __entity: uid(r, 'User') } : (uid(r, 'User') as unknown as CedarValue);
       a.profile = { score: jsonLong(r), flags: Array.from({ length: r.int(3) }, () => jsonLong(r)) };
       if (r.chance(0.5)) (a.profile as Record<string, CedarValue>).nick = r.pick(STRINGS);
+      if (r.chance(0.5)) a.color = { __entity: colorUid(r, 0.01) } as unknown as CedarValue;
+      if (r.chance(0.5)) a.born = extnValue(r, 'datetime', 0.002);
       break;
     case 'Group':
       a.name = r.pick(STRINGS);
@@ -410,6 +598,8 @@ function attrsFor(r: Rng, t: EType): Record<string, CedarValue> {
       a.size = jsonLong(r);
       a.labels = strSet(r);
       if (r.chance(0.5)) a.meta = r.chance(0.5) ? { kind: r.pick(STRINGS) } : { kind: r.pick(STRINGS), n: jsonLong(r) };
+      if (r.chance(0.5)) a.created = extnValue(r, 'datetime', 0.002);
+      if (r.chance(0.3)) a.ttl = extnValue(r, 'duration', 0.002);
       break;
     case 'Role':
       break;
@@ -420,8 +610,17 @@ function attrsFor(r: Rng, t: EType): Record<string, CedarValue> {
   return a;
 }
 
+/** Tags as the schema types them (User: Long, Doc: String), rarely of the wrong type. */
+function tagsFor(r: Rng, t: EType): Record<string, CedarValue> | undefined {
+  if ((t !== 'User' && t !== 'Doc') || r.chance(0.3)) return undefined;
+  const tags: Record<string, CedarValue> = {};
+  for (let i = r.int(3); i > 0; i--) tags[r.pick(TAG_KEYS)] = t === 'User' ? jsonLong(r) : r.pick(STRINGS);
+  if (r.chance(0.005)) tags.a = t === 'User' ? 'x' : 1;
+  return tags;
+}
+
 function entityOf(r: Rng, u: EntityUid): Entity {
-  const t = u.type as EType;
+  const t = bare(u.type) as EType;
   const parents: EntityUid[] = [];
   const n = r.int(3);
   const index = Number(u.id.slice(1));
@@ -433,7 +632,10 @@ function entityOf(r: Rng, u: EntityUid): Entity {
     if (p.type === u.type && Number(p.id.slice(1)) <= index && !r.chance(0.005)) continue;
     parents.push(p);
   }
-  return { uid: u, attrs: attrsFor(r, t), parents };
+  const tags = tagsFor(r, t);
+  const e: Entity = { uid: u, attrs: attrsFor(r, t), parents };
+  if (tags) (e as Entity & { tags?: Record<string, CedarValue> }).tags = tags;
+  return e;
 }
 
 /** A random store: each pool entity is static, request-provided or absent. */
@@ -442,7 +644,7 @@ export function randomEntities(r: Rng): { statics: Entity[]; requestPool: Entity
   const requestPool: Entity[] = [];
   for (const t of TYPES) {
     for (let i = 0; i < 4; i++) {
-      const u = { type: t, id: `${t[0].toLowerCase()}${i}` };
+      const u = { type: q(t), id: `${t[0].toLowerCase()}${i}` };
       const roll = r.next();
       if (roll < 0.55) {
         statics.push(entityOf(r, u));
@@ -467,6 +669,11 @@ function contextFor(r: Rng, action: string): Record<string, CedarValue> {
     if (r.chance(0.4)) c.who = { __entity: uid(r, 'User') };
     if (r.chance(0.4)) c.nums = Array.from({ length: r.int(3) }, () => jsonLong(r));
     if (r.chance(0.3)) c['odd key'] = r.pick(STRINGS);
+    if (r.chance(0.5)) c.dt = extnValue(r, 'datetime');
+    if (r.chance(0.5)) c.dur = extnValue(r, 'duration');
+    if (r.chance(0.3)) c.color = { __entity: colorUid(r, 0.01) } as unknown as CedarValue;
+  } else if (action === 'paint') {
+    c = { at: extnValue(r, 'datetime') };
   } else if (action === 'write') {
     c = { n: jsonLong(r) };
     if (r.chance(0.5)) c.s = r.pick(STRINGS);
@@ -482,17 +689,27 @@ function contextFor(r: Rng, action: string): Record<string, CedarValue> {
   return c;
 }
 
-export function randomRequest(r: Rng, requestPool: Entity[]): AuthzRequest {
-  const action = r.chance(0.03) ? r.pick(['grp', 'nope']) : r.pick(['read', 'read', 'write', 'admin']);
+/** A request for a bundle of namespace `ns` (randomBundle's). */
+export function randomRequest(r: Rng, requestPool: Entity[], ns = ''): AuthzRequest {
+  NS = ns;
+  const action = r.chance(0.03) ? r.pick(['grp', 'nope']) : r.pick(['read', 'read', 'write', 'admin', 'paint']);
   const ptypes: EType[] = action === 'write' ? ['User', 'Group'] : ['User'];
   const rtypes: EType[] = action === 'read' ? ['Doc', 'Folder'] : action === 'write' ? ['Doc'] : ['Folder'];
   const principal = uid(r, r.chance(0.03) ? r.pick(TYPES) : r.pick(ptypes));
-  const resource = uid(r, r.chance(0.03) ? r.pick(TYPES) : r.pick(rtypes));
+  const resource = action === 'paint' && !r.chance(0.03) ? colorUid(r) : uid(r, r.chance(0.03) ? r.pick(TYPES) : r.pick(rtypes));
   const entities = requestPool.filter(() => r.chance(0.7));
-  return { principal, action: { type: 'Action', id: action }, resource, context: contextFor(r, action), entities };
+  // Rarely an enum entity among the request's entities: Cedar refuses it (enum entities are not data).
+  if (r.chance(0.003)) entities.push({ uid: colorUid(r), attrs: {}, parents: [] });
+  return { principal, action: { type: q('Action'), id: action }, resource, context: contextFor(r, action), entities };
 }
 
-export function randomBundle(r: Rng, policyCount: number): { bundle: PolicyBundle; requestPool: Entity[] } {
+/** A random bundle; its namespace ('' mostly, else App or Org::App) qualifies every name in it and in its requests. */
+export function randomBundle(r: Rng, policyCount: number): { bundle: PolicyBundle; requestPool: Entity[]; ns: string } {
+  NS = r.pick(NAMESPACES);
   const { statics, requestPool } = randomEntities(r);
-  return { bundle: { policies: { 'random.cedar': randomPolicies(r, policyCount) }, schema: TEST_SCHEMA, entities: statics }, requestPool };
+  return {
+    bundle: { policies: { 'random.cedar': randomPolicies(r, policyCount) }, schema: schemaIn(NS), entities: statics },
+    requestPool,
+    ns: NS,
+  };
 }

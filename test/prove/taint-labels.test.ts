@@ -1,6 +1,6 @@
 // Taint labels in the proof (real cvc5, real cedar-wasm). The session mask is what
 // persists across capsules; each side names its bits by its own lilith.json table,
-// and data_touched is the mask as the enforcer sends it (a JSON number).
+// and data_touched is the mask itself, as the exact signed 64-bit Long the enforcer sends.
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +50,7 @@ test('a label renamed consistently (same bit) is proven; renamed with the forbid
   assert.ok(report.assumptions.some((a) => a.includes('base taint labels differ')));
 });
 
-test('a label at bit 60: data_touched is the rounded mask, and the counterexample carries it exactly', async () => {
+test('a label at bit 60: data_touched is the exact mask, and the counterexample carries it exactly', async () => {
   const high = (d: string) => replaceIn(d, 'lilith.json', '"SOURCE_CODE": 4', '"SOURCE_CODE": 60');
   const base = dirs.make(high);
   assert.equal((await gate(base, base)).report.verdict, 'proven');
@@ -76,4 +76,26 @@ test('a label at bit 60: data_touched is the rounded mask, and the counterexampl
     assert.equal(decideIn(head, e.counterexample, FILES), 'allow');
     assert.equal(decideIn(base, e.counterexample, FILES), 'deny');
   }
+});
+
+test('data_touched is exact beyond 2^53: a forbid that tells 2^53 from 2^53 + 1 is proven (a rounded mask would escape it)', async () => {
+  const high = (d: string) => replaceIn(d, 'lilith.json', '"SOURCE_CODE": 4', '"SOURCE_CODE": 53');
+  const base = dirs.make(high);
+  // (2^53 written as a product: the prover refuses Long literals beyond 2^53, which policy JSON rounds.)
+  // Exactly: data_touched == 2^53 only for a SOURCE_CODE-only session, which the second forbid
+  // blocks. Rounded to a double, SOURCE_CODE + PII (2^53 + 1) would also read 2^53 and escape both.
+  const head = dirs.make((d) => {
+    high(d);
+    replaceIn(
+      d,
+      'egress.cedar',
+      'when { context.data_touched != 0 };',
+      'when { context.data_touched != 0 && context.data_touched != 4503599627370496 * 2 };\n' +
+        '@id("source-code-only")\nforbid (principal, action in Action::"egress", resource)\n' +
+        'when { context.data_touched == 4503599627370496 * 2 && !context.taint.contains("PII") };',
+    );
+  });
+  const { report } = await gate(base, head);
+  assert.equal(report.verdict, 'proven', JSON.stringify(report.escalations.map((e) => e.counterexample.context)));
+  assert.ok(report.assumptions.some((a) => a.includes('exact at every bit')));
 });

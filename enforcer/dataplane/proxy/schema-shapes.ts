@@ -53,6 +53,9 @@ export function projectArguments(args: Record<string, unknown>, types: Map<strin
     if (type === 'String' && typeof v === 'string') out[name] = v;
     else if (type === 'Long' && typeof v === 'number' && Number.isSafeInteger(v)) out[name] = v;
     else if (type === 'Long' && typeof v === 'bigint' && v >= LONG_MIN && v <= LONG_MAX) out[name] = v;
+    // Dropped, the argument would read as absent to the policy: refused instead (the decision denies, naming it).
+    else if (type === 'Long' && (typeof v === 'bigint' || (typeof v === 'number' && (v >= 2 ** 63 || v < -(2 ** 63)))))
+      throw new Error(`tool argument \`${name}\` is an integer outside the 64-bit Long range`);
     else if (type === 'Boolean' && typeof v === 'boolean') out[name] = v;
     else if (type === 'SetString' && Array.isArray(v) && v.every((x) => typeof x === 'string')) out[name] = v as string[];
   }

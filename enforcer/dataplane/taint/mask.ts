@@ -58,12 +58,16 @@ export function parseMaskHex(text: string): bigint {
   return BigInt(text);
 }
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /**
- * The mask as Cedar's signed 64-bit Long (bit 63 set → negative). cedar-wasm
- * takes JSON numbers, so a mask beyond 2^53 loses low-bit precision here; it
- * can never become 0 when the mask is non-zero, and policies test labels, not
- * exact values, so decisions are unaffected.
+ * The mask as Cedar's signed 64-bit Long (bit 63 set → negative), exact: a number
+ * while a double carries it, a BigInt beyond ±(2^53 − 1) — the engines' canonical
+ * Long form (cedar/fast takes both; cedar/wasm-authorizer hands BigInts to cedar-wasm
+ * as exact digits). A rounded mask would let `data_touched == C` decide differently
+ * from the labels the session carries.
  */
-export function maskToLong(mask: bigint): number {
-  return Number(BigInt.asIntN(64, mask & MASK64));
+export function maskToLong(mask: bigint): number | bigint {
+  const v = BigInt.asIntN(64, mask & MASK64);
+  return v >= -SAFE && v <= SAFE ? Number(v) : v;
 }
