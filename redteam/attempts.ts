@@ -377,6 +377,36 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
   {
+    id: 'sctp-socket',
+    what: 'open an SCTP socket (any inet protocol number loads its module on demand: SCTP, DCCP, ...)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    note: 'seccomp allows inet sockets for protocol 0, TCP, UDP and MPTCP only; EPERM at syscall entry, before any module autoload',
+    async run(env) {
+      const outcome = await confinedProbe(env, 'socket_proto', '132');
+      if (!outcome.blocked || outcome.errno === EPERM) return outcome;
+      return { blocked: false, detail: `${outcome.detail}: not seccomp's EPERM, the kernel went on to look for the protocol` };
+    },
+  },
+  {
+    id: 'ia32-syscalls',
+    what: 'TIOCSTI and socket() through the i386 syscall ABI (int $0x80 from a 64-bit agent)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    note: 'the filter admits the native ABI only; any other kills the agent (SIGSYS) before the kernel runs the call',
+    async run(env) {
+      const details: string[] = [];
+      let blocked = true;
+      for (const attempt of ['ia32_tiocsti', 'ia32_socket']) {
+        const outcome = await confinedProbe(env, attempt, 'id');
+        const killed = /killed by signal 31/.test(outcome.detail);
+        if (!outcome.blocked || !killed) blocked = false;
+        details.push(`${attempt}: ${outcome.detail}`);
+      }
+      return { blocked, detail: details.join('; ') };
+    },
+  },
+  {
     id: 'capabilities',
     what: 'keep root capabilities (CAP_NET_ADMIN, CAP_MKNOD, CAP_SYS_ADMIN...) in an agent started as root',
     layer: 'capabilities',
