@@ -21,6 +21,7 @@ import { runBounded as run, type RunResult } from './hang.js';
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
 const LILITH_PROBE = join(ROOT, 'testkit/progs/lilith-probe');
+const NFT_BIN = '/usr/sbin/nft';
 
 export interface ProbeLine {
   op: string;
@@ -124,12 +125,21 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   payload.config.kernel = {
     ...payload.config.kernel,
     cgroup_root: `${tag}/agents`,
-    exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath],
+    exec_allowlist: [
+      ...(payload.config.kernel.exec_allowlist ?? []),
+      ESCAPE_PROBE_BIN,
+      process.execPath,
+      // The real nft for the DNAT attempt (seccomp and capabilities are the layers it is about).
+      ...(existsSync(NFT_BIN) ? [NFT_BIN] : []),
+    ],
   };
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
   // Exists before the capsule is applied: exec allowlists are resolved to inodes then.
-  const coderOnlyBinary = join(workspace, 'coder-only-tool');
+  // In a directory only the coder's Landlock roots hold: without BPF-LSM (this host) Landlock is what keeps a confined reader from running it.
+  const coderTools = join(work, 'coder-tools');
+  mkdirSync(coderTools);
+  const coderOnlyBinary = join(coderTools, 'coder-only-tool');
   copyFileSync(LILITH_PROBE, coderOnlyBinary);
   // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
   // native agent without JIT, where anonymous executable memory is refused.
@@ -143,7 +153,7 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       groups: ['coding'],
       profile: 'standard',
       jit: true,
-      filesystem,
+      filesystem: { ...filesystem, read_only: [...filesystem.read_only, coderTools] },
       allow_degraded,
       exec_allowlist: [coderOnlyBinary],
     },
