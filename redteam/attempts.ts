@@ -89,19 +89,11 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
   const details: string[] = [];
   let blocked = true;
   for (const attempt of ['tiocsti', 'tiocsti_hibits']) {
-    const r = await runInPty([
-      process.execPath,
-      CLI,
-      'run',
-      '--socket',
-      env.adminSocket,
-      '--agent',
-      'coder',
-      '--',
-      env.escapeProbe,
-      attempt,
-      command,
-    ]);
+    const r = await runInPty(
+      [process.execPath, CLI, 'run', '--socket', env.adminSocket, '--agent', 'coder', '--', env.escapeProbe, attempt, command],
+      process.env,
+      env.commandTimeoutMs,
+    );
     const probe = new RegExp(`\\{"attempt":"${attempt}","ok":(true|false),"errno":\\d+,"error":"([^"]*)"\\}`).exec(r.output);
     const failed = probe?.[1] === 'false';
     if (!failed || r.typed !== '') blocked = false;
@@ -129,6 +121,18 @@ function dial(host: string, port: number): Promise<boolean> {
     });
   });
 }
+
+/** nft's own complaint, not lilith run's warnings before it. */
+const nftError = (stderr: string): string =>
+  (
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('lilith'))
+      .at(-1) ?? ''
+  )
+    .trim()
+    .slice(0, 160);
 
 /** Whether an nftables table exists, asked from outside the agent. */
 async function nftTableExists(table: string): Promise<boolean> {
@@ -178,7 +182,7 @@ async function nftDnat(env: RedteamEnv): Promise<Outcome> {
       await cleanup();
       controlNote = `control: unconfined nft added the rule${diverted ? ' and it diverted a dial to the attacker' : ' (no diversion seen)'}`;
     } else {
-      controlNote = `control: nft cannot add the table unconfined either on this kernel (${control.stderr.trim().split('\n')[0] ?? ''})`;
+      controlNote = `control: nft cannot add the table unconfined either on this kernel (${nftError(control.stderr)}): no nf_tables here, nothing to divert`;
     }
     const attempt = await env.runConfined([NFT, '-f', ruleset]);
     const added = await nftTableExists(table);
@@ -191,7 +195,7 @@ async function nftDnat(env: RedteamEnv): Promise<Outcome> {
     return {
       blocked: failed && !added && reached && toUpstream && !toAttacker,
       detail:
-        `agent's nft ${failed ? `failed (exit ${attempt.code}: ${attempt.stderr.trim().split('\n')[0]?.slice(0, 120) ?? ''})` : 'succeeded'}; ` +
+        `agent's nft ${failed ? `failed (exit ${attempt.code}: ${nftError(attempt.stderr)})` : 'succeeded'}; ` +
         `nft list from outside: ${added ? `table ${table} EXISTS` : 'no table'}; the upstream dial went to ` +
         `${toAttacker ? 'the ATTACKER' : toUpstream ? 'the permitted upstream' : 'nowhere'}; ${controlNote}`,
     };

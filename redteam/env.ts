@@ -52,6 +52,8 @@ export interface RedteamEnv {
   runConfined(command: string[], profile?: string, agent?: 'coder' | 'native'): Promise<RunResult>;
   /** This kernel's Landlock ABI (0: none). */
   landlockAbi: number;
+  /** How long one command of an attempt may take before it counts as hung. */
+  commandTimeoutMs: number;
   sleep(ms: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -90,7 +92,12 @@ function dnsQuery(name: string): Buffer {
   return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
-export async function startRedteamEnv(log: (line: string) => void, opts: { readyTimeoutMs?: number } = {}): Promise<RedteamEnv> {
+export async function startRedteamEnv(
+  log: (line: string) => void,
+  opts: { readyTimeoutMs?: number; commandTimeoutMs?: number } = {},
+): Promise<RedteamEnv> {
+  // TCG guests on a loaded host need far longer than 30 s for one lilith run.
+  const commandTimeoutMs = opts.commandTimeoutMs ?? 30_000;
   if (process.getuid?.() !== 0) throw new Error('the red-team suite attaches kernel programs: run it as root');
   for (const bin of [LILITH_PROBE, ESCAPE_PROBE_BIN, join(ROOT, 'bpf/build/cgroup_connect.bpf.o')]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run bootstrap first`);
@@ -254,27 +261,22 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       await new Promise((r) => daemon.once('exit', r));
     },
     async probeInAgent(args, agent = 'coder') {
-      return parseLines((await run(LILITH_PROBE, ['cg', procsOf(agent), ...args])).stdout);
+      return parseLines((await run(LILITH_PROBE, ['cg', procsOf(agent), ...args], commandTimeoutMs)).stdout);
     },
     async dnsQueryInAgent(name, server) {
       const script = `const d=require('dgram').createSocket('udp4');d.on('message',m=>{console.log(['NOERROR','FORMERR','SERVFAIL','NXDOMAIN','NOTIMP','REFUSED'][m[3]&15]??'RCODE'+(m[3]&15));process.exit(0)});d.on('error',e=>{console.log(e.code);process.exit(0)});d.send(Buffer.from(${JSON.stringify(dnsQuery(name).toString('hex'))},'hex'),53,${JSON.stringify(server)},e=>{if(e){console.log(e.code);process.exit(0)}});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},3000)`;
-      const r = await run(LILITH_PROBE, ['cg', agentProcs, 'exec', process.execPath, '-e', script]);
+      const r = await run(LILITH_PROBE, ['cg', agentProcs, 'exec', process.execPath, '-e', script], commandTimeoutMs);
       return r.stdout.trim().split('\n').at(-1) ?? 'no answer';
     },
     runConfined(command, profile, agent = 'coder') {
-      return run(process.execPath, [
-        CLI,
-        'run',
-        '--socket',
-        adminSocket,
-        '--agent',
-        agent,
-        ...(profile ? ['--profile', profile] : []),
-        '--',
-        ...command,
-      ]);
+      return run(
+        process.execPath,
+        [CLI, 'run', '--socket', adminSocket, '--agent', agent, ...(profile ? ['--profile', profile] : []), '--', ...command],
+        commandTimeoutMs,
+      );
     },
     landlockAbi: landlockSupport().abi,
+    commandTimeoutMs,
     sleep,
     async close() {
       if (daemon.exitCode === null && daemon.signalCode === null) {
