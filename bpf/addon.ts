@@ -35,6 +35,8 @@ export interface NativeProgInfo {
   name: string;
   type: number;
   id: number;
+  /** The kernel's hash of the program's instructions (map references zeroed), hex. */
+  tag: string;
 }
 export interface NativeLinkInfo {
   id: number;
@@ -77,6 +79,7 @@ export interface Native {
   closeFd(fd: number): number;
   mapInfo(fd: number): NativeMapInfo | number;
   progInfo(fd: number): NativeProgInfo | number;
+  progInfoById(id: number): NativeProgInfo | number;
   linkInfo(fd: number): NativeLinkInfo | number;
   mapLookup(fd: number, key: Buffer, valueLen: number): Buffer | number;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags: number): number;

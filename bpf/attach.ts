@@ -1,7 +1,7 @@
 // attach(): brings Lilith's programs up under a pin root. It decides the mode,
-// re-adopts what a previous daemon pinned, loads only the objects that still have
-// programs to attach (falling back to cgroup-only when an LSM object is refused in
-// auto mode), writes config, heartbeat and unix allowlist before any new program
+// loads every object it wants (falling back to cgroup-only when an LSM object is
+// refused in auto mode), re-adopts what a previous daemon pinned only where the
+// pinned program is this build's (same tag) and replaces the rest new-before-old, writes config, heartbeat and unix allowlist before any new program
 // can run, then attaches and pins. The steps that need no kernel live elsewhere
 // (config.ts, mode.ts); this file is the ordering, which is what keeps it gap-free.
 import { mkdirSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { ensureBpffs } from './mounts.js';
 import { cgroupId } from './cgroups.js';
 import { resolveConfig, type KernelConfig, type ResolvedConfig } from './config.js';
 import { lsmHooksMissing, programsFor, startingMode, type KernelMode } from './mode.js';
-import { mapsPinned, openPinnedLinks, pinMapsFrom, pinReplacing, refuseIncompatiblePins } from './pins.js';
+import { mapsPinned, openPinnedLinks, pinMapsFrom, pinReplacing, refuseForeignPins, refuseIncompatiblePins } from './pins.js';
 import { PROGRAMS, type ProgramSpec } from './programs.js';
 import { Kernel } from './kernel.js';
 
@@ -41,10 +41,12 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
   refuseIncompatiblePins(r.pinRoot);
   const wanted = programsFor(start.mode, r.intercept);
   const { adopted, stale } = openPinnedLinks(r.pinRoot, wanted, cgroupId(r.cgroupPath));
-  const toAttach = wanted.filter((s) => !adopted.has(s.program));
-  const loaded: Loaded = { ...start, toAttach, objects: new Map(), missing: [], unsupported: new Set() };
+  // Every wanted program is loaded, the pinned ones too: their tags are what a pin must match to be adopted.
+  const loaded: Loaded = { ...start, toAttach: [...wanted], objects: new Map(), missing: [], unsupported: new Set() };
   try {
-    loadObjects(r, loaded, adopted);
+    loadObjects(r, loaded);
+    const replaced = refuseForeignPins(adopted, stale, (program) => buildTag(loaded, program));
+    loaded.toAttach = loaded.toAttach.filter((s) => !adopted.has(s.program));
     if (loaded.mode === 'cgroup-only' && loaded.lsmWhy) loaded.missing.push(...lsmHooksMissing(loaded.lsmWhy));
     // Nothing loaded and nothing pinned: load the always-present object for the maps.
     if (!mapsPinned(r.pinRoot)) pinMapsFrom(objectFile(r, 'cgroup_sock'), r.pinRoot);
@@ -78,10 +80,22 @@ export async function attach(config: KernelConfig): Promise<Kernel> {
       active.push(spec.hook);
     }
     for (const old of stale.values()) old.destroy();
-    kernel.adopt(links, active, adopted.size > 0 && loaded.toAttach.length === 0);
+    kernel.adopt(links, active, adopted.size > 0 && loaded.toAttach.length === 0, replaced);
     return kernel;
   } finally {
     for (const obj of loaded.objects.values()) obj.close();
+  }
+}
+
+/** The tag of `program` as this build loaded it, or null when it was not loaded here. */
+function buildTag(loaded: Loaded, program: string): string | null {
+  const spec = PROGRAMS.find((s) => s.program === program);
+  const obj = spec && loaded.objects.get(spec.object);
+  if (!obj) return null;
+  try {
+    return obj.program(program).info().tag;
+  } catch {
+    return null;
   }
 }
 
@@ -90,12 +104,12 @@ function objectFile(r: ResolvedConfig, name: string): string {
 }
 
 /**
- * Loads each object that has programs to attach; its maps are created or reused
+ * Loads each object that has wanted programs (attached or pinned); its maps are created or reused
  * from the pins. An optional object the kernel is too old for is recorded as
  * missing hooks. An LSM object that fails to load in auto mode drops us to
  * cgroup-only (queueing the cgroup-only programs) with the reason recorded.
  */
-function loadObjects(r: ResolvedConfig, loaded: Loaded, adopted: ReadonlyMap<string, BpfLink>): void {
+function loadObjects(r: ResolvedConfig, loaded: Loaded): void {
   const queue = [...new Set(loaded.toAttach.map((s) => s.object))];
   for (let i = 0; i < queue.length; i++) {
     const name = queue[i]!;
@@ -128,7 +142,7 @@ function loadObjects(r: ResolvedConfig, loaded: Loaded, adopted: ReadonlyMap<str
       if (loaded.mode === 'bpf-lsm') {
         // Fall back: the cgroup-only programs are now wanted too.
         loaded.mode = 'cgroup-only';
-        const more = programsFor('cgroup-only', r.intercept).filter((s) => s.cgroupModeOnly && !adopted.has(s.program));
+        const more = programsFor('cgroup-only', r.intercept).filter((s) => s.cgroupModeOnly);
         loaded.toAttach = [...loaded.toAttach, ...more];
         for (const o of new Set(more.map((s) => s.object))) if (!queue.includes(o)) queue.push(o);
       }

@@ -6,7 +6,8 @@
 // daemon, and returns a Kernel; detachPinned() ends enforcement. See docs/kernel.md.
 export { attach } from './attach.js';
 export { Kernel } from './kernel.js';
-export { detachPinned } from './pins.js';
+export { describeReplacedPin, detachPinned } from './pins.js';
+export type { ReplacedPin } from './pins.js';
 export { DEFAULT_PIN_ROOT, KernelConfigError, type KernelConfig, type ProxySettings } from './config.js';
 export type { HookStatus, KernelMode } from './mode.js';
 export type { IdentityOptions, IdentitySelector } from './identities.js';

@@ -14,7 +14,7 @@ import { allowUnixPath, listUnixPaths, replaceUnixAllowlist, revokeUnixPath } fr
 import { lookupOriginalDestination, type PeerTuple } from './original-destination.js';
 import { KernelEvents, type KernelEventListener } from './events.js';
 import { PinnedMaps } from './pinned-maps.js';
-import { detachPinned } from './pins.js';
+import { detachPinned, type ReplacedPin } from './pins.js';
 import type { HookStatus, KernelMode } from './mode.js';
 import type { KernelEvent, KernelSettings, OriginalDestination } from './layout.js';
 
@@ -23,8 +23,10 @@ export class Kernel {
   readonly pinRoot: string;
   readonly cgroupPath: string;
   readonly hooks: HookStatus;
-  /** True when every program was re-adopted from pins (no load, no attach). */
+  /** True when every program was re-adopted from pins (nothing attached). */
   adopted = false;
+  /** Pinned links found running another build's program: not adopted, replaced new-before-old. */
+  replacedPins: ReplacedPin[] = [];
   #settings: KernelSettings;
   #links: BpfLink[] = [];
   #maps: PinnedMaps;
@@ -45,10 +47,11 @@ export class Kernel {
   }
 
   /** @internal */
-  adopt(links: BpfLink[], active: string[], adopted: boolean): void {
+  adopt(links: BpfLink[], active: string[], adopted: boolean, replacedPins: ReplacedPin[] = []): void {
     this.#links = links;
     this.hooks.active.push(...active);
     this.adopted = adopted;
+    this.replacedPins = replacedPins;
   }
 
   /** Current settings as written to the config map. */

@@ -165,6 +165,12 @@ export class BpfProgram {
     return check<number>('program.fd', native().programFd(this.object.handle, this.name), this.name);
   }
 
+  /** Kernel view of the loaded program: its id and tag (the hash of its instructions). */
+  info(): ProgInfo {
+    const i = check('program.info', native().progInfo(this.fd), this.name);
+    return { id: i.id, name: i.name, tag: i.tag };
+  }
+
   /** bpf_program__attach: auto-attach from the SEC name (LSM, tracing, ...). */
   attach(): BpfLink {
     return this.#link('program.attach', native().programAttach(this.object.handle, this.name));
@@ -218,6 +224,14 @@ export interface LinkInfo {
   readonly attachType?: number;
 }
 
+export interface ProgInfo {
+  readonly id: number;
+  /** The kernel's name for it (truncated to 15 characters). */
+  readonly name: string;
+  /** The kernel's hash of the instructions, map references zeroed: same object, same kernel, same tag. */
+  readonly tag: string;
+}
+
 export class BpfLink {
   #handle: number;
 
@@ -248,6 +262,13 @@ export class BpfLink {
   /** Kernel view of the link (ids, and the cgroup id for cgroup links). */
   info(): LinkInfo {
     return check('link.info', native().linkInfo(this.fd));
+  }
+
+  /** The program this link runs, as the kernel describes it. */
+  programInfo(): ProgInfo {
+    const progId = this.info().progId;
+    const i = check('link.programInfo', native().progInfoById(progId), `program ${progId}`);
+    return { id: i.id, name: i.name, tag: i.tag };
   }
 
   /** Pins the link in bpffs: it stays attached after every fd is closed and this process exits. */

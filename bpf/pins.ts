@@ -1,8 +1,9 @@
 // Pins are what let enforcement outlive the daemon: every link is pinned under
 // <pinRoot>/links/<program> and every map under <pinRoot>/<map>. A restarted
-// daemon re-adopts the links still doing their job instead of re-attaching
-// (no unenforced moment), swaps stale ones new-before-old, and detachPinned()
-// is the only thing that ends enforcement on purpose.
+// daemon re-adopts the links still doing their job, and running this build's
+// programs (same tag), instead of re-attaching (no unenforced moment), swaps
+// stale or foreign ones new-before-old, and detachPinned() is the only thing
+// that ends enforcement on purpose.
 import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfError, BpfLink, BpfMap, BpfObject } from './loader.js';
@@ -73,6 +74,53 @@ export function openPinnedLinks(
     }
   }
   return { adopted, stale };
+}
+
+/** A pinned link that was not re-adopted because it runs another build's program. */
+export interface ReplacedPin {
+  readonly program: string;
+  /** Tag of the program the pinned link runs ('unknown' when the kernel would not say). */
+  readonly pinnedTag: string;
+  /** Tag of the program this build loads ('not loaded' when it could not be loaded here). */
+  readonly buildTag: string;
+}
+
+/**
+ * Re-adoption only of our own programs: a pinned link whose program's tag (the
+ * kernel's hash of its instructions) differs from the tag of the program this
+ * build just loaded comes from another build (an older Lilith, a foreign
+ * loader, a tampered pin) and moves from `adopted` to `stale`, to be replaced
+ * new-before-old like any stale link. A link whose program cannot be described,
+ * or whose counterpart did not load here, is not trusted either.
+ */
+export function refuseForeignPins(
+  adopted: Map<string, BpfLink>,
+  stale: Map<string, BpfLink>,
+  buildTag: (program: string) => string | null,
+): ReplacedPin[] {
+  const replaced: ReplacedPin[] = [];
+  for (const [program, link] of adopted) {
+    let pinnedTag = 'unknown';
+    try {
+      pinnedTag = link.programInfo().tag;
+    } catch {
+      // left 'unknown': never equal to a build tag
+    }
+    const ours = buildTag(program);
+    if (ours !== null && ours === pinnedTag) continue;
+    adopted.delete(program);
+    stale.set(program, link);
+    replaced.push({ program, pinnedTag, buildTag: ours ?? 'not loaded' });
+  }
+  return replaced;
+}
+
+/** The log line for a pin that was replaced instead of re-adopted. */
+export function describeReplacedPin(p: ReplacedPin): string {
+  return (
+    `refused to re-adopt pinned program ${p.program}: it runs tag ${p.pinnedTag}, this build loads ${p.buildTag} ` +
+    '(another build or a foreign loader); replaced it, the new program attached before the old one was detached'
+  );
 }
 
 /** Pins a freshly attached link, retiring the stale one it replaces; the new link is attached before the old one goes: no gap. */

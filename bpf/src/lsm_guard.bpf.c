@@ -10,7 +10,9 @@
  * /proc/PID/environ) needs a target of the same identity: a reader agent that
  * could trace a coder could run the coder's binaries through it. Signals need
  * a managed target of any identity (a parent classified before its early
- * children were keeps signalling them). Unmanaged callers are never judged. */
+ * children were keeps signalling them). A target is managed by its task
+ * storage or, before any hook has seen it, by its cgroup. Unmanaged callers
+ * are never judged. */
 #include "ident.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -20,21 +22,51 @@ char LICENSE[] SEC("license") = "GPL";
 #define FIOSETOWN 0x8901
 #define SIOCSPGRP 0x8902
 
-/* The target's identity as its task storage holds it (classified now if the
- * daemon has since named its process); false when it is not managed. A
- * managed target the programs have not seen yet has no storage and counts as
- * unmanaged: the caller is refused, never let through. */
+/* The identity of a task's deepest managed cgroup, read from the task itself
+ * (cgroup_ident only sees the current task): its default-hierarchy cgroup,
+ * then each parent, bounded like the cgroup hierarchy the daemon manages. */
+static __always_inline bool target_cgroup_ident(struct task_struct *t, struct lilith_ident *out)
+{
+	struct cgroup *cg = BPF_CORE_READ(t, cgroups, dfl_cgrp);
+	struct lilith_ident *v;
+	__u64 id;
+	int i;
+
+	for (i = 0; i <= MAX_CGROUP_LEVEL && cg; i++) {
+		id = BPF_CORE_READ(cg, kn, id);
+		v = bpf_map_lookup_elem(&lil_cgroups, &id);
+		if (v) {
+			out->identity = v->identity;
+			out->flags = v->flags | ID_MANAGED | (v->identity ? ID_CLASSIFIED : 0);
+			return true;
+		}
+		/* self is struct cgroup's first member: the parent css is the parent cgroup. */
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return false;
+}
+
+/* The target's identity (classified now if the daemon has since named its
+ * process); false when it is not managed. Task storage first; a task no hook
+ * has seen yet has none (it joined a managed cgroup through cgroup.procs, as
+ * lilith run's helper does, or was forked before the programs attached), and
+ * its cgroup decides: without that, a managed agent would be refused signals
+ * to its own idle children after an attach. */
 static __always_inline bool target_ident(struct task_struct *t, struct lilith_ident *out)
 {
 	struct lilith_classify_key k = {};
 	struct lilith_ident *ti, *v;
 
 	ti = bpf_task_storage_get(&lil_task, t, 0, 0);
-	if (!ti || !(ti->flags & ID_MANAGED))
+	if (ti) {
+		if (!(ti->flags & ID_MANAGED))
+			return false;
+		out->identity = ti->identity;
+		out->flags = ti->flags;
+	} else if (!target_cgroup_ident(t, out)) {
 		return false;
-	out->identity = ti->identity;
-	out->flags = ti->flags;
-	if (!(ti->flags & ID_CLASSIFIED)) {
+	}
+	if (!(out->flags & ID_CLASSIFIED)) {
 		k.tgid = BPF_CORE_READ(t, tgid);
 		k.start_ns = BPF_CORE_READ(t, group_leader, start_time);
 		v = bpf_map_lookup_elem(&lil_classify, &k);

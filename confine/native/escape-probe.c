@@ -4,7 +4,8 @@
  *
  *   escape-probe ATTEMPT [ARG]   prints {"attempt":..., "ok":bool, "errno":N, "error":"..."}
  *
- * "ok" means the escape primitive worked. For "caps" it means a capability is
+ * "ok" means the escape primitive worked. The ia32_* attempts issue the call
+ * through the i386 ABI (int $0x80) in a child and report how the child ended. For "caps" it means a capability is
  * held in some set, and "error" lists the sets from /proc/self/status.
  */
 #define _GNU_SOURCE
@@ -30,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MFD_EXEC
@@ -66,6 +68,45 @@ static long inject(const char *text, int hibits) {
 	long rc = fd < 0 ? -1 : 0;
 	for (const char *c = line; *c && rc == 0; c++) rc = syscall(SYS_ioctl, fd, request, c);
 	return rc;
+}
+
+/* The i386 ABI from this 64-bit process: int $0x80 enters the kernel's ia32
+ * syscall table (with CONFIG_IA32_EMULATION), where the numbers and argument
+ * layout differ. Run in a child: a seccomp filter kills it (SIGSYS) rather than
+ * answering, and the parent reports what happened. ok = the call returned >= 0. */
+static long int80(long nr, long a, long b, long c) {
+	long ret;
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+	return ret;
+}
+
+#define IA32_IOCTL 54
+#define IA32_SOCKET 359
+
+static int report_ia32(const char *attempt, const char *text) {
+	/* Arguments must fit in 32 bits: the buffer lives below 4 GiB. */
+	char *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED) return report(attempt, -1);
+	snprintf(low, 4096, "%s\n", text ? text : "id");
+	fflush(stdout);
+	pid_t child = fork();
+	if (child < 0) return report(attempt, -1);
+	if (child == 0) {
+		long rc = 0;
+		if (!strcmp(attempt, "ia32_socket")) rc = int80(IA32_SOCKET, AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+		else
+			for (const char *c = low; *c && rc >= 0; c++) rc = int80(IA32_IOCTL, terminal_fd(), TIOCSTI, (long)(unsigned long)c);
+		_exit(rc >= 0 ? 0 : (int)(-rc > 254 ? 254 : -rc));
+	}
+	int status;
+	if (waitpid(child, &status, 0) < 0) return report(attempt, -1);
+	if (WIFSIGNALED(status)) {
+		printf("{\"attempt\":\"%s\",\"ok\":false,\"errno\":0,\"error\":\"killed by signal %d (%s)\"}\n", attempt,
+		       WTERMSIG(status), strsignal(WTERMSIG(status)));
+		return 1;
+	}
+	errno = WEXITSTATUS(status);
+	return report(attempt, errno ? -1 : 0);
 }
 
 /* Prints every capability set; ok when any capability is left in any of them. */
@@ -160,6 +201,12 @@ int main(int argc, char **argv) {
 	else if (!strcmp(a, "mkfifo")) rc = mkfifo(arg, 0600);
 	else if (!strcmp(a, "netlink")) rc = socket(AF_NETLINK, SOCK_DGRAM, arg ? atoi(arg) : NETLINK_ROUTE);
 	else if (!strcmp(a, "netlink_raw")) rc = socket(AF_NETLINK, SOCK_RAW, arg ? atoi(arg) : NETLINK_ROUTE);
+	else if (!strcmp(a, "socket_proto")) rc = socket(AF_INET, SOCK_STREAM, arg ? atoi(arg) : IPPROTO_SCTP);
+	else if (!strcmp(a, "socket_proto_dgram")) rc = socket(AF_INET, SOCK_DGRAM, arg ? atoi(arg) : IPPROTO_ICMP);
+	else if (!strcmp(a, "socketpair_inet")) {
+		int sv[2];
+		rc = socketpair(AF_INET, SOCK_STREAM, arg ? atoi(arg) : IPPROTO_SCTP, sv);
+	} else if (!strcmp(a, "ia32_tiocsti") || !strcmp(a, "ia32_socket")) return report_ia32(a, arg);
 	else if (!strcmp(a, "caps")) return report_caps();
 	else {
 		fprintf(stderr, "escape-probe: unknown attempt %s\n", a);

@@ -53,6 +53,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -226,6 +227,12 @@ static void apply_seccomp(const char *profile, int audit) {
 	if (audit && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1))
 		fprintf(stderr, "lilith-confine: warning: seccomp audit logging unsupported\n");
 	int strict = strcmp(profile, "strict") == 0;
+	/* Only the native ABI is allowed. A syscall through another ABI of this CPU (int $0x80
+	 * or sysenter into the ia32 table, x32 numbers) would reach the kernel's compat entry
+	 * points with other numbers and argument layouts, which none of the rules below match:
+	 * such a process is killed outright (SIGSYS, logged by the kernel), never passed
+	 * through. A 32-bit program cannot run under lilith run; that is on purpose. */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) fail("seccomp: cannot set the non-native ABI action");
 
 	allow_list(ctx, strict ? strict_syscalls : standard_syscalls);
 	for (const char *const *b = always_blocked; *b; b++) {
@@ -246,13 +253,27 @@ static void apply_seccomp(const char *profile, int audit) {
 	/* socket: strict = AF_UNIX only; others = unix, inet, inet6, netlink, never raw or packet. */
 	rule(ctx, SCMP_ACT_ALLOW, "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
 	if (!strict) {
+		rule(ctx, SCMP_ACT_ALLOW, "socketpair", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+		/* inet and inet6: TCP, UDP and MPTCP by their numbers or 0 (the type's default), nothing
+		 * else. Any other protocol number makes the kernel load that protocol's module on demand
+		 * (SCTP, DCCP, L2TP, RDS... "net-pf-2-proto-N"), code an agent has no business reaching,
+		 * and those protocols' connects and sends are not all mediated by the cgroup hooks.
+		 * IPPROTO_UDPLITE and ICMP datagram ("ping") sockets are left out too: nothing an agent
+		 * runs needs them, and a ping socket's echo payload is a way out the proxy never sees.
+		 * Compared with 64-bit equality: a value with high bits set (which the kernel would
+		 * ignore) matches no rule and is denied. socketpair is AF_UNIX only: an inet socketpair
+		 * always fails, but only after the protocol module was loaded. */
 		const int families[] = { AF_INET, AF_INET6 };
-		for (unsigned i = 0; i < 2; i++) {
-			rule(ctx, SCMP_ACT_ALLOW, "socket", 2, SCMP_A0(SCMP_CMP_EQ, families[i]),
-			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
-			rule(ctx, SCMP_ACT_ALLOW, "socket", 2, SCMP_A0(SCMP_CMP_EQ, families[i]),
-			     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
-		}
+		const struct {
+			int type, protocol;
+		} allowed[] = {
+			{ SOCK_STREAM, 0 }, { SOCK_STREAM, IPPROTO_TCP }, { SOCK_STREAM, IPPROTO_MPTCP },
+			{ SOCK_DGRAM, 0 },  { SOCK_DGRAM, IPPROTO_UDP },
+		};
+		for (unsigned f = 0; f < 2; f++)
+			for (unsigned a = 0; a < sizeof allowed / sizeof allowed[0]; a++)
+				rule(ctx, SCMP_ACT_ALLOW, "socket", 3, SCMP_A0(SCMP_CMP_EQ, families[f]),
+				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, allowed[a].type), SCMP_A2(SCMP_CMP_EQ, allowed[a].protocol));
 		/* netlink: NETLINK_ROUTE only (interfaces, addresses, routes; changing them needs
 		 * CAP_NET_ADMIN, which the agent no longer has). Never NETLINK_NETFILTER (nftables),
 		 * audit, xfrm, kobject uevents... SOCK_RAW and SOCK_DGRAM are the same for netlink;

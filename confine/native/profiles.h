@@ -65,7 +65,7 @@ static const char *const standard_syscalls[] = {
 	"gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init",
 	"inotify_init1", "inotify_rm_watch", "kill", "lchown", "lgetxattr", "link",
 	"linkat", "listen", "listxattr", "llistxattr", "lseek", "lstat", "madvise", "membarrier",
-	"mincore", "mkdir", "mkdirat", "mlock", /* ioctl, mknod, mknodat: rules in code */
+	"mincore", "mkdir", "mkdirat", "mlock", /* ioctl, mknod, mknodat, socket, socketpair: rules in code */
 	"mremap", "msync", "munlock", "munmap", "nanosleep", "newfstatat", "open", "openat",
 	"openat2", "pause", "pipe", "pipe2", "poll", "ppoll", "prctl", "pread64", "preadv",
 	"preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2", "read",
@@ -76,7 +76,7 @@ static const char *const standard_syscalls[] = {
 	"sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
 	"sched_setaffinity", "sched_yield", "select", "sendfile", "sendmmsg", "sendmsg", "sendto",
 	"setitimer", "setpgid", "setpriority", "setsid", "setsockopt", "set_robust_list",
-	"set_tid_address", "shutdown", "sigaltstack", "socketpair", "splice", "stat", "statfs",
+	"set_tid_address", "shutdown", "sigaltstack", "splice", "stat", "statfs",
 	"statx", "symlink", "symlinkat", "sync", "sync_file_range", "sysinfo", "tee", "tgkill",
 	"time", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime",
 	"timer_settime", "timerfd_create", "timerfd_gettime", "timerfd_settime", "times",

@@ -76,7 +76,12 @@ export class KernelBridge implements KernelApplier {
     this.#o.log(
       `kernel programs attached (${k.mode}${k.adopted ? ', re-adopted from pins' : ''}) on ${plan.cgroupPath}: ${k.hooks.active.join(' ')}`,
     );
-    const detail = { hooks: k.hooks.active, missing: k.hooks.missing };
+    for (const p of k.replacedPins) this.#o.log(`kernel: ${this.#o.bpf.describeReplacedPin(p)}`);
+    const detail = {
+      hooks: k.hooks.active,
+      missing: k.hooks.missing,
+      ...(k.replacedPins.length ? { replaced_pins: k.replacedPins } : {}),
+    };
     this.#o.audit.emit({ kind: 'kernel', time: new Date().toISOString(), event: 'mode', reason: k.mode, detail });
     this.#offEvents = k.onEvent((e) => this.#onEvent(e));
     return k;
@@ -177,7 +182,8 @@ export class KernelBridge implements KernelApplier {
     const age = this.#lastBeat === null ? null : Date.now() - this.#lastBeat;
     if (age !== null) controlMetrics.heartbeatAge.set(age / 1000);
     if (!k) return { mode: 'off', hooks: [], heartbeat_age_ms: age, error: 'not attached yet (waiting for the first capsule)' };
-    return { mode: k.mode, hooks: [...k.hooks.active], heartbeat_age_ms: age };
+    const replaced = k.replacedPins.map((p) => ({ program: p.program, pinned_tag: p.pinnedTag, build_tag: p.buildTag }));
+    return { mode: k.mode, hooks: [...k.hooks.active], heartbeat_age_ms: age, ...(replaced.length ? { replaced_pins: replaced } : {}) };
   }
 
   async stop(): Promise<void> {

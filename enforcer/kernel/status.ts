@@ -4,5 +4,7 @@ export interface KernelStatus {
   mode: 'bpf-lsm' | 'cgroup-only' | 'off';
   hooks: string[];
   heartbeat_age_ms: number | null;
+  /** Pinned programs this daemon found from another build and replaced instead of re-adopting. */
+  replaced_pins?: Array<{ program: string; pinned_tag: string; build_tag: string }>;
   error?: string;
 }

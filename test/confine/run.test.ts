@@ -327,6 +327,42 @@ test('netlink: only NETLINK_ROUTE; NETLINK_NETFILTER (nftables) fails with EPERM
   assert.equal(r.stdout.trim(), 'true', r.stderr);
 });
 
+test('socket protocols: inet sockets only for TCP, UDP and MPTCP; SCTP, DCCP, UDP-Lite, ping and inet socketpairs fail with EPERM', () => {
+  // Unconfined the kernel goes on to look for the protocol (EPROTONOSUPPORT/ESOCKTNOSUPPORT after a module
+  // autoload, or a socket): only seccomp's EPERM at syscall entry means the filter stopped it first.
+  assert.notEqual(bareProbe('socket_proto', '132').errno, EPERM, 'SCTP unconfined: not an EPERM');
+  for (const [attempt, proto] of [
+    ['socket_proto', '132' /* SCTP */],
+    ['socket_proto', '33' /* DCCP */],
+    ['socket_proto', '255' /* IPPROTO_RAW on a stream socket */],
+    ['socket_proto_dgram', '136' /* UDP-Lite */],
+    ['socket_proto_dgram', '1' /* ICMP: a ping socket */],
+    ['socketpair_inet', '132'],
+  ] as const) {
+    const r = probe('tester', attempt, proto);
+    assert.deepEqual([r.ok, r.errno], [false, EPERM], `${attempt} ${proto}: ${r.error}`);
+  }
+  for (const [attempt, proto] of [
+    ['socket_proto', '0'],
+    ['socket_proto', '6' /* TCP */],
+    ['socket_proto', '262' /* MPTCP */],
+    ['socket_proto_dgram', '0'],
+    ['socket_proto_dgram', '17' /* UDP */],
+  ] as const)
+    assert.equal(probe('tester', attempt, proto).ok, true, `${attempt} ${proto}`);
+});
+
+test('other ABIs: a syscall through the i386 entry (int $0x80) kills the agent instead of reaching the kernel', () => {
+  // Unconfined, the ia32 socket() reaches the kernel (EPROTONOSUPPORT for SCTP without its module, or a socket).
+  const bare = bareProbe('ia32_socket');
+  assert.doesNotMatch(bare.error, /killed/, 'unconfined the ia32 entry answers: the probe is real');
+  // (The probe forks for it: the strict profile, which forbids fork, is the same filter for this.)
+  for (const attempt of ['ia32_socket', 'ia32_tiocsti']) {
+    const r = probe('tester', attempt, 'id');
+    assert.deepEqual([r.ok, r.error], [false, 'killed by signal 31 (Bad system call)'], attempt);
+  }
+});
+
 test('no silent downgrade: a Landlock layer this kernel lacks refuses the agent unless allow_degraded lists it', () => {
   const marker = join(work, 'workspace', 'degraded-ran');
   const older = { LILITH_TEST_LANDLOCK_ABI: '5' }; // test hook: the kernel looks like Landlock ABI 5 (no scoping)

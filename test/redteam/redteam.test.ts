@@ -47,6 +47,10 @@ test('npm run redteam: every attempt expected blocked on this host is blocked', 
       'ptrace-race-daemon',
       'sigstop-daemon',
       'exec-other-identity',
+      'exec-other-identity-confined',
+      'nft-dnat',
+      'sctp-socket',
+      'ia32-syscalls',
     ]) {
       assert.ok(
         report.some((a) => a.id === id),

@@ -7,10 +7,10 @@
 // managed ones (ptrace: same identity only). The scenario's own process stands
 // in for the enforcer: it attached the programs and is unmanaged, as the daemon is.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Kernel, KernelEvent } from '../../bpf/index.js';
 import { attachRecording, lsmConfig, probeCopies, waitForEvent } from '../../testkit/kernel-fixtures.js';
-import { fakeProxy, makeCgroup, makePinRoot, probe, sleep, type ProbeLine } from '../../testkit/kernel.js';
+import { fakeProxy, makeCgroup, makePinRoot, probe, sleep, type ProbeLine, type TestCgroup } from '../../testkit/kernel.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
@@ -56,6 +56,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const agentCg = makeCgroup();
   const events: KernelEvent[] = [];
   const children: ChildProcess[] = [];
+  const cgroups: TestCgroup[] = [];
   const enforcer = process.pid;
   const waitDeny = (tgid: number, hook: string): Promise<KernelEvent | undefined> =>
     waitForEvent(events, (x) => x.kind === 'deny' && x.tgid === tgid && x.hook === hook);
@@ -153,10 +154,41 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       [otherBin, 'ptrace', String(sibling.pid)],
       'ptrace_access_check',
     );
+
+    // A managed target no hook has seen yet (no task storage): it joined a managed cgroup
+    // through cgroup.procs (as lilith run's helper does) and sleeps. Its cgroup makes it
+    // managed: signals from managed processes are not falsely refused, ptrace keeps
+    // its identity rule, and it is no more reachable than any managed process.
+    const joined = makeCgroup();
+    cgroups.push(joined);
+    kernel.registerIdentity({ cgroup: joined.dir }, 31);
+    const idle = await longRunning(plainBin);
+    children.push(idle.child);
+    writeFileSync(joined.procs, `${idle.pid}\n`);
+    await allowed('a managed process may signal a managed process no hook has seen yet (joined by cgroup.procs)', [
+      agentBin,
+      'kill',
+      String(idle.pid),
+      '0',
+    ]);
+    await allowed('a managed process may ptrace a not-yet-seen managed process of its identity (by its cgroup)', [
+      agentBin,
+      'ptrace',
+      String(idle.pid),
+    ]);
+    const idle2 = await longRunning(plainBin);
+    children.push(idle2.child);
+    writeFileSync(joined.procs, `${idle2.pid}\n`);
+    await denied(
+      'a managed process cannot ptrace a not-yet-seen managed process of another identity',
+      [otherBin, 'ptrace', String(idle2.pid)],
+      'ptrace_access_check',
+    );
   } finally {
     for (const ch of children) ch.kill('SIGKILL');
     kernel?.detachAll();
     await proxy.close();
+    for (const cg of cgroups) cg.remove();
     agentCg.remove();
   }
   return c.result();

@@ -61,6 +61,24 @@ static Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The tag is the kernel's hash of the program's instructions (map references
+// zeroed): the same object loaded on the same kernel gets the same tag.
+static Napi::Object ProgInfoObject(Napi::Env env, const struct bpf_prog_info& pi) {
+  static const char hex[] = "0123456789abcdef";
+  char tag[2 * BPF_TAG_SIZE + 1];
+  for (int i = 0; i < BPF_TAG_SIZE; i++) {
+    tag[2 * i] = hex[pi.tag[i] >> 4];
+    tag[2 * i + 1] = hex[pi.tag[i] & 0xf];
+  }
+  tag[2 * BPF_TAG_SIZE] = 0;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", Napi::String::New(env, pi.name, strnlen(pi.name, sizeof pi.name)));
+  o.Set("type", Napi::Number::New(env, pi.type));
+  o.Set("id", Napi::Number::New(env, pi.id));
+  o.Set("tag", Napi::String::New(env, tag));
+  return o;
+}
+
 // progInfo(fd) -> {name, type, id, tag} | -errno
 static Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -72,10 +90,23 @@ static Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   int err = bpf_obj_get_info_by_fd(fd, &pi, &len);
   if (err < 0) return Errno(env, err);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("name", Napi::String::New(env, pi.name, strnlen(pi.name, sizeof pi.name)));
-  o.Set("type", Napi::Number::New(env, pi.type));
-  o.Set("id", Napi::Number::New(env, pi.id));
-  return o;
+  return ProgInfoObject(env, pi);
+}
+
+// progInfoById(id) -> {name, type, id, tag} | -errno: the program a link runs (linkInfo's progId).
+static Napi::Value ProgInfoById(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id;
+  if (!CheckArgs(info, 1) || !ArgU32(info, 0, &id)) return env.Undefined();
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return Errno(env, fd);
+  struct bpf_prog_info pi;
+  memset(&pi, 0, sizeof pi);
+  __u32 len = sizeof pi;
+  int err = bpf_obj_get_info_by_fd(fd, &pi, &len);
+  close(fd);
+  if (err < 0) return Errno(env, err);
+  return ProgInfoObject(env, pi);
 }
 
 // linkInfo(fd) -> {id, type, progId, cgroupId?, attachType?} | -errno
@@ -169,6 +200,7 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+  exports.Set("progInfoById", Napi::Function::New(env, ProgInfoById));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
   exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
