@@ -35,8 +35,12 @@ export const DEBIAN_SERIES: Record<string, RegExp> = {
   '6.12': /^linux-image-(6\.12\.(\d+)\+deb12-amd64)$/,
 };
 
-/** What the guest needs to mount the host over virtio 9p; dependencies are resolved from the modules. */
-const ROOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p'];
+/**
+ * What the guest needs to mount the host over virtio 9p, and veth for the network-namespace
+ * scenario (a pair between the guest's root namespace and an agent's); dependencies are
+ * resolved from the modules. A cached kernel made for a different list is fetched again.
+ */
+const ROOT_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth'];
 
 type Log = (m: string) => void;
 
@@ -65,6 +69,13 @@ function cachedReleases(cacheRoot: string, series: string): string[] {
     .sort((a, b) => Number(re.exec(`linux-image-${b}`)![2]) - Number(re.exec(`linux-image-${a}`)![2]));
 }
 
+/** Whether the cache entry in `dir` was made for ROOT_MODULES (older entries carry no `wanted`). */
+function cacheCurrent(dir: string): boolean {
+  if (!existsSync(join(dir, 'meta.json'))) return false;
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { wanted?: string[] };
+  return JSON.stringify(meta.wanted ?? null) === JSON.stringify(ROOT_MODULES);
+}
+
 function loadCached(dir: string): KernelArtifacts {
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { label: string; modules: string[] };
   return {
@@ -87,7 +98,10 @@ export function debianKernel(series: string, cacheRoot: string, log: Log): Kerne
   const release = pkg ? DEBIAN_SERIES[series].exec(pkg)![1] : cachedReleases(cacheRoot, series)[0];
   if (!release) throw new Error(`no linux-image package for ${series} in the apt lists and nothing cached in ${cacheRoot}`);
   const dir = join(cacheRoot, release);
-  if (existsSync(join(dir, 'meta.json'))) return loadCached(dir);
+  if (cacheCurrent(dir)) return loadCached(dir);
+  // Offline with an entry made for another module list: boot what is there (a scenario needing
+  // the missing module says so) rather than nothing.
+  if (!pkg && existsSync(join(dir, 'meta.json'))) return loadCached(dir);
 
   log(`fetching linux-image-${release} with apt-get download`);
   const tmp = mkdtempSync(join(tmpdir(), 'lilith-kernel-'));
@@ -109,13 +123,23 @@ export function debianKernel(series: string, cacheRoot: string, log: Log): Kerne
     for (const m of modules) writeFileSync(join(staging, 'modules', `${m.name}.ko`), m.data);
     writeFileSync(
       join(staging, 'meta.json'),
-      `${JSON.stringify({ label: release, package: deb, modules: modules.map((m) => `${m.name}.ko`) }, null, 2)}\n`,
+      `${JSON.stringify({ label: release, package: deb, wanted: ROOT_MODULES, modules: modules.map((m) => `${m.name}.ko`) }, null, 2)}\n`,
     );
+    // An entry for an older module list is moved aside first (rename cannot replace a directory).
+    if (existsSync(dir) && !cacheCurrent(dir)) {
+      const old = `${dir}.old-${process.pid}`;
+      try {
+        renameSync(dir, old);
+        rmSync(old, { recursive: true, force: true });
+      } catch {
+        // another runner replaced it first
+      }
+    }
     try {
       renameSync(staging, dir);
     } catch (err) {
       rmSync(staging, { recursive: true, force: true });
-      if (!existsSync(join(dir, 'meta.json'))) throw err;
+      if (!cacheCurrent(dir)) throw err;
       return loadCached(dir); // another runner cached it first
     }
     log(`cached ${release}: vmlinuz + ${modules.length} modules (${modules.map((m) => m.name).join(', ')})`);
@@ -138,7 +162,8 @@ export function customKernel(image: string, modulesDir: string | undefined, cach
         'no --modules-dir given: the kernel must have virtio-pci, 9pnet_virtio and 9p built in (CONFIG_NET_9P=y, CONFIG_NET_9P_VIRTIO=y, CONFIG_9P_FS=y)',
     };
   }
-  const mods = resolveModules(resolve(modulesDir), ROOT_MODULES);
+  // veth may be missing from a custom tree: only the netns scenario needs it, and it says so.
+  const mods = resolveModules(resolve(modulesDir), ROOT_MODULES, ['veth']);
   const dir = join(cacheRoot, 'custom', basename(vmlinuz).replace(/[^\w.+-]/g, '_'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -162,9 +187,9 @@ const norm = (n: string) => n.replace(/-/g, '_');
 /**
  * Finds `roots` and their dependencies (read from each module's .modinfo `depends=`) under a
  * lib/modules/<release> tree; modules listed in modules.builtin are skipped. Returns them
- * decompressed, dependencies first.
+ * decompressed, dependencies first. Roots named in `optional` are left out when absent.
  */
-export function resolveModules(modDir: string, roots: string[]): Module[] {
+export function resolveModules(modDir: string, roots: string[], optional: readonly string[] = []): Module[] {
   if (!existsSync(join(modDir, 'kernel'))) throw new Error(`${modDir} is not a lib/modules/<release> directory (no kernel/)`);
   const builtin = new Set(
     existsSync(join(modDir, 'modules.builtin'))
@@ -197,7 +222,10 @@ export function resolveModules(modDir: string, roots: string[]): Module[] {
     for (const dep of modinfoField(data, 'depends')) visit(dep, [n, ...chain]);
     out.push({ name: n, data });
   };
-  for (const r of roots) visit(r, []);
+  for (const r of roots) {
+    if (optional.includes(r) && !files.has(norm(r)) && !builtin.has(norm(r))) continue;
+    visit(r, []);
+  }
   return out;
 }
 

@@ -27,6 +27,7 @@ test('9p modules resolve dependencies first, skip built-ins, read .ko.xz, and na
   const k = debianKernel('6.1', join(root, '.cache', 'vm', 'kernels'), () => {});
   const byName = new Map(k.modules.map((m) => [m.split('/').pop()!.replace(/\.ko$/, ''), m]));
   assert.ok(byName.has('9p') && byName.has('9pnet_virtio') && byName.has('virtio_pci'), [...byName.keys()].join(','));
+  assert.ok(byName.has('veth'), `veth for the kernel-netns scenario: ${[...byName.keys()].join(',')}`);
   const order = [...byName.keys()];
   for (const [dep, user] of [
     ['9pnet', '9p'],
@@ -52,6 +53,12 @@ test('9p modules resolve dependencies first, skip built-ins, read .ko.xz, and na
     const p9net = mods.find((m) => m.name === '9pnet')!;
     assert.deepEqual(p9net.data, readFileSync(byName.get('9pnet')!), '.ko.xz decompressed to the original bytes');
 
+    // An optional root that is absent is left out; a required one is an error.
+    assert.deepEqual(
+      resolveModules(dir, ['9p', 'no_such_mod'], ['no_such_mod']).map((m) => m.name),
+      resolveModules(dir, ['9p']).map((m) => m.name),
+    );
+    assert.throws(() => resolveModules(dir, ['no_such_mod']), /module no_such_mod/);
     rmSync(join(tree, 'netfs.ko'));
     assert.throws(() => resolveModules(dir, ['9p']), /module netfs \(needed by (\w+ <- )?9p\) not found under .* and not built in/);
   } finally {
