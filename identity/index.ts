@@ -8,7 +8,13 @@ export {
   type ParsedSelector,
 } from './selectors.js';
 export { parseContainerCgroup, type ContainerCgroup, type ContainerRuntime } from './container-cgroup.js';
-export { DEFAULT_WORKLOAD_DIR } from './workload-metadata.js';
+export {
+  DEFAULT_WORKLOAD_DIR,
+  checkWorkloadDir,
+  checkWorkloadDirPath,
+  WorkloadDirError,
+  type WorkloadDirErrorCode,
+} from './workload-metadata.js';
 export {
   compileRegistrations,
   resolveIdentity,

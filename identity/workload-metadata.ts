@@ -12,10 +12,65 @@
 // bounded (size, label count, string lengths) and read as plain JSON; a file
 // that is missing, too large or malformed contributes nothing, so selectors
 // needing it do not match (unknown identity → deny), never a partial identity.
+import { statSync } from 'node:fs';
+import { isAbsolute, normalize } from 'node:path';
 import { open } from 'node:fs/promises';
 
 /** Default metadata directory (the enforcer's runtime directory, hostPath-mounted in the DaemonSet). */
 export const DEFAULT_WORKLOAD_DIR = '/run/lilith/workloads';
+
+export type WorkloadDirErrorCode =
+  /** Not an absolute, normalized path of a sane length. */
+  | 'WORKLOAD_DIR_PATH'
+  /** Exists but is not a directory. */
+  | 'WORKLOAD_DIR_NOT_DIRECTORY'
+  /** Writable by someone other than root (or the enforcer's own user): they could name identities. */
+  | 'WORKLOAD_DIR_UNSAFE';
+
+export class WorkloadDirError extends Error {
+  override readonly name = 'WorkloadDirError';
+  constructor(
+    readonly code: WorkloadDirErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Checks the metadata directory's path: absolute, normalized, no NUL, at most 1024 bytes. */
+export function checkWorkloadDirPath(dir: string): void {
+  const normalized = isAbsolute(dir) && normalize(dir) === dir && (dir === '/' || !dir.endsWith('/'));
+  if (dir.length === 0 || dir.length > 1024 || dir.includes('\0') || !normalized)
+    throw new WorkloadDirError(
+      'WORKLOAD_DIR_PATH',
+      `workload metadata directory ${JSON.stringify(dir)} must be an absolute, normalized path (no "..", "//" or trailing "/") of at most 1024 bytes`,
+    );
+}
+
+/**
+ * Refuses a metadata directory whose files someone other than root (or `ownerUid`, the
+ * enforcer's user) could write: the directory and its pods/ and containers/ must be
+ * directories owned by one of them and not group- or world-writable. A directory that does
+ * not exist (yet) is accepted: with no metadata, selectors needing it do not match.
+ */
+export function checkWorkloadDir(dir: string, ownerUid = process.getuid?.() ?? 0): void {
+  checkWorkloadDirPath(dir);
+  for (const d of [dir, `${dir}/pods`, `${dir}/containers`]) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(d);
+    } catch {
+      continue; // absent: contributes nothing
+    }
+    if (!st.isDirectory()) throw new WorkloadDirError('WORKLOAD_DIR_NOT_DIRECTORY', `workload metadata path ${d} is not a directory`);
+    if ((st.uid !== 0 && st.uid !== ownerUid) || (st.mode & 0o022) !== 0)
+      throw new WorkloadDirError(
+        'WORKLOAD_DIR_UNSAFE',
+        `workload metadata directory ${d} is writable by others (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}): ` +
+          'whoever writes it names identities; make it owned by root and not group/world-writable (chmod 755)',
+      );
+  }
+}
 
 const MAX_FILE_BYTES = 64 * 1024;
 const MAX_LABELS = 256;

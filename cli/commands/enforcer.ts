@@ -36,6 +36,7 @@ Enforcement:
   --engine fast|wasm     Cedar engine (default fast)
   --no-kernel            do not attach the kernel programs
   --no-dataplane         do not start the proxy (sync only)
+  --workload-metadata-dir DIR  container metadata for k8s:/docker: selectors (default /run/lilith/workloads)
 
 Admin:
   --admin-socket PATH    status socket (default /run/lilith/admin.sock)
@@ -67,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
         engine: { type: 'string' },
         'no-kernel': { type: 'boolean' },
         'no-dataplane': { type: 'boolean' },
+        'workload-metadata-dir': { type: 'string' },
         'admin-socket': { type: 'string' },
         'admin-listen': { type: 'string' },
         audit: { type: 'string' },
@@ -90,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
       engine: values.engine,
       kernel: values['no-kernel'] ? false : undefined,
       dataplane: values['no-dataplane'] ? false : undefined,
+      workload_metadata_dir: values['workload-metadata-dir'],
       admin_socket: values['admin-socket'],
       admin_listen: values['admin-listen'],
       audit: values.audit,

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineName } from '../../cedar/index.js';
+import { checkWorkloadDirPath, DEFAULT_WORKLOAD_DIR, WorkloadDirError } from '../../identity/index.js';
 
 export interface DaemonConfig {
   /** Trust file: keys and threshold capsules must be signed with. */
@@ -28,6 +29,8 @@ export interface DaemonConfig {
   /** Audit log (JSON lines); "-" = stdout. */
   audit: string;
   resetState: boolean;
+  /** Operator metadata for containers' k8s:/docker: selectors (identity/workload-metadata.ts); node-local, so not in the capsule. */
+  workloadMetadataDir: string;
 }
 
 export type DaemonConfigErrorCode =
@@ -80,6 +83,7 @@ export interface RawSettings {
   admin_listen?: string;
   audit?: string;
   reset_state?: boolean | string;
+  workload_metadata_dir?: string;
 }
 
 const SETTINGS: Setting[] = [
@@ -101,6 +105,7 @@ const SETTINGS: Setting[] = [
   { key: 'admin_listen', env: 'LILITH_ADMIN_LISTEN', kind: 'string' },
   { key: 'audit', env: 'LILITH_AUDIT', kind: 'string' },
   { key: 'reset_state', env: 'LILITH_RESET_STATE', kind: 'bool' },
+  { key: 'workload_metadata_dir', env: 'LILITH_WORKLOAD_METADATA_DIR', kind: 'string' },
 ];
 
 export const DEFAULTS = {
@@ -113,6 +118,7 @@ export const DEFAULTS = {
   max_capsule_bytes: 16 * 1024 * 1024,
   engine: 'fast' as EngineName,
   admin_socket: '/run/lilith/admin.sock',
+  workload_metadata_dir: DEFAULT_WORKLOAD_DIR,
 };
 
 function convert(s: Setting, value: unknown, from: string): unknown {
@@ -190,6 +196,12 @@ export function resolveDaemonConfig(
     if (!/^https?:\/\//.test(url))
       throw new DaemonConfigError('bad_setting', `git_url must be an http:// or https:// URL (smart HTTP), got ${url}`);
   }
+  try {
+    checkWorkloadDirPath(v.workload_metadata_dir as string);
+  } catch (err) {
+    if (!(err instanceof WorkloadDirError)) throw err;
+    throw new DaemonConfigError('bad_setting', `workload_metadata_dir: ${err.message}`);
+  }
   const stateDir = v.state_dir as string;
   return {
     trust: v.trust as string,
@@ -208,5 +220,6 @@ export function resolveDaemonConfig(
     adminListen: (v.admin_listen as string | undefined) ?? null,
     audit: (v.audit as string | undefined) ?? join(stateDir, 'audit.jsonl'),
     resetState: (v.reset_state as boolean | undefined) ?? false,
+    workloadMetadataDir: v.workload_metadata_dir as string,
   };
 }

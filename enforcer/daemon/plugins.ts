@@ -2,11 +2,21 @@
 // from daemon.ts, and loading them only on demand, so the sync-only daemon loads none
 // of their modules (the kernel side needs the native addon and root).
 import { join } from 'node:path';
+import { checkWorkloadDir, WorkloadDirError } from '../../identity/index.js';
 import { DaemonConfigError, type DaemonConfig } from './config.js';
 import type { DaemonPlugins } from './parts.js';
 
 export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
   const plugins: DaemonPlugins = {};
+  // Whoever can write the container metadata names identities: the enforcer does not start
+  // (exit 2) on a directory others can write, rather than attest from it.
+  if (cfg.dataplane)
+    try {
+      checkWorkloadDir(cfg.workloadMetadataDir);
+    } catch (err) {
+      if (!(err instanceof WorkloadDirError)) throw err;
+      throw new DaemonConfigError('bad_setting', `workload_metadata_dir: ${err.message}`);
+    }
   // The dataplane reads original destinations from the bridge once the kernel part exists.
   let bridge: import('../kernel/index.js').KernelBridge | null = null;
   if (cfg.kernel) {
@@ -40,10 +50,13 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
       const { startDataplane, KernelOriginResolver, InterceptionCa, IdentityCa } = await import('../dataplane/index.js');
       // Who a connection came from and where it was going is only known from the
       // kernel's redirect records. Without the kernel every origin is unknown: denied.
-      const origin = new KernelOriginResolver({
-        originalDestination: (peer: { remoteAddress?: string; remotePort?: number; transport?: 'tcp' | 'udp' }) =>
-          bridge?.originalDestination(peer) ?? null,
-      });
+      const origin = new KernelOriginResolver(
+        {
+          originalDestination: (peer: { remoteAddress?: string; remotePort?: number; transport?: 'tcp' | 'udp' }) =>
+            bridge?.originalDestination(peer) ?? null,
+        },
+        { workloadDir: cfg.workloadMetadataDir },
+      );
       const taintState = join(cfg.stateDir, 'taint.json');
       // The node's interception CA (docs/dataplane.md, TLS interception): key 0600 in <state-dir>/ca.
       const ca = await InterceptionCa.open(join(cfg.stateDir, 'ca'));
@@ -58,6 +71,7 @@ export async function loadPlugins(cfg: DaemonConfig): Promise<DaemonPlugins> {
           active_connections: dp.activeConnections(),
           taint_state: taintState,
           taint_state_error: dp.taintStateError(),
+          workload_metadata_dir: cfg.workloadMetadataDir,
           ca: {
             cert: ca.certPath,
             key_dir: join(cfg.stateDir, 'ca'),
