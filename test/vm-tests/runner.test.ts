@@ -110,8 +110,8 @@ test('a failing check and a hanging scenario fail the run with the guest console
 test("a scenario's own minimum time survives loading and wins over a smaller --timeout", async () => {
   const { loadScenario, timeoutSOf } = await import('../../vm-tests/registry.js');
   const redteam = await loadScenario('redteam');
-  assert.equal(redteam.timeoutS, 420);
-  assert.equal(timeoutSOf(redteam, 180), 420);
-  assert.equal(timeoutSOf(redteam, 600), 600);
+  assert.equal(redteam.timeoutS, 900);
+  assert.equal(timeoutSOf(redteam, 180), 900);
+  assert.equal(timeoutSOf(redteam, 1200), 1200);
   assert.equal(timeoutSOf(await loadScenario('smoke'), 180), 180);
 });
