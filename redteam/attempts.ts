@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adminGet } from '../enforcer/daemon/index.js';
+import { adminGet } from '../enforcer/client/index.js';
 import type { RedteamEnv } from './env.js';
 import { AttemptHung } from './hang.js';
 import { runBounded } from './hang.js';

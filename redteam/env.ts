@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { generateSigningKey, signCapsule, trustFromKeys } from '../capsule/index.js';
 import { buildPayload } from '../pipeline/capsule-build.js';
 import { readPolicyDir } from '../pipeline/policy-source.js';
-import { adminGet } from '../enforcer/daemon/index.js';
+import { adminGet } from '../enforcer/client/index.js';
 import { ensureCgroup2 } from '../bpf/mounts.js';
 import { ESCAPE_PROBE_BIN, landlockSupport } from '../confine/native.js';
 import { runBounded as run, type RunResult } from './hang.js';

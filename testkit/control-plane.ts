@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { CAPSULE_FORMAT, generateSigningKey, signCapsule, trustFromKeys, type CapsulePayload, type SigningKey } from '../capsule/index.js';
 import type { LilithConfig } from '../capsule/config.js';
 import { readPolicyDir, toBundle } from '../pipeline/policy-source.js';
-import { adminGet, adminPost, type DaemonStatus } from '../enforcer/daemon/index.js';
+import { adminGet, adminPost } from '../enforcer/client/index.js';
+import type { DaemonStatus } from '../enforcer/daemon/index.js';
 import { startGitServer, type GitServer } from '../pipeline/git-http-server.js';
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@ import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 import type { LilithConfig, SeccompProfileName } from '../../capsule/config.js';
 import { AgentRefused, launchAgent, type Attestation, type Attestor } from '../../confine/launch.js';
 import { landlockSupport } from '../../confine/native.js';
-import { adminGet, adminPost, attestAgent } from '../../enforcer/daemon/index.js';
+import { adminGet, adminPost, DEFAULT_ADMIN_SOCKET } from '../../enforcer/client/index.js';
 
 export const summary = 'run a command as a managed agent (cgroup, identity, Landlock, seccomp)';
 export const usage = `usage: lilith run [--agent NAME] [--profile strict|standard|jit] [options] -- COMMAND [ARGS...]
@@ -28,8 +28,6 @@ options:
   --audit             log denied syscalls to the kernel audit log
   --verbose           print identity, Landlock ABI and the rules applied to stderr
 `;
-
-const DEFAULT_SOCKET = '/run/lilith/admin.sock';
 
 /** An admin-socket call with JSON in and out; a missing enforcer is named as such. */
 async function adminRequest(
@@ -63,7 +61,7 @@ export function run(argv: string[]): Promise<number> {
       {
         agent: { type: 'string', default: 'default' },
         profile: { type: 'string' },
-        socket: { type: 'string', default: DEFAULT_SOCKET },
+        socket: { type: 'string', default: DEFAULT_ADMIN_SOCKET },
         standalone: { type: 'boolean', default: false },
         policies: { type: 'string', default: 'policies' },
         audit: { type: 'boolean', default: false },
@@ -82,6 +80,8 @@ export function run(argv: string[]): Promise<number> {
     let ca: { pem: string; keyDir?: string } | undefined;
     if (values.standalone) {
       config = JSON.parse(await readFile(`${values.policies}/lilith.json`, 'utf8')) as LilithConfig;
+      // Only --standalone attests in-process: loaded on demand, it is the daemon's own code.
+      const { attestAgent } = await import('../../enforcer/daemon/index.js');
       attest = async (req) => {
         const r = await attestAgent(req, config.registrations);
         if (!r.ok) throw new Error(r.error);

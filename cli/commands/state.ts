@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
 import { CapsuleError, readSigningKey, readState, signReset, type SigningKey } from '../../capsule/index.js';
 import { writeFileAtomic } from '../../capsule/atomic-file.js';
-import { adminGet, adminPost, DEFAULTS, type DaemonStatus } from '../../enforcer/daemon/index.js';
+import { adminGet, adminPost, DEFAULT_ADMIN_SOCKET } from '../../enforcer/client/index.js';
+import type { DaemonStatus } from '../../enforcer/daemon/index.js';
 
 export const summary = 'show the anti-rollback state; sign and apply a root-signed watermark reset';
 
@@ -16,7 +17,7 @@ export const usage = `usage: lilith state show [--socket PATH | --state-dir DIR]
 
 show        the watermark floor, the digest it belongs to, a reset's not_before, and the
             trust version in use: from the running enforcer (--socket, default
-            $LILITH_ADMIN_SOCKET or ${DEFAULTS.admin_socket}) or from a state directory.
+            $LILITH_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET}) or from a state directory.
 sign-reset  signs a reset with k root keys: it applies only to an enforcer whose state
             holds the capsule with payload digest --undoes (the fast-forwarded one), and
             lowers its floor to --watermark/--digest (the last good capsule). Capsules
@@ -33,7 +34,7 @@ the enforcer cannot be reached.
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function socketOf(v: string | undefined): string {
-  return v ?? process.env.LILITH_ADMIN_SOCKET ?? DEFAULTS.admin_socket;
+  return v ?? process.env.LILITH_ADMIN_SOCKET ?? DEFAULT_ADMIN_SOCKET;
 }
 
 async function show(argv: string[]): Promise<number> {

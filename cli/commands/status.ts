@@ -1,12 +1,13 @@
 // `lilith status`: asks the running enforcer (admin socket) what it enforces.
 import { parseCommandArgs, runCommand, UsageError } from '../args.js';
-import { adminGet, DEFAULTS, type DaemonStatus } from '../../enforcer/daemon/index.js';
+import { adminGet, DEFAULT_ADMIN_SOCKET } from '../../enforcer/client/index.js';
+import type { DaemonStatus } from '../../enforcer/daemon/index.js';
 
 export const summary = 'show what the running enforcer enforces (watermark, sync, refusals, kernel)';
 
 export const usage = `usage: lilith status [--socket PATH] [--json] [--watch | --wait [--watermark N] [--timeout SECONDS]]
 
-  --socket PATH   admin socket of the enforcer (default $LILITH_ADMIN_SOCKET or ${DEFAULTS.admin_socket})
+  --socket PATH   admin socket of the enforcer (default $LILITH_ADMIN_SOCKET or ${DEFAULT_ADMIN_SOCKET})
   --json          print the raw status document
   --watch         print the status again every --interval seconds (default 2) until interrupted
   --wait          for scripts: poll until the enforcer is ready (and with --watermark N, enforces
@@ -107,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       },
       usage,
     );
-    const socket = values.socket ?? process.env.LILITH_ADMIN_SOCKET ?? DEFAULTS.admin_socket;
+    const socket = values.socket ?? process.env.LILITH_ADMIN_SOCKET ?? DEFAULT_ADMIN_SOCKET;
     const timeoutS = Number(values.timeout);
     const intervalS = Number(values.interval);
     const want = values.watermark === undefined ? null : Number(values.watermark);

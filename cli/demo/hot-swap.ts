@@ -1,7 +1,7 @@
 // Step 6: a hot swap while the agent runs. PR #3 (a tightening) goes through the
 // gate, is merged and released; the fleet picks the new capsule up from git and
 // swaps it in without stopping; the agent's next call is decided by it.
-import { adminPost } from '../../enforcer/daemon/index.js';
+import { adminPost } from '../../enforcer/client/index.js';
 import type { DemoContext } from './context.js';
 import { type Enforcer, fleetTable, snapshot, waitForFleet } from './fleet.js';
 import { detail, say, step } from './narrate.js';

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineName } from '../../cedar/index.js';
 import { checkWorkloadDirPath, DEFAULT_WORKLOAD_DIR, WorkloadDirError } from '../../identity/index.js';
+import { DEFAULT_ADMIN_SOCKET } from '../client/index.js';
 
 export interface DaemonConfig {
   /** Trust file: keys and threshold capsules must be signed with. */
@@ -117,7 +118,7 @@ export const DEFAULTS = {
   timeout_ms: 10_000,
   max_capsule_bytes: 16 * 1024 * 1024,
   engine: 'fast' as EngineName,
-  admin_socket: '/run/lilith/admin.sock',
+  admin_socket: DEFAULT_ADMIN_SOCKET,
   workload_metadata_dir: DEFAULT_WORKLOAD_DIR,
 };
 

@@ -1,7 +1,6 @@
 // The daemon room's front door, for callers outside the enforcer (cli, bench, testkit,
 // redteam): start the daemon from its settings, talk to a running one over the admin
-// socket, attest an agent, write the audit log. No enforcer room imports this one.
-export { adminGet, adminPost } from './admin.js';
+// socket (../client), attest an agent, write the audit log. No enforcer room imports this one.
 export type { DaemonStatus } from './admin-routes.js';
 export { attestAgent } from './agents.js';
 export { FileAuditSink } from './audit-sink.js';

@@ -29,7 +29,7 @@ const FLOORS: Record<string, number> = {
 };
 const PRODUCT = ['cedar', 'identity', 'bpf', 'net', 'capsule', 'confine', 'pipeline', 'enforcer', 'cli'];
 /** The enforcer's rooms: the daemon wires the others; the audit contract is shared by all. */
-const ROOMS: Record<string, number> = { audit: 0, control: 1, dataplane: 2, kernel: 2, daemon: 3 };
+const ROOMS: Record<string, number> = { audit: 0, client: 0, control: 1, dataplane: 2, kernel: 2, daemon: 3 };
 
 interface Edge {
   from: string;

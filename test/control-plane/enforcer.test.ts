@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readState, type SigningKey } from '../../capsule/index.js';
 import { PERSISTED_CAPSULE } from '../../enforcer/control/activation.js';
-import { adminGet, adminPost } from '../../enforcer/daemon/admin.js';
+import { adminGet, adminPost } from '../../enforcer/client/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 import {
   cliStatus,

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { signTimestamp, trustFileV2, writeKeyFiles, type SigningKey } from '../../capsule/index.js';
 import { peekCapsule } from '../../capsule/index.js';
-import { adminGet } from '../../enforcer/daemon/index.js';
+import { adminGet } from '../../enforcer/client/index.js';
 import { startGitServer, type GitServer } from '../../pipeline/git-http-server.js';
 import {
   CLI,
