@@ -3,7 +3,11 @@
 // dataplane intercepting (node CA leaf to the client, verified TLS upstream, every
 // request decided), interleaved request by request on warm connections; plus the
 // handshake cost (a new connection and one request) direct vs intercepted.
+// And TLS origination: a plaintext HTTP/1.1 client through the dataplane, which
+// decides and relays over TLS 1.3 to an upstream lilith.json marks tls, against
+// a client speaking TLS 1.3 to that upstream directly.
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type net from 'node:net';
@@ -19,7 +23,8 @@ import type { LilithConfig } from '../capsule/config.js';
 import type { PolicySnapshot } from '../enforcer/control/index.js';
 import { makeCert, rmCert } from '../testkit/tls-upstream.js';
 
-export const summary = 'intercepted TLS: HTTPS (HTTP/1.1, h2) and gRPC added latency vs direct TLS on warm connections, and handshake cost';
+export const summary =
+  'intercepted TLS: HTTPS (HTTP/1.1, h2) and gRPC, and TLS origination: added latency vs direct TLS on warm connections, and handshake cost';
 
 const codec = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const SAY: grpc.ServiceDefinition = {
@@ -76,12 +81,21 @@ export async function run(argv: string[]): Promise<void> {
     ),
   );
 
+  // The originated-to upstream: HTTPS (HTTP/1.1) accepting TLS 1.3 only.
+  const origin = https.createServer({ key, cert, minVersion: 'TLSv1.3' }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
+  const originPort = (origin.address() as net.AddressInfo).port;
+
   // The dataplane on the bundled policies, both upstreams declared kind tls with their CA pinned.
   await cp('policies', join(dir, 'p'), { recursive: true });
   const cfg = JSON.parse(await readFile(join(dir, 'p', 'lilith.json'), 'utf8')) as LilithConfig;
   cfg.upstreams = {
     web: { address: `127.0.0.1:${webPort}`, kind: 'tls', ca: cert },
     grpc: { address: `127.0.0.1:${grpcPort}`, kind: 'tls', ca: cert },
+    api: { address: `127.0.0.1:${originPort}`, kind: 'http', ca: cert, tls: { server_name: 'localhost' } },
   };
   await writeFile(join(dir, 'p', 'lilith.json'), JSON.stringify(cfg));
   const entities = JSON.parse(await readFile(join(dir, 'p', 'entities.json'), 'utf8')) as unknown[];
@@ -108,18 +122,19 @@ export async function run(argv: string[]): Promise<void> {
   };
   const ca = await InterceptionCa.open(join(dir, 'ca'));
   const audit = new FileAuditSink(join(dir, 'audit.jsonl'));
-  let ports: { web: number; grpc: number } = { web: 0, grpc: 0 };
+  let ports = { web: 0, grpc: 0, origin: 0 };
+  const upstreamOf = (local: number) => (local === ports.grpc ? grpcPort : local === ports.origin ? originPort : webPort);
   const dp = await startDataplane({
     snapshots: { get: () => snap },
     origin: new StaticOriginResolver({
-      destination: (peer) => ({ address: '127.0.0.1', port: peer.localPort === ports.grpc ? grpcPort : webPort, family: 4 }),
+      destination: (peer) => ({ address: '127.0.0.1', port: upstreamOf(peer.localPort ?? 0), family: 4 }),
       facts: { pid: process.pid, cgroupPath: '/lilith/agents/coder' },
     }),
     audit,
     ca,
-    listen: { proxy: ['127.0.0.1:0', '127.0.0.1:0'], dns: null },
+    listen: { proxy: ['127.0.0.1:0', '127.0.0.1:0', '127.0.0.1:0'], dns: null },
   });
-  ports = { web: dp.proxyAddresses[0].port, grpc: dp.proxyAddresses[1].port };
+  ports = { web: dp.proxyAddresses[0].port, grpc: dp.proxyAddresses[1].port, origin: dp.proxyAddresses[2].port };
 
   // Clients: keep-alive HTTPS agents, h2 sessions, gRPC channels — direct and through the proxy.
   const agentOpts = { keepAlive: true, maxSockets: 1, ca: [cert, ca.certPem], servername: 'localhost' };
@@ -132,6 +147,16 @@ export async function run(argv: string[]): Promise<void> {
           res.on('end', () => resolve());
         },
       );
+      req.on('error', reject);
+      req.end();
+    });
+  // Originated: the client speaks plaintext to the upstream's address (the proxy here), Host naming it.
+  const plain = (port: number, agent: http.Agent) => () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/x', agent, headers: { host: `localhost:${originPort}` } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      });
       req.on('error', reject);
       req.end();
     });
@@ -154,6 +179,8 @@ export async function run(argv: string[]): Promise<void> {
   const proxyAgent = new https.Agent(agentOpts);
   const directH2 = http2.connect(`https://localhost:${webPort}`, { ca: [cert] });
   const proxyH2 = http2.connect(`https://localhost:${ports.web}`, { ca: [ca.certPem] });
+  const originDirect = new https.Agent(agentOpts);
+  const originLilith = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const directGrpc = new Echo(`localhost:${grpcPort}`, grpcCreds);
   const proxyGrpc = new Echo(`localhost:${ports.grpc}`, grpcCreds);
   const paths = [
@@ -163,6 +190,8 @@ export async function run(argv: string[]): Promise<void> {
     { name: 'https h2 lilith', f: h2(proxyH2) },
     { name: 'grpc direct', f: grpcCall(directGrpc) },
     { name: 'grpc lilith', f: grpcCall(proxyGrpc) },
+    { name: 'originate direct', f: h1(originPort, originDirect) },
+    { name: 'originate lilith', f: plain(ports.origin, originLilith) },
   ];
   for (let i = 0; i < 300; i++) for (const p of paths) await p.f();
   const times = paths.map(() => [] as number[]);
@@ -178,12 +207,13 @@ export async function run(argv: string[]): Promise<void> {
   });
   process.stdout.write(`\nintercepted TLS (one process, ${iterations} sequential requests per path on warm connections, interleaved)\n`);
   for (let k = 0; k < paths.length; k++)
-    process.stdout.write(`  ${paths[k].name.padEnd(16)} p50 ${us(stats[k].p50)}   p99 ${us(stats[k].p99)}\n`);
-  process.stdout.write('  added by interception (lilith minus direct TLS):\n');
+    process.stdout.write(`  ${paths[k].name.padEnd(17)} p50 ${us(stats[k].p50)}   p99 ${us(stats[k].p99)}\n`);
+  process.stdout.write('  added by lilith (minus direct TLS; originate: a plaintext client via lilith minus a TLS 1.3 client):\n');
   const added: number[] = [];
   for (let k = 0; k < paths.length; k += 2) {
     const a = stats[k + 1].p50 - stats[k].p50;
-    added.push(a);
+    // The target is interception's; origination (plaintext in, TLS out) is reported beside it.
+    if (!paths[k].name.startsWith('originate')) added.push(a);
     process.stdout.write(
       `    ${paths[k].name.replace(' direct', '').padEnd(12)} p50 ${us(a)}   p99 ${us(stats[k + 1].p99 - stats[k].p99)}\n`,
     );
@@ -210,11 +240,24 @@ export async function run(argv: string[]): Promise<void> {
       req.on('error', reject);
       req.end();
     });
-  const hs = [fresh(webPort), fresh(ports.web)];
-  const hsTimes: number[][] = [[], []];
+  // Originated: a fresh plaintext connection to the proxy, which opens a fresh TLS 1.3 one upstream.
+  const freshPlain = (port: number) => () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path: '/x', agent: false, headers: { host: `localhost:${originPort}`, connection: 'close' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const hs = [fresh(webPort), fresh(ports.web), fresh(originPort), freshPlain(ports.origin)];
+  const hsTimes: number[][] = hs.map(() => []);
   for (let i = 0; i < 20; i++) for (const f of hs) await f();
   for (let i = 0; i < handshakes; i++)
-    for (let k = 0; k < 2; k++) {
+    for (let k = 0; k < hs.length; k++) {
       const t0 = process.hrtime.bigint();
       await hs[k]();
       hsTimes[k].push(Number(process.hrtime.bigint() - t0) / 1000);
@@ -228,12 +271,17 @@ export async function run(argv: string[]): Promise<void> {
   process.stdout.write(
     `  new connection + one request (${handshakes}×): direct p50 ${us(hp[0])}, intercepted p50 ${us(hp[1])} (handshake cost added ${us(hp[1] - hp[0])})\n`,
   );
+  process.stdout.write(
+    `  originated, new connection + one request (${handshakes}×): direct TLS 1.3 p50 ${us(hp[2])}, plaintext via lilith p50 ${us(hp[3])} (added ${us(hp[3] - hp[2])})\n`,
+  );
   const worst = Math.max(...added);
   process.stdout.write(
     `\ntarget: added p50 ≤ 100 µs per request on a warm connection: ${worst.toFixed(0)} µs ${worst <= 100 ? 'met' : 'MISSED'}\n`,
   );
 
   directAgent.destroy();
+  originDirect.destroy();
+  originLilith.destroy();
   proxyAgent.destroy();
   directH2.close();
   proxyH2.close();
@@ -244,6 +292,8 @@ export async function run(argv: string[]): Promise<void> {
   snap.authorizer.dispose();
   for (const s of webSockets) s.destroy();
   await new Promise<void>((r) => web.close(() => r()));
+  origin.closeAllConnections();
+  await new Promise<void>((r) => origin.close(() => r()));
   await new Promise<void>((r) => g.tryShutdown(() => r()));
   await rm(dir, { recursive: true, force: true });
   rmCert(selfSigned);

@@ -96,7 +96,7 @@ export function semanticIssues(config: LilithConfig): ConfigIssue[] {
 const DNS_NAME = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
 
-/** A pinned CA that parses as certificates, and TLS origination only where plaintext HTTP is relayed. */
+/** A pinned CA that parses as certificates, TLS origination only where plaintext HTTP is relayed, on kind tls only the client certificate. */
 function upstreamTlsIssues(alias: string, up: Upstream): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const at = `/upstreams/${alias}`;
@@ -114,7 +114,15 @@ function upstreamTlsIssues(alias: string, up: Upstream): ConfigIssue[] {
       }
     });
   }
-  if (up.tls) {
+  if (up.tls && up.kind === 'tls') {
+    // Intercepted: the agent's SNI and port stand; only the client certificate applies.
+    for (const k of ['server_name', 'port'] as const)
+      if (up.tls[k] !== undefined)
+        issues.push({
+          path: `${at}/tls/${k}`,
+          message: `upstream "${alias}": tls.${k} is for TLS origination (kind "http" or "mcp"); an intercepted "tls" upstream keeps the agent's SNI and port`,
+        });
+  } else if (up.tls) {
     if (up.kind !== 'http' && up.kind !== 'mcp')
       issues.push({
         path: `${at}/tls`,

@@ -62,7 +62,7 @@ export interface Upstream {
    * (pinned) instead of the system store.
    */
   ca?: string;
-  /** TLS origination: the agent's plaintext HTTP, once decided, is relayed over TLS 1.3 (kind http or mcp only). */
+  /** TLS origination: the agent's plaintext HTTP, once decided, is relayed over TLS 1.3 (kind http or mcp); on kind tls (intercepted) only client_certificate. */
   tls?: UpstreamTls;
 }
 

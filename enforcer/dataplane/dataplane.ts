@@ -86,7 +86,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     own,
     budgets,
     tunnelMaxMs: opts.tunnelMaxMs ?? 3_600_000,
-    interception: opts.ca ? { ca: opts.ca } : null,
+    interception: opts.ca ? { ca: opts.ca, identity: opts.identityCa ?? null } : null,
     identity: opts.identityCa ?? null,
   };
   dataplaneMetrics();

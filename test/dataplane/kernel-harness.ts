@@ -13,7 +13,7 @@ import { attach, type Kernel } from '../../bpf/index.js';
 import type { LilithConfig } from '../../capsule/config.js';
 import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
 import { FileAuditSink } from '../../enforcer/daemon/audit-sink.js';
-import { startDataplane, type Dataplane } from '../../enforcer/dataplane/dataplane.js';
+import { startDataplane, type Dataplane, type DataplaneOptions } from '../../enforcer/dataplane/dataplane.js';
 import { KernelOriginResolver } from '../../enforcer/dataplane/origin.js';
 import { makeCgroup, makePinRoot, probeBinary, repoRoot, type TestCgroup } from '../../testkit/kernel.js';
 import { MutableSnapshots, snapshotFromDir, testPolicyDir, type PolicyTweaks } from './helpers.js';
@@ -27,7 +27,11 @@ export interface ManagedAgentOptions {
   /** Further lilith.json changes, after the coder registration was pointed at the agent cgroup. */
   config?: (c: LilithConfig) => void;
   /** Where the DNS front forwards allowed queries. */
-  dnsUpstream: string;
+  dnsUpstream?: string;
+  /** Further dataplane options (e.g. the interception CA). */
+  dataplane?: Partial<DataplaneOptions>;
+  /** Environment of every command run in the agent (e.g. the CA variables `lilith run` sets). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface CommandResult {
@@ -56,6 +60,7 @@ export class ManagedAgent {
     readonly audit: FileAuditSink,
     readonly dir: string,
     readonly auditPath: string,
+    readonly env: NodeJS.ProcessEnv | undefined,
   ) {}
 
   static async start(o: ManagedAgentOptions): Promise<ManagedAgent> {
@@ -84,6 +89,7 @@ export class ManagedAgent {
         audit,
         listen: { proxy: ['127.0.0.1:0'], dns: '127.0.0.1:0' },
         dnsUpstream: o.dnsUpstream,
+        ...o.dataplane,
       });
       const kernel = await attach({
         cgroupPath: cgroup.dir,
@@ -94,7 +100,7 @@ export class ManagedAgent {
       kernelRef.k = kernel;
       kernel.registerIdentity({ cgroup: cgroup.dir }, 7);
       kernel.startHeartbeat();
-      return new ManagedAgent(kernel, cgroup, dp, audit, dir, auditPath);
+      return new ManagedAgent(kernel, cgroup, dp, audit, dir, auditPath, o.env);
     } catch (err) {
       await dp?.close();
       await audit?.close();
@@ -106,7 +112,8 @@ export class ManagedAgent {
 
   /** Runs a command as a managed process inside the agent cgroup. */
   exec(cmd: string, args: string[]): Promise<CommandResult> {
-    return run(probeBinary(false), ['cg', this.cgroup.procs, 'exec', cmd, ...args], { timeout: 60_000 }).then(
+    const env = this.env && { ...process.env, ...this.env };
+    return run(probeBinary(false), ['cg', this.cgroup.procs, 'exec', cmd, ...args], { timeout: 60_000, env }).then(
       (r) => ({ ...r, code: 0 }),
       (e: CommandResult) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }),
     );

@@ -10,10 +10,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import tls from 'node:tls';
 import { startHarness, loopback, type Harness } from './helpers.js';
 import { makeCert, rmCert, startH2Upstream, PRIVATE_KEY_TEXT, type TestCert, type Upstream } from './tls-upstreams.js';
 import { InterceptionCa } from '../../enforcer/dataplane/tls/ca.js';
+import { IdentityCa } from '../../enforcer/dataplane/tls/svid.js';
+import { checkConfig } from '../../capsule/config-check.js';
 import type { LilithConfig } from '../../capsule/config.js';
 import type { DecisionAuditEvent } from '../../enforcer/audit/event.js';
 
@@ -246,4 +250,116 @@ test('a pinning client is kept on pass-through (Zone::"tls-passthrough"); interc
   assert.equal(brief(last), 'Action::"intercept" Host::"localhost" deny');
   assert.match(last.reason ?? '', /client TLS handshake failed.*tls-passthrough/);
   assert.ok(!up.requests.some((r) => r.url === '/pinned' && r.version === '2.0'));
+});
+
+/** HTTPS (h2 and HTTP/1.1) that requires a client certificate from `clientCa`: answers "<version> <url> <URI SAN>". */
+async function startMtlsUpstream(c: TestCert, clientCa: string): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const server = http2.createSecureServer(
+    { key: c.keyPem, cert: c.certPem, allowHTTP1: true, requestCert: true, rejectUnauthorized: true, ca: clientCa },
+    (req, res) => {
+      const s = (req.stream?.session?.socket ?? req.socket) as tls.TLSSocket;
+      const san = s.getPeerCertificate().subjectaltname ?? '';
+      seen.push(`${req.method} ${req.url} ${san}`);
+      req.resume();
+      req.on('end', () => res.end(`${req.httpVersion} ${req.url} ${san}`));
+    },
+  );
+  const sockets = new Set<tls.TLSSocket>();
+  server.on('secureConnection', (so: tls.TLSSocket) => {
+    sockets.add(so);
+    so.on('close', () => sockets.delete(so));
+  });
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    seen,
+    close: async () => {
+      for (const so of sockets) so.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('intercepted TLS to an upstream marked tls.client_certificate presents the agent SVID (the server requires it and reads the URI SAN), h1 and h2', async () => {
+  const identity = await IdentityCa.open(join(caDir, 'ca'));
+  const mtls = await startMtlsUpstream(cert, identity.certPem);
+  const start = (withIdentity: boolean, clientCert = true) =>
+    startHarness({
+      destination: loopback(mtls.port),
+      tweaks: {
+        config: (c) => {
+          c.upstreams.web = {
+            address: `127.0.0.1:${mtls.port}`,
+            kind: 'tls',
+            ca: cert.certPem,
+            ...(clientCert ? { tls: { client_certificate: true } } : {}),
+          };
+        },
+      },
+      extra: withIdentity ? { ca, identityCa: identity } : { ca },
+    });
+  const curl = (port: number, args: string[]) =>
+    run('curl', ['-sS', '--max-time', '20', '--cacert', bundle, ...args.slice(0, -1), `https://localhost:${port}${args.at(-1)}`]).then(
+      (r) => ({ ...r, code: 0 }),
+      (e: { stdout: string; stderr: string; code: number }) => e,
+    );
+  const svid = 'URI:spiffe://corp.example/agents/coder';
+  const m = await start(true);
+  try {
+    assert.equal((await curl(m.proxy.port, ['--http1.1', '/mtls?h1'])).stdout, `1.1 /mtls?h1 ${svid}`);
+    assert.equal((await curl(m.proxy.port, ['--http2', '/mtls?h2'])).stdout, `2.0 /mtls?h2 ${svid}`);
+    const denied = await curl(m.proxy.port, ['--http1.1', '-X', 'POST', '-d', 'x', '/upload']);
+    assert.match(denied.stdout, /"error":"forbidden"/);
+    assert.deepEqual(mtls.seen, [`GET /mtls?h1 ${svid}`, `GET /mtls?h2 ${svid}`], 'the denied POST never reached the upstream');
+    const evs = (await m.events()).filter((e) => e.protocol === 'http');
+    assert.deepEqual(evs.map(brief), [
+      'Action::"GET" Host::"localhost" allow',
+      'Action::"GET" Host::"localhost" allow',
+      'Action::"POST" Host::"localhost" deny',
+    ]);
+  } finally {
+    await m.close();
+  }
+
+  // Without tls.client_certificate the enforcer presents nothing, and the upstream refuses: nothing relayed.
+  const plain = await start(true, false);
+  try {
+    const r = await curl(plain.proxy.port, ['--http1.1', '/mtls?none']);
+    assert.doesNotMatch(r.stdout, /\/mtls\?none/);
+    const r2 = await curl(plain.proxy.port, ['--http2', '/mtls?none2']);
+    assert.doesNotMatch(r2.stdout, /\/mtls\?none2/);
+    assert.equal(mtls.seen.length, 2);
+    // Refused by the upstream after the TLS 1.3 handshake: audited as a denial of the interception (or a 502).
+    const refused = (await plain.events()).filter((e) => /certificate required/.test(e.reason ?? ''));
+    assert.ok(refused.length >= 1 || /bad gateway/.test(r.stdout + r2.stdout), JSON.stringify((await plain.events()).slice(-2)));
+  } finally {
+    await plain.close();
+  }
+
+  // Asked for a client certificate by lilith.json but no identity CA: refused (audited), never made without one.
+  const none = await start(false);
+  try {
+    const r = await curl(none.proxy.port, ['--http1.1', '/mtls?noca']);
+    assert.notEqual(r.code ?? 0, 0);
+    const last = (await none.events()).at(-1)!;
+    assert.equal(brief(last), 'Action::"intercept" Host::"localhost" deny');
+    assert.match(last.reason ?? '', /asks for a client certificate and this enforcer has no identity CA/);
+    assert.equal(mtls.seen.length, 2);
+  } finally {
+    await none.close();
+    await mtls.close();
+  }
+});
+
+test('lilith.json: on a kind "tls" upstream only tls.client_certificate applies (server_name and port are origination fields)', () => {
+  const base = JSON.parse(readFileSync('policies/lilith.json', 'utf8')) as LilithConfig;
+  const withUp = (u: Record<string, unknown>) => ({ ...base, upstreams: { x: { address: '10.0.0.9:443', kind: 'tls', ...u } } });
+  assert.deepEqual(checkConfig(withUp({ tls: { client_certificate: true } })), []);
+  assert.deepEqual(
+    checkConfig(withUp({ tls: { client_certificate: true, port: 8443 } })).map((i) => i.path),
+    ['/upstreams/x/tls/port'],
+  );
+  assert.match(checkConfig(withUp({ tls: { server_name: 'a.example' } }))[0].message, /tls.server_name is for TLS origination/);
 });

@@ -14,15 +14,18 @@ import { formatDestination, type Origin } from '../origin.js';
 import type { ClientHello } from '../protocols/tls.js';
 import type { Decider, RequestSpec } from '../decide.js';
 import type { InterceptionCa } from '../tls/ca.js';
+import { clientCertificate } from '../tls/client-cert.js';
+import type { IdentityCa, Svid } from '../tls/svid.js';
 import { connectVerified, handshake, isCertificateError } from '../tls/upstream.js';
 import { terminateClient } from '../tls/terminate.js';
 import { declaredUpstream } from './admission.js';
 import { HttpConnection, type HttpDeps, type Limits } from './http.js';
 import { relayH2 } from './h2.js';
 
-/** What the dataplane needs to intercept: the node CA. */
+/** What the dataplane needs to intercept: the node CA (and the identity CA, for upstreams asking for a client certificate). */
 export interface Interception {
   ca: InterceptionCa;
+  identity?: IdentityCa | null;
 }
 
 /** Application protocols the enforcer can decide inside TLS, in no particular preference. */
@@ -89,16 +92,31 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     return true;
   }
   const alias = declaredUpstream(input.config, d)?.alias;
-  const pinnedCa = alias ? input.config?.upstreams[alias]?.ca : undefined;
-  const connect = (alpn: string[]) => connectVerified(d, { servername: name, alpn, pinnedCa, idleTimeoutMs: input.limits.idleTimeoutMs });
-  const up = connect(offer);
+  const declared = alias ? input.config?.upstreams[alias] : undefined;
+  const pinnedCa = declared?.ca;
+  // The agent's SVID when the upstream asks for one (tls.client_certificate), as originated TLS presents it.
+  const spiffeId = input.http.agentKey.startsWith('spiffe://') ? input.http.agentKey : undefined;
+  let clientCert: Svid | undefined;
+  const connect = (alpn: string[]) =>
+    connectVerified(d, { servername: name, alpn, pinnedCa, clientCert, idleTimeoutMs: input.limits.idleTimeoutMs });
   const failed = (err: NodeJS.ErrnoException) =>
     decide(
       isCertificateError(err)
         ? `upstream certificate failed verification (${err.code}): ${err.message}`
         : `upstream TLS connection failed: ${err.message}`,
     );
+  let up: tls.TLSSocket | undefined;
   void (async () => {
+    try {
+      const cert = clientCertificate(alias ?? '', declared, interception.identity ?? null, spiffeId);
+      clientCert = (cert instanceof Promise ? await cert : cert) ?? undefined;
+    } catch (err) {
+      decide((err as Error).message);
+      input.client.resetAndDestroy();
+      return;
+    }
+    if (input.client.destroyed) return;
+    up = connect(offer);
     try {
       await handshake(up, input.handshakeTimeoutMs);
     } catch (err) {
@@ -107,8 +125,12 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
       input.client.resetAndDestroy();
       return;
     }
-    // Until a relay owns it, an upstream error must not reach the process.
-    up.on('error', () => undefined);
+    // Until a relay owns it, an upstream error must not reach the process; it is kept, since under
+    // TLS 1.3 an upstream refusing our client certificate (or the lack of one) says so only now.
+    let parkedError: NodeJS.ErrnoException | null = null;
+    up.on('error', (err) => {
+      parkedError ??= err;
+    });
     const chosen = up.alpnProtocol || null;
     // The agent gets the protocol the upstream agreed to; an upstream without ALPN speaks HTTP/1.1.
     const clientAlpn = chosen ?? (hello.alpn.includes('http/1.1') ? 'http/1.1' : null);
@@ -120,6 +142,13 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
       up.destroy();
       input.client.destroy();
       decide(`${(err as Error).message} (a client that pins its server's certificate needs its host in Zone::"tls-passthrough")`);
+      return;
+    }
+    if (parkedError || up.destroyed) {
+      // Failed while the agent's handshake ran: a denial, not a relay over a dead connection.
+      failed(parkedError ?? Object.assign(new Error('upstream closed the connection after the TLS handshake'), { code: 'ECONNRESET' }));
+      up.destroy();
+      agent.destroy();
       return;
     }
     if (agent.alpnProtocol === 'h2') {
@@ -155,7 +184,7 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     }).start(Buffer.alloc(0));
   })().catch((err) => {
     process.stderr.write(`lilith dataplane: internal error intercepting TLS (dropped): ${(err as Error)?.stack ?? String(err)}\n`);
-    up.destroy();
+    up?.destroy();
     input.client.destroy();
   });
   return true;

@@ -12,6 +12,7 @@ import type { EntityUid } from '../../../cedar/types.js';
 import type { Decider } from '../decide.js';
 import type { Origin } from '../origin.js';
 import type { IdentityCa, Svid } from '../tls/svid.js';
+import { clientCertificate } from '../tls/client-cert.js';
 import { connectVerified, isCertificateError } from '../tls/upstream.js';
 
 export interface OriginationInput {
@@ -76,19 +77,20 @@ export function withOriginatedTls(input: OriginationInput, start: (connectUpstre
     });
     return s;
   };
-  if (!t.client_certificate || !input.spiffeId) return start(factory());
-  if (!input.identity) {
-    deny(`upstream "${input.alias}" asks for a client certificate and this enforcer has no identity CA`);
+  let cert: Svid | null | Promise<Svid>;
+  try {
+    cert = clientCertificate(input.alias, up, input.identity, input.spiffeId);
+  } catch (err) {
+    deny((err as Error).message);
     return void input.client.resetAndDestroy();
   }
-  const cached = input.identity.cached(input.spiffeId);
-  if (cached) return start(factory(cached));
-  input.identity.issue(input.spiffeId).then(
+  if (!(cert instanceof Promise)) return start(factory(cert ?? undefined));
+  cert.then(
     (svid) => {
       if (!input.client.destroyed) start(factory(svid));
     },
     (err: Error) => {
-      deny(`no client certificate for ${input.spiffeId}: ${err.message}`);
+      deny(err.message);
       input.client.resetAndDestroy();
     },
   );
