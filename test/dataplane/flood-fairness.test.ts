@@ -55,6 +55,23 @@ test('fair queue: a burst of one agent is served in round robin with others, a b
   assert.deepEqual(done, [1, 2]);
 });
 
+test('fair queue: jobs held back run together after their delay, counted as waiting; flush runs them at once', async () => {
+  const q = new FairQueue();
+  const ran: string[] = [];
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) q.runAfter('flooder', 150, () => ran.push(`held${i}`));
+  q.run('victim', () => ran.push('victim'));
+  assert.equal(q.waiting('flooder'), 5);
+  await until('the victim job', () => ran.includes('victim'));
+  assert.deepEqual(ran, ['victim'], 'held jobs wait for their delay');
+  await until('held jobs', () => ran.length === 6);
+  assert.ok(Date.now() - t0 >= 140, `held jobs ran after ${Date.now() - t0} ms`);
+  assert.equal(q.waiting('flooder'), 0);
+  q.runAfter('flooder', 60_000, () => ran.push('late'));
+  q.flush();
+  assert.equal(ran.at(-1), 'late');
+});
+
 test('connection cap: resets counted between audited refusals are audited as one event with their number', async () => {
   const up = await startHttpUpstream();
   const cap = 3;

@@ -38,8 +38,15 @@ export interface ConnectionDeps {
   fair: FairQueue;
 }
 
-/** Over-cap connections of one agent waiting for their reset (each holds an fd meanwhile). */
-const OVER_CAP_WAITING = 64;
+/**
+ * Over-cap connections of one agent held unread before their reset (each holds an fd
+ * meanwhile, so an agent's fds are bounded by its connection cap plus these), and for
+ * how long. A client that reconnects when its connection closes (the usual retry loop)
+ * retries 4 times a second per held connection instead of as fast as it can; one that
+ * does not wait finds the pen full and is reset at once, as without it.
+ */
+const OVER_CAP_HELD = 256;
+const OVER_CAP_HOLD_MS = 250;
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
 
@@ -80,11 +87,12 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     // Over the cap: the cheapest refusal there is, a reset. One refusal per agent per interval is
     // audited in full; the others are counted into one event at the interval's end (budgets.ts).
     if (!deps.budgets.refuseOverCap(agentKey, over, origin)) {
-      // Even the reset (a close that sends an RST, ~30 µs of kernel time on loopback) waits its
-      // agent's turn, so a reconnect storm is reset in bounded batches between other agents'
-      // I/O; past OVER_CAP_WAITING resets waiting, the agent's further connections are reset at once.
-      if (deps.fair.waiting(agentKey) >= OVER_CAP_WAITING) return void client.resetAndDestroy();
-      deps.fair.run(agentKey, () => client.resetAndDestroy());
+      // The reset is held back (unread, no work) and then waits its agent's turn: a reconnect
+      // loop slows to the hold time, and the resets (a close sending an RST, ~30 µs of kernel
+      // time each on loopback) run in bounded batches between other agents' I/O. Past
+      // OVER_CAP_HELD waiting, the agent's further connections are reset at once.
+      if (deps.fair.waiting(agentKey) >= OVER_CAP_HELD) return void client.resetAndDestroy();
+      deps.fair.runAfter(agentKey, OVER_CAP_HOLD_MS, () => client.resetAndDestroy());
       return;
     }
     return refuse('tcp', over);

@@ -25,6 +25,8 @@ export class FairQueue {
   readonly #turnMs: number;
   #scheduled: NodeJS.Immediate | null = null;
   #pending = 0;
+  /** Jobs held back per agent (runAfter), moved to the queue together when their timer fires. */
+  readonly #held = new Map<string, { jobs: Array<() => void>; timer: NodeJS.Timeout }>();
 
   constructor(options: FairQueueOptions = {}) {
     this.#perTurn = options.perTurn ?? 16;
@@ -36,9 +38,24 @@ export class FairQueue {
     return this.#pending;
   }
 
-  /** Jobs waiting for `agent`. */
+  /** Jobs waiting for `agent` (queued or held back). */
   waiting(agent: string): number {
-    return this.#queues.get(agent)?.length ?? 0;
+    return (this.#queues.get(agent)?.length ?? 0) + (this.#held.get(agent)?.jobs.length ?? 0);
+  }
+
+  /** Queues `job` for `agent` once `delayMs` has passed (one timer per agent and batch of jobs held together). */
+  runAfter(agent: string, delayMs: number, job: () => void): void {
+    let held = this.#held.get(agent);
+    if (!held) {
+      const jobs: Array<() => void> = [];
+      const timer = setTimeout(() => {
+        this.#held.delete(agent);
+        for (const j of jobs) this.run(agent, j);
+      }, delayMs);
+      held = { jobs, timer };
+      this.#held.set(agent, held);
+    }
+    held.jobs.push(job);
   }
 
   /** Queues `job` behind `agent`'s other jobs; it runs in a later turn, after I/O was polled. */
@@ -52,6 +69,11 @@ export class FairQueue {
 
   /** Runs every waiting job now (the dataplane is closing: refusals are still audited). */
   flush(): void {
+    for (const [agent, held] of this.#held) {
+      clearTimeout(held.timer);
+      for (const j of held.jobs) this.run(agent, j);
+    }
+    this.#held.clear();
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = null;
     while (this.#pending > 0) this.#batch(Number.POSITIVE_INFINITY);
