@@ -64,10 +64,10 @@ const DIGIT_RUN = /[0-9](?:[ -]?[0-9]){12}/;
  * Whether `detect(name, s)` can be true for s = JSON.stringify of any value read
  * from the JSON text `json`; false means it cannot, so the text need not be
  * parsed to look. Without `\u` escapes and exponent-form numbers, every key and
- * string in s is the one in `json` (a simple escape decodes to whitespace, a
- * quote, a slash or a backslash, which JSON.stringify writes back escaped, or
- * `\/` to `/`, which only the labelled AWS secret can contain, after its label),
- * and every digit run in s comes from one in `json` at least as long (an integer
+ * string in s is the one in `json` (a simple escape decodes to a control
+ * character, a quote or a backslash, which JSON.stringify writes back escaped
+ * as it was, or `\/` to `/`, which only the labelled AWS secret can contain,
+ * after its label), and every digit run in s comes from one in `json` at least as long (an integer
  * part rounded up gains a digit only as 10…0, which no card number is). So each
  * detector needs in `json` what it needs in s: its literal text, an '@', or a
  * run of 13 digits. Keep in step with the detectors above; unknown names say true.
