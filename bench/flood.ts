@@ -1,4 +1,4 @@
-// `npm run bench -- flood [--iterations N] [--stalled N] [--hellos N] [--tunnels N] [--dns-rate Q]`:
+// `npm run bench -- flood [--iterations N] [--stalled N] [--hellos N] [--tunnels N] [--dns-rate Q] [--impatient R]`:
 // one agent (coder) floods the dataplane with stalled connections (silent, and
 // HTTP heads that never finish), TLS hellos that stall after their record
 // header, permitted websocket tunnels held open, and DNS queries to a resolver
@@ -65,6 +65,8 @@ interface FlooderOptions {
   hellos: number;
   tunnels: number;
   dnsRate: number;
+  /** Connections opened per second that do not wait for the proxy to cut the previous ones (each dropped by the flooder after 50 ms). */
+  impatient: number;
 }
 interface FloodStats {
   opened: number;
@@ -218,6 +220,17 @@ async function startFlooder(o: FlooderOptions): Promise<Part<FloodStats, FloodSt
     }
   }, 10);
   const tunnelCount = setInterval(() => (stats.tunnelsUp = sets[3].size), 500);
+  // An attacker that does not wait for a refusal: a fixed rate of new connections, each dropped after 50 ms.
+  const impatientPerTick = Math.round(o.impatient / 100);
+  const impatientTimer = setInterval(() => {
+    for (let i = 0; i < impatientPerTick; i++) {
+      const s = net.connect(o.proxy.stalled, '127.0.0.1');
+      stats.opened++;
+      s.on('error', () => undefined);
+      s.on('close', () => stats.cut++);
+      setTimeout(() => s.destroy(), 50);
+    }
+  }, 10);
   return {
     ready: stats,
     stop: async () => {
@@ -225,6 +238,7 @@ async function startFlooder(o: FlooderOptions): Promise<Part<FloodStats, FloodSt
       clearInterval(ping);
       clearInterval(dnsTimer);
       clearInterval(tunnelCount);
+      clearInterval(impatientTimer);
       for (const set of sets) for (const s of set) s.destroy();
       udp.close();
       return stats;
@@ -311,6 +325,7 @@ export async function run(argv: string[]): Promise<void> {
       hellos: { type: 'string', default: '300' },
       tunnels: { type: 'string', default: '100' },
       'dns-rate': { type: 'string', default: '5000' },
+      impatient: { type: 'string', default: '0' },
     },
     allowPositionals: true,
     strict: false,
@@ -330,9 +345,10 @@ export async function run(argv: string[]): Promise<void> {
     hellos: Number(values.hellos),
     tunnels: Number(values.tunnels),
     dnsRate: Number(values['dns-rate']),
+    impatient: Number(values.impatient),
   };
   process.stdout.write(
-    `\nflooder (agent coder): ${flood.stalled} stalled connections (half silent, half an unfinished head), ${flood.hellos} stalled TLS hellos, ${flood.tunnels} websocket tunnels, ${flood.dnsRate} DNS queries/s to a silent resolver; each cut connection reopened\n` +
+    `\nflooder (agent coder): ${flood.stalled} stalled connections (half silent, half an unfinished head), ${flood.hellos} stalled TLS hellos, ${flood.tunnels} websocket tunnels, ${flood.dnsRate} DNS queries/s to a silent resolver; each cut connection reopened; ${flood.impatient} connections/s more that do not wait for a refusal\n` +
       `victim (agent reader): ${iterations} keep-alive GETs through the proxy, interleaved with the direct path; per-agent budgets: the defaults\n`,
   );
   const [direct, lilith] = await Promise.all([Victim.connect(upstreams.ready.http), Victim.connect(proxy.ready.victim)]);

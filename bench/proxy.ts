@@ -1,4 +1,4 @@
-// `npm run bench -- proxy [--iterations N] [--seconds S] [--concurrency C] [--engine fast|wasm] [--audit file|null] [--topology both|processes|single]`:
+// `npm run bench -- proxy [--iterations N] [--seconds S] [--concurrency C] [--engine fast|wasm] [--audit file|null] [--topology both|processes|single] [--ab <dist dir of another build>]`:
 // latency the dataplane adds to an HTTP/1.1 keep-alive request and to an MCP
 // tools/call (p50/p99, proxied minus direct, measured interleaved in the same
 // run), and requests/s at saturation through the proxy vs direct.
@@ -149,10 +149,16 @@ export async function run(argv: string[]): Promise<void> {
       engine: { type: 'string', default: 'fast' },
       audit: { type: 'string', default: 'file' },
       topology: { type: 'string', default: 'both' },
+      ab: { type: 'string' },
     },
     allowPositionals: true,
     strict: false,
   });
+  if (typeof values.ab === 'string') {
+    // A/B against another build (see proxy-ab.ts); nothing else runs.
+    const { runAb } = await import('./proxy-ab.js');
+    return runAb(values.ab, Number(values.iterations === '8000' ? 6000 : values.iterations), values.audit === 'null' ? 'null' : 'file');
+  }
   if (!['both', 'processes', 'single'].includes(String(values.topology)))
     throw new Error(`--topology must be both, processes or single, got '${String(values.topology)}'`);
   const o: Options = {

@@ -117,19 +117,23 @@ export class FileAuditSink implements AuditSink {
       try {
         let fh = await this.#openFile();
         let batch = '';
+        // Counted as it grows: measuring the growing string per line would flatten and rescan it each time.
+        let batchBytes = 0;
         for (const line of lines) {
           const bytes = Buffer.byteLength(line);
-          if (this.#size + Buffer.byteLength(batch) + bytes > this.#maxBytes && this.#size + batch.length > 0) {
+          if (this.#size + batchBytes + bytes > this.#maxBytes && this.#size + batchBytes > 0) {
             if (batch) await fh.write(batch);
             batch = '';
+            batchBytes = 0;
             await this.#rotate();
             fh = await this.#openFile();
           }
           batch += line;
+          batchBytes += bytes;
         }
         if (batch) {
           await fh.write(batch);
-          this.#size += Buffer.byteLength(batch);
+          this.#size += batchBytes;
         }
         this.#written += lines.length;
         this.#lastError = null;

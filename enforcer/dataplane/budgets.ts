@@ -20,31 +20,76 @@ interface Use {
   dns: number;
 }
 
-/** Refusals over the connection cap are audited at most this often per agent; the ones between are counted into the next. */
+/** Refusals over the connection cap are audited at most this often per agent; the ones between are counted into one event. */
 export const REFUSAL_AUDIT_INTERVAL_MS = 1000;
+
+/** What a connection refused over the cap is audited with: the refusal text and something naming the connection (its origin). */
+export type RefusalSummary = (agent: string, text: string, sample: unknown) => void;
+
+interface Tally {
+  /** When the agent's last refusal event was audited. */
+  at: number;
+  /** Refusals reset without an event since then. */
+  unaudited: number;
+  /** The last of them (the summary event names it) and the cap text of that moment. */
+  sample: unknown;
+  text: string;
+  timer: NodeJS.Timeout | null;
+}
 
 export class AgentBudgets {
   readonly #use = new Map<string, Use>();
-  readonly #refusals = new Map<string, { at: number; unaudited: number }>();
+  readonly #refusals = new Map<string, Tally>();
+  /** Audits the refusals counted over an interval (set by the dataplane). */
+  onRefusalSummary: RefusalSummary | null = null;
   constructor(readonly limits: BudgetLimits = DEFAULT_BUDGETS) {}
 
   /**
-   * An over-cap connection of `agent` was refused: the number of such refusals
-   * left unaudited since its last audited one when this one should be audited
-   * (the first, then at most one per interval), else null. A reconnect loop over
-   * the cap must cost a reset, not a decision and an audit line each: that work
-   * is what would delay every other agent's decisions.
+   * A connection of `agent` over its cap is being refused (`text`: why). True
+   * when the caller audits this one itself (the first after a quiet interval);
+   * false when it is only counted: the caller resets it and does nothing else.
+   * A reconnect loop over the cap must cost an accept and a reset, not a
+   * decision and an audit line each — that work is what would delay every other
+   * agent's decisions. Counted refusals are never lost: at the end of the
+   * interval one event carries their number (onRefusalSummary).
    */
-  auditRefusal(agent: string, now = Date.now()): number | null {
+  refuseOverCap(agent: string, text: string, sample: unknown, now = Date.now()): boolean {
     const r = this.#refusals.get(agent);
     if (r && now - r.at < REFUSAL_AUDIT_INTERVAL_MS) {
       r.unaudited++;
-      return null;
+      r.sample = sample;
+      r.text = text;
+      r.timer ??= setTimeout(() => this.#summarise(agent), REFUSAL_AUDIT_INTERVAL_MS - (now - r.at)).unref();
+      return false;
     }
-    const skipped = r?.unaudited ?? 0;
-    if (this.#refusals.size >= 4096 && !r) this.#refusals.delete(this.#refusals.keys().next().value!);
-    this.#refusals.set(agent, { at: now, unaudited: 0 });
-    return skipped;
+    if (!r && this.#refusals.size >= 4096) {
+      // Forget the oldest agent's tally, auditing what it still counted.
+      const oldest = this.#refusals.keys().next().value!;
+      this.#summarise(oldest);
+      this.#refusals.delete(oldest);
+    }
+    if (r) this.#summarise(agent);
+    this.#refusals.set(agent, { at: now, unaudited: 0, sample: null, text: '', timer: null });
+    return true;
+  }
+
+  #summarise(agent: string): void {
+    const r = this.#refusals.get(agent);
+    if (!r) return;
+    if (r.timer) clearTimeout(r.timer);
+    r.timer = null;
+    if (r.unaudited === 0) return;
+    const n = r.unaudited;
+    const sample = r.sample;
+    r.unaudited = 0;
+    r.sample = null;
+    r.at = Date.now();
+    this.onRefusalSummary?.(agent, `${r.text}; ${n} connection${n === 1 ? '' : 's'} over the cap reset since the last such event`, sample);
+  }
+
+  /** Audits every count still waiting for its interval to end (the dataplane is closing). */
+  flushRefusals(): void {
+    for (const agent of [...this.#refusals.keys()]) this.#summarise(agent);
   }
 
   #of(agent: string): Use {

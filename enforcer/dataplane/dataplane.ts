@@ -7,8 +7,9 @@ import { startDnsFront, type DnsFront } from './dns/front.js';
 import { LearnedNames } from './dns/names.js';
 import { registerMetricSources, dataplaneMetrics } from './metrics.js';
 import { parseHostPort } from '../../net/address.js';
-import type { OriginResolver } from './origin.js';
-import { handleConnection } from './proxy/connection.js';
+import type { Origin, OriginResolver } from './origin.js';
+import { auditOverCapRefusals, handleConnection } from './proxy/connection.js';
+import { FairQueue } from './proxy/fair-queue.js';
 import { Decider } from './decide.js';
 import type { SnapshotSource } from '../control/index.js';
 import { TaintSessions } from './taint/sessions.js';
@@ -77,6 +78,8 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
   const sockets = new Set<net.Socket>();
   const own = new OwnListeners();
   const budgets = new AgentBudgets({ ...DEFAULT_BUDGETS, ...opts.budgets });
+  budgets.onRefusalSummary = (_agent, reason, origin) => auditOverCapRefusals(decider, origin as Origin | null, reason);
+  const fair = new FairQueue();
   const deps = {
     snapshots: opts.snapshots,
     origin: opts.origin,
@@ -88,6 +91,7 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
     tunnelMaxMs: opts.tunnelMaxMs ?? 3_600_000,
     interception: opts.ca ? { ca: opts.ca, identity: opts.identityCa ?? null } : null,
     identity: opts.identityCa ?? null,
+    fair,
   };
   dataplaneMetrics();
 
@@ -96,6 +100,8 @@ export async function startDataplane(opts: DataplaneOptions): Promise<Dataplane>
   let dns: DnsFront | null = null;
   const closeAll = async () => {
     for (const s of servers) s.close();
+    fair.flush();
+    budgets.flushRefusals();
     for (const s of sockets) s.destroy();
     await dns?.close();
   };

@@ -172,6 +172,16 @@ export class Decider {
     return { allowed, action, resource, policies: decision.reasons, errors: decision.errors, reason, agent, snapshot: snap };
   }
 
+  /**
+   * False when no value inside the JSON text `json` could set a taint bit through
+   * taintFromResponse (no detector could match its serialisation): then it need
+   * not be parsed at all.
+   */
+  mayTaintFromJson(result: DecisionResult, json: string): boolean {
+    if (!result.agent || !result.snapshot) return false;
+    return classifiersFor(result.snapshot).mayMatchJson(json);
+  }
+
   /** Taint from content that flowed back (response detectors); no decision, no audit event. */
   taintFromResponse(result: DecisionResult, text: string, mcpSession?: string): void {
     if (!result.agent || !result.snapshot) return;

@@ -330,7 +330,7 @@ test('concurrent first connections from one new executable hash it once (identit
   }
 });
 
-test('connection cap: a reconnect loop over the cap is reset at once, audited once per second with a count', async () => {
+test('connection cap: a reconnect loop over the cap is reset (held back at most 250 ms, no decision each), audited once per second with a count', async () => {
   const up = await startHttpUpstream();
   const cap = 4;
   const h = await startHarness({ destination: loopback(up.port), extra: { budgets: { connections: cap } } });

@@ -22,6 +22,7 @@ import { maybeIntercept, type Interception } from './tls-intercept.js';
 import { withOriginatedTls } from './tls-originate.js';
 import { decideH2c } from './h2c.js';
 import type { IdentityCa } from '../tls/svid.js';
+import type { FairQueue } from './fair-queue.js';
 
 export interface ConnectionDeps {
   snapshots: SnapshotSource;
@@ -38,13 +39,24 @@ export interface ConnectionDeps {
   interception?: Interception | null;
   /** The node's identity CA: client certificates (X.509-SVID) for upstreams lilith.json marks tls.client_certificate. */
   identity?: IdentityCa | null;
+  /** Connection-level refusals (deadlines, unrecognised closes) run here, in per-agent round robin. */
+  fair: FairQueue;
 }
+
+/**
+ * Over-cap connections of one agent held unread before their reset (each holds an fd
+ * meanwhile, so an agent's fds are bounded by its connection cap plus these), and for
+ * how long. A client that reconnects when its connection closes (the usual retry loop)
+ * retries 4 times a second per held connection instead of as fast as it can; one that
+ * does not wait finds the pen full and is reset at once, as without it.
+ */
+const OVER_CAP_HELD = 256;
+const OVER_CAP_HOLD_MS = 250;
 
 export const DEFAULT_LIMITS: Limits = { maxHeaderBytes: 32 * 1024, maxBodyBytes: 10 * 1024 * 1024, idleTimeoutMs: 30_000 };
 
 export async function handleConnection(client: net.Socket, deps: ConnectionDeps): Promise<void> {
   client.pause();
-  client.setNoDelay(true);
   // Until a protocol path owns the socket, any error just ends it.
   const early = () => client.destroy();
   client.on('error', early);
@@ -77,11 +89,20 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
   const agentKey = (snap && deps.decider.agentOf(snap, origin)?.spiffeId) || 'unknown identity';
   const over = deps.budgets.openConnection(agentKey, client);
   if (over) {
-    // Over the cap: one audited refusal per agent per second (budgets.ts auditRefusal), the rest only reset.
-    const skipped = deps.budgets.auditRefusal(agentKey);
-    if (skipped === null) return void client.resetAndDestroy();
-    return refuse('tcp', skipped ? `${over}; ${skipped} more refused since the last such event` : over);
+    // Over the cap: the cheapest refusal there is, a reset. One refusal per agent per interval is
+    // audited in full; the others are counted into one event at the interval's end (budgets.ts).
+    if (!deps.budgets.refuseOverCap(agentKey, over, origin)) {
+      // The reset is held back (unread, no work) and then waits its agent's turn: a reconnect
+      // loop slows to the hold time, and the resets (a close sending an RST, ~30 µs of kernel
+      // time each on loopback) run in bounded batches between other agents' I/O. Past
+      // OVER_CAP_HELD waiting, the agent's further connections are reset at once.
+      if (deps.fair.waiting(agentKey) >= OVER_CAP_HELD) return void client.resetAndDestroy();
+      deps.fair.runAfter(agentKey, OVER_CAP_HOLD_MS, () => client.resetAndDestroy());
+      return;
+    }
+    return refuse('tcp', over);
   }
+  client.setNoDelay(true);
 
   const upstream = origin ? declaredUpstream(config, origin.destination) : null;
   if (upstream?.kind === 'tcp') {
@@ -99,15 +120,21 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
 
   let buf: Buffer = EMPTY;
   let decided = false;
+  // Refusals of stalled or unrecognised connections wait their agent's turn: one agent's
+  // deadlines expiring together must not run as one block in front of other agents' work.
+  const refuseInTurn = (protocol: 'tls' | 'tcp', reason: string) => {
+    const initial = buf;
+    client.on('error', early); // while it waits; audited whether or not the client is still there
+    deps.fair.run(agentKey, () => refuse(protocol, reason, initial));
+  };
   const timer = setTimeout(() => {
     if (decided) return;
     const tls = buf.length > 0 && buf[0] === 0x16;
     finishDetection();
     if (!buf.length && !origin) return void client.destroy();
-    refuse(
+    refuseInTurn(
       tls ? 'tls' : 'tcp',
       `${tls ? 'TLS ClientHello' : buf.length ? 'recognisable protocol' : 'first bytes'} not received within ${deps.detectTimeoutMs} ms`,
-      buf,
     );
   }, deps.detectTimeoutMs);
   const onData = (d: Buffer) => {
@@ -133,7 +160,7 @@ export async function handleConnection(client: net.Socket, deps: ConnectionDeps)
     finishDetection();
     // Closed before saying anything recognisable: nothing to relay.
     if (!buf.length) return void client.destroy();
-    refuse(buf[0] === 0x16 ? 'tls' : 'tcp', 'client closed before its protocol was recognised', buf);
+    refuseInTurn(buf[0] === 0x16 ? 'tls' : 'tcp', 'client closed before its protocol was recognised');
   };
   const finishDetection = () => {
     decided = true;
@@ -276,6 +303,17 @@ function connectDecision(
     return decide().allowed;
   };
   relay(client, origin!.destination, initial, { idleTimeoutMs: limits.idleTimeoutMs, stillAllowed });
+}
+
+/** The event for connections refused over their agent's cap and counted since the last one (budgets.ts refuseOverCap). */
+export function auditOverCapRefusals(decider: Decider, origin: Origin | null, reason: string): void {
+  const resource: EntityUid = { type: 'Endpoint', id: origin ? endpointId(origin) : 'unknown' };
+  decider.decide({
+    origin,
+    protocol: 'tcp',
+    fallback: { action: 'connect', resource },
+    build: () => ({ action: 'connect', resource, context: {}, refuse: reason }),
+  });
 }
 
 /** Audits a refused TLS connection (intercept decision with a refusal) and resets it. */

@@ -787,6 +787,21 @@ export class HttpConnection {
     this.#pendingMcp = ex;
     if (framing.kind === 'none') return this.#decideHeldBody();
     const key = this.deps.agentKey;
+    if (framing.kind === 'length' && this.#buf.length >= framing.length) {
+      // The whole body came with its head (the usual small JSON-RPC POST): held and decided
+      // now, under the same budget, without a body tracker and another pass of the pump.
+      const body = this.#buf.subarray(0, framing.length);
+      this.#buf = this.#buf.subarray(framing.length);
+      if (!this.deps.budgets.hold(key, body.length)) {
+        this.#held = null;
+        this.#pendingMcp = null;
+        this.#refuseMalformed('the agent holds too many request body bytes awaiting decisions');
+        return this.#replyJson(503, 'Service Unavailable', { error: 'busy', reason: 'held body budget exhausted' }, true);
+      }
+      held.parts.push(body);
+      held.bytes = body.length;
+      return this.#decideHeldBody();
+    }
     this.#reqBody = new BodyTracker(framing, (d) => {
       if (held.bytes < 0) return;
       if (!this.deps.budgets.hold(key, d.length)) {

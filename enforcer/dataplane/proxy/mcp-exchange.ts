@@ -5,7 +5,7 @@
 // error reply the client gets instead. What it permits it hands back as the
 // scope the response inspection needs (sse-inspect.ts).
 import type { LilithConfig } from '../../../capsule/config.js';
-import type { CedarValue, EntityUid } from '../../../cedar/types.js';
+import type { EntityUid } from '../../../cedar/types.js';
 import type { PolicySnapshot } from '../../control/index.js';
 import { formatDestination, type Origin } from '../origin.js';
 import { header, type HttpHead } from '../protocols/http1.js';
@@ -109,8 +109,13 @@ export class McpGate {
       this.#decide({ kind: 'invalid', reason }, session);
       return { status: 400, statusText: 'Bad Request', body: jsonRpcError(null, PARSE_ERROR_CODE, `Parse error: ${reason}`) };
     }
-    const results = parsed.messages.map((m) => ({ m, r: this.#decide(classifyMessage(m), session) }));
-    const denied = results.find((x) => !x.r.allowed);
+    const results: Array<{ m: JsonRpcMessage; r: DecisionResult }> = [];
+    let denied: { m: JsonRpcMessage; r: DecisionResult } | undefined;
+    for (const m of parsed.messages) {
+      const x = { m, r: this.#decide(classifyMessage(m), session) };
+      results.push(x);
+      if (!x.r.allowed) denied ??= x;
+    }
     if (denied) {
       const withIds = results.filter((x) => x.m.id !== undefined && x.m.method !== undefined);
       // The older HTTP+SSE transport answers on its event stream, not on the POST: a JSON-RPC
@@ -122,7 +127,7 @@ export class McpGate {
       return { status: 200, statusText: 'OK', body: parsed.batch ? errors : errors[0] };
     }
     const dataIds = new Set<string | number>();
-    for (const { m } of results)
+    for (const m of parsed.messages)
       if (m.method && DATA_METHODS.has(m.method) && m.id !== undefined && m.id !== null) dataIds.add(idKey(m.id));
     return { scope: { decision: results[0].r, session, dataIds }, body: forward };
   }
@@ -166,39 +171,46 @@ export class McpGate {
       build: (snap, agent): RequestSpec => {
         const resource = this.#serverUid(snap);
         // Each context is built whole (a spread of a shared base object is a slow path in V8).
-        const context = (fields: Record<string, CedarValue>): RequestSpec['context'] => {
-          if (session !== undefined) fields.mcp_session = session;
-          return fields;
-        };
-        const upstream = (c: Parameters<NonNullable<RequestSpec['taintOnAllow']>>[0]) => c.upstreamBits(resource);
-        // Reading a resource or a prompt: the action is the method; what it returns carries the server's taint.
-        const read = (action: string, ctx: RequestSpec['context']): RequestSpec => ({
-          action,
-          resource,
-          context: ctx,
-          taintOnAllow: upstream,
-        });
+        let spec: RequestSpec;
         switch (call.kind) {
           case 'invalid':
-            return { action: fallbackAction, resource, context: context({}), refuse: `malformed MCP message: ${call.reason}` };
+            spec = { action: fallbackAction, resource, context: {}, refuse: `malformed MCP message: ${call.reason}` };
+            break;
           case 'tool': {
             const shapes = toolShapesFor(snap);
             const declared = this.#decider.isDeclaredAction(snap, call.tool, shapes?.toolActions ?? null, agent);
             const args = shapes ? projectArguments(call.arguments, shapes.argumentTypes) : {};
-            return {
+            spec = {
               action: declared ? call.tool : 'call_tool',
               resource,
-              context: context({ tool: call.tool, arguments: args }),
-              taintOnAllow: (c) => c.toolBits(call.tool, call.arguments) | upstream(c),
+              context: { tool: call.tool, arguments: args },
+              taintOnAllow: (c) => c.toolBits(call.tool, call.arguments) | c.upstreamBits(resource),
             };
+            break;
           }
+          // Reading a resource or a prompt: the action is the method; what it returns carries the server's taint.
           case 'resource':
-            return read('resources/read', context({ method: 'resources/read', uri: call.uri }));
+            spec = {
+              action: 'resources/read',
+              resource,
+              context: { method: 'resources/read', uri: call.uri },
+              taintOnAllow: (c) => c.upstreamBits(resource),
+            };
+            break;
           case 'prompt':
-            return read('prompts/get', context({ method: 'prompts/get', prompt: call.prompt }));
+            spec = {
+              action: 'prompts/get',
+              resource,
+              context: { method: 'prompts/get', prompt: call.prompt },
+              taintOnAllow: (c) => c.upstreamBits(resource),
+            };
+            break;
           case 'session':
-            return { action: 'mcp_session', resource, context: context({ method: call.method }) };
+            spec = { action: 'mcp_session', resource, context: { method: call.method } };
+            break;
         }
+        if (session !== undefined) spec.context.mcp_session = session;
+        return spec;
       },
     });
   }

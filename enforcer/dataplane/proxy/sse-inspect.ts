@@ -67,6 +67,9 @@ export function inspectTextResponse(
 
 /** Feeds the results of data-reading requests, and every server notification/request, in one JSON-RPC payload to taint classification. */
 function taintFromReplies(text: string, scope: McpReplyScope, session: string | undefined, decider: Decider): void {
+  // Parsing and re-serialising is the costly part of inspecting a reply; a text in which
+  // no detector could find anything (no hint of any) cannot taint, parsed or not.
+  if (!decider.mayTaintFromJson(scope.decision, text)) return;
   const parsed = parseJsonRpc(text);
   if (!parsed.ok) return;
   const ids = scope.dataIds;
@@ -119,8 +122,10 @@ class McpJsonInspector implements ResponseInspector {
   }
 
   finish(): void {
-    if (this.#size <= this.#maxBodyBytes)
-      taintFromReplies(Buffer.concat(this.#parts).toString('utf8'), this.#scope, this.#session, this.#decider);
+    if (this.#size > this.#maxBodyBytes) return;
+    // A body in one read (the usual case) is decoded in place, not copied first.
+    const body = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts);
+    taintFromReplies(body.toString('utf8'), this.#scope, this.#session, this.#decider);
   }
 }
 

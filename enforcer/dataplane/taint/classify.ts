@@ -2,7 +2,7 @@
 // tool call, an upstream, or a response's content sets.
 import type { ClassifierRule, LilithConfig } from '../../../capsule/config.js';
 import type { Entity, EntityUid } from '../../../cedar/types.js';
-import { detect, type DetectorName } from './detectors.js';
+import { detect, mayDetectInJson, type DetectorName } from './detectors.js';
 import { labelsToMask } from './mask.js';
 
 /** `*` any run of characters (including `/`), `?` exactly one; everything else literal. */
@@ -104,6 +104,12 @@ export class Classifiers {
 
   get hasDetectors(): boolean {
     return this.#detectors.length > 0;
+  }
+
+  /** False when responseBits is 0 for JSON.stringify of every value in the JSON text `json` (it need not be parsed). */
+  mayMatchJson(json: string): boolean {
+    for (const d of this.#detectors) if (mayDetectInJson(d.name, json)) return true;
+    return false;
   }
 
   /** Bits for content that flowed back to the agent. */

@@ -54,3 +54,36 @@ export function detect(name: DetectorName, text: string): boolean {
       return hasEmail(text);
   }
 }
+
+/** A JSON number in exponent form: its value re-serialised can hold digits its text does not (4.111e15). */
+const JSON_EXPONENT = /[0-9][eE][+-]?[0-9]/;
+const AWS_HINT = /AKIA|ASIA|AROA|AIDA|aws_secret_access_key/;
+const DIGIT_RUN = /[0-9](?:[ -]?[0-9]){12}/;
+
+/**
+ * Whether `detect(name, s)` can be true for s = JSON.stringify of any value read
+ * from the JSON text `json`; false means it cannot, so the text need not be
+ * parsed to look. Without `\u` escapes and exponent-form numbers, every key and
+ * string in s is the one in `json` (a simple escape decodes to a control
+ * character, a quote or a backslash, which JSON.stringify writes back escaped
+ * as it was, or `\/` to `/`, which only the labelled AWS secret can contain,
+ * after its label), and every digit run in s comes from one in `json` at least as long (an integer
+ * part rounded up gains a digit only as 10…0, which no card number is). So each
+ * detector needs in `json` what it needs in s: its literal text, an '@', or a
+ * run of 13 digits. Keep in step with the detectors above; unknown names say true.
+ */
+export function mayDetectInJson(name: DetectorName, json: string): boolean {
+  if (json.includes('\\u') || JSON_EXPONENT.test(json)) return true;
+  switch (name) {
+    case 'private_key':
+      return json.includes('PRIVATE KEY');
+    case 'aws_access_key':
+      return AWS_HINT.test(json);
+    case 'card_number':
+      return DIGIT_RUN.test(json);
+    case 'email':
+      return json.includes('@');
+    default:
+      return true;
+  }
+}
