@@ -128,11 +128,12 @@ export function parseJsonLong(text: string, maxDepth = 512): unknown {
 
 /**
  * JSON.stringify, except that a BigInt is written as its exact digits (JSON.stringify
- * throws on one). Without BigInts the text is JSON.stringify's, byte for byte.
+ * throws on one). Without BigInts the text is JSON.stringify's, byte for byte
+ * (`space` as JSON.stringify's).
  */
-export function stringifyJsonLong(value: unknown): string {
+export function stringifyJsonLong(value: unknown, space?: number): string {
   try {
-    return nativeStringify(value);
+    return nativeStringify(value, null, space);
   } catch (err) {
     if (!(err instanceof TypeError) || !/BigInt/.test(err.message)) throw err;
   }
@@ -141,11 +142,15 @@ export function stringifyJsonLong(value: unknown): string {
   // replaced too: the count of replacements against the count of BigInts refuses that.
   const tag = `lilith-long-${randomBytes(12).toString('hex')}:`;
   let longs = 0;
-  const text = nativeStringify(value, (_k, v: unknown) => {
-    if (typeof v !== 'bigint') return v;
-    longs++;
-    return tag + v.toString();
-  });
+  const text = nativeStringify(
+    value,
+    (_k, v: unknown) => {
+      if (typeof v !== 'bigint') return v;
+      longs++;
+      return tag + v.toString();
+    },
+    space,
+  );
   let replaced = 0;
   const out = text.replace(new RegExp(`"${tag}(-?[0-9]+)"`, 'g'), (_m, digits: string) => {
     replaced++;

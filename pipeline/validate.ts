@@ -7,7 +7,9 @@ import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import { checkConfig, type ConfigIssue } from '../capsule/config-check.js';
 import type { LilithConfig } from '../capsule/config.js';
 import { crossCheckConfig, unknownTaintLabels } from '../capsule/config-cross-check.js';
+import { longOutOfRange, parseJsonLong } from '../cedar/json-long.js';
 import { PolicySetError, splitPolicies } from '../cedar/policy-set.js';
+import { withExactLongs } from '../cedar/wasm-exact.js';
 import { locateJsonPointer } from './json-locate.js';
 import { CONFIG_FILE, ENTITIES_FILE, SCHEMA_FILE, type PolicySource } from './policy-source.js';
 import { positionOfByteOffset, positionOfIndex } from './source-position.js';
@@ -221,15 +223,43 @@ interface EntityLike {
   uid?: { type?: string; id?: string };
 }
 
+/** JSON pointer of the first integer outside Cedar's 64-bit Long range in `v` (as parseJsonLong reads it); null: none. */
+function longOutOfRangePointer(v: unknown, pointer = ''): string | null {
+  if (longOutOfRange(v) === null) return null;
+  if (typeof v !== 'object' || v === null) return pointer;
+  for (const [k, x] of Array.isArray(v) ? v.entries() : Object.entries(v)) {
+    const at = longOutOfRangePointer(x, `${pointer}/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}`);
+    if (at !== null) return at;
+  }
+  return pointer;
+}
+
 function checkEntities(ctx: Ctx, text: string, schema: string | null): EntityLike[] | null {
-  const parsed = jsonParse(ctx, ENTITIES_FILE, text);
-  if (!parsed.ok) return null;
-  if (!Array.isArray(parsed.value)) {
+  // JSON.parse first for its syntax diagnostics; then read again with Longs exact, as
+  // the capsule and the enforcer read entities.json (9007199254740993 stays itself).
+  if (!jsonParse(ctx, ENTITIES_FILE, text).ok) return null;
+  let value: unknown;
+  try {
+    value = parseJsonLong(text);
+  } catch (err) {
+    ctx.out.push({ file: ENTITIES_FILE, line: 1, col: 1, severity: 'error', message: (err as Error).message });
+    return null;
+  }
+  if (!Array.isArray(value)) {
     addJsonIssue(ctx, ENTITIES_FILE, text, { path: '', message: 'expected an array of entities' });
     return null;
   }
-  const entities = parsed.value as EntityLike[];
-  const answer = cedar.checkParseEntities({ entities: parsed.value as never, schema });
+  const outside = longOutOfRange(value);
+  if (outside !== null) {
+    // Refused, never wrapped or rounded into range (as capsule building refuses it).
+    addJsonIssue(ctx, ENTITIES_FILE, text, {
+      path: longOutOfRangePointer(value) ?? '',
+      message: `${outside} is an integer outside the 64-bit Long range`,
+    });
+    return null;
+  }
+  const entities = value as EntityLike[];
+  const answer = withExactLongs(cedar.checkParseEntities, { entities: value as never, schema });
   if (answer.type === 'failure') {
     for (const e of answer.errors) {
       // cedar names the entity (`Type::"id"`) but gives no offset: find it in the array.

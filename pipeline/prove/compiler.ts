@@ -575,8 +575,10 @@ export class Compiler {
 
   private value(v: unknown): Term {
     if (typeof v === 'boolean') return bool(v ? TRUE : FALSE, FALSE);
+    // Literals beyond 2^53 arrive as BigInts (exact-policy.ts); a number beyond it was rounded on the way.
+    if (typeof v === 'bigint') return { ty: { k: 'long' }, err: FALSE, v: this.long(v) };
     if (typeof v === 'number') {
-      if (!Number.isSafeInteger(v)) this.unsupported(`Long literal ${v} (beyond 2^53, not exact in policy JSON)`);
+      if (!Number.isSafeInteger(v)) this.unsupported(`Long literal ${v} (rounded: policy JSON not read exactly)`);
       return { ty: { k: 'long' }, err: FALSE, v: bvLit(BigInt(v)) };
     }
     if (typeof v === 'string') return { ty: { k: 'string' }, err: FALSE, v: this.str(v) };
@@ -588,6 +590,14 @@ export class Compiler {
       return this.compile({ Record: Object.fromEntries(Object.entries(o).map(([k, e]) => [k, { Value: e }])) });
     }
     return this.unsupported(`literal ${JSON.stringify(v)}`);
+  }
+
+  private long(n: bigint): string {
+    try {
+      return bvLit(n);
+    } catch (err) {
+      return this.unsupported((err as Error).message);
+    }
   }
 
   private str(s: string): string {

@@ -26,7 +26,7 @@ export function encodeValue(v: unknown, ty: Ty): string {
     case 'bool':
       return v ? 'true' : 'false';
     case 'long':
-      return bvLit(BigInt(v as number));
+      return bvLit(BigInt(v as number | bigint));
     case 'string':
       return strLit(v as string);
     case 'entity': {

@@ -2,6 +2,8 @@
 // entities (hierarchy repaired: every mentioned entity gets its model ancestors
 // as parents, others get none), then RE-CHECKED with cedar-wasm. A
 // counterexample that does not re-check is an encoder bug, never shown as fact.
+import { stringifyJsonLong } from '../../cedar/json-long.js';
+import { withExactLongs } from '../../cedar/wasm-exact.js';
 import * as cedar from '../../cedar/wasm-loader.js';
 import { isActionType, type Ty, type ProverSchema, type RequestEnv } from './env.js';
 import { attrFn, attrPresentFn, ctxConst, ctxPresent, existsFn, PRINCIPAL, RESOURCE, tagHasFn, tagValFn, type Decls } from './compiler.js';
@@ -153,7 +155,7 @@ function buildRecord(ls: { leaf: Leaf; present?: boolean; value?: SExpr }[], act
   return out;
 }
 
-/** Asserts keeping Long values (context and mentioned entities' attributes) within what JSON numbers carry exactly (tried first). */
+/** Asserts keeping Long values (context and mentioned entities' attributes) within ±(2^53 − 1), tried first: readable witnesses (any value is exact, as a BigInt beyond). */
 export function safeLongBounds(env: RequestEnv, decls: Decls, schema: ProverSchema): string[] {
   const lim = BigInt(Number.MAX_SAFE_INTEGER);
   const bound = (t: string) => `(and (bvsge ${t} ${bvLit(-lim)}) (bvsle ${t} ${bvLit(lim)}))`;
@@ -334,7 +336,8 @@ export interface ConcreteDecision {
 
 /** Evaluates a counterexample with cedar-wasm (the reference authorizer), validating the request against the schema. */
 export function decide(cx: Counterexample, policies: Record<string, string>, schemaText: string): ConcreteDecision {
-  const answer = cedar.isAuthorized({
+  // Longs beyond 2^53 reach cedar-wasm exact: the re-check sees the witness's values.
+  const answer = withExactLongs(cedar.isAuthorized, {
     principal: cx.principal,
     action: cx.action,
     resource: cx.resource,
@@ -358,11 +361,11 @@ export function describeCounterexample(cx: Counterexample): string {
     `principal: ${uid(cx.principal)}`,
     `action:    ${uid(cx.action)}`,
     `resource:  ${uid(cx.resource)}`,
-    `context:   ${JSON.stringify(cx.context)}`,
+    `context:   ${stringifyJsonLong(cx.context)}`,
   ];
   const shown = cx.entities.filter((e) => e.parents.length || Object.keys(e.attrs).length || e.tags);
   const one = (e: Counterexample['entities'][number]) =>
-    `${uid(e.uid)}${Object.keys(e.attrs).length ? ` ${JSON.stringify(e.attrs)}` : ''}${e.tags ? ` tags ${JSON.stringify(e.tags)}` : ''}${e.parents.length ? ` in [${e.parents.map(uid).join(', ')}]` : ''}`;
+    `${uid(e.uid)}${Object.keys(e.attrs).length ? ` ${stringifyJsonLong(e.attrs)}` : ''}${e.tags ? ` tags ${stringifyJsonLong(e.tags)}` : ''}${e.parents.length ? ` in [${e.parents.map(uid).join(', ')}]` : ''}`;
   if (shown.length) lines.push(`entities:  ${shown.map(one).join('; ')}`);
   else lines.push('entities:  (no hierarchy needed)');
   return lines.join('\n');

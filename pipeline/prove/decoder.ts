@@ -1,4 +1,7 @@
 // Stage 7 (decoder): cvc5 output (s-expressions) → JS values of Cedar types.
+// A Long beyond ±(2^53 − 1) decodes to a BigInt (exact): witnesses are written with
+// stringifyJsonLong and re-checked through withExactLongs (cedar/wasm-exact.ts).
+import { stringifyJsonLong } from '../../cedar/json-long.js';
 import type { Ty } from './env.js';
 
 export type SExpr = string | SExpr[];
@@ -6,9 +9,7 @@ export type DecodeErrorCode =
   /** The solver output is not a well-formed s-expression. */
   | 'syntax'
   /** A value does not have the type the model says. */
-  | 'type_mismatch'
-  /** A Long beyond what JSON (and so cedar-wasm) carries exactly. */
-  | 'long_out_of_range';
+  | 'type_mismatch';
 
 export class DecodeError extends Error {
   constructor(
@@ -132,13 +133,15 @@ export function decodeSet(e: SExpr): SExpr[] {
   throw new DecodeError('type_mismatch', `expected a set, got ${JSON.stringify(e)}`);
 }
 
-export type CedarJson = boolean | number | string | CedarJson[] | { __entity: { type: string; id: string } } | { [k: string]: CedarJson };
-
-export class LongOutOfRange extends DecodeError {
-  constructor(message: string) {
-    super('long_out_of_range', message);
-  }
-}
+/** Cedar JSON values; a Long beyond ±(2^53 − 1) is a BigInt. */
+export type CedarJson =
+  | boolean
+  | number
+  | bigint
+  | string
+  | CedarJson[]
+  | { __entity: { type: string; id: string } }
+  | { [k: string]: CedarJson };
 
 /** A model value of a (non-record) Cedar type → Cedar JSON value. */
 export function decodeValue(e: SExpr, ty: Ty): CedarJson {
@@ -147,10 +150,7 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       return decodeBool(e);
     case 'long': {
       const n = decodeLong(e);
-      // Beyond 2^53 only values a double holds exactly (a rounded taint mask is one) are written.
-      if ((n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) && BigInt(Number(n)) !== n)
-        throw new LongOutOfRange(`Long ${n} is beyond what JSON carries exactly`);
-      return Number(n);
+      return n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER) ? n : Number(n);
     }
     case 'string':
       if (typeof e !== 'string') throw new DecodeError('type_mismatch', `expected a string, got ${JSON.stringify(e)}`);
@@ -161,7 +161,7 @@ export function decodeValue(e: SExpr, ty: Ty): CedarJson {
       const seen = new Map<string, CedarJson>();
       for (const x of decodeSet(e)) {
         const v = decodeValue(x, ty.elem);
-        seen.set(JSON.stringify(v), v);
+        seen.set(stringifyJsonLong(v), v);
       }
       return [...seen.keys()].sort().map((k) => seen.get(k)!);
     }

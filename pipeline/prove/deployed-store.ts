@@ -10,11 +10,12 @@
 // attributes as the store's values. An entity the store does not hold (a Host
 // the agent dials that entities.json does not name) has no ancestors and no
 // attributes, as Cedar sees it.
+import { stringifyJsonLong } from '../../cedar/json-long.js';
 import type { Registration } from '../../capsule/config.js';
 import { PRINCIPAL, storeFnName, type Decls, type StoreFn } from './compiler.js';
 import { encodeValue } from './concrete.js';
 import type { RequestEnv, Ty } from './env.js';
-import { bvLit, emptySet, entityLit, entitySort, FALSE, or, sortOf, strLit, TRUE, UnsupportedError } from './smt.js';
+import { bvLit, INT_MAX, INT_MIN, emptySet, entityLit, entitySort, FALSE, or, sortOf, strLit, TRUE, UnsupportedError } from './smt.js';
 
 export interface Uid {
   type: string;
@@ -46,7 +47,7 @@ function canonical(v: unknown): string {
       .sort()
       .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
-  return JSON.stringify(v);
+  return stringifyJsonLong(v);
 }
 
 export class DeployedStore {
@@ -164,16 +165,19 @@ function valueAt(attrs: Record<string, unknown>, path: string[]): unknown {
 /** A value of the store as an SMT term of the attribute's declared type; refuses what does not fit. */
 function storeValue(v: unknown, ty: Ty, where: string): string {
   const bad = (): never => {
-    throw new StoreError(`${where}: ${JSON.stringify(v)} is not a ${ty.k}`);
+    throw new StoreError(`${where}: ${stringifyJsonLong(v)} is not a ${ty.k}`);
   };
   switch (ty.k) {
     case 'bool':
       if (typeof v !== 'boolean') bad();
       break;
     case 'long':
-      if (!Number.isSafeInteger(v)) {
+      // entities.json is read exactly (policy-source.ts parseEntities): beyond 2^53 a Long is a BigInt.
+      if (typeof v === 'bigint') {
+        if (v < INT_MIN || v > INT_MAX) throw new StoreError(`${where}: ${v} is outside the 64-bit Long range`);
+      } else if (!Number.isSafeInteger(v)) {
         if (typeof v === 'number' && Number.isInteger(v))
-          throw new UnsupportedError(`unsupported: ${where}: Long ${v} beyond 2^53 (not exact in entities.json)`);
+          throw new UnsupportedError(`unsupported: ${where}: Long ${v} beyond 2^53 was rounded (entities.json not read exactly)`);
         bad();
       }
       break;

@@ -1,4 +1,5 @@
 // Human renderings of a proof report: terminal text and a PR-comment markdown.
+import { stringifyJsonLong } from '../../cedar/json-long.js';
 import { describeCounterexample } from './counterexample.js';
 import type { ProofReport } from './report.js';
 
@@ -46,7 +47,7 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
       `${e.approved ? 'approved escalation' : 'escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
     );
     out.push(indent(describeCounterexample(e.counterexample)));
-    if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
+    if (e.baseContext) out.push(`  the base decided context: ${stringifyJsonLong(e.baseContext)}`);
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
   }
   out.push(`  ${storesLine(r)}`);
@@ -58,8 +59,8 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
       `${e.approved ? 'approved deployed-store escalation' : 'deployed-store escalation'} in ${e.env}${e.approved ? ` — ${e.approved.reason} (${e.approved.source})` : ''}`,
     );
     out.push(indent(describeCounterexample(e.counterexample)));
-    if (e.baseContext) out.push(`  the base decided context: ${JSON.stringify(e.baseContext)}`);
-    if (e.baseEntities) out.push(`  over the base store: ${JSON.stringify(e.baseEntities)}`);
+    if (e.baseContext) out.push(`  the base decided context: ${stringifyJsonLong(e.baseContext)}`);
+    if (e.baseEntities) out.push(`  over the base store: ${stringifyJsonLong(e.baseEntities)}`);
     out.push(
       `  re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.join(', ')}), base denies over the base store`,
     );
@@ -128,7 +129,7 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
     for (const e of r.storeEscalations) {
       out.push(`**${e.env}**${e.approved ? ` — approved: ${e.approved.reason} (\`${e.approved.source}\`)` : ''}`, '');
       out.push(mdCx(e.counterexample), '');
-      if (e.baseEntities) out.push(`Base store: \`${JSON.stringify(e.baseEntities)}\``, '');
+      if (e.baseEntities) out.push(`Base store: \`${stringifyJsonLong(e.baseEntities)}\``, '');
       out.push(
         `Re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies over the base store.`,
         '',

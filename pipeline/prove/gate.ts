@@ -12,7 +12,10 @@ import type { LilithConfig } from '../../capsule/config.js';
 import { admitted, compileSet, fromCompiled, nameTerms, type CompiledSet } from './symbolic-authorizer.js';
 import { Compiler, ctxConst, Decls, PRINCIPAL, RESOURCE, type CompiledPolicy } from './compiler.js';
 import { decide, describeCounterexample, extract, readContext, safeLongBounds, type Counterexample } from './counterexample.js';
-import { decodeBool, LongOutOfRange } from './decoder.js';
+import { decodeBool } from './decoder.js';
+import { exactPolicy } from './exact-policy.js';
+import { longOutOfRange, parseJsonLong, stringifyJsonLong } from '../../cedar/json-long.js';
+import { withExactLongs } from '../../cedar/wasm-exact.js';
 import { assertAll, declareScope, declareSorts, Definitions } from './encoder.js';
 import {
   contextAssumptions,
@@ -66,8 +69,6 @@ export type GateErrorCode =
   | 'solver'
   /** The solver no longer has the model it reported. */
   | 'lost_model'
-  /** A counterexample holds a Long cedar-wasm cannot take exactly. */
-  | 'long_out_of_range'
   /** A counterexample does not re-check with cedar-wasm: a prover bug. */
   | 'encoder_bug';
 
@@ -130,8 +131,16 @@ function capsuleOf(src: PolicySource): { config: LilithConfig; entities: Paramet
   const config = parse('lilith.json', src.configText);
   const issues = checkConfig(config);
   if (issues.length) throw new GateError('bad_config', `lilith.json: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
-  const entities = parse('entities.json', src.entitiesText);
+  // Longs exact (BigInt beyond 2^53), as the enforcer reads entities.json; outside the 64-bit range refused by path.
+  let entities: unknown;
+  try {
+    entities = parseJsonLong(src.entitiesText);
+  } catch (err) {
+    throw new GateError('bad_config', `entities.json: ${(err as Error).message}`);
+  }
   if (!Array.isArray(entities)) throw new GateError('bad_config', 'entities.json: expected an array of entities');
+  const outside = longOutOfRange(entities);
+  if (outside !== null) throw new GateError('bad_config', `entities.json: ${outside} is an integer outside the 64-bit Long range`);
   return { config: config as LilithConfig, entities };
 }
 
@@ -145,7 +154,7 @@ function storeOf(side: string, src: PolicySource, capsule: ReturnType<typeof cap
     throw err;
   }
   const all = [...store.entities.values()];
-  const check = cedar.checkParseEntities({ entities: all as never, schema: src.schema });
+  const check = withExactLongs(cedar.checkParseEntities, { entities: all as never, schema: src.schema });
   if (check.type === 'failure')
     throw new GateError(
       'bad_config',
@@ -212,17 +221,18 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   const version = await cvc5Version();
   const headSchema = side('head schema', () => loadSchema(head.source.schema));
   const baseSchema = side('base schema', () => loadSchema(base.source.schema));
-  const headPolicies = splitPolicies(head.source.policies);
-  const basePolicies = splitPolicies(base.source.policies);
-  const invariants = splitPolicies(head.source.invariants);
+  // Long literals exact (BigInt beyond 2^53): policyToJson's numbers round them.
+  const headPolicies = splitPolicies(head.source.policies).map(exactPolicy);
+  const basePolicies = splitPolicies(base.source.policies).map(exactPolicy);
+  const invariants = splitPolicies(head.source.invariants).map(exactPolicy);
   const baseCapsule = capsuleOf(base.source);
   const headCapsule = capsuleOf(head.source);
   const taint = taintOf(head.source.configText);
   const baseTaint = taintOf(base.source.configText);
   // A label renamed (or moved) between the two: each side names the session mask's bits by its own table.
   const sameLabels = labelKey(taint) === labelKey(baseTaint);
-  const headKeys = headPolicies.map((p) => JSON.stringify(p.json));
-  const baseKeys = basePolicies.map((p) => JSON.stringify(p.json));
+  const headKeys = headPolicies.map((p) => stringifyJsonLong(p.json));
+  const baseKeys = basePolicies.map((p) => stringifyJsonLong(p.json));
   const sameActions = sameHierarchy(headSchema.actionAncestors, baseSchema.actionAncestors);
 
   const build = (
@@ -519,11 +529,12 @@ async function solveEnvs(
         return r === 'sat';
       };
       const model = async (): Promise<Counterexample & { baseContext?: Counterexample['context'] }> => {
-        // Prefer readable ids and Long values JSON carries exactly; fall back to any model.
+        // Prefer readable ids and small Longs; fall back to any model (a Long beyond 2^53 is written exactly).
         let scopes = 0;
         for (const extra of [
           [...safeLongBounds(pr.env, pr.decls, headSchema), ...readableIds(pr.env)],
           safeLongBounds(pr.env, pr.decls, headSchema),
+          readableIds(pr.env),
         ]) {
           solver.send(`(push 1)\n${assertAll(extra)}`);
           // Preferences only: unsat or unknown just means "take the next one".
@@ -537,11 +548,6 @@ async function solveEnvs(
         try {
           const cx = await extract(solver, pr.env, pr.decls, headSchema);
           return pr.view ? { ...cx, baseContext: await readContext(solver, pr.view.leaves, cx.action.id) } : cx;
-        } catch (err) {
-          if (err instanceof LongOutOfRange) {
-            throw new GateError('long_out_of_range', `counterexample in ${key} needs ${err.message}; cannot re-check it with cedar-wasm`);
-          }
-          throw err;
         } finally {
           if (scopes) solver.send('(pop 1)\n');
         }
@@ -576,8 +582,10 @@ async function solveEnvs(
             env: key,
             ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
             counterexample: cx,
-            ...(baseContext && JSON.stringify(baseContext) !== JSON.stringify(cx.context) ? { baseContext } : {}),
-            ...(pr.deployed && JSON.stringify(baseCx.entities) !== JSON.stringify(cx.entities) ? { baseEntities: baseCx.entities } : {}),
+            ...(baseContext && stringifyJsonLong(baseContext) !== stringifyJsonLong(cx.context) ? { baseContext } : {}),
+            ...(pr.deployed && stringifyJsonLong(baseCx.entities) !== stringifyJsonLong(cx.entities)
+              ? { baseEntities: baseCx.entities }
+              : {}),
             recheck: { head: 'allow', base: 'deny', headReasons: h.reasons.sort(), baseErrors: b.errors.sort() },
           },
         });

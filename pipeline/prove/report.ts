@@ -1,5 +1,6 @@
 // The gate's result: a stable JSON document (no timings, sorted lists) whose
 // sha256 `lilith sign --proof` records as the capsule's proof_digest.
+import { stringifyJsonLong } from '../../cedar/json-long.js';
 import { createHash } from 'node:crypto';
 import type { CapsuleChange } from './capsule-diff.js';
 import type { Counterexample } from './counterexample.js';
@@ -104,7 +105,8 @@ export function digestFiles(files: Record<string, string>): string {
 
 /** Canonical JSON text of the report (what gets written and hashed). */
 export function reportJson(r: ProofReport): string {
-  return JSON.stringify(r, null, 2) + '\n';
+  // Witness Longs beyond 2^53 are BigInts, written as their exact digits.
+  return stringifyJsonLong(r, 2) + '\n';
 }
 
 export function reportDigest(r: ProofReport): string {

@@ -1,5 +1,6 @@
 // Policy directories for the known-answer tests: copies of the bundled
 // policies with one edit each.
+import { withExactLongs } from '../../cedar/wasm-exact.js';
 import * as cedar from '../../cedar/wasm-loader.js';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,7 +59,7 @@ export function decideIn(dir: string, cx: Counterexample, files: string[]): 'all
       policies[`${f}#${i}`] = p;
     });
   }
-  const answer = cedar.isAuthorized({
+  const answer = withExactLongs(cedar.isAuthorized, {
     principal: cx.principal,
     action: cx.action,
     resource: cx.resource,

@@ -51,7 +51,6 @@ export const REFUSALS: Refusal[] = [
   { id: 'set-of-sets', when: 'context.sets.contains([1])', construct: /attribute sets of type Set<Set<long>>/ },
   { id: 'action-attr', when: 'context.act == action', construct: /attribute act of type Action/ },
   { id: 'action-set-attr', when: 'action in context.acts', construct: /attribute acts of type Set<Action>/ },
-  { id: 'long-beyond-2-53', when: 'context.n == 9007199254740993', construct: /Long literal 9007199254740992 \(beyond 2\^53/ },
   { id: 'if-records', when: '(if context.b then context.meta else {a: 2}).a == 1', construct: /if-then-else yielding records/ },
   { id: 'if-actions', when: '(if context.b then action else action) == Action::"read"', construct: /if-then-else yielding actions/ },
   { id: 'high-code-point', when: 'context.s == "\u{E0001}"', construct: /code point U\+E0001 \(above U\+2FFFF\)/ },

@@ -81,7 +81,7 @@ test('a label at bit 60: data_touched is the exact mask, and the counterexample 
 test('data_touched is exact beyond 2^53: a forbid that tells 2^53 from 2^53 + 1 is proven (a rounded mask would escape it)', async () => {
   const high = (d: string) => replaceIn(d, 'lilith.json', '"SOURCE_CODE": 4', '"SOURCE_CODE": 53');
   const base = dirs.make(high);
-  // (2^53 written as a product: the prover refuses Long literals beyond 2^53, which policy JSON rounds.)
+  // (2^53 written as a product, as before literals beyond 2^53 were read exactly; exact-longs.test.ts covers literals.)
   // Exactly: data_touched == 2^53 only for a SOURCE_CODE-only session, which the second forbid
   // blocks. Rounded to a double, SOURCE_CODE + PII (2^53 + 1) would also read 2^53 and escape both.
   const head = dirs.make((d) => {
