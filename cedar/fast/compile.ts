@@ -1,9 +1,8 @@
 // Compiles one policy's JSON form (EST) into a JavaScript function, generated
 // once per activation. Untrusted strings (attribute names, literals, entity ids)
 // reach generated code only through JSON.stringify or the constant table `K`.
-import * as cedar from '../wasm-loader.js';
-import { randomBytes } from 'node:crypto';
 import type { NamedPolicy } from '../policy-set.js';
+import { LongLiteralError, markLongLiterals } from '../long-literals.js';
 import { Unsupported } from './schema.js';
 import * as rt from './runtime.js';
 import { EUid, compileLike, fromBig, type Value } from './values.js';
@@ -36,7 +35,7 @@ export interface CompiledPolicy {
 // biome-ignore lint/suspicious/noExplicitAny: the policy JSON from cedar-wasm is walked by shape, checked node by node
 type Json = any;
 
-const SAFE = 9007199254740991n;
+const _SAFE = 9007199254740991n;
 
 /** Operators whose result is always a boolean (or an error). */
 const BOOL_OPS = new Set([
@@ -69,47 +68,14 @@ const BOOL_OPS = new Set([
   'is',
 ]);
 
-/**
- * cedar-wasm's JSON form carries Long literals as JS numbers, which round above 2^53.
- * Such literals are replaced in the text by unique string markers before conversion,
- * so their exact value is known and the marker's position in the EST says where it goes.
- */
+/** The policy's EST with its large Long literals as markers (cedar/long-literals.ts). */
 function exactEst(p: NamedPolicy): { json: Json; bigs: Map<string, bigint> } {
-  const text = p.text;
-  const bigs = new Map<string, bigint>();
-  const nonce = randomBytes(6).toString('hex');
-  let out = '';
-  let i = 0;
-  let last = 0;
-  const ident = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_]/.test(c);
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
-      i++;
-      while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-      i++;
-    } else if (c === '/' && text[i + 1] === '/') {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c >= '0' && c <= '9' && !ident(text[i - 1])) {
-      let j = i;
-      while (j < text.length && text[j] >= '0' && text[j] <= '9') j++;
-      const n = BigInt(text.slice(i, j));
-      if (n > SAFE) {
-        const marker = `__lilith_long_${nonce}_${bigs.size}`;
-        bigs.set(marker, n);
-        out += text.slice(last, i) + JSON.stringify(marker);
-        last = j;
-      }
-      i = j;
-    } else if (ident(c)) {
-      while (i < text.length && ident(text[i])) i++;
-    } else i++;
+  try {
+    return markLongLiterals(p);
+  } catch (err) {
+    if (err instanceof LongLiteralError) throw new Unsupported(err.message);
+    throw err;
   }
-  if (bigs.size === 0) return { json: p.json, bigs };
-  out += text.slice(last);
-  const answer = cedar.policyToJson(out);
-  if (answer.type === 'failure') throw new Unsupported(`policy ${p.id}: cannot place large integer literals`);
-  return { json: answer.json, bigs };
 }
 
 function uidOf(j: Json): EUid {

@@ -1,55 +1,23 @@
-// Policy JSON with its Long literals exact. cedar-wasm's JSON form (policyToJson)
-// carries a Long literal as a JS number, so 9007199254740993 arrives as
-// 9007199254740992 — and a proof over the rounded literal is a proof of another
-// policy. Literals beyond 2^53 are swapped in the text for unique string markers
-// before conversion; each marker's place in the JSON says where its exact value
-// (a BigInt) goes. `-<digits>` becomes a `neg` of the marker and is folded back,
-// so -2^63 (whose digits alone are out of range) stays a literal.
-import { randomBytes } from 'node:crypto';
+// Policy JSON with its Long literals exact: a proof over a rounded literal is a
+// proof of another policy. The markers come from cedar/long-literals.ts; here each
+// becomes its BigInt, and `neg` of a marker is folded back into one literal.
+import { LongLiteralError, markLongLiterals } from '../../cedar/long-literals.js';
 import type { NamedPolicy } from '../../cedar/policy-set.js';
-import * as cedar from '../../cedar/wasm-loader.js';
 import { UnsupportedError } from './smt.js';
-
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** `p` with every Long literal beyond ±(2^53 − 1) in its JSON a BigInt; `p` itself when it has none. */
 export function exactPolicy(p: NamedPolicy): NamedPolicy {
-  const text = p.text;
-  const bigs = new Map<string, bigint>();
-  const nonce = randomBytes(8).toString('hex');
-  let out = '';
-  let i = 0;
-  let last = 0;
-  const ident = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_]/.test(c);
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
-      i++;
-      while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-      i++;
-    } else if (c === '/' && text[i + 1] === '/') {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c >= '0' && c <= '9' && !ident(text[i - 1])) {
-      let j = i;
-      while (j < text.length && text[j] >= '0' && text[j] <= '9') j++;
-      const n = BigInt(text.slice(i, j));
-      if (n > SAFE) {
-        const marker = `__lilith_long_${nonce}_${bigs.size}`;
-        bigs.set(marker, n);
-        out += text.slice(last, i) + JSON.stringify(marker);
-        last = j;
-      }
-      i = j;
-    } else if (ident(c)) {
-      while (i < text.length && ident(text[i])) i++;
-    } else i++;
+  let marked: ReturnType<typeof markLongLiterals>;
+  try {
+    marked = markLongLiterals(p);
+  } catch (err) {
+    if (err instanceof LongLiteralError) throw new UnsupportedError(`unsupported: ${err.message}`);
+    throw err;
   }
+  const { bigs } = marked;
   if (bigs.size === 0) return p;
-  out += text.slice(last);
-  const answer = cedar.policyToJson(out);
-  if (answer.type === 'failure') throw new UnsupportedError(`unsupported: policy ${p.id}: cannot place its large Long literals`);
   const placed = new Set<string>();
-  const json = place(answer.json, bigs, placed) as NamedPolicy['json'];
+  const json = place(marked.json, bigs, placed) as NamedPolicy['json'];
   if (placed.size !== bigs.size) throw new UnsupportedError(`unsupported: policy ${p.id}: a large Long literal outside an expression`);
   return { ...p, json };
 }
