@@ -31,8 +31,10 @@ options:
   --base-dir DIR, --head-dir DIR   compare two policy directories instead
   --format text|markdown|json      output (default: text)
   --out FILE               also write the JSON report (its sha256 is the capsule's proof_digest)
-  --approve ACTION[:REASON]        approve escalations for an action ("*" for all); repeatable
-  --approve change=KEY             approve one capsule change (lilith.json / entities.json) by its key
+  --approve ACTION[:REASON]        approve escalations for an action ("*" for all); repeatable;
+                                   namespaced: 'App::Action::"read":REASON' (a bare id is the un-namespaced Action)
+  --approve change=KEY             approve one capsule change (lilith.json / entities.json) by its key,
+                                   e.g. 'change=entities/Host::"a.example"/attrs/allowlisted' (the report names each)
   --timeout MS             per-query solver limit (default: 10000); a timeout fails the gate
   --no-hygiene             skip dead/shadowed/may-error warnings
   --jobs N                 cvc5 processes in parallel (default: 2; the report does not depend on it)

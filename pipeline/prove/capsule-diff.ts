@@ -12,17 +12,76 @@ export interface CapsuleChange {
   key: string;
   /** What widened, in words. */
   what: string;
-  /** A hierarchy change of the deployed store (an entity or agent with a new ancestor): the deployed-store proof decides it. */
+  /**
+   * A change of the deployed store's data (an entity or agent with a new or lost
+   * ancestor, an entity attribute or tag added, changed or removed): the
+   * deployed-store proof decides it.
+   */
   store?: true;
+  /** The deployed-store entity (uid text) the change is about: store changes and new registrations. */
+  entity?: string;
   approved?: { reason: string; source: string };
 }
 
 interface EntityJson {
   uid: { type: string; id: string };
   parents?: { type: string; id: string }[];
+  attrs?: Record<string, unknown>;
+  tags?: Record<string, unknown>;
 }
 
 const uid = (u: { type: string; id: string }) => `${u.type}::${JSON.stringify(u.id)}`;
+/** Order-free JSON text, to compare attribute and tag values. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** A value as the report shows it; the PR author controls it, so it is cut short. */
+function shown(v: string | undefined): string {
+  if (v === undefined) return '(absent)';
+  return v.length > 80 ? `${v.slice(0, 77)}…` : v;
+}
+
+/**
+ * Attributes and tags added, changed or removed, per entity of entities.json (an
+ * entity added or removed counts as its attributes and tags added or removed).
+ * Either direction can widen: a permit reads the new value, a forbid erred on the
+ * missing one (and Cedar skips an erroring forbid). One key per entity and name,
+ * so approving one value approves no other.
+ */
+function dataChanges(base: EntityJson[], head: EntityJson[], out: CapsuleChange[]): void {
+  const byUid = (es: EntityJson[]) => new Map(es.map((e) => [uid(e.uid), e]));
+  const b = byUid(base);
+  const h = byUid(head);
+  for (const e of new Set([...b.keys(), ...h.keys()])) {
+    for (const [field, word] of [
+      ['attrs', 'attribute'],
+      ['tags', 'tag'],
+    ] as const) {
+      const was = b.get(e)?.[field] ?? {};
+      const now = h.get(e)?.[field] ?? {};
+      for (const name of new Set([...Object.keys(was), ...Object.keys(now)])) {
+        const x = Object.hasOwn(was, name) ? canonical(was[name]) : undefined;
+        const y = Object.hasOwn(now, name) ? canonical(now[name]) : undefined;
+        if (x === y) continue;
+        out.push({
+          part: 'entities.json',
+          key: `entities/${e}/${field}/${name}`,
+          what: `${e} ${word} ${JSON.stringify(name)}: ${shown(x)} → ${shown(y)}`,
+          store: true,
+          entity: e,
+        });
+      }
+    }
+  }
+}
+
 const PROFILE_RANK: Record<string, number> = { strict: 0, standard: 1, jit: 2 };
 
 /** Every ancestor of every entity (transitive), keyed by uid text; agents from registrations join through their groups. */
@@ -54,7 +113,12 @@ function registrationChanges(b: Registration | undefined, h: Registration, out: 
   const at = `registrations/${h.spiffe_id}`;
   const push = (k: string, what: string) => out.push({ part: 'lilith.json', key: `${at}/${k}`, what: `agent ${h.spiffe_id}: ${what}` });
   if (!b) {
-    push('new', `new registration (selectors ${h.selectors.join(', ')})`);
+    out.push({
+      part: 'lilith.json',
+      key: `${at}/new`,
+      what: `agent ${h.spiffe_id}: new registration (selectors ${h.selectors.join(', ')})`,
+      entity: uid({ type: 'Agent', id: h.spiffe_id }),
+    });
     return;
   }
   // Selectors are ANDed: one the base required and the head does not lets more processes be this agent.
@@ -124,21 +188,27 @@ export function capsuleChanges(
   for (const k of ['max_header_bytes', 'max_body_bytes', 'idle_timeout_ms'] as const)
     if (h.proxy[k] > b.proxy[k]) cfg(`proxy.${k}`, `proxy ${k} ${b.proxy[k]} → ${h.proxy[k]}`);
 
-  // entities.json and registrations as one store: an entity (or agent) with an ancestor the base did not give it.
+  // entities.json and registrations as one store: an entity (or agent) with an
+  // ancestor the base did not give it, or without one the base gave it (a forbid on
+  // `principal in Group::"quarantine"` no longer applies).
   const before = ancestors(base.entities, b.registrations);
   const after = ancestors(head.entities, h.registrations);
-  for (const [e, ancs] of after) {
-    const had = before.get(e) ?? new Set<string>();
-    for (const a of ancs) {
-      if (had.has(a)) continue;
-      const viaGroups = e.startsWith('Agent::');
+  const none = new Set<string>();
+  for (const e of new Set([...before.keys(), ...after.keys()])) {
+    const had = before.get(e) ?? none;
+    const has = after.get(e) ?? none;
+    const viaGroups = e.startsWith('Agent::');
+    const edge = (a: string, rel: 'in' | 'not in', what: string) =>
       out.push({
         part: viaGroups ? 'lilith.json' : 'entities.json',
-        key: `${viaGroups ? 'registrations' : 'entities'}/${e} in ${a}`,
-        what: `${e} is now in ${a}`,
+        key: `${viaGroups ? 'registrations' : 'entities'}/${e} ${rel} ${a}`,
+        what,
         store: true,
+        entity: e,
       });
-    }
+    for (const a of has) if (!had.has(a)) edge(a, 'in', `${e} is now in ${a}`);
+    for (const a of had) if (!has.has(a)) edge(a, 'not in', `${e} is no longer in ${a}`);
   }
+  dataChanges(base.entities, head.entities, out);
   return out.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 }

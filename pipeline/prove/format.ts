@@ -12,6 +12,37 @@ const HEADLINE: Record<ProofReport['verdict'], string> = {
 
 const DEPLOYED = 'entities.json + registrations';
 
+type Finding = ProofReport['escalations'][number];
+
+/** The approvals/*.json entries (and --approve flags) that would accept a finding; every one is needed. */
+export function approvalLines(f: Finding): string[] {
+  const out: string[] = [];
+  const a = f.approval.action;
+  if (a)
+    out.push(
+      `${JSON.stringify({ action: a.action, principal_type: a.principal_type, resource_type: a.resource_type, reason: '…' })} (or --approve ${shellWord(a.action)})`,
+    );
+  for (const k of f.approval.changes ?? [])
+    out.push(`${JSON.stringify({ change: k, reason: '…' })} (or --approve ${shellWord(`change=${k}`)})`);
+  return out;
+}
+
+/** A word as a POSIX shell reads it back (keys and qualified actions hold quotes and spaces). */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+function approvalText(f: Finding): string[] {
+  const out: string[] = [];
+  if (f.approval.witness?.length) out.push(`  widened by (changes the witness's entities show): ${f.approval.witness.join(', ')}`);
+  const lines = approvalLines(f);
+  if (!f.approved && lines.length) {
+    out.push(`  approval${lines.length > 1 ? 's (all needed), in approvals/*.json' : ', in approvals/*.json'}:`);
+    for (const l of lines) out.push(`    ${l}`);
+  }
+  return out;
+}
+
 /** An invariant's result, in words: which entity stores it holds for. */
 export function invariantLine(i: ProofReport['invariants'][number]): string {
   if (i.result === 'holds') return 'holds for every entity store';
@@ -49,6 +80,7 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
     out.push(indent(describeCounterexample(e.counterexample)));
     if (e.baseContext) out.push(`  the base decided context: ${stringifyJsonLong(e.baseContext)}`);
     out.push(`  re-checked with cedar-wasm: head allows (${e.recheck.headReasons.join(', ')}), base denies`);
+    out.push(...approvalText(e));
   }
   out.push(`  ${storesLine(r)}`);
   if (r.entityStores.provenChanges?.length)
@@ -64,12 +96,13 @@ export function formatText(r: ProofReport, extra?: { digest: string; seconds?: n
     out.push(
       `  re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.join(', ')}), base denies over the base store`,
     );
+    out.push(...approvalText(e));
   }
   for (const c of r.capsule) {
     out.push(
       '',
       `${c.approved ? 'approved capsule change' : 'capsule escalation'} in ${c.part}: ${c.what}${c.approved ? ` — ${c.approved.reason} (${c.approved.source})` : ''}`,
-      `  approval: {"change": ${JSON.stringify(c.key)}, "reason": "…"} in approvals/*.json (or --approve change=${c.key})`,
+      `  approval: {"change": ${JSON.stringify(c.key)}, "reason": "…"} in approvals/*.json (or --approve ${shellWord(`change=${c.key}`)})`,
     );
   }
   for (const i of r.invariants) {
@@ -104,6 +137,18 @@ function indent(s: string): string {
     .join('\n');
 }
 
+function mdApproval(f: Finding): string[] {
+  const out: string[] = [];
+  if (f.approval.witness?.length) out.push(`Widened by (the witness shows): ${f.approval.witness.map((k) => `\`${k}\``).join(', ')}`, '');
+  const lines = approvalLines(f);
+  if (!f.approved && lines.length) {
+    out.push(`Approval${lines.length > 1 ? 's (all needed)' : ''} in \`approvals/*.json\`:`, '');
+    for (const l of lines) out.push(`- \`${l}\``);
+    out.push('');
+  }
+  return out;
+}
+
 function mdCx(cx: NonNullable<ProofReport['invariants'][number]['counterexample']>): string {
   return ['```', describeCounterexample(cx), '```'].join('\n');
 }
@@ -121,6 +166,7 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
       out.push(`**${e.env}**${e.approved ? ` — approved: ${e.approved.reason} (\`${e.approved.source}\`)` : ''}`, '');
       out.push(mdCx(e.counterexample), '');
       out.push(`Re-checked with cedar-wasm: head allows (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies.`, '');
+      out.push(...mdApproval(e));
     }
   }
   out.push(`Entity stores: ${storesLine(r)}.`, '');
@@ -134,6 +180,7 @@ export function formatMarkdown(r: ProofReport, extra?: { digest: string }): stri
         `Re-checked with cedar-wasm: head allows over the head store (${e.recheck.headReasons.map((x) => `\`${x}\``).join(', ')}), base denies over the base store.`,
         '',
       );
+      out.push(...mdApproval(e));
     }
   }
   if (r.capsule.length) {

@@ -5,7 +5,7 @@
 // per environment.
 import { splitPolicies, toStaticPolicies, type NamedPolicy } from '../../cedar/policy-set.js';
 import type { PolicySource } from '../policy-source.js';
-import { findApproval, findChangeApproval, type Approval } from './approvals.js';
+import { approvalAction, findApproval, findChangeApproval, type Approval } from './approvals.js';
 import { capsuleChanges } from './capsule-diff.js';
 import { checkConfig } from '../../capsule/config-check.js';
 import type { LilithConfig } from '../../capsule/config.js';
@@ -443,20 +443,35 @@ export async function runGate(base: GateSide, head: GateSide, opts: GateOptions 
   });
   // Hierarchy changes (an entity or agent with a new ancestor) the deployed-store proof
   // shows to widen nothing are proven, not escalations; otherwise each needs its approval.
-  const storeEdges = allChanges.filter((c) => c.store);
-  const provenStoreChanges = storeFindings.length ? [] : storeEdges.map((c) => c.key);
+  const provenStoreChanges = storeFindings.length ? [] : allChanges.filter((c) => c.store).map((c) => c.key);
   const capsule = storeFindings.length ? allChanges : allChanges.filter((c) => !c.store);
+  // A deployed-store escalation is accepted by what its sources need: the approval of
+  // the same environment's every-store escalation (when the policies widen there too)
+  // and, when the store changed, every change to the store's data — each by its own
+  // key, so approving one entity's attribute approves no other entity's. Matching
+  // keys only: no solver query.
+  const entityChanges = storeChanged ? allChanges.filter((c) => c.entity !== undefined) : [];
   const storeEscalations = storeFindings.map((f): EscalationFinding => {
-    // Approved by what approved the same widening over every store, or by approving every hierarchy change.
-    const policy = escalations.find((e) => e.env === f.env)?.approved;
-    const edges = storeEdges.length && storeEdges.every((c) => c.approved) ? storeEdges : undefined;
-    const approved =
-      policy ??
-      (edges && {
-        reason: edges.map((c) => c.approved!.reason).join('; '),
-        source: [...new Set(edges.map((c) => c.approved!.source))].join(', '),
-      });
-    return approved ? { ...f, approved } : f;
+    const every = escalations.find((e) => e.env === f.env);
+    const seen = new Set(
+      [...f.counterexample.entities, ...(f.baseEntities ?? [])].map((e) => `${e.uid.type}::${JSON.stringify(e.uid.id)}`),
+    );
+    const approval = {
+      ...(every ? { action: every.approval.action } : {}),
+      ...(storeChanged
+        ? { changes: entityChanges.map((c) => c.key), witness: entityChanges.filter((c) => seen.has(c.entity!)).map((c) => c.key) }
+        : {}),
+    };
+    const parts = [...(every ? [every.approved] : []), ...entityChanges.map((c) => c.approved)];
+    // Fail closed: a store that changed in a way no key names is approved by nothing.
+    const ok = (!storeChanged || entityChanges.length > 0) && parts.length > 0 && parts.every((a) => a !== undefined);
+    const approved = ok
+      ? {
+          reason: [...new Set(parts.map((a) => a!.reason))].join('; '),
+          source: [...new Set(parts.map((a) => a!.source))].join(', '),
+        }
+      : undefined;
+    return { ...f, approval, ...(approved ? { approved } : {}) };
   });
   const entityStores: EntityStores = {
     every: escalations.length ? 'escalation' : 'holds',
@@ -575,12 +590,18 @@ async function solveEnvs(
               `head errors: ${h.errors.join('; ') || 'none'})\n${describeCounterexample(cx)}`,
           );
         }
+        // Deployed-store findings are approved in runGate, from what their sources need.
         const approval = pr.deployed ? undefined : findApproval(opts.approvals ?? [], pr.env);
         out.escalations.push({
           index,
           finding: {
             env: key,
             ...(approval ? { approved: { reason: approval.reason, source: approval.source } } : {}),
+            approval: pr.deployed
+              ? {}
+              : {
+                  action: { action: approvalAction(pr.env), principal_type: pr.env.principalType, resource_type: pr.env.resourceType },
+                },
             counterexample: cx,
             ...(baseContext && stringifyJsonLong(baseContext) !== stringifyJsonLong(cx.context) ? { baseContext } : {}),
             ...(pr.deployed && stringifyJsonLong(baseCx.entities) !== stringifyJsonLong(cx.entities)

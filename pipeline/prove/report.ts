@@ -16,9 +16,25 @@ export interface SideInfo {
   digest: string;
 }
 
+/**
+ * What accepts an escalation: every part named here must be approved.
+ * - `action`: the approvals/*.json entry for a policy escalation (the environment's
+ *   action, namespace-qualified unless un-namespaced, and its principal and resource type);
+ * - `changes`: a deployed-store escalation after entities.json or the registrations
+ *   changed: the key of every change to the deployed store's data (`{"change": KEY}`
+ *   each); `witness` the ones the witness's entities show.
+ */
+export interface ApprovalNeeded {
+  action?: { action: string; principal_type: string; resource_type: string };
+  changes?: string[];
+  witness?: string[];
+}
+
 export interface EscalationFinding {
   env: string;
   approved?: { reason: string; source: string };
+  /** The approval that would accept it. */
+  approval: ApprovalNeeded;
   counterexample: Counterexample;
   /**
    * The context the base decided, when it differs from the counterexample's (the

@@ -56,7 +56,8 @@ const widening: Array<[string, (d: string) => void, string | string[]]> = [
   [
     'an agent moved readers → coding',
     (d) => editConfig(d, (c) => (reg(c, READER).groups = ['coding'])),
-    `registrations/Agent::"${READER}" in AgentGroup::"coding"`,
+    // Leaving a group is a change too: a forbid on the group no longer applies.
+    [`registrations/Agent::"${READER}" in AgentGroup::"coding"`, `registrations/Agent::"${READER}" not in AgentGroup::"readers"`],
   ],
   [
     'a host added to the allowlisted zone (entities only)',
@@ -223,7 +224,8 @@ test('an approval file naming the change key accepts it (and only it)', async ()
     write(
       d,
       'approvals/reader.json',
-      JSON.stringify({ change: `registrations/Agent::"${READER}" in *`, reason: 'SEC-7: reader joins coding' }),
+      // One prefix for every membership change of the agent: joining coding, leaving readers.
+      JSON.stringify({ change: `registrations/Agent::"${READER}" *`, reason: 'SEC-7: reader joins coding' }),
     );
   });
   const first = await gate(BUNDLED, head);
@@ -233,6 +235,7 @@ test('an approval file naming the change key accepts it (and only it)', async ()
     [
       ['kernel.exec_allowlist//usr/bin/python3', null],
       [`registrations/Agent::"${READER}" in AgentGroup::"coding"`, 'SEC-7: reader joins coding'],
+      [`registrations/Agent::"${READER}" not in AgentGroup::"readers"`, 'SEC-7: reader joins coding'],
     ],
   );
   write(head, 'approvals/python.json', JSON.stringify({ change: 'kernel.exec_allowlist//usr/bin/python3', reason: 'SEC-8' }));
