@@ -39,7 +39,8 @@ function canonical(v: unknown): string {
       .sort()
       .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
       .join(',')}}`;
-  return JSON.stringify(v);
+  // Longs beyond 2^53 are BigInts (exact): their digits are their canonical text.
+  return typeof v === 'bigint' ? v.toString() : JSON.stringify(v);
 }
 
 /** A value as the report shows it; the PR author controls it, so it is cut short. */
