@@ -25,6 +25,8 @@ export interface NetnsAgentReport {
   dns: Array<{ name: string; rcode?: number; answers?: number; error?: string }>;
   tls: Array<{ sni: string; authorized?: boolean; reply?: string; error?: string }>;
   mcp: Array<{ tool: string; text?: string; error?: string }>;
+  /** Milliseconds: process start to loaded (imports), then each part. */
+  ms: { loaded: number; dns: number; tls: number; mcp: number };
 }
 
 const STEP_MS = 15_000;
@@ -102,14 +104,21 @@ async function mcp(url: string, calls: NetnsAgentSpec['mcp']['calls']): Promise<
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as NetnsAgentSpec;
-const report: NetnsAgentReport = { pid: process.pid, dns: [], tls: [], mcp: [] };
+const ms = { loaded: Math.round(process.uptime() * 1000), dns: 0, tls: 0, mcp: 0 };
+const report: NetnsAgentReport = { pid: process.pid, dns: [], tls: [], mcp: [], ms };
+let t = Date.now();
 for (const q of spec.dns) report.dns.push(await resolve(q.server, q.name));
+ms.dns = Date.now() - t;
+t = Date.now();
 const ca = readFileSync(spec.tls.caPath);
 for (const sni of spec.tls.snis) report.tls.push(await openTls(spec.tls.address, ca, sni));
+ms.tls = Date.now() - t;
+t = Date.now();
 try {
   report.mcp = await mcp(spec.mcp.url, spec.mcp.calls);
 } catch (err) {
   report.mcp = [{ tool: '(connect)', error: (err as Error).message }];
 }
+ms.mcp = Date.now() - t;
 process.stdout.write(`${JSON.stringify(report)}\n`);
 process.exit(0);

