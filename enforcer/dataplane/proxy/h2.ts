@@ -66,6 +66,11 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
     agent.destroy();
     up.destroy();
   };
+  // TLS emits an error after its handshake (the upstream's TLS 1.3 alert refusing our client
+  // certificate, a bad record) without closing the socket, and the sessions did not always see
+  // it: the agent's connection then hung until the idle timeout. Either transport failing ends both.
+  up.on('error', close);
+  agent.on('error', close);
   upstream.on('error', close);
   upstream.on('close', close);
   upstream.on('goaway', () => session?.close());
