@@ -8,7 +8,8 @@
 //   .3 badcert: a certificate that is not the pinned one;
 //   .4 hostile: TLS whose HTTP/1.1 answers break off mid-response, are framed
 //      wrongly or are reset (the relay resets the agent's TLS connection).
-// Prints one JSON line when ready: { port, caPem, upstreams }; stops on SIGTERM.
+// Prints one JSON line when ready: { port, caPem, upstreams }; answers each stdin line with
+// { open } (agent connections still open); stops on SIGTERM.
 import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -20,6 +21,8 @@ import { IdentityCa } from '../../enforcer/dataplane/tls/svid.js';
 import { loopback, startHarness } from './helpers.js';
 import { makeCert, rmCert, startH2Upstream } from './tls-upstreams.js';
 
+/** proxy.idle_timeout_ms of this dataplane. */
+export const IDLE_MS = 3000;
 const cert = makeCert('localhost');
 const other = makeCert('localhost');
 const good = await startH2Upstream(cert);
@@ -73,6 +76,8 @@ const h = await startHarness({
   },
   tweaks: {
     config: (c) => {
+      // Short, so that the test can see every connection released within it (the bound on one that lingers).
+      c.proxy.idle_timeout_ms = IDLE_MS;
       for (const [alias, port] of Object.entries(ports))
         c.upstreams[alias] = { address: `127.0.0.1:${port}`, kind: 'tls', ca: cert.certPem };
     },
@@ -80,6 +85,8 @@ const h = await startHarness({
   extra: { ca },
 });
 process.stdout.write(`${JSON.stringify({ port: h.proxy.port, caPem: ca.certPem, upstreams: ports })}\n`);
+// "stats" on stdin: the agent connections still open (each line answered with one JSON line).
+process.stdin.on('data', () => process.stdout.write(`${JSON.stringify({ open: h.dp.activeConnections() })}\n`));
 
 process.once('SIGTERM', () => {
   void (async () => {

@@ -26,6 +26,8 @@ let child: ChildProcess;
 let port: number;
 let caPem: string;
 let stderr = '';
+const lines: string[] = [];
+let wake: (() => void) | null = null;
 
 before(async () => {
   child = spawn(
@@ -34,17 +36,22 @@ before(async () => {
       ...(process.env.RESET_ATTACK_PRELOAD ? ['--import', process.env.RESET_ATTACK_PRELOAD] : []),
       'dist/test/dataplane/reset-attack-dataplane.js',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   let out = '';
-  for await (const chunk of child.stdout!) {
-    out += (chunk as Buffer).toString();
-    if (out.includes('\n')) break;
-  }
-  const ready = JSON.parse(out.split('\n')[0]) as { port: number; caPem: string };
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    let i = out.indexOf('\n');
+    for (; i >= 0; i = out.indexOf('\n')) {
+      lines.push(out.slice(0, i));
+      out = out.slice(i + 1);
+      wake?.();
+    }
+  });
+  const ready = JSON.parse(await line()) as { port: number; caPem: string };
   port = ready.port;
   caPem = ready.caPem;
 });
@@ -54,6 +61,22 @@ after(async () => {
     await once(child, 'exit');
   }
 });
+
+/** The child's next line on stdout. */
+async function line(): Promise<string> {
+  while (!lines.length) await new Promise<void>((r) => (wake = r));
+  return lines.shift()!;
+}
+/** Agent connections the dataplane still holds open, once they settle (waits up to twice its idle timeout, 3 s). */
+async function openConnections(): Promise<number> {
+  let open = -1;
+  for (let i = 0; i < 60 && open !== 0; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 100));
+    child.stdin!.write('stats\n');
+    open = (JSON.parse(await line()) as { open: number }).open;
+  }
+  return open;
+}
 
 const alive = () => child.exitCode === null && child.signalCode === null;
 
@@ -188,6 +211,7 @@ async function serves(): Promise<string> {
 
 test('agents provoking every reset path of intercepted TLS and HTTP/2 cannot crash the dataplane', { timeout: 600_000 }, async () => {
   assert.equal(await serves(), '200 2.0 GET /alive');
+  const t0 = Date.now();
   const outcomes: Record<string, Record<string, number>> = {};
   for (let i = 0; i < ITERATIONS && alive(); i++) {
     await Promise.all(
@@ -201,10 +225,22 @@ test('agents provoking every reset path of intercepted TLS and HTTP/2 cannot cra
     );
   }
   assert.ok(alive(), `dataplane died (exit ${child.exitCode}, signal ${child.signalCode}): ${stderr}`);
-  assert.equal(await serves(), '200 2.0 GET /alive', 'still serving after the attack');
+  const after = await serves().catch((err: Error) => `failed: ${err.message}; alive ${alive()}; stderr: ${stderr}`);
+  assert.equal(after, '200 2.0 GET /alive', 'still serving after the attack');
   // The refusals were refusals: nothing from a refused upstream reached the agent as a success.
   for (const name of ['mtlsH1', 'hostileCut', 'hostileFraming', 'hostileChunk', 'hostile101', 'hostileReset'])
     assert.ok(!outcomes[name]?.['HTTP/1.1 200 OK'] || name === 'hostileCut', `${name}: ${JSON.stringify(outcomes[name])}`);
   assert.doesNotMatch(stderr, /internal error/, stderr);
-  if (process.env.RESET_ATTACK_VERBOSE) console.log(JSON.stringify(outcomes));
+  if (process.env.RESET_ATTACK_VERBOSE) console.log(JSON.stringify({ ms: Date.now() - t0, outcomes }));
+});
+
+// Open (docs/dataplane.md): an agent that resets its connection right after sending a request
+// inside intercepted TLS can leave the dataplane holding it past the idle timeout (seen: 18 of 20
+// for over a minute with a 3 s idle timeout), which counts against that agent's connection cap and
+// holds a socket. Kept here, as a todo, until it is fixed.
+test('every connection an agent resets right after its request is released within the idle timeout', {
+  todo: 'connections can linger past the idle timeout (open)',
+}, async () => {
+  for (let i = 0; i < 20; i++) await scenarios.abortAfterHandshake();
+  assert.equal(await openConnections(), 0);
 });
