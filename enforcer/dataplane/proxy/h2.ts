@@ -18,6 +18,7 @@ import { forwardedFields, grpcMethod, h2Limits, h2UpstreamSettings, headOf, isGr
 import { canonicalJson, parseJsonExact, type ExactJson } from '../protocols/json-exact.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import type { Decider, DecisionResult, RequestSpec } from '../decide.js';
+import type { HttpHead } from '../protocols/http1.js';
 import { denialText } from '../decide.js';
 import type { HttpDeps, Limits } from './http.js';
 import { isRefusal, McpGate } from './mcp-exchange.js';
@@ -66,6 +67,11 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
     agent.destroy();
     up.destroy();
   };
+  // TLS emits an error after its handshake (the upstream's TLS 1.3 alert refusing our client
+  // certificate, a bad record) without closing the socket, and the sessions did not always see
+  // it: the agent's connection then hung until the idle timeout. Either transport failing ends both.
+  up.on('error', close);
+  agent.on('error', close);
   upstream.on('error', close);
   upstream.on('close', close);
   upstream.on('goaway', () => session?.close());
@@ -117,8 +123,11 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
     // The advertised SETTINGS_MAX_HEADER_LIST_SIZE is not enforced on receipt by every
     // nghttp2 build: counted here too (RFC 9113 §6.5.2 size: name + value + 32 per field).
     let size = 0;
-    for (const [n, v] of Object.entries(headers))
-      size += n.length + 32 + (Array.isArray(v) ? v.join('').length + 32 * (v.length - 1) : String(v ?? '').length);
+    for (const n in headers) {
+      const v = headers[n];
+      if (Array.isArray(v)) for (const one of v) size += n.length + 32 + one.length;
+      else size += n.length + 32 + (typeof v === 'string' ? v.length : String(v ?? '').length);
+    }
     if (size > limits.maxHeaderBytes) return refuse(`header list of ${size} bytes exceeds ${limits.maxHeaderBytes}`);
     // Extended CONNECT (websocket/tunnels over h2) is never offered (enableConnectProtocol false); plain CONNECT is a tunnel.
     if (method === 'CONNECT') return refuse('CONNECT is not relayed (no tunnels through HTTP/2)');
@@ -131,7 +140,9 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
     if (!ended && NO_BODY_METHODS.has(method)) return refuse(`a ${method} request carries a body (${method} defines none)`);
     const { host, port } = splitAuthority(authority);
     const fields = forwardedFields(headers);
-    const head = headOf(method, target.path, 0, fields);
+    // The HTTP/1-shaped head is read by the MCP deciders only: made when one asks.
+    let head: HttpHead | null = null;
+    const headNow = (): HttpHead => (head ??= headOf(method, target.path, 0, fields));
     const ct = headers['content-type'];
     const grpc = isGrpc(ct);
     const mismatch = deps.hostMismatch ? deps.hostMismatch(host) : host !== deps.authorityName;
@@ -190,7 +201,7 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
     if (!held) {
       if (mcp.toMcpUpstream && method !== 'POST') {
         // GET event stream / DELETE session of an MCP upstream: decided as MCP session traffic.
-        const scope = mcp.decideStream(head);
+        const scope = mcp.decideStream(headNow());
         if (!scope.decision.allowed) return deny(scope.decision);
         return forward(stream, method, decidedAuthority, target.path, fields, ended, null, { mcp: scope }, grpc);
       }
@@ -235,7 +246,7 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
         parseError = (err as Error).message;
       }
       if (mcp.toMcpUpstream || (parsed !== null && looksLikeJsonRpc(parsed.value))) {
-        const verdict = mcp.decideBody(head, parsed, raw, parseError);
+        const verdict = mcp.decideBody(headNow(), parsed, raw, parseError);
         if (isRefusal(verdict)) {
           stream.respond({ ':status': verdict.status, 'content-type': 'application/json' });
           stream.end(canonicalJson(verdict.body));
@@ -270,13 +281,23 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
       if (prev === undefined) out[n] = v;
       else out[n] = Array.isArray(prev) ? [...prev, v] : [String(prev), v];
     }
+    const takesTrailers = grpc || out.te === 'trailers';
     const req = upstream.request(out, { endStream: ended && body === null });
     req.on('error', () => stream.close(NGHTTP2_CANCEL));
     stream.on('close', () => {
       if (!req.closed) req.close(NGHTTP2_CANCEL);
     });
     if (body) req.end(body);
-    else if (!ended) stream.pipe(req);
+    else if (!ended) {
+      // A direct relay, lighter per stream than pipe() (most bodies are one DATA frame), with backpressure.
+      stream.on('data', (d: Buffer) => {
+        if (!req.write(d)) {
+          stream.pause();
+          req.once('drain', () => stream.resume());
+        }
+      });
+      stream.on('end', () => req.end());
+    }
     let trailers: http2.IncomingHttpHeaders | null = null;
     let inspector: ResponseInspector | null = null;
     req.on('response', (rh, flags) => {
@@ -296,16 +317,19 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
       }
       if (stream.destroyed) return;
       const endNow = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      stream.respond(headersOut, { endStream: endNow, waitForTrailers: !endNow });
+      // Trailers are relayed to a client that said it takes them (te: trailers, as gRPC does; RFC 9110
+      // §10.1.4) and on gRPC; to others the stream ends with its last data, without an empty trailer block.
+      stream.respond(headersOut, { endStream: endNow, waitForTrailers: !endNow && takesTrailers });
     });
     req.on('trailers', (t) => {
       trailers = t;
     });
-    stream.on('wantTrailers', () => {
-      const t: http2.OutgoingHttpHeaders = {};
-      if (trailers) for (const [n, v] of forwardedFields(trailers)) t[n] = v;
-      stream.sendTrailers(t);
-    });
+    if (takesTrailers)
+      stream.on('wantTrailers', () => {
+        const t: http2.OutgoingHttpHeaders = {};
+        if (trailers) for (const [n, v] of forwardedFields(trailers)) t[n] = v;
+        stream.sendTrailers(t);
+      });
     req.on('data', (d: Buffer) => {
       if (stream.destroyed) return;
       if (!stream.write(d)) {

@@ -28,6 +28,8 @@ export interface Interception {
   identity?: IdentityCa | null;
 }
 
+const ignoreError = (): void => undefined;
+
 /** Application protocols the enforcer can decide inside TLS, in no particular preference. */
 const DECIDABLE_ALPN = new Set(['h2', 'http/1.1']);
 
@@ -56,6 +58,11 @@ export interface InterceptInput {
  */
 export function maybeIntercept(input: InterceptInput, interception: Interception, decider: Decider): boolean {
   const { origin, hello } = input;
+  // From here until a relay takes it, the agent's socket has no other 'error' listener, and it
+  // still reads: an agent resetting its connection while the upstream is reached would otherwise
+  // be an unhandled 'error' that ends the whole dataplane. The error destroys it; the steps below
+  // check for that.
+  input.client.on('error', ignoreError);
   const d = origin.destination;
   const name = hello.sni ?? d.address;
   const resource: EntityUid = hello.sni ? { type: 'Host', id: hello.sni } : { type: 'Endpoint', id: formatDestination(d) };
@@ -75,7 +82,10 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     });
   const verdict = decide();
   if (!verdict.allowed) {
-    if (!input.mustIntercept) return false;
+    if (!input.mustIntercept) {
+      input.client.off('error', ignoreError);
+      return false;
+    }
     decide(
       `destination is a declared MCP/HTTP upstream: its TLS is decided per request or refused (${verdict.reason ?? 'intercept not permitted'})`,
     );
@@ -134,6 +144,10 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     const chosen = up.alpnProtocol || null;
     // The agent gets the protocol the upstream agreed to; an upstream without ALPN speaks HTTP/1.1.
     const clientAlpn = chosen ?? (hello.alpn.includes('http/1.1') ? 'http/1.1' : null);
+    if (input.client.destroyed) {
+      up.destroy();
+      return;
+    }
     let agent: tls.TLSSocket;
     try {
       const ctx = await interception.ca.contextFor(name);
@@ -148,7 +162,8 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
       // Failed while the agent's handshake ran: a denial, not a relay over a dead connection.
       failed(parkedError ?? Object.assign(new Error('upstream closed the connection after the TLS handshake'), { code: 'ECONNRESET' }));
       up.destroy();
-      agent.destroy();
+      // A reset, as for every refusal (safe on a TLS socket: tls/upstream.ts resettable).
+      agent.resetAndDestroy();
       return;
     }
     if (agent.alpnProtocol === 'h2') {

@@ -85,8 +85,13 @@ export function withOriginatedTls(input: OriginationInput, start: (connectUpstre
     return void input.client.resetAndDestroy();
   }
   if (!(cert instanceof Promise)) return start(factory(cert ?? undefined));
+  // While the certificate is issued nothing else listens for the agent socket's errors: an agent
+  // resetting it then must not be an unhandled 'error' (the end of the dataplane).
+  const ignoreError = (): void => undefined;
+  input.client.on('error', ignoreError);
   cert.then(
     (svid) => {
+      input.client.off('error', ignoreError);
       if (!input.client.destroyed) start(factory(svid));
     },
     (err: Error) => {

@@ -141,11 +141,29 @@ export function handshake(up: tls.TLSSocket, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Makes `resetAndDestroy` on a TLS socket reset the TCP socket under it. */
+/**
+ * Makes `resetAndDestroy` on a TLS socket reset the TCP socket under it (Node's
+ * own throws ERR_INVALID_HANDLE_TYPE for a TLS socket, nodejs/node#49484).
+ *
+ * Never by resetting `raw` first: that closes the TCP handle while the TLS wrap
+ * still uses it as its stream, and the wrap's OpenSSL state is then freed after
+ * the handle (Node 20 crashed with SIGSEGV most times when it ran from a TLS
+ * callback such as 'secure', where TLS 1.3 still has session tickets to write).
+ * Instead the TLS socket is destroyed the ordinary way, which closes `raw`
+ * through the wrap in the order Node expects, with `raw` marked so that its close
+ * is a reset (SO_LINGER 0): the flag `resetAndDestroy` itself sets on a plain
+ * socket (net.Socket#_reset). Were that flag ever ignored, the close is a FIN:
+ * the connection still ends. Not marked while connecting or once a side began
+ * its shutdown: libuv refuses a reset then (uv_tcp_close_reset: EINVAL) and
+ * leaves the handle open, and no 'close' would ever come; a plain close it is.
+ */
 export function resettable(s: tls.TLSSocket, raw: net.Socket): void {
   s.resetAndDestroy = () => {
-    if (!raw.destroyed) raw.resetAndDestroy();
+    if (!raw.destroyed && !raw.connecting && !raw.writableEnded && !s.writableEnded)
+      (raw as net.Socket & { resetAndClosing?: boolean }).resetAndClosing = true;
     s.destroy();
+    // The wrap closes `raw` when it still owns its handle; should it not, `raw` is closed here.
+    if (!raw.destroyed) raw.destroy();
     return s;
   };
 }
