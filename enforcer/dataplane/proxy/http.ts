@@ -166,9 +166,10 @@ export class HttpConnection {
 
   #abort(): void {
     this.#releaseHeld();
-    if (this.#state === 'closed') return;
     this.#state = 'closed';
     if (this.#headTimer) clearTimeout(this.#headTimer);
+    // Also after a polite close (#finishClient): its end() may never finish when the agent
+    // reset the connection, and the idle timeout must still release it.
     if (!this.client.destroyed) this.client.destroy();
     if (this.#upstream && !this.#upstream.destroyed) this.#upstream.destroy();
   }
