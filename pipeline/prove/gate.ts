@@ -115,8 +115,15 @@ function taintOf(configText: string): TaintAssumption | undefined {
 }
 
 /** The base's environment for the same principal type, action and resource type; undefined: the base schema has none (denied by the base). */
+/** The base's environment for the same request shape: an action is its id *and* its type (namespaces may share ids). */
 function baseEnvFor(base: ProverSchema, env: RequestEnv): RequestEnv | undefined {
-  return base.envs.find((e) => e.principalType === env.principalType && e.action === env.action && e.resourceType === env.resourceType);
+  return base.envs.find(
+    (e) =>
+      e.principalType === env.principalType &&
+      e.actionType === env.actionType &&
+      e.action === env.action &&
+      e.resourceType === env.resourceType,
+  );
 }
 
 /** lilith.json and entities.json of one side, for capsule-diff.ts. */

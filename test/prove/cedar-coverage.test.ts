@@ -158,3 +158,34 @@ test('an entities-only PR that adds a tag is flagged over the deployed store, wi
   assert.equal(decide(f.counterexample, policies), 'allow');
   assert.equal(decide({ ...f.counterexample, entities: f.baseEntities ?? f.counterexample.entities }, policies), 'deny');
 });
+
+// Two namespaces declare an action with the same id over the same (common) entity types but
+// with different contexts. The base's environment for Other::Action::"read" must be its own,
+// not App::Action::"read"'s: paired by id alone, an unchanged policy set was reported as an
+// escalation (the base read `context.tier` in a context that has only `level`).
+test('actions with the same id in two namespaces are paired by namespace: an unchanged set is proven', async () => {
+  const schema = `entity User; entity Doc;
+namespace App { action read appliesTo { principal: User, resource: Doc, context: { level: Long } }; }
+namespace Other { action read appliesTo { principal: User, resource: Doc, context: { tier: String } }; }
+`;
+  const policies =
+    '@id("other-read")\npermit (principal, action == Other::Action::"read", resource) when { context.tier == "x" };\n' +
+    '@id("app-read")\npermit (principal, action == App::Action::"read", resource) when { context.level > 3 };\n';
+  const src = (text: string): PolicySource => ({
+    policies: { 'p.cedar': text },
+    invariants: {},
+    schema,
+    entitiesText: '[]',
+    configText: neutralConfig(),
+  });
+  const same = await runGate({ label: 'base', source: src(policies) }, { label: 'head', source: src(policies) }, { hygiene: false });
+  assert.equal(same.report.verdict, 'proven', JSON.stringify(same.report.escalations));
+  // And a real widening of the Other action is still flagged, in its own environment.
+  const wider = policies.replace('context.tier == "x"', 'context.tier like "x*"');
+  const r = await runGate({ label: 'base', source: src(policies) }, { label: 'head', source: src(wider) }, { hygiene: false });
+  assert.equal(r.report.verdict, 'escalation');
+  assert.deepEqual(
+    r.report.escalations.map((e) => e.env),
+    ['User, Other::Action::"read", Doc'],
+  );
+});
