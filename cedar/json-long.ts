@@ -168,6 +168,17 @@ const LONG_MAX = 2n ** 63n - 1n;
  * Long range, as a path like `[3].attrs.balance`; null when it holds none. Such a
  * value is refused where it is read, never wrapped or rounded into range.
  */
+/** Order-free JSON text (object keys sorted, Longs beyond 2^53 as their exact digits): equal values give equal text. */
+export function sortedJsonLong(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJsonLong).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${sortedJsonLong((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return stringifyJsonLong(v);
+}
+
 export function longOutOfRange(value: unknown, path = ''): string | null {
   if (typeof value === 'bigint') return value < LONG_MIN || value > LONG_MAX ? path : null;
   if (typeof value === 'number') return Number.isInteger(value) && (value >= 2 ** 63 || value < -(2 ** 63)) ? path : null;

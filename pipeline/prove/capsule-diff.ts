@@ -4,6 +4,7 @@
 // narrow (a selector added, a binary removed from the exec allowlist, a classifier
 // added) are not reported.
 import type { ClassifierRule, LilithConfig, Registration } from '../../capsule/config.js';
+import { sortedJsonLong } from '../../cedar/json-long.js';
 
 export interface CapsuleChange {
   /** The file that widened. */
@@ -31,17 +32,6 @@ interface EntityJson {
 }
 
 const uid = (u: { type: string; id: string }) => `${u.type}::${JSON.stringify(u.id)}`;
-/** Order-free JSON text, to compare attribute and tag values. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  // Longs beyond 2^53 are BigInts (exact): their digits are their canonical text.
-  return typeof v === 'bigint' ? v.toString() : JSON.stringify(v);
-}
 
 /** A value as the report shows it; the PR author controls it, so it is cut short. */
 function shown(v: string | undefined): string {
@@ -68,8 +58,8 @@ function dataChanges(base: EntityJson[], head: EntityJson[], out: CapsuleChange[
       const was = b.get(e)?.[field] ?? {};
       const now = h.get(e)?.[field] ?? {};
       for (const name of new Set([...Object.keys(was), ...Object.keys(now)])) {
-        const x = Object.hasOwn(was, name) ? canonical(was[name]) : undefined;
-        const y = Object.hasOwn(now, name) ? canonical(now[name]) : undefined;
+        const x = Object.hasOwn(was, name) ? sortedJsonLong(was[name]) : undefined;
+        const y = Object.hasOwn(now, name) ? sortedJsonLong(now[name]) : undefined;
         if (x === y) continue;
         out.push({
           part: 'entities.json',

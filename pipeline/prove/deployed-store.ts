@@ -10,7 +10,7 @@
 // attributes as the store's values. An entity the store does not hold (a Host
 // the agent dials that entities.json does not name) has no ancestors and no
 // attributes, as Cedar sees it.
-import { stringifyJsonLong } from '../../cedar/json-long.js';
+import { sortedJsonLong, stringifyJsonLong } from '../../cedar/json-long.js';
 import type { Registration } from '../../capsule/config.js';
 import { PRINCIPAL, storeFnName, type Decls, type StoreFn } from './compiler.js';
 import { encodeValue } from './concrete.js';
@@ -39,16 +39,6 @@ export class StoreError extends Error {
 }
 
 const keyOf = (u: Uid) => `${u.type}::${JSON.stringify(u.id)}`;
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return stringifyJsonLong(v);
-}
 
 export class DeployedStore {
   readonly entities = new Map<string, StoreEntity>();
@@ -96,7 +86,7 @@ export class DeployedStore {
         [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, u]) => u),
       );
     }
-    this.key = canonical({
+    this.key = sortedJsonLong({
       agents: this.agents,
       entities: [...this.entities.keys()]
         .sort()
