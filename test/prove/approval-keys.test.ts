@@ -6,24 +6,17 @@
 // un-namespaced Action only). Through the real gate (cvc5).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { readPolicyDir, type PolicySource } from '../../pipeline/policy-source.js';
+import type { PolicySource } from '../../pipeline/policy-source.js';
 import { ApprovalError, findApproval, parseApprovalFile, parseApproveFlag } from '../../pipeline/prove/approvals.js';
 import { formatMarkdown, formatText } from '../../pipeline/prove/format.js';
 import { runGate } from '../../pipeline/prove/gate.js';
-import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
 import { reportJson, type EscalationFinding } from '../../pipeline/prove/report.js';
-import { decideIn, neutralConfig, PolicyDirs, read, replaceIn, write } from './fixtures.js';
+import { decideIn, neutralConfig, PolicyDirs, read, replaceIn, write, gateDirs } from './fixtures.js';
 
 const dirs = new PolicyDirs();
 after(() => dirs.cleanup());
 
-async function gate(baseDir: string, headDir: string) {
-  return runGate(
-    { label: 'base', source: await readPolicyDir(baseDir) },
-    { label: 'head', source: await readPolicyDir(headDir) },
-    { hygiene: false, approvals: await readApprovalsDir(headDir) },
-  );
-}
+const gate = (baseDir: string, headDir: string) => gateDirs(baseDir, headDir, { hygiene: false });
 
 // Hosts carry an `allowlisted` attribute and string tags; two policies read them.
 const ATTR_POLICIES = `@id("attr-allowlisted")

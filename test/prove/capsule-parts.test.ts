@@ -4,24 +4,15 @@
 // narrow (or reorder) are proven. Through the real gate (cvc5) on fixture copies.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { formatMarkdown, formatText } from '../../pipeline/prove/format.js';
-import { runGate } from '../../pipeline/prove/gate.js';
-import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
 import type { LilithConfig } from '../../capsule/config.js';
-import { BUNDLED, decideIn, PolicyDirs, read, write } from './fixtures.js';
+import { BUNDLED, decideIn, PolicyDirs, read, write, gateDirs } from './fixtures.js';
 import type { EscalationFinding, ProofReport } from '../../pipeline/prove/report.js';
 
 const dirs = new PolicyDirs();
 after(() => dirs.cleanup());
 
-async function gate(baseDir: string, headDir: string) {
-  return runGate(
-    { label: 'base', source: await readPolicyDir(baseDir) },
-    { label: 'head', source: await readPolicyDir(headDir) },
-    { hygiene: false, approvals: await readApprovalsDir(headDir) },
-  );
-}
+const gate = (baseDir: string, headDir: string) => gateDirs(baseDir, headDir, { hygiene: false });
 
 function editConfig(d: string, f: (c: LilithConfig) => void): void {
   const c = JSON.parse(read(d, 'lilith.json')) as LilithConfig;

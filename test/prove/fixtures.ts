@@ -7,6 +7,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Counterexample } from '../../pipeline/prove/counterexample.js';
+import { readPolicyDir } from '../../pipeline/policy-source.js';
+import { runGate } from '../../pipeline/prove/gate.js';
+import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
 
 export const BUNDLED = resolve(dirname(fileURLToPath(import.meta.url)), '../../../policies');
 
@@ -78,4 +81,14 @@ export function neutralConfig(): string {
   const c = JSON.parse(read(BUNDLED, 'lilith.json')) as { registrations: unknown[] };
   c.registrations = [];
   return JSON.stringify(c);
+}
+
+/** The real gate between two policy directories, with the head's approvals (as CI runs it). */
+export async function gateDirs(baseDir: string, headDir: string, opts: { hygiene?: boolean } = {}) {
+  const approvals = await readApprovalsDir(headDir);
+  return runGate(
+    { label: 'base', source: await readPolicyDir(baseDir) },
+    { label: 'head', source: await readPolicyDir(headDir) },
+    { approvals, ...opts },
+  );
 }

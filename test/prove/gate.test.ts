@@ -6,23 +6,15 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { readPolicyDir } from '../../pipeline/policy-source.js';
 import { GateError, runGate } from '../../pipeline/prove/gate.js';
-import { readApprovalsDir } from '../../pipeline/prove/git-revision.js';
 import { Cvc5, SolverError } from '../../pipeline/prove/solver.js';
-import { decideIn, PolicyDirs, read, remove, replaceIn, write, BUNDLED } from './fixtures.js';
+import { decideIn, PolicyDirs, read, remove, replaceIn, write, BUNDLED, gateDirs } from './fixtures.js';
 
 const dirs = new PolicyDirs();
 after(() => dirs.cleanup());
 
 const POLICY_FILES = ['egress.cedar', 'mcp.cedar'];
 
-async function gate(baseDir: string, headDir: string, opts: { hygiene?: boolean } = {}) {
-  const approvals = await readApprovalsDir(headDir);
-  return runGate(
-    { label: 'base', source: await readPolicyDir(baseDir) },
-    { label: 'head', source: await readPolicyDir(headDir) },
-    { approvals, ...opts },
-  );
-}
+const gate = gateDirs;
 
 function assertRechecks(
   baseDir: string,
