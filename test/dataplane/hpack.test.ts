@@ -469,6 +469,7 @@ test('nghttp2 reads encodeHpack blocks exactly, never-indexed fields marked sens
 
 test('encodeHpack refuses characters with no field byte', () => {
   assert.throws(() => encodeHpack([['x-a', 'snow \u2603']]), /value of header "x-a" has a character above U\+00FF/);
+  assert.throws(() => encodeHpack([['x-b', `${'v'.repeat(500)}\u2603`]]), /value of header "x-b"/);
   assert.throws(() => encodeHpack([['x-\u0100', 'v']]), RangeError);
 });
 

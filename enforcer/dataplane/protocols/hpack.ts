@@ -312,9 +312,27 @@ function writeInteger(buf: Buffer, pos: number, flags: number, prefixBits: numbe
   return pos + 1;
 }
 
+/** Strings shorter than this are copied by a loop that also checks each char: cheaper than a regex test plus a native write call. */
+const SHORT_STRING = 128;
+
+/** Writes a raw string literal; -1 when a char has no field byte (the caller names the field). */
 function writeString(buf: Buffer, pos: number, s: string): number {
   const at = writeInteger(buf, pos, 0x00, 7, s.length);
+  const n = s.length;
+  if (n < SHORT_STRING) {
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0xff) return -1;
+      buf[at + i] = c;
+    }
+    return at + n;
+  }
+  if (NOT_LATIN1.test(s)) return -1;
   return at + buf.write(s, at, 'latin1');
+}
+
+function notLatin1(name: string, what: string): RangeError {
+  return new RangeError(`encodeHpack: ${what} ${JSON.stringify(name)} has a character above U+00FF`);
 }
 
 /**
@@ -324,11 +342,7 @@ function writeString(buf: Buffer, pos: number, s: string): number {
  */
 export function encodeHpack(fields: ReadonlyArray<HeaderField>, sensitive?: ReadonlySet<string>): Buffer {
   let capacity = 0;
-  for (const [name, value] of fields) {
-    if (NOT_LATIN1.test(name)) throw new RangeError(`encodeHpack: header name ${JSON.stringify(name)} has a character above U+00FF`);
-    if (NOT_LATIN1.test(value)) throw new RangeError(`encodeHpack: value of header ${JSON.stringify(name)} has a character above U+00FF`);
-    capacity += name.length + value.length + FIELD_FRAMING_MAX;
-  }
+  for (const [name, value] of fields) capacity += name.length + value.length + FIELD_FRAMING_MAX;
   const buf = Buffer.allocUnsafe(capacity);
   let pos = 0;
   for (const [name, value] of fields) {
@@ -346,8 +360,10 @@ export function encodeHpack(fields: ReadonlyArray<HeaderField>, sensitive?: Read
     else {
       buf[pos] = flags;
       pos = writeString(buf, pos + 1, name);
+      if (pos < 0) throw notLatin1(name, 'header name');
     }
     pos = writeString(buf, pos, value);
+    if (pos < 0) throw notLatin1(name, 'value of header');
   }
   return buf.subarray(0, pos);
 }
