@@ -88,6 +88,12 @@ const STATIC_COUNT = STATIC_TABLE.length - 1;
 /** RFC 7541 §4.1: an entry's size counts 32 octets of overhead; RFC 9113 §6.5.2 counts a header list the same way. */
 const ENTRY_OVERHEAD = 32;
 
+/**
+ * RFC 9113 §6.5.2: SETTINGS_HEADER_TABLE_SIZE starts at 4096, and the peer's encoder uses that size until it
+ * signals another with a size update (§4.2 of RFC 7541): whatever we advertise, the table starts here.
+ */
+const INITIAL_TABLE_SIZE = 4096;
+
 /** Integers above this are refused (RFC 7541 §5.1 leaves the limit to the implementation). */
 const MAX_INT = 0x7fffffff;
 /** 7 bits each after the prefix: 5 continuation bytes reach past 2^31, a sixth is never needed. */
@@ -109,8 +115,8 @@ const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 export class HpackDecoder {
   /** The SETTINGS_HEADER_TABLE_SIZE we advertised: the peer may not size its table above it. */
   readonly #limit: number;
-  /** The table's current maximum size: the limit until the peer's last dynamic table size update. */
-  #capacity: number;
+  /** The table's current maximum size: the protocol's initial 4096 until the peer's first dynamic table size update. */
+  #capacity = INITIAL_TABLE_SIZE;
   /** Sum of the live entries' sizes. */
   #size = 0;
   // The dynamic table: entries oldest to newest at [#oldest, length); evicted slots ahead of #oldest are dropped in batches.
@@ -122,14 +128,23 @@ export class HpackDecoder {
   /** The bound of the block being decoded, for error messages. */
   #maxListBytes = 0;
 
+  /**
+   * maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we advertised (default 4096); a dynamic table size update above
+   * it is a decode error. The table itself starts at the protocol's 4096 (the peer may not have our SETTINGS yet).
+   */
   constructor(maxTableSize = 4096) {
     if (!Number.isSafeInteger(maxTableSize) || maxTableSize < 0 || maxTableSize > MAX_INT) {
       throw new RangeError(`HpackDecoder: maxTableSize must be an integer in 0..${MAX_INT}, got ${maxTableSize}`);
     }
     this.#limit = maxTableSize;
-    this.#capacity = maxTableSize;
   }
 
+  /**
+   * Decodes one complete header block (HEADERS + CONTINUATION fragments joined). maxListBytes bounds the decoded list
+   * as RFC 9113 §6.5.2 counts it (name + value + 32 per field): beyond it, HpackError HPACK_TOO_LARGE, thrown before
+   * the offending string is materialised; anything malformed is HPACK_DECODE. After a throw the decoder refuses every
+   * later block (its table may be half-updated): the connection ends with COMPRESSION_ERROR.
+   */
   decode(block: Buffer, maxListBytes: number): HeaderField[] {
     if (!Number.isSafeInteger(maxListBytes) || maxListBytes < 0) {
       throw new RangeError(`HpackDecoder.decode: maxListBytes must be a non-negative integer, got ${maxListBytes}`);
@@ -297,9 +312,27 @@ function writeInteger(buf: Buffer, pos: number, flags: number, prefixBits: numbe
   return pos + 1;
 }
 
+/** Strings shorter than this are copied by a loop that also checks each char: cheaper than a regex test plus a native write call. */
+const SHORT_STRING = 128;
+
+/** Writes a raw string literal; -1 when a char has no field byte (the caller names the field). */
 function writeString(buf: Buffer, pos: number, s: string): number {
   const at = writeInteger(buf, pos, 0x00, 7, s.length);
+  const n = s.length;
+  if (n < SHORT_STRING) {
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0xff) return -1;
+      buf[at + i] = c;
+    }
+    return at + n;
+  }
+  if (NOT_LATIN1.test(s)) return -1;
   return at + buf.write(s, at, 'latin1');
+}
+
+function notLatin1(name: string, what: string): RangeError {
+  return new RangeError(`encodeHpack: ${what} ${JSON.stringify(name)} has a character above U+00FF`);
 }
 
 /**
@@ -309,11 +342,7 @@ function writeString(buf: Buffer, pos: number, s: string): number {
  */
 export function encodeHpack(fields: ReadonlyArray<HeaderField>, sensitive?: ReadonlySet<string>): Buffer {
   let capacity = 0;
-  for (const [name, value] of fields) {
-    if (NOT_LATIN1.test(name)) throw new RangeError(`encodeHpack: header name ${JSON.stringify(name)} has a character above U+00FF`);
-    if (NOT_LATIN1.test(value)) throw new RangeError(`encodeHpack: value of header ${JSON.stringify(name)} has a character above U+00FF`);
-    capacity += name.length + value.length + FIELD_FRAMING_MAX;
-  }
+  for (const [name, value] of fields) capacity += name.length + value.length + FIELD_FRAMING_MAX;
   const buf = Buffer.allocUnsafe(capacity);
   let pos = 0;
   for (const [name, value] of fields) {
@@ -331,8 +360,10 @@ export function encodeHpack(fields: ReadonlyArray<HeaderField>, sensitive?: Read
     else {
       buf[pos] = flags;
       pos = writeString(buf, pos + 1, name);
+      if (pos < 0) throw notLatin1(name, 'header name');
     }
     pos = writeString(buf, pos, value);
+    if (pos < 0) throw notLatin1(name, 'value of header');
   }
   return buf.subarray(0, pos);
 }
