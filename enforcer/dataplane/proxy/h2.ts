@@ -1,34 +1,43 @@
-// HTTP/2 inside intercepted TLS: the agent's session is served by Node's http2
-// server side, the upstream reached by its client side over the verified TLS
-// connection, and every stream is decided on its own before anything of it goes
-// upstream: Action::"<METHOD>" on the :authority host (context as for HTTP/1
-// plus http_version "2"), or Action::"grpc" with the service and method from
-// the path. What goes upstream is re-made from the decided values (pseudo-headers,
-// canonical path) plus the client's regular fields minus connection-specific ones.
-// A denied stream is reset (RST_STREAM CANCEL), a denied gRPC call answered with
-// grpc-status 7 (PERMISSION_DENIED); the session and its other streams go on.
-// JSON bodies are held and, when JSON-RPC, decided as MCP exactly as over HTTP/1.
-import http2 from 'node:http2';
+// HTTP/2 inside intercepted TLS (or prior-knowledge h2c), relayed frame by frame:
+// the agent's connection and the upstream's are each one H2Peer (h2-peer.ts), and
+// every agent stream is decided on its own before anything of it goes upstream:
+// Action::"<METHOD>" on the :authority host (context as for HTTP/1 plus
+// http_version "2"), or Action::"grpc" with the service and method from the path.
+// What goes upstream is re-encoded from the decided values (pseudo-headers,
+// canonical path) plus the request's regular fields; a malformed request
+// (RFC 9113 §8.2–8.3) is refused, never repaired. A denied stream is reset
+// (RST_STREAM CANCEL), a denied gRPC call answered with grpc-status 7
+// (PERMISSION_DENIED); the connection and its other streams go on. JSON bodies
+// are held and, when JSON-RPC, decided as MCP exactly as over HTTP/1.
+// Agent and upstream stream ids differ: an upstream stream is opened only when
+// its request has been decided, in the order decisions are made.
 import type net from 'node:net';
 import type { LilithConfig } from '../../../capsule/config.js';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin } from '../origin.js';
 import { canonicalTarget, charsetOf, isJsonType, NO_BODY_METHODS } from '../protocols/http-canonical.js';
-import { forwardedFields, grpcMethod, h2Limits, h2UpstreamSettings, headOf, isGrpc } from '../protocols/h2.js';
+import { ERR, H2Error } from '../protocols/h2-frames.js';
+import { grpcMethod, headOf, isGrpc, readRequest, readResponse, readTrailers, type H2Request } from '../protocols/h2.js';
+import type { HeaderField } from '../protocols/hpack.js';
 import { canonicalJson, parseJsonExact, type ExactJson } from '../protocols/json-exact.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import type { Decider, DecisionResult, RequestSpec } from '../decide.js';
 import type { HttpHead } from '../protocols/http1.js';
 import { denialText } from '../decide.js';
 import type { HttpDeps, Limits } from './http.js';
+import { H2Peer, type PeerStream } from './h2-peer.js';
 import { isRefusal, McpGate } from './mcp-exchange.js';
 import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const EMPTY = Buffer.alloc(0);
 
 /** Rapid reset (CVE-2023-44487): more client resets than this within the window ends the session. */
 export const RAPID_RESET = { resets: 100, windowMs: 10_000 };
+/** Streams the agent may have open at once. */
+export const MAX_CONCURRENT_STREAMS = 100;
+/** Our receive window per connection (per stream it is the default 65,535). */
+const CONNECTION_WINDOW = 1 << 20;
 
 export interface H2Deps {
   origin: Origin;
@@ -44,110 +53,263 @@ export interface H2Deps {
   http: HttpDeps;
 }
 
-type Fields = Array<[string, string]>;
+/** One agent stream and, once decided and opened, its upstream stream. */
+interface Exchange {
+  a: PeerStream;
+  u: PeerStream | null;
+  method: string;
+  grpc: boolean;
+  takesTrailers: boolean;
+  /** Body bytes the request declared (-1: none) and those seen so far. */
+  declared: number;
+  seen: number;
+  /** Holding the body for a decision at its end (JSON, MCP): its parts, or null when relaying. */
+  held: Buffer[] | null;
+  heldBytes: number;
+  /** Decided, waiting for an upstream stream slot: the header list and body to send. */
+  pending: { fields: HeaderField[]; data: Buffer[]; end: boolean } | null;
+  scope: { http?: DecisionResult; mcp?: McpReplyScope };
+  path: string;
+  /** The body going upstream was credited to the agent as it was held. */
+  prepaid: boolean;
+  /** The final response head has gone to the agent. */
+  responded: boolean;
+  respDeclared: number;
+  respSeen: number;
+  inspector: ResponseInspector | null;
+}
 
 export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
-  const { origin, decider, limits } = deps;
-  const scheme = deps.scheme ?? 'https';
-  const endpoint: EntityUid = { type: 'Endpoint', id: formatDestination(origin.destination) };
-  const mcp = new McpGate(origin, decider, deps.config, () => endpoint);
-  const server = http2.createServer(h2Limits(limits.maxHeaderBytes));
-  const upstream = http2.connect(`${scheme}://${deps.authorityName}`, {
-    createConnection: () => up,
-    settings: h2UpstreamSettings(limits.maxHeaderBytes),
-    maxSessionMemory: 32,
-  });
-  let session: http2.ServerHttp2Session | null = null;
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    session?.destroy();
-    upstream.destroy();
-    agent.destroy();
-    up.destroy();
-  };
-  // TLS emits an error after its handshake (the upstream's TLS 1.3 alert refusing our client
-  // certificate, a bad record) without closing the socket, and the sessions did not always see
-  // it: the agent's connection then hung until the idle timeout. Either transport failing ends both.
-  up.on('error', close);
-  agent.on('error', close);
-  upstream.on('error', close);
-  upstream.on('close', close);
-  upstream.on('goaway', () => session?.close());
-  server.on('session', (s) => {
-    session = s;
-    s.on('error', close);
-    s.on('close', close);
-    s.setTimeout(limits.idleTimeoutMs, close);
-  });
-  server.on('sessionError', close);
+  new H2Relay(agent, up, deps).start();
+}
 
-  const resets: number[] = [];
-  const refuseMalformed = (reason: string, protocol: 'http' | 'mcp' = mcp.toMcpUpstream ? 'mcp' : 'http') =>
-    decider.decide({
-      origin,
+class H2Relay {
+  readonly #deps: H2Deps;
+  readonly #scheme: 'https' | 'http';
+  readonly #endpoint: EntityUid;
+  readonly #mcp: McpGate;
+  readonly #agentSocket: net.Socket;
+  readonly #upSocket: net.Socket;
+  readonly #agent: H2Peer;
+  readonly #up: H2Peer;
+  readonly #waiting: Exchange[] = [];
+  readonly #resets: number[] = [];
+  #upstreamLast = Number.POSITIVE_INFINITY;
+  #agentDone = false;
+  #closed = false;
+
+  constructor(agent: net.Socket, up: net.Socket, deps: H2Deps) {
+    this.#deps = deps;
+    this.#scheme = deps.scheme ?? 'https';
+    this.#agentSocket = agent;
+    this.#upSocket = up;
+    this.#endpoint = { type: 'Endpoint', id: formatDestination(deps.origin.destination) };
+    this.#mcp = new McpGate(deps.origin, deps.decider, deps.config, () => this.#endpoint);
+    const maxHeaderBytes = deps.limits.maxHeaderBytes;
+    this.#agent = new H2Peer(
+      agent,
+      { role: 'server', maxHeaderBytes, maxConcurrentStreams: MAX_CONCURRENT_STREAMS, connectionWindow: CONNECTION_WINDOW },
+      {
+        headers: (s, fields, end) => this.#fromAgentHeaders(s, fields, end),
+        data: (s, d, end) => this.#fromAgentData(s, d, end),
+        reset: (s) => this.#agentReset(s),
+        written: (s, n) => this.#up.credit((s.exchange as Exchange | null)?.u ?? null, n),
+        goaway: () => {
+          this.#agentDone = true;
+          this.#closeWhenIdle();
+        },
+        slotFree: () => undefined,
+        closed: (fault) => {
+          if (fault) this.#refuseMalformed(fault.message);
+          this.#close();
+        },
+      },
+    );
+    this.#up = new H2Peer(
+      up,
+      { role: 'client', maxHeaderBytes: maxHeaderBytes * 4, maxConcurrentStreams: 0, connectionWindow: CONNECTION_WINDOW },
+      {
+        headers: (s, fields, end) => this.#fromUpstreamHeaders(s, fields, end),
+        data: (s, d, end) => this.#fromUpstreamData(s, d, end),
+        reset: (s, code) => {
+          const ex = s.exchange as Exchange;
+          ex.u = null;
+          this.#agent.reset(ex.a, code === ERR.REFUSED_STREAM ? ERR.REFUSED_STREAM : ERR.CANCEL);
+          this.#closeWhenIdle();
+        },
+        // Held bodies were credited as they were held.
+        written: (s, n) => {
+          const ex = s.exchange as Exchange;
+          if (!ex.prepaid) this.#agent.credit(ex.a, n);
+        },
+        goaway: (last) => {
+          this.#upstreamLast = last;
+          this.#agent.goaway(ERR.NO_ERROR);
+          this.#agentDone = true;
+          this.#closeWhenIdle();
+        },
+        slotFree: () => this.#openWaiting(),
+        closed: () => this.#close(),
+      },
+    );
+  }
+
+  start(): void {
+    // Either transport failing ends both (TLS reports an upstream's alert refusing our client certificate this way).
+    this.#agentSocket.on('error', () => this.#close());
+    this.#upSocket.on('error', () => this.#close());
+    this.#agentSocket.setNoDelay?.(true);
+    this.#upSocket.setNoDelay?.(true);
+    this.#agentSocket.setTimeout(this.#deps.limits.idleTimeoutMs, () => this.#close());
+    this.#up.start();
+    this.#agent.start();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ex of this.#waiting) this.#release(ex);
+    this.#waiting.length = 0;
+    this.#agent.close(null);
+    this.#up.close(null);
+    this.#agentSocket.destroy();
+    this.#upSocket.destroy();
+  }
+
+  #closeWhenIdle(): void {
+    if (this.#agentDone && this.#agent.size === 0) this.#close();
+  }
+
+  #refuseMalformed(reason: string, protocol: 'http' | 'mcp' = this.#mcp.toMcpUpstream ? 'mcp' : 'http'): void {
+    const endpoint = this.#endpoint;
+    this.#deps.decider.decide({
+      origin: this.#deps.origin,
       protocol,
       fallback: { action: 'http', resource: endpoint },
       build: () => ({ action: 'http', resource: endpoint, context: {}, refuse: `malformed request: ${reason}` }),
     });
+  }
 
-  server.on('stream', (stream, headers, flags) => {
-    stream.on('error', () => undefined);
-    stream.on('aborted', () => {
-      const now = Date.now();
-      resets.push(now);
-      while (resets.length && resets[0] < now - RAPID_RESET.windowMs) resets.shift();
-      if (resets.length > RAPID_RESET.resets) {
-        refuseMalformed(`more than ${RAPID_RESET.resets} streams reset by the client within ${RAPID_RESET.windowMs} ms (rapid reset)`);
-        session?.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-        close();
+  #agentReset(s: PeerStream): void {
+    const ex = s.exchange as Exchange | null;
+    if (ex) {
+      if (ex.u) this.#up.reset(ex.u, ERR.CANCEL);
+      this.#release(ex);
+    }
+    const now = Date.now();
+    const resets = this.#resets;
+    resets.push(now);
+    while (resets.length && resets[0] < now - RAPID_RESET.windowMs) resets.shift();
+    if (resets.length > RAPID_RESET.resets)
+      return this.#agent.close(
+        new H2Error(
+          ERR.ENHANCE_YOUR_CALM,
+          0,
+          `more than ${RAPID_RESET.resets} streams reset by the client within ${RAPID_RESET.windowMs} ms (rapid reset)`,
+        ),
+      );
+    this.#closeWhenIdle();
+  }
+
+  /** Releases what a held body drew on the agent's budget. */
+  #release(ex: Exchange): void {
+    if (ex.held && ex.heldBytes > 0) this.#deps.http.budgets.unhold(this.#deps.http.agentKey, ex.heldBytes);
+    ex.held = null;
+    ex.heldBytes = 0;
+    ex.pending = null;
+  }
+
+  /** Refuses a malformed request: audited, the stream reset (and its upstream half, if any). */
+  #refuseStream(ex: Exchange | null, s: PeerStream, reason: string): void {
+    this.#refuseMalformed(reason);
+    if (ex) {
+      if (ex.u) this.#up.reset(ex.u, ERR.CANCEL);
+      this.#release(ex);
+    }
+    this.#agent.reset(s, ERR.PROTOCOL_ERROR);
+    this.#closeWhenIdle();
+  }
+
+  // ── agent → upstream ────────────────────────────────────────────────────────
+
+  #fromAgentHeaders(s: PeerStream, fields: HeaderField[], end: boolean): void {
+    const ex = s.exchange as Exchange | null;
+    if (s.blocks > 1) {
+      // Trailers: only with END_STREAM (RFC 9113 §8.1).
+      if (!ex || !end) return this.#refuseStream(ex, s, 'a second header block without END_STREAM');
+      const t = readTrailers(fields);
+      if (!t.ok) return this.#refuseStream(ex, s, t.reason);
+      if (!this.#lengthHolds(ex, 0, true)) return this.#refuseStream(ex, s, 'content-length disagrees with the DATA sent');
+      if (ex.held) return this.#heldEnd(ex);
+      if (ex.pending) {
+        ex.pending.end = true;
+        return;
       }
-    });
+      if (ex.u) {
+        if (t.value.length) this.#up.sendTrailers(ex.u, t.value);
+        else this.#up.sendData(ex.u, EMPTY, true);
+      }
+      return;
+    }
+    if (this.#agentDone) return this.#agent.reset(s, ERR.REFUSED_STREAM);
     try {
-      onStream(stream, headers, (flags & NGHTTP2_FLAG_END_STREAM) !== 0);
+      this.#request(s, fields, end);
     } catch (err) {
       process.stderr.write(`lilith dataplane: internal error on an HTTP/2 stream (reset): ${(err as Error)?.stack ?? String(err)}\n`);
-      stream.close(NGHTTP2_PROTOCOL_ERROR);
+      this.#agent.reset(s, ERR.INTERNAL_ERROR);
     }
-  });
+  }
 
-  function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ended: boolean): void {
-    const method = String(headers[':method'] ?? '');
-    const rawPath = headers[':path'];
-    const authority = (headers[':authority'] ?? headers.host) as string | undefined;
-    const refuse = (reason: string) => {
-      refuseMalformed(reason);
-      stream.close(NGHTTP2_PROTOCOL_ERROR);
+  #request(s: PeerStream, fields: HeaderField[], ended: boolean): void {
+    const { decider, limits } = this.#deps;
+    const read = readRequest(fields);
+    if (!read.ok) return this.#refuseStream(null, s, read.reason);
+    const req: H2Request = read.value;
+    const method = req.method;
+    if (req.scheme !== this.#scheme) return this.#refuseStream(null, s, `:scheme '${req.scheme}' on an ${this.#scheme} connection`);
+    if (!req.path.startsWith('/') && req.path !== '*') return this.#refuseStream(null, s, ':path is not in origin form');
+    const target = canonicalTarget(method, req.path);
+    if (!target.ok) return this.#refuseStream(null, s, target.reason);
+    if (!ended && NO_BODY_METHODS.has(method))
+      return this.#refuseStream(null, s, `a ${method} request carries a body (${method} defines none)`);
+    if (ended && req.contentLength > 0) return this.#refuseStream(null, s, 'content-length disagrees with the DATA sent');
+    const { host, port } = splitAuthority(req.authority);
+    const ct = req.contentType;
+    const grpc = isGrpc(ct);
+    const mismatch = this.#deps.hostMismatch ? this.#deps.hostMismatch(host) : host !== this.#deps.authorityName;
+    const authority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
+    const ex: Exchange = {
+      a: s,
+      u: null,
+      method,
+      grpc,
+      takesTrailers: grpc || req.takesTrailers,
+      declared: req.contentLength,
+      seen: 0,
+      held: null,
+      heldBytes: 0,
+      pending: null,
+      prepaid: false,
+      scope: {},
+      path: target.path,
+      responded: false,
+      respDeclared: -1,
+      respSeen: 0,
+      inspector: null,
     };
-    // The advertised SETTINGS_MAX_HEADER_LIST_SIZE is not enforced on receipt by every
-    // nghttp2 build: counted here too (RFC 9113 §6.5.2 size: name + value + 32 per field).
-    let size = 0;
-    for (const n in headers) {
-      const v = headers[n];
-      if (Array.isArray(v)) for (const one of v) size += n.length + 32 + one.length;
-      else size += n.length + 32 + (typeof v === 'string' ? v.length : String(v ?? '').length);
-    }
-    if (size > limits.maxHeaderBytes) return refuse(`header list of ${size} bytes exceeds ${limits.maxHeaderBytes}`);
-    // Extended CONNECT (websocket/tunnels over h2) is never offered (enableConnectProtocol false); plain CONNECT is a tunnel.
-    if (method === 'CONNECT') return refuse('CONNECT is not relayed (no tunnels through HTTP/2)');
-    if (headers[':protocol'] !== undefined) return refuse('extended CONNECT (:protocol) is not relayed');
-    if (typeof rawPath !== 'string' || !authority) return refuse('missing :path or :authority');
-    if (headers[':authority'] !== undefined && headers.host !== undefined && headers.host !== headers[':authority'])
-      return refuse(':authority and Host disagree');
-    const target = canonicalTarget(method, rawPath);
-    if (!target.ok) return refuse(target.reason);
-    if (!ended && NO_BODY_METHODS.has(method)) return refuse(`a ${method} request carries a body (${method} defines none)`);
-    const { host, port } = splitAuthority(authority);
-    const fields = forwardedFields(headers);
+    s.exchange = ex;
     // The HTTP/1-shaped head is read by the MCP deciders only: made when one asks.
     let head: HttpHead | null = null;
-    const headNow = (): HttpHead => (head ??= headOf(method, target.path, 0, fields));
-    const ct = headers['content-type'];
-    const grpc = isGrpc(ct);
-    const mismatch = deps.hostMismatch ? deps.hostMismatch(host) : host !== deps.authorityName;
-    const decidedAuthority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
-
+    const headNow = (): HttpHead => (head ??= headOf(method, target.path, 0, req.fields));
+    const upstreamFields = (fieldsOut: HeaderField[]): HeaderField[] => [
+      [':method', method],
+      [':scheme', this.#scheme],
+      [':authority', authority],
+      [':path', target.path],
+      ...fieldsOut,
+    ];
+    const endpoint = this.#endpoint;
+    const origin = this.#deps.origin;
     const decideHttp = (): DecisionResult =>
       decider.decide({
         origin,
@@ -158,11 +320,10 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
           const context: RequestSpec['context'] = {
             path: target.path,
             port: origin.destination.port,
-            tls: scheme === 'https',
+            tls: this.#scheme === 'https',
             host_mismatch: mismatch,
           };
-          const ua = headers['user-agent'];
-          if (typeof ua === 'string') context.user_agent = ua;
+          if (req.userAgent !== undefined) context.user_agent = req.userAgent;
           if (!host || !/^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host))
             return { action: method, resource: endpoint, context: {}, refuse: 'malformed request: empty or invalid :authority' };
           const findings = mismatch ? ['host_mismatch'] : undefined;
@@ -176,66 +337,33 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
           }
           context.method = method;
           context.http_version = '2';
-          if (typeof ct === 'string') context.content_type = ct;
-          const cl = headers['content-length'];
-          if (typeof cl === 'string' && /^\d{1,15}$/.test(cl)) context.content_length = Number(cl);
+          if (ct !== undefined) context.content_type = ct;
+          if (req.contentLength >= 0) context.content_length = req.contentLength;
           return { action: method, resource, context, findings, taintOnAllow: (c) => c.upstreamBits(resource) };
         },
       });
 
-    const deny = (result: DecisionResult) => {
-      if (grpc) {
-        stream.respond(
-          {
-            ':status': 200,
-            'content-type': 'application/grpc',
-            'grpc-status': '7',
-            'grpc-message': encodeURIComponent(denialText(result)),
-          },
-          { endStream: true },
-        );
-      } else stream.close(NGHTTP2_CANCEL);
-    };
-
-    const held = !grpc && !ended && (mcp.toMcpUpstream || isJsonType(typeof ct === 'string' ? ct : undefined));
+    const held = !grpc && !ended && (this.#mcp.toMcpUpstream || isJsonType(ct));
     if (!held) {
-      if (mcp.toMcpUpstream && method !== 'POST') {
+      let result: DecisionResult;
+      if (this.#mcp.toMcpUpstream && method !== 'POST') {
         // GET event stream / DELETE session of an MCP upstream: decided as MCP session traffic.
-        const scope = mcp.decideStream(headNow());
-        if (!scope.decision.allowed) return deny(scope.decision);
-        return forward(stream, method, decidedAuthority, target.path, fields, ended, null, { mcp: scope }, grpc);
+        const scope = this.#mcp.decideStream(headNow());
+        if (!scope.decision.allowed) return this.#deny(ex, scope.decision);
+        ex.scope = { mcp: scope };
+      } else {
+        result = decideHttp();
+        if (!result.allowed) return this.#deny(ex, result);
+        ex.scope = { http: result };
       }
-      const result = decideHttp();
-      if (!result.allowed) return deny(result);
-      return forward(stream, method, decidedAuthority, target.path, fields, ended, null, { http: result }, grpc);
+      return this.#openUpstream(ex, upstreamFields(req.fields), ended, null);
     }
-    const charset = charsetOf(typeof ct === 'string' ? ct : undefined);
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return refuse(`JSON body declared charset '${charset}'`);
-    if (mcp.toMcpUpstream && !isJsonType(typeof ct === 'string' ? ct : undefined)) return refuse('an MCP POST must carry application/json');
-    const parts: Buffer[] = [];
-    let bytes = 0;
-    const key = deps.http.agentKey;
-    const release = () => {
-      if (bytes > 0) deps.http.budgets.unhold(key, bytes);
-      bytes = -1;
-    };
-    stream.on('close', release);
-    stream.on('data', (d: Buffer) => {
-      if (bytes < 0) return;
-      if (bytes + d.length > limits.maxBodyBytes || !deps.http.budgets.hold(key, d.length)) {
-        release();
-        refuseMalformed(`held request body exceeds ${limits.maxBodyBytes} bytes or the agent's held-bytes budget`);
-        stream.respond({ ':status': 413, 'content-type': 'application/json' }, { endStream: false });
-        stream.end(JSON.stringify({ error: 'payload too large' }));
-        return;
-      }
-      parts.push(d);
-      bytes += d.length;
-    });
-    stream.on('end', () => {
-      if (bytes < 0) return;
-      const raw = Buffer.concat(parts);
-      release();
+    const charset = charsetOf(ct);
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+      return this.#refuseStream(ex, s, `JSON body declared charset '${charset}'`);
+    if (this.#mcp.toMcpUpstream && !isJsonType(ct)) return this.#refuseStream(ex, s, 'an MCP POST must carry application/json');
+    ex.held = [];
+    this.#heldFinish.set(ex, (raw: Buffer) => {
       // The same strict, exact reading as over HTTP/1 (protocols/json-exact.ts): what is
       // forwarded is the parsed bytes when they are the one reading, else the canonical form.
       let parsed: ExactJson | null = null;
@@ -245,112 +373,196 @@ export function relayH2(agent: net.Socket, up: net.Socket, deps: H2Deps): void {
       } catch (err) {
         parseError = (err as Error).message;
       }
-      if (mcp.toMcpUpstream || (parsed !== null && looksLikeJsonRpc(parsed.value))) {
-        const verdict = mcp.decideBody(headNow(), parsed, raw, parseError);
-        if (isRefusal(verdict)) {
-          stream.respond({ ':status': verdict.status, 'content-type': 'application/json' });
-          stream.end(canonicalJson(verdict.body));
-          return;
-        }
-        return forward(stream, method, decidedAuthority, target.path, withLength(fields, verdict.body.length), false, verdict.body, {
-          mcp: verdict.scope,
-        });
+      const withLength = (n: number): HeaderField[] =>
+        upstreamFields([...req.fields.filter(([name]) => name !== 'content-length'), ['content-length', String(n)]]);
+      if (this.#mcp.toMcpUpstream || (parsed !== null && looksLikeJsonRpc(parsed.value))) {
+        const verdict = this.#mcp.decideBody(headNow(), parsed, raw, parseError);
+        if (isRefusal(verdict)) return this.#answer(ex, verdict.status, Buffer.from(canonicalJson(verdict.body)));
+        ex.scope = { mcp: verdict.scope };
+        return this.#openUpstream(ex, withLength(verdict.body.length), false, verdict.body);
       }
       const result = decideHttp();
-      if (!result.allowed) return deny(result);
-      forward(stream, method, decidedAuthority, target.path, withLength(fields, raw.length), false, raw, { http: result });
+      if (!result.allowed) return this.#deny(ex, result);
+      ex.scope = { http: result };
+      this.#openUpstream(ex, withLength(raw.length), false, raw);
     });
   }
 
-  /** Sends the decided request upstream and relays the response (headers, data, trailers) back on `stream`. */
-  function forward(
-    stream: http2.ServerHttp2Stream,
-    method: string,
-    authority: string,
-    path: string,
-    fields: Fields,
-    ended: boolean,
-    body: Buffer | null,
-    scope: { http?: DecisionResult; mcp?: McpReplyScope },
-    grpc = false,
-  ): void {
-    if (closed || upstream.destroyed) return void stream.close(NGHTTP2_CANCEL);
-    const out: http2.OutgoingHttpHeaders = { ':method': method, ':scheme': scheme, ':authority': authority, ':path': path };
-    for (const [n, v] of fields) {
-      const prev = out[n];
-      if (prev === undefined) out[n] = v;
-      else out[n] = Array.isArray(prev) ? [...prev, v] : [String(prev), v];
-    }
-    const takesTrailers = grpc || out.te === 'trailers';
-    const req = upstream.request(out, { endStream: ended && body === null });
-    req.on('error', () => stream.close(NGHTTP2_CANCEL));
-    stream.on('close', () => {
-      if (!req.closed) req.close(NGHTTP2_CANCEL);
-    });
-    if (body) req.end(body);
-    else if (!ended) {
-      // A direct relay, lighter per stream than pipe() (most bodies are one DATA frame), with backpressure.
-      stream.on('data', (d: Buffer) => {
-        if (!req.write(d)) {
-          stream.pause();
-          req.once('drain', () => stream.resume());
-        }
-      });
-      stream.on('end', () => req.end());
-    }
-    let trailers: http2.IncomingHttpHeaders | null = null;
-    let inspector: ResponseInspector | null = null;
-    req.on('response', (rh, flags) => {
-      const fieldsBack = forwardedFields(rh);
-      const status = Number(rh[':status']);
-      const respHead = headOf(method, path, status, fieldsBack);
-      inspector = scope.mcp
-        ? inspectMcpResponse(scope.mcp, respHead, decider, limits.maxBodyBytes)
-        : scope.http && !grpc
-          ? inspectTextResponse(scope.http, respHead, decider, limits.maxBodyBytes)
-          : null;
-      const headersOut: http2.OutgoingHttpHeaders = { ':status': status };
-      for (const [n, v] of fieldsBack) {
-        const prev = headersOut[n];
-        if (prev === undefined) headersOut[n] = v;
-        else headersOut[n] = Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+  readonly #heldFinish = new WeakMap<Exchange, (raw: Buffer) => void>();
+
+  #fromAgentData(s: PeerStream, d: Buffer, end: boolean): void {
+    const ex = s.exchange as Exchange | null;
+    if (!ex) return this.#agent.credit(s, d.length);
+    if (!this.#lengthHolds(ex, d.length, end)) return this.#refuseStream(ex, s, 'content-length disagrees with the DATA sent');
+    if (ex.held) {
+      const { budgets, agentKey } = this.#deps.http;
+      if (ex.heldBytes + d.length > this.#deps.limits.maxBodyBytes || !budgets.hold(agentKey, d.length)) {
+        this.#refuseMalformed(`held request body exceeds ${this.#deps.limits.maxBodyBytes} bytes or the agent's held-bytes budget`);
+        this.#release(ex);
+        return this.#answer(ex, 413, Buffer.from(JSON.stringify({ error: 'payload too large' })));
       }
-      if (stream.destroyed) return;
-      const endNow = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      // Trailers are relayed to a client that said it takes them (te: trailers, as gRPC does; RFC 9110
-      // §10.1.4) and on gRPC; to others the stream ends with its last data, without an empty trailer block.
-      stream.respond(headersOut, { endStream: endNow, waitForTrailers: !endNow && takesTrailers });
-    });
-    req.on('trailers', (t) => {
-      trailers = t;
-    });
-    if (takesTrailers)
-      stream.on('wantTrailers', () => {
-        const t: http2.OutgoingHttpHeaders = {};
-        if (trailers) for (const [n, v] of forwardedFields(trailers)) t[n] = v;
-        stream.sendTrailers(t);
-      });
-    req.on('data', (d: Buffer) => {
-      if (stream.destroyed) return;
-      if (!stream.write(d)) {
-        req.pause();
-        stream.once('drain', () => req.resume());
-      }
-      inspector?.inspect(d);
-    });
-    req.on('end', () => {
-      inspector?.finish?.();
-      if (!stream.destroyed && !stream.writableEnded) stream.end();
-    });
+      if (d.length) ex.held.push(d);
+      ex.heldBytes += d.length;
+      // Held bytes are bounded by the body limit and the agent's budget, not by the window: credited now.
+      this.#agent.credit(s, d.length);
+      if (end) this.#heldEnd(ex);
+      return;
+    }
+    if (ex.pending) {
+      if (d.length) ex.pending.data.push(d);
+      ex.pending.end ||= end;
+      return;
+    }
+    if (!ex.u || !this.#up.sendData(ex.u, d, end)) this.#agent.credit(s, d.length);
   }
 
-  // The session reads the TLS stream itself and first takes what is buffered (the
-  // preface often arrives with the handshake): the socket is never set flowing here.
-  server.emit('connection', agent);
-}
+  #heldEnd(ex: Exchange): void {
+    const raw = ex.held!.length === 1 ? ex.held![0] : Buffer.concat(ex.held!);
+    this.#release(ex);
+    ex.prepaid = true;
+    this.#heldFinish.get(ex)?.(raw);
+  }
 
-function withLength(fields: Fields, length: number): Fields {
-  return [...fields.filter(([n]) => n !== 'content-length'), ['content-length', String(length)]];
+  /** Whether the body so far fits the declared content-length (RFC 9113 §8.1.1). */
+  #lengthHolds(ex: Exchange, n: number, end: boolean): boolean {
+    ex.seen += n;
+    if (ex.declared < 0) return true;
+    return ex.seen <= ex.declared && (!end || ex.seen === ex.declared);
+  }
+
+  #deny(ex: Exchange, result: DecisionResult): void {
+    if (!ex.grpc) {
+      this.#agent.reset(ex.a, ERR.CANCEL);
+      return this.#closeWhenIdle();
+    }
+    this.#agent.sendHeaders(
+      ex.a,
+      [
+        [':status', '200'],
+        ['content-type', 'application/grpc'],
+        ['grpc-status', '7'],
+        ['grpc-message', encodeURIComponent(denialText(result))],
+      ],
+      true,
+    );
+    // Whatever the client still sends on it is not wanted (RFC 9113 §8.1: a complete response, then NO_ERROR).
+    if (ex.a.recvOpen) this.#agent.reset(ex.a, ERR.NO_ERROR);
+    this.#closeWhenIdle();
+  }
+
+  /** Our own answer on the stream (a refusal with a JSON body). */
+  #answer(ex: Exchange, status: number, body: Buffer): void {
+    this.#agent.sendHeaders(
+      ex.a,
+      [
+        [':status', String(status)],
+        ['content-type', 'application/json'],
+        ['content-length', String(body.length)],
+      ],
+      false,
+    );
+    this.#agent.sendData(ex.a, body, true);
+    if (ex.a.recvOpen && ex.a.queue.length === 0) this.#agent.reset(ex.a, ERR.NO_ERROR);
+    this.#closeWhenIdle();
+  }
+
+  #openUpstream(ex: Exchange, fields: HeaderField[], end: boolean, body: Buffer | null): void {
+    if (this.#up.closed) {
+      this.#agent.reset(ex.a, ERR.REFUSED_STREAM);
+      return this.#closeWhenIdle();
+    }
+    ex.pending = { fields, data: body ? [body] : [], end: end || body !== null };
+    if (this.#waiting.length === 0 && this.#tryOpen(ex)) return;
+    this.#waiting.push(ex);
+  }
+
+  #tryOpen(ex: Exchange): boolean {
+    const p = ex.pending!;
+    const bodyNow = p.data.length > 0 || p.end;
+    const u = this.#up.open(p.fields, p.end && p.data.length === 0, ex);
+    if (!u) return false;
+    if (u.id > this.#upstreamLast) {
+      this.#up.reset(u, ERR.CANCEL);
+      this.#agent.reset(ex.a, ERR.REFUSED_STREAM);
+      return true;
+    }
+    ex.u = u;
+    ex.pending = null;
+    if (bodyNow && p.data.length) {
+      for (let i = 0; i < p.data.length; i++) this.#up.sendData(u, p.data[i], p.end && i === p.data.length - 1);
+    }
+    return true;
+  }
+
+  #openWaiting(): void {
+    while (this.#waiting.length) {
+      const ex = this.#waiting[0];
+      if (!ex.pending) {
+        this.#waiting.shift();
+        continue;
+      }
+      if (!this.#tryOpen(ex)) return;
+      this.#waiting.shift();
+    }
+  }
+
+  // ── upstream → agent ────────────────────────────────────────────────────────
+
+  #fromUpstreamHeaders(u: PeerStream, fields: HeaderField[], end: boolean): void {
+    const ex = u.exchange as Exchange;
+    const a = ex.a;
+    if (ex.responded) {
+      const t = readTrailers(fields);
+      if (!t.ok || !end) return this.#upstreamFault(ex, `trailers: ${t.ok ? 'without END_STREAM' : t.reason}`);
+      if (ex.respDeclared >= 0 && ex.respSeen !== ex.respDeclared) return this.#upstreamFault(ex, 'content-length disagrees');
+      ex.inspector?.finish?.();
+      // Trailers go to a client that takes them (te: trailers, as gRPC sends; RFC 9110 §10.1.4) and on gRPC;
+      // to others the stream ends with its last data, without an empty trailer block.
+      if (ex.takesTrailers) this.#agent.sendTrailers(a, t.value);
+      else this.#agent.sendData(a, EMPTY, true);
+      return;
+    }
+    const r = readResponse(fields);
+    if (!r.ok) return this.#upstreamFault(ex, r.reason);
+    const { status, fields: back, contentLength } = r.value;
+    if (status < 200) {
+      if (end || status === 101) return this.#upstreamFault(ex, `informational ${status} ending the stream`);
+      this.#agent.sendHeaders(a, [[':status', String(status)], ...back], false);
+      return;
+    }
+    ex.responded = true;
+    ex.respDeclared = ex.method === 'HEAD' || status === 204 || status === 304 ? -1 : contentLength;
+    const { decider, limits } = this.#deps;
+    if (ex.scope.mcp || (ex.scope.http && !ex.grpc)) {
+      const respHead = headOf(ex.method, ex.path, status, back);
+      ex.inspector = ex.scope.mcp
+        ? inspectMcpResponse(ex.scope.mcp, respHead, decider, limits.maxBodyBytes)
+        : inspectTextResponse(ex.scope.http!, respHead, decider, limits.maxBodyBytes);
+    }
+    if (end && ex.respDeclared > 0) return this.#upstreamFault(ex, 'content-length disagrees');
+    this.#agent.sendHeaders(a, [[':status', String(status)], ...back], end);
+    if (end) ex.inspector?.finish?.();
+  }
+
+  #fromUpstreamData(u: PeerStream, d: Buffer, end: boolean): void {
+    const ex = u.exchange as Exchange;
+    if (!ex.responded) return this.#upstreamFault(ex, 'DATA before the response head');
+    ex.respSeen += d.length;
+    if (ex.respDeclared >= 0 && (ex.respSeen > ex.respDeclared || (end && ex.respSeen !== ex.respDeclared)))
+      return this.#upstreamFault(ex, 'content-length disagrees');
+    if (!this.#agent.sendData(ex.a, d, end)) this.#up.credit(u, d.length);
+    if (d.length) ex.inspector?.inspect(d);
+    if (end) ex.inspector?.finish?.();
+  }
+
+  /** The upstream broke HTTP/2's message rules on a stream: both halves reset, nothing more relayed. */
+  #upstreamFault(ex: Exchange, reason: string): void {
+    process.stderr.write(`lilith dataplane: malformed HTTP/2 response from the upstream (stream reset): ${reason}\n`);
+    if (ex.u) this.#up.reset(ex.u, ERR.PROTOCOL_ERROR);
+    ex.u = null;
+    this.#agent.reset(ex.a, ERR.INTERNAL_ERROR);
+    this.#closeWhenIdle();
+  }
 }
 
 function splitAuthority(authority: string): { host: string; port: string } {
