@@ -18,17 +18,30 @@ export const PRIVATE_KEY_TEXT = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQ
 
 export interface Upstream {
   port: number;
-  requests: Array<{ version: string; method: string; url: string; authority: string; body: string }>;
+  requests: Array<{ version: string; method: string; url: string; authority: string; body: string; headers: http2.IncomingHttpHeaders }>;
+  /**
+   * Every request as it arrives (before its body): what reached the upstream at all. `ended`: its
+   * stream really ended (END_STREAM), not reset; `requests` also holds requests whose stream was reset.
+   */
+  arrivals: Array<{ method: string; url: string; headers: http2.IncomingHttpHeaders; bodyBytes: number; ended: boolean }>;
   close(): Promise<void>;
 }
 
 /** HTTPS on h2 and http/1.1: answers "<version> <METHOD> <url>"; /secret answers a private key (taints). */
 export async function startH2Upstream(cert: TestCert): Promise<Upstream> {
   const requests: Upstream['requests'] = [];
+  const arrivals: Upstream['arrivals'] = [];
   const server = http2.createSecureServer({ key: cert.keyPem, cert: cert.certPem, allowHTTP1: true }, (req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
+    const arrival = { method: req.method, url: req.url, headers: req.headers, bodyBytes: 0, ended: false };
+    arrivals.push(arrival);
+    req.on('data', (d: Buffer) => {
+      chunks.push(d);
+      arrival.bodyBytes += d.length;
+    });
     req.on('end', () => {
+      // Node's compatibility request ends even when its stream was reset (then aborted is set first).
+      arrival.ended = !req.aborted;
       const body = Buffer.concat(chunks).toString();
       requests.push({
         version: req.httpVersion,
@@ -36,6 +49,7 @@ export async function startH2Upstream(cert: TestCert): Promise<Upstream> {
         url: req.url,
         authority: req.authority ?? req.headers.host ?? '',
         body,
+        headers: req.headers,
       });
       if (req.url === '/secret') {
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -55,6 +69,7 @@ export async function startH2Upstream(cert: TestCert): Promise<Upstream> {
   return {
     port,
     requests,
+    arrivals,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
