@@ -519,7 +519,8 @@ export class H2Peer {
       return this.#idle('frames on closed streams');
     }
     if ((id & 1) === 0) throw new H2Error(ERR.PROTOCOL_ERROR, 0, `a client stream with an even id (${id})`);
-    if (id <= this.#lastPeerStream) throw new H2Error(ERR.STREAM_CLOSED, 0, `HEADERS reopening closed stream ${id}`);
+    if (id <= this.#lastPeerStream)
+      throw new H2Error(ERR.PROTOCOL_ERROR, 0, `HEADERS on stream ${id}, not above the last opened (${this.#lastPeerStream})`);
     this.#lastPeerStream = id;
     if (this.#goawaySent) return;
     if (this.#streams.size >= this.#opts.maxConcurrentStreams) {

@@ -170,10 +170,9 @@ class H2Relay {
     this.#closed = true;
     for (const ex of this.#waiting) this.#release(ex);
     this.#waiting.length = 0;
+    // Each peer ends its own socket: destroyed, or after a GOAWAY ended (so the GOAWAY is read first).
     this.#agent.close(null);
     this.#up.close(null);
-    this.#agentSocket.destroy();
-    this.#upSocket.destroy();
   }
 
   #closeWhenIdle(): void {
