@@ -77,6 +77,40 @@ export async function startH2Upstream(cert: TestCert): Promise<Upstream> {
   };
 }
 
+export interface H2Server {
+  port: number;
+  /** Sessions open now (a test may GOAWAY or close one). */
+  sessions: Set<http2.ServerHttp2Session>;
+  close(): Promise<void>;
+}
+
+/**
+ * HTTPS on h2 only, each request handed to `handler` (the compatibility API; `res.stream` is the
+ * frame-level stream), with the SETTINGS a test wants (e.g. maxConcurrentStreams).
+ */
+export async function startH2Server(
+  cert: TestCert,
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  settings: http2.Settings = {},
+): Promise<H2Server> {
+  const server = http2.createSecureServer({ key: cert.keyPem, cert: cert.certPem, settings }, handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sessions.delete(s));
+  });
+  const port = await listen(server as unknown as tls.Server);
+  return {
+    port,
+    sessions,
+    close: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 /** TLS in front of a plaintext TCP server on `targetPort` (an HTTPS face for the SDK's MCP server). */
 export async function startTlsFront(cert: TestCert, targetPort: number): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
@@ -178,8 +212,28 @@ export const GRPC_SERVICES = {
       responseSerialize: bufferCodec.serialize,
       responseDeserialize: bufferCodec.deserialize,
     },
+    Watch: method('/lilith.test.Admin/Watch', true, true),
+  },
+  /** Streaming shapes: ServerStream (N messages for "N"), ClientStream (counts), Bidi (echoes), Fail (a status with trailing metadata). */
+  stream: {
+    ServerStream: method('/lilith.test.Stream/ServerStream', false, true),
+    ClientStream: method('/lilith.test.Stream/ClientStream', true, false),
+    Bidi: method('/lilith.test.Stream/Bidi', true, true),
+    Fail: method('/lilith.test.Stream/Fail', false, false),
   },
 } satisfies Record<string, grpc.ServiceDefinition>;
+
+function method(path: string, requestStream: boolean, responseStream: boolean) {
+  return {
+    path,
+    requestStream,
+    responseStream,
+    requestSerialize: bufferCodec.serialize,
+    requestDeserialize: bufferCodec.deserialize,
+    responseSerialize: bufferCodec.serialize,
+    responseDeserialize: bufferCodec.deserialize,
+  };
+}
 
 export async function startGrpcServer(cert: TestCert): Promise<{ port: number; calls: string[]; close(): Promise<void> }> {
   const calls: string[] = [];
@@ -194,6 +248,50 @@ export async function startGrpcServer(cert: TestCert): Promise<{ port: number; c
     Wipe: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       calls.push('Wipe');
       cb(null, Buffer.from('wiped'));
+    },
+    Watch: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      calls.push('Watch');
+      call.end();
+    },
+  });
+  server.addService(GRPC_SERVICES.stream, {
+    ServerStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const n = Number(call.request.toString());
+      calls.push(`ServerStream ${n}`);
+      for (let i = 0; i < n; i++) call.write(Buffer.from(`message ${i}`));
+      const trailing = new grpc.Metadata();
+      trailing.set('x-count', String(n));
+      call.end(trailing);
+    },
+    ClientStream: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      let messages = 0;
+      let bytes = 0;
+      call.on('data', (d: Buffer) => {
+        messages++;
+        bytes += d.length;
+      });
+      call.on('end', () => {
+        calls.push(`ClientStream ${messages}`);
+        cb(null, Buffer.from(`${messages} messages, ${bytes} bytes`));
+      });
+    },
+    Bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      let messages = 0;
+      call.on('data', (d: Buffer) => {
+        messages++;
+        call.write(Buffer.from(`echo: ${d.toString()}`));
+      });
+      call.on('end', () => {
+        calls.push(`Bidi ${messages}`);
+        call.end();
+      });
+    },
+    Fail: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      calls.push(`Fail ${call.request.toString()}`);
+      const metadata = new grpc.Metadata();
+      metadata.set('x-reason', 'tested');
+      metadata.set('x-detail-bin', Buffer.from([0, 1, 2, 255]));
+      cb({ code: grpc.status.FAILED_PRECONDITION, details: 'not today: ünïcode', metadata });
     },
   });
   const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) }]);
