@@ -144,9 +144,13 @@ export class H2Peer {
     this.#socket.resume();
   }
 
-  /** Opens a stream (client role); null when the peer's concurrent-stream limit is reached. */
+  /**
+   * Opens a stream (client role); null when the peer's concurrent-stream limit is reached, or its
+   * first SETTINGS has not arrived: until then its limit is unknown, and streams opened beyond it
+   * would be refused (slotFree tells when to try again).
+   */
   open(fields: HeaderField[], endStream: boolean, exchange: unknown): PeerStream | null {
-    if (this.#closed || this.#ownOpen >= this.#peerMaxStreams || this.#nextOwn > MAX_WINDOW) return null;
+    if (this.#closed || !this.#settled || this.#ownOpen >= this.#peerMaxStreams || this.#nextOwn > MAX_WINDOW) return null;
     const s = this.#newStream(this.#nextOwn, exchange);
     this.#nextOwn += 2;
     this.#ownOpen++;
@@ -589,6 +593,8 @@ export class H2Peer {
     }
     this.#control(frame(FRAME.SETTINGS, FLAG.ACK, 0));
     if (unblock) this.#unblock(null);
+    // The peer's stream limit is known (or changed): streams waiting to open may go.
+    if (this.#opts.role === 'client') this.#handler.slotFree();
   }
 
   #onWindowUpdate(id: number, payload: Buffer): void {
