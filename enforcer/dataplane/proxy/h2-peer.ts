@@ -459,16 +459,33 @@ export class H2Peer {
         if (flags & FLAG.ACK) return this.#idle('PING acknowledgements');
         this.#control(frame(FRAME.PING, FLAG.ACK, 0, payload));
         return;
-      case FRAME.GOAWAY:
+      case FRAME.GOAWAY: {
         if (id !== 0) throw new H2Error(ERR.PROTOCOL_ERROR, 0, 'GOAWAY on a stream');
         if (payload.length < 8) throw new H2Error(ERR.FRAME_SIZE_ERROR, 0, 'GOAWAY too short');
-        this.#handler.goaway(payload.readUInt32BE(0) & 0x7fffffff, payload.readUInt32BE(4));
+        const last = payload.readUInt32BE(0) & 0x7fffffff;
+        this.#handler.goaway(last, payload.readUInt32BE(4));
+        this.#refuseAbove(last);
         return;
+      }
       case FRAME.WINDOW_UPDATE:
         return this.#onWindowUpdate(id, payload);
       default:
         // Unknown frame types are ignored (RFC 9113 §4.1), and counted.
         return this.#idle('frames of unknown types');
+    }
+  }
+
+  /**
+   * Streams we opened above a GOAWAY's last stream were not processed and never will be
+   * (RFC 9113 §6.8): each is ended as refused, so it is safe to retry, instead of waiting forever.
+   */
+  #refuseAbove(last: number): void {
+    if (this.#opts.role !== 'client') return;
+    for (const s of [...this.#streams.values()]) {
+      if (this.#closed) return;
+      if (s.id <= last || !this.#streams.has(s.id)) continue;
+      this.#forget(s);
+      this.#handler.reset(s, ERR.REFUSED_STREAM);
     }
   }
 
