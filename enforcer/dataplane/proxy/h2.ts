@@ -134,7 +134,11 @@ class H2Relay {
         reset: (s, code) => {
           const ex = s.exchange as Exchange;
           ex.u = null;
-          this.#agent.reset(ex.a, code === ERR.REFUSED_STREAM ? ERR.REFUSED_STREAM : ERR.CANCEL);
+          // After a complete response, NO_ERROR only says the rest of the request is not wanted
+          // (RFC 9113 §8.1): the response still goes to the agent; its further DATA is credited and dropped.
+          if (code === ERR.NO_ERROR && (!ex.a.sendOpen || ex.a.queueEnd)) {
+            if (!ex.a.sendOpen) this.#agent.reset(ex.a, ERR.NO_ERROR);
+          } else this.#agent.reset(ex.a, upstreamResetCode(code));
           this.#closeWhenIdle();
         },
         // Held bodies were credited as they were held.
@@ -562,6 +566,16 @@ class H2Relay {
     this.#agent.reset(ex.a, ERR.INTERNAL_ERROR);
     this.#closeWhenIdle();
   }
+}
+
+/**
+ * The code an upstream's stream reset reaches the agent with: the upstream's own when RFC 9113 §7
+ * defines it, so a failure reads as one (relayed as CANCEL, node:http2 and others report a cut
+ * response as no error at all); a reset without an error before the response ended is a failure.
+ */
+function upstreamResetCode(code: number): number {
+  if (code === ERR.NO_ERROR || code > ERR.HTTP_1_1_REQUIRED) return ERR.INTERNAL_ERROR;
+  return code;
 }
 
 function splitAuthority(authority: string): { host: string; port: string } {
