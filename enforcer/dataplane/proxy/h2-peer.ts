@@ -55,7 +55,7 @@ export interface PeerHandler {
   /** `bytes` of DATA on `s` went to the socket (and the socket is not backed up): credit the other side. */
   written(s: PeerStream, bytes: number): void;
   goaway(lastStream: number, code: number): void;
-  /** A stream slot freed (client role): queued opens may go. */
+  /** A stream ended and its slot is free (client role: queued opens may go; server role: the connection may be idle). */
   slotFree(): void;
   /** The connection ended; `fault` when the peer broke the protocol or a bound. */
   closed(fault: H2Error | null): void;
@@ -124,6 +124,11 @@ export class H2Peer {
   /** Streams open on this connection. */
   get size(): number {
     return this.#streams.size;
+  }
+
+  /** The streams open now (a copy: the caller may reset them as it goes). */
+  openStreams(): PeerStream[] {
+    return [...this.#streams.values()];
   }
 
   /** Writes our preface and settings, and starts reading. */
@@ -249,8 +254,9 @@ export class H2Peer {
     this.#closed = true;
     this.#streams.clear();
     this.#blocked.clear();
-    if (fault) this.#socket.end();
-    else this.#socket.destroy();
+    // Ended, not destroyed: a destroy drops what the socket holds unsent (the tail of a last
+    // response, a GOAWAY). A peer that already ended or closed its side gets the same.
+    this.#socket.end();
     // A peer that stops reading is not waited for.
     if (!this.#socket.destroyed) setTimeout(() => this.#socket.destroy(), 1000).unref();
     this.#handler.closed(fault);
@@ -363,10 +369,8 @@ export class H2Peer {
     for (const b of s.queue) queued += b.length;
     s.queue = [];
     if (queued) this.#handler.written(s, queued);
-    if (this.#opts.role === 'client') {
-      this.#ownOpen--;
-      this.#handler.slotFree();
-    }
+    if (this.#opts.role === 'client') this.#ownOpen--;
+    this.#handler.slotFree();
   }
 
   #read(chunk: Buffer): void {

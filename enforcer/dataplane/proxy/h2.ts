@@ -118,7 +118,10 @@ class H2Relay {
           this.#agentDone = true;
           this.#closeWhenIdle();
         },
-        slotFree: () => undefined,
+        // The last stream done after a GOAWAY either way: the connection closes (deferred: this runs inside the peer's send).
+        slotFree: () => {
+          if (this.#agentDone) queueMicrotask(() => this.#closeWhenIdle());
+        },
         closed: (fault) => {
           if (fault) this.#refuseMalformed(fault.message);
           this.#close();
@@ -153,7 +156,7 @@ class H2Relay {
           this.#closeWhenIdle();
         },
         slotFree: () => this.#openWaiting(),
-        closed: () => this.#close(),
+        closed: () => this.#upstreamGone(),
       },
     );
   }
@@ -177,6 +180,29 @@ class H2Relay {
     // Each peer ends its own socket: destroyed, or after a GOAWAY ended (so the GOAWAY is read first).
     this.#agent.close(null);
     this.#up.close(null);
+  }
+
+  /**
+   * The upstream connection ended: what it sent still goes to the agent (queued behind the agent's
+   * window), streams it cut mid-response are reset as failed, those not yet opened are refused
+   * (safe to retry); no new stream is taken, and the agent connection closes once its streams are done.
+   */
+  #upstreamGone(): void {
+    if (this.#closed) return;
+    for (const ex of this.#waiting) {
+      this.#release(ex);
+      this.#agent.reset(ex.a, ERR.REFUSED_STREAM);
+    }
+    this.#waiting.length = 0;
+    for (const a of this.#agent.openStreams()) {
+      const ex = a.exchange as Exchange | null;
+      if (!ex?.u?.recvOpen) continue;
+      ex.u = null;
+      this.#agent.reset(a, ERR.INTERNAL_ERROR);
+    }
+    this.#agent.goaway(ERR.NO_ERROR);
+    this.#agentDone = true;
+    this.#closeWhenIdle();
   }
 
   #closeWhenIdle(): void {
