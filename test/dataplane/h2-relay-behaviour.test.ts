@@ -196,6 +196,8 @@ function blobHandler(extra?: (req: http2.Http2ServerRequest, res: http2.Http2Ser
 
 const rss = () => process.memoryUsage().rss;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves null after `ms`: the losing side of a race, which must not keep the process alive. */
+const giveUp = (ms: number) => new Promise<null>((r) => setTimeout(() => r(null), ms).unref());
 
 async function withRelay(
   handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
@@ -481,7 +483,7 @@ test('upstream GOAWAY: a response in flight completes intact after the upstream 
     assert.ok(r1.ended, 'the in-flight response ended cleanly');
     assert.equal(sha(r1.body), sha(bytesOf(size)), 'byte-exact');
     // Another request on the same agent connection after the upstream went away: refused, never hanging.
-    const after1 = await Promise.race([request(s1, { ':path': '/late' }), sleep(3000).then(() => null)]);
+    const after1 = await Promise.race([request(s1, { ':path': '/late' }), giveUp(3000)]);
     assert.ok(after1, 'a request after the GOAWAY does not hang');
     t.diagnostic(`a request after the upstream's GOAWAY: status ${after1.status}, rst ${after1.rstCode}, error ${after1.error}`);
     assert.ok(after1.status === 0 || after1.status === 200, 'refused, or served on a fresh upstream');
@@ -491,7 +493,7 @@ test('upstream GOAWAY: a response in flight completes intact after the upstream 
     const s2 = connect(h);
     const first = request(s2, { ':path': '/held' });
     await sleep(100);
-    const second = await Promise.race([request(s2, { ':path': '/unprocessed' }), sleep(3000).then(() => null)]);
+    const second = await Promise.race([request(s2, { ':path': '/unprocessed' }), giveUp(3000)]);
     assert.ok(second, 'the unprocessed stream does not hang');
     t.diagnostic(`the unprocessed stream: status ${second.status}, rst ${second.rstCode}, error ${second.error}`);
     assert.equal(second.rstCode, http2.constants.NGHTTP2_REFUSED_STREAM, 'refused with REFUSED_STREAM (safe to retry)');
@@ -634,14 +636,14 @@ test('idle timeout: a connection with a stream the upstream never answers is clo
       const closed = new Promise<void>((r) => session.on('close', () => r()));
       const t0 = performance.now();
       const hung = request(session, { ':path': '/hang' });
-      const outcome = await Promise.race([closed.then(() => 'closed'), sleep(5000).then(() => 'still open')]);
+      const outcome = await Promise.race([closed.then(() => 'closed'), giveUp(5000).then(() => 'still open')]);
       const ms = performance.now() - t0;
       t.diagnostic(`idle 800 ms: the agent connection ${outcome} after ${ms.toFixed(0)} ms`);
       assert.equal(outcome, 'closed');
       const r = await hung;
       assert.equal(r.ended, false, 'the held stream did not end as a success');
       assert.ok(upstreamClosed, 'the request reached the upstream');
-      const up = await Promise.race([(upstreamClosed as Promise<void>).then(() => true), sleep(2000).then(() => false)]);
+      const up = await Promise.race([(upstreamClosed as Promise<void>).then(() => true), giveUp(2000).then(() => false)]);
       assert.ok(up, 'the upstream stream was closed too');
       assert.equal(await h.settled(), 0, 'no connection left open in the dataplane');
       const s2 = connect(h);
@@ -655,4 +657,40 @@ test('idle timeout: a connection with a stream the upstream never answers is clo
       },
     },
   );
+});
+
+test('an upstream answering before the upload ends, then RST_STREAM NO_ERROR (RFC 9113 §8.1): the agent gets the whole answer and the upload stops', async (t) => {
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    res.writeHead(413, { 'content-type': 'text/plain' });
+    res.end('too large');
+    // The complete response, then "the rest of the request is not wanted". (Closed on 'finish' itself,
+    // node:http2 sends the RST_STREAM before the DATA that ends the response: an incomplete one.)
+    res.stream.on('finish', () => setTimeout(() => req.stream.close(http2.constants.NGHTTP2_NO_ERROR), 20));
+  };
+  await withRelay(handler, async (h) => {
+    const session = connect(h);
+    try {
+      const body = producer(20 * MB);
+      const t0 = performance.now();
+      const r = await Promise.race([
+        request(session, { ':method': 'POST', ':path': '/api/early', 'content-type': 'application/octet-stream' }, body.stream),
+        giveUp(10_000),
+      ]);
+      assert.ok(r, 'the request does not hang');
+      t.diagnostic(
+        `early 413: ${r.status} '${r.body}', rst ${r.rstCode}, error ${r.error}, the client produced ${(body.produced() / MB).toFixed(1)} MB of 20 in ${(performance.now() - t0).toFixed(0)} ms`,
+      );
+      assert.equal(`${r.status} ${r.body}`, '413 too large');
+      assert.ok(r.error === null, 'not reported as a failure');
+      assert.equal(r.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'the upload is stopped with NO_ERROR');
+      const again = await request(
+        session,
+        { ':method': 'POST', ':path': '/api/again', 'content-type': 'application/octet-stream' },
+        Buffer.from('x'),
+      );
+      assert.equal(`${again.status} ${again.body}`, '413 too large', 'the connection goes on');
+    } finally {
+      session.close();
+    }
+  });
 });
