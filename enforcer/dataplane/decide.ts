@@ -126,13 +126,21 @@ export class Decider {
         const context = spec.context;
         context.taint = maskLabels(before, labels) as string[];
         context.data_touched = maskToLong(before);
-        decision = safeAuthorize(snap, {
-          principal: { type: 'Agent', id: agent.spiffeId },
-          action: { type: 'Action', id: spec.action },
-          resource: spec.resource,
-          context,
-          entities: agentEntities(agent),
-        });
+        const key = memoKey(agent, spec, before);
+        const memo = key === null ? null : decisionMemo(snap);
+        decision =
+          memo?.get(key!) ??
+          safeAuthorize(snap, {
+            principal: { type: 'Agent', id: agent.spiffeId },
+            action: { type: 'Action', id: spec.action },
+            resource: spec.resource,
+            context,
+            entities: agentEntities(agent),
+          });
+        if (memo && !memo.has(key!)) {
+          if (memo.size >= MEMO_ENTRIES) memo.clear();
+          memo.set(key!, decision);
+        }
         if (decision.decision === 'allow') {
           const bits = spec.taintOnAllow ? spec.taintOnAllow(classifiersFor(snap)) : 0n;
           if (bits !== 0n || input.mcpSession !== undefined) after = this.taint.or(agent.spiffeId, bits, input.mcpSession).after;
@@ -153,7 +161,7 @@ export class Decider {
       pid: input.origin?.pid ?? null,
       destination: dest ? destinationText(dest) : null,
       protocol: input.protocol,
-      action: `Action::${JSON.stringify(action)}`,
+      action: actionText(action),
       resource: uidText(resource),
       decision: allowed ? 'allow' : 'deny',
       policies: decision.reasons,
@@ -194,15 +202,38 @@ export class Decider {
 
 let isoMs = 0;
 let isoText = '';
+let isoSecond = -1;
+let isoPrefix = '';
 
-/** The current time in ISO form; formatting a Date is slow enough to matter, so once per millisecond. */
+/**
+ * The current time in ISO form. Formatting a Date is slow enough to matter: the text up to
+ * the second is made once per second, the milliseconds appended (both in UTC, so exact).
+ */
 function isoNow(): string {
   const ms = Date.now();
   if (ms !== isoMs) {
     isoMs = ms;
-    isoText = new Date(ms).toISOString();
+    const second = Math.floor(ms / 1000);
+    if (second !== isoSecond) {
+      isoSecond = second;
+      isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+    }
+    const frac = ms - second * 1000;
+    isoText = `${isoPrefix}${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
   }
   return isoText;
+}
+
+const actionTexts = new Map<string, string>();
+
+/** `Action::"<id>"`, made once per action id (a handful per capsule). */
+function actionText(id: string): string {
+  let text = actionTexts.get(id);
+  if (text === undefined) {
+    text = `Action::${JSON.stringify(id)}`;
+    if (actionTexts.size < 4096) actionTexts.set(id, text);
+  }
+  return text;
 }
 
 const destinations = new WeakMap<Destination, string>();
@@ -236,6 +267,41 @@ function agentEntities(agent: Agent): Entity[] {
       ]),
     );
   return list;
+}
+
+// Decisions remembered per snapshot. Cedar evaluation is a pure function of the
+// policies, the entities and the request; within one snapshot the first two are
+// fixed (the agent's own entity comes from its registration, also the snapshot's),
+// so the same request gets the same answer. A request is only remembered when its
+// context holds scalars alone (plus the taint labels, which the mask stands for),
+// so the key is exact and short; MCP tool arguments and other records are always evaluated.
+const MEMO_ENTRIES = 4096;
+const MEMO_KEY_CHARS = 1024;
+const memos = new WeakMap<PolicySnapshot, Map<string, Decision>>();
+
+function decisionMemo(snap: PolicySnapshot): Map<string, Decision> {
+  let memo = memos.get(snap);
+  if (memo === undefined) memos.set(snap, (memo = new Map()));
+  return memo;
+}
+
+/** The exact key of a request, or null when it is not one to remember. */
+function memoKey(agent: Agent, spec: RequestSpec, mask: bigint): string | null {
+  // Every text length-prefixed and every value type-tagged: no two different requests share a key.
+  const r = spec.resource;
+  let key = `${agent.spiffeId.length}:${agent.spiffeId}${spec.action.length}:${spec.action}${r.type.length}:${r.type}${r.id.length}:${r.id}${mask}`;
+  for (const name in spec.context) {
+    if (name === 'taint' || name === 'data_touched') continue;
+    const v = spec.context[name];
+    const t = typeof v;
+    key += `|${name}=`;
+    if (t === 'string') key += `s${(v as string).length}:${v as string}`;
+    else if (t === 'number' || t === 'bigint') key += `n${String(v)};`;
+    else if (t === 'boolean') key += v ? 't' : 'f';
+    else return null;
+    if (key.length > MEMO_KEY_CHARS) return null;
+  }
+  return key;
 }
 
 /** The engine must never take the dataplane down: a throw is a deny naming the error. */

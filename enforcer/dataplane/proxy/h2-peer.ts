@@ -226,7 +226,7 @@ export class H2Peer {
       this.#connRecv += this.#connOwed;
       this.#connOwed = 0;
     }
-    if (s && s.recvOpen && this.#streams.has(s.id)) {
+    if (s?.recvOpen && this.#streams.has(s.id)) {
       s.owed += bytes;
       if (s.owed >= STREAM_CREDIT_AT) {
         this.#enqueue(windowUpdateFrame(s.id, s.owed));

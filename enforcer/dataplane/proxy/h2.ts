@@ -290,7 +290,7 @@ class H2Relay {
   }
 
   #request(s: PeerStream, fields: HeaderField[], ended: boolean): void {
-    const { decider, limits } = this.#deps;
+    const { decider } = this.#deps;
     const read = readRequest(fields);
     if (!read.ok) return this.#refuseStream(null, s, read.reason);
     const req: H2Request = read.value;

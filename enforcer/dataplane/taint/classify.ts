@@ -115,7 +115,7 @@ export class Classifiers {
   /** Bits for content that flowed back to the agent. */
   responseBits(text: string): bigint {
     let bits = 0n;
-    for (const d of this.#detectors) if ((bits & d.bits) !== d.bits && detect(d.name, text)) bits |= d.bits;
+    for (const d of this.#detectors) if ((bits === 0n || (bits & d.bits) !== d.bits) && detect(d.name, text)) bits |= d.bits;
     return bits;
   }
 }

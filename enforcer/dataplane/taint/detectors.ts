@@ -26,7 +26,9 @@ export function luhnValid(digits: string): boolean {
 }
 
 function hasCardNumber(text: string): boolean {
-  for (const m of text.matchAll(CARD_CANDIDATE)) {
+  // exec with lastIndex, not matchAll: matchAll clones the regex and makes an iterator per call, on every response piece.
+  CARD_CANDIDATE.lastIndex = 0;
+  for (let m = CARD_CANDIDATE.exec(text); m !== null; m = CARD_CANDIDATE.exec(text)) {
     const digits = m[0].replace(/[ -]/g, '');
     // Same-digit runs (0000…) pass Luhn but are never card numbers.
     if (digits.length >= 13 && digits.length <= 19 && !/^(\d)\1+$/.test(digits) && luhnValid(digits)) return true;
