@@ -95,7 +95,7 @@ export class Decider {
   }
 
   decide(input: DecideInput): DecisionResult {
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     const snap = this.snapshots.get();
     let agent: Agent | null = null;
     let spec: RequestSpec | null = null;
@@ -152,7 +152,7 @@ export class Decider {
     const allowed = decision.decision === 'allow' && !reason;
     const action = spec?.action ?? input.fallback.action;
     const resource = spec?.resource ?? input.fallback.resource;
-    const latencyUs = Number(process.hrtime.bigint() - t0) / 1000;
+    const latencyUs = (performance.now() - t0) * 1000;
     const dest = input.origin?.destination;
     const event: DecisionAuditEvent = {
       kind: 'decision',
@@ -289,7 +289,7 @@ function decisionMemo(snap: PolicySnapshot): Map<string, Decision> {
 function memoKey(agent: Agent, spec: RequestSpec, mask: bigint): string | null {
   // Every text length-prefixed and every value type-tagged: no two different requests share a key.
   const r = spec.resource;
-  let key = `${agent.spiffeId.length}:${agent.spiffeId}${spec.action.length}:${spec.action}${r.type.length}:${r.type}${r.id.length}:${r.id}${mask}`;
+  let key = `${agent.spiffeId.length}:${agent.spiffeId}${spec.action.length}:${spec.action}${r.type.length}:${r.type}${r.id.length}:${r.id}${maskHex(mask)}`;
   for (const name in spec.context) {
     if (name === 'taint' || name === 'data_touched') continue;
     const v = spec.context[name];

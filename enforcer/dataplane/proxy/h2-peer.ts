@@ -169,8 +169,11 @@ export class H2Peer {
     const block = encodeHpack(fields, SENSITIVE);
     const max = this.#peerMaxFrame;
     const flags = endStream ? FLAG.END_STREAM : 0;
-    if (block.length <= max) this.#enqueue(frame(FRAME.HEADERS, flags | FLAG.END_HEADERS, s.id, block));
-    else {
+    if (block.length <= max) {
+      // Header and block enqueued apart: the flush joins them, so the block is copied once.
+      this.#enqueue(frameHead(FRAME.HEADERS, flags | FLAG.END_HEADERS, s.id, block.length));
+      this.#enqueue(block);
+    } else {
       this.#enqueue(frame(FRAME.HEADERS, flags, s.id, block.subarray(0, max)));
       for (let at = max; at < block.length; at += max) {
         const last = at + max >= block.length;

@@ -607,6 +607,16 @@ function upstreamResetCode(code: number): number {
 function splitAuthority(authority: string): { host: string; port: string } {
   let host = authority;
   let port = '';
+  if (!authority.startsWith('[')) {
+    // host[:digits], split at the last colon when digits (or nothing) follow it, as the pattern below does.
+    const at = authority.lastIndexOf(':');
+    if (at >= 0 && /^\d*$/.test(authority.slice(at + 1))) {
+      host = authority.slice(0, at);
+      port = authority.slice(at + 1);
+    }
+    host = host.toLowerCase();
+    return { host: host.endsWith('.') ? host.slice(0, -1) : host, port };
+  }
   const v6 = /^\[([^\]]+)\](?::(\d*))?$/.exec(authority);
   if (v6) {
     host = v6[1];
