@@ -26,8 +26,21 @@ function hexVal(b: number): number {
   return -1;
 }
 
+/** Bytes a canonical path keeps as they are (1), and those a query also keeps (2: '?'). */
+const AS_IS = new Uint8Array(128);
+for (let b = 0; b < 128; b++) if (isUnreserved(b) || KEEP.has(b)) AS_IS[b] = 1;
+AS_IS[0x3f] = 2;
+
 /** Percent-encoding made canonical: unreserved decoded, other escapes upper-case, anything else outside the allowed set encoded. */
 function canonicalEncoding(s: string, query: boolean): string | null {
+  // Most targets are canonical already: checked in one pass, returned as they are.
+  let i = 0;
+  for (; i < s.length; i++) {
+    const b = s.charCodeAt(i);
+    const k = b < 128 ? AS_IS[b] : 0;
+    if (k === 0 || (k === 2 && !query)) break;
+  }
+  if (i === s.length) return s;
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const b = s.charCodeAt(i);
