@@ -181,10 +181,16 @@ export interface GrpcMethod {
 
 const GRPC_PATH = /^\/([A-Za-z_][A-Za-z0-9_.]*)\/([A-Za-z_][A-Za-z0-9_]*)$/;
 
-/** gRPC's `/package.Service/Method`, or null when the path is not one. */
+const grpcMethods = new Map<string, GrpcMethod | null>();
+
+/** gRPC's `/package.Service/Method`, or null when the path is not one (remembered: a channel calls few methods, often). */
 export function grpcMethod(path: string): GrpcMethod | null {
+  let g = grpcMethods.get(path);
+  if (g !== undefined) return g;
   const m = GRPC_PATH.exec(path);
-  return m ? { service: m[1], method: m[2] } : null;
+  g = m ? Object.freeze({ service: m[1], method: m[2] }) : null;
+  if (grpcMethods.size < 1024 && path.length <= 256) grpcMethods.set(path, g);
+  return g;
 }
 
 export function isGrpc(contentType: string | undefined): boolean {

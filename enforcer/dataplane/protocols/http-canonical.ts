@@ -60,7 +60,8 @@ function canonicalEncoding(s: string, query: boolean): string | null {
 
 /** RFC 3986 §5.2.4 remove_dot_segments on an absolute path. */
 function removeDotSegments(path: string): string {
-  if (!path.includes('.')) return path;
+  // A dot segment starts right after a '/' (the path starts with one).
+  if (!path.includes('/.')) return path;
   const out: string[] = [];
   const segs = path.split('/');
   for (let i = 1; i < segs.length; i++) {

@@ -93,7 +93,8 @@ export class Classifiers {
   /** Bits for data arriving from `resource` (the decided Host, Endpoint or MCPServer). */
   upstreamBits(resource: EntityUid): bigint {
     if (this.#zones.length === 0) return 0n;
-    const k = key(resource);
+    // Not key(): no JSON escaping needed here (a type name holds no NUL, so the first one ends it).
+    const k = `${resource.type}\0${resource.id}`;
     let bits = this.#upstreamMemo.get(k);
     if (bits !== undefined) return bits;
     bits = 0n;
