@@ -121,25 +121,26 @@ export class Decider {
       }
       if (spec?.refuse) reason = spec.refuse;
       else if (spec) {
-        const labels = snap.config.taint_labels ?? {};
-        // In place, not a spread copy: copying a context object costs more than evaluating the policies.
-        const context = spec.context;
-        context.taint = maskLabels(before, labels) as string[];
-        context.data_touched = maskToLong(before);
         const key = memoKey(agent, spec, before);
         const memo = key === null ? null : decisionMemo(snap);
-        decision =
-          memo?.get(key!) ??
-          safeAuthorize(snap, {
+        const remembered = memo?.get(key!);
+        if (remembered !== undefined) decision = remembered;
+        else {
+          // In place, not a spread copy: copying a context object costs more than evaluating the policies.
+          const context = spec.context;
+          context.taint = maskLabels(before, snap.config.taint_labels ?? {}) as string[];
+          context.data_touched = maskToLong(before);
+          decision = safeAuthorize(snap, {
             principal: { type: 'Agent', id: agent.spiffeId },
             action: { type: 'Action', id: spec.action },
             resource: spec.resource,
             context,
             entities: agentEntities(agent),
           });
-        if (memo && !memo.has(key!)) {
-          if (memo.size >= MEMO_ENTRIES) memo.clear();
-          memo.set(key!, decision);
+          if (memo) {
+            if (memo.size >= MEMO_ENTRIES) memo.clear();
+            memo.set(key!, decision);
+          }
         }
         if (decision.decision === 'allow') {
           const bits = spec.taintOnAllow ? spec.taintOnAllow(classifiersFor(snap)) : 0n;
