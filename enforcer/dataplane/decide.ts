@@ -121,9 +121,13 @@ export class Decider {
       }
       if (spec?.refuse) reason = spec.refuse;
       else if (spec) {
-        const key = memoKey(agent, spec, before);
+        // The connection's previous request first (compared field by field, no key to build),
+        // then the snapshot's memo, then the engine.
+        const last = input.origin ? lastRequests.get(input.origin) : undefined;
+        const repeated = last !== undefined && last.snap === snap && last.mask === before && sameRequest(last.spec, spec);
+        const key = repeated ? null : memoKey(agent, spec, before);
         const memo = key === null ? null : decisionMemo(snap);
-        const remembered = memo?.get(key!);
+        const remembered = repeated ? last.decision : memo?.get(key!);
         if (remembered !== undefined) decision = remembered;
         else {
           // In place, not a spread copy: copying a context object costs more than evaluating the policies.
@@ -142,6 +146,8 @@ export class Decider {
             memo.set(key!, decision);
           }
         }
+        if (input.origin && !repeated && (key !== null || memo !== null))
+          lastRequests.set(input.origin, { snap, mask: before, spec, decision });
         if (decision.decision === 'allow') {
           const bits = spec.taintOnAllow ? spec.taintOnAllow(classifiersFor(snap)) : 0n;
           if (bits !== 0n || input.mcpSession !== undefined) after = this.taint.or(agent.spiffeId, bits, input.mcpSession).after;
@@ -284,6 +290,24 @@ function decisionMemo(snap: PolicySnapshot): Map<string, Decision> {
   let memo = memos.get(snap);
   if (memo === undefined) memos.set(snap, (memo = new Map()));
   return memo;
+}
+
+/** Per connection (its Origin), the last remembered request and its decision. */
+const lastRequests = new WeakMap<Origin, { snap: PolicySnapshot; mask: bigint; spec: RequestSpec; decision: Decision }>();
+
+/** Whether two requests are the same one: action, resource and every context value (taint and data_touched stand for the mask, compared apart). */
+function sameRequest(a: RequestSpec, b: RequestSpec): boolean {
+  if (a.action !== b.action || a.resource.type !== b.resource.type || a.resource.id !== b.resource.id) return false;
+  let n = 0;
+  for (const name in b.context) {
+    if (name === 'taint' || name === 'data_touched') continue;
+    const v = b.context[name];
+    // Scalars only (memoKey admitted a's); a record in b is never the same here.
+    if (typeof v === 'object' || v !== a.context[name]) return false;
+    n++;
+  }
+  for (const name in a.context) if (name !== 'taint' && name !== 'data_touched') n--;
+  return n === 0;
 }
 
 /** The exact key of a request, or null when it is not one to remember. */

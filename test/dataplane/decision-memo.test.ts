@@ -18,6 +18,7 @@ permit(principal, action == Action::"GET", resource) when { context.path == "/a"
 permit(principal, action == Action::"GET", resource) when { context.path == "/ab" && context.note == "" };
 permit(principal, action == Action::"GET", resource) when { context.path == "/t" && !(context.taint.contains("SECRET")) };
 permit(principal, action == Action::"GET", resource) when { context has args && context.args has ok && context.args.ok };
+forbid(principal, action, resource) when { context has n && context.n == 3 };
 `;
 
 const SCHEMA = `
@@ -98,6 +99,22 @@ test('the same request within one snapshot is evaluated once; each difference is
   assert.equal(decide({ path: '/a', note: 'x', n: 2 }), true);
   assert.equal(decide({ path: '/a', note: 'x', n: 2 }), true);
   assert.equal(calls(), 7);
+});
+
+test("a connection's next request differing from its last in any one way is decided on its own", () => {
+  const { decide } = setup();
+  const seq: Array<[Record<string, CedarValue>, string, boolean]> = [
+    [{ path: '/a', note: 'x' }, 'example.com', true],
+    [{ path: '/a', note: 'x', n: 3 }, 'example.com', false], // a field more
+    [{ path: '/a', note: 'x' }, 'example.com', true], // a field less
+    [{ path: '/a', note: 'x', n: 3 }, 'example.com', false],
+    [{ path: '/a', note: 'x', n: 4 }, 'example.com', true], // a value
+    [{ path: '/a', note: 'y', n: 4 }, 'example.com', false],
+    [{ path: '/a', note: 'x', n: 4 }, 'example.com', true],
+    [{ path: '/a', note: 'x', n: 4 }, 'other.example', true], // the resource
+    [{ note: 'x', n: 4, path: '/a' }, 'other.example', true], // another order is the same request
+  ];
+  for (const [i, [context, host, allowed]] of seq.entries()) assert.equal(decide(context, host), allowed, `step ${i}`);
 });
 
 test('a grown taint mask, a context holding a record, and a new snapshot are each evaluated anew', () => {

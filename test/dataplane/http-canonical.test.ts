@@ -77,7 +77,39 @@ test('canonical targets come back as they are; others are re-encoded exactly as 
 });
 
 test('20,000 seeded random targets: the same result as the reference', () => {
-  const alphabet = ['a', 'Z', '0', '-', '.', '_', '~', '/', '?', '%', '2', 'e', 'F', ' ', '"', '!', '@', ':', ';', '=', '&', '+', '\u00e9', '#', '\\', '..', './', '%2e', '%2F', '%7E', '%41'];
+  const alphabet = [
+    'a',
+    'Z',
+    '0',
+    '-',
+    '.',
+    '_',
+    '~',
+    '/',
+    '?',
+    '%',
+    '2',
+    'e',
+    'F',
+    ' ',
+    '"',
+    '!',
+    '@',
+    ':',
+    ';',
+    '=',
+    '&',
+    '+',
+    '\u00e9',
+    '#',
+    '\\',
+    '..',
+    './',
+    '%2e',
+    '%2F',
+    '%7E',
+    '%41',
+  ];
   let seed = 17;
   const rand = (n: number) => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
