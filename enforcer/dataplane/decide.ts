@@ -54,6 +54,15 @@ export interface DecideInput {
 
 export const uidText = (u: EntityUid) => `${u.type}::${JSON.stringify(u.id)}`;
 
+const uidTexts = new WeakMap<EntityUid, string>();
+
+/** uidText, remembered per uid object (a relay reuses one while a connection names the same resource). */
+function uidTextOf(u: EntityUid): string {
+  let text = uidTexts.get(u);
+  if (text === undefined) uidTexts.set(u, (text = uidText(u)));
+  return text;
+}
+
 /** Cached per snapshot: tool action names the engine knows (used when the snapshot carries no schema text). */
 const probed = new WeakMap<object, Map<string, boolean>>();
 
@@ -169,7 +178,7 @@ export class Decider {
       destination: dest ? destinationText(dest) : null,
       protocol: input.protocol,
       action: actionText(action),
-      resource: uidText(resource),
+      resource: uidTextOf(resource),
       decision: allowed ? 'allow' : 'deny',
       policies: decision.reasons,
       errors: decision.errors,

@@ -345,7 +345,7 @@ class H2Relay {
         protocol: 'http',
         fallback: { action: grpc ? 'grpc' : method, resource: endpoint },
         build: (): RequestSpec => {
-          const resource = { type: 'Host', id: host };
+          const resource = this.#hostUid(host);
           const context: RequestSpec['context'] = {
             path: target.path,
             port: origin.destination.port,
@@ -418,6 +418,17 @@ class H2Relay {
   }
 
   readonly #heldFinish = new WeakMap<Exchange, (raw: Buffer) => void>();
+  #lastHost: EntityUid | null = null;
+
+  /**
+   * Host::"<host>", the same object while a connection's requests name the same host: the
+   * decision's caches (audit text, upstream taint bits, the connection's last request) then
+   * find it by identity instead of hashing the name again. Never mutated.
+   */
+  #hostUid(host: string): EntityUid {
+    if (this.#lastHost?.id !== host) this.#lastHost = Object.freeze({ type: 'Host', id: host });
+    return this.#lastHost;
+  }
 
   #fromAgentData(s: PeerStream, d: Buffer, end: boolean): void {
     const ex = s.exchange as Exchange | null;

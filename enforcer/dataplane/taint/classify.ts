@@ -89,17 +89,25 @@ export class Classifiers {
 
   /** Remembered upstreamBits per resource (a snapshot's entities never change). */
   readonly #upstreamMemo = new Map<string, bigint>();
+  /** The same, by uid object: a relay reuses one while a connection names the same resource (uids are never mutated). */
+  readonly #upstreamByUid = new WeakMap<EntityUid, bigint>();
 
   /** Bits for data arriving from `resource` (the decided Host, Endpoint or MCPServer). */
   upstreamBits(resource: EntityUid): bigint {
     if (this.#zones.length === 0) return 0n;
+    let bits = this.#upstreamByUid.get(resource);
+    if (bits !== undefined) return bits;
     // Not key(): no JSON escaping needed here (a type name holds no NUL, so the first one ends it).
     const k = `${resource.type}\0${resource.id}`;
-    let bits = this.#upstreamMemo.get(k);
-    if (bits !== undefined) return bits;
+    bits = this.#upstreamMemo.get(k);
+    if (bits !== undefined) {
+      this.#upstreamByUid.set(resource, bits);
+      return bits;
+    }
     bits = 0n;
     for (const z of this.#zones) if (!this.inZone(resource, z.zone)) bits |= z.bits;
     if (this.#upstreamMemo.size < 4096) this.#upstreamMemo.set(k, bits);
+    this.#upstreamByUid.set(resource, bits);
     return bits;
   }
 
