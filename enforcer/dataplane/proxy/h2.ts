@@ -297,12 +297,12 @@ class H2Relay {
     const method = req.method;
     if (req.scheme !== this.#scheme) return this.#refuseStream(null, s, `:scheme '${req.scheme}' on an ${this.#scheme} connection`);
     if (!req.path.startsWith('/') && req.path !== '*') return this.#refuseStream(null, s, ':path is not in origin form');
-    const target = canonicalTarget(method, req.path);
+    const target = this.#target(method, req.path);
     if (!target.ok) return this.#refuseStream(null, s, target.reason);
     if (!ended && NO_BODY_METHODS.has(method))
       return this.#refuseStream(null, s, `a ${method} request carries a body (${method} defines none)`);
     if (ended && req.contentLength > 0) return this.#refuseStream(null, s, 'content-length disagrees with the DATA sent');
-    const { host, port } = splitAuthority(req.authority);
+    const { host, port } = this.#authority(req.authority);
     const ct = req.contentType;
     const grpc = isGrpc(ct);
     const mismatch = this.#deps.hostMismatch ? this.#deps.hostMismatch(host) : host !== this.#deps.authorityName;
@@ -419,6 +419,25 @@ class H2Relay {
 
   readonly #heldFinish = new WeakMap<Exchange, (raw: Buffer) => void>();
   #lastHost: EntityUid | null = null;
+  #lastTarget: { method: string; path: string; target: ReturnType<typeof canonicalTarget> } | null = null;
+  #lastAuthority: { authority: string; split: { host: string; port: string } } | null = null;
+
+  /** canonicalTarget, kept for the connection's next request naming the same target (the usual case). */
+  #target(method: string, path: string): ReturnType<typeof canonicalTarget> {
+    const last = this.#lastTarget;
+    if (last?.path === path && last.method === method) return last.target;
+    const target = canonicalTarget(method, path);
+    this.#lastTarget = { method, path, target };
+    return target;
+  }
+
+  #authority(authority: string): { host: string; port: string } {
+    const last = this.#lastAuthority;
+    if (last?.authority === authority) return last.split;
+    const split = splitAuthority(authority);
+    this.#lastAuthority = { authority, split };
+    return split;
+  }
 
   /**
    * Host::"<host>", the same object while a connection's requests name the same host: the
