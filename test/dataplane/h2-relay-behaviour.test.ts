@@ -14,6 +14,7 @@ import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { startHarness, loopback, type Harness } from './helpers.js';
 import { GRPC_SERVICES, makeCert, rmCert, startGrpcServer, startH2Server, type H2Server, type TestCert } from './tls-upstreams.js';
@@ -693,4 +694,70 @@ test('an upstream answering before the upload ends, then RST_STREAM NO_ERROR (RF
       session.close();
     }
   });
+});
+
+test('SETTINGS deadline: an upstream that agrees h2 and never speaks it fails the stream (REFUSED_STREAM, GOAWAY, audited)', async (t) => {
+  // TLS with ALPN h2 completes; not one HTTP/2 byte follows.
+  const silent = tls.createServer({ key: cert.keyPem, cert: cert.certPem, ALPNProtocols: ['h2'] }, (s) => {
+    s.on('error', () => undefined);
+    s.resume();
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  // The deadline is the idle timeout when shorter than SETTINGS_DEADLINE_MS.
+  const h = await harnessFor(port, (c) => {
+    c.proxy.idle_timeout_ms = 1000;
+  });
+  try {
+    const session = connect(h);
+    const goaway = new Promise<number>((r) => session.on('goaway', (code) => r(code)));
+    const t0 = performance.now();
+    const r = await Promise.race([request(session, { ':path': '/silent' }), giveUp(5000)]);
+    const ms = performance.now() - t0;
+    t.diagnostic(`silent upstream: rst ${r?.rstCode} error ${r?.error} after ${ms.toFixed(0)} ms`);
+    assert.ok(r, 'the request does not hang');
+    assert.equal(r.status, 0, 'no response');
+    assert.equal(r.rstCode, http2.constants.NGHTTP2_REFUSED_STREAM);
+    assert.ok(ms >= 900 && ms < 3000, `failed at the deadline (${ms.toFixed(0)} ms)`);
+    assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+    session.close();
+    const failed = (await h.events()).filter((e) => e.decision === 'deny').map((e) => e.reason);
+    assert.deepEqual(failed, ['upstream HTTP/2 connection failed: the server SETTINGS not received within 1000 ms']);
+    assert.equal(await h.settled(), 0);
+  } finally {
+    await h.close();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
+
+test('SETTINGS deadline: an agent that completes TLS (ALPN h2) and never sends its preface is closed at the deadline, audited', async (t) => {
+  const h1 = (_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => res.end('ok');
+  await withRelay(
+    h1,
+    async (h) => {
+      const quiet = tls.connect({ port: h.proxy.port, host: '127.0.0.1', servername: 'localhost', ca: ca.certPem, ALPNProtocols: ['h2'] });
+      quiet.on('error', () => undefined);
+      await new Promise<void>((r) => quiet.once('secureConnect', () => r()));
+      assert.equal(quiet.alpnProtocol, 'h2');
+      const q0 = performance.now();
+      let got = Buffer.alloc(0);
+      quiet.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+      const closed = await Promise.race([new Promise<boolean>((r) => quiet.once('close', () => r(true))), giveUp(5000)]);
+      const qms = performance.now() - q0;
+      t.diagnostic(`silent agent: closed after ${qms.toFixed(0)} ms, ${got.length} bytes back`);
+      assert.ok(closed, 'the silent agent was closed');
+      assert.ok(qms < 3000, `closed at the deadline (${qms.toFixed(0)} ms)`);
+      const reasons = (await h.events()).map((e) => e.reason ?? '');
+      assert.ok(
+        reasons.includes('malformed request: the client preface and SETTINGS not received within 1000 ms'),
+        JSON.stringify(reasons),
+      );
+      assert.equal(await h.settled(), 0);
+    },
+    {
+      config: (c) => {
+        c.proxy.idle_timeout_ms = 1000;
+      },
+    },
+  );
 });

@@ -5,13 +5,14 @@
 // upstream certificate is a denial, pinning clients keep pass-through.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
+import net from 'node:net';
 import tls from 'node:tls';
 import { startHarness, loopback, type Harness } from './helpers.js';
 import { makeCert, rmCert, startH2Upstream, PRIVATE_KEY_TEXT, type TestCert, type Upstream } from './tls-upstreams.js';
@@ -331,9 +332,18 @@ test('intercepted TLS to an upstream marked tls.client_certificate presents the 
     const r2 = await curl(plain.proxy.port, ['--http2', '/mtls?none2']);
     assert.doesNotMatch(r2.stdout, /\/mtls\?none2/);
     assert.equal(mtls.seen.length, 2);
-    // Refused by the upstream after the TLS 1.3 handshake: audited as a denial of the interception (or a 502).
+    // Refused by the upstream after the TLS 1.3 handshake: audited as a denial of the interception, once per connection.
+    // A reset when the refusal came during the agent's handshake, else a 502 (h1) or the stream refused (h2).
+    assert.ok(r.code !== 0 || /bad gateway/.test(r.stdout), `h1: the agent saw a failure (${r.code} ${r.stdout})`);
+    assert.ok(r2.code !== 0 || /bad gateway/.test(r2.stdout), `h2: the agent saw a failure (${r2.code} ${r2.stdout})`);
     const refused = (await plain.events()).filter((e) => /certificate required/.test(e.reason ?? ''));
-    assert.ok(refused.length >= 1 || /bad gateway/.test(r.stdout + r2.stdout), JSON.stringify((await plain.events()).slice(-2)));
+    assert.deepEqual(
+      refused.map((e) => `${brief(e)}: ${e.reason}`),
+      Array(2).fill(
+        'Action::"intercept" Host::"localhost" deny: upstream refused the TLS connection after the handshake: tlsv13 alert certificate required',
+      ),
+      JSON.stringify((await plain.events()).slice(-3)),
+    );
   } finally {
     await plain.close();
   }
@@ -350,6 +360,170 @@ test('intercepted TLS to an upstream marked tls.client_certificate presents the 
   } finally {
     await none.close();
     await mtls.close();
+  }
+});
+
+/**
+ * A TCP front for `targetPort` that holds back what the server sends after the client's second
+ * flight by `ms`: an upstream's TLS 1.3 refusal of the client certificate (an alert after the
+ * client's handshake completed) then arrives once the relay owns the connection, as it does
+ * from an upstream farther away than loopback.
+ */
+async function lateAlertFront(targetPort: number, ms: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    const t = net.connect({ port: targetPort, host: '127.0.0.1' });
+    for (const so of [c, t]) {
+      sockets.add(so);
+      so.on('close', () => sockets.delete(so));
+      so.on('error', () => undefined);
+    }
+    let serverSpoke = false;
+    let clientAnswered = false;
+    let held: Promise<void> | null = null;
+    const later = (f: () => void) => {
+      held = (held ?? new Promise<void>((r) => setTimeout(r, ms))).then(f);
+    };
+    c.on('data', (d) => {
+      if (serverSpoke) clientAnswered = true;
+      t.write(d);
+    });
+    t.on('data', (d) => {
+      if (clientAnswered || held) later(() => void c.write(d));
+      else {
+        serverSpoke = true;
+        c.write(d);
+      }
+    });
+    t.on('close', () => later(() => c.end()));
+    c.on('close', () => t.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const so of sockets) so.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** HTTP/1.1 GET through the proxy with curl: its output, or its failure's exit code. */
+const curlGet = (port: number, path: string, args: string[] = []) =>
+  run('curl', ['-sS', '--max-time', '20', '--cacert', bundle, ...args, `https://localhost:${port}${path}`]).then(
+    (r) => ({ stdout: r.stdout, code: 0 }),
+    (e: { stdout: string; code: number }) => ({ stdout: e.stdout, code: e.code }),
+  );
+
+/** One GET on a node:http2 session to the proxy: the status, the stream's error and the session's GOAWAY code. */
+async function h2Get(port: number, path: string): Promise<{ status?: number; error?: string; goaway?: number }> {
+  const session = http2.connect(`https://localhost:${port}`, { ca: ca.certPem });
+  const out: { status?: number; error?: string; goaway?: number } = {};
+  session.on('error', () => undefined);
+  session.on('goaway', (code) => (out.goaway = code));
+  await new Promise<void>((resolve) => {
+    const req = session.request({ ':path': path });
+    req.on('response', (h) => (out.status = Number(h[':status'])));
+    req.on('error', (e: NodeJS.ErrnoException) => (out.error = e.message));
+    req.on('close', () => resolve());
+    req.resume();
+    req.end();
+  });
+  await new Promise<void>((r) => session.close(() => r()));
+  return out;
+}
+
+test('an upstream refusing us after the TLS 1.3 handshake, once the relay owns the connection (alert certificate required): a deny audited with the alert, nothing reaches it, h1 gets a 502, h2 its stream refused and a GOAWAY', async () => {
+  const identity = await IdentityCa.open(join(caDir, 'ca'));
+  // Requires a client certificate; lilith.json does not ask for one, so none is presented: refused.
+  const mtls = await startMtlsUpstream(cert, identity.certPem);
+  const front = await lateAlertFront(mtls.port, 400);
+  const m = await startHarness({
+    destination: loopback(front.port),
+    tweaks: {
+      config: (c) => {
+        c.upstreams.web = { address: `127.0.0.1:${front.port}`, kind: 'tls', ca: cert.certPem };
+      },
+    },
+    extra: { ca, identityCa: identity },
+  });
+  const refusal =
+    'Action::"intercept" Host::"localhost" deny: upstream refused the TLS connection after the handshake: tlsv13 alert certificate required';
+  const refusals = async () =>
+    (await m.events())
+      .filter((e) => e.decision === 'deny' && /refused the TLS connection/.test(e.reason ?? ''))
+      .map((e) => `${brief(e)}: ${e.reason}`);
+  try {
+    // HTTP/1.1: the request went into the refused connection; the agent gets a 502 naming the alert.
+    const r = await curlGet(m.proxy.port, '/late?h1', ['--http1.1']);
+    assert.match(r.stdout, /"error":"bad gateway"/);
+    assert.match(r.stdout, /alert certificate required/);
+    assert.deepEqual(await refusals(), [refusal]);
+
+    // HTTP/2: the stream waiting for the upstream's SETTINGS is refused, the session told to go away.
+    const got = await h2Get(m.proxy.port, '/late?h2');
+    assert.equal(got.status, undefined, 'no response');
+    assert.match(got.error ?? '', /NGHTTP2_REFUSED_STREAM/);
+    assert.equal(got.goaway, http2.constants.NGHTTP2_NO_ERROR);
+    assert.deepEqual(await refusals(), [refusal, refusal]);
+    assert.deepEqual(mtls.seen, [], "nothing reached the upstream's request handler");
+    assert.equal(await m.settled(), 0);
+  } finally {
+    await m.close();
+    await front.close();
+    await mtls.close();
+  }
+});
+
+/**
+ * openssl s_server requiring a client certificate from `clientCa`: a refused certificate is answered
+ * with an alert (node:tls servers, rejecting one, close the connection without any).
+ */
+async function startOpensslMtls(c: TestCert, clientCa: string): Promise<{ port: number; close(): void }> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const args = ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', c.certPath, '-key', c.keyPath, '-CAfile', clientCa];
+  const child = spawn('openssl', [...args, '-Verify', '1', '-verify_return_error', '-tls1_3', '-www', '-quiet'], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => r(true)).on('error', () => r(false));
+      s.on('connect', () => s.destroy());
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, close: () => void child.kill() };
+}
+
+test('an upstream refusing the agent SVID (its client CA is not the identity CA) with alert unknown_ca after the handshake: a deny audited with the alert, the agent fails', async () => {
+  const identity = await IdentityCa.open(join(caDir, 'ca'));
+  const server = await startOpensslMtls(cert, cert.certPath);
+  const front = await lateAlertFront(server.port, 400);
+  const m = await startHarness({
+    destination: loopback(front.port),
+    tweaks: {
+      config: (c) => {
+        c.upstreams.web = { address: `127.0.0.1:${front.port}`, kind: 'tls', ca: cert.certPem, tls: { client_certificate: true } };
+      },
+    },
+    extra: { ca, identityCa: identity },
+  });
+  try {
+    const r = await curlGet(m.proxy.port, '/late?svid', ['--http1.1']);
+    assert.match(r.stdout, /"error":"bad gateway"/);
+    assert.match(r.stdout, /alert unknown ca/);
+    const refused = (await m.events()).filter((e) => e.decision === 'deny' && /refused the TLS connection/.test(e.reason ?? ''));
+    assert.deepEqual(
+      refused.map((e) => `${brief(e)}: ${e.reason}`),
+      ['Action::"intercept" Host::"localhost" deny: upstream refused the TLS connection after the handshake: tlsv1 alert unknown ca'],
+    );
+    assert.equal(await m.settled(), 0);
+  } finally {
+    await m.close();
+    await front.close();
+    server.close();
   }
 });
 

@@ -46,6 +46,8 @@ export interface PeerStream {
   blocks: number;
   /** The relay's exchange this stream belongs to. */
   exchange: unknown;
+  /** Reset with this code once our side has ended and was sent, if the peer is still sending (resetWhenSent). */
+  resetAfterSend: number | null;
 }
 
 export interface PeerHandler {
@@ -69,6 +71,12 @@ export interface PeerOptions {
   maxConcurrentStreams: number;
   /** Our receive window for the whole connection. */
   connectionWindow: number;
+  /**
+   * The peer's first SETTINGS (after the client preface, server role) must arrive within this:
+   * else the connection fails. Bounds an agent that opens a connection and says nothing, and an
+   * upstream that never lets a stream open.
+   */
+  settingsTimeoutMs: number;
 }
 
 /** A peer leaving this much of our writes unread is not reading: its control frames are not answered further. */
@@ -108,6 +116,7 @@ export class H2Peer {
   #idleFrames = 0;
   #goawaySent = false;
   #closed = false;
+  #settingsTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: net.Socket, opts: PeerOptions, handler: PeerHandler) {
     this.#socket = socket;
@@ -145,6 +154,13 @@ export class H2Peer {
     this.#socket.on('drain', () => this.#drained());
     this.#socket.on('end', () => this.close(null));
     this.#socket.on('close', () => this.close(null));
+    const ms = this.#opts.settingsTimeoutMs;
+    this.#settingsTimer = setTimeout(() => {
+      this.#settingsTimer = null;
+      const what = this.#opts.role === 'server' ? 'the client preface and SETTINGS' : 'the server SETTINGS';
+      this.close(new H2Error(ERR.PROTOCOL_ERROR, 0, `${what} not received within ${ms} ms`));
+    }, ms);
+    this.#settingsTimer.unref();
     // A socket handed over paused (the protocol detector reads the first bytes that way) flows from here.
     this.#socket.resume();
   }
@@ -220,6 +236,17 @@ export class H2Peer {
     this.#forget(s);
   }
 
+  /**
+   * Resets `s` with `code` once what we send on it has all gone out (at once if it already has),
+   * when the peer is still sending then: a complete response, then "the rest of the request is
+   * not wanted" (NO_ERROR, RFC 9113 §8.1), never before the response's last byte.
+   */
+  resetWhenSent(s: PeerStream, code: number): void {
+    if (this.#closed || !this.#streams.has(s.id)) return;
+    if (s.sendOpen) s.resetAfterSend = code;
+    else this.reset(s, code);
+  }
+
   /** Returns `bytes` of receive window on `s` (and the connection) once the relay has passed them on. */
   credit(s: PeerStream | null, bytes: number): void {
     if (this.#closed || bytes <= 0) return;
@@ -249,6 +276,7 @@ export class H2Peer {
   /** Ends the connection: a fault is told to the peer in a GOAWAY first. */
   close(fault: H2Error | null): void {
     if (this.#closed) return;
+    if (this.#settingsTimer) clearTimeout(this.#settingsTimer);
     if (fault) {
       this.#goawaySent = false;
       this.goaway(fault.h2code, fault.message);
@@ -278,6 +306,7 @@ export class H2Peer {
       queueTrailers: null,
       blocks: 0,
       exchange,
+      resetAfterSend: null,
     };
   }
 
@@ -355,6 +384,7 @@ export class H2Peer {
   #endSend(s: PeerStream): void {
     s.sendOpen = false;
     if (!s.recvOpen) this.#forget(s);
+    else if (s.resetAfterSend !== null) this.reset(s, s.resetAfterSend);
   }
 
   #endRecv(s: PeerStream): void {
@@ -403,6 +433,8 @@ export class H2Peer {
     if (!this.#settled) {
       if (type !== FRAME.SETTINGS || flags & FLAG.ACK) throw new H2Error(ERR.PROTOCOL_ERROR, 0, 'the first frame is not SETTINGS');
       this.#settled = true;
+      if (this.#settingsTimer) clearTimeout(this.#settingsTimer);
+      this.#settingsTimer = null;
     }
     if (this.#block && type !== FRAME.CONTINUATION) throw new H2Error(ERR.PROTOCOL_ERROR, 0, 'a header block interrupted by another frame');
     try {

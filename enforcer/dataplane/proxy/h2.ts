@@ -38,6 +38,8 @@ export const RAPID_RESET = { resets: 100, windowMs: 10_000 };
 export const MAX_CONCURRENT_STREAMS = 100;
 /** Our receive window per connection (per stream it is the default 65,535). */
 const CONNECTION_WINDOW = 1 << 20;
+/** Each side's first SETTINGS (the agent's after its preface) within this, or within the idle timeout when shorter. */
+export const SETTINGS_DEADLINE_MS = 10_000;
 
 export interface H2Deps {
   origin: Origin;
@@ -51,6 +53,8 @@ export interface H2Deps {
   config: LilithConfig | null;
   limits: Limits;
   http: HttpDeps;
+  /** Audits the upstream connection failing (default: a refusal on the destination endpoint). */
+  upstreamFailed?: (reason: string) => void;
 }
 
 /** One agent stream and, once decided and opened, its upstream stream. */
@@ -106,9 +110,16 @@ class H2Relay {
     this.#endpoint = { type: 'Endpoint', id: formatDestination(deps.origin.destination) };
     this.#mcp = new McpGate(deps.origin, deps.decider, deps.config, () => this.#endpoint);
     const maxHeaderBytes = deps.limits.maxHeaderBytes;
+    const settingsTimeoutMs = Math.min(SETTINGS_DEADLINE_MS, deps.limits.idleTimeoutMs);
     this.#agent = new H2Peer(
       agent,
-      { role: 'server', maxHeaderBytes, maxConcurrentStreams: MAX_CONCURRENT_STREAMS, connectionWindow: CONNECTION_WINDOW },
+      {
+        role: 'server',
+        maxHeaderBytes,
+        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+        connectionWindow: CONNECTION_WINDOW,
+        settingsTimeoutMs,
+      },
       {
         headers: (s, fields, end) => this.#fromAgentHeaders(s, fields, end),
         data: (s, d, end) => this.#fromAgentData(s, d, end),
@@ -130,7 +141,13 @@ class H2Relay {
     );
     this.#up = new H2Peer(
       up,
-      { role: 'client', maxHeaderBytes: maxHeaderBytes * 4, maxConcurrentStreams: 0, connectionWindow: CONNECTION_WINDOW },
+      {
+        role: 'client',
+        maxHeaderBytes: maxHeaderBytes * 4,
+        maxConcurrentStreams: 0,
+        connectionWindow: CONNECTION_WINDOW,
+        settingsTimeoutMs,
+      },
       {
         headers: (s, fields, end) => this.#fromUpstreamHeaders(s, fields, end),
         data: (s, d, end) => this.#fromUpstreamData(s, d, end),
@@ -138,10 +155,10 @@ class H2Relay {
           const ex = s.exchange as Exchange;
           ex.u = null;
           // After a complete response, NO_ERROR only says the rest of the request is not wanted
-          // (RFC 9113 §8.1): the response still goes to the agent; its further DATA is credited and dropped.
-          if (code === ERR.NO_ERROR && (!ex.a.sendOpen || ex.a.queueEnd)) {
-            if (!ex.a.sendOpen) this.#agent.reset(ex.a, ERR.NO_ERROR);
-          } else this.#agent.reset(ex.a, upstreamResetCode(code));
+          // (RFC 9113 §8.1): the response still goes to the agent, and the agent is told the same
+          // once it has (its further DATA meanwhile is credited and dropped).
+          if (code === ERR.NO_ERROR && (!ex.a.sendOpen || ex.a.queueEnd)) this.#agent.resetWhenSent(ex.a, ERR.NO_ERROR);
+          else this.#agent.reset(ex.a, upstreamResetCode(code));
           this.#closeWhenIdle();
         },
         // Held bodies were credited as they were held.
@@ -156,15 +173,19 @@ class H2Relay {
           this.#closeWhenIdle();
         },
         slotFree: () => this.#openWaiting(),
-        closed: () => this.#upstreamGone(),
+        closed: (fault) => {
+          if (fault) this.#upstreamFailed(`upstream HTTP/2 connection failed: ${fault.message}`);
+          this.#upstreamGone();
+        },
       },
     );
   }
 
   start(): void {
-    // Either transport failing ends both (TLS reports an upstream's alert refusing our client certificate this way).
     this.#agentSocket.on('error', () => this.#close());
-    this.#upSocket.on('error', () => this.#close());
+    // The upstream's transport failing (TLS reports an upstream's alert refusing our client certificate
+    // this way, the caller audits it) is the upstream gone: the agent's streams refused or reset, a GOAWAY.
+    this.#upSocket.on('error', () => this.#up.close(null));
     this.#agentSocket.setNoDelay?.(true);
     this.#upSocket.setNoDelay?.(true);
     this.#agentSocket.setTimeout(this.#deps.limits.idleTimeoutMs, () => this.#close());
@@ -207,6 +228,18 @@ class H2Relay {
 
   #closeWhenIdle(): void {
     if (this.#agentDone && this.#agent.size === 0) this.#close();
+  }
+
+  /** Audits the upstream connection failing (the agent's streams are refused by #upstreamGone). */
+  #upstreamFailed(reason: string): void {
+    if (this.#deps.upstreamFailed) return this.#deps.upstreamFailed(reason);
+    const endpoint = this.#endpoint;
+    this.#deps.decider.decide({
+      origin: this.#deps.origin,
+      protocol: 'http',
+      fallback: { action: 'http', resource: endpoint },
+      build: () => ({ action: 'http', resource: endpoint, context: {}, refuse: reason }),
+    });
   }
 
   #refuseMalformed(reason: string, protocol: 'http' | 'mcp' = this.#mcp.toMcpUpstream ? 'mcp' : 'http'): void {
@@ -521,7 +554,8 @@ class H2Relay {
       false,
     );
     this.#agent.sendData(ex.a, body, true);
-    if (ex.a.recvOpen && ex.a.queue.length === 0) this.#agent.reset(ex.a, ERR.NO_ERROR);
+    // The agent still uploading is told to stop once the answer is out (RFC 9113 §8.1), not before.
+    if (ex.a.recvOpen) this.#agent.resetWhenSent(ex.a, ERR.NO_ERROR);
     this.#closeWhenIdle();
   }
 

@@ -16,7 +16,7 @@ import type { Decider, RequestSpec } from '../decide.js';
 import type { InterceptionCa } from '../tls/ca.js';
 import { clientCertificate } from '../tls/client-cert.js';
 import type { IdentityCa, Svid } from '../tls/svid.js';
-import { connectVerified, handshake, isCertificateError } from '../tls/upstream.js';
+import { connectVerified, handshake, isCertificateError, lateRefusal } from '../tls/upstream.js';
 import { terminateClient } from '../tls/terminate.js';
 import { declaredUpstream } from './admission.js';
 import { HttpConnection, type HttpDeps, type Limits } from './http.js';
@@ -115,6 +115,23 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
         ? `upstream certificate failed verification (${err.code}): ${err.message}`
         : `upstream TLS connection failed: ${err.message}`,
     );
+  /**
+   * Audits, once, an upstream connection failing the way that makes it a denial: a certificate that
+   * fails verification, or (TLS 1.3) a refusal of our client certificate that arrives after the
+   * handshake, when the relay may already own the connection. The relay answers the agent (a 502,
+   * or its HTTP/2 streams refused); this says why. Returns whether it audited.
+   */
+  const watch = (s: tls.TLSSocket): (() => boolean) => {
+    let audited = false;
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      const why = lateRefusal(s, err);
+      if (why) decide(why);
+      else if (isCertificateError(err)) failed(err);
+      else return;
+      audited = true;
+    });
+    return () => audited;
+  };
   let up: tls.TLSSocket | undefined;
   void (async () => {
     try {
@@ -141,6 +158,7 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     up.on('error', (err) => {
       parkedError ??= err;
     });
+    const refusalAudited = watch(up);
     const chosen = up.alpnProtocol || null;
     // The agent gets the protocol the upstream agreed to; an upstream without ALPN speaks HTTP/1.1.
     const clientAlpn = chosen ?? (hello.alpn.includes('http/1.1') ? 'http/1.1' : null);
@@ -160,7 +178,8 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
     }
     if (parkedError || up.destroyed) {
       // Failed while the agent's handshake ran: a denial, not a relay over a dead connection.
-      failed(parkedError ?? Object.assign(new Error('upstream closed the connection after the TLS handshake'), { code: 'ECONNRESET' }));
+      if (!refusalAudited())
+        failed(parkedError ?? Object.assign(new Error('upstream closed the connection after the TLS handshake'), { code: 'ECONNRESET' }));
       up.destroy();
       // A reset, as for every refusal (safe on a TLS socket: tls/upstream.ts resettable).
       agent.resetAndDestroy();
@@ -174,6 +193,7 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
         config: input.config,
         limits: input.limits,
         http: input.http,
+        upstreamFailed: (reason) => decide(reason),
       });
       return;
     }
@@ -187,9 +207,7 @@ export function maybeIntercept(input: InterceptInput, interception: Interception
       first = null;
       if (ready && !ready.destroyed && ready.writable) return ready;
       const s = connect(['http/1.1']);
-      s.once('error', (err: NodeJS.ErrnoException) => {
-        if (isCertificateError(err)) failed(err);
-      });
+      watch(s);
       return s;
     };
     new HttpConnection(agent, origin, input.http, input.limits, input.config, {

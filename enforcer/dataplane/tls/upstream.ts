@@ -89,6 +89,19 @@ export function isCertificateError(err: NodeJS.ErrnoException): boolean {
 }
 
 /**
+ * Why the upstream refused a connection whose handshake had completed, or null when `err` is not
+ * such a refusal. Under TLS 1.3 the client's handshake completes before the server has checked
+ * the client's certificate: a server refusing ours (or the lack of one) says so with an alert
+ * only afterwards. Counted as a refusal: an SSL error (the alert, or a TLS failure of ours) on a
+ * verified connection before any application byte came back (bytesRead counts decrypted bytes).
+ */
+export function lateRefusal(up: tls.TLSSocket, err: NodeJS.ErrnoException): string | null {
+  if (!up.authorized || up.bytesRead > 0 || !(err.code ?? '').startsWith('ERR_SSL_')) return null;
+  const what = (err as { reason?: unknown }).reason;
+  return `upstream refused the TLS connection after the handshake: ${typeof what === 'string' && what ? what : err.message}`;
+}
+
+/**
  * Connects to `dest` over TLS with verification on. Returns the socket at once
  * (writes are queued until the handshake completes); `error` reports a failed
  * verification with the certificate code. `resetAndDestroy` resets the TCP
