@@ -305,17 +305,8 @@ export class H2Wire {
 
   #read(d: Buffer): void {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
-    let i = 0;
-    while (i + 9 <= this.#buf.length) {
-      const len = this.#buf.readUIntBE(i, 3);
-      if (i + 9 + len > this.#buf.length) break;
-      const f: Frame = {
-        type: this.#buf[i + 3],
-        flags: this.#buf[i + 4],
-        stream: this.#buf.readUInt32BE(i + 5) & 0x7fffffff,
-        payload: Buffer.from(this.#buf.subarray(i + 9, i + 9 + len)),
-      };
-      i += 9 + len;
+    const { frames, used } = splitFrames(this.#buf);
+    for (const f of frames) {
       this.frames.push(f);
       if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK)) {
         if (!this.peerSettings.size)
@@ -324,13 +315,31 @@ export class H2Wire {
         if (this.#autoAck) void this.send(FRAME.SETTINGS, FLAG.ACK, 0);
       }
     }
-    this.#buf = this.#buf.subarray(i);
+    this.#buf = this.#buf.subarray(used);
     this.#wake();
   }
 
   #wake(): void {
     for (const w of [...this.#waiters]) w();
   }
+}
+
+/** The whole frames at the start of `buf` (payloads copied) and the bytes they take; a partial frame is left. */
+export function splitFrames(buf: Buffer): { frames: Frame[]; used: number } {
+  const frames: Frame[] = [];
+  let i = 0;
+  while (i + 9 <= buf.length) {
+    const len = buf.readUIntBE(i, 3);
+    if (i + 9 + len > buf.length) break;
+    frames.push({
+      type: buf[i + 3],
+      flags: buf[i + 4],
+      stream: buf.readUInt32BE(i + 5) & 0x7fffffff,
+      payload: Buffer.from(buf.subarray(i + 9, i + 9 + len)),
+    });
+    i += 9 + len;
+  }
+  return { frames, used: i };
 }
 
 /** A DATA frame's data, without its padding. */

@@ -16,7 +16,7 @@ import {
   huffmanDecode,
   huffmanMaxDecodedLength,
 } from '../../enforcer/dataplane/protocols/hpack-huffman.js';
-import { h2Frame, H2_PREFACE } from './h2-raw.js';
+import { frame as h2Frame, H2_PREFACE } from '../../testkit/h2-wire.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {

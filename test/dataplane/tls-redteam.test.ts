@@ -17,7 +17,7 @@ import { startHarness, loopback, listen, type Harness } from './helpers.js';
 import { startH2Upstream } from './tls-upstreams.js';
 import { issueLeaf, makeCa, makeCert, rmCert, type TestCert } from '../../testkit/tls-upstream.js';
 import { InterceptionCa } from '../../enforcer/dataplane/tls/ca.js';
-import { h2Frame, h2Frames, hpackLiteral, H2_PREFACE } from './h2-raw.js';
+import { frame as h2Frame, H2_PREFACE, hpackLiteral, splitFrames } from '../../testkit/h2-wire.js';
 
 const run = promisify(execFile);
 let caDir: string;
@@ -131,7 +131,7 @@ async function rawH2(port: number, frames: Buffer[], ms = 1500): Promise<Array<{
   s.write(Buffer.concat([H2_PREFACE, h2Frame(4, 0, 0, Buffer.alloc(0)), ...frames]));
   await new Promise((r) => setTimeout(r, ms));
   s.destroy();
-  return h2Frames(buf);
+  return splitFrames(buf).frames;
 }
 
 test('tunnel through HTTP/2 CONNECT: plain and extended CONNECT are reset before the upstream; the same session still serves a GET', async () => {
