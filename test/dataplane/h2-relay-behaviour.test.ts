@@ -761,3 +761,51 @@ test('SETTINGS deadline: an agent that completes TLS (ALPN h2) and never sends i
     },
   );
 });
+
+test('an early answer larger than the agent window, read late: the agent gets all of it, then RST_STREAM NO_ERROR stops its upload', async (t) => {
+  const answer = Buffer.alloc(60 * 1024, 0x61);
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    res.writeHead(413, { 'content-type': 'application/octet-stream' });
+    res.end(answer);
+    res.stream.on('finish', () => setTimeout(() => req.stream.close(http2.constants.NGHTTP2_NO_ERROR), 20));
+  };
+  await withRelay(handler, async (h) => {
+    for (let round = 0; round < 5; round++) {
+      // A 16 KiB stream window, read 100 ms late: the relay holds most of the answer until the agent
+      // reads, and must send the RST_STREAM NO_ERROR only after the answer's last byte.
+      const session = http2.connect(`https://localhost:${h.proxy.port}`, { ca: ca.certPem, settings: { initialWindowSize: 16384 } });
+      session.on('error', () => undefined);
+      const body = producer(1024 * MB);
+      try {
+        const req = session.request({ ':method': 'POST', ':path': '/api/early-big', 'content-type': 'application/octet-stream' });
+        req.on('error', () => undefined);
+        const chunks: Buffer[] = [];
+        let status = 0;
+        req.on('response', (hd) => {
+          status = Number(hd[STATUS]);
+          req.pause();
+          setTimeout(() => req.resume(), 100);
+        });
+        req.on('data', (d: Buffer) => chunks.push(d));
+        body.stream.pipe(req);
+        // Node's client leaves a stream reset with NO_ERROR undestroyed while a pipe still writes to
+        // it (no 'close'): its state is what tells.
+        const t0 = performance.now();
+        while (!(req.closed && chunks.reduce((n, c) => n + c.length, 0) === answer.length) && performance.now() - t0 < 10_000)
+          await sleep(20);
+        const got = Buffer.concat(chunks);
+        t.diagnostic(
+          `round ${round}: ${status}, ${got.length} bytes, rst ${req.rstCode}, uploaded ${(body.produced() / MB).toFixed(1)} MB`,
+        );
+        assert.ok(req.closed, `round ${round}: the stream was closed (ended ${req.readableEnded})`);
+        assert.equal(status, 413);
+        assert.ok(got.equals(answer), `round ${round}: the whole answer (${got.length} bytes)`);
+        assert.equal(req.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'the upload is stopped with NO_ERROR');
+        assert.ok(body.produced() < 256 * MB, 'the upload stopped');
+      } finally {
+        body.stream.destroy();
+        session.destroy();
+      }
+    }
+  });
+});
