@@ -23,6 +23,7 @@ function create() {
   decisionCounts.clear();
   latencyCells.clear();
   policyCounts.clear();
+  last = null;
   taintCounts.clear();
   const existing = client.register.getSingleMetric('lilith_decisions_total');
   if (existing) client.register.removeSingleMetric('lilith_decisions_total');
@@ -137,7 +138,14 @@ const latencyCells = new Map<string, LatencyCells>();
 
 // Label values are bounded by the capsule: agents come from its registrations
 // ("unknown" for the rest), policies from its policy ids.
-const policyCounts = new Map<string, { agent: string; decision: DecisionResultLabel; policy: string; n: number }>();
+interface PolicyCount {
+  agent: string;
+  decision: DecisionResultLabel;
+  policy: string;
+  n: number;
+}
+const policyCounts = new Map<string, PolicyCount>();
+let last: { policies: readonly string[]; agent: string; decision: DecisionResultLabel; counters: PolicyCount[] } | null = null;
 const taintCounts = new Map<string, number>();
 
 /** Counts one decision by agent and determining policy, and a taint event when the mask grew. */
@@ -148,12 +156,19 @@ export function recordPolicyDecision(
   taintGrew: boolean,
 ): void {
   const a = agent ?? 'unknown';
-  const list = policies.length ? policies : ['none'];
-  for (const policy of list) {
-    const key = a + '\0' + decision + '\0' + policy;
-    const c = policyCounts.get(key);
-    if (c === undefined) policyCounts.set(key, { agent: a, decision, policy, n: 1 });
-    else c.n++;
+  // A remembered decision hands back the same policies array: its counters are the last call's.
+  if (last !== null && last.policies === policies && last.agent === a && last.decision === decision) {
+    for (const c of last.counters) c.n++;
+  } else {
+    const counters: PolicyCount[] = [];
+    for (const policy of policies.length ? policies : ['none']) {
+      const key = a + '\0' + decision + '\0' + policy;
+      let c = policyCounts.get(key);
+      if (c === undefined) policyCounts.set(key, (c = { agent: a, decision, policy, n: 0 }));
+      c.n++;
+      counters.push(c);
+    }
+    last = { policies, agent: a, decision, counters };
   }
   if (taintGrew) taintCounts.set(a, (taintCounts.get(a) ?? 0) + 1);
 }

@@ -9,6 +9,7 @@ import { createAuthorizer, type Authorizer, type AuthzRequest, type CedarValue }
 import type { LilithConfig } from '../../capsule/config.js';
 import type { PolicySnapshot } from '../../enforcer/control/index.js';
 import { Decider } from '../../enforcer/dataplane/decide.js';
+import { dataplaneMetrics } from '../../enforcer/dataplane/metrics.js';
 import type { Origin } from '../../enforcer/dataplane/origin.js';
 import { TaintSessions } from '../../enforcer/dataplane/taint/sessions.js';
 
@@ -135,4 +136,22 @@ test('a grown taint mask, a context holding a record, and a new snapshot are eac
   replace();
   decide({ path: '/t' });
   assert.equal(calls(), n + 1, 'a new snapshot starts with no memo');
+});
+
+test('remembered decisions are counted per policy like evaluated ones (lilith_policy_decisions_total)', async () => {
+  const { decide } = setup();
+  const counts = async () => {
+    const m = await dataplaneMetrics().policyDecisions.get();
+    const out: Record<string, number> = {};
+    for (const v of m.values) if (v.labels.agent === AGENT) out[`${v.labels.decision} ${v.labels.policy}`] = v.value;
+    return out;
+  };
+  const before = await counts();
+  for (let i = 0; i < 3; i++) decide({ path: '/a', note: 'x' });
+  decide({ path: '/a', note: 'y' });
+  for (let i = 0; i < 2; i++) decide({ path: '/a', note: 'x' });
+  const after = await counts();
+  const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  assert.equal(delta('allow memo.cedar#0'), 5, JSON.stringify(after));
+  assert.equal(delta('deny none'), 1, JSON.stringify(after));
 });
