@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
-import { HpackDecoder, HpackError, encodeHpack, type HeaderField } from '../../enforcer/dataplane/protocols/hpack.js';
+import { HpackDecoder, HpackError, HpackFieldEncoder, encodeHpack, type HeaderField } from '../../enforcer/dataplane/protocols/hpack.js';
 import {
   HUFFMAN_BITS,
   HUFFMAN_CODES,
@@ -609,4 +609,26 @@ test('dynamic table: eviction by size, an entry larger than the table empties it
       ['x-a', v],
     ]);
   }
+});
+
+test("HpackFieldEncoder gives exactly encodeHpack's bytes over a connection of repeated, changing, long and sensitive fields", () => {
+  const sensitive = new Set(['authorization', 'cookie']);
+  const enc = new HpackFieldEncoder(sensitive);
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const values = ['', 'a', 'GET', 'POST', '/x', '/y?z=1', 'x'.repeat(300), 'text/plain', 'caf\u00e9', 'trailers'];
+  const names = [':method', ':path', ':status', 'content-type', 'cookie', 'authorization', 'x-custom', 'te', 'user-agent'];
+  for (let i = 0; i < 2000; i++) {
+    const fields: HeaderField[] = [];
+    const n = rand(8);
+    for (let k = 0; k < n; k++) fields.push([names[rand(names.length)], values[rand(values.length)]]);
+    assert.deepEqual(enc.encode(fields), encodeHpack(fields, sensitive), JSON.stringify(fields));
+  }
+  // More distinct names than the cache keeps: still exact.
+  const many: HeaderField[] = Array.from({ length: 100 }, (_, i) => [`x-field-${i}`, `v${i}`]);
+  assert.deepEqual(enc.encode(many), encodeHpack(many, sensitive));
+  assert.deepEqual(enc.encode(many), encodeHpack(many, sensitive));
 });

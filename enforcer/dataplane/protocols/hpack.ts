@@ -367,3 +367,44 @@ export function encodeHpack(fields: ReadonlyArray<HeaderField>, sensitive?: Read
   }
   return buf.subarray(0, pos);
 }
+
+/** Fields kept by an HpackFieldEncoder: bounded count and size (a connection's usual fields fit). */
+const FIELD_CACHE_ENTRIES = 64;
+const FIELD_CACHE_VALUE_CHARS = 256;
+
+/**
+ * encodeHpack for one connection, keeping the encoded bytes of the last value sent under each
+ * name: a connection's requests (or responses) repeat most fields, whose bytes are then copied
+ * rather than encoded again. The output is exactly encodeHpack's.
+ */
+export class HpackFieldEncoder {
+  readonly #sensitive: ReadonlySet<string> | undefined;
+  readonly #cache = new Map<string, { value: string; bytes: Buffer }>();
+
+  constructor(sensitive?: ReadonlySet<string>) {
+    this.#sensitive = sensitive;
+  }
+
+  encode(fields: ReadonlyArray<HeaderField>): Buffer {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (const field of fields) {
+      const [name, value] = field;
+      let entry = this.#cache.get(name);
+      if (entry === undefined || entry.value !== value) {
+        const bytes = Buffer.from(encodeHpack([field], this.#sensitive));
+        if (value.length <= FIELD_CACHE_VALUE_CHARS && name.length <= FIELD_CACHE_VALUE_CHARS) {
+          if (entry === undefined && this.#cache.size >= FIELD_CACHE_ENTRIES) this.#cache.clear();
+          this.#cache.set(name, (entry = { value, bytes }));
+        } else {
+          parts.push(bytes);
+          total += bytes.length;
+          continue;
+        }
+      }
+      parts.push(entry.bytes);
+      total += entry.bytes.length;
+    }
+    return Buffer.concat(parts, total);
+  }
+}

@@ -26,7 +26,7 @@ import {
   unpadded,
   windowUpdateFrame,
 } from '../protocols/h2-frames.js';
-import { encodeHpack, HpackDecoder, HpackError, type HeaderField } from '../protocols/hpack.js';
+import { HpackDecoder, HpackError, HpackFieldEncoder, type HeaderField } from '../protocols/hpack.js';
 
 export interface PeerStream {
   readonly id: number;
@@ -95,6 +95,7 @@ export class H2Peer {
   readonly #handler: PeerHandler;
   readonly #reader = new FrameReader(DEFAULT_MAX_FRAME);
   readonly #decoder = new HpackDecoder(4096);
+  readonly #encoder = new HpackFieldEncoder(SENSITIVE);
   readonly #streams = new Map<number, PeerStream>();
   #out: Buffer[] = [];
   #flushing = false;
@@ -182,7 +183,7 @@ export class H2Peer {
 
   sendHeaders(s: PeerStream, fields: HeaderField[], endStream: boolean): void {
     if (this.#closed || !s.sendOpen) return;
-    const block = encodeHpack(fields, SENSITIVE);
+    const block = this.#encoder.encode(fields);
     const max = this.#peerMaxFrame;
     const flags = endStream ? FLAG.END_STREAM : 0;
     if (block.length <= max) {
