@@ -103,6 +103,19 @@ export class Decider {
     return exists;
   }
 
+  /**
+   * A refusal no policy is asked about (input that could not be read into a request, a bound
+   * exceeded, an upstream that failed): one deny audit event naming `reason`.
+   */
+  refuse(origin: Origin | null, protocol: Protocol, action: string, resource: EntityUid, reason: string): DecisionResult {
+    return this.decide({
+      origin,
+      protocol,
+      fallback: { action, resource },
+      build: () => ({ action, resource, context: {}, refuse: reason }),
+    });
+  }
+
   decide(input: DecideInput): DecisionResult {
     const t0 = performance.now();
     const snap = this.snapshots.get();

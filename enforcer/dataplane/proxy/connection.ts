@@ -308,12 +308,7 @@ function connectDecision(
 /** The event for connections refused over their agent's cap and counted since the last one (budgets.ts refuseOverCap). */
 export function auditOverCapRefusals(decider: Decider, origin: Origin | null, reason: string): void {
   const resource: EntityUid = { type: 'Endpoint', id: origin ? endpointId(origin) : 'unknown' };
-  decider.decide({
-    origin,
-    protocol: 'tcp',
-    fallback: { action: 'connect', resource },
-    build: () => ({ action: 'connect', resource, context: {}, refuse: reason }),
-  });
+  decider.refuse(origin, 'tcp', 'connect', resource, reason);
 }
 
 /** Audits a refused TLS connection (intercept decision with a refusal) and resets it. */
@@ -321,11 +316,6 @@ function refuseTls(client: net.Socket, origin: Origin | null, deps: ConnectionDe
   const resource: EntityUid = hello.sni
     ? { type: 'Host', id: hello.sni }
     : { type: 'Endpoint', id: origin ? endpointId(origin) : 'unknown' };
-  deps.decider.decide({
-    origin,
-    protocol: 'tls',
-    fallback: { action: 'intercept', resource },
-    build: () => ({ action: 'intercept', resource, context: {}, refuse: reason }),
-  });
+  deps.decider.refuse(origin, 'tls', 'intercept', resource, reason);
   client.resetAndDestroy();
 }

@@ -233,23 +233,12 @@ class H2Relay {
   /** Audits the upstream connection failing (the agent's streams are refused by #upstreamGone). */
   #upstreamFailed(reason: string): void {
     if (this.#deps.upstreamFailed) return this.#deps.upstreamFailed(reason);
-    const endpoint = this.#endpoint;
-    this.#deps.decider.decide({
-      origin: this.#deps.origin,
-      protocol: 'http',
-      fallback: { action: 'http', resource: endpoint },
-      build: () => ({ action: 'http', resource: endpoint, context: {}, refuse: reason }),
-    });
+    this.#deps.decider.refuse(this.#deps.origin, 'http', 'http', this.#endpoint, reason);
   }
 
-  #refuseMalformed(reason: string, protocol: 'http' | 'mcp' = this.#mcp.toMcpUpstream ? 'mcp' : 'http'): void {
-    const endpoint = this.#endpoint;
-    this.#deps.decider.decide({
-      origin: this.#deps.origin,
-      protocol,
-      fallback: { action: 'http', resource: endpoint },
-      build: () => ({ action: 'http', resource: endpoint, context: {}, refuse: `malformed request: ${reason}` }),
-    });
+  #refuseMalformed(reason: string): void {
+    const protocol = this.#mcp.toMcpUpstream ? 'mcp' : 'http';
+    this.#deps.decider.refuse(this.#deps.origin, protocol, 'http', this.#endpoint, `malformed request: ${reason}`);
   }
 
   #agentReset(s: PeerStream): void {

@@ -292,13 +292,13 @@ export class HttpConnection {
 
   /** Audits a refusal of input that could not be parsed into a decidable request. */
   #refuseMalformed(reason: string): void {
-    const d = this.origin?.destination;
-    this.deps.decider.decide({
-      origin: this.origin,
-      protocol: this.#mcp.toMcpUpstream ? 'mcp' : 'http',
-      build: () => ({ action: 'http', resource: this.#endpointUid(), context: {}, refuse: `malformed request: ${reason}` }),
-      fallback: { action: 'http', resource: d ? this.#endpointUid() : { type: 'Endpoint', id: 'unknown' } },
-    });
+    this.deps.decider.refuse(
+      this.origin,
+      this.#mcp.toMcpUpstream ? 'mcp' : 'http',
+      'http',
+      this.#endpointUid(),
+      `malformed request: ${reason}`,
+    );
   }
 
   #endpoint: EntityUid | null = null;
