@@ -1,10 +1,10 @@
-// canonicalTarget against a reference written the slow, obvious way (every byte
+// The authority both relays decide on (HTTP/1 Host, HTTP/2 :authority), and canonicalTarget against a reference written the slow, obvious way (every byte
 // looked at and re-emitted): the one-pass check that returns an already canonical
 // target as it is must give exactly what re-encoding gives, on hand-picked targets
 // and on 20,000 seeded random ones drawn from the bytes that matter.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalTarget } from '../../enforcer/dataplane/protocols/http-canonical.js';
+import { canonicalTarget, decidedAuthority, isDecidableHost, splitAuthority } from '../../enforcer/dataplane/protocols/http-canonical.js';
 
 const HEX = '0123456789ABCDEF';
 const unreserved = (b: number) =>
@@ -121,4 +121,30 @@ test('20,000 seeded random targets: the same result as the reference', () => {
     for (let k = 0; k < len; k++) t += alphabet[rand(alphabet.length)];
     assert.equal(actual(t), reference(t), JSON.stringify(t));
   }
+});
+
+test('authorities (Host, :authority): host and port as both relays decide them; the decided authority re-made from them', () => {
+  const cases: Array<[string, string | null, string]> = [
+    // authority, decided host (null: refused), port
+    ['Example.COM', 'example.com', ''],
+    ['example.com.', 'example.com', ''],
+    ['example.com:8443', 'example.com', '8443'],
+    ['example.com:', 'example.com', ''],
+    ['[::1]', '::1', ''],
+    ['[::1]:443', '::1', '443'],
+    ['[::1]:', null, ''],
+    ['[::1]x', null, ''],
+    ['a:b', 'a:b', ''],
+    ['10.0.0.1:80', '10.0.0.1', '80'],
+    ['', null, ''],
+    ['ex ample.com', null, ''],
+    ['user@host', null, ''],
+  ];
+  for (const [authority, host, port] of cases) {
+    const split = splitAuthority(authority);
+    assert.equal(isDecidableHost(split.host) ? split.host : null, host, authority);
+    if (host !== null) assert.equal(split.port, port, authority);
+  }
+  assert.equal(decidedAuthority('::1', '443'), '[::1]:443');
+  assert.equal(decidedAuthority('example.com', ''), 'example.com');
 });

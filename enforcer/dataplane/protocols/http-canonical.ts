@@ -105,6 +105,42 @@ export function canonicalTarget(method: string, target: string): TargetResult {
   return { ok: true, path: q < 0 ? normal : `${normal}?${query}`, authority };
 }
 
+/**
+ * An authority (Host, :authority, or an absolute target's) split into its host — lower case,
+ * an IPv6 literal without brackets, no trailing dot — and the port as the client wrote it
+ * ('' when none). What is not host[:digits] or [v6][:digits] comes back whole as the host,
+ * which isDecidableHost then refuses.
+ */
+export function splitAuthority(authority: string): { host: string; port: string } {
+  let host = authority;
+  let port = '';
+  if (authority.startsWith('[')) {
+    const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(authority);
+    if (v6) {
+      host = v6[1];
+      port = v6[2] ?? '';
+    }
+  } else {
+    const at = authority.lastIndexOf(':');
+    if (at >= 0 && /^\d*$/.test(authority.slice(at + 1))) {
+      host = authority.slice(0, at);
+      port = authority.slice(at + 1);
+    }
+  }
+  host = host.toLowerCase();
+  return { host: host.endsWith('.') ? host.slice(0, -1) : host, port };
+}
+
+/** A host a request may be decided on: a name or address of RFC 3986 reg-name/IP characters, not empty. */
+export function isDecidableHost(host: string): boolean {
+  return /^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host);
+}
+
+/** The authority forwarded for a decided host and port: bracketed when IPv6, the client's port kept. */
+export function decidedAuthority(host: string, port: string): string {
+  return (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
+}
+
 /** Fields the proxy writes itself or that only concern the hop to the proxy. */
 const DROPPED = new Set([
   'host',

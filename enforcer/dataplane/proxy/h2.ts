@@ -15,7 +15,15 @@ import type net from 'node:net';
 import type { LilithConfig } from '../../../capsule/config.js';
 import type { EntityUid } from '../../../cedar/types.js';
 import { formatDestination, type Origin } from '../origin.js';
-import { canonicalTarget, charsetOf, isJsonType, NO_BODY_METHODS } from '../protocols/http-canonical.js';
+import {
+  canonicalTarget,
+  charsetOf,
+  decidedAuthority,
+  isDecidableHost,
+  isJsonType,
+  NO_BODY_METHODS,
+  splitAuthority,
+} from '../protocols/http-canonical.js';
 import { ERR, H2Error } from '../protocols/h2-frames.js';
 import { grpcMethod, headOf, isGrpc, readRequest, readResponse, readTrailers, type H2Request } from '../protocols/h2.js';
 import type { HeaderField } from '../protocols/hpack.js';
@@ -328,7 +336,7 @@ class H2Relay {
     const ct = req.contentType;
     const grpc = isGrpc(ct);
     const mismatch = this.#deps.hostMismatch ? this.#deps.hostMismatch(host) : host !== this.#deps.authorityName;
-    const authority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
+    const authority = decidedAuthority(host, port);
     const ex: Exchange = {
       a: s,
       u: null,
@@ -375,7 +383,7 @@ class H2Relay {
             host_mismatch: mismatch,
           };
           if (req.userAgent !== undefined) context.user_agent = req.userAgent;
-          if (!host || !/^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host))
+          if (!isDecidableHost(host))
             return { action: method, resource: endpoint, context: {}, refuse: 'malformed request: empty or invalid :authority' };
           const findings = mismatch ? ['host_mismatch'] : undefined;
           if (grpc) {
@@ -655,31 +663,4 @@ class H2Relay {
 function upstreamResetCode(code: number): number {
   if (code === ERR.NO_ERROR || code > ERR.HTTP_1_1_REQUIRED) return ERR.INTERNAL_ERROR;
   return code;
-}
-
-function splitAuthority(authority: string): { host: string; port: string } {
-  let host = authority;
-  let port = '';
-  if (!authority.startsWith('[')) {
-    // host[:digits], split at the last colon when digits (or nothing) follow it, as the pattern below does.
-    const at = authority.lastIndexOf(':');
-    if (at >= 0 && /^\d*$/.test(authority.slice(at + 1))) {
-      host = authority.slice(0, at);
-      port = authority.slice(at + 1);
-    }
-    host = host.toLowerCase();
-    return { host: host.endsWith('.') ? host.slice(0, -1) : host, port };
-  }
-  const v6 = /^\[([^\]]+)\](?::(\d*))?$/.exec(authority);
-  if (v6) {
-    host = v6[1];
-    port = v6[2] ?? '';
-  } else {
-    const m = /^(.*?)(?::(\d*))?$/.exec(authority)!;
-    host = m[1];
-    port = m[2] ?? '';
-  }
-  host = host.toLowerCase();
-  if (host.endsWith('.')) host = host.slice(0, -1);
-  return { host, port };
 }

@@ -30,7 +30,18 @@ import { connectUpstream, relay } from './relay.js';
 import { denialText, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
 import { isRefusal, McpGate } from './mcp-exchange.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
-import { canonicalHead, canonicalTarget, charsetOf, chunk, isJsonType, LAST_CHUNK, NO_BODY_METHODS } from '../protocols/http-canonical.js';
+import {
+  canonicalHead,
+  canonicalTarget,
+  charsetOf,
+  chunk,
+  decidedAuthority,
+  isDecidableHost,
+  isJsonType,
+  LAST_CHUNK,
+  NO_BODY_METHODS,
+  splitAuthority,
+} from '../protocols/http-canonical.js';
 import { canonicalJson, parseJsonExact, type ExactJson } from '../protocols/json-exact.js';
 import type { AgentBudgets } from '../budgets.js';
 import { inspectMcpResponse, inspectTextResponse, type McpReplyScope, type ResponseInspector } from './sse-inspect.js';
@@ -410,13 +421,7 @@ export class HttpConnection {
 
   /** Host header (or absolute-form target) → lowercase hostname and whether it disagrees with the real destination. */
   #hostOf(hostport: string, agent: Agent): { host: string; mismatch: boolean; port: string } {
-    let host = hostport;
-    const port = /:(\d*)$/.exec(hostport.startsWith('[') ? hostport.slice(hostport.indexOf(']')) : hostport)?.[1] ?? '';
-    const v6 = hostport.startsWith('[') ? /^\[([^\]]+)\](?::\d+)?$/.exec(hostport) : null;
-    if (v6) host = v6[1];
-    else if (hostport.includes(':')) host = hostport.replace(/:\d*$/, '');
-    host = host.toLowerCase();
-    if (host.endsWith('.')) host = host.slice(0, -1);
+    const { host, port } = splitAuthority(hostport);
     const dest = this.origin!.destination.address;
     let mismatch: boolean;
     if (this.options.tlsName !== undefined) mismatch = host !== this.options.tlsName;
@@ -439,9 +444,9 @@ export class HttpConnection {
   #httpSpec(ex: Exchange, agent: Agent): RequestSpec {
     const head = ex.head;
     const { host, mismatch, port } = this.#hostOf(ex.authority, agent);
-    if (!host || !/^[a-z0-9._~!$&'()*+,;=:%-]+$/.test(host))
+    if (!isDecidableHost(host))
       return { action: head.method, resource: this.#endpointUid(), context: {}, refuse: 'malformed request: empty or invalid Host' };
-    ex.authority = (host.includes(':') ? `[${host}]` : host) + (port ? `:${port}` : '');
+    ex.authority = decidedAuthority(host, port);
     const context: RequestSpec['context'] = {
       method: head.method,
       path: ex.path,
