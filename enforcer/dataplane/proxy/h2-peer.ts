@@ -327,7 +327,7 @@ export class H2Peer {
     if (!this.#socket.destroyed) this.#socket.write(out);
   }
 
-  /** Sends what the windows allow of `data`; returns the bytes sent, or -1 when an END_STREAM still waits. */
+  /** Sends what the windows allow of `data` (with END_STREAM after its last byte when `endStream`); returns the bytes sent. */
   #push(s: PeerStream, data: Buffer, endStream: boolean): number {
     let at = 0;
     const max = this.#peerMaxFrame;

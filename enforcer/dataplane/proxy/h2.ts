@@ -78,6 +78,8 @@ interface Exchange {
   /** Holding the body for a decision at its end (JSON, MCP): its parts, or null when relaying. */
   held: Buffer[] | null;
   heldBytes: number;
+  /** What decides and forwards a held body once it is whole. */
+  decideHeld: ((raw: Buffer) => void) | null;
   /** Decided, waiting for an upstream stream slot: the header list and body to send. */
   pending: { fields: HeaderField[]; data: Buffer[]; end: boolean } | null;
   scope: { http?: DecisionResult; mcp?: McpReplyScope };
@@ -347,6 +349,7 @@ class H2Relay {
       seen: 0,
       held: null,
       heldBytes: 0,
+      decideHeld: null,
       pending: null,
       prepaid: false,
       scope: {},
@@ -404,14 +407,13 @@ class H2Relay {
 
     const held = !grpc && !ended && (this.#mcp.toMcpUpstream || isJsonType(ct));
     if (!held) {
-      let result: DecisionResult;
       if (this.#mcp.toMcpUpstream && method !== 'POST') {
         // GET event stream / DELETE session of an MCP upstream: decided as MCP session traffic.
         const scope = this.#mcp.decideStream(headNow());
         if (!scope.decision.allowed) return this.#deny(ex, scope.decision);
         ex.scope = { mcp: scope };
       } else {
-        result = decideHttp();
+        const result = decideHttp();
         if (!result.allowed) return this.#deny(ex, result);
         ex.scope = { http: result };
       }
@@ -422,7 +424,7 @@ class H2Relay {
       return this.#refuseStream(ex, s, `JSON body declared charset '${charset}'`);
     if (this.#mcp.toMcpUpstream && !isJsonType(ct)) return this.#refuseStream(ex, s, 'an MCP POST must carry application/json');
     ex.held = [];
-    this.#heldFinish.set(ex, (raw: Buffer) => {
+    ex.decideHeld = (raw: Buffer) => {
       // The same strict, exact reading as over HTTP/1 (protocols/json-exact.ts): what is
       // forwarded is the parsed bytes when they are the one reading, else the canonical form.
       let parsed: ExactJson | null = null;
@@ -444,10 +446,9 @@ class H2Relay {
       if (!result.allowed) return this.#deny(ex, result);
       ex.scope = { http: result };
       this.#openUpstream(ex, withLength(raw.length), false, raw);
-    });
+    };
   }
 
-  readonly #heldFinish = new WeakMap<Exchange, (raw: Buffer) => void>();
   #lastHost: EntityUid | null = null;
   #lastTarget: { method: string; path: string; target: ReturnType<typeof canonicalTarget> } | null = null;
   #lastAuthority: { authority: string; split: { host: string; port: string } } | null = null;
@@ -509,7 +510,7 @@ class H2Relay {
     const raw = ex.held!.length === 1 ? ex.held![0] : Buffer.concat(ex.held!);
     this.#release(ex);
     ex.prepaid = true;
-    this.#heldFinish.get(ex)?.(raw);
+    ex.decideHeld?.(raw);
   }
 
   /** Whether the body so far fits the declared content-length (RFC 9113 §8.1.1). */
@@ -568,7 +569,6 @@ class H2Relay {
 
   #tryOpen(ex: Exchange): boolean {
     const p = ex.pending!;
-    const bodyNow = p.data.length > 0 || p.end;
     const u = this.#up.open(p.fields, p.end && p.data.length === 0, ex);
     if (!u) return false;
     if (u.id > this.#upstreamLast) {
@@ -578,9 +578,7 @@ class H2Relay {
     }
     ex.u = u;
     ex.pending = null;
-    if (bodyNow && p.data.length) {
-      for (let i = 0; i < p.data.length; i++) this.#up.sendData(u, p.data[i], p.end && i === p.data.length - 1);
-    }
+    for (let i = 0; i < p.data.length; i++) this.#up.sendData(u, p.data[i], p.end && i === p.data.length - 1);
     return true;
   }
 
