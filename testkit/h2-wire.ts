@@ -7,69 +7,24 @@
 // connection's close. It decodes no HPACK beyond the indexed :status of a response.
 import net from 'node:net';
 import tls from 'node:tls';
+import {
+  H2_ERR as H2_ERROR,
+  H2_FLAG as FLAG,
+  H2_FRAME as FRAME,
+  h2Frame as frame,
+  H2_PREFACE,
+  H2_SETTING as SETTING,
+} from '../enforcer/dataplane/index.js';
 
-export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-/** Frame types (RFC 9113 §6). */
-export const FRAME = {
-  DATA: 0x0,
-  HEADERS: 0x1,
-  PRIORITY: 0x2,
-  RST_STREAM: 0x3,
-  SETTINGS: 0x4,
-  PUSH_PROMISE: 0x5,
-  PING: 0x6,
-  GOAWAY: 0x7,
-  WINDOW_UPDATE: 0x8,
-  CONTINUATION: 0x9,
-} as const;
-
-/** Frame flags (RFC 9113 §6); ACK shares END_STREAM's bit on SETTINGS and PING. */
-export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
-
-/** Error codes (RFC 9113 §7). */
-export const H2_ERROR = {
-  NO_ERROR: 0x0,
-  PROTOCOL_ERROR: 0x1,
-  INTERNAL_ERROR: 0x2,
-  FLOW_CONTROL_ERROR: 0x3,
-  SETTINGS_TIMEOUT: 0x4,
-  STREAM_CLOSED: 0x5,
-  FRAME_SIZE_ERROR: 0x6,
-  REFUSED_STREAM: 0x7,
-  CANCEL: 0x8,
-  COMPRESSION_ERROR: 0x9,
-  CONNECT_ERROR: 0xa,
-  ENHANCE_YOUR_CALM: 0xb,
-  INADEQUATE_SECURITY: 0xc,
-  HTTP_1_1_REQUIRED: 0xd,
-} as const;
-
-/** SETTINGS identifiers (RFC 9113 §6.5.2). */
-export const SETTING = {
-  HEADER_TABLE_SIZE: 0x1,
-  ENABLE_PUSH: 0x2,
-  MAX_CONCURRENT_STREAMS: 0x3,
-  INITIAL_WINDOW_SIZE: 0x4,
-  MAX_FRAME_SIZE: 0x5,
-  MAX_HEADER_LIST_SIZE: 0x6,
-} as const;
+// The RFC 9113 constants and the frame builder are the dataplane's own (interoperation with
+// nghttp2 in npm test checks them); what this client adds is what a relay never sends.
+export { FLAG, FRAME, frame, H2_ERROR, H2_PREFACE, SETTING };
 
 export interface Frame {
   type: number;
   flags: number;
   stream: number;
   payload: Buffer;
-}
-
-/** One frame: the 9-byte header (24-bit length, type, flags, 31-bit stream id), then the payload. */
-export function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream & 0x7fffffff, 5);
-  return Buffer.concat([h, payload]);
 }
 
 /** An HPACK integer (RFC 7541 §5.1) with an N-bit prefix, `high` the bits above the prefix in the first byte. */
