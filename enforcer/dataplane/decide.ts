@@ -66,6 +66,20 @@ function uidTextOf(u: EntityUid): string {
 /** Cached per snapshot: tool action names the engine knows (used when the snapshot carries no schema text). */
 const probed = new WeakMap<object, Map<string, boolean>>();
 
+/**
+ * Host::"<name>" for one connection: the same frozen object while its requests name the same
+ * host, so the decision's caches (audit text, upstream taint bits, the connection's last request)
+ * find it by identity instead of hashing the name again.
+ */
+export class HostUids {
+  #last: EntityUid | null = null;
+
+  of(name: string): EntityUid {
+    if (this.#last?.id !== name) this.#last = Object.freeze({ type: 'Host', id: name });
+    return this.#last;
+  }
+}
+
 export class Decider {
   constructor(
     private readonly snapshots: SnapshotSource,

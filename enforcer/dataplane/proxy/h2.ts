@@ -31,7 +31,7 @@ import { canonicalJson, parseJsonExact, type ExactJson } from '../protocols/json
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import type { Decider, DecisionResult, RequestSpec } from '../decide.js';
 import type { HttpHead } from '../protocols/http1.js';
-import { denialText } from '../decide.js';
+import { denialText, HostUids } from '../decide.js';
 import type { HttpDeps, Limits } from './http.js';
 import { H2Peer, type PeerStream } from './h2-peer.js';
 import { isRefusal, McpGate } from './mcp-exchange.js';
@@ -378,7 +378,7 @@ class H2Relay {
         protocol: 'http',
         fallback: { action: grpc ? 'grpc' : method, resource: endpoint },
         build: (): RequestSpec => {
-          const resource = this.#hostUid(host);
+          const resource = this.#hosts.of(host);
           const context: RequestSpec['context'] = {
             path: target.path,
             port: origin.destination.port,
@@ -449,7 +449,7 @@ class H2Relay {
     };
   }
 
-  #lastHost: EntityUid | null = null;
+  readonly #hosts = new HostUids();
   #lastTarget: { method: string; path: string; target: ReturnType<typeof canonicalTarget> } | null = null;
   #lastAuthority: { authority: string; split: { host: string; port: string } } | null = null;
 
@@ -468,16 +468,6 @@ class H2Relay {
     const split = splitAuthority(authority);
     this.#lastAuthority = { authority, split };
     return split;
-  }
-
-  /**
-   * Host::"<host>", the same object while a connection's requests name the same host: the
-   * decision's caches (audit text, upstream taint bits, the connection's last request) then
-   * find it by identity instead of hashing the name again. Never mutated.
-   */
-  #hostUid(host: string): EntityUid {
-    if (this.#lastHost?.id !== host) this.#lastHost = Object.freeze({ type: 'Host', id: host });
-    return this.#lastHost;
   }
 
   #fromAgentData(s: PeerStream, d: Buffer, end: boolean): void {

@@ -27,7 +27,7 @@ import {
   type HttpHead,
 } from '../protocols/http1.js';
 import { connectUpstream, relay } from './relay.js';
-import { denialText, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
+import { denialText, HostUids, type Agent, type Decider, type DecisionResult, type RequestSpec } from '../decide.js';
 import { isRefusal, McpGate } from './mcp-exchange.js';
 import { looksLikeJsonRpc } from '../protocols/mcp.js';
 import {
@@ -313,6 +313,7 @@ export class HttpConnection {
   }
 
   #endpoint: EntityUid | null = null;
+  readonly #hosts = new HostUids();
   #endpointUid(): EntityUid {
     if (this.#endpoint) return this.#endpoint;
     const d = this.origin?.destination;
@@ -460,7 +461,7 @@ export class HttpConnection {
     if (cl !== undefined && /^\d{1,15}$/.test(cl)) context.content_length = Number(cl);
     const ua = header(head, 'user-agent');
     if (ua !== undefined) context.user_agent = ua;
-    const resource = { type: 'Host', id: host };
+    const resource = this.#hosts.of(host);
     return {
       action: head.method,
       resource,
