@@ -179,7 +179,10 @@ export class Decider {
           });
           if (memo) {
             if (memo.size >= MEMO_ENTRIES) memo.clear();
-            memo.set(key!, decision);
+            // Shared by every request it answers (their results and audit events): frozen, so none can change it.
+            Object.freeze(decision.reasons);
+            Object.freeze(decision.errors);
+            memo.set(key!, Object.freeze(decision));
           }
         }
         if (input.origin && !repeated && (key !== null || memo !== null))
